@@ -1,0 +1,107 @@
+"""failpath: what your AI feature does when the model is wrong.
+
+Guard a model call so every call ends in a typed outcome, test it against messy and hostile input
+before clean input, check it before shipping, and watch it in production.
+
+``import failpath`` stays light: names are loaded from their module the first time they are used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from failpath.core import (
+    STATES,
+    Abstained,
+    AlreadyResolved,
+    Answered,
+    Attempt,
+    Case,
+    Clarify,
+    ConfigError,
+    DatasetError,
+    Defaulted,
+    Escalated,
+    FailpathError,
+    Outcome,
+    OutputRejected,
+    PolicyError,
+    Prediction,
+    ProviderFailure,
+    StoreError,
+    SystemTimeout,
+    Ticket,
+    TicketNotFound,
+    TicketStatus,
+    Trace,
+)
+
+__version__ = "0.1.0"
+
+# name -> module that defines it. Each part of the package lists its public names here.
+_LAZY: dict[str, str] = {
+    # --- store
+    "Store": "failpath.store",
+    "open_store": "failpath.store",
+    # --- guard
+    # --- chaos
+    # --- check
+    # --- report
+    # --- watch
+    # --- llm
+}
+
+# Subpackages reachable as attributes: fp.stats, fp.chaos, fp.review, fp.llm, ...
+_SUBMODULES: dict[str, str] = {
+    "stats": "failpath.stats",
+    "chaos": "failpath.chaos",
+    "store": "failpath.store",
+    "guard": "failpath.guard",
+    "report": "failpath.report",
+    "watch": "failpath.watch",
+    "llm": "failpath.llm",
+}
+
+__all__ = [
+    "STATES",
+    "Abstained",
+    "AlreadyResolved",
+    "Answered",
+    "Attempt",
+    "Case",
+    "Clarify",
+    "ConfigError",
+    "DatasetError",
+    "Defaulted",
+    "Escalated",
+    "FailpathError",
+    "Outcome",
+    "OutputRejected",
+    "PolicyError",
+    "Prediction",
+    "ProviderFailure",
+    "StoreError",
+    "SystemTimeout",
+    "Ticket",
+    "TicketNotFound",
+    "TicketStatus",
+    "Trace",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        module = importlib.import_module(_SUBMODULES[name])
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'failpath' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

@@ -1,0 +1,295 @@
+"""Values shared by every part of failpath: predictions, cases, outcomes, traces, tickets, errors.
+
+This module imports nothing from the rest of the package.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Mapping
+
+__all__ = [
+    "STATES",
+    "Prediction",
+    "Case",
+    "Outcome",
+    "Answered",
+    "Clarify",
+    "Escalated",
+    "Abstained",
+    "Defaulted",
+    "OUTCOME_KINDS",
+    "Attempt",
+    "Trace",
+    "Ticket",
+    "TicketStatus",
+    "FailpathError",
+    "ConfigError",
+    "PolicyError",
+    "DatasetError",
+    "StoreError",
+    "AlreadyResolved",
+    "TicketNotFound",
+    "SystemTimeout",
+    "ProviderFailure",
+    "OutputRejected",
+]
+
+#: The catalog of built-in failure states, in the order a report lists them.
+STATES: tuple[str, ...] = (
+    "provider_error",
+    "timeout",
+    "invalid_output",
+    "low_confidence",
+    "anomalous_input",
+    "injection_suspected",
+    "inconsistent",
+    "empty_input",
+    "budget_exceeded",
+    "unexpected",
+)
+
+
+# --------------------------------------------------------------------------- predictions and cases
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """What a system may return instead of a plain value: the value, a confidence in [0, 1], extra data.
+
+    ``meta`` is free-form; the key ``"usage"`` (a mapping of token counts such as
+    ``{"input_tokens": 12, "output_tokens": 40}``) is summed by the guard across attempts.
+    """
+
+    value: Any
+    confidence: float | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One labeled example: an id, the system's input, the expected output, and optional tags."""
+
+    id: str
+    input: Any
+    expected: Any
+    tags: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """Base of the five outcomes a guarded call can end in.
+
+    ``state`` names the failure state that led to the outcome (``None`` for a clean answer);
+    ``trace_id`` identifies the trace of the call.
+    """
+
+    state: str | None = None
+    trace_id: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """The outcome's name in lower case: ``answered``, ``clarify``, ``escalated``, ``abstained``, ``defaulted``."""
+        return _KIND[type(self)]
+
+    @property
+    def handled(self) -> bool:
+        """True for every outcome except ``Answered``: the system declined to answer on its own."""
+        return not isinstance(self, Answered)
+
+
+@dataclass(frozen=True, slots=True)
+class Answered(Outcome):
+    """The system answered. ``degraded`` is True when the answer came from a fallback system."""
+
+    value: Any
+    confidence: float | None = None
+    degraded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Clarify(Outcome):
+    """Ask the user: the question to show them."""
+
+    question: str
+
+
+@dataclass(frozen=True, slots=True)
+class Escalated(Outcome):
+    """A human decides: ``ticket_id`` is the ticket waiting in the review queue named ``queue``."""
+
+    ticket_id: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class Abstained(Outcome):
+    """No answer, on purpose, for the reason given."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Defaulted(Outcome):
+    """A safe value returned instead of the system's answer, for the reason given."""
+
+    value: Any
+    reason: str
+
+
+_KIND: dict[type, str] = {
+    Answered: "answered",
+    Clarify: "clarify",
+    Escalated: "escalated",
+    Abstained: "abstained",
+    Defaulted: "defaulted",
+}
+
+#: Outcome names, in the order a report lists them.
+OUTCOME_KINDS: tuple[str, ...] = tuple(_KIND.values())
+
+
+# --------------------------------------------------------------------------- traces and tickets
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One call of a system (or one action taken) inside a guarded call."""
+
+    number: int
+    action: str  # "call", "retry", "fallback", "sample", or the name of a resolving action
+    system: str | None = None
+    state: str | None = None  # failure state detected on this attempt, if any
+    error: str | None = None  # "ExceptionType: message" when the system raised
+    output: Any = None  # JSON-safe rendering of the raw output
+    confidence: float | None = None
+    latency_ms: float = 0.0
+    usage: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """What a guarded call did: the record written to the store for every call."""
+
+    trace_id: str
+    time: float  # Unix seconds at the start of the call
+    policy: str
+    input_digest: str  # sha256 hex of the input's canonical text
+    input_preview: str  # redacted, truncated
+    outcome: str  # one of OUTCOME_KINDS
+    input_raw: str | None = None  # only when the policy opts in
+    output: Any = None  # JSON-safe rendering of the final value (Answered / Defaulted), else None
+    confidence: float | None = None
+    states: tuple[str, ...] = ()  # every failure state detected, in order
+    actions: tuple[str, ...] = ()  # every action taken, in order
+    state: str | None = None  # the state that decided the outcome
+    attempts: tuple[Attempt, ...] = ()
+    degraded: bool = False
+    latency_ms: float = 0.0
+    ticket_id: str | None = None
+    usage: Mapping[str, float] = field(default_factory=dict)
+    detail: Mapping[str, Any] = field(default_factory=dict)  # reason, question, queue, detector explanations
+
+
+class TicketStatus(str, Enum):
+    """Where a review ticket stands."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A call waiting for a human decision in a review queue."""
+
+    ticket_id: str
+    queue: str
+    created: float
+    policy: str
+    trace_id: str | None
+    input_preview: str
+    input_raw: str | None
+    output: Any
+    confidence: float | None
+    state: str | None
+    status: TicketStatus = TicketStatus.OPEN
+    deadline: float | None = None  # Unix seconds; past it the ticket ends in `default`
+    default: Any = None  # JSON-safe value the policy declared for an expired ticket
+    answer: Any = None
+    note: str | None = None
+    reviewer: str | None = None
+    resolved_at: float | None = None
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class FailpathError(Exception):
+    """Base of every error failpath raises on purpose."""
+
+
+class ConfigError(FailpathError):
+    """A configuration value is wrong: the message names the file, key or value and what to do."""
+
+
+class PolicyError(ConfigError):
+    """A policy is malformed: the message names the rule and the value."""
+
+
+class DatasetError(FailpathError):
+    """A dataset cannot be read: the message names the file, the line and what to do."""
+
+
+class StoreError(FailpathError):
+    """The store cannot be opened, read or written."""
+
+
+class TicketNotFound(StoreError):
+    """No ticket has that id."""
+
+
+class AlreadyResolved(StoreError):
+    """The ticket was resolved (or expired) already; a second resolution is refused."""
+
+
+class SystemTimeout(TimeoutError):
+    """Raised by a system (or an adapter) whose provider timed out; the guard maps it to ``timeout``."""
+
+
+class ProviderFailure(Exception):
+    """Raised by a system (or an adapter) when its provider failed: rate limit, server error, connection.
+
+    ``retry_after`` (seconds), when the provider said it, is honored by ``Retry``.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class OutputRejected(Exception):
+    """Raised by a system (or an adapter) whose raw output is unusable: refusal, empty, truncated, off-schema.
+
+    The guard maps it to ``invalid_output``.
+    """
+
+    def __init__(self, message: str, *, raw: Any = None):
+        super().__init__(message)
+        self.raw = raw
+
+
+def is_valid_confidence(c: Any) -> bool:
+    """True when ``c`` is a real number in [0, 1] (not NaN, not a bool)."""
+    return (
+        isinstance(c, (int, float))
+        and not isinstance(c, bool)
+        and not math.isnan(c)
+        and 0.0 <= c <= 1.0
+    )

@@ -1,0 +1,134 @@
+"""The store interface. Backends implement every method; nothing outside ``failpath.store`` writes SQL."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from failpath.core import Ticket, TicketStatus, Trace
+
+DEFAULT_STORE_PATH = Path(".failpath") / "failpath.db"
+
+
+class Store(abc.ABC):
+    """One place where traces, review tickets and check runs are kept.
+
+    Traces are written through a background batching writer (``write_trace`` never waits on disk);
+    everything else is written synchronously. A store is safe to share between threads, and several
+    processes may open the same store at once.
+    """
+
+    path: Path
+
+    # ------------------------------------------------------------------ traces
+    @abc.abstractmethod
+    def write_trace(self, trace: Trace) -> None:
+        """Queue a trace for writing; returns at once. ``flush`` or ``close`` waits for the disk."""
+
+    @abc.abstractmethod
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every trace queued so far is on disk."""
+
+    @abc.abstractmethod
+    def get_trace(self, trace_id: str) -> Trace | None:
+        """The trace with that id (a unique prefix works too), or None."""
+
+    @abc.abstractmethod
+    def query_traces(
+        self,
+        *,
+        policy: str | None = None,
+        outcome: str | None = None,
+        state: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = 100,
+        newest_first: bool = True,
+    ) -> list[Trace]:
+        """Traces matching every filter given (``since``/``until`` are Unix seconds)."""
+
+    @abc.abstractmethod
+    def count_traces(
+        self,
+        *,
+        policy: str | None = None,
+        outcome: str | None = None,
+        state: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """How many traces match every filter given."""
+
+    # ------------------------------------------------------------------ review tickets
+    @abc.abstractmethod
+    def create_ticket(self, ticket: Ticket) -> str:
+        """Store a new open ticket (synchronously) and return its id."""
+
+    @abc.abstractmethod
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        """The ticket with that id (a unique prefix works too); raises ``TicketNotFound``."""
+
+    @abc.abstractmethod
+    def list_tickets(
+        self, *, status: TicketStatus | str | None = None, queue: str | None = None, limit: int | None = None
+    ) -> list[Ticket]:
+        """Tickets, oldest first, filtered by status and queue."""
+
+    @abc.abstractmethod
+    def resolve_ticket(
+        self, ticket_id: str, answer: Any, *, note: str | None = None, reviewer: str | None = None
+    ) -> Ticket:
+        """Record a human's answer. Atomic across processes: a second resolution raises ``AlreadyResolved``."""
+
+    @abc.abstractmethod
+    def expire_tickets(self, *, older_than: float, now: float | None = None) -> list[Ticket]:
+        """Mark open tickets created more than ``older_than`` seconds ago, or past their deadline, as expired."""
+
+    # ------------------------------------------------------------------ check runs
+    @abc.abstractmethod
+    def create_run(self, run_id: str, *, kind: str, config: Mapping[str, Any]) -> None:
+        """Register a run (``kind`` is e.g. ``"check"``) with its JSON-safe configuration."""
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """The run's record: ``run_id, kind, config, created, finished, summary`` (a unique prefix works)."""
+
+    @abc.abstractmethod
+    def list_runs(self, *, kind: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first."""
+
+    @abc.abstractmethod
+    def add_results(self, run_id: str, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+        """Store result rows ``(key, data)``; a key already stored for the run is ignored. Returns rows added."""
+
+    @abc.abstractmethod
+    def result_keys(self, run_id: str) -> set[str]:
+        """Keys of the results stored for the run (what a resumed run skips)."""
+
+    @abc.abstractmethod
+    def results(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's result rows, in the order they were written."""
+
+    @abc.abstractmethod
+    def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        """Mark the run finished and keep its JSON-safe summary (what reports are rebuilt from)."""
+
+    # ------------------------------------------------------------------ lifecycle
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Flush pending traces and release the store. Idempotent."""
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(path: str | Path | None = None, **options: Any) -> Store:
+    """Open (creating if needed) the store at ``path`` (default ``.failpath/failpath.db``)."""
+    from failpath.store.sqlite import SQLiteStore
+
+    return SQLiteStore(Path(path) if path is not None else DEFAULT_STORE_PATH, **options)
