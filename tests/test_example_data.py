@@ -143,3 +143,11 @@ def test_loader_reads_the_reference_files(name, count):
     cases = load_parserator_xml(SHARED / name)
     assert len(cases) == count
     assert all(c.input == " ".join(t for t, _ in c.expected) for c in cases)
+
+
+def test_loader_drops_line_breaks_around_tokens(tmp_path):
+    path = _write(tmp_path, "<AddressCollection><AddressString><Recipient>ACME\n</Recipient> "
+                  "<AddressNumber>12</AddressNumber></AddressString></AddressCollection>")
+    (case,) = load_parserator_xml(path)
+    assert case.input == "ACME 12"
+    assert case.expected == [("ACME", "Recipient"), ("12", "AddressNumber")]

@@ -69,6 +69,8 @@ def load_parserator_xml(path: str | Path) -> list[Case]:
     Each ``<AddressString>`` under the root holds one address, each token wrapped in its label:
     ``<AddressNumber>123</AddressNumber> <StreetName>Main</StreetName> ...``. Case ids are
     ``<file stem>-<index>``; the tag ``parserator`` and the file stem are added to every case.
+    Whitespace around a token (some files keep the line breaks of the original text) is dropped, so
+    the input is the tokens joined by single spaces; entities stay as the file spells them.
     Raises ``DatasetError`` naming the file, the line and what to fix.
     """
     path = Path(path)
@@ -94,8 +96,8 @@ def load_parserator_xml(path: str | Path) -> list[Case]:
             raise DatasetError(f"{where}: text {address.text.strip()!r} outside any label; wrap every token in its label element")
         pairs = []
         for element in address:
-            token = element.text or ""
-            if len(element) or not token.strip() or len(token.split()) != 1:
+            token = (element.text or "").strip()
+            if len(element) or not token or len(token.split()) != 1:
                 raise DatasetError(
                     f"{where}: <{element.tag}> must hold exactly one token of plain text, found {token!r}"
                     + (" with child elements" if len(element) else "")
