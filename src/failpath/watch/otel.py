@@ -1,0 +1,171 @@
+"""OpenTelemetry export: every guarded call becomes a span, every attempt a span event.
+
+Use it as an exporter of a policy, beside the SQLite store or instead of it::
+
+    from failpath.watch import OTelExporter
+    policy = fp.Policy("address", rules, exporters=[OTelExporter()])               # store + spans
+    policy = fp.Policy("address", rules, store=False, exporters=[OTelExporter()])  # spans only
+
+The span runs from the trace's start time for its latency; it carries ``failpath.*`` attributes and
+the OpenTelemetry GenAI semantic convention attributes that apply (token usage, model, provider).
+Inputs are never put on spans (a digest is), because they may hold personal data.
+
+OpenTelemetry is an optional extra: ``pip install 'failpath[otel]'``. This module imports it only when
+an exporter is created, so ``import failpath`` never does.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from failpath.core import Attempt, ConfigError, Trace
+
+__all__ = ["OTelExporter", "OTelUnavailable", "span_attributes"]
+
+#: Version of the GenAI semantic conventions whose attribute names are used here.
+GENAI_SEMCONV = "1.37"
+
+_INPUT_TOKEN_KEYS = ("input_tokens", "prompt_tokens")
+_OUTPUT_TOKEN_KEYS = ("output_tokens", "completion_tokens")
+_MODEL_KEYS = ("model", "gen_ai.request.model")
+_PROVIDER_KEYS = ("provider", "gen_ai.provider.name")
+
+
+class OTelUnavailable(ConfigError, ImportError):
+    """OpenTelemetry is not installed; the message says which extra to install."""
+
+
+def _import_otel_trace() -> Any:
+    try:
+        return importlib.import_module("opentelemetry.trace")
+    except ImportError as exc:
+        raise OTelUnavailable(
+            "OpenTelemetry export needs the otel extra, which is not installed "
+            f"({exc.name or 'opentelemetry'} is missing): pip install 'failpath[otel]'"
+        ) from exc
+
+
+class OTelExporter:
+    """An exporter for ``Policy(exporters=[...])`` that turns each trace into an OpenTelemetry span.
+
+    ``tracer_provider`` is the provider to create spans with; ``None`` uses the global one (set by
+    your application or by ``opentelemetry-instrument``). The span is a child of whatever span is
+    current when the guard calls ``export`` (your request span, typically).
+    """
+
+    def __init__(self, tracer_provider: Any | None = None, *, span_name: str = "failpath {policy}") -> None:
+        otel_trace = _import_otel_trace()
+        from failpath import __version__
+
+        self._otel_trace = otel_trace
+        self._tracer = otel_trace.get_tracer("failpath", __version__, tracer_provider=tracer_provider)
+        self._span_name = span_name
+
+    def export(self, trace: Trace) -> None:
+        """Emit one span for ``trace``, with one event per attempt."""
+        start_ns = _to_ns(trace.time)
+        end_ns = start_ns + _ms_to_ns(trace.latency_ms)
+        span = self._tracer.start_span(
+            self._span_name.format(policy=trace.policy),
+            kind=self._otel_trace.SpanKind.INTERNAL,
+            attributes=span_attributes(trace),
+            start_time=start_ns,
+        )
+        try:
+            elapsed_ns = start_ns
+            for attempt in trace.attempts:
+                elapsed_ns += _ms_to_ns(attempt.latency_ms)
+                span.add_event("failpath.attempt", attributes=_attempt_attributes(attempt), timestamp=min(elapsed_ns, end_ns))
+        finally:
+            span.end(end_time=end_ns)
+
+    def __repr__(self) -> str:
+        return f"OTelExporter(span_name={self._span_name!r})"
+
+
+def span_attributes(trace: Trace) -> dict[str, Any]:
+    """The attributes of the span for ``trace``: ``failpath.*`` and the GenAI ones that apply.
+
+    ``None`` values are left out (OpenTelemetry drops them anyway, with a warning).
+    """
+    attributes: dict[str, Any] = {
+        "failpath.trace_id": trace.trace_id,
+        "failpath.policy": trace.policy,
+        "failpath.outcome": trace.outcome,
+        "failpath.state": trace.state,
+        "failpath.states": list(trace.states),
+        "failpath.actions": list(trace.actions),
+        "failpath.degraded": bool(trace.degraded),
+        "failpath.attempts": len(trace.attempts),
+        "failpath.confidence": _number(trace.confidence),
+        "failpath.latency_ms": _number(trace.latency_ms),
+        "failpath.ticket_id": trace.ticket_id,
+        "failpath.input_digest": trace.input_digest,
+    }
+    if trace.outcome != "answered" and trace.state:
+        attributes["error.type"] = trace.state
+    input_tokens = _first_number(trace.usage, _INPUT_TOKEN_KEYS)
+    output_tokens = _first_number(trace.usage, _OUTPUT_TOKEN_KEYS)
+    if input_tokens is not None:
+        attributes["gen_ai.usage.input_tokens"] = int(input_tokens)
+    if output_tokens is not None:
+        attributes["gen_ai.usage.output_tokens"] = int(output_tokens)
+    model = _first_text(trace.detail, _MODEL_KEYS)
+    provider = _first_text(trace.detail, _PROVIDER_KEYS)
+    if model:
+        attributes["gen_ai.request.model"] = model
+    if provider:
+        attributes["gen_ai.provider.name"] = provider
+    return {key: value for key, value in attributes.items() if value is not None and value != []}
+
+
+def _attempt_attributes(attempt: Attempt) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "failpath.attempt.number": attempt.number,
+        "failpath.attempt.action": attempt.action,
+        "failpath.attempt.system": attempt.system,
+        "failpath.attempt.state": attempt.state,
+        "failpath.attempt.error": attempt.error,
+        "failpath.attempt.confidence": _number(attempt.confidence),
+        "failpath.attempt.latency_ms": _number(attempt.latency_ms),
+    }
+    input_tokens = _first_number(attempt.usage, _INPUT_TOKEN_KEYS)
+    output_tokens = _first_number(attempt.usage, _OUTPUT_TOKEN_KEYS)
+    if input_tokens is not None:
+        attributes["gen_ai.usage.input_tokens"] = int(input_tokens)
+    if output_tokens is not None:
+        attributes["gen_ai.usage.output_tokens"] = int(output_tokens)
+    return {key: value for key, value in attributes.items() if value is not None}
+
+
+def _to_ns(seconds: float) -> int:
+    return int(round(seconds * 1e9))
+
+
+def _ms_to_ns(ms: float) -> int:
+    number = _number(ms)
+    return max(0, int(round(number * 1e6))) if number is not None else 0
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if value == value else None  # NaN is dropped
+
+
+def _first_number(mapping: Mapping[str, Any] | None, keys: tuple[str, ...]) -> float | None:
+    for key in keys:
+        number = _number((mapping or {}).get(key))
+        if number is not None:
+            return number
+    return None
+
+
+def _first_text(mapping: Mapping[str, Any] | None, keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = (mapping or {}).get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
