@@ -1,0 +1,85 @@
+"""Statistics for confidence, risk and thresholds (numpy and scipy only).
+
+Definitions are part of the interface; every function's docstring states its own. Shared
+conventions: an item is *answered* at threshold ``t`` when ``confidence >= t``; ``correct`` holds
+booleans or 0/1 and an *error* is ``correct == 0``; coverage = answered / n, selective risk =
+errors among answered / answered, joint risk = errors among answered / n. Grouped data
+``(confidence, count, errors)`` becomes per-item arrays with :func:`expand_groups`.
+
+scipy is imported inside the functions that need it, so importing this package loads numpy only.
+"""
+
+from failpath.stats._inputs import StatsInputError, expand_groups
+from failpath.stats.anomaly import Mahalanobis, conformal_p_values, fit_mahalanobis, mahalanobis_squared
+from failpath.stats.confidence import (
+    RiskCoverage,
+    adaptive_ece,
+    augrc,
+    aurc,
+    auroc,
+    brier,
+    e_aurc,
+    ece,
+    oracle_aurc,
+    risk_coverage,
+    selective_risk_at_coverage,
+)
+from failpath.stats.intervals import Gap, Interval, binomial_upper_bound, bootstrap_ci, clopper_pearson, paired_gap
+from failpath.stats.policy import (
+    ActionCost,
+    BayesCutoffs,
+    CostPolicy,
+    bayes_cutoffs,
+    cost_optimal_policy,
+    evaluate_policy,
+)
+from failpath.stats.thresholds import (
+    ThresholdResult,
+    p_value_binomial,
+    p_value_hoeffding_bentkus,
+    select_threshold,
+    threshold_grid,
+)
+
+__all__ = [
+    # inputs
+    "StatsInputError",
+    "expand_groups",
+    # confidence quality
+    "RiskCoverage",
+    "risk_coverage",
+    "aurc",
+    "oracle_aurc",
+    "e_aurc",
+    "augrc",
+    "auroc",
+    "ece",
+    "adaptive_ece",
+    "brier",
+    "selective_risk_at_coverage",
+    # intervals
+    "Interval",
+    "Gap",
+    "clopper_pearson",
+    "binomial_upper_bound",
+    "bootstrap_ci",
+    "paired_gap",
+    # thresholds with a guarantee
+    "ThresholdResult",
+    "threshold_grid",
+    "p_value_binomial",
+    "p_value_hoeffding_bentkus",
+    "select_threshold",
+    # cost-optimal policy
+    "ActionCost",
+    "BayesCutoffs",
+    "CostPolicy",
+    "bayes_cutoffs",
+    "evaluate_policy",
+    "cost_optimal_policy",
+    # anomaly scores
+    "conformal_p_values",
+    "Mahalanobis",
+    "fit_mahalanobis",
+    "mahalanobis_squared",
+]

@@ -1,0 +1,374 @@
+"""Confidence thresholds with a statistical guarantee: Learn-then-Test and conformal risk control.
+
+Learn-then-Test (Angelopoulos, Bates et al., 2021): for every threshold ``t`` of a grid fixed before
+the labels are seen, test the null hypothesis "the risk at ``t`` exceeds ``max_risk``" with an exact
+binomial p-value, then certify thresholds with a procedure that controls the family-wise error rate
+at ``delta``. With probability at least ``1 - delta`` over the calibration set, every certified
+threshold has true risk <= ``max_risk``; the chosen threshold is the lowest certified one (the most
+coverage). When nothing is certified the result says so: threshold ``+inf`` (never answer),
+``certified=False``, coverage 0. There is no silent fallback.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from failpath.stats._inputs import StatsInputError, as_pair, as_probability, as_scores
+
+__all__ = [
+    "ThresholdResult",
+    "threshold_grid",
+    "p_value_binomial",
+    "p_value_hoeffding_bentkus",
+    "select_threshold",
+]
+
+Method = Literal["holm", "bonferroni", "fixed_sequence", "split_fixed_sequence", "crc"]
+Risk = Literal["selective", "joint"]
+PValue = Literal["binomial", "hoeffding_bentkus"]
+
+_METHODS = ("holm", "bonferroni", "fixed_sequence", "split_fixed_sequence", "crc")
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    """A confidence threshold chosen with a guarantee, and the evidence for it.
+
+    Answer when ``confidence >= threshold``. ``threshold`` is ``+inf`` (never answer) and
+    ``certified`` False when no grid threshold could be certified. ``coverage``, ``n_answered`` and
+    ``n_errors`` describe the chosen threshold on the data the test used (``n`` items: the whole
+    calibration set, or its testing part for ``split_fixed_sequence``). ``p_value`` is the chosen
+    threshold's p-value (None when nothing is certified, or for ``crc``). ``certified_thresholds``
+    lists every certified grid threshold, highest first. ``risk_upper_bound`` is the Clopper–Pearson
+    upper bound on the chosen threshold's risk at level ``delta / len(grid)`` (Bonferroni, so it is
+    valid whichever threshold was chosen); 0 when nothing is answered; for ``crc`` it is the
+    conformal bound on the expected risk. ``grid`` and ``p_values`` give every threshold tested.
+    """
+
+    threshold: float
+    certified: bool
+    coverage: float
+    n_answered: int
+    n_errors: int
+    p_value: float | None
+    certified_thresholds: tuple[float, ...]
+    risk_upper_bound: float
+    method: str
+    delta: float | None
+    max_risk: float
+    risk: str
+    n: int
+    grid: tuple[float, ...] = field(repr=False)
+    p_values: tuple[float, ...] = field(repr=False)
+
+    @property
+    def never_answer(self) -> bool:
+        """True when nothing was certified: the only safe policy is never to answer."""
+        return not self.certified
+
+    def answers(self, confidence: Any) -> np.ndarray:
+        """Which of these confidences the threshold answers (``confidence >= threshold``)."""
+        return as_scores(confidence) >= self.threshold
+
+    def summary(self) -> str:
+        """One sentence saying what was certified, or loudly that nothing was."""
+        guarantee = (
+            f"at delta={self.delta:g}" if self.delta is not None else "in expectation"
+        )
+        if not self.certified:
+            return (
+                f"NOTHING CERTIFIED: no threshold on the grid keeps {self.risk} risk <= "
+                f"{self.max_risk:g} {guarantee} ({self.method}, n={self.n}); never answer."
+            )
+        return (
+            f"answer when confidence >= {self.threshold:g}: {self.risk} risk <= {self.max_risk:g} "
+            f"{guarantee} ({self.method}, n={self.n}); coverage {self.coverage:.1%}, "
+            f"{self.n_errors} errors in {self.n_answered} answered."
+        )
+
+
+def threshold_grid(start: float = 1.0, stop: float = 0.0, step: float = 0.01) -> tuple[float, ...]:
+    """A descending threshold grid ``start, start - step, ..., stop`` (both ends included).
+
+    Values are computed as ``i / scale`` from whole numbers, so ``threshold_grid()[4] == 0.96``
+    exactly (no accumulated floating-point drift). The default is 1.00, 0.99, ..., 0.00.
+    """
+    if not step > 0 or not start >= stop:
+        raise StatsInputError(f"need step > 0 and start >= stop, got start={start}, stop={stop}, step={step}")
+    decimals = max(_decimals(start), _decimals(stop), _decimals(step))
+    scale = 10**decimals
+    first, last, stride = (round(v * scale) for v in (start, stop, step))
+    return tuple(i / scale for i in range(first, last - 1, -stride))
+
+
+def p_value_binomial(n_errors: Any, n_trials: Any, max_risk: float) -> Any:
+    """Exact binomial p-value for "risk > max_risk": ``P[Binomial(n_trials, max_risk) <= n_errors]``.
+
+    Small values are evidence that the risk is at most ``max_risk``. With ``n_trials == 0`` it is 1
+    (no evidence). Accepts arrays.
+    """
+    from scipy.stats import binom
+
+    level = as_probability(max_risk, "max_risk")
+    errors, trials = np.asarray(n_errors, dtype=float), np.asarray(n_trials, dtype=float)
+    value = np.where(trials > 0, binom.cdf(errors, trials, level), 1.0)
+    return float(value) if value.ndim == 0 else value
+
+
+def p_value_hoeffding_bentkus(n_errors: Any, n_trials: Any, max_risk: float) -> Any:
+    """Hoeffding–Bentkus p-value for "risk > max_risk" (Bates et al., 2021), valid for bounded losses.
+
+    ``min(exp(-n * h(min(r, a), a)), e * P[Binomial(n, a) <= ceil(n * r)])`` with ``r`` the observed
+    risk, ``a = max_risk`` and ``h(r, a) = r ln(r/a) + (1-r) ln((1-r)/(1-a))``. For 0/1 losses the
+    exact binomial p-value is never larger; this one is offered for comparison. Accepts arrays.
+    """
+    from scipy.stats import binom
+    from scipy.special import xlogy
+
+    level = as_probability(max_risk, "max_risk")
+    errors, trials = np.asarray(n_errors, dtype=float), np.asarray(n_trials, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        observed = np.minimum(np.where(trials > 0, errors / np.maximum(trials, 1), 0.0), level)
+        divergence = xlogy(observed, observed / level) + xlogy(1 - observed, (1 - observed) / (1 - level))
+        hoeffding = np.exp(-trials * divergence)
+        bentkus = math.e * binom.cdf(np.ceil(errors), trials, level)
+    value = np.where(trials > 0, np.minimum(np.minimum(hoeffding, bentkus), 1.0), 1.0)
+    return float(value) if value.ndim == 0 else value
+
+
+def select_threshold(
+    confidence: Any,
+    correct: Any,
+    *,
+    max_risk: float,
+    delta: float | None,
+    grid: Sequence[float] | None = None,
+    method: Method = "holm",
+    risk: Risk = "selective",
+    start: float | None = None,
+    p_value: PValue = "binomial",
+    split_fraction: float = 0.5,
+    seed: int | None = 0,
+) -> ThresholdResult:
+    """Choose the confidence threshold with the most coverage whose risk is certified <= ``max_risk``.
+
+    Definitions (answer when ``confidence >= t``):
+
+    * ``risk="selective"``: errors among answered / answered; the p-value at ``t`` is
+      ``P[Binomial(n_answered(t), max_risk) <= n_errors(t)]`` (1 when nothing is answered).
+    * ``risk="joint"``: errors among answered / all requests; p-value
+      ``P[Binomial(n, max_risk) <= n_errors(t)]``.
+    * ``grid``: thresholds fixed in advance, strictly decreasing (default 1.00, 0.99, ..., 0.00;
+      see :func:`threshold_grid`). Only grid thresholds can be chosen.
+
+    Family-wise error control at ``delta`` (``method``):
+
+    * ``"holm"`` (default): Holm's step-down on all grid p-values.
+    * ``"bonferroni"``: certify ``t`` when ``p(t) <= delta / len(grid)``.
+    * ``"fixed_sequence"``: walk the grid from ``start`` (default: its first, highest threshold)
+      downwards, certifying while ``p(t) <= delta``; stop at the first failure.
+    * ``"split_fixed_sequence"``: shuffle the items (``seed``), use the first ``split_fraction`` of
+      them only to pick ``start`` as the grid threshold with the smallest p-value there (the highest
+      one on ties), then run ``fixed_sequence`` from that start on the remaining items alone; the
+      counts, coverage and p-value reported are those of the testing part.
+    * ``"crc"``: conformal risk control of the *expected* joint risk (``risk="joint"`` only;
+      ``delta`` unused, pass None): the lowest grid ``t`` such that every grid threshold ``>= t`` has
+      ``n/(n+1) * joint_risk + 1/(n+1) <= max_risk``.
+
+    The chosen threshold is the lowest certified one. If none is certified the result has
+    ``threshold=inf`` (never answer), ``certified=False`` and coverage 0; see
+    :meth:`ThresholdResult.summary`.
+    """
+    scores, right = as_pair(confidence, correct)
+    target = as_probability(max_risk, "max_risk")
+    if method not in _METHODS:
+        raise StatsInputError(f"method must be one of {', '.join(_METHODS)}; got {method!r}")
+    if risk not in ("selective", "joint"):
+        raise StatsInputError(f"risk must be 'selective' or 'joint', got {risk!r}")
+    thresholds = _checked_grid(grid)
+    if method == "crc":
+        if risk != "joint":
+            raise StatsInputError(
+                "method='crc' controls an expected loss that falls as the threshold rises: use it "
+                "with risk='joint' (selective risk is neither an expectation nor monotone; use an "
+                "LTT method such as 'holm' for it)"
+            )
+        return _conformal_risk_control(scores, right, thresholds, target)
+    level = as_probability(delta, "delta") if delta is not None else _missing_delta(method)
+    if p_value not in ("binomial", "hoeffding_bentkus"):
+        raise StatsInputError(f"p_value must be 'binomial' or 'hoeffding_bentkus', got {p_value!r}")
+    if start is not None and method != "fixed_sequence":
+        raise StatsInputError(f"start is only used by method='fixed_sequence', not {method!r}")
+
+    if method == "split_fixed_sequence":
+        fraction = as_probability(split_fraction, "split_fraction")
+        order = np.random.default_rng(seed).permutation(scores.size)
+        cut = int(math.floor(fraction * scores.size))
+        if cut == 0 or cut == scores.size:
+            raise StatsInputError(
+                f"split_fraction={split_fraction} leaves one part of the {scores.size} items empty"
+            )
+        picking, testing = order[:cut], order[cut:]
+        pick_answered, pick_errors = _grid_counts(scores[picking], right[picking], thresholds)
+        pick_p = _p_values(pick_answered, pick_errors, picking.size, target, risk, p_value)
+        start_index = int(np.argmin(pick_p))
+        scores, right = scores[testing], right[testing]
+    else:
+        start_index = _start_index(thresholds, start)
+
+    n = scores.size
+    answered, errors = _grid_counts(scores, right, thresholds)
+    p_values = _p_values(answered, errors, n, target, risk, p_value)
+    if method == "holm":
+        certified = _holm(p_values, level)
+    elif method == "bonferroni":
+        certified = p_values <= level / thresholds.size
+    else:
+        certified = _fixed_sequence(p_values, level, start_index)
+
+    chosen = np.flatnonzero(certified)
+    base = dict(
+        method=method,
+        delta=level,
+        max_risk=target,
+        risk=risk,
+        n=n,
+        grid=tuple(float(t) for t in thresholds),
+        p_values=tuple(float(p) for p in p_values),
+        certified_thresholds=tuple(float(t) for t in thresholds[chosen]),
+    )
+    if chosen.size == 0:
+        return ThresholdResult(
+            threshold=math.inf, certified=False, coverage=0.0, n_answered=0, n_errors=0,
+            p_value=None, risk_upper_bound=0.0, **base,
+        )
+    best = int(chosen[-1])
+    trials = int(answered[best]) if risk == "selective" else n
+    return ThresholdResult(
+        threshold=float(thresholds[best]),
+        certified=True,
+        coverage=float(answered[best] / n),
+        n_answered=int(answered[best]),
+        n_errors=int(errors[best]),
+        p_value=float(p_values[best]),
+        risk_upper_bound=_upper_bound(int(errors[best]), trials, level / thresholds.size),
+        **base,
+    )
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _conformal_risk_control(
+    scores: np.ndarray, right: np.ndarray, thresholds: np.ndarray, target: float
+) -> ThresholdResult:
+    n = scores.size
+    answered, errors = _grid_counts(scores, right, thresholds)
+    bound = (n / (n + 1.0)) * (errors / n) + 1.0 / (n + 1.0)
+    passing = bound <= target
+    # Every threshold from the top of the grid down to the chosen one must pass.
+    run = int(np.argmin(passing)) if not passing.all() else passing.size
+    base = dict(
+        method="crc", delta=None, max_risk=target, risk="joint", n=n,
+        grid=tuple(float(t) for t in thresholds), p_values=(),
+        certified_thresholds=tuple(float(t) for t in thresholds[:run]),
+    )
+    if run == 0:
+        return ThresholdResult(
+            threshold=math.inf, certified=False, coverage=0.0, n_answered=0, n_errors=0,
+            p_value=None, risk_upper_bound=0.0, **base,
+        )
+    best = run - 1
+    return ThresholdResult(
+        threshold=float(thresholds[best]), certified=True, coverage=float(answered[best] / n),
+        n_answered=int(answered[best]), n_errors=int(errors[best]), p_value=None,
+        risk_upper_bound=float(bound[best]), **base,
+    )
+
+
+def _checked_grid(grid: Sequence[float] | None) -> np.ndarray:
+    if grid is None:
+        return np.asarray(threshold_grid())
+    thresholds = as_scores(grid, "grid")
+    steps = np.diff(thresholds)
+    if np.any(steps >= 0):
+        position = int(np.flatnonzero(steps >= 0)[0]) + 1
+        raise StatsInputError(
+            f"grid must be strictly decreasing (most conservative threshold first); "
+            f"grid[{position}] = {thresholds[position]!r} follows {thresholds[position - 1]!r}"
+        )
+    return thresholds
+
+
+def _grid_counts(
+    scores: np.ndarray, right: np.ndarray, thresholds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Answered and error counts at each grid threshold (``confidence >= t``)."""
+    order = np.argsort(scores, kind="stable")
+    sorted_scores = scores[order]
+    wrong_after = np.concatenate([np.cumsum((~right[order])[::-1])[::-1], [0]])
+    first = np.searchsorted(sorted_scores, thresholds, side="left")
+    return scores.size - first, wrong_after[first]
+
+
+def _p_values(
+    answered: np.ndarray, errors: np.ndarray, n: int, target: float, risk: str, kind: str
+) -> np.ndarray:
+    trials = answered if risk == "selective" else np.full_like(answered, n)
+    compute = p_value_binomial if kind == "binomial" else p_value_hoeffding_bentkus
+    return np.asarray(compute(errors, trials, target), dtype=float)
+
+
+def _holm(p_values: np.ndarray, level: float) -> np.ndarray:
+    m = p_values.size
+    order = np.argsort(p_values, kind="stable")
+    passes = p_values[order] <= level / (m - np.arange(m))
+    n_rejected = int(np.argmin(passes)) if not passes.all() else m
+    certified = np.zeros(m, dtype=bool)
+    certified[order[:n_rejected]] = True
+    return certified
+
+
+def _fixed_sequence(p_values: np.ndarray, level: float, start_index: int) -> np.ndarray:
+    passes = p_values[start_index:] <= level
+    run = int(np.argmin(passes)) if not passes.all() else passes.size
+    certified = np.zeros(p_values.size, dtype=bool)
+    certified[start_index : start_index + run] = True
+    return certified
+
+
+def _start_index(thresholds: np.ndarray, start: float | None) -> int:
+    if start is None:
+        return 0
+    matches = np.flatnonzero(np.isclose(thresholds, float(start), rtol=0.0, atol=1e-9))
+    if matches.size == 0:
+        raise StatsInputError(
+            f"start={start!r} is not a threshold of the grid ({thresholds[0]:g} ... {thresholds[-1]:g}); "
+            "fixed-sequence testing must start on a grid threshold"
+        )
+    return int(matches[0])
+
+
+def _upper_bound(k: int, n: int, alpha: float) -> float:
+    if n == 0:
+        return 0.0
+    from failpath.stats.intervals import clopper_pearson
+
+    return float(clopper_pearson(k, n, alpha, alternative="upper").high)
+
+
+def _missing_delta(method: str) -> float:
+    raise StatsInputError(
+        f"method={method!r} needs delta, the allowed probability that the guarantee fails (e.g. 0.05)"
+    )
+
+
+def _decimals(value: float) -> int:
+    text = repr(float(value))
+    if "e" in text:
+        raise StatsInputError(f"grid values need a plain decimal form, got {value!r}")
+    return len(text.split(".")[1].rstrip("0")) if "." in text else 0
