@@ -1,0 +1,113 @@
+"""Render any Python value as JSON that the store can always write.
+
+Model outputs, configurations and result rows may hold anything: pydantic models, dataclasses,
+tuples, sets, bytes, NaN, numpy scalars, objects with a broken ``__repr__``. The store must never
+fail a write because of an odd value, so :func:`to_json_safe` turns each into plain JSON data:
+
+- ``dict`` keys become strings; tuples, lists, sets and frozensets become lists (sets sorted by
+  their JSON text, so the rendering is deterministic);
+- pydantic models become ``model_dump(mode="json")``; dataclasses become a dict of their fields;
+  enums become their value; ``datetime``/``date``/``time`` become ISO 8601 text;
+- ``bytes`` become text (UTF-8, undecodable bytes as ``\\xNN`` escapes);
+- NaN and infinities become the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``;
+- numpy scalars and arrays become Python numbers and lists;
+- anything else becomes its ``repr`` (and ``"<unrepresentable T>"`` if even that raises);
+- nesting deeper than :data:`MAX_DEPTH` (cycles included) is cut with ``repr``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import enum
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["to_json_safe", "dumps", "MAX_DEPTH"]
+
+#: Containers nested deeper than this are rendered with ``repr`` (this also stops cycles).
+MAX_DEPTH = 64
+
+_EXACT_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def dumps(value: Any) -> str:
+    """``value`` as compact JSON text; never raises (odd values are rendered by :func:`to_json_safe`)."""
+    try:
+        return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        pass
+    return json.dumps(to_json_safe(value), allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+
+
+def to_json_safe(value: Any, _depth: int = 0) -> Any:
+    """``value`` rendered as plain JSON data (dict, list, str, int, float, bool, None); never raises."""
+    try:
+        return _render(value, _depth)
+    except Exception:  # a model_dump or __iter__ that raises: fall back to the repr
+        return _repr(value)
+
+
+def _render(value: Any, depth: int) -> Any:
+    kind = type(value)
+    if kind in _EXACT_SCALARS:
+        return value
+    if kind is float:
+        return _float(value)
+    if isinstance(value, enum.Enum):
+        return to_json_safe(value.value, depth + 1) if depth < MAX_DEPTH else _repr(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int.__index__(value)
+    if isinstance(value, float):
+        return _float(float(value))
+    if depth >= MAX_DEPTH:
+        return _repr(value)
+    if isinstance(value, Mapping):
+        return {_key(k): to_json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_safe(v, depth + 1) for v in value]
+    if isinstance(value, (set, frozenset)):
+        items = [to_json_safe(v, depth + 1) for v in value]
+        return sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", errors="backslashreplace")
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if hasattr(value, "model_dump") and callable(value.model_dump):  # pydantic v2
+        return to_json_safe(value.model_dump(mode="json"), depth + 1)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json_safe(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)}
+    module = kind.__module__
+    if (module == "numpy" or module.startswith("numpy.")) and hasattr(value, "tolist"):
+        return to_json_safe(value.tolist(), depth + 1)
+    if isinstance(value, complex):
+        return str(value)
+    return _repr(value)
+
+
+def _float(value: float) -> float | str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def _key(key: Any) -> str:
+    rendered = to_json_safe(key, MAX_DEPTH)  # keys are scalars; anything else is cut to its repr
+    if isinstance(rendered, str):
+        return rendered
+    return json.dumps(rendered)
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"

@@ -1,0 +1,1060 @@
+"""The default store: one SQLite file in WAL mode, shared by threads and processes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import secrets
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from failpath.core import AlreadyResolved, Attempt, StoreError, Ticket, TicketNotFound, TicketStatus, Trace
+from failpath.store.base import Store
+from failpath.store.jsonsafe import dumps
+
+__all__ = ["SQLiteStore", "SCHEMA_VERSION", "APPLICATION_ID"]
+
+_log = logging.getLogger("failpath.store")
+
+#: Version of the tables below, kept in ``PRAGMA user_version``.
+SCHEMA_VERSION = 1
+#: Marks a SQLite file as a failpath store (``PRAGMA application_id``): "fpth".
+APPLICATION_ID = 0x66707468
+
+_SCHEMA = """
+CREATE TABLE traces (
+    id            INTEGER PRIMARY KEY,
+    trace_id      TEXT NOT NULL UNIQUE,
+    time          REAL NOT NULL,
+    policy        TEXT NOT NULL,
+    outcome       TEXT NOT NULL,
+    state         TEXT,
+    degraded      INTEGER NOT NULL DEFAULT 0,
+    confidence    REAL,
+    latency_ms    REAL NOT NULL DEFAULT 0,
+    ticket_id     TEXT,
+    input_digest  TEXT NOT NULL,
+    input_preview TEXT NOT NULL,
+    input_raw     TEXT,
+    output        TEXT,
+    states        TEXT NOT NULL DEFAULT '[]',
+    actions       TEXT NOT NULL DEFAULT '[]',
+    attempts      TEXT NOT NULL DEFAULT '[]',
+    n_attempts    INTEGER NOT NULL DEFAULT 0,
+    usage         TEXT NOT NULL DEFAULT '{}',
+    detail        TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX traces_time ON traces(time);
+CREATE INDEX traces_policy_time ON traces(policy, time);
+CREATE INDEX traces_outcome_time ON traces(outcome, time);
+
+-- One row per (failure state detected, trace): filtering and counting by state is index-only.
+CREATE TABLE trace_states (
+    state    TEXT NOT NULL,
+    time     REAL NOT NULL,
+    trace_id TEXT NOT NULL,
+    policy   TEXT NOT NULL,
+    outcome  TEXT NOT NULL,
+    PRIMARY KEY (state, time, trace_id)
+) WITHOUT ROWID;
+
+CREATE TABLE tickets (
+    ticket_id     TEXT PRIMARY KEY,
+    queue         TEXT NOT NULL,
+    created       REAL NOT NULL,
+    policy        TEXT NOT NULL,
+    trace_id      TEXT,
+    input_preview TEXT NOT NULL,
+    input_raw     TEXT,
+    output        TEXT,
+    confidence    REAL,
+    state         TEXT,
+    status        TEXT NOT NULL,
+    deadline      REAL,
+    "default"     TEXT,
+    answer        TEXT,
+    note          TEXT,
+    reviewer      TEXT,
+    resolved_at   REAL
+);
+CREATE INDEX tickets_status_created ON tickets(status, created);
+CREATE INDEX tickets_queue_created ON tickets(queue, created);
+
+CREATE TABLE runs (
+    run_id   TEXT PRIMARY KEY,
+    kind     TEXT NOT NULL,
+    config   TEXT NOT NULL,
+    created  REAL NOT NULL,
+    finished REAL,
+    summary  TEXT
+);
+CREATE INDEX runs_created ON runs(created);
+
+CREATE TABLE results (
+    id      INTEGER PRIMARY KEY,
+    run_id  TEXT NOT NULL REFERENCES runs(run_id),
+    key     TEXT NOT NULL,
+    data    TEXT NOT NULL,
+    written REAL NOT NULL,
+    UNIQUE (run_id, key)
+);
+"""
+
+_TRACE_COLUMNS = (
+    "trace_id, time, policy, outcome, state, degraded, confidence, latency_ms, ticket_id, input_digest, "
+    "input_preview, input_raw, output, states, actions, attempts, n_attempts, usage, detail"
+)
+_INSERT_TRACE = f"INSERT OR IGNORE INTO traces ({_TRACE_COLUMNS}) VALUES ({', '.join('?' * 19)})"
+_INSERT_STATE = "INSERT OR IGNORE INTO trace_states (state, time, trace_id, policy, outcome) VALUES (?, ?, ?, ?, ?)"
+_TICKET_COLUMNS = (
+    'ticket_id, queue, created, policy, trace_id, input_preview, input_raw, output, confidence, state, status, '
+    'deadline, "default", answer, note, reviewer, resolved_at'
+)
+_PREFIX_END = chr(0x10FFFF)  # every id starting with p sorts in [p, p + U+10FFFF)
+
+
+def _real(value: Any) -> float | None:
+    """A finite float for a REAL column, or None."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if type(value) is str else str(value)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _trace_rows(trace: Trace) -> tuple[tuple, list[tuple]]:
+    """The ``traces`` row and the ``trace_states`` rows for one trace."""
+    time_ = _real(trace.time) or 0.0
+    policy = _text(trace.policy) or ""
+    outcome = _text(trace.outcome) or ""
+    states = tuple(_text(s) or "" for s in trace.states)
+    attempts = [
+        {
+            "number": a.number,
+            "action": a.action,
+            "system": a.system,
+            "state": a.state,
+            "error": a.error,
+            "output": a.output,
+            "confidence": a.confidence,
+            "latency_ms": a.latency_ms,
+            "usage": a.usage,
+        }
+        for a in trace.attempts
+    ]
+    row = (
+        _text(trace.trace_id),
+        time_,
+        policy,
+        outcome,
+        _text(trace.state),
+        1 if trace.degraded else 0,
+        _real(trace.confidence),
+        _real(trace.latency_ms) or 0.0,
+        _text(trace.ticket_id),
+        _text(trace.input_digest) or "",
+        _text(trace.input_preview) or "",
+        _text(trace.input_raw),
+        None if trace.output is None else dumps(trace.output),
+        dumps(states),
+        dumps(trace.actions),
+        dumps(attempts),
+        len(attempts),
+        dumps(trace.usage),
+        dumps(trace.detail),
+    )
+    detected = set(states)
+    if trace.state is not None:
+        detected.add(_text(trace.state))
+    state_rows = [(s, time_, row[0], policy, outcome) for s in detected]
+    return row, state_rows
+
+
+def _row_to_trace(row: sqlite3.Row) -> Trace:
+    attempts = tuple(
+        Attempt(
+            number=a.get("number", i + 1),
+            action=a.get("action", "call"),
+            system=a.get("system"),
+            state=a.get("state"),
+            error=a.get("error"),
+            output=a.get("output"),
+            confidence=a.get("confidence") if not isinstance(a.get("confidence"), str) else None,
+            latency_ms=a.get("latency_ms") or 0.0,
+            usage=a.get("usage") or {},
+        )
+        for i, a in enumerate(json.loads(row["attempts"]))
+    )
+    return Trace(
+        trace_id=row["trace_id"],
+        time=row["time"],
+        policy=row["policy"],
+        input_digest=row["input_digest"],
+        input_preview=row["input_preview"],
+        outcome=row["outcome"],
+        input_raw=row["input_raw"],
+        output=_loads(row["output"]),
+        confidence=row["confidence"],
+        states=tuple(json.loads(row["states"])),
+        actions=tuple(json.loads(row["actions"])),
+        state=row["state"],
+        attempts=attempts,
+        degraded=bool(row["degraded"]),
+        latency_ms=row["latency_ms"],
+        ticket_id=row["ticket_id"],
+        usage=json.loads(row["usage"]),
+        detail=json.loads(row["detail"]),
+    )
+
+
+def _row_to_ticket(row: sqlite3.Row) -> Ticket:
+    return Ticket(
+        ticket_id=row["ticket_id"],
+        queue=row["queue"],
+        created=row["created"],
+        policy=row["policy"],
+        trace_id=row["trace_id"],
+        input_preview=row["input_preview"],
+        input_raw=row["input_raw"],
+        output=_loads(row["output"]),
+        confidence=row["confidence"],
+        state=row["state"],
+        status=TicketStatus(row["status"]),
+        deadline=row["deadline"],
+        default=_loads(row["default"]),
+        answer=_loads(row["answer"]),
+        note=row["note"],
+        reviewer=row["reviewer"],
+        resolved_at=row["resolved_at"],
+    )
+
+
+def _row_to_run(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "run_id": row["run_id"],
+        "kind": row["kind"],
+        "config": json.loads(row["config"]),
+        "created": row["created"],
+        "finished": row["finished"],
+        "summary": _loads(row["summary"]),
+    }
+
+
+def _when(seconds: float | None) -> str:
+    if seconds is None:
+        return "an unknown time"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
+# --------------------------------------------------------------------------- connections
+
+
+class _Connector:
+    """Opens connections to one database file and remembers them, so they can all be closed."""
+
+    def __init__(self, path: Path, busy_timeout: float) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self.connections: list[sqlite3.Connection] = []
+        self.lock = threading.Lock()
+
+    def connect(self, *, remember: bool = True, read_only: bool = False) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            connection.row_factory = sqlite3.Row
+            connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            connection.execute("PRAGMA synchronous = NORMAL")
+            if read_only:
+                connection.execute("PRAGMA query_only = ON")
+        except BaseException:
+            connection.close()
+            raise
+        if remember:
+            with self.lock:
+                self.connections.append(connection)
+        return connection
+
+    def close_all(self) -> None:
+        with self.lock:
+            connections, self.connections = self.connections, []
+        for connection in connections:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+
+# --------------------------------------------------------------------------- the background trace writer
+
+
+class _Flush:
+    """A marker put on the queue: the writer sets ``done`` once everything before it is committed."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP = object()
+
+
+class _TraceWriter:
+    """Owns the trace queue and the one thread that writes it to the database in batches.
+
+    Kept apart from :class:`SQLiteStore` so the thread holds no reference to the store: a store that
+    is dropped without ``close()`` is still flushed (by ``weakref.finalize``, which also runs at exit).
+    """
+
+    def __init__(self, connect: Any, *, batch_size: int, flush_interval: float, max_pending: int) -> None:
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._connect = connect
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self.max_pending = max_pending
+        self.written = 0
+        self.lost = 0
+        self.error: BaseException | None = None
+        self.stopped = False
+        self._thread = threading.Thread(target=self._run, name="failpath-trace-writer", daemon=True)
+        self._thread.start()
+
+    # -- called from any thread
+    def flush(self, timeout: float | None) -> bool:
+        if not self._thread.is_alive():
+            return True
+        marker = _Flush()
+        self.queue.put(marker)
+        return marker.done.wait(timeout)
+
+    def stop(self, timeout: float | None = None) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        if self._thread.is_alive():
+            self.queue.put(_STOP)
+            self._thread.join(timeout)
+
+    def wait_for_room(self) -> None:
+        """Backpressure: block while more than ``max_pending`` traces wait (never drop one)."""
+        while self.queue.qsize() > self.max_pending and self._thread.is_alive():
+            time.sleep(0.001)
+
+    # -- the writer thread
+    def _run(self) -> None:
+        connection: sqlite3.Connection | None = None
+        get, batch_size, interval = self.queue.get, self._batch_size, self._flush_interval
+        try:
+            while True:
+                item = get()
+                batch: list[Trace] = []
+                markers: list[_Flush] = []
+                stop = False
+                deadline = None
+                while True:
+                    if item is _STOP:
+                        stop = True
+                        break
+                    if type(item) is _Flush:
+                        markers.append(item)
+                        break
+                    batch.append(item)
+                    if len(batch) >= batch_size:
+                        break
+                    try:
+                        item = self.queue.get_nowait()
+                        continue
+                    except queue.Empty:
+                        pass
+                    now = time.monotonic()
+                    if deadline is None:
+                        deadline = now + interval
+                    if now >= deadline:
+                        break
+                    try:
+                        item = get(timeout=deadline - now)
+                    except queue.Empty:
+                        break
+                if batch:
+                    if connection is None:
+                        connection = self._connect()
+                    self._write(connection, batch)
+                for marker in markers:
+                    marker.done.set()
+                if stop:
+                    break
+        finally:
+            # Never leave a flush() waiting on a dead writer.
+            while True:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if type(item) is _Flush:
+                    item.done.set()
+            if connection is not None:
+                connection.close()
+
+    def _write(self, connection: sqlite3.Connection, batch: list[Trace]) -> None:
+        rows: list[tuple] = []
+        state_rows: list[tuple] = []
+        for trace in batch:
+            try:
+                row, states = _trace_rows(trace)
+            except Exception as exc:  # a trace whose fields are not what Trace declares
+                self.lost += 1
+                self.error = exc
+                _log.error("failpath: trace %r could not be serialized: %r", getattr(trace, "trace_id", "?"), exc)
+                continue
+            rows.append(row)
+            state_rows.extend(states)
+        delays = (0.05, 0.2, 1.0, 3.0)
+        for attempt in range(len(delays) + 1):
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    connection.executemany(_INSERT_TRACE, rows)
+                    if state_rows:
+                        connection.executemany(_INSERT_STATE, state_rows)
+                    connection.execute("COMMIT")
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+                self.written += len(rows)
+                return
+            except sqlite3.Error as exc:
+                if attempt == len(delays):
+                    self.lost += len(rows)
+                    self.error = exc
+                    _log.error("failpath: %d traces could not be written: %r", len(rows), exc)
+                    return
+                time.sleep(delays[attempt])
+
+
+# --------------------------------------------------------------------------- the store
+
+# Stores open in this process, so a forked child can drop what it inherited (weak: never keeps one alive).
+_OPEN_STORES: "weakref.WeakSet[SQLiteStore]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_OPEN_STORES):
+        store._forget_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class SQLiteStore(Store):
+    """A failpath store in one SQLite file (WAL mode), safe to share between threads and processes.
+
+    ``SQLiteStore(path, batch_size=256, flush_interval=0.05, busy_timeout=30.0, max_pending=100_000)``
+
+    Traces: :meth:`write_trace` only puts the trace on an in-memory queue (no serialization, no disk);
+    one background thread per store takes up to ``batch_size`` traces at a time (or what arrived
+    within ``flush_interval`` seconds of the first) and writes each batch in one transaction.
+    :meth:`flush` blocks until everything queued before it is committed; :meth:`close` flushes and
+    stops the thread; a store left open is flushed when it is garbage collected or when the
+    interpreter exits. Reads made through this object (:meth:`get_trace`, :meth:`query_traces`,
+    :meth:`count_traces`, :meth:`read_connection`) flush first, so they see its own writes.
+
+    Durability bound: a trace is on disk once the batch holding it is committed. If the process is
+    killed (SIGKILL, power loss aside), the file stays consistent (each batch is one transaction:
+    all of it or none of it) and the traces lost are exactly those queued but not yet committed:
+    the batch being written plus the backlog, i.e. the traces queued since the last commit, which is
+    at most ``flush_interval`` seconds of traces (never more than ``batch_size`` per batch) when the
+    writer keeps up, and at most ``max_pending + batch_size`` when it does not. Every trace queued
+    before a :meth:`flush` that returned is safe. If more than ``max_pending`` traces are waiting,
+    ``write_trace`` waits for the writer rather than drop a trace.
+    ``synchronous=NORMAL`` is used: a commit survives a killed process; after an OS crash or power
+    loss the last commits before the crash may be rolled back (the file is still consistent).
+
+    Tickets, runs and results are written synchronously and are on disk when the call returns.
+    Ticket resolution is atomic across processes. Each thread gets its own connections (one for
+    reads, with ``query_only`` on, one for synchronous writes); every write transaction starts with
+    ``BEGIN IMMEDIATE`` and waits up to ``busy_timeout`` seconds for another writer.
+
+    Raises :class:`~failpath.core.StoreError` when the path is a folder, its folder cannot be
+    created, the file is not a failpath store, or it was written by a newer failpath.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        batch_size: int = 256,
+        flush_interval: float = 0.05,
+        busy_timeout: float = 30.0,
+        max_pending: int = 100_000,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if flush_interval < 0:
+            raise ValueError(f"flush_interval must be >= 0 seconds, got {flush_interval}")
+        self.path = Path(path)
+        self._busy_timeout = float(busy_timeout)
+        self._closed = False
+        self._prepare_file()
+        self._options = dict(batch_size=batch_size, flush_interval=flush_interval, max_pending=max_pending)
+        self._start()
+        _OPEN_STORES.add(self)
+
+    def _start(self) -> None:
+        # Neither the writer thread nor the finalizer may refer to self: a dropped store is then
+        # garbage collected, and its finalizer flushes it.
+        self._local = threading.local()
+        self._connector = _Connector(self.path, self._busy_timeout)
+        self._writer = _TraceWriter(self._connector.connect, **self._options)
+        self._finalizer = weakref.finalize(self, _finalize, self._writer, self._connector)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r}{', closed' if self._closed else ''})"
+
+    # ------------------------------------------------------------------ opening
+
+    def _prepare_file(self) -> None:
+        path = self.path
+        if path.is_dir():
+            raise StoreError(f"store path {path} is a folder: give the path of a file inside it, e.g. {path / 'failpath.db'}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the folder {path.parent} for the store {path}: {exc.strerror or exc}; "
+                f"choose another --store path or fix the folder's permissions"
+            ) from None
+        try:
+            connection = _Connector(path, self._busy_timeout).connect(remember=False)
+            try:
+                self._check_and_create_schema(connection)
+            finally:
+                connection.close()
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc) or "malformed" in str(exc) or "encrypted" in str(exc):
+                raise StoreError(
+                    f"{path} is not a failpath store (not a SQLite database: {exc}); "
+                    f"pass another --store path, or move that file away"
+                ) from None
+            raise StoreError(f"cannot open the store {path}: {exc}; check the path and its permissions") from None
+
+    def _check_and_create_schema(self, connection: sqlite3.Connection) -> None:
+        path = self.path
+        version, app_id = self._schema_marks(connection)
+        if version == 0:
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                _log.warning("failpath: store %s could not switch to WAL mode (journal_mode=%s)", path, mode)
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                version, app_id = self._schema_marks(connection)
+                if version == 0:
+                    tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                    if tables:
+                        raise StoreError(
+                            f"{path} is a SQLite database but not a failpath store; "
+                            f"pass another --store path (failpath will create it)"
+                        )
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            connection.execute(statement)
+                    connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    version, app_id = SCHEMA_VERSION, APPLICATION_ID
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+        if app_id != APPLICATION_ID:
+            raise StoreError(
+                f"{path} is a SQLite database but not a failpath store (application_id {app_id:#x}); "
+                f"pass another --store path"
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {path} was written by a newer failpath (schema version {version}; this version "
+                f"reads up to {SCHEMA_VERSION}): upgrade failpath, or pass another --store path"
+            )
+        if version < SCHEMA_VERSION:  # no older schema exists yet; upgrades will go here
+            raise StoreError(f"the store {path} has an unknown schema version {version}; pass another --store path")
+
+    @staticmethod
+    def _schema_marks(connection: sqlite3.Connection) -> tuple[int, int]:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        app_id = connection.execute("PRAGMA application_id").fetchone()[0]
+        if version == 0 and app_id == 0:
+            return 0, APPLICATION_ID
+        return version, app_id
+
+    def _thread_connection(self, kind: str) -> sqlite3.Connection:
+        """This thread's connection of ``kind`` (``"read"`` or ``"write"``), opened on first use."""
+        if self._closed:
+            raise StoreError(f"the store {self.path} is closed; open it again with open_store()")
+        connection = getattr(self._local, kind, None)
+        if connection is None:
+            try:
+                connection = self._connector.connect(read_only=kind == "read")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the store {self.path}: {exc}") from None
+            setattr(self._local, kind, connection)
+        return connection
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on this thread's connection (``BEGIN IMMEDIATE``: takes the write lock now)."""
+        connection = self._thread_connection("write")
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to the store {self.path}: {exc}") from None
+        try:
+            yield connection
+            connection.execute("COMMIT")
+        except BaseException as exc:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot write to the store {self.path}: {exc}") from None
+            raise
+
+    @contextlib.contextmanager
+    def read_connection(self, *, flush: bool = True) -> Iterator[sqlite3.Connection]:
+        """A read-only connection to this store's database, for queries inside ``failpath.store``.
+
+        It is this thread's own connection (do not pass it to another thread), with
+        ``PRAGMA query_only`` on and rows as :class:`sqlite3.Row`; it stays open after the block.
+        With ``flush`` (the default), traces queued by this store are written first, so the
+        queries see them. Each statement reads a consistent snapshot; wrap several statements in
+        ``BEGIN`` ... ``COMMIT`` to read them all from one snapshot. Tables: ``traces``,
+        ``trace_states`` (one row per detected state and trace: ``state, time, trace_id, policy,
+        outcome``), ``tickets``, ``runs``, ``results``; see ``failpath/store/sqlite.py``.
+        """
+        if flush:
+            self._writer.flush(None)
+        connection = self._thread_connection("read")
+        try:
+            yield connection
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store {self.path}: {exc}") from None
+        finally:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+
+    # ------------------------------------------------------------------ traces
+
+    def write_trace(self, trace: Trace) -> None:
+        """Queue a trace for writing; returns at once. ``flush`` or ``close`` waits for the disk."""
+        if type(trace) is not Trace and not isinstance(trace, Trace):
+            raise TypeError(f"write_trace takes a failpath.Trace, got {type(trace).__name__}")
+        writer = self._writer
+        if writer.stopped:
+            raise StoreError(f"the store {self.path} is closed; open it again with open_store()")
+        if writer.queue.qsize() > writer.max_pending:
+            writer.wait_for_room()
+        writer.queue.put(trace)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every trace queued so far is on disk.
+
+        Raises ``StoreError`` if ``timeout`` seconds pass first, or if traces could not be written
+        (the message says how many and why; the error is reported once).
+        """
+        writer = self._writer
+        if not writer.flush(timeout):
+            raise StoreError(
+                f"flushing traces to {self.path} took longer than {timeout} s; "
+                f"about {writer.queue.qsize()} traces are still queued"
+            )
+        if writer.error is not None:
+            error, lost = writer.error, writer.lost
+            writer.error, writer.lost = None, 0
+            raise StoreError(f"{lost} traces could not be written to {self.path}: {error}")
+
+    def get_trace(self, trace_id: str) -> Trace | None:
+        """The trace with that id (a unique prefix works too), or None.
+
+        Raises ``StoreError`` when the prefix matches several traces.
+        """
+        with self.read_connection() as connection:
+            row = connection.execute("SELECT * FROM traces WHERE trace_id = ?", (trace_id,)).fetchone()
+            if row is None:
+                rows = self._by_prefix(connection, "traces", "trace_id", trace_id)
+                if not rows:
+                    return None
+                if len(rows) > 1:
+                    raise StoreError(self._ambiguous("trace", trace_id, rows, "trace_id"))
+                row = rows[0]
+            return _row_to_trace(row)
+
+    @staticmethod
+    def _by_prefix(connection: sqlite3.Connection, table: str, column: str, prefix: str) -> list[sqlite3.Row]:
+        if not prefix:
+            return []
+        return connection.execute(
+            f"SELECT * FROM {table} WHERE {column} >= ? AND {column} < ? ORDER BY {column} LIMIT 6",
+            (prefix, prefix + _PREFIX_END),
+        ).fetchall()
+
+    @staticmethod
+    def _ambiguous(what: str, prefix: str, rows: list[sqlite3.Row], column: str) -> str:
+        shown = ", ".join(row[column] for row in rows[:5]) + (", ..." if len(rows) > 5 else "")
+        return f"{what} id {prefix!r} matches several {what}s ({shown}): give more characters"
+
+    @staticmethod
+    def _trace_filters(
+        policy: str | None, outcome: str | None, state: str | None, since: float | None, until: float | None
+    ) -> tuple[str, str, list[Any]]:
+        """(FROM clause, WHERE clause, parameters) for the trace filters."""
+        table = "trace_states" if state is not None else "traces"
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("state", state), ("policy", policy), ("outcome", outcome)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("time >= ?")
+            params.append(float(since))
+        if until is not None:
+            where.append("time < ?")
+            params.append(float(until))
+        return table, (" WHERE " + " AND ".join(where)) if where else "", params
+
+    def query_traces(
+        self,
+        *,
+        policy: str | None = None,
+        outcome: str | None = None,
+        state: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = 100,
+        newest_first: bool = True,
+    ) -> list[Trace]:
+        """Traces matching every filter given (``since`` inclusive, ``until`` exclusive, Unix seconds).
+
+        ``state`` matches a trace in which that failure state was detected (any of ``Trace.states``,
+        or ``Trace.state``). ``limit=None`` returns every match.
+        """
+        table, where, params = self._trace_filters(policy, outcome, state, since, until)
+        order = "DESC" if newest_first else "ASC"
+        limit_sql = ""
+        if limit is not None:
+            limit_sql = " LIMIT ?"
+            params.append(max(0, int(limit)))
+        if table == "traces":
+            sql = f"SELECT * FROM traces{where} ORDER BY time {order}, id {order}{limit_sql}"
+        else:
+            sql = (
+                f"SELECT t.* FROM (SELECT trace_id, time FROM trace_states{where} "
+                f"ORDER BY time {order}, trace_id {order}{limit_sql}) AS s "
+                f"JOIN traces AS t ON t.trace_id = s.trace_id ORDER BY s.time {order}, s.trace_id {order}"
+            )
+        with self.read_connection() as connection:
+            return [_row_to_trace(row) for row in connection.execute(sql, params)]
+
+    def count_traces(
+        self,
+        *,
+        policy: str | None = None,
+        outcome: str | None = None,
+        state: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """How many traces match every filter given (same filters as :meth:`query_traces`)."""
+        table, where, params = self._trace_filters(policy, outcome, state, since, until)
+        with self.read_connection() as connection:
+            return connection.execute(f"SELECT count(*) FROM {table}{where}", params).fetchone()[0]
+
+    # ------------------------------------------------------------------ review tickets
+
+    def create_ticket(self, ticket: Ticket) -> str:
+        """Store a new ticket (synchronously) and return its id.
+
+        An empty ``ticket_id`` gets a new one (``t-`` and 10 hex digits); ``created`` of 0 becomes now.
+        Raises ``StoreError`` if a ticket with the given id exists already.
+        """
+        given = ticket.ticket_id
+        created = _real(ticket.created) or time.time()
+        for _ in range(8):
+            ticket_id = given or f"t-{secrets.token_hex(5)}"
+            row = (
+                ticket_id,
+                _text(ticket.queue) or "default",
+                created,
+                _text(ticket.policy) or "",
+                _text(ticket.trace_id),
+                _text(ticket.input_preview) or "",
+                _text(ticket.input_raw),
+                None if ticket.output is None else dumps(ticket.output),
+                _real(ticket.confidence),
+                _text(ticket.state),
+                TicketStatus(ticket.status).value,
+                _real(ticket.deadline),
+                None if ticket.default is None else dumps(ticket.default),
+                None if ticket.answer is None else dumps(ticket.answer),
+                _text(ticket.note),
+                _text(ticket.reviewer),
+                _real(ticket.resolved_at),
+            )
+            with self._transaction() as connection:
+                inserted = connection.execute(
+                    f"INSERT OR IGNORE INTO tickets ({_TICKET_COLUMNS}) VALUES ({', '.join('?' * 17)})", row
+                ).rowcount
+            if inserted:
+                return ticket_id
+            if given:
+                raise StoreError(f"a ticket with id {given!r} exists already in {self.path}; leave ticket_id empty for a new id")
+        raise StoreError(f"could not find a free ticket id in {self.path}")  # 8 collisions of 40 random bits
+
+    def _find_ticket(self, connection: sqlite3.Connection, ticket_id: str) -> sqlite3.Row:
+        row = connection.execute("SELECT * FROM tickets WHERE ticket_id = ?", (ticket_id,)).fetchone()
+        if row is not None:
+            return row
+        rows = self._by_prefix(connection, "tickets", "ticket_id", ticket_id)
+        if len(rows) == 1:
+            return rows[0]
+        if rows:
+            raise TicketNotFound(self._ambiguous("ticket", ticket_id, rows, "ticket_id"))
+        raise TicketNotFound(f"no ticket {ticket_id!r} in {self.path}; `failpath review list` shows the open ones")
+
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        """The ticket with that id (a unique prefix works too); raises ``TicketNotFound``."""
+        with self.read_connection(flush=False) as connection:
+            return _row_to_ticket(self._find_ticket(connection, ticket_id))
+
+    def list_tickets(
+        self, *, status: TicketStatus | str | None = None, queue: str | None = None, limit: int | None = None
+    ) -> list[Ticket]:
+        """Tickets, oldest first, filtered by status and queue."""
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            try:
+                status_value = TicketStatus(status).value
+            except ValueError:
+                choices = ", ".join(s.value for s in TicketStatus)
+                raise StoreError(f"unknown ticket status {status!r}: use one of {choices}") from None
+            where.append("status = ?")
+            params.append(status_value)
+        if queue is not None:
+            where.append("queue = ?")
+            params.append(queue)
+        sql = "SELECT * FROM tickets" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY created, rowid"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(max(0, int(limit)))
+        with self.read_connection(flush=False) as connection:
+            return [_row_to_ticket(row) for row in connection.execute(sql, params)]
+
+    def resolve_ticket(
+        self, ticket_id: str, answer: Any, *, note: str | None = None, reviewer: str | None = None
+    ) -> Ticket:
+        """Record a human's answer. Atomic across processes: a second resolution raises ``AlreadyResolved``.
+
+        ``AlreadyResolved`` names who resolved the ticket and when; it carries the stored ticket as
+        its ``ticket`` attribute.
+        """
+        with self.read_connection(flush=False) as connection:
+            full_id = self._find_ticket(connection, ticket_id)["ticket_id"]
+        now = time.time()
+        with self._transaction() as connection:
+            changed = connection.execute(
+                "UPDATE tickets SET status = ?, answer = ?, note = ?, reviewer = ?, resolved_at = ? "
+                "WHERE ticket_id = ? AND status = ?",
+                (TicketStatus.RESOLVED.value, dumps(answer), _text(note), _text(reviewer), now, full_id,
+                 TicketStatus.OPEN.value),
+            ).rowcount
+            row = connection.execute("SELECT * FROM tickets WHERE ticket_id = ?", (full_id,)).fetchone()
+        ticket = _row_to_ticket(row)
+        if changed != 1:
+            if ticket.status is TicketStatus.EXPIRED:
+                message = f"ticket {full_id} expired at {_when(ticket.resolved_at)} and cannot be resolved any more"
+            else:
+                who = ticket.reviewer or "an unnamed reviewer"
+                message = (
+                    f"ticket {full_id} was already resolved by {who} at {_when(ticket.resolved_at)} "
+                    f"(answer: {dumps(ticket.answer)[:200]})"
+                )
+            error = AlreadyResolved(message)
+            error.ticket = ticket  # type: ignore[attr-defined]
+            raise error
+        return ticket
+
+    def expire_tickets(self, *, older_than: float, now: float | None = None) -> list[Ticket]:
+        """Mark open tickets created more than ``older_than`` seconds ago, or past their deadline, as expired.
+
+        Returns the tickets this call expired (a ticket expired by another process is not repeated).
+        """
+        now = time.time() if now is None else float(now)
+        cutoff = now - float(older_than)
+        condition = "status = ? AND (created < ? OR (deadline IS NOT NULL AND deadline <= ?))"
+        params = (TicketStatus.OPEN.value, cutoff, now)
+        with self._transaction() as connection:
+            ids = [row[0] for row in connection.execute(f"SELECT ticket_id FROM tickets WHERE {condition}", params)]
+            if not ids:
+                return []
+            connection.execute(
+                f"UPDATE tickets SET status = ?, resolved_at = ? WHERE {condition}",
+                (TicketStatus.EXPIRED.value, now, *params),
+            )
+            placeholders = ", ".join("?" * len(ids))
+            rows = connection.execute(
+                f"SELECT * FROM tickets WHERE ticket_id IN ({placeholders}) ORDER BY created, rowid", ids
+            ).fetchall()
+        return [_row_to_ticket(row) for row in rows]
+
+    # ------------------------------------------------------------------ check runs
+
+    def create_run(self, run_id: str, *, kind: str, config: Mapping[str, Any]) -> None:
+        """Register a run (``kind`` is e.g. ``"check"``) with its configuration (rendered JSON-safe).
+
+        Raises ``StoreError`` if the run id exists already (resume it with ``get_run`` instead).
+        """
+        if not run_id:
+            raise StoreError("a run id cannot be empty")
+        with self._transaction() as connection:
+            inserted = connection.execute(
+                "INSERT OR IGNORE INTO runs (run_id, kind, config, created) VALUES (?, ?, ?, ?)",
+                (run_id, kind, dumps(config), time.time()),
+            ).rowcount
+        if not inserted:
+            raise StoreError(f"a run {run_id!r} exists already in {self.path}: resume it, or choose another run id")
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """The run's record: ``run_id, kind, config, created, finished, summary`` (a unique prefix works).
+
+        ``finished`` and ``summary`` are None until :meth:`finish_run`. Raises ``StoreError`` when the
+        prefix matches several runs.
+        """
+        with self.read_connection(flush=False) as connection:
+            row = connection.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                rows = self._by_prefix(connection, "runs", "run_id", run_id)
+                if not rows:
+                    return None
+                if len(rows) > 1:
+                    raise StoreError(self._ambiguous("run", run_id, rows, "run_id"))
+                row = rows[0]
+            return _row_to_run(row)
+
+    def list_runs(self, *, kind: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first (same records as :meth:`get_run`)."""
+        sql = "SELECT * FROM runs"
+        params: list[Any] = []
+        if kind is not None:
+            sql += " WHERE kind = ?"
+            params.append(kind)
+        sql += " ORDER BY created DESC, rowid DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(max(0, int(limit)))
+        with self.read_connection(flush=False) as connection:
+            return [_row_to_run(row) for row in connection.execute(sql, params)]
+
+    def add_results(self, run_id: str, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+        """Store result rows ``(key, data)``; a key already stored for the run is ignored. Returns rows added.
+
+        The rows are committed (in one transaction) before this returns. Raises ``StoreError`` if the
+        run was not created.
+        """
+        now = time.time()
+        prepared = []
+        for key, data in rows:
+            if not isinstance(key, str):
+                raise TypeError(f"result keys are strings, got {key!r} ({type(key).__name__}) for run {run_id!r}")
+            prepared.append((run_id, key, dumps(data), now))
+        with self._transaction() as connection:
+            if connection.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+                raise StoreError(f"no run {run_id!r} in {self.path}: call create_run first")
+            if not prepared:
+                return 0
+            before = connection.total_changes
+            connection.executemany(
+                "INSERT OR IGNORE INTO results (run_id, key, data, written) VALUES (?, ?, ?, ?)", prepared
+            )
+            return connection.total_changes - before
+
+    def result_keys(self, run_id: str) -> set[str]:
+        """Keys of the results stored for the run (what a resumed run skips)."""
+        with self.read_connection(flush=False) as connection:
+            return {row[0] for row in connection.execute("SELECT key FROM results WHERE run_id = ?", (run_id,))}
+
+    def results(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's result rows, in the order they were written: ``{"key", "data", "written"}`` each."""
+        with self.read_connection(flush=False) as connection:
+            return [
+                {"key": row["key"], "data": json.loads(row["data"]), "written": row["written"]}
+                for row in connection.execute(
+                    "SELECT key, data, written FROM results WHERE run_id = ? ORDER BY id", (run_id,)
+                )
+            ]
+
+    def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        """Mark the run finished and keep its summary (rendered JSON-safe). ``StoreError`` if no such run."""
+        with self._transaction() as connection:
+            changed = connection.execute(
+                "UPDATE runs SET finished = ?, summary = ? WHERE run_id = ?", (time.time(), dumps(summary), run_id)
+            ).rowcount
+        if not changed:
+            raise StoreError(f"no run {run_id!r} in {self.path}: call create_run first")
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Flush pending traces, stop the writer thread and close every connection. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        _OPEN_STORES.discard(self)
+        self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's queue, thread and connections; start afresh."""
+        with contextlib.suppress(Exception):
+            self._finalizer.detach()
+        # Connections inherited across fork must not be used or closed here: keep them unreferenced
+        # by this store but alive, so closing them cannot disturb the parent's locks.
+        _INHERITED.append((self._writer, self._connector, self._local))
+        if not self._closed:
+            self._start()
+
+
+# Objects a forked child inherited from its parent and must never touch (see _forget_after_fork).
+_INHERITED: list[Any] = []
+
+
+def _finalize(writer: _TraceWriter, connector: _Connector) -> None:
+    """Flush and stop the writer, then close the connections (on close, garbage collection, or exit)."""
+    try:
+        writer.stop()
+    finally:
+        connector.close_all()

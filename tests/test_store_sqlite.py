@@ -1,0 +1,566 @@
+"""SQLiteStore: every method of the Store interface, on real SQLite files in tmp_path."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import gc
+import math
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from failpath.core import AlreadyResolved, Attempt, StoreError, Ticket, TicketNotFound, TicketStatus, Trace
+from failpath.store import open_store
+from failpath.store.sqlite import SCHEMA_VERSION, SQLiteStore
+
+
+def make_trace(i: int = 0, **changes) -> Trace:
+    fields = dict(
+        trace_id=f"tr-{i:06d}",
+        time=1_700_000_000.0 + i,
+        policy="addresses",
+        input_digest="0" * 64,
+        input_preview=f"input {i}",
+        outcome="answered",
+    )
+    fields.update(changes)
+    return Trace(**fields)
+
+
+def make_ticket(**changes) -> Ticket:
+    fields = dict(
+        ticket_id="",
+        queue="review",
+        created=0.0,
+        policy="addresses",
+        trace_id="tr-000001",
+        input_preview="12 Main St",
+        input_raw=None,
+        output={"street": "Main St"},
+        confidence=0.41,
+        state="low_confidence",
+    )
+    fields.update(changes)
+    return Ticket(**fields)
+
+
+@pytest.fixture
+def store(tmp_path):
+    with SQLiteStore(tmp_path / "store.db") as opened:
+        yield opened
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def test_open_store_creates_parent_folders_and_wal_mode(tmp_path):
+    path = tmp_path / "deep" / "er" / "failpath.db"
+    with open_store(path) as opened:
+        assert isinstance(opened, SQLiteStore)
+        assert opened.path == path
+    assert path.is_file()
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    connection.close()
+
+
+def test_reopening_keeps_data(tmp_path):
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as first:
+        first.write_trace(make_trace(1))
+        first.create_run("run-1", kind="check", config={})
+    with SQLiteStore(path) as second:
+        assert second.get_trace("tr-000001") is not None
+        assert second.get_run("run-1")["kind"] == "check"
+
+
+def test_directory_as_path_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreError, match="is a folder") as caught:
+        SQLiteStore(tmp_path)
+    assert str(tmp_path) in str(caught.value)
+
+
+def test_uncreatable_folder_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError, match="cannot create the folder") as caught:
+        SQLiteStore(blocker / "sub" / "store.db")
+    assert str(blocker) in str(caught.value)
+
+
+def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("these are my notes, not a database\n" * 50)
+    with pytest.raises(StoreError, match="not a failpath store") as caught:
+        SQLiteStore(path)
+    assert str(path) in str(caught.value)
+    assert path.read_text().startswith("these are my notes")
+
+
+def test_another_applications_sqlite_file_is_refused(tmp_path):
+    path = tmp_path / "other.db"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE songs (title TEXT)")
+    connection.commit()
+    connection.close()
+    with pytest.raises(StoreError, match="not a failpath store"):
+        SQLiteStore(path)
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA user_version = 3")
+    connection.close()
+    with pytest.raises(StoreError, match="not a failpath store"):
+        SQLiteStore(path)
+
+
+def test_a_newer_schema_is_refused_with_what_to_do(tmp_path):
+    path = tmp_path / "new.db"
+    SQLiteStore(path).close()
+    connection = sqlite3.connect(path)
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    connection.close()
+    with pytest.raises(StoreError, match="newer failpath") as caught:
+        SQLiteStore(path)
+    assert "upgrade failpath" in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_empty_existing_file_becomes_a_store(tmp_path):
+    path = tmp_path / "empty.db"
+    path.touch()
+    with SQLiteStore(path) as opened:
+        opened.write_trace(make_trace(1))
+        assert opened.count_traces() == 1
+
+
+def test_bad_options_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="batch_size"):
+        SQLiteStore(tmp_path / "a.db", batch_size=0)
+    with pytest.raises(ValueError, match="flush_interval"):
+        SQLiteStore(tmp_path / "b.db", flush_interval=-1)
+
+
+# --------------------------------------------------------------------------- traces
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+@dataclasses.dataclass
+class Address:
+    street: str
+    number: int
+
+
+class Unprintable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+def test_trace_round_trip_with_attempts(store):
+    trace = make_trace(
+        7,
+        outcome="defaulted",
+        input_raw="12 main st",
+        output={"street": "Main St", "number": 12},
+        confidence=0.25,
+        states=("timeout", "low_confidence"),
+        actions=("retry", "default"),
+        state="low_confidence",
+        attempts=(
+            Attempt(1, "call", system="primary", state="timeout", error="SystemTimeout: 5s", latency_ms=5000.0),
+            Attempt(2, "retry", system="primary", output={"street": "Main"}, confidence=0.25, latency_ms=12.5,
+                    usage={"input_tokens": 10, "output_tokens": 4}),
+        ),
+        degraded=True,
+        latency_ms=5012.5,
+        ticket_id="t-0123456789",
+        usage={"input_tokens": 10.0, "output_tokens": 4.0},
+        detail={"reason": "low confidence", "detectors": {"confidence": "0.25 < 0.6"}},
+    )
+    store.write_trace(trace)
+    store.flush()
+    assert store.get_trace(trace.trace_id) == trace
+
+
+def test_odd_outputs_are_rendered_never_fail_the_write(store):
+    pydantic = pytest.importorskip("pydantic")
+
+    class Parsed(pydantic.BaseModel):
+        street: str
+        parts: tuple[int, ...]
+
+    odd = {
+        "model": Parsed(street="Main", parts=(1, 2)),
+        "dataclass": Address("Main", 12),
+        "tuple": (1, "two"),
+        "set": {3, 1, 2},
+        "bytes": b"\xff\xfeok",
+        "nan": float("nan"),
+        "inf": float("inf"),
+        "enum": Color.RED,
+        "object": object,
+        "unprintable": Unprintable(),
+        7: "int key",
+    }
+    store.write_trace(make_trace(1, output=odd, confidence=float("nan"),
+                                 attempts=(Attempt(1, "call", output=Unprintable()),)))
+    store.write_trace(make_trace(2, output=Unprintable(), detail={"when": Color.RED}))
+    store.flush()
+    first = store.get_trace("tr-000001")
+    assert first.output == {
+        "model": {"street": "Main", "parts": [1, 2]},
+        "dataclass": {"street": "Main", "number": 12},
+        "tuple": [1, "two"],
+        "set": [1, 2, 3],
+        "bytes": "\\xff\\xfeok",
+        "nan": "NaN",
+        "inf": "Infinity",
+        "enum": "red",
+        "object": "<class 'object'>",
+        "unprintable": "<unrepresentable Unprintable>",
+        "7": "int key",
+    }
+    assert first.confidence is None
+    assert first.attempts[0].output == "<unrepresentable Unprintable>"
+    second = store.get_trace("tr-000002")
+    assert second.output == "<unrepresentable Unprintable>" and second.detail == {"when": "red"}
+
+
+def test_write_trace_refuses_what_is_not_a_trace(store):
+    with pytest.raises(TypeError, match="Trace"):
+        store.write_trace({"trace_id": "x"})
+
+
+def test_get_trace_by_unique_prefix(store):
+    store.write_trace(make_trace(1, trace_id="abc-111"))
+    store.write_trace(make_trace(2, trace_id="abc-222"))
+    store.write_trace(make_trace(3, trace_id="xyz-333"))
+    assert store.get_trace("xyz").trace_id == "xyz-333"
+    assert store.get_trace("abc-2").trace_id == "abc-222"
+    assert store.get_trace("abc-111").trace_id == "abc-111"
+    assert store.get_trace("nope") is None
+    assert store.get_trace("") is None
+    with pytest.raises(StoreError, match="matches several traces"):
+        store.get_trace("abc")
+
+
+def test_reads_see_traces_queued_by_the_same_store(store):
+    for i in range(50):
+        store.write_trace(make_trace(i))
+    assert store.count_traces() == 50  # no explicit flush
+
+
+def fill_for_queries(store):
+    """20 traces: policy alternates a/b, outcome cycles, every 3rd has a timeout, every 4th low_confidence."""
+    outcomes = ("answered", "escalated", "abstained", "defaulted")
+    for i in range(20):
+        states = tuple(s for s, every in (("timeout", 3), ("low_confidence", 4)) if i % every == 0)
+        store.write_trace(
+            make_trace(
+                i,
+                policy="a" if i % 2 == 0 else "b",
+                outcome=outcomes[i % 4],
+                states=states,
+                state=states[-1] if states else None,
+            )
+        )
+    store.flush()
+
+
+def test_query_and_count_filters(store):
+    fill_for_queries(store)
+    t0 = 1_700_000_000.0
+    assert store.count_traces() == 20
+    assert store.count_traces(policy="a") == 10
+    assert store.count_traces(outcome="escalated") == 5
+    assert store.count_traces(state="timeout") == 7  # 0, 3, ..., 18
+    assert store.count_traces(state="low_confidence") == 5
+    assert store.count_traces(state="timeout", policy="a") == 4  # 0, 6, 12, 18
+    assert store.count_traces(state="timeout", outcome="answered") == 2  # 0, 12
+    assert store.count_traces(since=t0 + 5, until=t0 + 10) == 5
+    assert store.count_traces(state="timeout", since=t0 + 3, until=t0 + 12) == 3  # 3, 6, 9
+    assert store.count_traces(state="invalid_output") == 0
+
+    newest = store.query_traces(limit=3)
+    assert [t.trace_id for t in newest] == ["tr-000019", "tr-000018", "tr-000017"]
+    oldest = store.query_traces(limit=2, newest_first=False)
+    assert [t.trace_id for t in oldest] == ["tr-000000", "tr-000001"]
+    by_state = store.query_traces(state="timeout", limit=None)
+    assert [t.trace_id for t in by_state] == [f"tr-{i:06d}" for i in (18, 15, 12, 9, 6, 3, 0)]
+    assert all("timeout" in t.states for t in by_state)
+    by_state_old = store.query_traces(state="timeout", newest_first=False, limit=2, policy="b")
+    assert [t.trace_id for t in by_state_old] == ["tr-000003", "tr-000009"]
+    window = store.query_traces(policy="b", since=t0 + 10, until=t0 + 16, limit=None)
+    assert [t.trace_id for t in window] == ["tr-000015", "tr-000013", "tr-000011"]
+    assert len(store.query_traces(limit=None)) == 20
+    assert store.query_traces(limit=0) == []
+
+
+def test_deciding_state_counts_even_if_missing_from_states(store):
+    store.write_trace(make_trace(1, state="empty_input", states=()))
+    assert store.count_traces(state="empty_input") == 1
+    assert store.query_traces(state="empty_input")[0].trace_id == "tr-000001"
+
+
+def test_state_filter_uses_the_index(store):
+    fill_for_queries(store)
+    with store.read_connection() as connection:
+        plan = " ".join(
+            row[3] for row in connection.execute(
+                "EXPLAIN QUERY PLAN SELECT count(*) FROM trace_states WHERE state = ? AND time >= ?",
+                ("timeout", 0.0),
+            )
+        )
+    assert "SEARCH trace_states USING PRIMARY KEY (state=? AND time>?)" in plan
+
+
+def test_a_duplicate_trace_id_is_stored_once(store):
+    store.write_trace(make_trace(1))
+    store.write_trace(make_trace(1))
+    assert store.count_traces() == 1
+
+
+def test_read_connection_is_read_only_and_sees_queued_traces(store):
+    store.write_trace(make_trace(1, policy="p"))
+    with store.read_connection() as connection:
+        assert connection.execute("SELECT policy FROM traces").fetchone()["policy"] == "p"
+        with pytest.raises(sqlite3.OperationalError, match="readonly|read-only|query_only"):
+            connection.execute("DELETE FROM traces")
+    assert store.count_traces() == 1
+
+
+def test_read_connection_is_per_thread(store):
+    seen = []
+
+    def read():
+        with store.read_connection() as connection:
+            seen.append(id(connection))
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with store.read_connection() as connection:
+        seen.append(id(connection))
+    assert len(set(seen)) == 4
+
+
+def test_flush_waits_until_batches_are_on_disk(tmp_path):
+    path = tmp_path / "f.db"
+    with SQLiteStore(path, batch_size=7, flush_interval=5.0) as opened:
+        for i in range(100):
+            opened.write_trace(make_trace(i))
+        opened.flush(timeout=10)
+        other = sqlite3.connect(path)  # a separate connection sees them: they are committed
+        assert other.execute("SELECT count(*) FROM traces").fetchone()[0] == 100
+        other.close()
+
+
+def test_close_flushes_and_is_idempotent_and_writes_after_close_fail(tmp_path):
+    path = tmp_path / "c.db"
+    opened = SQLiteStore(path, flush_interval=10.0)
+    for i in range(10):
+        opened.write_trace(make_trace(i))
+    opened.close()
+    opened.close()
+    assert opened.closed
+    with pytest.raises(StoreError, match="closed"):
+        opened.write_trace(make_trace(99))
+    with pytest.raises(StoreError, match="closed"):
+        opened.count_traces()
+    with SQLiteStore(path) as again:
+        assert again.count_traces() == 10
+
+
+def test_a_store_dropped_without_close_is_flushed(tmp_path):
+    path = tmp_path / "d.db"
+    opened = SQLiteStore(path, flush_interval=10.0)
+    for i in range(10):
+        opened.write_trace(make_trace(i))
+    del opened
+    gc.collect()
+    with SQLiteStore(path) as again:
+        assert again.count_traces() == 10
+
+
+def test_interpreter_exit_flushes_open_stores(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "exit.db"
+    code = (
+        "import sys; sys.path[:0] = %r\n"
+        "from failpath.store.sqlite import SQLiteStore\n"
+        "from test_store_sqlite import make_trace\n"
+        "store = SQLiteStore(%r, flush_interval=60.0)\n"
+        "for i in range(500): store.write_trace(make_trace(i))\n"
+    ) % (sys.path, str(path))
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    with SQLiteStore(path) as again:
+        assert again.count_traces() == 500
+
+
+# --------------------------------------------------------------------------- tickets
+
+
+def test_create_and_get_ticket(store):
+    before = time.time()
+    ticket_id = store.create_ticket(make_ticket(deadline=before + 60, default={"street": None}))
+    assert ticket_id.startswith("t-") and len(ticket_id) == 12
+    int(ticket_id[2:], 16)
+    ticket = store.get_ticket(ticket_id)
+    assert ticket.ticket_id == ticket_id
+    assert ticket.status is TicketStatus.OPEN
+    assert ticket.created >= before  # created=0 became now
+    assert ticket.output == {"street": "Main St"} and ticket.default == {"street": None}
+    assert ticket.confidence == 0.41 and ticket.state == "low_confidence"
+    assert store.get_ticket(ticket_id[:6]).ticket_id == ticket_id
+
+
+def test_create_ticket_with_given_id_and_duplicates(store):
+    assert store.create_ticket(make_ticket(ticket_id="t-mine", created=5.0)) == "t-mine"
+    assert store.get_ticket("t-mine").created == 5.0
+    with pytest.raises(StoreError, match="exists already"):
+        store.create_ticket(make_ticket(ticket_id="t-mine"))
+
+
+def test_get_ticket_missing_or_ambiguous(store):
+    store.create_ticket(make_ticket(ticket_id="t-aa1"))
+    store.create_ticket(make_ticket(ticket_id="t-aa2"))
+    with pytest.raises(TicketNotFound, match="no ticket 't-zz'"):
+        store.get_ticket("t-zz")
+    with pytest.raises(TicketNotFound, match="matches several tickets"):
+        store.get_ticket("t-aa")
+    with pytest.raises(TicketNotFound):
+        store.get_ticket("")
+
+
+def test_list_tickets_filters_and_order(store):
+    ids = [store.create_ticket(make_ticket(created=100.0 + i, queue="q1" if i % 2 else "q2")) for i in range(6)]
+    assert [t.ticket_id for t in store.list_tickets()] == ids
+    assert [t.ticket_id for t in store.list_tickets(queue="q1")] == ids[1::2]
+    store.resolve_ticket(ids[0], "x")
+    assert [t.ticket_id for t in store.list_tickets(status="open")] == ids[1:]
+    assert [t.ticket_id for t in store.list_tickets(status=TicketStatus.RESOLVED)] == ids[:1]
+    assert [t.ticket_id for t in store.list_tickets(status="open", queue="q2", limit=1)] == [ids[2]]
+    with pytest.raises(StoreError, match="unknown ticket status 'closed'"):
+        store.list_tickets(status="closed")
+
+
+def test_resolve_ticket_then_second_resolution_is_refused(store):
+    ticket_id = store.create_ticket(make_ticket())
+    resolved = store.resolve_ticket(ticket_id[:7], {"street": "Main Street"}, note="checked", reviewer="ana")
+    assert resolved.status is TicketStatus.RESOLVED
+    assert resolved.answer == {"street": "Main Street"}
+    assert resolved.note == "checked" and resolved.reviewer == "ana" and resolved.resolved_at is not None
+    with pytest.raises(AlreadyResolved, match="already resolved by ana at") as caught:
+        store.resolve_ticket(ticket_id, "other", reviewer="bo")
+    assert caught.value.ticket.answer == {"street": "Main Street"}
+    assert store.get_ticket(ticket_id).reviewer == "ana"
+    with pytest.raises(TicketNotFound):
+        store.resolve_ticket("t-none", "x")
+
+
+def test_expire_tickets_by_age_and_deadline(store):
+    now = 10_000.0
+    old = store.create_ticket(make_ticket(created=now - 7200))
+    due = store.create_ticket(make_ticket(created=now - 10, deadline=now - 1, default="fallback"))
+    fresh = store.create_ticket(make_ticket(created=now - 10, deadline=now + 100))
+    done = store.create_ticket(make_ticket(created=now - 9000))
+    store.resolve_ticket(done, "answer")
+    expired = store.expire_tickets(older_than=3600, now=now)
+    assert [t.ticket_id for t in expired] == [old, due]
+    assert all(t.status is TicketStatus.EXPIRED and t.resolved_at == now for t in expired)
+    assert store.get_ticket(fresh).status is TicketStatus.OPEN
+    assert store.get_ticket(done).status is TicketStatus.RESOLVED
+    assert store.expire_tickets(older_than=3600, now=now) == []
+    with pytest.raises(AlreadyResolved, match="expired"):
+        store.resolve_ticket(old, "late")
+
+
+# --------------------------------------------------------------------------- runs and results
+
+
+def test_runs_create_get_list_finish(store):
+    store.create_run("run-2024-a", kind="check", config={"suites": ("hostile", "clean"), "seed": 1})
+    store.create_run("run-2024-b", kind="chaos", config={})
+    run = store.get_run("run-2024-a")
+    assert run["kind"] == "check" and run["config"] == {"suites": ["hostile", "clean"], "seed": 1}
+    assert run["finished"] is None and run["summary"] is None
+    assert store.get_run("run-2024-b")["run_id"] == "run-2024-b"
+    assert store.get_run("nothing") is None
+    with pytest.raises(StoreError, match="matches several runs"):
+        store.get_run("run-2024")
+    assert [r["run_id"] for r in store.list_runs()] == ["run-2024-b", "run-2024-a"]
+    assert [r["run_id"] for r in store.list_runs(kind="check")] == ["run-2024-a"]
+    assert len(store.list_runs(limit=1)) == 1
+    store.finish_run("run-2024-a", {"verdict": "DEMO", "gap": math.inf})
+    finished = store.get_run("run-2024-a")
+    assert finished["finished"] >= finished["created"]
+    assert finished["summary"] == {"verdict": "DEMO", "gap": "Infinity"}
+    with pytest.raises(StoreError, match="exists already"):
+        store.create_run("run-2024-a", kind="check", config={})
+    with pytest.raises(StoreError, match="no run 'ghost'"):
+        store.finish_run("ghost", {})
+
+
+def test_add_results_is_idempotent_per_key_and_keeps_write_order(store):
+    store.create_run("r", kind="check", config={})
+    store.create_run("other", kind="check", config={})
+    assert store.add_results("r", [("c3", {"ok": True}), ("c1", {"ok": False})]) == 2
+    assert store.add_results("r", [("c1", {"ok": True}), ("c2", {"ok": True}), ("c2", {"ok": False})]) == 1
+    assert store.add_results("r", []) == 0
+    assert store.add_results("other", [("c1", {"x": (1, 2)})]) == 1
+    assert store.result_keys("r") == {"c1", "c2", "c3"}
+    rows = store.results("r")
+    assert [(row["key"], row["data"]) for row in rows] == [
+        ("c3", {"ok": True}), ("c1", {"ok": False}), ("c2", {"ok": True})
+    ]
+    assert store.results("other")[0]["data"] == {"x": [1, 2]}
+    assert store.result_keys("nobody") == set() and store.results("nobody") == []
+
+
+def test_add_results_is_committed_before_returning(tmp_path):
+    path = tmp_path / "r.db"
+    with SQLiteStore(path) as opened:
+        opened.create_run("r", kind="check", config={})
+        opened.add_results("r", [("k", {"v": 1})])
+        other = sqlite3.connect(path)
+        assert other.execute("SELECT count(*) FROM results").fetchone()[0] == 1
+        other.close()
+
+
+def test_add_results_needs_a_run_and_string_keys(store):
+    with pytest.raises(StoreError, match="no run 'ghost'.*create_run"):
+        store.add_results("ghost", [("k", {})])
+    store.create_run("r", kind="check", config={})
+    with pytest.raises(TypeError, match="result keys are strings"):
+        store.add_results("r", [(1, {})])
+    assert store.result_keys("r") == set()
+
+
+def test_store_is_usable_from_many_threads_for_sync_writes(store):
+    store.create_run("r", kind="check", config={})
+    errors = []
+
+    def work(n):
+        try:
+            for i in range(50):
+                store.add_results("r", [(f"{n}-{i}", {"i": i})])
+                store.create_ticket(make_ticket())
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(store.result_keys("r")) == 200
+    assert len(store.list_tickets()) == 200
