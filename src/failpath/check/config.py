@@ -1,0 +1,367 @@
+"""The ``failpath.toml`` configuration of a check, validated with pydantic.
+
+Every error names the file, the line, the key and the value. ``tomllib`` gives no positions, so the
+lines of keys are found by scanning the TOML text (:func:`key_lines`).
+
+A complete example::
+
+    system = "myapp.model:parse"          # module:attr of the system (sync or async callable)
+    policy = "myapp.guarding:policy"      # module:attr of the failpath.Policy
+    suites = ["hostile", "realistic", "fault"]
+    seed = 0
+    concurrency = 32
+    store = ".failpath/failpath.db"
+
+    [dataset]
+    path = "data/addresses.jsonl"         # .jsonl or .csv, relative to this file
+    id = "id"
+    input = "text"
+    expected = "labels"
+
+    [judge]
+    name = "token_labels"
+
+    [budgets]
+    silent_failure = 0.02                 # upper confidence bound of the silent-failure rate under chaos
+    coverage_floor = 0.5
+    delta = 0.05
+
+    [budgets.accepted]
+    inconsistent = "A deterministic parser: sampling it twice always agrees."
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from failpath.core import STATES, ConfigError
+
+__all__ = [
+    "DEFAULT_SUITES",
+    "DatasetConfig",
+    "JudgeConfig",
+    "BudgetsConfig",
+    "CheckConfig",
+    "LoadedConfig",
+    "load_config",
+    "key_lines",
+]
+
+#: Suites run when none are named: hostile first, then realistic mess, then model-side faults.
+DEFAULT_SUITES: tuple[str, ...] = ("hostile", "realistic", "fault")
+
+_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def _check_spec(value: str | None) -> str | None:
+    if value is not None and not _SPEC.match(value):
+        raise ValueError("must be 'module:attr', e.g. 'myapp.model:parse'")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(_Strict):
+    """``[dataset]``: the labeled cases and how their columns map onto a case."""
+
+    path: Path
+    format: Literal["jsonl", "ndjson", "csv", "tsv"] | None = None
+    id: str = "id"
+    input: str = "input"
+    expected: str = "expected"
+    tags: str | None = "tags"
+    json_columns: tuple[str, ...] = ()
+    tags_separator: str = ";"
+    limit: int | None = Field(default=None, ge=1)
+
+
+class JudgeConfig(BaseModel):
+    """``[judge]``: a judge by name (``exact``, ``text``, ``fields``, ``token_labels``, ``numeric``,
+    ``function``); every other key is an option of that judge."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = "exact"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The judge's options: every key but ``name``."""
+        return dict(self.model_extra or {})
+
+
+class BudgetsConfig(_Strict):
+    """``[budgets]``: what the verdict demands.
+
+    ``silent_failure``: the upper confidence bound of the silent-failure rate under chaos must be at most
+    this (per request). ``coverage_floor``: the share of clean requests answered must be at least this.
+    ``delta``: 1 − confidence level of the bounds and of the threshold guarantee. ``accepted``: failure
+    states left without a rule on purpose, each with a written reason.
+    """
+
+    silent_failure: float = Field(default=0.02, gt=0.0, lt=1.0)
+    coverage_floor: float = Field(default=0.5, ge=0.0, le=1.0)
+    delta: float = Field(default=0.05, gt=0.0, lt=1.0)
+    accepted: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("accepted")
+    @classmethod
+    def _reasons(cls, accepted: dict[str, str]) -> dict[str, str]:
+        for state, reason in accepted.items():
+            if state not in STATES:
+                raise ValueError(f"unknown failure state {state!r}; the catalog is: {', '.join(STATES)}")
+            if len(reason.strip()) < 10:
+                raise ValueError(f"state {state!r} needs a written reason (a sentence), got {reason!r}")
+        return accepted
+
+
+class CheckConfig(_Strict):
+    """The whole ``failpath.toml`` of a check."""
+
+    system: str
+    policy: str | None = None
+    dataset: DatasetConfig
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    suites: tuple[str, ...] = DEFAULT_SUITES
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    seed: int = 0
+    concurrency: int = Field(default=16, ge=1, le=4096)
+    executor: Literal["auto", "thread", "process"] = "auto"
+    store: Path | None = None
+    calibration_share: float = Field(default=0.5, gt=0.0, lt=1.0)
+    worst_cases: int = Field(default=5, ge=0, le=100)
+    worst_case_seconds: float = Field(default=20.0, gt=0.0)
+    name: str | None = None
+
+    @field_validator("system", "policy")
+    @classmethod
+    def _spec(cls, value: str | None) -> str | None:
+        return _check_spec(value)
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _judge_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("suites")
+    @classmethod
+    def _suites(cls, suites: tuple[str, ...]) -> tuple[str, ...]:
+        if "clean" in suites:
+            raise ValueError("the clean pass always runs last; do not list 'clean' among the suites")
+        if len(set(suites)) != len(suites):
+            raise ValueError("a suite is listed twice")
+        return suites
+
+
+class LoadedConfig:
+    """A validated configuration with where it came from, so later errors can name the line."""
+
+    def __init__(self, config: CheckConfig, path: Path, lines: Mapping[tuple[str, ...], int]):
+        self.config = config
+        self.path = path
+        self.lines = dict(lines)
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the file are resolved against."""
+        return self.path.parent
+
+    def line_of(self, loc: tuple[Any, ...]) -> int | None:
+        """The line of the key at ``loc`` (or of its nearest enclosing key), if found."""
+        return _line_of(self.lines, loc)
+
+    def error(self, loc: tuple[Any, ...], value: Any, message: str) -> ConfigError:
+        """A ``ConfigError`` naming this file, the line of ``loc``, the key and the value."""
+        return ConfigError(_format(self.path, self.line_of(loc), loc, value, message))
+
+    def resolve(self, path: Path) -> Path:
+        """``path`` relative to the config file's folder (absolute paths unchanged)."""
+        return path if path.is_absolute() else (self.base_dir / path)
+
+
+def _format(path: Path, line: int | None, loc: tuple[Any, ...], value: Any, message: str) -> str:
+    where = f"{path}:{line}" if line else str(path)
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    shown = "" if value is _MISSING else f" = {value!r}"
+    return f"{where}: {key}{shown}: {message}"
+
+
+_MISSING = object()
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    """Read and validate the check configuration at ``path``; raises ``ConfigError`` naming file, line and key."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{file}: configuration file not found; pass the path of your failpath.toml")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text ({exc.reason})") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+    lines = key_lines(text)
+    try:
+        config = CheckConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = sorted(exc.errors(), key=lambda e: _line_of(lines, tuple(e["loc"])) or 10**9)
+        first = errors[0]
+        loc = tuple(first["loc"])
+        value = _value_at(data, loc)
+        message = first["msg"]
+        if first["type"] == "missing":
+            message = "is required but missing"
+        elif first["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling)"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        more = len(exc.errors()) - 1
+        if more:
+            message += f" (and {more} more error{'s' if more > 1 else ''})"
+        raise ConfigError(_format(file, _line_of(lines, loc), loc, value, message)) from None
+    return LoadedConfig(config, file, lines)
+
+
+def _value_at(data: Any, loc: tuple[Any, ...]) -> Any:
+    node = data
+    for part in loc:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return _MISSING
+    return node
+
+
+def _line_of(lines: Mapping[tuple[str, ...], int], loc: tuple[Any, ...]) -> int | None:
+    parts = tuple(str(p) for p in loc)
+    for end in range(len(parts), 0, -1):
+        if parts[:end] in lines:
+            return lines[parts[:end]]
+    return None
+
+
+# --------------------------------------------------------------------------- locating keys in TOML text
+
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _parse_key(text: str) -> tuple[tuple[str, ...], str] | None:
+    """Parse a (dotted, possibly quoted) key at the start of ``text``; return the parts and the rest."""
+    parts: list[str] = []
+    i = 0
+    n = len(text)
+    while True:
+        while i < n and text[i] in " \t":
+            i += 1
+        if i >= n:
+            return None
+        if text[i] in "\"'":
+            quote = text[i]
+            j = i + 1
+            buf = []
+            while j < n and text[j] != quote:
+                if quote == '"' and text[j] == "\\" and j + 1 < n:
+                    buf.append(text[j + 1])
+                    j += 2
+                    continue
+                buf.append(text[j])
+                j += 1
+            if j >= n:
+                return None
+            parts.append("".join(buf))
+            i = j + 1
+        else:
+            m = _BARE.match(text, i)
+            if not m:
+                return None
+            parts.append(m.group())
+            i = m.end()
+        while i < n and text[i] in " \t":
+            i += 1
+        if i < n and text[i] == ".":
+            i += 1
+            continue
+        return tuple(parts), text[i:]
+
+
+def _scan_value(value: str, depth: int, ml: str | None) -> tuple[int, str | None]:
+    """Track bracket depth and open multi-line strings across ``value``; returns the new state."""
+    i, n = 0, len(value)
+    while i < n:
+        if ml is not None:
+            end = value.find(ml, i)
+            if end < 0:
+                return depth, ml
+            i = end + 3
+            ml = None
+            continue
+        ch = value[i]
+        if ch == "#":
+            break
+        if value.startswith('"""', i) or value.startswith("'''", i):
+            ml = value[i : i + 3]
+            i += 3
+            continue
+        if ch in "\"'":
+            j = i + 1
+            while j < n and value[j] != ch:
+                j += 2 if (ch == '"' and value[j] == "\\") else 1
+            i = j + 1
+            continue
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return depth, ml
+
+
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path of a TOML document (``("budgets", "accepted", "timeout")``) to its 1-based line.
+
+    Table headers, dotted keys, quoted keys and the keys of single-line inline tables are found;
+    values spanning lines (arrays, multi-line strings) are skipped over.
+    """
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    depth = 0
+    ml: str | None = None
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        if ml is not None or depth > 0:
+            depth, ml = _scan_value(raw, depth, ml)
+            continue
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            inner = line[2:] if line.startswith("[[") else line[1:]
+            parsed = _parse_key(inner)
+            if parsed:
+                table = parsed[0]
+                lines.setdefault(table, lineno)
+            continue
+        parsed = _parse_key(line)
+        if not parsed or not parsed[1].startswith("="):
+            continue
+        key, rest = parsed
+        full = table + key
+        lines.setdefault(full, lineno)
+        value = rest[1:].strip()
+        if value.startswith("{"):
+            for m in re.finditer(r"[{,]\s*([A-Za-z0-9_\-\"'.]+?)\s*=", value):
+                sub = _parse_key(m.group(1))
+                if sub:
+                    lines.setdefault(full + sub[0], lineno)
+        depth, ml = _scan_value(value, 0, None)
+    return lines

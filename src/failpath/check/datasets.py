@@ -1,0 +1,227 @@
+"""Labeled datasets: JSONL or CSV files read into ``Case`` values, checked before any model call.
+
+Every problem a user can cause (missing file or column, bad JSON, empty file, duplicate ids) raises
+``DatasetError`` naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from failpath.core import Case, DatasetError
+
+__all__ = ["Columns", "load_cases", "as_cases"]
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which column (CSV) or field (JSONL) holds each part of a case.
+
+    ``id`` may be absent from the file when it keeps its default name: cases are then numbered by line.
+    ``tags`` is optional. ``json_columns`` (CSV only) lists columns whose cells are JSON-encoded, e.g.
+    ``("expected",)`` for a structured expected value. ``tags_separator`` splits a CSV tags cell.
+    """
+
+    id: str = "id"
+    input: str = "input"
+    expected: str = "expected"
+    tags: str | None = "tags"
+    json_columns: tuple[str, ...] = ()
+    tags_separator: str = ";"
+    id_required: bool = False
+
+
+def _tags(value: Any, where: str, separator: str) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return tuple(t.strip() for t in value.split(separator) if t.strip())
+    if isinstance(value, (list, tuple)) and all(isinstance(t, (str, int)) for t in value):
+        return tuple(str(t) for t in value)
+    raise DatasetError(f"{where}: tags must be a list of strings or a string, got {value!r}")
+
+
+def _case_id(value: Any, where: str, column: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        raise DatasetError(f"{where}: the id column {column!r} must hold a non-empty string or integer, got {value!r}")
+    return str(value)
+
+
+def load_cases(
+    path: str | Path,
+    *,
+    format: str | None = None,
+    id: str = "id",
+    input: str = "input",
+    expected: str = "expected",
+    tags: str | None = "tags",
+    json_columns: Sequence[str] = (),
+    tags_separator: str = ";",
+    encoding: str = "utf-8",
+) -> list[Case]:
+    """Read the labeled cases in a JSONL or CSV file (format from the suffix unless given).
+
+    Column names map the file onto a case (``id``, ``input``, ``expected``, ``tags``). Raises
+    ``DatasetError`` with the file and line for a missing file or column, bad JSON, an empty file or
+    a duplicate id.
+    """
+    columns = Columns(
+        id=id,
+        input=input,
+        expected=expected,
+        tags=tags,
+        json_columns=tuple(json_columns),
+        tags_separator=tags_separator,
+        id_required=id != "id",
+    )
+    file = Path(path)
+    if not file.is_file():
+        raise DatasetError(f"{file}: dataset file not found (check dataset.path in failpath.toml)")
+    kind = (format or file.suffix.lstrip(".")).lower()
+    try:
+        text = file.read_text(encoding=encoding)
+    except UnicodeDecodeError as exc:
+        line = file.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DatasetError(f"{file}:{line}: not valid {encoding} text ({exc.reason}); save the file as UTF-8") from exc
+    if kind in ("jsonl", "ndjson", "json"):
+        cases = _read_jsonl(file, text, columns)
+    elif kind in ("csv", "tsv"):
+        cases = _read_csv(file, text, columns, delimiter="\t" if kind == "tsv" else ",")
+    else:
+        raise DatasetError(f"{file}: unknown dataset format {kind!r}; use a .jsonl or .csv file (or set dataset.format)")
+    if not cases:
+        raise DatasetError(f"{file}: the dataset is empty; it needs at least one labeled case")
+    return cases
+
+
+def _read_jsonl(file: Path, text: str, columns: Columns) -> list[Case]:
+    cases: list[Case] = []
+    first_seen: dict[str, int] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{file}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{where}: bad JSON ({exc.msg} at column {exc.colno}); each line must be one JSON object") from exc
+        if not isinstance(row, dict):
+            raise DatasetError(f"{where}: each line must be a JSON object, got {type(row).__name__}")
+        cases.append(_case_from_row(row, where, lineno, columns, first_seen, file))
+    return cases
+
+
+def _read_csv(file: Path, text: str, columns: Columns, delimiter: str) -> list[Case]:
+    lines = text.splitlines(keepends=True)
+    if not any(line.strip() for line in lines):
+        raise DatasetError(f"{file}: the dataset is empty; it needs a header line and at least one labeled case")
+    reader = csv.reader(lines, delimiter=delimiter)
+    try:
+        header = next(reader)
+    except csv.Error as exc:
+        raise DatasetError(f"{file}:1: cannot read the CSV header ({exc})") from exc
+    header = [h.strip() for h in header]
+    needed = [columns.input, columns.expected] + ([columns.id] if columns.id_required else [])
+    for name in needed:
+        if name not in header:
+            raise DatasetError(
+                f"{file}:1: no column {name!r} in the header (columns: {', '.join(header)}); "
+                "rename the column or map it in [dataset] of failpath.toml"
+            )
+    for name in columns.json_columns:
+        if name not in header:
+            raise DatasetError(f"{file}:1: json column {name!r} is not in the header (columns: {', '.join(header)})")
+    cases: list[Case] = []
+    first_seen: dict[str, int] = {}
+    previous_end = reader.line_num
+    while True:
+        start = previous_end + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise DatasetError(f"{file}:{reader.line_num}: bad CSV ({exc})") from exc
+        previous_end = reader.line_num
+        if not record or all(not cell.strip() for cell in record):
+            continue
+        where = f"{file}:{start}"
+        if len(record) != len(header):
+            raise DatasetError(f"{where}: {len(record)} cells but the header has {len(header)} columns")
+        row: dict[str, Any] = dict(zip(header, record))
+        for name in columns.json_columns:
+            try:
+                row[name] = json.loads(row[name])
+            except json.JSONDecodeError as exc:
+                raise DatasetError(
+                    f"{where}: column {name!r} holds bad JSON ({exc.msg} at column {exc.colno}): {row[name][:80]!r}"
+                ) from exc
+        cases.append(_case_from_row(row, where, start, columns, first_seen, file))
+    return cases
+
+
+def _case_from_row(
+    row: Mapping[str, Any],
+    where: str,
+    lineno: int,
+    columns: Columns,
+    first_seen: dict[str, int],
+    file: Path,
+) -> Case:
+    for name in (columns.input, columns.expected):
+        if name not in row:
+            raise DatasetError(
+                f"{where}: no {name!r} field (fields: {', '.join(map(str, row)) or 'none'}); "
+                "add it or map the column in [dataset] of failpath.toml"
+            )
+    if columns.id in row:
+        case_id = _case_id(row[columns.id], where, columns.id)
+    elif columns.id_required:
+        raise DatasetError(f"{where}: no {columns.id!r} field (the id column named in failpath.toml)")
+    else:
+        case_id = str(lineno)
+    if case_id in first_seen:
+        raise DatasetError(f"{where}: duplicate id {case_id!r} (first at line {first_seen[case_id]}); ids must be unique")
+    first_seen[case_id] = lineno
+    tags = _tags(row.get(columns.tags), where, columns.tags_separator) if columns.tags else ()
+    return Case(id=case_id, input=row[columns.input], expected=row[columns.expected], tags=tags)
+
+
+def as_cases(cases: Any) -> list[Case]:
+    """Cases from a dataset path, or from an iterable of ``Case`` or of mappings with id/input/expected/tags.
+
+    Raises ``DatasetError`` for an empty collection, a malformed item or a duplicate id.
+    """
+    if isinstance(cases, (str, Path)):
+        return load_cases(cases)
+    if not isinstance(cases, Iterable):
+        raise DatasetError(f"cases must be a dataset path or an iterable of cases, got {type(cases).__name__}")
+    result: list[Case] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(cases):
+        if isinstance(item, Case):
+            case = item
+        elif isinstance(item, Mapping):
+            missing = [k for k in ("input", "expected") if k not in item]
+            if missing:
+                raise DatasetError(f"case #{index}: missing {', '.join(missing)} (keys: {', '.join(map(str, item))})")
+            case = Case(
+                id=str(item.get("id", index)),
+                input=item["input"],
+                expected=item["expected"],
+                tags=_tags(item.get("tags"), f"case #{index}", ";"),
+            )
+        else:
+            raise DatasetError(f"case #{index}: expected a failpath.Case or a mapping, got {type(item).__name__}")
+        if case.id in seen:
+            raise DatasetError(f"case #{index}: duplicate id {case.id!r} (first at #{seen[case.id]}); ids must be unique")
+        seen[case.id] = index
+        result.append(case)
+    if not result:
+        raise DatasetError("no cases: the dataset is empty")
+    return result

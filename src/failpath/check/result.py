@@ -1,0 +1,291 @@
+"""The values a check produces: figures per suite, the verdict, and the whole ``CheckResult``.
+
+``CheckResult.to_dict()`` is the stable, versioned document (``"schema": "failpath.check/1"``) the
+terminal, HTML and JSON reports are built from; ``CheckResult.from_dict`` reads it back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+__all__ = [
+    "SCHEMA",
+    "Criterion",
+    "Verdict",
+    "ConfidenceQuality",
+    "PolicyFigures",
+    "GroupFigures",
+    "StateCoverage",
+    "ThresholdReport",
+    "Reproduction",
+    "WorstCase",
+    "CheckResult",
+]
+
+#: The version of the ``CheckResult.to_dict()`` document.
+SCHEMA = "failpath.check/1"
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One test of the verdict: its name, whether it passed, the figure it was judged on, and why."""
+
+    name: str
+    passed: bool
+    figure: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """SHIP when every criterion passed, else DEMO; ``reasons`` lists every criterion with its figure."""
+
+    ship: bool
+    reasons: tuple[Criterion, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """``"READY TO SHIP"`` or ``"READY TO DEMO"``."""
+        return "READY TO SHIP" if self.ship else "READY TO DEMO"
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI exit code: 0 for READY TO SHIP, 1 for READY TO DEMO."""
+        return 0 if self.ship else 1
+
+    @property
+    def failed(self) -> tuple[Criterion, ...]:
+        """The criteria that did not pass."""
+        return tuple(c for c in self.reasons if not c.passed)
+
+    def __bool__(self) -> bool:
+        return self.ship
+
+
+@dataclass(frozen=True)
+class ConfidenceQuality:
+    """How well the raw confidence separates right from wrong answers (``None`` where undefined).
+
+    ``n`` answers carried a confidence (out of ``n_total``). AUROC: right vs wrong; AURC and E-AURC:
+    risk–coverage, discrete oracle; ECE: 15 equal-width bins ``(lo, hi]``; Brier.
+    """
+
+    n: int
+    n_total: int
+    accuracy: float | None = None
+    auroc: float | None = None
+    aurc: float | None = None
+    e_aurc: float | None = None
+    ece: float | None = None
+    adaptive_ece: float | None = None
+    brier: float | None = None
+
+
+@dataclass(frozen=True)
+class PolicyFigures:
+    """What n requests ended in, either through the guard (with the policy) or from the raw system.
+
+    ``coverage`` = answered / n; ``silent_failure_rate`` = answered-and-wrong / n, with its exact
+    (Clopper–Pearson) upper confidence bound; ``selective_risk`` = answered-and-wrong / answered;
+    ``escaped`` counts exceptions (guarded calls that raised, or raw calls that raised).
+    ``outcomes`` counts each outcome kind (``answered``, ``clarify``, ..., and ``escaped``).
+    """
+
+    n: int
+    answered: int
+    silent_failures: int
+    escaped: int
+    coverage: float | None
+    silent_failure_rate: float | None
+    silent_failure_upper: float | None
+    selective_risk: float | None
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GroupFigures:
+    """The figures of one suite (``perturbation`` is None) or of one perturbation inside a suite.
+
+    Accuracy is the raw system's (without the policy). ``gap`` = clean accuracy − accuracy under the
+    perturbation, paired by case, with a paired bootstrap interval ``gap_low..gap_high``;
+    ``flip_rate`` is the share of variants whose correctness differs from their clean case's.
+    ``catch_rate`` = raw-wrong turned into a handled outcome / raw-wrong; ``false_alarm_rate`` = handled
+    although raw-right / raw-right; ``repaired`` counts raw-wrong answered right by the guard (a retry or
+    a fallback). ``states`` counts calls on which each failure state was detected.
+    """
+
+    suite: str
+    family: str
+    perturbation: str | None
+    contract: str
+    n: int
+    n_cases: int
+    clean_accuracy: float | None
+    accuracy: float | None
+    gap: float | None
+    gap_low: float | None
+    gap_high: float | None
+    flip_rate: float | None
+    with_policy: PolicyFigures
+    without_policy: PolicyFigures
+    catch_rate: float | None
+    false_alarm_rate: float | None
+    repaired: int
+    states: dict[str, int] = field(default_factory=dict)
+    confidence: ConfidenceQuality | None = None
+
+
+@dataclass(frozen=True)
+class StateCoverage:
+    """One failure state: the actions that handle it, or the reason it was accepted, and how the run exercised it.
+
+    ``fired`` counts calls on which it was detected; ``ended_declared`` counts those that then took one
+    of its declared actions. ``ok`` is this state's part of the verdict.
+    """
+
+    state: str
+    handled_by: tuple[str, ...]
+    accepted: str | None
+    fired: int
+    decided: int
+    ended_declared: int
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ThresholdReport:
+    """The confidence threshold chosen on the calibration half, and its guarantee.
+
+    Learn-then-Test over a fixed grid, exact binomial p-values, family-wise correction ``method``: when
+    ``certified``, answering only when ``confidence >= threshold`` keeps the selective risk at most
+    ``risk_budget`` with probability at least 1 − ``delta``. When nothing is certified, ``threshold`` is
+    None and the only guaranteed policy is never to answer. ``evaluation_*`` are measured at the
+    threshold on the evaluation half. ``cost_policy`` is the cost-optimal answer/clarify/escalate rule.
+    """
+
+    certified: bool
+    threshold: float | None
+    risk_budget: float
+    delta: float
+    method: str
+    n_calibration: int
+    calibration_coverage: float | None
+    calibration_risk: float | None
+    evaluation_coverage: float | None
+    evaluation_risk: float | None
+    evaluation_silent_failure_rate: float | None
+    message: str
+    cost_policy: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """The smallest failing input found by ``failpath.chaos.search`` from a clean case."""
+
+    found: bool
+    input: Any = None
+    expected: Any = None
+    edits: tuple[dict[str, Any], ...] = ()
+    output: Any = None
+    confidence: float | None = None
+    n_tried: int = 0
+    seconds: float = 0.0
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class WorstCase:
+    """A silent failure (answered, wrong) from the evaluation half, ranked by its confidence."""
+
+    key: str
+    suite: str
+    perturbation: str
+    case_id: str
+    input: Any
+    expected: Any
+    output: Any
+    confidence: float | None
+    edits: tuple[dict[str, Any], ...] = ()
+    reproduction: Reproduction | None = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Everything a check measured, and its verdict. Frozen; ``to_dict``/``from_dict`` for storage.
+
+    ``groups`` holds the chaos figures, suites in the order they ran (each suite's row first, then its
+    perturbations); ``clean`` the clean pass; ``chaos`` every chaos variant pooled. Every figure is
+    measured on the evaluation half of the cases; thresholds are chosen on the calibration half.
+    """
+
+    run_id: str
+    verdict: Verdict
+    name: str
+    system: str
+    policy: str
+    judge: str
+    seed: int
+    suites: tuple[str, ...]
+    n_cases: int
+    n_calibration: int
+    n_evaluation: int
+    n_rows: int
+    clean: GroupFigures
+    chaos: GroupFigures
+    groups: tuple[GroupFigures, ...]
+    confidence: ConfidenceQuality
+    states: tuple[StateCoverage, ...]
+    thresholds: ThresholdReport
+    worst_cases: tuple[WorstCase, ...]
+    baseline: dict[str, Any]
+    budgets: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)
+    started: float = 0.0
+    finished: float = 0.0
+    elapsed_seconds: float = 0.0
+    resumed: bool = False
+    notes: tuple[str, ...] = ()
+    schema: str = SCHEMA
+
+    @property
+    def ship(self) -> bool:
+        """True when the verdict is READY TO SHIP."""
+        return self.verdict.ship
+
+    @property
+    def certified(self) -> bool:
+        """True when a confidence threshold was certified on the calibration half."""
+        return self.thresholds.certified
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe document of every figure (NaN and infinities become None), versioned by ``schema``."""
+        return _clean_floats(_adapter().dump_python(self, mode="json"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CheckResult":
+        """Read back a document written by ``to_dict`` (raises ``ValueError`` for another schema)."""
+        schema = data.get("schema")
+        if schema != SCHEMA:
+            raise ValueError(f"not a check result of schema {SCHEMA!r} (schema is {schema!r})")
+        return _adapter().validate_python(data)
+
+
+@lru_cache(maxsize=1)
+def _adapter() -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(CheckResult)
+
+
+def _clean_floats(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_floats(v) for v in value]
+    return value
