@@ -10,6 +10,7 @@ from failpath.llm._common import (
     Template,
     check_schema,
     is_async_method,
+    json_schema_of,
     map_sdk_error,
     parse_output,
     prediction,
@@ -82,7 +83,7 @@ def anthropic(
     system_text = system
     if schema is not None:
         if schema_mode == "native":
-            output_config = {"format": {"type": "json_schema", "schema": sdk.transform_schema(schema)}}
+            output_config = {"format": {"type": "json_schema", "schema": sdk.transform_schema(json_schema_of(schema))}}
         else:
             system_text = f"{system}\n\n{schema_instruction(schema)}" if system else schema_instruction(schema)
 

@@ -185,7 +185,7 @@ def openai_error(
 def anthropic_message(
     text: str | None = None,
     *,
-    model: str = "claude-sonnet-4-5",
+    model: str = "claude-haiku-4-5",
     stop_reason: str = "end_turn",
     input_tokens: int = 20,
     output_tokens: int | None = None,
@@ -268,7 +268,8 @@ class FakeProvider:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self._responders: dict[Route, Responder | None] = {"openai": openai, "anthropic": anthropic}
+        self._initial_responders: dict[Route, Responder | None] = {"openai": openai, "anthropic": anthropic}
+        self._responders = dict(self._initial_responders)
         self._scripts: dict[Route, deque[Reply]] = {"openai": deque(), "anthropic": deque()}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -349,6 +350,15 @@ class FakeProvider:
         with self._lock:
             self._responders[route] = responder
 
+    def reset(self) -> None:
+        """Forget scripts, records and responders set since construction (the server keeps running)."""
+        with self._lock:
+            for script in self._scripts.values():
+                script.clear()
+            self._requests.clear()
+            self._unanswered.clear()
+            self._responders = dict(self._initial_responders)
+
     @property
     def requests(self) -> list[Request]:
         """Every request received so far, in order."""
@@ -388,6 +398,8 @@ class FakeProvider:
 def _make_handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body leave at once, no delayed-ACK stall
+        wbufsize = -1
 
         def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
             length = int(self.headers.get("content-length") or 0)
