@@ -36,9 +36,9 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from failpath.core import STATES, ConfigError
 
@@ -97,6 +97,22 @@ class JudgeConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+def _known_state(state: str) -> str:
+    if state not in STATES:
+        raise ValueError(f"unknown failure state {state!r}; the catalog is: {', '.join(STATES)}")
+    return state
+
+
+def _written_reason(reason: str) -> str:
+    if len(reason.strip()) < 10:
+        raise ValueError("an accepted state needs a written reason (a sentence saying why it needs no rule)")
+    return reason.strip()
+
+
+StateName = Annotated[str, AfterValidator(_known_state)]
+Reason = Annotated[str, AfterValidator(_written_reason)]
+
+
 class BudgetsConfig(_Strict):
     """``[budgets]``: what the verdict demands.
 
@@ -109,17 +125,7 @@ class BudgetsConfig(_Strict):
     silent_failure: float = Field(default=0.02, gt=0.0, lt=1.0)
     coverage_floor: float = Field(default=0.5, ge=0.0, le=1.0)
     delta: float = Field(default=0.05, gt=0.0, lt=1.0)
-    accepted: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("accepted")
-    @classmethod
-    def _reasons(cls, accepted: dict[str, str]) -> dict[str, str]:
-        for state, reason in accepted.items():
-            if state not in STATES:
-                raise ValueError(f"unknown failure state {state!r}; the catalog is: {', '.join(STATES)}")
-            if len(reason.strip()) < 10:
-                raise ValueError(f"state {state!r} needs a written reason (a sentence), got {reason!r}")
-        return accepted
+    accepted: dict[StateName, Reason] = Field(default_factory=dict)
 
 
 class CheckConfig(_Strict):
@@ -215,7 +221,7 @@ def load_config(path: str | Path) -> LoadedConfig:
     except ValidationError as exc:
         errors = sorted(exc.errors(), key=lambda e: _line_of(lines, tuple(e["loc"])) or 10**9)
         first = errors[0]
-        loc = tuple(first["loc"])
+        loc = tuple(p for p in first["loc"] if p != "[key]")
         value = _value_at(data, loc)
         message = first["msg"]
         if first["type"] == "missing":
@@ -359,7 +365,7 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
         lines.setdefault(full, lineno)
         value = rest[1:].strip()
         if value.startswith("{"):
-            for m in re.finditer(r"[{,]\s*([A-Za-z0-9_\-\"'.]+?)\s*=", value):
+            for m in re.finditer(r"[{,]\s*((?:\"[^\"]*\"|'[^']*'|[A-Za-z0-9_\-. ])+?)\s*=", value):
                 sub = _parse_key(m.group(1))
                 if sub:
                     lines.setdefault(full + sub[0], lineno)
