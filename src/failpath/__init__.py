@@ -46,6 +46,9 @@ _LAZY: dict[str, str] = {
     "open_store": "failpath.store",
     # --- guard
     # --- chaos
+    "LabelContract": "failpath.chaos",
+    "Suite": "failpath.chaos",
+    "Variant": "failpath.chaos",
     # --- check
     # --- report
     # --- watch

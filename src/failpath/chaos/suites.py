@@ -1,0 +1,218 @@
+"""Suites: named groups of perturbations that a check runs over every case.
+
+The built-in suites are ``hostile``, ``realistic`` and ``fault`` (in that order, the order a check runs
+them). ``get_suite("realistic")`` returns one; ``register_suite(Suite(...))`` adds your own, or pass a
+:class:`Suite` value wherever a suite name is accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Iterable, Mapping
+
+from failpath.chaos import faults as _faults
+from failpath.chaos import hostile as _h
+from failpath.chaos import records as _r
+from failpath.chaos import text as _t
+from failpath.chaos.base import FAMILIES, Chain, NotApplicable, Perturbation, Variant, derive_rng
+from failpath.core import Case, ConfigError
+
+__all__ = [
+    "Suite",
+    "SUITES",
+    "PERTURBATIONS",
+    "get_suite",
+    "register_suite",
+    "get_perturbation",
+    "HOSTILE",
+    "REALISTIC",
+    "FAULT",
+    "ordered",
+]
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named group of perturbations of one family.
+
+    ``variants_per_case`` is how many draws each perturbation gets per case (identical draws count once).
+    """
+
+    name: str
+    family: str
+    perturbations: tuple[Perturbation, ...]
+    variants_per_case: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "perturbations", tuple(self.perturbations))
+        if not self.name or not isinstance(self.name, str):
+            raise ConfigError(f"a suite needs a name (a non-empty string), got {self.name!r}")
+        if self.family not in FAMILIES:
+            raise ConfigError(f"suite {self.name!r}: family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
+        if not self.perturbations:
+            raise ConfigError(f"suite {self.name!r} has no perturbations; give it at least one")
+        for p in self.perturbations:
+            if not isinstance(p, Perturbation):
+                raise ConfigError(f"suite {self.name!r}: {p!r} is not a perturbation (it needs name, family, contract, apply)")
+        names = [p.name for p in self.perturbations]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError(f"suite {self.name!r}: perturbation names must be unique; repeated: {', '.join(dupes)}")
+        if not isinstance(self.variants_per_case, int) or self.variants_per_case < 1:
+            raise ConfigError(f"suite {self.name!r}: variants_per_case must be a positive integer, got {self.variants_per_case!r}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names of the perturbations, in order."""
+        return tuple(p.name for p in self.perturbations)
+
+    def variants(self, case: Case, seed: int = 0, *, n: int | None = None) -> list[Variant]:
+        """The variants of ``case``: the same ``(case, seed)`` always gives the same list.
+
+        Draw ``i`` of a perturbation uses an rng derived from ``(seed, case.id, perturbation name, i)``;
+        draws that do not apply are skipped and identical draws kept once. Draws go round by round (draw 0
+        of every perturbation, then draw 1, ...). ``n`` asks for that many variants in all (fewer if the
+        perturbations run out); without it, :attr:`variants_per_case` rounds are drawn.
+        """
+        out: list[Variant] = []
+        seen: set[tuple[str, str, str]] = set()
+        rounds = self.variants_per_case if n is None else max(4 * n, self.variants_per_case)
+        for i in range(rounds):
+            added = 0
+            for p in self.perturbations:
+                result = p.apply(case, derive_rng(seed, case.id, p.name, i))
+                if isinstance(result, NotApplicable):
+                    continue
+                key = (p.name, repr(result.input), repr(result.expected))
+                if key in seen:
+                    continue
+                seen.add(key)
+                out.append(replace(result, case_id=case.id, index=i))
+                added += 1
+                if n is not None and len(out) >= n:
+                    return out
+            if n is not None and added == 0 and i >= self.variants_per_case:
+                break
+        return out
+
+    def why_not(self, case: Case, seed: int = 0) -> dict[str, str]:
+        """For each perturbation whose first draw does not apply to ``case``: the reason."""
+        out = {}
+        for p in self.perturbations:
+            result = p.apply(case, derive_rng(seed, case.id, p.name, 0))
+            if isinstance(result, NotApplicable):
+                out[p.name] = result.reason
+        return out
+
+
+#: Messy input people really produce: typos, casing, blanks, punctuation, abbreviations, order, OCR, records.
+REALISTIC = Suite(
+    "realistic",
+    "realistic",
+    (
+        _t.KeyboardTypo(),
+        _t.DropChar(),
+        _t.DoubleChar(),
+        _t.TransposeChars(),
+        _t.OcrConfusion(),
+        _t.Casing(),
+        _t.WhitespaceNoise(),
+        _t.DropPunctuation(),
+        _t.Abbreviate(),
+        _t.Expand(),
+        _t.MoveUnitToFront(),
+        Chain(
+            name="crm_mix",
+            steps=(_t.Casing(mode="lower"), _t.Abbreviate(intensity=None), _t.DropPunctuation(intensity=None), _t.KeyboardTypo()),
+        ),
+        _r.DropField(),
+        _r.BlankField(),
+        _r.SwapFields(),
+        _r.DuplicateIntoField(),
+        _r.ReorderFields(),
+        _r.ReformatDate(),
+        _r.ReformatPhone(),
+        _r.ReformatNumber(),
+        _r.ReformatCase(),
+        _r.StrayWhitespace(),
+    ),
+    variants_per_case=2,
+)
+
+#: Input written to break or hijack the system.
+HOSTILE = Suite(
+    "hostile",
+    "hostile",
+    (
+        _h.Injection(),
+        _h.InjectionOnly(),
+        _h.Confusables(),
+        _h.ZeroWidth(),
+        _h.BidiControls(),
+        _h.NulBytes(),
+        _h.ControlChars(),
+        _h.EmptyInput(),
+        _h.HugeInput(),
+        _h.Markup(),
+        _h.SqlFragment(),
+        _h.ShellFragment(),
+        _h.Emoji(),
+        _h.MixedScript(),
+    ),
+    variants_per_case=1,
+)
+
+#: The model side failing: timeouts, provider errors, empty, truncated or mistyped output, NaN confidence, slowness.
+FAULT = Suite("fault", "fault", _faults.FAULTS, variants_per_case=1)
+
+_BUILT_IN: tuple[Suite, ...] = (HOSTILE, REALISTIC, FAULT)
+_REGISTRY: dict[str, Suite] = {s.name: s for s in _BUILT_IN}
+
+#: Every registered suite by name (read-only view; built-ins first: hostile, realistic, fault).
+SUITES: Mapping[str, Suite] = MappingProxyType(_REGISTRY)
+
+#: Every built-in perturbation by name.
+PERTURBATIONS: Mapping[str, Perturbation] = MappingProxyType({p.name: p for s in _BUILT_IN for p in s.perturbations})
+
+
+def get_suite(suite: str | Suite) -> Suite:
+    """The suite called ``suite`` (a :class:`Suite` value is returned as is); ``ConfigError`` listing the valid names."""
+    if isinstance(suite, Suite):
+        return suite
+    try:
+        return _REGISTRY[suite]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown suite {suite!r}; valid suites: {', '.join(_REGISTRY)}") from None
+
+
+def register_suite(suite: Suite, *, replace: bool = False) -> Suite:
+    """Make ``suite`` available by name to :func:`get_suite`, the check runner and the CLI.
+
+    Registering a name that exists raises ``ConfigError`` unless ``replace=True``; built-in suites cannot
+    be replaced.
+    """
+    if not isinstance(suite, Suite):
+        raise ConfigError(f"register_suite expects a Suite, got {type(suite).__name__}")
+    if suite.name in _REGISTRY:
+        if any(s.name == suite.name for s in _BUILT_IN):
+            raise ConfigError(f"suite {suite.name!r} is built in; register yours under another name")
+        if not replace:
+            raise ConfigError(f"a suite named {suite.name!r} is registered already; pass replace=True to replace it")
+    _REGISTRY[suite.name] = suite
+    return suite
+
+
+def get_perturbation(name: str) -> Perturbation:
+    """The built-in perturbation called ``name``; ``ConfigError`` listing the valid names otherwise."""
+    try:
+        return PERTURBATIONS[name]
+    except KeyError:
+        raise ConfigError(f"unknown perturbation {name!r}; valid: {', '.join(PERTURBATIONS)}") from None
+
+
+def ordered(suites: Iterable[str | Suite]) -> list[Suite]:
+    """``suites`` resolved and sorted in the order a check runs them: hostile, realistic, then fault."""
+    resolved = [get_suite(s) for s in suites]
+    return sorted(resolved, key=lambda s: FAMILIES.index(s.family))
+

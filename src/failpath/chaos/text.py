@@ -1,0 +1,525 @@
+"""Realistic text perturbations: the mess people really type.
+
+Every perturbation here works on three kinds of input:
+
+* plain text (the expected answer is a string, a class, a record...): the contract is ``UNCHANGED``;
+* token-aligned text (``expected`` is a list of ``(token, label)`` pairs, see
+  :func:`~failpath.chaos.base.is_token_aligned`): the contract is ``TRANSFORMED`` and the variant's
+  expected pairs follow the edit (a typo keeps its token's label, a moved token keeps its label, a
+  dropped comma changes only the token text);
+* records (dict inputs): the edit is made inside one string field, and the contract is ``UNCHANGED``.
+
+Character-level edits (typos, OCR confusions, dropped or doubled letters) only touch letters, never a
+token that holds a digit, and never a token labeled as a number or identifier: a house number, a ZIP
+code or a unit number is never changed by a perturbation that claims to keep the label.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Mapping, Sequence
+
+from failpath.chaos.base import Edit, LabelContract, NotApplicable, Perturbation, TextDoc, Variant
+from failpath.chaos.tables import ADDRESS_TABLES, UNIT_DESIGNATORS, AbbreviationTable, split_punctuation
+from failpath.core import Case
+
+__all__ = [
+    "IDENTIFIER_LABELS",
+    "TextPerturbation",
+    "KeyboardTypo",
+    "DropChar",
+    "DoubleChar",
+    "TransposeChars",
+    "Casing",
+    "WhitespaceNoise",
+    "DropPunctuation",
+    "Abbreviate",
+    "Expand",
+    "MoveUnitToFront",
+    "OcrConfusion",
+]
+
+#: Labels of tokens that are numbers or identifiers: character-level edits never touch them.
+IDENTIFIER_LABELS: frozenset[str] = frozenset(
+    {
+        "AddressNumber",
+        "AddressNumberPrefix",
+        "AddressNumberSuffix",
+        "ZipCode",
+        "ZipPlus4",
+        "USPSBoxID",
+        "USPSBoxGroupID",
+        "OccupancyIdentifier",
+        "SubaddressIdentifier",
+        "LandmarkName",
+    }
+)
+
+
+class TextPerturbation(Perturbation):
+    """Base of perturbations that edit text in place (keeping tokens aligned with their labels).
+
+    Subclasses implement :meth:`edit`, which changes a :class:`~failpath.chaos.base.TextDoc` (recording
+    its edits there) or returns :class:`NotApplicable`.
+    """
+
+    def edit(self, doc: TextDoc, rng: random.Random) -> NotApplicable | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def apply(self, case: Case, rng: random.Random) -> Variant | NotApplicable:
+        """Perturb the text of ``case`` (or one string field of a record)."""
+        if isinstance(case.input, str):
+            doc = TextDoc.from_case(case)
+            result = self.edit(doc, rng)
+            if isinstance(result, NotApplicable):
+                return result
+            if not doc.edits or doc.text == case.input:
+                return NotApplicable(f"{self.name} left the text as it was")
+            contract = self.contract_for(case)
+            expected = doc.expected() if doc.labels is not None else case.expected
+            return self._variant(case, doc.text, expected, _sorted(doc.edits), contract)
+        if isinstance(case.input, Mapping):
+            return _apply_to_a_field(self, case, rng, lambda text: self._edit_text(text, rng))
+        return NotApplicable(f"{self.name} needs text or a record, got {type(case.input).__name__}")
+
+    def _edit_text(self, text: str, rng: random.Random) -> tuple[str, list[Edit]] | NotApplicable:
+        doc = TextDoc.from_text(text)
+        result = self.edit(doc, rng)
+        if isinstance(result, NotApplicable):
+            return result
+        if doc.text == text:
+            return NotApplicable(f"{self.name} left the text as it was")
+        return doc.text, doc.edits
+
+
+def _sorted(edits: Sequence[Edit]) -> list[Edit]:
+    return sorted(edits, key=lambda e: (e.token if e.token is not None else -1, e.position or 0))
+
+
+def _apply_to_a_field(perturbation: Perturbation, case: Case, rng: random.Random, edit_text: Any) -> Variant | NotApplicable:
+    """Apply a text edit to one string field of a record, chosen by ``rng`` among the fields it applies to."""
+    record: Mapping[str, Any] = case.input
+    keys = [k for k, v in record.items() if isinstance(v, str)]
+    if not keys:
+        return NotApplicable(f"{perturbation.name}: the record has no text field")
+    rng.shuffle(keys)
+    reasons = []
+    for key in keys:
+        result = edit_text(record[key])
+        if isinstance(result, NotApplicable):
+            reasons.append(result.reason)
+            continue
+        text, edits = result
+        new = dict(record)
+        new[key] = text
+        edits = [replace(e, field=str(key)) for e in edits]
+        contract = perturbation.contract_for(case)
+        return perturbation._variant(case, new, case.expected, edits, contract)
+    return NotApplicable(f"{perturbation.name}: no field it applies to ({reasons[0]})")
+
+
+# --------------------------------------------------------------------------- which tokens a character edit may touch
+
+
+def _editable_tokens(doc: TextDoc, min_letters: int) -> list[int]:
+    out = []
+    for i, token in enumerate(doc.tokens):
+        if any(ch.isdigit() for ch in token):
+            continue
+        if doc.labels is not None and doc.labels[i] in IDENTIFIER_LABELS:
+            continue
+        if sum(ch.isascii() and ch.isalpha() for ch in token) >= min_letters:
+            out.append(i)
+    return out
+
+
+def _letter_positions(token: str) -> list[int]:
+    return [j for j, ch in enumerate(token) if ch.isascii() and ch.isalpha()]
+
+
+_KEYBOARD: dict[str, str] = {
+    "q": "wa", "w": "qeas", "e": "wrsd", "r": "etdf", "t": "ryfg", "y": "tugh", "u": "yihj",
+    "i": "uojk", "o": "ipkl", "p": "ol", "a": "qwsz", "s": "weadzx", "d": "ersfxc", "f": "rtdgcv",
+    "g": "tyfhvb", "h": "yugjbn", "j": "uihknm", "k": "iojlm", "l": "opk", "z": "asx", "x": "zsdc",
+    "c": "xdfv", "v": "cfgb", "b": "vghn", "n": "bhjm", "m": "njk",
+}  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class _CharEdit(TextPerturbation):
+    """Shared fields of the character-level edits."""
+
+    name: str
+    family: str = "realistic"
+    contract: LabelContract = LabelContract.TRANSFORMED
+    intensity: int = 1  # how many tokens get one edit each
+    min_letters: int = 3  # tokens with fewer letters are left alone
+
+    def _change(self, token: str, rng: random.Random) -> tuple[str, int] | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def edit(self, doc: TextDoc, rng: random.Random) -> NotApplicable | None:
+        candidates = [i for i in _editable_tokens(doc, self.min_letters) if self._can_change(doc.tokens[i])]
+        if not candidates:
+            return NotApplicable(f"{self.name}: no word with {self.min_letters}+ letters and no digit to edit")
+        for i in sorted(rng.sample(candidates, min(self.intensity, len(candidates)))):
+            new, position = self._change(doc.tokens[i], rng)
+            doc.set_token(i, new, self.name, position)
+        return None
+
+    def _can_change(self, token: str) -> bool:
+        return True
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyboardTypo(_CharEdit):
+    """A letter replaced by its neighbour on a QWERTY keyboard, in one word (``Main`` -> ``Maun``)."""
+
+    name: str = "typo"
+
+    def _change(self, token: str, rng: random.Random) -> tuple[str, int]:
+        positions = [j for j in _letter_positions(token) if token[j].lower() in _KEYBOARD]
+        j = rng.choice(positions)
+        near = rng.choice(_KEYBOARD[token[j].lower()])
+        near = near.upper() if token[j].isupper() else near
+        return token[:j] + near + token[j + 1 :], j
+
+
+@dataclass(frozen=True, kw_only=True)
+class DropChar(_CharEdit):
+    """A letter left out of one word (``Marietta`` -> ``Marieta``)."""
+
+    name: str = "drop_char"
+
+    def _change(self, token: str, rng: random.Random) -> tuple[str, int]:
+        j = rng.choice(_letter_positions(token))
+        return token[:j] + token[j + 1 :], j
+
+
+@dataclass(frozen=True, kw_only=True)
+class DoubleChar(_CharEdit):
+    """A letter typed twice in one word (``Kilbourn`` -> ``Kilboourn``)."""
+
+    name: str = "double_char"
+
+    def _change(self, token: str, rng: random.Random) -> tuple[str, int]:
+        j = rng.choice(_letter_positions(token))
+        return token[: j + 1] + token[j] + token[j + 1 :], j
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransposeChars(_CharEdit):
+    """Two neighbouring letters swapped in one word (``Avenue`` -> ``Aveune``)."""
+
+    name: str = "transpose_chars"
+
+    @staticmethod
+    def _pairs(token: str) -> list[int]:
+        return [
+            j
+            for j in range(len(token) - 1)
+            if token[j].isalpha() and token[j + 1].isalpha() and token[j].isascii() and token[j + 1].isascii()
+            and token[j].lower() != token[j + 1].lower()
+        ]
+
+    def _can_change(self, token: str) -> bool:
+        return bool(self._pairs(token))
+
+    def _change(self, token: str, rng: random.Random) -> tuple[str, int]:
+        j = rng.choice(self._pairs(token))
+        return token[:j] + token[j + 1] + token[j] + token[j + 2 :], j
+
+
+# Letter sequences and what an OCR engine (or a tired eye) reads instead. Sources are letters only, so
+# digits already in the text are never touched.
+_OCR: tuple[tuple[str, str], ...] = (
+    ("O", "0"), ("o", "0"), ("l", "1"), ("I", "1"), ("I", "l"), ("l", "I"), ("S", "5"), ("B", "8"),
+    ("Z", "2"), ("G", "6"), ("g", "9"), ("rn", "m"), ("m", "rn"), ("cl", "d"), ("d", "cl"),
+    ("vv", "w"), ("w", "vv"), ("e", "c"), ("c", "e"), ("h", "b"), ("u", "ii"), ("nn", "m"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class OcrConfusion(_CharEdit):
+    """An OCR-style misreading in one word: ``O``/``0``, ``l``/``1``, ``rn``/``m``, ``cl``/``d``, ..."""
+
+    name: str = "ocr"
+
+    @staticmethod
+    def _spots(token: str) -> list[tuple[int, str, str]]:
+        spots = []
+        for source, target in _OCR:
+            start = token.find(source)
+            while start != -1:
+                spots.append((start, source, target))
+                start = token.find(source, start + 1)
+        return spots
+
+    def _can_change(self, token: str) -> bool:
+        return bool(self._spots(token))
+
+    def _change(self, token: str, rng: random.Random) -> tuple[str, int]:
+        j, source, target = rng.choice(self._spots(token))
+        return token[:j] + target + token[j + len(source) :], j
+
+
+# --------------------------------------------------------------------------- casing and whitespace
+
+
+@dataclass(frozen=True, kw_only=True)
+class Casing(TextPerturbation):
+    """The whole text in another case: ``lower``, ``upper`` or ``title`` (``None``: one that changes it)."""
+
+    name: str = "casing"
+    family: str = "realistic"
+    contract: LabelContract = LabelContract.TRANSFORMED
+    mode: Literal["lower", "upper", "title"] | None = None
+
+    def edit(self, doc: TextDoc, rng: random.Random) -> NotApplicable | None:
+        modes = [self.mode] if self.mode else ["lower", "upper", "title"]
+        changing = [m for m in modes if any(_recase(t, m) != t for t in doc.tokens)]
+        if not changing:
+            return NotApplicable("casing: no letter whose case would change")
+        mode = rng.choice(changing)
+        for i, token in enumerate(doc.tokens):
+            new = _recase(token, mode)
+            if new != token:
+                doc.set_token(i, new, f"casing:{mode}")
+        return None
+
+
+def _recase(token: str, mode: str) -> str:
+    if mode == "lower":
+        return token.lower()
+    if mode == "upper":
+        return token.upper()
+    return token[:1].upper() + token[1:].lower()
+
+
+_INNER_NOISE = ("  ", "   ", "\t", " \t", "\u00a0", " \u00a0", "\n", " \n ")
+_EDGE_NOISE = (" ", "  ", "\t", "\n", " \n", "\u00a0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WhitespaceNoise(TextPerturbation):
+    """Doubled spaces, tabs, non-breaking spaces, newlines, leading or trailing blanks (tokens unchanged).
+
+    The edit's ``token`` is the token the changed gap comes before (``len(tokens)`` for the trailing gap).
+    """
+
+    name: str = "whitespace"
+    family: str = "realistic"
+    contract: LabelContract = LabelContract.TRANSFORMED
+    intensity: int = 2  # how many gaps change
+
+    def edit(self, doc: TextDoc, rng: random.Random) -> NotApplicable | None:
+        if not doc.tokens:
+            return NotApplicable("whitespace: the text is empty")
+        gaps = list(range(len(doc.seps)))
+        for g in sorted(rng.sample(gaps, min(self.intensity, len(gaps)))):
+            inner = 0 < g < len(doc.tokens)
+            options = [n for n in (_INNER_NOISE if inner else _EDGE_NOISE) if n != doc.seps[g]]
+            before, after = doc.seps[g], rng.choice(options)
+            doc.seps[g] = after
+            doc.edits.append(Edit(kind="whitespace", token=g, before=before, after=after))
+        return None
+
+
+# --------------------------------------------------------------------------- punctuation
+
+_DROPPABLE = ",.;:"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DropPunctuation(TextPerturbation):
+    """Commas, periods, colons left out (``Chicago,`` -> ``Chicago``; ``P.O.`` -> ``PO.``); never inside a number.
+
+    ``intensity`` is how many marks go (``None``: all of them).
+    """
+
+    name: str = "drop_punctuation"
+    family: str = "realistic"
+    contract: LabelContract = LabelContract.TRANSFORMED
+    intensity: int | None = 1
+
+    def edit(self, doc: TextDoc, rng: random.Random) -> NotApplicable | None:
+        spots = []
+        for i, token in enumerate(doc.tokens):
+            if all(ch in _DROPPABLE for ch in token):
+                continue  # emptying a token would remove a labeled token
+            for j, ch in enumerate(token):
+                between_digits = 0 < j < len(token) - 1 and token[j - 1].isdigit() and token[j + 1].isdigit()
+                if ch in _DROPPABLE and not between_digits:
+                    spots.append((i, j))
+        if not spots:
+            return NotApplicable("drop_punctuation: no comma, period or colon outside a number")
+        n = len(spots) if self.intensity is None else min(self.intensity, len(spots))
+        chosen = sorted(rng.sample(spots, n))
+        for i in sorted({i for i, _ in chosen}):
+            token = doc.tokens[i]
+            drop = {j for ti, j in chosen if ti == i}
+            new = "".join(ch for j, ch in enumerate(token) if j not in drop)
+            doc.set_token(i, new, "drop_punctuation", min(drop))
+        return None
+
+
+# --------------------------------------------------------------------------- abbreviation and expansion
+
+
+@dataclass(frozen=True)
+class _Match:
+    start: int
+    end: int
+    table: AbbreviationTable
+    canonical: str
+    is_canonical: bool
+
+
+def _find_matches(doc: TextDoc, tables: Sequence[AbbreviationTable]) -> list[_Match]:
+    raw = doc.tokens
+    cores = [split_punctuation(t)[0] for t in raw]
+    found: list[_Match] = []
+    i = 0
+    while i < len(raw):
+        match = None
+        for table in tables:
+            for n in range(min(table.max_words, len(raw) - i), 0, -1):
+                end = i + n
+                if any(split_punctuation(t)[1] for t in raw[i : end - 1]):
+                    continue  # "New, York" is not one phrase
+                phrase = " ".join(cores[i:end])
+                canonical = table.canonical(phrase)
+                if canonical is None:
+                    continue
+                if doc.labels is not None:
+                    labels = set(doc.labels[i:end])
+                    if len(labels) != 1 or (table.labels and not labels <= table.labels):
+                        continue
+                else:
+                    if table.is_ambiguous(phrase):
+                        continue
+                    if table.plain_context is not None and not table.plain_context(raw, cores, i, end):
+                        continue
+                is_canonical = phrase.replace(".", "").casefold() == canonical.replace(".", "").casefold()
+                match = _Match(i, end, table, canonical, is_canonical)
+                break
+            if match:
+                break
+        if match:
+            found.append(match)
+            i = match.end
+        else:
+            i += 1
+    return found
+
+
+def _styled(form: str, original: str) -> str:
+    letters = [ch for ch in original if ch.isalpha()]
+    if letters and all(ch.islower() for ch in letters):
+        return form.lower()
+    if len(letters) > 1 and all(ch.isupper() for ch in letters):
+        return form.upper()
+    return form
+
+
+@dataclass(frozen=True, kw_only=True)
+class _TableEdit(TextPerturbation):
+    family: str = "realistic"
+    contract: LabelContract = LabelContract.TRANSFORMED
+    tables: tuple[AbbreviationTable, ...] = ADDRESS_TABLES
+    intensity: int | None = 1  # how many words are rewritten (None: all)
+
+    def _target(self, match: _Match) -> str | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def edit(self, doc: TextDoc, rng: random.Random) -> NotApplicable | None:
+        matches = [(m, t) for m in _find_matches(doc, self.tables) if (t := self._target(m))]
+        if not matches:
+            return NotApplicable(f"{self.name}: no word from the tables ({', '.join(t.name for t in self.tables)}) to rewrite")
+        n = len(matches) if self.intensity is None else min(self.intensity, len(matches))
+        chosen = sorted(rng.sample(matches, n), key=lambda mt: mt[0].start, reverse=True)
+        for match, target in chosen:  # right to left, so token indexes stay those of the input
+            original = " ".join(doc.tokens[match.start : match.end])
+            trailing = split_punctuation(doc.tokens[match.end - 1])[1]
+            if self.name == "expand":
+                trailing = trailing.replace(".", "")
+            words = [_styled(w, split_punctuation(original)[0]) for w in target.split()]
+            words[-1] += trailing
+            doc.replace_span(match.start, match.end, words, self.name)
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Abbreviate(_TableEdit):
+    """A full word replaced by its standard abbreviation from a table (``Avenue`` -> ``Ave``, ``Illinois`` -> ``IL``)."""
+
+    name: str = "abbreviate"
+
+    def _target(self, match: _Match) -> str | None:
+        return match.table.abbreviation(match.canonical) if match.is_canonical else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Expand(_TableEdit):
+    """An abbreviation replaced by its full form from a table (``Ste`` -> ``Suite``, ``NY`` -> ``New York``)."""
+
+    name: str = "expand"
+
+    def _target(self, match: _Match) -> str | None:
+        return None if match.is_canonical else match.canonical
+
+
+# --------------------------------------------------------------------------- token order
+
+UNIT_LABELS: frozenset[str] = frozenset({"OccupancyType", "OccupancyIdentifier"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoveUnitToFront(TextPerturbation):
+    """The unit moved to the front, as people often write it (``123 Main St Apt 4`` -> ``Apt 4 123 Main St``).
+
+    Moved tokens keep their labels.
+    """
+
+    name: str = "move_unit"
+    family: str = "realistic"
+    contract: LabelContract = LabelContract.TRANSFORMED
+    unit_table: AbbreviationTable = UNIT_DESIGNATORS
+
+    def _span(self, doc: TextDoc) -> tuple[int, int] | None:
+        if doc.labels is not None:
+            idx = [i for i, lab in enumerate(doc.labels) if lab in UNIT_LABELS]
+            if not idx or idx != list(range(idx[0], idx[-1] + 1)) or "OccupancyType" not in doc.labels:
+                return None
+            return idx[0], idx[-1] + 1
+        cores = [split_punctuation(t)[0] for t in doc.tokens]
+        for i, core in enumerate(cores):
+            if core.startswith("#") and len(core) > 1:
+                return i, i + 1
+            designator = self.unit_table.canonical(core) is not None or core.casefold() in {"unit", "lot", "#"}
+            ident = cores[i + 1] if i + 1 < len(cores) else ""
+            if designator and (any(ch.isdigit() for ch in ident) or (len(ident) == 1 and ident.isalpha())):
+                return i, i + 2
+        return None
+
+    def edit(self, doc: TextDoc, rng: random.Random) -> NotApplicable | None:
+        span = self._span(doc)
+        if span is None:
+            return NotApplicable("move_unit: no unit (Apt 4, Suite 200, #3) in the text")
+        start, end = span
+        if start == 0:
+            return NotApplicable("move_unit: the unit is already at the front")
+        moved = doc.tokens[start:end]
+        before = " ".join(moved)
+        labels = doc.labels[start:end] if doc.labels is not None else None
+        del doc.tokens[start:end]
+        inner = doc.seps[start + 1 : end]
+        del doc.seps[start:end]  # the gap before the unit and its inner gaps
+        doc.tokens[0:0] = moved
+        doc.seps[1:1] = [*inner, " "]
+        if doc.labels is not None and labels is not None:
+            del doc.labels[start:end]
+            doc.labels[0:0] = labels
+        doc.edits.append(Edit(kind="move", token=start, position=0, before=before, after=before))
+        return None
