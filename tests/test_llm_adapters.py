@@ -44,7 +44,7 @@ def test_openai_answer_is_a_validated_schema_instance_with_usage(provider, opena
 
     assert prediction.value == Ticket(category="billing", urgency="high")
     assert prediction.confidence is None  # no logprobs were asked for
-    assert prediction.meta["usage"] == {"input_tokens": 31, "output_tokens": 9}
+    assert prediction.meta["usage"] == {"input_tokens": 31, "output_tokens": 9, "model": "gpt-4o-mini"}
     assert prediction.meta["model"] == "gpt-4o-mini-2024-07-18"
     assert prediction.meta["provider"] == "openai"
     body = provider.requests_to("openai")[0].body
@@ -67,7 +67,7 @@ def test_anthropic_answer_is_a_validated_schema_instance_with_usage(provider, an
 
     assert prediction.value == Ticket(category="billing", urgency="high")
     assert prediction.confidence is None
-    assert prediction.meta["usage"] == {"input_tokens": 40, "output_tokens": 12}
+    assert prediction.meta["usage"] == {"input_tokens": 40, "output_tokens": 12, "model": "claude-haiku-4-5"}
     assert prediction.meta["model"] == "claude-haiku-4-5"
     body = provider.requests_to("anthropic")[0].body
     assert body["system"] == "Classify."
@@ -245,7 +245,7 @@ def test_truncated_answers(provider, openai_client, anthropic_client):
     assert "cut off" in str(error) and error.raw == '{"category":"bil'
     # truncated plain text is rejected too: it would be an incomplete answer delivered as complete
     error = rejected_by(fp.llm.anthropic(anthropic_client, model="m"))
-    assert "max_tokens" in str(error) and error.usage == {"input_tokens": 20, "output_tokens": 64}
+    assert "max_tokens" in str(error) and error.usage == {"input_tokens": 20, "output_tokens": 64, "model": "m"}
 
 
 def test_content_filter(provider, openai_client):

@@ -65,8 +65,9 @@ def anthropic(
     ``fp.Inconsistent`` (self-consistency) for a confidence signal. Rate limits (429), overload
     (529), server errors and connection failures raise ``ProviderFailure``; a refusal
     (``stop_reason="refusal"``), an empty answer, a truncated one (``"max_tokens"``) or one off the
-    schema raises ``OutputRejected``. ``Prediction.meta["usage"]`` holds ``input_tokens`` and
-    ``output_tokens`` (cache reads and writes count as input), ``meta["model"]`` the model.
+    schema raises ``OutputRejected``. ``Prediction.meta["usage"]`` holds ``input_tokens`` (cache
+    reads and writes included), ``output_tokens`` and ``model`` (the name given here, so it matches a
+    ``Budget`` price table); the same usage is on an ``OutputRejected`` as ``.usage``.
     """
     check_schema(schema, adapter=_ADAPTER)
     if schema_mode not in ("native", "prompt"):
@@ -108,7 +109,7 @@ def anthropic(
         return kwargs
 
     def interpret(message: Any) -> Prediction:
-        return _interpret(message, schema=schema)
+        return _interpret(message, schema=schema, model=model)
 
     def translate(exc: BaseException) -> BaseException | None:
         return map_sdk_error(exc, sdk, provider="anthropic", timeout=timeout)
@@ -136,19 +137,19 @@ def _create_method(client: Any) -> Any:
         ) from None
 
 
-def _usage(message: Any) -> dict[str, float]:
+def _usage(message: Any, model: str) -> dict[str, Any]:
     usage = getattr(message, "usage", None)
     if usage is None:
-        return {}
+        return {"model": model}
     cached = (usage.cache_creation_input_tokens or 0) + (usage.cache_read_input_tokens or 0)
-    return {"input_tokens": (usage.input_tokens or 0) + cached, "output_tokens": usage.output_tokens or 0}
+    return {"input_tokens": (usage.input_tokens or 0) + cached, "output_tokens": usage.output_tokens or 0, "model": model}
 
 
-def _interpret(message: Any, *, schema: Any) -> Prediction:
+def _interpret(message: Any, *, schema: Any, model: str) -> Prediction:
     meta: dict[str, Any] = {
         "provider": "anthropic",
         "model": getattr(message, "model", None),
-        "usage": _usage(message),
+        "usage": _usage(message, model),
         "response_id": getattr(message, "id", None),
         "finish_reason": message.stop_reason,
     }

@@ -66,8 +66,10 @@ def openai(
     Rate limits, server errors and connection failures raise ``ProviderFailure`` (``status``,
     ``retry_after`` from the ``retry-after`` header); a refusal, an empty answer, a truncated answer
     (``finish_reason="length"``), a content-filtered one, or one off the schema raises
-    ``OutputRejected``. ``Prediction.meta["usage"]`` holds ``input_tokens`` and ``output_tokens``
-    (also attached to ``OutputRejected`` as ``.usage``), ``meta["model"]`` the model that answered.
+    ``OutputRejected``. ``Prediction.meta["usage"]`` holds ``input_tokens``, ``output_tokens`` and
+    ``model`` (the name given here, so it matches a ``Budget`` price table); the same usage is on an
+    ``OutputRejected`` as ``.usage`` (the tokens were spent). ``meta["model"]`` is the model that
+    answered, as the API names it (often a dated snapshot).
     """
     check_schema(schema, adapter=_ADAPTER)
     check_confidence_method(confidence)
@@ -108,7 +110,7 @@ def openai(
         return kwargs
 
     def interpret(completion: Any) -> Prediction:
-        return _interpret(completion, schema=schema, confidence=confidence)
+        return _interpret(completion, schema=schema, confidence=confidence, model=model)
 
     def translate(exc: BaseException) -> BaseException | None:
         return map_sdk_error(exc, sdk, provider="openai", timeout=timeout)
@@ -136,18 +138,18 @@ def _create_method(client: Any) -> Any:
         ) from None
 
 
-def _usage(completion: Any) -> dict[str, float]:
+def _usage(completion: Any, model: str) -> dict[str, Any]:
     usage = getattr(completion, "usage", None)
     if usage is None:
-        return {}
-    return {"input_tokens": usage.prompt_tokens or 0, "output_tokens": usage.completion_tokens or 0}
+        return {"model": model}
+    return {"input_tokens": usage.prompt_tokens or 0, "output_tokens": usage.completion_tokens or 0, "model": model}
 
 
-def _interpret(completion: Any, *, schema: Any, confidence: ConfidenceMethod) -> Prediction:
+def _interpret(completion: Any, *, schema: Any, confidence: ConfidenceMethod, model: str) -> Prediction:
     meta: dict[str, Any] = {
         "provider": "openai",
         "model": getattr(completion, "model", None),
-        "usage": _usage(completion),
+        "usage": _usage(completion, model),
         "response_id": getattr(completion, "id", None),
     }
     choices = getattr(completion, "choices", None) or []
