@@ -21,8 +21,9 @@ import dataclasses
 import datetime as _dt
 import enum
 import json
+import json.encoder
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["to_json_safe", "dumps", "MAX_DEPTH"]
@@ -33,13 +34,34 @@ MAX_DEPTH = 64
 _EXACT_SCALARS = frozenset({str, int, bool, type(None)})
 
 
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"not JSON data: {type(value).__name__}")
+
+
+def _make_encoder() -> Callable[[Any], str]:
+    """Compact, strict JSON encoding, built once: ``json.dumps`` with options builds a new encoder per call."""
+    make_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if make_c_encoder is None:  # no C accelerator: the (slower) pure-Python encoder
+        return json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
+    # No cycle check here (markers=None): a cycle ends in RecursionError and takes the slow path.
+    encode_chunks = make_c_encoder(
+        None, _refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+    return lambda value: "".join(encode_chunks(value, 0))
+
+
+_ENCODE = _make_encoder()
+
+
 def dumps(value: Any) -> str:
     """``value`` as compact JSON text; never raises (odd values are rendered by :func:`to_json_safe`)."""
     try:
-        return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        return _ENCODE(value)
     except (TypeError, ValueError, RecursionError):
         pass
-    return json.dumps(to_json_safe(value), allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODE(to_json_safe(value))
 
 
 def to_json_safe(value: Any, _depth: int = 0) -> Any:

@@ -142,8 +142,18 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def _loads_list(text: str) -> tuple:
+    return () if text == "[]" else tuple(json.loads(text))
+
+
+def _loads_dict(text: str) -> dict:
+    return {} if text == "{}" else json.loads(text)
+
+
 def _trace_rows(trace: Trace) -> tuple[tuple, list[tuple]]:
     """The ``traces`` row and the ``trace_states`` rows for one trace."""
+    if not trace.trace_id or not isinstance(trace.trace_id, str):
+        raise ValueError(f"a trace needs a non-empty string trace_id, got {trace.trace_id!r}")
     time_ = _real(trace.time) or 0.0
     policy = _text(trace.policy) or ""
     outcome = _text(trace.outcome) or ""
@@ -162,6 +172,7 @@ def _trace_rows(trace: Trace) -> tuple[tuple, list[tuple]]:
         }
         for a in trace.attempts
     ]
+    usage, detail, actions = trace.usage, trace.detail, trace.actions
     row = (
         _text(trace.trace_id),
         time_,
@@ -176,12 +187,12 @@ def _trace_rows(trace: Trace) -> tuple[tuple, list[tuple]]:
         _text(trace.input_preview) or "",
         _text(trace.input_raw),
         None if trace.output is None else dumps(trace.output),
-        dumps(states),
-        dumps(trace.actions),
-        dumps(attempts),
+        dumps(states) if states else "[]",
+        dumps(actions) if actions else "[]",
+        dumps(attempts) if attempts else "[]",
         len(attempts),
-        dumps(trace.usage),
-        dumps(trace.detail),
+        dumps(usage) if usage else "{}",
+        dumps(detail) if detail else "{}",
     )
     detected = set(states)
     if trace.state is not None:
@@ -203,7 +214,7 @@ def _row_to_trace(row: sqlite3.Row) -> Trace:
             latency_ms=a.get("latency_ms") or 0.0,
             usage=a.get("usage") or {},
         )
-        for i, a in enumerate(json.loads(row["attempts"]))
+        for i, a in enumerate(_loads_list(row["attempts"]))
     )
     return Trace(
         trace_id=row["trace_id"],
@@ -215,15 +226,15 @@ def _row_to_trace(row: sqlite3.Row) -> Trace:
         input_raw=row["input_raw"],
         output=_loads(row["output"]),
         confidence=row["confidence"],
-        states=tuple(json.loads(row["states"])),
-        actions=tuple(json.loads(row["actions"])),
+        states=_loads_list(row["states"]),
+        actions=_loads_list(row["actions"]),
         state=row["state"],
         attempts=attempts,
         degraded=bool(row["degraded"]),
         latency_ms=row["latency_ms"],
         ticket_id=row["ticket_id"],
-        usage=json.loads(row["usage"]),
-        detail=json.loads(row["detail"]),
+        usage=_loads_dict(row["usage"]),
+        detail=_loads_dict(row["detail"]),
     )
 
 
@@ -332,6 +343,11 @@ class _TraceWriter:
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self.max_pending = max_pending
+        # queued counts write_trace calls (under put_lock, in queue order); done counts the traces the
+        # writer has finished with (written or lost). done == queued: nothing is waiting.
+        self.put_lock = threading.Lock()
+        self.queued = 0
+        self.done = 0
         self.written = 0
         self.lost = 0
         self.error: BaseException | None = None
@@ -396,9 +412,15 @@ class _TraceWriter:
                     except queue.Empty:
                         break
                 if batch:
-                    if connection is None:
-                        connection = self._connect()
-                    self._write(connection, batch)
+                    try:
+                        if connection is None:
+                            connection = self._connect()
+                        self._write(connection, batch)
+                    except Exception as exc:  # cannot even connect: report it, never kill the thread
+                        self.lost += len(batch)
+                        self.error = exc
+                        _log.error("failpath: %d traces could not be written: %r", len(batch), exc)
+                    self.done += len(batch)
                 for marker in markers:
                     marker.done.set()
                 if stop:
@@ -428,6 +450,8 @@ class _TraceWriter:
                 continue
             rows.append(row)
             state_rows.extend(states)
+        if not rows:
+            return
         delays = (0.05, 0.2, 1.0, 3.0)
         for attempt in range(len(delays) + 1):
             try:
@@ -438,12 +462,16 @@ class _TraceWriter:
                         connection.executemany(_INSERT_STATE, state_rows)
                     connection.execute("COMMIT")
                 except BaseException:
-                    connection.execute("ROLLBACK")
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
                     raise
                 self.written += len(rows)
                 return
             except sqlite3.Error as exc:
-                if attempt == len(delays):
+                # Another writer held the lock past busy_timeout: worth trying again. Anything else
+                # (read-only file, full disk, damaged file) is reported at once.
+                transient = "locked" in str(exc) or "busy" in str(exc)
+                if not transient or attempt == len(delays):
                     self.lost += len(rows)
                     self.error = exc
                     _log.error("failpath: %d traces could not be written: %r", len(rows), exc)
@@ -650,8 +678,9 @@ class SQLiteStore(Store):
         ``trace_states`` (one row per detected state and trace: ``state, time, trace_id, policy,
         outcome``), ``tickets``, ``runs``, ``results``; see ``failpath/store/sqlite.py``.
         """
-        if flush:
-            self._writer.flush(None)
+        writer = self._writer
+        if flush and writer.done < writer.queued:
+            writer.flush(None)
         connection = self._thread_connection("read")
         try:
             yield connection
@@ -672,7 +701,9 @@ class SQLiteStore(Store):
             raise StoreError(f"the store {self.path} is closed; open it again with open_store()")
         if writer.queue.qsize() > writer.max_pending:
             writer.wait_for_room()
-        writer.queue.put(trace)
+        with writer.put_lock:
+            writer.queued += 1
+            writer.queue.put(trace)
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every trace queued so far is on disk.

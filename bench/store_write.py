@@ -1,0 +1,238 @@
+"""Store speed: trace writes, a state filter on a large store, per-thread connections vs one locked connection.
+
+    python3 bench/store_write.py                 # 100,000 writes, 1,000,000-trace query store
+    python3 bench/store_write.py --quick         # 20,000 writes, 100,000-trace query store
+
+Every figure is printed next to a baseline measured in the same run:
+
+1. ``write_trace`` + ``flush`` of N traces (the guard's path: queue, background batching writer,
+   serialization, ``trace_states`` rows) against a bare ``executemany`` of the same, already
+   serialized rows into the same schema in one transaction. Also the caller's cost per
+   ``write_trace`` call (what the guard's hot path pays) against an empty function call.
+2. A state filter (``count_traces(state=...)`` and ``query_traces(state=..., limit=100)``) on a
+   store of M traces built with ``write_trace``, against the same question asked by scanning the
+   JSON ``states`` column (what a store without the ``trace_states`` table would do).
+3. Point reads (``get_trace``) from 4 threads with one connection per thread (what the store does)
+   against one shared connection behind a lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from failpath.core import Attempt, Trace  # noqa: E402
+from failpath.store.sqlite import _INSERT_STATE, _INSERT_TRACE, SQLiteStore, _trace_rows  # noqa: E402
+
+POLICIES = ("addresses", "invoices", "support")
+STATES = ("timeout", "low_confidence", "invalid_output", "injection_suspected", "provider_error")
+
+
+def make_traces(n: int, *, start: float = 1_700_000_000.0, seed: int = 7) -> list[Trace]:
+    """n realistic traces: one attempt each, a second on a retry, 8% with a state (timeout 2%)."""
+    rng = random.Random(seed)
+    traces = []
+    for i in range(n):
+        r = rng.random()
+        states: tuple[str, ...] = ()
+        if r < 0.02:
+            states = ("timeout",)
+        elif r < 0.08:
+            states = (STATES[1 + i % 4],)
+        attempts = [Attempt(1, "call", system="primary", state=states[0] if states else None,
+                            output={"street": "Main St", "number": i % 1000}, confidence=0.9, latency_ms=12.5,
+                            usage={"input_tokens": 40, "output_tokens": 12})]
+        if states:
+            attempts.append(Attempt(2, "retry", system="primary", output={"street": "Main St"}, latency_ms=10.0))
+        traces.append(Trace(
+            trace_id=f"{i:08x}{rng.getrandbits(64):016x}",
+            time=start + i * 0.01,
+            policy=POLICIES[i % 3],
+            input_digest=f"{rng.getrandbits(256):064x}",
+            input_preview="12 M*** St, Spr*****ld IL",
+            outcome="answered" if not states else ("escalated" if i % 2 else "defaulted"),
+            output={"street": "Main St", "number": i % 1000} if not states or i % 2 == 0 else None,
+            confidence=0.9 if not states else 0.3,
+            states=states,
+            actions=("retry", "escalate") if states else (),
+            state=states[0] if states else None,
+            attempts=tuple(attempts),
+            latency_ms=22.5,
+            usage={"input_tokens": 40.0, "output_tokens": 12.0},
+        ))
+    return traces
+
+
+def bench_writes(n: int, folder: Path) -> None:
+    traces = make_traces(n)
+
+    # Baseline: rows serialized beforehand, one executemany per table, one transaction.
+    rows, state_rows = [], []
+    for trace in traces:
+        row, states = _trace_rows(trace)
+        rows.append(row)
+        state_rows.extend(states)
+    SQLiteStore(folder / "baseline.db").close()  # same schema, same pragmas
+    connection = sqlite3.connect(folder / "baseline.db", isolation_level=None)
+    connection.execute("PRAGMA synchronous = NORMAL")
+    t0 = time.perf_counter()
+    connection.execute("BEGIN")
+    connection.executemany(_INSERT_TRACE, rows)
+    connection.executemany(_INSERT_STATE, state_rows)
+    connection.execute("COMMIT")
+    baseline = time.perf_counter() - t0
+    connection.close()
+
+    store = SQLiteStore(folder / "store.db")
+    t0 = time.perf_counter()
+    for trace in traces:
+        store.write_trace(trace)
+    queued = time.perf_counter() - t0
+    store.flush()
+    total = time.perf_counter() - t0
+    assert store.count_traces() == n
+    store.close()
+
+    def nothing(_trace):
+        return None
+
+    t0 = time.perf_counter()
+    for trace in traces:
+        nothing(trace)
+    empty_call = time.perf_counter() - t0
+
+    print(f"writes: {n:,} traces")
+    print(f"  bare executemany (pre-serialized rows): {n / baseline:12,.0f} traces/s")
+    print(f"  write_trace + flush (store):            {n / total:12,.0f} traces/s"
+          f"   ratio store/bare = {total / baseline:.2f}x the time")
+    print(f"  caller cost per write_trace: {queued / n * 1e6:.2f} us   (empty function call: "
+          f"{empty_call / n * 1e6:.2f} us; ratio {queued / max(empty_call, 1e-9):.1f}x)")
+
+
+def bench_state_filter(m: int, folder: Path) -> None:
+    path = folder / "big.db"
+    t0 = time.perf_counter()
+    chunk = 100_000
+    with SQLiteStore(path) as store:
+        for start in range(0, m, chunk):
+            for trace in make_traces(min(chunk, m - start), start=1_700_000_000.0 + start * 0.01, seed=start):
+                store.write_trace(trace)
+        store.flush()
+    built = time.perf_counter() - t0
+    with SQLiteStore(path) as store:
+        assert store.count_traces() == m
+        connection = sqlite3.connect(path)
+
+        def timed(fn, repeat=5):
+            best = float("inf")
+            for _ in range(repeat):
+                t = time.perf_counter()
+                result = fn()
+                best = min(best, time.perf_counter() - t)
+            return best, result
+
+        t_count, n_timeout = timed(lambda: store.count_traces(state="timeout"))
+        t_query, page = timed(lambda: store.query_traces(state="timeout", limit=100))
+        last_hour = 1_700_000_000.0 + m * 0.01 - 3600
+        t_window, n_window = timed(lambda: store.count_traces(state="timeout", since=last_hour))
+        t_scan, n_scan = timed(
+            lambda: connection.execute(
+                "SELECT count(*) FROM traces WHERE EXISTS (SELECT 1 FROM json_each(traces.states) WHERE value = ?)",
+                ("timeout",),
+            ).fetchone()[0],
+            repeat=2,
+        )
+        t_scan_page, _ = timed(
+            lambda: connection.execute(
+                "SELECT * FROM traces WHERE EXISTS (SELECT 1 FROM json_each(traces.states) WHERE value = ?) "
+                "ORDER BY time DESC LIMIT 100",
+                ("timeout",),
+            ).fetchall(),
+            repeat=2,
+        )
+        connection.close()
+    assert n_scan == n_timeout and len(page) == 100
+    size = path.stat().st_size / 2**20
+    print(f"state filter on {m:,} traces ({size:,.0f} MiB, built with write_trace in {built:.1f} s, "
+          f"{m / built:,.0f} traces/s)")
+    print(f"  count_traces(state='timeout') -> {n_timeout:,}: {t_count * 1e3:8.2f} ms   "
+          f"(JSON scan: {t_scan * 1e3:8.1f} ms; {t_scan / t_count:,.0f}x faster)")
+    print(f"  query_traces(state='timeout', limit=100):  {t_query * 1e3:8.2f} ms   "
+          f"(JSON scan: {t_scan_page * 1e3:8.1f} ms; {t_scan_page / t_query:,.0f}x faster)")
+    print(f"  count_traces(state='timeout', since=last hour) -> {n_window:,}: {t_window * 1e3:.2f} ms")
+
+
+def bench_thread_reads(folder: Path, threads: int = 4, reads: int = 5_000) -> None:
+    path = folder / "reads.db"
+    traces = make_traces(10_000, seed=3)
+    with SQLiteStore(path) as store:
+        for trace in traces:
+            store.write_trace(trace)
+        store.flush()
+        ids = [t.trace_id for t in traces]
+
+        def run(worker) -> float:
+            barrier = threading.Barrier(threads + 1)
+            pool = [threading.Thread(target=worker, args=(barrier, k)) for k in range(threads)]
+            for thread in pool:
+                thread.start()
+            barrier.wait()
+            t0 = time.perf_counter()
+            for thread in pool:
+                thread.join()
+            return time.perf_counter() - t0
+
+        def per_thread(barrier, k):
+            rng = random.Random(k)
+            barrier.wait()
+            for _ in range(reads):
+                store.get_trace(rng.choice(ids))
+
+        shared = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        shared.row_factory = sqlite3.Row
+        lock = threading.Lock()
+        from failpath.store.sqlite import _row_to_trace
+
+        def locked(barrier, k):
+            rng = random.Random(k)
+            barrier.wait()
+            for _ in range(reads):
+                with lock:
+                    row = shared.execute("SELECT * FROM traces WHERE trace_id = ?", (rng.choice(ids),)).fetchone()
+                _row_to_trace(row)
+
+        t_locked = run(locked)
+        t_per_thread = run(per_thread)
+        shared.close()
+    total = threads * reads
+    print(f"point reads, {threads} threads x {reads:,} get_trace:")
+    print(f"  one connection behind a lock: {total / t_locked:10,.0f} reads/s")
+    print(f"  one connection per thread:    {total / t_per_thread:10,.0f} reads/s"
+          f"   ratio {t_locked / t_per_thread:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="20,000 writes and a 100,000-trace query store")
+    parser.add_argument("--writes", type=int, default=None)
+    parser.add_argument("--big", type=int, default=None)
+    args = parser.parse_args()
+    writes = args.writes or (20_000 if args.quick else 100_000)
+    big = args.big or (100_000 if args.quick else 1_000_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        bench_writes(writes, folder)
+        bench_thread_reads(folder)
+        bench_state_filter(big, folder)
+
+
+if __name__ == "__main__":
+    main()
