@@ -1,0 +1,81 @@
+"""``failpath lint module:policy``: list the failure states a policy leaves unhandled and the rules that never fire.
+
+Exit codes: 0 clean, 1 problems found, 2 a reference that cannot be loaded (no such module or attribute,
+or not a policy).
+"""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["register", "load_policy"]
+
+
+def load_policy(reference: str):  # -> failpath.guard.Policy
+    """The ``Policy`` named by ``module:attribute`` (a guarded system's policy works too).
+
+    Raises ``ConfigError`` naming what is missing and what to write instead.
+    """
+    import importlib
+    import sys
+    from pathlib import Path
+
+    from failpath.core import ConfigError
+    from failpath.guard import AsyncGuardedSystem, GuardedSystem, Policy
+
+    module_name, sep, attribute = reference.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigError(f"{reference!r}: write the policy as module:attribute, e.g. failpath.examples.policy:policy")
+    if str(Path.cwd()) not in sys.path and "" not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # so `failpath lint myapp.policies:policy` finds the project's modules
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise ConfigError(f"{reference!r}: no module named {exc.name!r}; check the spelling, or run from the directory that holds it") from None
+        raise ConfigError(f"{reference!r}: importing {module_name} failed: no module named {exc.name!r} (a dependency of it)") from None
+    except Exception as exc:
+        raise ConfigError(f"{reference!r}: importing {module_name} failed: {type(exc).__name__}: {exc}") from None
+    value = module
+    for part in attribute.split("."):
+        if not hasattr(value, part):
+            names = sorted(n for n in dir(module) if isinstance(getattr(module, n, None), Policy))
+            hint = f"; policies in {module_name}: {', '.join(names)}" if names else f"; {module_name} defines no Policy"
+            raise ConfigError(f"{reference!r}: {module_name} has no attribute {attribute!r}{hint}")
+        value = getattr(value, part)
+    if isinstance(value, (GuardedSystem, AsyncGuardedSystem)):
+        value = value.policy
+    if not isinstance(value, Policy):
+        raise ConfigError(f"{reference!r}: {attribute} is a {type(value).__name__}, not a failpath Policy")
+    return value
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``lint`` command to the ``failpath`` app."""
+
+    @app.command("lint")
+    def lint(
+        reference: str = typer.Argument(..., metavar="MODULE:POLICY", help="The policy to lint, e.g. failpath.examples.policy:policy."),
+        json_output: bool = typer.Option(False, "--json", help="Print the findings as JSON instead of a table."),
+    ) -> None:
+        """Lint a policy: failure states no rule handles, rules that can never fire, actions that never run.
+
+        Exits 0 when the policy is clean, 1 when lint found problems, 2 when the policy cannot be loaded.
+        """
+        import json
+
+        from failpath.core import FailpathError
+
+        try:
+            policy = load_policy(reference)
+        except FailpathError as exc:
+            typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(2) from None
+        result = policy.lint()
+        if json_output:
+            typer.echo(json.dumps(result.to_dict(), indent=2))
+        else:
+            from rich.console import Console
+
+            Console().print(result)
+        raise typer.Exit(0 if result.ok else 1)

@@ -1,0 +1,210 @@
+"""Scores for ``AnomalousInput``: a cheap, fitted, explainable profile, and the protocol for your own scorer.
+
+The built-in :class:`ProfileScorer` describes a text by its length and the share of each character class,
+learns the median and spread of each feature from the reference inputs, and scores an input by its
+largest robust z-score. :class:`ConformalScore` turns any score into a conformal p-value: the share of
+reference inputs that score at least as high (cross-fitted, so no reference input scores itself).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["InputScorer", "ProfileScorer", "ConformalScore"]
+
+
+@runtime_checkable
+class InputScorer(Protocol):
+    """What ``AnomalousInput(scorer=...)`` needs: ``score(input) -> float``, higher meaning more unusual.
+
+    Optional methods: ``fit(reference)`` learns from known inputs (called on a copy of the scorer, once
+    per cross-fitting fold and once on all of them; it may return the fitted scorer or ``None`` to mean
+    itself) and ``explain(input) -> str`` says in words why an input scored high. A scorer without
+    ``fit`` (an embedding distance to a fixed corpus, say) must not have been built from the reference
+    inputs themselves, or their scores will look smaller than those of new inputs.
+    """
+
+    def score(self, value: Any) -> float:
+        """How unusual ``value`` is; higher is more unusual."""
+        ...
+
+
+# Character classes for ASCII, by code point; every non-ASCII character stays itself (code point >= 128).
+_LOWER, _UPPER, _DIGIT, _SPACE, _PUNCT, _CONTROL = "\x01", "\x02", "\x03", "\x04", "\x05", "\x06"
+
+
+def _class_of(code: int) -> str:
+    char = chr(code)
+    if char.islower():
+        return _LOWER
+    if char.isupper():
+        return _UPPER
+    if char.isdigit():
+        return _DIGIT
+    if char in " \t\n\r":
+        return _SPACE
+    if code < 32 or code == 127:
+        return _CONTROL
+    return _PUNCT
+
+
+_CLASSES = {code: _class_of(code) for code in range(128)}
+_FEATURES = ("length", "words", "lowercase", "uppercase", "digits", "spaces", "punctuation", "non-ASCII", "control")
+_FLOORS = (0.15, 0.15, 0.03, 0.03, 0.03, 0.03, 0.03, 0.02, 0.01)  # smallest spread a feature may have
+
+
+def profile(text: str) -> tuple[float, ...]:
+    """The features of a text: log length, log word count, and the share of each character class."""
+    n = len(text)
+    if n == 0:
+        return (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    mapped = text.translate(_CLASSES)
+    lower = mapped.count(_LOWER)
+    upper = mapped.count(_UPPER)
+    digit = mapped.count(_DIGIT)
+    space = mapped.count(_SPACE)
+    punct = mapped.count(_PUNCT)
+    control = mapped.count(_CONTROL)
+    other = n - lower - upper - digit - space - punct - control
+    return (
+        math.log1p(n),
+        math.log1p(len(text.split())),
+        lower / n,
+        upper / n,
+        digit / n,
+        space / n,
+        punct / n,
+        other / n,
+        control / n,
+    )
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+class ProfileScorer:
+    """Length and character-class profile: the largest robust z-score of an input's features.
+
+    Each feature's center is the reference median and its spread 1.4826 × the median absolute
+    deviation (never below a small floor, so a feature constant in the reference still tolerates a
+    little variation).
+    """
+
+    def __init__(self) -> None:
+        self.center: tuple[float, ...] = ()
+        self.spread: tuple[float, ...] = ()
+        self.typical: tuple[tuple[float, float], ...] = ()
+
+    def fit(self, reference: Sequence[Any]) -> ProfileScorer:
+        """Learn the median, spread and 5–95% range of each feature from the reference inputs."""
+        from failpath.guard.text import canonical_text
+
+        rows = [profile(canonical_text(value)) for value in reference]
+        columns = list(zip(*rows))
+        center, spread, typical = [], [], []
+        for column, floor in zip(columns, _FLOORS):
+            values = list(column)
+            mid = _median(values)
+            mad = _median([abs(v - mid) for v in values])
+            center.append(mid)
+            spread.append(max(1.4826 * mad, floor))
+            ordered = sorted(values)
+            typical.append((_quantile(ordered, 0.05), _quantile(ordered, 0.95)))
+        self.center, self.spread, self.typical = tuple(center), tuple(spread), tuple(typical)
+        return self
+
+    def zscores(self, text: str) -> tuple[float, ...]:
+        """The robust z-score of each feature of ``text``."""
+        return tuple(abs(v - c) / s for v, c, s in zip(profile(text), self.center, self.spread))
+
+    def score(self, value: Any, text: str | None = None) -> float:
+        """The largest robust z-score of the input's features."""
+        if text is None:
+            from failpath.guard.text import canonical_text
+
+            text = canonical_text(value)
+        return max(self.zscores(text))
+
+    def explain(self, value: Any, text: str | None = None) -> str:
+        """The two features farthest from the reference, with the input's value and the reference's range."""
+        if text is None:
+            from failpath.guard.text import canonical_text
+
+            text = canonical_text(value)
+        features = profile(text)
+        z = self.zscores(text)
+        worst = sorted(range(len(z)), key=lambda i: -z[i])[:2]
+        return "; ".join(self._describe(i, features[i], z[i]) for i in worst if z[i] > 0)
+
+    def _describe(self, i: int, value: float, z: float) -> str:
+        low, high = self.typical[i]
+        if i < 2:  # log1p counts
+            shown, lo, hi = round(math.expm1(value)), round(math.expm1(low)), round(math.expm1(high))
+            unit = "characters" if i == 0 else "words"
+            return f"{shown} {unit} (reference {lo}–{hi}, z={z:.1f})"
+        return f"{_FEATURES[i]} {value:.0%} (reference {low:.0%}–{high:.0%}, z={z:.1f})"
+
+
+class ConformalScore:
+    """A scorer fitted on reference inputs, with the cross-fitted reference scores that calibrate its p-values."""
+
+    def __init__(self, scorer: Any, calibration: list[float]):
+        self.scorer = scorer
+        self.calibration = sorted(calibration)
+        self._takes_text = isinstance(scorer, ProfileScorer)
+
+    @classmethod
+    def fit(cls, scorer: Any, reference: Sequence[Any], *, folds: int = 5) -> ConformalScore:
+        """Fit ``scorer`` on the reference; calibrate with out-of-fold scores when it has ``fit``."""
+        reference = list(reference)
+        if not callable(getattr(scorer, "fit", None)):
+            return cls(scorer, [float(scorer.score(value)) for value in reference])
+        calibration: list[float] = []
+        for fold in range(folds):
+            held_out = reference[fold::folds]
+            rest = [value for i, value in enumerate(reference) if i % folds != fold]
+            fitted = _fit_copy(scorer, rest)
+            calibration.extend(float(fitted.score(value)) for value in held_out)
+        return cls(_fit_copy(scorer, reference), calibration)
+
+    def p_value(self, score: float) -> float:
+        """Share of reference scores at least ``score``, counting the input itself: (1 + #≥) / (n + 1)."""
+        import bisect
+
+        if math.isnan(score):
+            return 1.0 / (len(self.calibration) + 1)
+        at_least = len(self.calibration) - bisect.bisect_left(self.calibration, score)
+        return (1 + at_least) / (len(self.calibration) + 1)
+
+    def test(self, value: Any, text: str, *, alpha: float = 1.0) -> dict[str, Any]:
+        """Score, p-value and, when the p-value is at most ``alpha`` and the scorer can say, why."""
+        scorer = self.scorer
+        score = float(scorer.score(value, text) if self._takes_text else scorer.score(value))
+        p_value = self.p_value(score)
+        result: dict[str, Any] = {"score": round(score, 4), "p_value": p_value}
+        explain = getattr(scorer, "explain", None)
+        if p_value <= alpha and callable(explain):
+            try:
+                result["why"] = explain(value, text) if self._takes_text else str(explain(value))
+            except Exception as exc:  # an explanation is a courtesy; never let it break the call
+                result["why"] = f"(explain failed: {type(exc).__name__})"
+        return result
+
+
+def _fit_copy(scorer: Any, reference: list[Any]) -> Any:
+    fitted = copy.deepcopy(scorer)
+    returned = fitted.fit(reference)
+    return fitted if returned is None else returned

@@ -1,0 +1,132 @@
+"""How the guard writes down an input or an output: canonical text, digest, redacted preview, JSON-safe value.
+
+Traces keep a sha256 digest of the input and a redacted preview by default; the raw input only when the
+policy opts in. Redaction masks e-mail addresses, phone numbers and long runs of digits (card, account
+and ID numbers), then truncates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["canonical_text", "digest", "redact", "preview", "jsonable", "PREVIEW_CHARS"]
+
+#: Longest input preview kept in a trace, in characters (the rest is cut and marked with "…").
+PREVIEW_CHARS = 160
+
+_MAX_TEXT = 4000  # longest string kept in a JSON-safe rendering of an output
+_MAX_ITEMS = 200  # most items kept from one container
+_MAX_DEPTH = 8
+
+_REDACTIONS = re.compile(
+    r"(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
+    r"|(?P<phone>(?<![\w])(?:\+\d{1,3}[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]\d{4}(?![\w]))"
+    r"|(?P<number>\d(?:[ -]?\d){9,})"
+)
+_MASKS = {"email": "<email>", "phone": "<phone>", "number": "<number>"}
+
+
+def canonical_text(value: Any) -> str:
+    """The text a detector reads and the digest is taken of: a string as is, anything else as sorted JSON."""
+    if type(value) is str:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", errors="replace")
+    try:
+        return json.dumps(jsonable(value), sort_keys=True, ensure_ascii=False)
+    except Exception:
+        return _safe_repr(value)
+
+
+def digest(text: str) -> str:
+    """sha256 hex digest of ``text`` (UTF-8; lone surrogates are escaped, never an error)."""
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def _mask(match: re.Match[str]) -> str:
+    return _MASKS[match.lastgroup or "number"]
+
+
+def redact(text: str) -> str:
+    """``text`` with e-mail addresses, phone numbers and runs of ten or more digits masked."""
+    return _REDACTIONS.sub(_mask, text)
+
+
+def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """The redacted, truncated preview of an input kept in a trace."""
+    if len(text) > limit * 4:
+        text = text[: limit * 4]  # redaction never needs more than this to fill the preview
+    masked = redact(text)
+    if len(masked) > limit:
+        return masked[: limit - 1] + "…"
+    return masked
+
+
+def jsonable(value: Any, _depth: int = 0) -> Any:
+    """``value`` as plain JSON data (dict, list, str, int, float, bool, None); never raises.
+
+    Long strings and containers are truncated; NaN and infinities become strings; pydantic models are
+    dumped; dataclasses become dicts; anything else becomes its ``repr``.
+    """
+    kind = type(value)
+    if value is None or kind is bool or kind is int:
+        return value
+    if kind is str:
+        return value if len(value) <= _MAX_TEXT else value[:_MAX_TEXT] + "…"
+    if kind is float:
+        return value if math.isfinite(value) else repr(value)
+    try:
+        return _render(value, _depth)
+    except Exception:
+        return _safe_repr(value)
+
+
+def _render(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return jsonable(str.__str__(value))
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return jsonable(float(value))
+    if depth >= _MAX_DEPTH:
+        return _safe_repr(value)
+    if isinstance(value, Mapping):
+        items = list(value.items())[:_MAX_ITEMS]
+        return {_key(k): jsonable(v, depth + 1) for k, v in items}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, depth + 1) for v in value[:_MAX_ITEMS]]
+    if isinstance(value, (set, frozenset)):
+        return sorted((jsonable(v, depth + 1) for v in list(value)[:_MAX_ITEMS]), key=repr)
+    if isinstance(value, (bytes, bytearray)):
+        return jsonable(bytes(value).decode("utf-8", errors="backslashreplace"))
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        return jsonable(dump(mode="json"), depth + 1)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)}
+    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays
+    if callable(tolist) and type(value).__module__.startswith("numpy"):
+        return jsonable(tolist(), depth + 1)
+    return _safe_repr(value)
+
+
+def _key(key: Any) -> str:
+    return key if isinstance(key, str) else _safe_repr(key)
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
