@@ -104,14 +104,16 @@ __all__ = [
     # faults
     "faults", "Fault", "FAULTS", "FAULT_KINDS", "get_fault", "inject",
     # search
-    "search", "SearchResult",
+    "search", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS",
 ]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
     # search imports Hypothesis: load it only when asked for.
-    if name in ("search", "SearchResult"):
-        from failpath.chaos import search as _search_module
+    if name in ("search", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS"):
+        from failpath.chaos import finder
 
-        return getattr(_search_module, name)
+        value = getattr(finder, name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'failpath.chaos' has no attribute {name!r}")

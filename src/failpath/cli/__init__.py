@@ -25,6 +25,7 @@ app = typer.Typer(
 # Command modules, in the order their commands are listed by --help.
 _COMMAND_MODULES: tuple[str, ...] = (
     "failpath.cli.lint",
+    "failpath.cli.perturb",
 )
 
 for _name in _COMMAND_MODULES:

@@ -1,0 +1,292 @@
+"""Search for a silent failure: compose perturbations until the system answers wrong, confidently, then
+shrink the composition to the smallest one that still fails.
+
+Hypothesis is the engine: a strategy draws a list of ``(perturbation, seed)`` steps, ``find`` looks for a
+list whose variant the system gets wrong with confidence at least ``min_confidence`` (steered by
+``target`` towards wrong answers given with high confidence), and Hypothesis's shrinking reduces the list.
+A final pass removes single steps while the failure persists, so that in the result removing any one step
+makes the system right again (``SearchResult.minimal``).
+
+The search is quiet (no Hypothesis database, nothing written to disk), deterministic for a given ``seed``
+and a deterministic system, and bounded by ``max_examples`` and ``timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from failpath.chaos.base import Edit, LabelContract, NotApplicable, Perturbation, derive_rng, weakest
+from failpath.chaos.suites import REALISTIC
+from failpath.core import Case, ConfigError, Prediction
+
+__all__ = ["search", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS"]
+
+Step = tuple[str, int]
+
+
+def _default_perturbations() -> tuple[Perturbation, ...]:
+    return tuple(
+        p
+        for p in REALISTIC.perturbations
+        if p.contract is not LabelContract.NOT_PRESERVED and "+" not in p.name and p.name != "crm_mix"
+    )
+
+
+#: What :func:`search` composes by default: the realistic perturbations that keep the expected answer.
+DEFAULT_SEARCH_PERTURBATIONS: tuple[Perturbation, ...] = _default_perturbations()
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What :func:`search` found.
+
+    ``found`` is False when no silent failure turned up within the budget (then the other fields describe
+    nothing). Otherwise ``input`` and ``expected`` are the failing variant, ``edits`` what changed from the
+    case, ``steps`` the ``(perturbation, seed)`` list that reproduces it, ``output`` and ``confidence`` what
+    the system said. ``n_tried`` counts the system calls made. ``minimal`` is True when removing any one
+    step was checked to make the system right again.
+    """
+
+    found: bool
+    input: Any = None
+    expected: Any = None
+    edits: tuple[Edit, ...] = ()
+    output: Any = None
+    confidence: float | None = None
+    n_tried: int = 0
+    steps: tuple[Step, ...] = ()
+    contract: LabelContract | None = None
+    minimal: bool = False
+    case_id: str = ""
+    elapsed_s: float = 0.0
+    timed_out: bool = False
+
+    @property
+    def perturbation(self) -> str:
+        """The perturbations of the steps, joined with ``+`` (``"clean"`` when the clean case fails)."""
+        return "+".join(name for name, _ in self.steps) or "clean"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly rendering."""
+        return {
+            "found": self.found,
+            "case_id": self.case_id,
+            "input": self.input,
+            "expected": self.expected,
+            "edits": [e.to_dict() for e in self.edits],
+            "output": self.output,
+            "confidence": self.confidence,
+            "n_tried": self.n_tried,
+            "steps": [list(s) for s in self.steps],
+            "perturbation": self.perturbation if self.found else None,
+            "contract": self.contract.value if self.contract else None,
+            "minimal": self.minimal,
+            "timed_out": self.timed_out,
+        }
+
+
+@dataclass
+class _Outcome:
+    failed: bool  # wrong with enough confidence: the condition the search looks for
+    score: float  # steers Hypothesis: higher is closer to a confident wrong answer
+    case: Case
+    edits: tuple[Edit, ...]
+    contract: LabelContract
+    output: Any
+    confidence: float | None
+    applied: tuple[Step, ...]
+
+
+@dataclass
+class _Search:
+    system: Callable[[Any], Any]
+    case: Case
+    judge: Callable[[Any, Any], bool]
+    perturbations: dict[str, Perturbation]
+    min_confidence: float
+    deadline: float
+    cache: dict[tuple[Step, ...], _Outcome] = field(default_factory=dict)
+    calls: int = 0
+    timed_out: bool = False
+
+    def variant(self, steps: Sequence[Step]) -> tuple[Case, tuple[Edit, ...], LabelContract, tuple[Step, ...]]:
+        current = self.case
+        edits: list[Edit] = []
+        contracts = [LabelContract.UNCHANGED]
+        applied: list[Step] = []
+        for name, seed in steps:
+            result = self.perturbations[name].apply(current, derive_rng("search", name, seed))
+            if isinstance(result, NotApplicable):
+                continue
+            edits.extend(result.edits)
+            contracts.append(result.contract)
+            applied.append((name, seed))
+            current = Case(id=self.case.id, input=result.input, expected=result.expected, tags=self.case.tags)
+        return current, tuple(edits), weakest(*contracts), tuple(applied)
+
+    def evaluate(self, steps: Sequence[Step]) -> _Outcome | None:
+        """The outcome of ``steps`` (cached); ``None`` once the time budget is spent and it is not cached."""
+        key = tuple(steps)
+        if key in self.cache:
+            return self.cache[key]
+        if time.monotonic() > self.deadline:
+            self.timed_out = True
+            return None
+        current, edits, contract, applied = self.variant(steps)
+        outcome = self.cache.get(applied) if applied != key else None
+        if outcome is None:
+            outcome = self._call(current, edits, contract, applied)
+        self.cache[key] = outcome
+        return outcome
+
+    def _call(self, current: Case, edits: tuple[Edit, ...], contract: LabelContract, applied: tuple[Step, ...]) -> _Outcome:
+        self.calls += 1
+        try:
+            raw = self.system(current.input)
+            if inspect.isawaitable(raw):
+                raw = asyncio.run(_await(raw))
+        except Exception as exc:  # noqa: BLE001 - a system that raises has not failed silently
+            return _Outcome(False, -2.0, current, edits, contract, f"{type(exc).__name__}: {exc}", None, applied)
+        value, confidence = (raw.value, raw.confidence) if isinstance(raw, Prediction) else (raw, None)
+        right = bool(self.judge(value, current.expected))
+        conf_ok = self.min_confidence <= 0 or (
+            confidence is not None and not math.isnan(confidence) and confidence >= self.min_confidence
+        )
+        c = confidence if confidence is not None and not math.isnan(confidence) else 0.5
+        score = c if not right else -c
+        return _Outcome(not right and conf_ok, score, current, edits, contract, value, confidence, applied)
+
+    def fails(self, steps: Sequence[Step]) -> bool:
+        outcome = self.evaluate(steps)
+        return outcome is not None and outcome.failed
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def search(
+    system: Callable[[Any], Any],
+    case: Case,
+    judge: Callable[[Any, Any], bool],
+    *,
+    perturbations: Sequence[Perturbation] | None = None,
+    max_examples: int = 200,
+    seed: int = 0,
+    min_confidence: float = 0.0,
+    max_steps: int = 6,
+    timeout: float = 60.0,
+) -> SearchResult:
+    """Look for a variant of ``case`` that ``system`` answers wrong with confidence >= ``min_confidence``.
+
+    ``system`` takes the input and returns a value or a :class:`~failpath.core.Prediction` (an async
+    system is run to completion). ``judge(output, expected)`` is True when the output is right. The
+    search composes up to ``max_steps`` of ``perturbations`` (default
+    :data:`DEFAULT_SEARCH_PERTURBATIONS`), tries at most ``max_examples`` compositions plus shrinking,
+    and stops trying new ones after ``timeout`` seconds. If the clean case already fails, that is the
+    result (with no steps).
+    """
+    from hypothesis import HealthCheck, Phase, Verbosity, find, settings, target
+    from hypothesis import strategies as st
+    from hypothesis.errors import NoSuchExample
+
+    if not isinstance(case, Case):
+        raise ConfigError(f"search needs a failpath Case, got {type(case).__name__}")
+    if not callable(system) or not callable(judge):
+        raise ConfigError("search needs a callable system and a callable judge(output, expected) -> bool")
+    if max_examples < 1 or max_steps < 1:
+        raise ConfigError(f"search: max_examples and max_steps must be positive, got {max_examples} and {max_steps}")
+    perts = tuple(perturbations) if perturbations is not None else DEFAULT_SEARCH_PERTURBATIONS
+    names = [p.name for p in perts]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"search: perturbation names must be unique, got {names}")
+
+    start = time.monotonic()
+    state = _Search(system, case, judge, {p.name: p for p in perts}, min_confidence, start + timeout)
+
+    clean = state.evaluate(())
+    assert clean is not None
+    if clean.failed:
+        return _result(state, clean, (), True, start)
+
+    # Only what can change this case is worth drawing.
+    usable = [p.name for p in perts if any(not isinstance(p.apply(case, derive_rng("search", p.name, s)), NotApplicable) for s in range(4))]
+    if not usable:
+        return SearchResult(found=False, n_tried=state.calls, case_id=case.id, elapsed_s=time.monotonic() - start)
+
+    steps_strategy = st.lists(
+        st.tuples(st.sampled_from(usable), st.integers(min_value=0, max_value=2**16 - 1)),
+        min_size=1,
+        max_size=max_steps,
+    )
+
+    def condition(steps: list[Step]) -> bool:
+        outcome = state.evaluate(steps)
+        if outcome is None:
+            return False
+        target(outcome.score, label="confident wrong answer")
+        return outcome.failed
+
+    config = settings(
+        max_examples=max_examples,
+        database=None,
+        deadline=None,
+        verbosity=Verbosity.quiet,
+        phases=(Phase.generate, Phase.target, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+        print_blob=False,
+    )
+    try:
+        found = find(steps_strategy, condition, settings=config, random=random.Random(seed))
+    except NoSuchExample:
+        return SearchResult(
+            found=False, n_tried=state.calls, case_id=case.id, elapsed_s=time.monotonic() - start, timed_out=state.timed_out
+        )
+
+    steps, minimal = _minimize(state, [tuple(s) for s in found])
+    outcome = state.evaluate(steps)
+    assert outcome is not None and outcome.failed
+    return _result(state, outcome, outcome.applied, minimal, start)
+
+
+def _minimize(state: _Search, steps: list[Step]) -> tuple[tuple[Step, ...], bool]:
+    """Drop steps one at a time while the failure persists: afterwards no single step can go."""
+    current = list(state.evaluate(steps).applied)  # type: ignore[union-attr]
+    changed = True
+    while changed:
+        changed = False
+        for j in range(len(current)):
+            shorter = current[:j] + current[j + 1 :]
+            outcome = state.evaluate(shorter)
+            if outcome is None:  # out of time: cannot vouch for minimality
+                return tuple(current), False
+            if outcome.failed:
+                current = list(outcome.applied)
+                changed = True
+                break
+    return tuple(current), True
+
+
+def _result(state: _Search, outcome: _Outcome, steps: tuple[Step, ...], minimal: bool, start: float) -> SearchResult:
+    return SearchResult(
+        found=True,
+        input=outcome.case.input,
+        expected=outcome.case.expected,
+        edits=outcome.edits,
+        output=outcome.output,
+        confidence=outcome.confidence,
+        n_tried=state.calls,
+        steps=steps,
+        contract=outcome.contract,
+        minimal=minimal,
+        case_id=state.case.id,
+        elapsed_s=time.monotonic() - start,
+        timed_out=state.timed_out,
+    )

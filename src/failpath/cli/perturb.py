@@ -1,0 +1,194 @@
+"""``failpath perturb TEXT``: show the variants a chaos suite makes of one input, and what made each.
+
+``failpath perturb --list`` lists every perturbation with its family and label contract.
+Exit codes: 0 done, 2 a usage or input error (unknown suite or perturbation, bad JSON record, no text).
+"""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+from typing import Any, List, Optional
+
+import typer
+
+__all__ = ["register", "visible"]
+
+
+def visible(text: str) -> str:
+    """``text`` with invisible and control characters written as escapes (``\\u200b``, ``\\x00``, ``\\t``)."""
+    out = []
+    for ch in text:
+        if ch in "\t\n\r":
+            out.append({"\t": "\\t", "\n": "\\n", "\r": "\\r"}[ch])
+        elif ch == " ":
+            out.append(ch)
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Zs", "Co", "Cn"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return visible(value)
+    import json
+
+    return visible(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _edit_summary(variant: Any) -> str:
+    parts = []
+    for e in variant.edits:
+        where = f"[{e.field}]" if e.field is not None else ""
+        where += f"#{e.token}" if e.token is not None else ""
+        if e.before is not None and e.after is not None and isinstance(e.before, str) and isinstance(e.after, str):
+            before, after = visible(e.before), visible(e.after)
+            if len(before) > 40 or len(after) > 40:
+                parts.append(f"{e.kind}{where}")
+            else:
+                parts.append(f"{e.kind}{where} {before!r}→{after!r}")
+        elif e.after is not None and isinstance(e.after, str) and len(e.after) <= 40:
+            parts.append(f"{e.kind}{where} +{visible(e.after)!r}")
+        else:
+            parts.append(f"{e.kind}{where}")
+    return "; ".join(parts)
+
+
+def _list_perturbations(json_output: bool) -> None:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from failpath.chaos import SUITES, LabelContract
+    from failpath.chaos.base import is_token_aligned
+    from failpath.core import Case
+
+    plain = Case("plain", "123 Main St", "expected")
+    aligned = Case("aligned", "123 Main St", [("123", "AddressNumber"), ("Main", "StreetName"), ("St", "StreetNamePostType")])
+    rows = []
+    for suite in SUITES.values():
+        for p in suite.perturbations:
+            on_plain = p.contract_for(plain).value
+            on_tokens = p.contract_for(aligned).value
+            assert is_token_aligned(aligned)
+            rows.append(
+                {
+                    "name": p.name,
+                    "suite": suite.name,
+                    "family": p.family,
+                    "contract": p.contract.value,
+                    "contract_plain": on_plain,
+                    "contract_token_aligned": on_tokens,
+                    "description": p.description.replace("``", ""),
+                }
+            )
+    if json_output:
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    table = Table(title="failpath perturbations", show_lines=False)
+    for column in ("perturbation", "family", "contract", "plain / record", "token-aligned", "what it does"):
+        table.add_column(column, overflow="fold", no_wrap=column != "what it does")
+    style = {LabelContract.UNCHANGED.value: "green", LabelContract.TRANSFORMED.value: "cyan", LabelContract.NOT_PRESERVED.value: "yellow"}
+    for row in rows:
+        table.add_row(
+            row["name"],
+            row["family"],
+            f"[{style[row['contract']]}]{row['contract']}[/]",
+            row["contract_plain"],
+            row["contract_token_aligned"],
+            row["description"],
+        )
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``perturb`` command to the ``failpath`` app."""
+
+    @app.command("perturb")
+    def perturb(
+        text: Optional[str] = typer.Argument(None, help="The input to perturb ('-' reads it from stdin)."),
+        suite: str = typer.Option("realistic", "--suite", "-s", help="Suite: hostile, realistic, fault, or a registered one."),
+        n: int = typer.Option(10, "-n", "--count", min=1, help="How many variants to show."),
+        seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same variants."),
+        only: Optional[List[str]] = typer.Option(None, "--perturbation", "-p", help="Only these perturbations of the suite (repeatable)."),
+        record: bool = typer.Option(False, "--record", help="TEXT is a JSON object (a record), not text."),
+        json_output: bool = typer.Option(False, "--json", help="Print one JSON record per variant instead of a table."),
+        list_all: bool = typer.Option(False, "--list", help="List every perturbation with its family and label contract."),
+    ) -> None:
+        """Show the variants a chaos suite makes of TEXT, with the perturbation that made each."""
+        import json
+
+        from failpath.cli import fail
+        from failpath.core import Case, ConfigError
+
+        if list_all:
+            _list_perturbations(json_output)
+            return
+        if text is None:
+            raise fail("give the TEXT to perturb (or '-' to read stdin), or --list to see the perturbations")
+        if text == "-":
+            text = sys.stdin.read()
+        value: Any = text
+        if record:
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise fail(f"--record: TEXT is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); write a JSON object such as '{{\"city\": \"Chicago\"}}'")
+            if not isinstance(value, dict):
+                raise fail(f"--record: TEXT must be a JSON object, got a JSON {type(value).__name__}")
+
+        from failpath.chaos import Suite, derive_rng, get_suite
+
+        try:
+            chosen = get_suite(suite)
+            if only:
+                unknown = [name for name in only if name not in chosen.names]
+                if unknown:
+                    raise ConfigError(f"suite {chosen.name!r} has no perturbation {unknown[0]!r}; it has: {', '.join(chosen.names)}")
+                chosen = Suite(chosen.name, chosen.family, tuple(p for p in chosen.perturbations if p.name in only), chosen.variants_per_case)
+        except ConfigError as exc:
+            raise fail(str(exc))
+
+        case = Case(id="input", input=value, expected=None)
+        # Draw about two rounds, then keep n of them spread over the suite (the same for the same seed).
+        pool = chosen.variants(case, seed, n=max(n, 2 * len(chosen.perturbations)))
+        if len(pool) > n:
+            keep = sorted(derive_rng(seed, "perturb-cli").sample(range(len(pool)), n))
+            pool = [pool[i] for i in keep]
+        variants = pool
+        if json_output:
+            for v in variants:
+                row = v.to_dict()
+                row["seed"] = seed
+                row["suite"] = chosen.name
+                typer.echo(json.dumps(row, ensure_ascii=False, default=str))
+            return
+
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        console = Console()
+        if not variants:
+            reasons = chosen.why_not(case, seed)
+            console.print(Text(f"no perturbation of suite {chosen.name!r} applies to this input:"))
+            for name, reason in reasons.items():
+                console.print(Text(f"  {name}: {reason}"))
+            return
+        table = Table(title=Text(f"{len(variants)} variants · suite {chosen.name} · seed {seed}"), show_lines=True)
+        table.add_column("#", justify="right")
+        table.add_column("perturbation")
+        table.add_column("contract")
+        table.add_column("variant", overflow="fold")
+        table.add_column("edits", overflow="fold")
+        for i, v in enumerate(variants, 1):
+            shown = _show(v.input)
+            if len(shown) > 300:
+                shown = shown[:300] + f"… ({len(shown)} characters)"
+            table.add_row(str(i), Text(v.perturbation), Text(v.contract.value), Text(shown), Text(_edit_summary(v)))
+        console.print(table)
