@@ -15,7 +15,7 @@ import usaddress
 
 from failpath.core import OutputRejected, Prediction
 
-__all__ = ["AddressParser", "repeated_label"]
+__all__ = ["AddressParser", "is_labeled_tokens", "repeated_label"]
 
 
 class AddressParser:
@@ -70,3 +70,19 @@ def repeated_label(labels: list[str]) -> str | None:
         seen.add(label)
         last = label
     return None
+
+
+def is_labeled_tokens(value: object) -> bool:
+    """True when ``value`` is a non-empty list of ``(token, label)`` pairs with labels usaddress knows."""
+    labels = _LABELS
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) > 0
+        and all(
+            isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], str) and pair[1] in labels
+            for pair in value
+        )
+    )
+
+
+_LABELS = frozenset(usaddress.LABELS)

@@ -1,0 +1,212 @@
+"""The HTML report: one self-contained file, charts inline as SVG, every shown value escaped.
+
+``render(result)`` returns the page for a ``CheckResult``, its ``failpath.check/1`` dict or a
+``failpath.report/1`` document; ``write(result, path)`` saves it. The page loads nothing: no script,
+no external font, style or image, and a Content-Security-Policy that forbids them. Inputs and outputs
+are shown as text (chaos inputs carry markup and script by design), with invisible and control
+characters made visible.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import unicodedata
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from failpath.report.json_report import build_report
+
+__all__ = ["render", "write", "CONTENT_SECURITY_POLICY"]
+
+#: The page's policy: nothing may be fetched or run; inline styles (the page's and the SVG charts') only.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src 'none'; "
+    "script-src 'none'; connect-src 'none'; base-uri 'none'; form-action 'none'"
+)
+_MAX_SHOWN_CHARS = 1200
+_MAX_ACCURACY_BARS = 40
+
+
+def render(result: Any, **options: Any) -> str:
+    """The HTML page for ``result`` (``options`` go to ``json_report.build_report``, e.g. ``answers``)."""
+    document = build_report(result, **options)
+    environment = _environment()
+    template = environment.get_template("report.html.j2")
+    return template.render(**_view(document))
+
+
+def write(result: Any, path: str | Path, **options: Any) -> Path:
+    """Write the HTML report to ``path`` (parent folders created) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(result, **options), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- jinja
+
+
+def _environment() -> Any:
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+        autoescape=True,  # every value is escaped, whatever the template's name
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters.update(pct=pct, pts=pts, num=num, show=show, when=when)
+    environment.globals.update(token_table=token_table)
+    return environment
+
+
+def pct(value: Any, digits: int = 1) -> str:
+    """``0.1234`` as ``"12.3%"``; ``None`` as an em dash."""
+    if value is None:
+        return "—"
+    return f"{100 * float(value):.{digits}f}%"
+
+
+def pts(value: Any, digits: int = 1) -> str:
+    """A difference of two rates in percentage points, signed: ``"+12.3 pts"``."""
+    if value is None:
+        return "—"
+    return f"{100 * float(value):+.{digits}f} pts"
+
+
+def num(value: Any, digits: int = 3) -> str:
+    """A number with ``digits`` decimals; ``None`` as an em dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return f"{float(value):.{digits}f}"
+
+
+def when(seconds: Any) -> str:
+    """Unix seconds as a UTC date and time."""
+    if not seconds:
+        return "—"
+    return _dt.datetime.fromtimestamp(float(seconds), tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _visible(text: str) -> Any:
+    """``text`` escaped, long text cut, control and invisible characters shown as ``⟨U+200B⟩`` marks."""
+    from markupsafe import Markup, escape
+
+    cut = len(text) - _MAX_SHOWN_CHARS
+    if cut > 0:
+        text = text[:_MAX_SHOWN_CHARS]
+    parts = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if ch in "\n\t" or (category[0] not in "CZ" and ch != "\u00ad") or ch == " ":
+            parts.append(escape(ch))
+        else:
+            parts.append(Markup('<span class="ctl" title="{}">⟨U+{:04X}⟩</span>').format(
+                unicodedata.name(ch, category), ord(ch)))
+    if cut > 0:
+        parts.append(Markup('<span class="cut">… {:,} more characters</span>').format(cut))
+    return Markup("").join(parts)
+
+
+def show(value: Any) -> Any:
+    """Any input or output as escaped markup: text as it is (with invisible characters marked), else JSON."""
+    from markupsafe import Markup
+
+    if value is None:
+        return Markup('<span class="none">none</span>')
+    if isinstance(value, str):
+        return _visible(value)
+    try:
+        text = json.dumps(value, ensure_ascii=False, indent=None, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return _visible(text)
+
+
+def _pairs(value: Any) -> list[tuple[str, str]] | None:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+        return None
+    out = []
+    for item in value:
+        if isinstance(item, (str, bytes)) or not isinstance(item, Sequence) or len(item) != 2:
+            return None
+        out.append((str(item[0]), str(item[1])))
+    return out
+
+
+def token_table(output: Any, expected: Any) -> Any:
+    """Token-aligned output under expected labels, differing labels marked; None when not token-aligned."""
+    from markupsafe import Markup
+
+    got, want = _pairs(output), _pairs(expected)
+    if got is None or want is None:
+        return None
+    aligned = len(got) == len(want)
+    cells_token, cells_got, cells_want = [], [], []
+    for i in range(max(len(got), len(want))):
+        g = got[i] if i < len(got) else ("", "")
+        w = want[i] if i < len(want) else ("", "")
+        wrong = aligned and g[1] != w[1]
+        cells_token.append(Markup("<td>{}</td>").format(_visible(g[0] or w[0])))
+        cells_got.append(Markup('<td class="{}">{}</td>').format("bad" if wrong else "", g[1]))
+        cells_want.append(Markup("<td>{}</td>").format(w[1]))
+    note = "" if aligned else Markup('<caption>output has {} tokens, expected {}</caption>').format(len(got), len(want))
+    return Markup(
+        '<table class="tokens">{}<tr><th>token</th>{}</tr><tr><th>output</th>{}</tr><tr><th>expected</th>{}</tr></table>'
+    ).format(note, Markup("").join(cells_token), Markup("").join(cells_got), Markup("").join(cells_want))
+
+
+# --------------------------------------------------------------------------- the page's data
+
+
+def _view(document: Mapping[str, Any]) -> dict[str, Any]:
+    from failpath.report import charts
+
+    check = document["check"]
+    accuracy = list(document.get("accuracy") or [])
+    chart_svgs: dict[str, Any] = {}
+    if accuracy:
+        bars = accuracy[:1] + sorted(accuracy[1:], key=lambda r: r["accuracy"])[: _MAX_ACCURACY_BARS - 1]
+        chart_svgs["accuracy"] = charts.accuracy_chart(bars)
+    mix = list(document.get("outcome_mix") or [])
+    if mix:
+        chart_svgs["outcome_mix"] = charts.outcome_mix_chart([(row["label"], row["counts"]) for row in mix])
+    rc = document.get("risk_coverage")
+    if rc and rc.get("coverage"):
+        thresholds = check.get("thresholds") or {}
+        point = None
+        if thresholds.get("certified") and thresholds.get("evaluation_coverage") is not None:
+            point = (thresholds["evaluation_coverage"], thresholds.get("evaluation_risk") or 0.0)
+        chart_svgs["risk_coverage"] = charts.risk_coverage_chart(
+            rc["coverage"], rc["selective_risk"], rc["oracle"]["coverage"], rc["oracle"]["selective_risk"],
+            operating_point=point,
+        )
+    reliability = document.get("reliability")
+    if reliability and reliability.get("bins"):
+        chart_svgs["reliability"] = charts.reliability_chart(reliability["bins"])
+
+    from markupsafe import Markup
+
+    # matplotlib wrote the SVG and escaped every text in it; it holds no script and no URL.
+    svgs = {name: Markup(svg) for name, svg in chart_svgs.items()}
+    verdict = check["verdict"]
+    reasons = sorted(verdict.get("reasons") or [], key=lambda c: c["passed"])
+    groups = [check["clean"], check["chaos"], *check.get("groups", [])]
+    return {
+        "check": check,
+        "document": document,
+        "verdict_label": "READY TO SHIP" if verdict["ship"] else "READY TO DEMO",
+        "ship": bool(verdict["ship"]),
+        "reasons": reasons,
+        "groups": groups,
+        "mix": mix,
+        "mix_kinds": [k for k in charts.COLORS if any(row["counts"].get(k) for row in mix)],
+        "colors": charts.COLORS,
+        "charts": svgs,
+        "csp": CONTENT_SECURITY_POLICY,
+    }
