@@ -32,7 +32,7 @@ def as_scores(values: Any, name: str = "confidence", *, unit_interval: bool = Fa
         index = int(np.flatnonzero(bad)[0])
         allowed = "a number in [0, 1]" if unit_interval else "a finite number"
         raise StatsInputError(
-            f"{name}[{index}] = {array[index]!r} is not {allowed} "
+            f"{name}[{index}] = {array[index].item()!r} is not {allowed} "
             f"({int(bad.sum())} such value(s)); drop or fix those items"
         )
     return array
@@ -55,7 +55,7 @@ def as_correct(values: Any, name: str = "correct") -> np.ndarray:
     if bad.any():
         index = int(np.flatnonzero(bad)[0])
         raise StatsInputError(
-            f"{name}[{index}] = {array[index]!r}: correctness must be True/False or 1/0"
+            f"{name}[{index}] = {array[index].item()!r}: correctness must be True/False or 1/0"
         )
     return numbers == 1.0
 

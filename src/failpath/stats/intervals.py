@@ -62,7 +62,7 @@ def clopper_pearson(
     ``"lower"``: ``[Beta(alpha; k, n-k+1), 1]``. ``k`` and ``n`` may be arrays (broadcast); the
     interval's fields are then arrays. With n = 0 the interval is [0, 1] and the estimate NaN.
     """
-    from scipy.stats import beta
+    from scipy.special import betaincinv  # the Beta quantile: betaincinv(a, b, q) == beta.ppf(q, a, b)
 
     level = as_probability(alpha, "alpha")
     successes, trials = _counts(k, n)
@@ -74,8 +74,8 @@ def clopper_pearson(
         raise StatsInputError(f"alternative must be 'two-sided', 'upper' or 'lower', got {alternative!r}")
     with np.errstate(invalid="ignore", divide="ignore"):
         estimate = np.where(trials > 0, successes / np.maximum(trials, 1), np.nan)
-        low = np.where(successes > 0, beta.ppf(tail, successes, trials - successes + 1), 0.0)
-        high = np.where(successes < trials, beta.ppf(1.0 - tail, successes + 1, trials - successes), 1.0)
+        low = np.where(successes > 0, betaincinv(successes, trials - successes + 1, tail), 0.0)
+        high = np.where(successes < trials, betaincinv(successes + 1, trials - successes, 1.0 - tail), 1.0)
     if alternative == "upper":
         low = np.zeros_like(high)
     elif alternative == "lower":

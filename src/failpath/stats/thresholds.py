@@ -111,11 +111,11 @@ def p_value_binomial(n_errors: Any, n_trials: Any, max_risk: float) -> Any:
     Small values are evidence that the risk is at most ``max_risk``. With ``n_trials == 0`` it is 1
     (no evidence). Accepts arrays.
     """
-    from scipy.stats import binom
+    from scipy.special import bdtr  # the binomial CDF as a plain ufunc
 
     level = as_probability(max_risk, "max_risk")
-    errors, trials = np.asarray(n_errors, dtype=float), np.asarray(n_trials, dtype=float)
-    value = np.where(trials > 0, binom.cdf(errors, trials, level), 1.0)
+    errors, trials = _whole_counts(n_errors, n_trials)
+    value = np.where(trials > 0, bdtr(errors, trials, level), 1.0)
     return float(value) if value.ndim == 0 else value
 
 
@@ -126,16 +126,15 @@ def p_value_hoeffding_bentkus(n_errors: Any, n_trials: Any, max_risk: float) -> 
     risk, ``a = max_risk`` and ``h(r, a) = r ln(r/a) + (1-r) ln((1-r)/(1-a))``. For 0/1 losses the
     exact binomial p-value is never larger; this one is offered for comparison. Accepts arrays.
     """
-    from scipy.stats import binom
-    from scipy.special import xlogy
+    from scipy.special import bdtr, xlogy
 
     level = as_probability(max_risk, "max_risk")
-    errors, trials = np.asarray(n_errors, dtype=float), np.asarray(n_trials, dtype=float)
+    errors, trials = _whole_counts(n_errors, n_trials)
     with np.errstate(invalid="ignore", divide="ignore"):
         observed = np.minimum(np.where(trials > 0, errors / np.maximum(trials, 1), 0.0), level)
         divergence = xlogy(observed, observed / level) + xlogy(1 - observed, (1 - observed) / (1 - level))
         hoeffding = np.exp(-trials * divergence)
-        bentkus = math.e * binom.cdf(np.ceil(errors), trials, level)
+        bentkus = math.e * bdtr(errors, trials, level)
     value = np.where(trials > 0, np.minimum(np.minimum(hoeffding, bentkus), 1.0), 1.0)
     return float(value) if value.ndim == 0 else value
 
@@ -299,7 +298,7 @@ def _checked_grid(grid: Sequence[float] | None) -> np.ndarray:
         position = int(np.flatnonzero(steps >= 0)[0]) + 1
         raise StatsInputError(
             f"grid must be strictly decreasing (most conservative threshold first); "
-            f"grid[{position}] = {thresholds[position]!r} follows {thresholds[position - 1]!r}"
+            f"grid[{position}] = {thresholds[position].item()!r} follows {thresholds[position - 1].item()!r}"
         )
     return thresholds
 
@@ -359,6 +358,17 @@ def _upper_bound(k: int, n: int, alpha: float) -> float:
     from failpath.stats.intervals import clopper_pearson
 
     return float(clopper_pearson(k, n, alpha, alternative="upper").high)
+
+
+def _whole_counts(n_errors: Any, n_trials: Any) -> tuple[np.ndarray, np.ndarray]:
+    errors, trials = np.asarray(n_errors), np.asarray(n_trials)
+    for name, values in (("n_errors", errors), ("n_trials", trials)):
+        if values.dtype == bool or not np.issubdtype(values.dtype, np.number) or np.any(values < 0) \
+                or np.any(np.asarray(values, dtype=float) % 1 != 0):
+            raise StatsInputError(f"{name} must be non-negative whole numbers, got {values!r}")
+    if np.any(errors > trials):
+        raise StatsInputError(f"n_errors must not exceed n_trials, got {n_errors!r} > {n_trials!r}")
+    return errors.astype(np.int64), trials.astype(np.int64)
 
 
 def _missing_delta(method: str) -> float:
