@@ -184,7 +184,11 @@ class ThresholdReport:
 
 @dataclass(frozen=True)
 class Reproduction:
-    """The smallest failing input found by ``failpath.chaos.search`` from a clean case."""
+    """The smallest failing input found by ``failpath.chaos.search`` from a clean case.
+
+    ``perturbation`` names the composed perturbations (``a+b``); ``minimal`` is True when removing any
+    one of them was checked to make the guarded system right (or handled) again.
+    """
 
     found: bool
     input: Any = None
@@ -194,6 +198,8 @@ class Reproduction:
     confidence: float | None = None
     n_tried: int = 0
     seconds: float = 0.0
+    perturbation: str = ""
+    minimal: bool = False
     note: str = ""
 
 
@@ -243,6 +249,7 @@ class CheckResult:
     worst_cases: tuple[WorstCase, ...]
     baseline: dict[str, Any]
     budgets: dict[str, Any]
+    curves: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     started: float = 0.0
     finished: float = 0.0

@@ -1,0 +1,443 @@
+"""The runner: sends every variant through the guarded system with bounded concurrency.
+
+Three ways to run, chosen by the system:
+
+- an async system runs on one event loop with a fixed set of worker coroutines (at most
+  ``concurrency`` calls in flight, like a semaphore, without one task per call);
+- a sync system runs in a thread pool of ``concurrency`` threads, variants handed out in small chunks;
+- ``executor="process"`` runs a CPU-bound local model, given as ``"module:attr"``, in a process pool.
+
+Each finished variant becomes a result row, streamed to a :class:`RowSink` that writes the rows into
+the store in small batches (so a killed run loses at most one batch, which a resumed run redoes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from failpath.core import Answered, Defaulted, Prediction
+
+__all__ = ["WorkItem", "Evaluator", "RowSink", "run_items", "guard_factory", "is_async_system", "preview"]
+
+PREVIEW_CHARS = 300
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One request of a check: a variant (or the clean input) of one case in one suite.
+
+    ``key`` is stable across runs: ``suite/perturbation/case id/variant index``. ``fault`` is the chaos
+    fault the system is wrapped with for this request (fault suites), or None.
+    """
+
+    key: str
+    suite: str
+    family: str
+    perturbation: str
+    case_id: str
+    variant: int
+    split: str
+    input: Any
+    expected: Any
+    contract: str = "unchanged"
+    edits: tuple[Any, ...] = ()
+    fault: Any = None
+
+
+def is_async_system(system: Any) -> bool:
+    """True when calling ``system`` returns an awaitable (an ``async def`` function or ``__call__``)."""
+    if inspect.iscoroutinefunction(system):
+        return True
+    call = getattr(system, "__call__", None)
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def preview(value: Any, limit: int = PREVIEW_CHARS) -> Any:
+    """``value`` for a result row: text longer than ``limit`` is cut (with its full length noted)."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + f"… [{len(value)} chars]"
+    if isinstance(value, (bytes, bytearray)) and len(value) > limit:
+        return bytes(value[:limit]).decode("utf-8", "backslashreplace") + f"… [{len(value)} bytes]"
+    return value
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _unwrap(output: Any) -> tuple[Any, float | None]:
+    if isinstance(output, Prediction):
+        return output.value, output.confidence
+    return output, None
+
+
+def _first_call(trace: Any) -> Any | None:
+    """The trace's first attempt when it called the system, else None."""
+    attempts = getattr(trace, "attempts", None) or ()
+    if not attempts:
+        return None
+    first = attempts[0]
+    return first if first.action == "call" else None
+
+
+class Evaluator:
+    """Calls the guarded system on a work item and turns what happened into a result row.
+
+    ``guard_factory(system)`` wraps a system with the policy (``policy.wrap``). A fault item is sent
+    to the system wrapped by its fault first (``fault.wrap(system, seed)``); wrapped systems are cached.
+    """
+
+    def __init__(self, system: Any, guard_factory: Callable[[Any], Any], judge: Any, *, seed: int):
+        self.system = system
+        self.guard_factory = guard_factory
+        self.judge = judge
+        self.seed = seed
+        self.is_async = is_async_system(system)
+        self._systems: dict[int | None, tuple[Any, Any, Any]] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ systems
+    def systems(self, fault: Any) -> tuple[Any, Any]:
+        """``(guarded, raw)`` for requests under ``fault`` (None: the plain system)."""
+        key = None if fault is None else id(fault)
+        found = self._systems.get(key)
+        if found is None:
+            with self._lock:
+                found = self._systems.get(key)
+                if found is None:
+                    raw = self.system if fault is None else fault.wrap(self.system, self.seed)
+                    # The fault is kept in the entry so its id cannot be reused while cached.
+                    found = (self.guard_factory(raw), raw, fault)
+                    self._systems[key] = found
+        return found[0], found[1]
+
+    # ------------------------------------------------------------------ judging
+    def _judge(self, output: Any, expected: Any) -> tuple[bool, float | None, str | None]:
+        try:
+            ok = bool(self.judge(output, expected))
+        except Exception as exc:  # a judge that cannot read an output calls it wrong
+            return False, 0.0, _error_text(exc)
+        try:
+            score = float(self.judge.score(output, expected)) if hasattr(self.judge, "score") else float(ok)
+        except Exception:
+            score = float(ok)
+        return ok, score, None
+
+    def _row(
+        self,
+        item: WorkItem,
+        outcome: Any,
+        trace: Any,
+        escape: str | None,
+        raw: tuple[Any, float | None, str | None, str],
+        latency_ms: float,
+    ) -> dict[str, Any]:
+        raw_output, raw_confidence, raw_error, raw_source = raw
+        if raw_error is None:
+            raw_correct, raw_score, raw_judge_error = self._judge(raw_output, item.expected)
+        else:
+            raw_correct, raw_score, raw_judge_error = False, 0.0, None
+        row: dict[str, Any] = {
+            "suite": item.suite,
+            "family": item.family,
+            "perturbation": item.perturbation,
+            "case_id": item.case_id,
+            "variant": item.variant,
+            "split": item.split,
+            "contract": item.contract,
+            "input": preview(item.input),
+            "expected": item.expected,
+            "edits": list(item.edits),
+            "raw_output": raw_output,
+            "raw_confidence": raw_confidence,
+            "raw_error": raw_error,
+            "raw_correct": raw_correct,
+            "raw_score": raw_score,
+            "raw_source": raw_source,
+            "latency_ms": round(latency_ms, 3),
+        }
+        if raw_judge_error:
+            row["judge_error"] = raw_judge_error
+        if outcome is None:
+            row.update(
+                outcome="escaped", escape=escape, state=None, states=[], actions=[], value=None,
+                confidence=None, degraded=False, correct=None, score=None, trace_id=None,
+            )
+            return row
+        value = outcome.value if isinstance(outcome, (Answered, Defaulted)) else None
+        correct = score = None
+        if isinstance(outcome, Answered):
+            correct, score, judge_error = self._judge(value, item.expected)
+            if judge_error:
+                row["judge_error"] = judge_error
+        row.update(
+            outcome=outcome.kind,
+            escape=None,
+            state=outcome.state,
+            states=list(getattr(trace, "states", ()) or ()),
+            actions=list(getattr(trace, "actions", ()) or ()),
+            value=value,
+            confidence=getattr(outcome, "confidence", None),
+            degraded=bool(getattr(outcome, "degraded", False)),
+            correct=correct,
+            score=score,
+            trace_id=getattr(trace, "trace_id", None),
+        )
+        return row
+
+    # ------------------------------------------------------------------ sync
+    def evaluate(self, item: WorkItem) -> tuple[str, dict[str, Any]]:
+        """Run one item through the guarded system (sync); never raises."""
+        guarded, raw_system = self.systems(item.fault)
+        start = time.perf_counter()
+        outcome = trace = escape = None
+        try:
+            outcome, trace = guarded.call_traced(item.input)
+        except BaseException as exc:  # noqa: BLE001 - anything leaving the guard is recorded as an escape
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            escape = _error_text(exc)
+        latency = (time.perf_counter() - start) * 1000.0
+        first = _first_call(trace)
+        if first is not None:
+            raw = (first.output, first.confidence, first.error, "trace")
+        else:
+            try:
+                value, confidence = _unwrap(raw_system(item.input))
+                raw = (value, confidence, None, "call")
+            except Exception as exc:
+                raw = (None, None, _error_text(exc), "call")
+        return item.key, self._row(item, outcome, trace, escape, raw, latency)
+
+    def evaluate_many(self, items: Sequence[WorkItem]) -> list[tuple[str, dict[str, Any]]]:
+        """Run a chunk of items one after the other (sync)."""
+        return [self.evaluate(item) for item in items]
+
+    # ------------------------------------------------------------------ async
+    async def aevaluate(self, item: WorkItem) -> tuple[str, dict[str, Any]]:
+        """Run one item through the guarded async system; never raises."""
+        guarded, raw_system = self.systems(item.fault)
+        start = time.perf_counter()
+        outcome = trace = escape = None
+        try:
+            outcome, trace = await guarded.call_traced(item.input)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            escape = _error_text(exc)
+        latency = (time.perf_counter() - start) * 1000.0
+        first = _first_call(trace)
+        if first is not None:
+            raw = (first.output, first.confidence, first.error, "trace")
+        else:
+            try:
+                result = raw_system(item.input)
+                if inspect.isawaitable(result):
+                    result = await result
+                value, confidence = _unwrap(result)
+                raw = (value, confidence, None, "call")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                raw = (None, None, _error_text(exc), "call")
+        return item.key, self._row(item, outcome, trace, escape, raw, latency)
+
+
+class RowSink:
+    """Collects result rows and writes them to the store in small batches, as they arrive.
+
+    A batch is written when ``batch_size`` rows are waiting or ``interval`` seconds have passed since
+    the last write; ``close`` writes the rest. ``on_rows(n)`` is told how many rows arrived (progress).
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        run_id: str,
+        *,
+        batch_size: int = 64,
+        interval: float = 0.5,
+        on_rows: Callable[[int], None] | None = None,
+    ):
+        self.store = store
+        self.run_id = run_id
+        self.batch_size = batch_size
+        self.interval = interval
+        self.on_rows = on_rows
+        self.written = 0
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def add(self, rows: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Take rows; write a batch if one is due."""
+        rows = list(rows)
+        with self._lock:
+            self._pending.extend(rows)
+            due = len(self._pending) >= self.batch_size or time.monotonic() - self._last >= self.interval
+            batch = self._take() if due else None
+        if batch:
+            self.written += self.store.add_results(self.run_id, batch)
+        if self.on_rows is not None and rows:
+            self.on_rows(len(rows))
+
+    def _take(self) -> list[tuple[str, dict[str, Any]]]:
+        batch, self._pending = self._pending, []
+        self._last = time.monotonic()
+        return batch
+
+    def close(self) -> None:
+        """Write every row still waiting."""
+        with self._lock:
+            batch = self._take()
+        if batch:
+            self.written += self.store.add_results(self.run_id, batch)
+
+
+# --------------------------------------------------------------------------- the three ways to run
+
+
+def _chunk_size(n_items: int, concurrency: int) -> int:
+    # Small chunks keep every worker busy to the end; larger ones cut per-task overhead for fast systems.
+    return max(1, min(64, n_items // (concurrency * 8) or 1))
+
+
+def _run_threads(items: Sequence[WorkItem], evaluator: Evaluator, concurrency: int, sink: RowSink) -> None:
+    if concurrency <= 1:
+        for item in items:
+            sink.add([evaluator.evaluate(item)])
+        return
+    size = _chunk_size(len(items), concurrency)
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="failpath-check")
+    try:
+        _drain(pool, chunks, evaluator.evaluate_many, concurrency * 4, sink)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _drain(pool: Any, chunks: Sequence[Any], fn: Callable[[Any], Any], window: int, sink: RowSink) -> None:
+    """Keep at most ``window`` chunks in flight; hand each finished chunk's rows to the sink."""
+    pending: set[Future] = set()
+    next_chunk = 0
+    while next_chunk < len(chunks) or pending:
+        while next_chunk < len(chunks) and len(pending) < window:
+            pending.add(pool.submit(fn, chunks[next_chunk]))
+            next_chunk += 1
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            sink.add(future.result())
+
+
+async def _run_async(items: Sequence[WorkItem], evaluator: Evaluator, concurrency: int, sink: RowSink) -> None:
+    iterator = iter(items)
+
+    async def worker() -> None:
+        for item in iterator:  # the workers share one iterator: each item is taken once
+            sink.add([await evaluator.aevaluate(item)])
+
+    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(items))))))
+
+
+def _run_on_loop(coroutine_factory: Callable[[], Any]) -> None:
+    """Run a coroutine to the end, on a fresh loop in this thread, or in a helper thread if one is running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coroutine_factory())
+        return
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(coroutine_factory())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="failpath-check-loop")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+# Process-pool workers build their evaluator once, from importable names, in the initializer.
+_WORKER: dict[str, Evaluator] = {}
+
+
+def guard_factory(policy: Any, scratch: str | None) -> Callable[[Any], Any]:
+    """``system -> policy.wrap(system)``, writing traces and tickets to ``scratch`` (a store path) when given."""
+    if policy is None:
+        from failpath.guard import Policy
+
+        policy = Policy(name="default")
+
+    def guard(system: Any) -> Any:
+        guarded = policy.wrap(system)
+        return guarded.with_store(scratch) if scratch is not None else guarded
+
+    return guard
+
+
+def _init_worker(system_spec: str, policy_spec: str | None, scratch: str | None, judge: Any, seed: int) -> None:
+    from failpath.check.judges import _import_attr
+
+    system = _import_attr(system_spec, "system")
+    policy = _import_attr(policy_spec, "policy") if policy_spec else None
+    _WORKER["evaluator"] = Evaluator(system, guard_factory(policy, scratch), judge, seed=seed)
+
+
+def _worker_chunk(items: Sequence[WorkItem]) -> list[tuple[str, dict[str, Any]]]:
+    evaluator = _WORKER["evaluator"]
+    if evaluator.is_async:
+        async def run() -> list[tuple[str, dict[str, Any]]]:
+            return [await evaluator.aevaluate(item) for item in items]
+
+        return asyncio.run(run())
+    return evaluator.evaluate_many(items)
+
+
+def run_items(
+    items: Sequence[WorkItem],
+    evaluator: Evaluator,
+    sink: RowSink,
+    *,
+    concurrency: int,
+    executor: str = "auto",
+    process_specs: tuple[str, str | None, str | None] | None = None,
+) -> None:
+    """Run every item, streaming rows into ``sink``; ``executor`` is ``auto``, ``thread`` or ``process``.
+
+    ``process_specs`` is ``(system "module:attr", policy "module:attr" or None, trace store path or None)``.
+    """
+    if not items:
+        return
+    if executor == "process":
+        if process_specs is None:
+            raise ValueError("executor='process' needs the system (and policy) as 'module:attr' names")
+        import multiprocessing
+
+        size = max(1, min(256, len(items) // (concurrency * 4) or 1))
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=concurrency,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(*process_specs, evaluator.judge, evaluator.seed),
+        ) as pool:
+            _drain(pool, chunks, _worker_chunk, concurrency * 2, sink)
+        return
+    if evaluator.is_async:
+        _run_on_loop(lambda: _run_async(items, evaluator, concurrency, sink))
+    else:
+        _run_threads(items, evaluator, concurrency, sink)
