@@ -74,6 +74,17 @@ _LAZY: dict[str, str] = {
     "Suite": "failpath.chaos",
     "Variant": "failpath.chaos",
     # --- check
+    "check": "failpath.check",
+    "CheckResult": "failpath.check",
+    "Verdict": "failpath.check",
+    "Criterion": "failpath.check",
+    "load_cases": "failpath.check",
+    "Exact": "failpath.check",
+    "NormalizedText": "failpath.check",
+    "Fields": "failpath.check",
+    "TokenLabels": "failpath.check",
+    "NumericTolerance": "failpath.check",
+    "FunctionJudge": "failpath.check",
     # --- report
     # --- watch
     # --- llm
