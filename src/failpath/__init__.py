@@ -87,6 +87,11 @@ _LAZY: dict[str, str] = {
     "FunctionJudge": "failpath.check",
     # --- report
     # --- watch
+    "OTelExporter": "failpath.watch",
+    "DriftReport": "failpath.watch",
+    "DriftThresholds": "failpath.watch",
+    "ReviewTicket": "failpath.watch",
+    "TraceStats": "failpath.watch",
     # --- llm
 }
 
@@ -98,6 +103,7 @@ _SUBMODULES: dict[str, str] = {
     "guard": "failpath.guard",
     "report": "failpath.report",
     "watch": "failpath.watch",
+    "review": "failpath.watch.review",
     "llm": "failpath.llm",
 }
 

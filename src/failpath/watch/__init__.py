@@ -14,12 +14,15 @@ import importlib
 from typing import Any
 
 _LAZY: dict[str, str] = {
-    "drift": "failpath.watch.drift",
-    "DriftReport": "failpath.watch.drift",
-    "DriftFigure": "failpath.watch.drift",
-    "DriftThresholds": "failpath.watch.drift",
+    "drift": "failpath.watch.driftcheck",
+    "DriftReport": "failpath.watch.driftcheck",
+    "DriftFigure": "failpath.watch.driftcheck",
+    "DriftThresholds": "failpath.watch.driftcheck",
+    "BaselineMissing": "failpath.watch.driftcheck",
+    "NoTraces": "failpath.watch.driftcheck",
     "OTelExporter": "failpath.watch.otel",
     "OTelUnavailable": "failpath.watch.otel",
+    "ReviewTicket": "failpath.watch.review",
     "trace_stats": "failpath.watch.stats",
     "TraceStats": "failpath.watch.stats",
     "WindowStats": "failpath.watch.stats",
@@ -27,7 +30,7 @@ _LAZY: dict[str, str] = {
     "parse_time": "failpath.watch.timespec",
 }
 
-_SUBMODULES = ("review", "drift", "otel", "stats", "timespec")
+_SUBMODULES = ("review", "driftcheck", "otel", "stats", "timespec")
 
 __all__ = [*_LAZY, "review"]
 

@@ -1,0 +1,264 @@
+"""Trace queries for ``failpath.watch``: following new traces, per-window statistics, drift samples.
+
+All the SQL that reads traces for the watch job lives here, on top of the store's read-only
+connection (:meth:`SQLiteStore.read_connection`), so the rest of failpath stays free of SQL. The
+functions take filters by policy, outcome, failure state and time window (``since`` inclusive,
+``until`` exclusive, Unix seconds), the same as :meth:`Store.query_traces`.
+
+Indexes used (all created by the store's schema): ``traces(policy, time)``, ``traces(outcome, time)``,
+``traces(time)``, the ``trace_states`` primary key ``(state, time, trace_id)``, and ``traces.id``
+(insertion order, which is what ``tail --follow`` follows: a slow call finishes after a fast one that
+started later, so following by start time would miss it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from failpath.core import StoreError, Trace
+from failpath.store.base import Store
+
+__all__ = [
+    "TraceFilter",
+    "TraceColumns",
+    "latest_cursor",
+    "traces_after",
+    "last_traces",
+    "trace_columns",
+    "outcome_counts",
+    "drift_sample",
+    "time_bounds",
+]
+
+
+@dataclass(frozen=True)
+class TraceFilter:
+    """Which traces a query reads: every field given must match (``state``: detected on the call)."""
+
+    policy: str | None = None
+    outcome: str | None = None
+    state: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+    def where(self, alias: str = "t") -> tuple[str, list[Any]]:
+        """A ``WHERE`` clause (possibly empty) on the ``traces`` table aliased ``alias``, and its parameters."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (("policy", self.policy), ("outcome", self.outcome)):
+            if value is not None:
+                clauses.append(f"{alias}.{column} = ?")
+                params.append(value)
+        if self.since is not None:
+            clauses.append(f"{alias}.time >= ?")
+            params.append(float(self.since))
+        if self.until is not None:
+            clauses.append(f"{alias}.time < ?")
+            params.append(float(self.until))
+        if self.state is not None:
+            # The primary key (state, time, trace_id) of trace_states answers this without a scan.
+            clauses.append(
+                f"EXISTS (SELECT 1 FROM trace_states AS ts WHERE ts.state = ? AND ts.time = {alias}.time "
+                f"AND ts.trace_id = {alias}.trace_id)"
+            )
+            params.append(self.state)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def states_where(self, alias: str = "s") -> tuple[str, list[Any]]:
+        """A ``WHERE`` clause on ``trace_states`` aliased ``alias``, for the filters other than ``state``."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (("policy", self.policy), ("outcome", self.outcome)):
+            if value is not None:
+                clauses.append(f"{alias}.{column} = ?")
+                params.append(value)
+        if self.since is not None:
+            clauses.append(f"{alias}.time >= ?")
+            params.append(float(self.since))
+        if self.until is not None:
+            clauses.append(f"{alias}.time < ?")
+            params.append(float(self.until))
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+@contextlib.contextmanager
+def _reading(store: Store) -> Iterator[sqlite3.Connection]:
+    read_connection = getattr(store, "read_connection", None)
+    if read_connection is None:
+        raise StoreError(
+            f"trace queries need the SQLite store; {type(store).__name__} has no read_connection()"
+        )
+    with read_connection() as connection:
+        yield connection
+
+
+def _to_trace(row: sqlite3.Row) -> Trace:
+    from failpath.store.sqlite import _row_to_trace
+
+    return _row_to_trace(row)
+
+
+# --------------------------------------------------------------------------- following new traces
+
+
+def latest_cursor(store: Store) -> int:
+    """The position of the newest trace written so far (0 for an empty store); see :func:`traces_after`."""
+    with _reading(store) as connection:
+        return int(connection.execute("SELECT coalesce(max(id), 0) FROM traces").fetchone()[0])
+
+
+def last_traces(store: Store, where: TraceFilter, count: int) -> tuple[list[Trace], int]:
+    """The ``count`` most recently written traces matching ``where``, oldest first, and the current cursor."""
+    clause, params = where.where()
+    with _reading(store) as connection:
+        connection.execute("BEGIN")
+        rows = connection.execute(
+            f"SELECT * FROM traces AS t{clause} ORDER BY t.id DESC LIMIT ?", [*params, max(0, int(count))]
+        ).fetchall()
+        cursor = int(connection.execute("SELECT coalesce(max(id), 0) FROM traces").fetchone()[0])
+        connection.execute("COMMIT")
+    return [_to_trace(row) for row in reversed(rows)], cursor
+
+
+def traces_after(store: Store, cursor: int, where: TraceFilter, *, limit: int = 1000) -> tuple[list[Trace], int]:
+    """Traces written after ``cursor`` that match ``where``, in write order, and the cursor to pass next."""
+    clause, params = where.where()
+    clause = (clause + " AND" if clause else " WHERE") + " t.id > ?"
+    with _reading(store) as connection:
+        connection.execute("BEGIN")
+        rows = connection.execute(
+            f"SELECT * FROM traces AS t{clause} ORDER BY t.id LIMIT ?", [*params, int(cursor), max(1, int(limit))]
+        ).fetchall()
+        if len(rows) >= limit:
+            new_cursor = int(rows[-1]["id"])
+        else:
+            new_cursor = int(connection.execute("SELECT coalesce(max(id), 0) FROM traces").fetchone()[0])
+        connection.execute("COMMIT")
+    return [_to_trace(row) for row in rows], max(new_cursor, int(cursor))
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+#: The fields of :attr:`TraceColumns.rows`: start time, outcome code, degraded, latency, confidence.
+COLUMN_DTYPE = [("time", "f8"), ("outcome", "i2"), ("degraded", "i1"), ("latency_ms", "f8"), ("confidence", "f8")]
+
+
+@dataclass(frozen=True)
+class TraceColumns:
+    """The matching traces, read from one snapshot for statistics.
+
+    ``rows`` is a numpy structured array, one row per trace in time order, with fields ``time``,
+    ``outcome`` (an index into ``outcomes``; -1 for a name not in it), ``degraded`` (0/1),
+    ``latency_ms`` and ``confidence`` (NaN when the call reported none). ``states`` holds
+    ``(state, window index or None, calls)``: on how many of the matching traces each failure state
+    was detected, per window ``floor(time / window)`` when a window was given.
+    """
+
+    rows: Any
+    outcomes: tuple[str, ...]
+    states: list[tuple[str, int | None, int]]
+
+
+def trace_columns(store: Store, where: TraceFilter, *, window: float | None = None) -> TraceColumns:
+    """The figures :func:`failpath.watch.stats.trace_stats` needs (see :class:`TraceColumns`).
+
+    Rows go straight from SQLite into numpy, with no Python object per trace: on a million traces
+    this read is most of the cost of ``traces stats``.
+    """
+    import numpy as np
+
+    from failpath.core import OUTCOME_KINDS
+
+    with _reading(store) as connection:
+        connection.execute("BEGIN")  # one snapshot for every read below
+        present = [r[0] for r in connection.execute("SELECT DISTINCT outcome FROM traces")]
+        outcomes = tuple(OUTCOME_KINDS) + tuple(sorted(set(present) - set(OUTCOME_KINDS)))
+        code = "CASE t.outcome " + " ".join(f"WHEN ? THEN {i}" for i in range(len(outcomes))) + " ELSE -1 END"
+        select = f"SELECT t.time, {code}, t.degraded, t.latency_ms, coalesce(t.confidence, 'nan') "
+        if where.state is None:
+            clause, params = where.where("t")
+            sql = f"{select}FROM traces AS t{clause} ORDER BY t.time"
+        else:
+            # Driven by the (state, time, trace_id) key: only traces where the state was detected are read.
+            clause, params = where.states_where("s")
+            clause = (clause + " AND" if clause else " WHERE") + " s.state = ?"
+            params = [*params, where.state]
+            sql = f"{select}FROM trace_states AS s JOIN traces AS t ON t.trace_id = s.trace_id{clause} ORDER BY s.time"
+        cursor = connection.cursor()
+        cursor.row_factory = None
+        rows = np.fromiter(cursor.execute(sql, [*outcomes, *params]), dtype=COLUMN_DTYPE)
+        states = _state_counts(connection, where, window)
+        connection.execute("COMMIT")
+    return TraceColumns(rows=rows, outcomes=outcomes, states=states)
+
+
+def _state_counts(
+    connection: sqlite3.Connection, where: TraceFilter, window: float | None
+) -> list[tuple[str, int | None, int]]:
+    bucket = "CAST(s.time / ? AS INTEGER)" if window else "NULL"
+    bucket_params: list[Any] = [float(window)] if window else []
+    if where.state is None:
+        clause, params = where.states_where("s")
+        sql = f"SELECT s.state, {bucket} AS b, count(*) FROM trace_states AS s{clause} GROUP BY s.state, b"
+    else:
+        clause, params = where.states_where("f")
+        clause = (clause + " AND" if clause else " WHERE") + " f.state = ?"
+        params = [*params, where.state]
+        # Rows of one trace share (time, trace_id): the key finds the other states of each trace.
+        sql = (
+            f"SELECT s.state, {bucket} AS b, count(*) FROM trace_states AS f "
+            "JOIN trace_states AS s ON s.time = f.time AND s.trace_id = f.trace_id"
+            f"{clause} GROUP BY s.state, b"
+        )
+    return [(r[0], r[1], r[2]) for r in connection.execute(sql, [*bucket_params, *params])]
+
+
+def outcome_counts(store: Store, where: TraceFilter) -> dict[str, int]:
+    """How many matching traces ended in each outcome."""
+    clause, params = where.where()
+    with _reading(store) as connection:
+        rows = connection.execute(f"SELECT t.outcome, count(*) FROM traces AS t{clause} GROUP BY t.outcome", params)
+        return {r[0]: r[1] for r in rows}
+
+
+def time_bounds(store: Store, where: TraceFilter) -> tuple[float | None, float | None]:
+    """Start times of the oldest and newest matching traces (``(None, None)`` when none match)."""
+    clause, params = where.where()
+    with _reading(store) as connection:
+        row = connection.execute(f"SELECT min(t.time), max(t.time) FROM traces AS t{clause}", params).fetchone()
+    return row[0], row[1]
+
+
+def drift_sample(store: Store, *, policy: str, since: float | None, until: float | None) -> Any:
+    """The :class:`~failpath.watch.driftcheck.ProductionSample` of one policy's traces in a window."""
+    from failpath.watch.driftcheck import ProductionSample
+
+    where = TraceFilter(policy=policy, since=since, until=until)
+    clause, params = where.where()
+    with _reading(store) as connection:
+        connection.execute("BEGIN")  # one snapshot for the three reads
+        outcomes = {
+            r[0]: r[1]
+            for r in connection.execute(f"SELECT t.outcome, count(*) FROM traces AS t{clause} GROUP BY t.outcome", params)
+        }
+        s_clause, s_params = where.states_where("s")
+        states = {
+            r[0]: r[1]
+            for r in connection.execute(f"SELECT s.state, count(*) FROM trace_states AS s{s_clause} GROUP BY s.state", s_params)
+        }
+        n_clause = (clause + " AND" if clause else " WHERE") + " t.confidence IS NOT NULL"
+        confidences = [r[0] for r in connection.execute(f"SELECT t.confidence FROM traces AS t{n_clause}", params)]
+        connection.execute("COMMIT")
+    return ProductionSample(
+        n=sum(outcomes.values()),
+        answered=outcomes.get("answered", 0),
+        outcome_counts=outcomes,
+        state_counts=states,
+        confidences=confidences,
+    )
+
