@@ -26,6 +26,9 @@ app = typer.Typer(
 _COMMAND_MODULES: tuple[str, ...] = (
     "failpath.cli.lint",
     "failpath.cli.perturb",
+    "failpath.cli.traces",
+    "failpath.cli.drift",
+    "failpath.cli.review",
 )
 
 for _name in _COMMAND_MODULES:

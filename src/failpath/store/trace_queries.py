@@ -144,6 +144,15 @@ def traces_after(store: Store, cursor: int, where: TraceFilter, *, limit: int = 
 # --------------------------------------------------------------------------- statistics
 
 
+#: The raw confidence of a trace ``t``: the system's own, on its first call (NULL when the call never
+#: reached the system, or it reported none). This is what the check's baseline samples and what the
+#: policy's thresholds look at; ``traces.confidence`` is that of the final answer only.
+RAW_CONFIDENCE = (
+    "(CASE WHEN json_extract(t.attempts, '$[0].action') = 'call' "
+    "AND typeof(json_extract(t.attempts, '$[0].confidence')) IN ('real', 'integer') "
+    "THEN json_extract(t.attempts, '$[0].confidence') END)"
+)
+
 #: The fields of :attr:`TraceColumns.rows`: start time, outcome code, degraded, latency, confidence.
 COLUMN_DTYPE = [("time", "f8"), ("outcome", "i2"), ("degraded", "i1"), ("latency_ms", "f8"), ("confidence", "f8")]
 
@@ -179,7 +188,7 @@ def trace_columns(store: Store, where: TraceFilter, *, window: float | None = No
         present = [r[0] for r in connection.execute("SELECT DISTINCT outcome FROM traces")]
         outcomes = tuple(OUTCOME_KINDS) + tuple(sorted(set(present) - set(OUTCOME_KINDS)))
         code = "CASE t.outcome " + " ".join(f"WHEN ? THEN {i}" for i in range(len(outcomes))) + " ELSE -1 END"
-        select = f"SELECT t.time, {code}, t.degraded, t.latency_ms, coalesce(t.confidence, 'nan') "
+        select = f"SELECT t.time, {code}, t.degraded, t.latency_ms, coalesce({RAW_CONFIDENCE}, 'nan') "
         if where.state is None:
             clause, params = where.where("t")
             sql = f"{select}FROM traces AS t{clause} ORDER BY t.time"
@@ -251,8 +260,10 @@ def drift_sample(store: Store, *, policy: str, since: float | None, until: float
             r[0]: r[1]
             for r in connection.execute(f"SELECT s.state, count(*) FROM trace_states AS s{s_clause} GROUP BY s.state", s_params)
         }
-        n_clause = (clause + " AND" if clause else " WHERE") + " t.confidence IS NOT NULL"
-        confidences = [r[0] for r in connection.execute(f"SELECT t.confidence FROM traces AS t{n_clause}", params)]
+        # The raw confidence is the system's own, on its first call (what the check's baseline samples),
+        # not the confidence of the final outcome, which exists only for answers the policy let through.
+        n_clause = (clause + " AND" if clause else " WHERE") + f" {RAW_CONFIDENCE} IS NOT NULL"
+        confidences = [r[0] for r in connection.execute(f"SELECT {RAW_CONFIDENCE} FROM traces AS t{n_clause}", params)]
         connection.execute("COMMIT")
     return ProductionSample(
         n=sum(outcomes.values()),

@@ -11,7 +11,8 @@ against that baseline:
 
 - the answer rate against the calibrated coverage: exact binomial test (the baseline coverage is the
   rate the thresholds were certified for);
-- the confidence distribution: two-sample Kolmogorov–Smirnov test, the effect being the KS distance;
+- the confidence distribution: two-sample Kolmogorov–Smirnov test, the effect being the KS distance
+  (production side: the system's raw confidence on its first call, as the baseline samples it);
 - the rate of each failure state (``anomalous_input`` always among them) and of each handled outcome:
   Fisher's exact test on the two 2×2 counts, the effect being the change in share of calls.
 
@@ -113,7 +114,7 @@ class ProductionSample:
     answered: int
     outcome_counts: Mapping[str, int]
     state_counts: Mapping[str, int]  # calls on which each failure state was detected
-    confidences: Sequence[float]  # raw confidences of the calls that reported one
+    confidences: Sequence[float]  # the system's raw confidence on its first call, where it reported one
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,8 +28,10 @@ class WindowStats:
     """The figures of one time window (``start`` inclusive, ``end`` exclusive, Unix seconds).
 
     Shares are of ``calls``. ``states`` counts calls on which each failure state was detected (a call
-    may have several). ``latency_ms`` holds p50/p95/p99; ``confidence_quantiles`` holds
-    p05/p25/p50/p75/p95 of the calls that reported a confidence (``confidence_n`` of them), and
+    may have several). ``latency_ms`` holds p50/p95/p99 of the whole guarded call. Confidence is the
+    system's raw confidence on its first call (what the policy's thresholds judge; calls refused before
+    reaching the system have none): ``confidence_quantiles`` holds p05/p25/p50/p75/p95 of the
+    ``confidence_n`` calls that reported one, and
     ``confidence_histogram`` their counts in :data:`CONFIDENCE_BINS` equal bins over [0, 1].
     """
 
@@ -98,52 +100,57 @@ class TraceStats:
         }
 
     def __rich__(self) -> Any:
+        from rich import box
         from rich.console import Group
         from rich.table import Table
+        from rich.text import Text
 
         from failpath.watch.timespec import format_duration, format_time
 
-        rows = [*self.windows, self.total] if self.windows else [self.total]
-        outcome_kinds = [k for k in OUTCOME_KINDS if self.total.outcomes.get(k)] or ["answered"]
-        outcome_kinds += sorted(k for k in self.total.outcomes if k not in OUTCOME_KINDS)
-        states = sorted(self.total.states, key=lambda s: -self.total.states[s])
-        title = "traces" + (f" per {format_duration(self.window)} window" if self.window else "")
-        filters = ", ".join(f"{k}={v}" for k, v in self.filters.items() if v is not None)
-        table = Table(title=title + (f" ({filters})" if filters else ""))
-        table.add_column("window" if self.windows else "span")
-        table.add_column("calls", justify="right")
-        for kind in outcome_kinds:
-            table.add_column(kind, justify="right")
-        table.add_column("degraded", justify="right")
-        for state in states:
-            table.add_column(state, justify="right")
-        table.add_column("p50 ms", justify="right")
-        table.add_column("p95 ms", justify="right")
-        table.add_column("p99 ms", justify="right")
-        table.add_column("conf p05/p50/p95", justify="right")
-        table.add_column("conf 0→1", justify="left")
-        for i, w in enumerate(rows):
-            is_total = w is self.total
-            if is_total and self.windows:
-                label = "all"
-            elif w.start is None:
-                label = "-"
-            else:
-                label = format_time(w.start)
-            q = w.confidence_quantiles
-            table.add_row(
-                label,
-                str(w.calls),
-                *[_pct(w.share(w.outcomes.get(k, 0))) for k in outcome_kinds],
-                _pct(w.share(w.degraded)),
-                *[_pct(w.share(w.states.get(s, 0))) for s in states],
-                *[_ms(w.latency_ms.get(p)) for p in ("p50", "p95", "p99")],
-                "/".join(_conf(q.get(k)) for k in ("p05", "p50", "p95")) if w.confidence_n else "-",
-                sparkline(w.confidence_histogram) if w.confidence_n else "",
-                style="bold" if is_total and self.windows else None,
-                end_section=is_total is False and i == len(rows) - 2,
-            )
-        return Group(table)
+        total = self.total
+        filters = ", ".join(f"{k}={v}" for k, v in self.filters.items() if v is not None and k not in ("since", "until"))
+        span = "no calls"
+        if total.calls:
+            span = f"{total.calls} call(s) from {format_time(total.start)} to {format_time(total.end)}"  # type: ignore[arg-type]
+        header = Text(span + (f" ({filters})" if filters else ""), style="bold")
+
+        summary = Table(box=box.SIMPLE_HEAD, title="all calls", title_justify="left")
+        summary.add_column("outcomes", no_wrap=True)
+        summary.add_column("failure states detected", no_wrap=True)
+        summary.add_column("latency ms", no_wrap=True)
+        summary.add_column("confidence (raw)", no_wrap=True)
+        summary.add_row(*_cells(total))
+        parts: list[Any] = [header, summary]
+        if self.windows:
+            table = Table(box=box.SIMPLE_HEAD, title=f"per {format_duration(self.window or 0)} window (UTC)", title_justify="left")
+            table.add_column("window", no_wrap=True)
+            table.add_column("calls", justify="right", no_wrap=True)
+            table.add_column("outcomes", no_wrap=True)
+            table.add_column("failure states", no_wrap=True)
+            table.add_column("latency ms", no_wrap=True)
+            table.add_column("confidence", no_wrap=True)
+            for w in self.windows:
+                label = format_time(w.start)[5:16].replace("T", " ") if w.start is not None else "-"  # type: ignore[arg-type]
+                table.add_row(label, str(w.calls), *_cells(w))
+            parts.append(table)
+        return Group(*parts)
+
+
+def _cells(w: WindowStats) -> tuple[str, str, str, str]:
+    """Outcomes (with degraded answers), failure states, latency and confidence of a window, one per line."""
+    kinds = [k for k in OUTCOME_KINDS if w.outcomes.get(k)] + sorted(k for k in w.outcomes if k not in OUTCOME_KINDS)
+    outcomes = [f"{k} {_pct(w.share(w.outcomes[k]))}" for k in kinds]
+    if w.degraded:
+        outcomes.append(f"degraded {_pct(w.share(w.degraded))}")
+    states = [f"{s} {_pct(w.share(c))}" for s, c in sorted(w.states.items(), key=lambda item: -item[1])]
+    latency = [f"{p} {_ms(w.latency_ms.get(p))}" for p in ("p50", "p95", "p99")] if w.calls else ["-"]
+    if w.confidence_n:
+        q = w.confidence_quantiles
+        confidence = [f"{k} {_conf(q.get(k))}" for k in ("p05", "p50", "p95")]
+        confidence.append(f"{sparkline(w.confidence_histogram)} n={w.confidence_n}")
+    else:
+        confidence = ["-"]
+    return "\n".join(outcomes) or "-", "\n".join(states) or "-", "\n".join(latency), "\n".join(confidence)
 
 
 def _pct(value: float) -> str:

@@ -1,0 +1,244 @@
+"""``failpath review list|show|resolve|expire|export``: the human review queue.
+
+Exit codes: 0 done; 1 the ticket was resolved or expired already (someone else got there first:
+nothing changed); 2 a usage or input error (bad ``--answer`` JSON, unknown ticket id, bad duration,
+an output file that exists).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+__all__ = ["register"]
+
+_STORE = typer.Option(None, "--store", help="The store to read (default .failpath/failpath.db).")
+_JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _ticket_dict(ticket: Any) -> dict[str, Any]:
+    import dataclasses
+
+    from failpath.store.jsonsafe import to_json_safe
+
+    return to_json_safe(dataclasses.asdict(getattr(ticket, "ticket", ticket)))
+
+
+def _ago(seconds: float) -> str:
+    from failpath.watch.timespec import format_duration
+
+    return format_duration(max(seconds, 1.0)) + " ago"
+
+
+def _tickets_table(tickets: list[Any], title: str) -> Any:
+    import json
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from failpath.cli.traces import printable
+
+    now = time.time()
+    table = Table(title=title)
+    for name in ("ticket", "queue", "status", "created", "deadline", "policy", "state", "conf", "input", "model output"):
+        table.add_column(name, overflow="fold" if name in ("input", "model output") else "ellipsis")
+    for t in tickets:
+        deadline = "-"
+        if t.deadline is not None:
+            left = t.deadline - now
+            deadline = f"in {_ago(left)[:-4]}" if left > 0 else "passed"
+        table.add_row(
+            Text(t.ticket_id[:12]),
+            Text(t.queue),
+            Text(t.status.value, style={"open": "yellow", "resolved": "green", "expired": "dim"}[t.status.value]),
+            Text(_ago(now - t.created)),
+            Text(deadline),
+            Text(t.policy),
+            Text(t.state or "-"),
+            Text("-" if t.confidence is None else f"{t.confidence:.2f}"),
+            Text(printable(t.input_preview, 40)),
+            Text(printable(json.dumps(t.output, ensure_ascii=False, default=str), 40)),
+        )
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``review`` command group to the ``failpath`` app."""
+    review = typer.Typer(
+        name="review",
+        help="The human review queue: list, show, resolve and expire tickets; export answers as cases.",
+        no_args_is_help=True,
+    )
+    app.add_typer(review, name="review")
+
+    @review.command("list")
+    def list_(
+        status: str = typer.Option("open", "--status", help="open, resolved, expired, or all."),
+        queue: Optional[str] = typer.Option(None, "--queue", help="Only tickets of this queue."),
+        limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most this many, oldest first."),
+        store: Optional[Path] = _STORE,
+        json_output: bool = _JSON,
+    ) -> None:
+        """List review tickets, oldest first (open ones by default)."""
+        from failpath.core import ConfigError, TicketStatus
+        from failpath.watch._cli import console, existing_store, print_json, user_errors
+
+        with user_errors():
+            choices = [s.value for s in TicketStatus]
+            if status != "all" and status not in choices:
+                raise ConfigError(f"--status: unknown status {status!r}; choose one of {', '.join(choices)}, all")
+            with existing_store(store) as opened:
+                tickets = opened.list_tickets(status=None if status == "all" else status, queue=queue, limit=limit)
+        if json_output:
+            print_json([_ticket_dict(t) for t in tickets])
+            return
+        out = console()
+        out.print(_tickets_table(tickets, f"{len(tickets)} {'' if status == 'all' else status + ' '}ticket(s)"))
+
+    @review.command("show")
+    def show(
+        ticket_id: str = typer.Argument(..., metavar="ID", help="The ticket id (a unique prefix works)."),
+        store: Optional[Path] = _STORE,
+        json_output: bool = _JSON,
+    ) -> None:
+        """Show one ticket: the input, what the model said, why it was escalated, and any answer."""
+        import json
+
+        from rich.table import Table
+        from rich.text import Text
+
+        from failpath.cli.traces import printable
+        from failpath.watch._cli import console, existing_store, print_json, user_errors
+        from failpath.watch.timespec import format_time
+
+        with user_errors():
+            with existing_store(store) as opened:
+                ticket = opened.get_ticket(ticket_id)
+        if json_output:
+            print_json(_ticket_dict(ticket))
+            return
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        rows = [
+            ("ticket", ticket.ticket_id),
+            ("queue", ticket.queue),
+            ("status", ticket.status.value),
+            ("created", format_time(ticket.created)),
+            ("deadline", "-" if ticket.deadline is None else format_time(ticket.deadline)),
+            ("default", json.dumps(ticket.default, ensure_ascii=False)),
+            ("policy", ticket.policy),
+            ("trace", ticket.trace_id or "-"),
+            ("state", ticket.state or "-"),
+            ("input", printable(ticket.input_raw if ticket.input_raw is not None else ticket.input_preview, 4000)
+             + ("" if ticket.input_raw is not None else "  (redacted preview)")),
+            ("model output", printable(json.dumps(ticket.output, ensure_ascii=False, default=str), 4000)),
+            ("confidence", "-" if ticket.confidence is None else f"{ticket.confidence:.4f}"),
+        ]
+        if ticket.resolved_at is not None or ticket.answer is not None:
+            rows += [
+                ("answer", printable(json.dumps(ticket.answer, ensure_ascii=False, default=str), 4000)),
+                ("note", ticket.note or "-"),
+                ("reviewer", ticket.reviewer or "-"),
+                ("resolved", "-" if ticket.resolved_at is None else format_time(ticket.resolved_at)),
+            ]
+        for key, value in rows:
+            grid.add_row(Text(key), Text(value))
+        console().print(grid)
+
+    @review.command("resolve")
+    def resolve(
+        ticket_id: str = typer.Argument(..., metavar="ID", help="The ticket id (a unique prefix works)."),
+        answer: str = typer.Option(..., "--answer", help='The right answer, as JSON: \'"Boston"\', \'{"city": "Boston"}\', 42.'),
+        note: Optional[str] = typer.Option(None, "--note", help="Why, for the record."),
+        reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who decided (default: your user name)."),
+        store: Optional[Path] = _STORE,
+    ) -> None:
+        """Resolve a ticket with the right answer. A ticket resolves once: a second attempt exits 1."""
+        import getpass
+
+        from failpath.core import AlreadyResolved
+        from failpath.watch._cli import error, existing_store, user_errors
+        from failpath.watch.review import parse_answer
+
+        with user_errors():
+            value = parse_answer(answer)
+            if reviewer is None:
+                try:
+                    reviewer = getpass.getuser()
+                except Exception:
+                    reviewer = None
+            with existing_store(store) as opened:
+                try:
+                    ticket = opened.resolve_ticket(ticket_id, value, note=note, reviewer=reviewer)
+                except AlreadyResolved as exc:
+                    raise error(f"{exc}; nothing changed", code=1) from None
+        typer.echo(f"resolved ticket {ticket.ticket_id} in queue {ticket.queue!r}" + (f" as {reviewer}" if reviewer else ""))
+
+    @review.command("expire")
+    def expire(
+        older_than: str = typer.Option(..., "--older-than", help="Expire open tickets created longer ago than this (24h, 7d)."),
+        store: Optional[Path] = _STORE,
+        json_output: bool = _JSON,
+    ) -> None:
+        """Expire open tickets older than --older-than, and those past their deadline; they end in their default."""
+        from failpath.watch._cli import existing_store, print_json, user_errors
+        from failpath.watch.timespec import parse_duration
+
+        with user_errors():
+            seconds = parse_duration(older_than, option="--older-than")
+            with existing_store(store) as opened:
+                expired = opened.expire_tickets(older_than=seconds)
+        if json_output:
+            print_json([_ticket_dict(t) for t in expired])
+            return
+        typer.echo(f"expired {len(expired)} ticket(s)" + (": " + ", ".join(t.ticket_id[:12] for t in expired) if expired else ""))
+
+    @review.command("export")
+    def export(
+        format_: str = typer.Option("jsonl", "--format", help="Output format: jsonl (one case per line)."),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (default: stdout)."),
+        queue: Optional[str] = typer.Option(None, "--queue", help="Only tickets of this queue."),
+        force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
+        store: Optional[Path] = _STORE,
+    ) -> None:
+        """Write resolved tickets as labeled cases {"id", "input", "expected"} for the next `failpath check`."""
+        import io
+        import os
+        import sys
+        import tempfile
+
+        from failpath.core import ConfigError
+        from failpath.watch._cli import existing_store, user_errors, warn
+        from failpath.watch.review import export_cases
+
+        with user_errors():
+            if format_ != "jsonl":
+                raise ConfigError(f"--format: {format_!r} is not supported; use --format jsonl")
+            if output is not None and output.exists() and not force:
+                raise ConfigError(f"--output: {output} exists; pass --force to overwrite it, or choose another path")
+            buffer = io.StringIO()
+            with existing_store(store) as opened:
+                result = export_cases(buffer, store=opened, queue=queue)
+            if output is None:
+                sys.stdout.write(buffer.getvalue())
+            else:
+                folder = output.parent if str(output.parent) else Path(".")
+                if not folder.is_dir():
+                    raise ConfigError(f"--output: the folder {folder} does not exist; create it or choose another path")
+                # Written next to the target and renamed: a failed export never leaves half a file.
+                handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=folder)
+                try:
+                    with os.fdopen(handle, "w", encoding="utf-8") as file:
+                        file.write(buffer.getvalue())
+                    os.replace(temporary, output)
+                except BaseException:
+                    Path(temporary).unlink(missing_ok=True)
+                    raise
+        if result.warning:
+            warn(result.warning)
+        where = "stdout" if output is None else str(output)
+        typer.echo(f"exported {result.written} case(s) to {where}", err=True)
