@@ -18,7 +18,7 @@ import math
 import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from failpath.check.result import (
     ThresholdReport,
     WorstCase,
 )
-from failpath.check.runner import Evaluator, RowSink, WorkItem, guard_factory, is_async_system, run_items
+from failpath.check.runner import Evaluator, RowSink, WorkItem, bare_policy, guard_factory, is_async_system, run_items
 from failpath.check.verdict import decide, hostile_flips, state_coverage
 from failpath.core import OUTCOME_KINDS, STATES, Case, ConfigError, is_valid_confidence
 
@@ -87,44 +87,41 @@ def _split(cases: Sequence[Case], seed: int, share: float) -> dict[str, str]:
     return {c.id: ("calibration" if i < n_cal else "evaluation") for i, c in enumerate(ranked)}
 
 
-def _plan(cases: Sequence[Case], suites: Sequence[Any], seed: int, split: Mapping[str, str]) -> list[WorkItem]:
-    """Every request of the run, in the order they are sent: each suite's variants, then the clean inputs."""
-    items: list[WorkItem] = []
+def _plan(cases: Sequence[Case], suites: Sequence[Any], seed: int, split: Mapping[str, str]) -> Iterator[WorkItem]:
+    """Every request of the run, lazily, in the order they are sent: each suite's variants, then the clean inputs.
+
+    Variants are generated as the runner takes them, so generating them overlaps with waiting on the system.
+    """
     for suite in suites:
         for case in cases:
             for variant in suite.variants(case, seed):
                 contract = getattr(variant.contract, "value", variant.contract)
-                items.append(
-                    WorkItem(
-                        key=f"{suite.name}/{variant.perturbation}/{case.id}/{variant.index}",
-                        suite=suite.name,
-                        family=variant.family,
-                        perturbation=variant.perturbation,
-                        case_id=case.id,
-                        variant=variant.index,
-                        split=split[case.id],
-                        input=variant.input,
-                        expected=variant.expected,
-                        contract=str(contract),
-                        edits=tuple(e.to_dict() for e in variant.edits),
-                        fault=variant.fault,
-                    )
+                yield WorkItem(
+                    key=f"{suite.name}/{variant.perturbation}/{case.id}/{variant.index}",
+                    suite=suite.name,
+                    family=variant.family,
+                    perturbation=variant.perturbation,
+                    case_id=case.id,
+                    variant=variant.index,
+                    split=split[case.id],
+                    input=variant.input,
+                    expected=variant.expected,
+                    contract=str(contract),
+                    edits=tuple(e.to_dict() for e in variant.edits),
+                    fault=variant.fault,
                 )
     for case in cases:
-        items.append(
-            WorkItem(
-                key=f"{_CLEAN}/none/{case.id}/0",
-                suite=_CLEAN,
-                family=_CLEAN,
-                perturbation="none",
-                case_id=case.id,
-                variant=0,
-                split=split[case.id],
-                input=case.input,
-                expected=case.expected,
-            )
+        yield WorkItem(
+            key=f"{_CLEAN}/none/{case.id}/0",
+            suite=_CLEAN,
+            family=_CLEAN,
+            perturbation="none",
+            case_id=case.id,
+            variant=0,
+            split=split[case.id],
+            input=case.input,
+            expected=case.expected,
         )
-    return items
 
 
 def _open(store: Any) -> tuple[Any, bool]:
@@ -171,7 +168,7 @@ def _verify_same(run: Mapping[str, Any], fingerprint: Mapping[str, Any]) -> None
             )
 
 
-def _progress(total: int, done: int, quiet: bool, console: Any) -> tuple[Any, Any]:
+def _progress(total: int | None, done: int, quiet: bool, console: Any) -> tuple[Any, Any]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
@@ -272,9 +269,7 @@ def check(
     if executor == "process" and policy is not None and policy_spec is None:
         raise ConfigError("executor='process' needs the policy as 'module:attr', so workers can import it")
     if policy is None:
-        from failpath.guard import Policy
-
-        policy = Policy(name="default")
+        policy = bare_policy()
     for attr in ("wrap", "handled_states"):
         if not callable(getattr(policy, attr, None)):
             raise ConfigError(f"policy must be a failpath.Policy, got {policy!r}")
@@ -332,25 +327,22 @@ def check(
 
         # ------------------------------------------------------------------ run what is not stored yet
         split = _split(case_list, seed, calibration_share)
-        items = _plan(case_list, suite_list, seed, split)
         done = store_obj.result_keys(run_id) if resumed else set()
-        todo = [item for item in items if item.key not in done]
+        planned: list[str] = []
         scratch = _scratch_path(store_obj)
-        if executor == "auto":
-            executor = "thread"
         _execute(
-            todo, system, policy, judge, seed, store_obj, run_id, scratch,
-            concurrency=concurrency, executor=executor,
-            process_specs=(system_spec, policy_spec) if executor == "process" else None,
-            total=len(items), done=len(items) - len(todo), quiet=quiet, console=console,
+            _plan(case_list, suite_list, seed, split), planned, done, system, policy, judge, seed, store_obj,
+            run_id, scratch, concurrency=concurrency, executor="thread" if executor == "auto" else executor,
+            process_specs=(system_spec, policy_spec) if executor == "process" else None, quiet=quiet,
+            console=console,
         )
 
         # ------------------------------------------------------------------ summarize from the store
         stored = store_obj.results(run_id)
         rows = sorted(((r["key"], r["data"]) for r in stored), key=lambda kv: kv[0])
-        planned = {item.key for item in items}
-        rows = [(k, d) for k, d in rows if k in planned]
-        missing = len(planned) - len(rows)
+        planned_keys = set(planned)
+        rows = [(k, d) for k, d in rows if k in planned_keys]
+        missing = len(planned_keys) - len(rows)
         if missing:
             raise ConfigError(f"run {run_id}: {missing} planned requests have no stored result; resume the run")
         result = _summarize(
@@ -403,7 +395,9 @@ def _preflight_judge(judge: Any, cases: Sequence[Case]) -> None:
 
 
 def _execute(
-    todo: Sequence[WorkItem],
+    plan: Iterator[WorkItem],
+    planned: list[str],
+    done: set[str],
     system: Any,
     policy: Any,
     judge: Any,
@@ -415,31 +409,33 @@ def _execute(
     concurrency: int,
     executor: str,
     process_specs: tuple[str | None, str | None] | None,
-    total: int,
-    done: int,
     quiet: bool,
     console: Any,
 ) -> None:
-    if not todo:
-        return
+    """Run the requests of ``plan`` not in ``done`` (every planned key is appended to ``planned``)."""
     scratch.parent.mkdir(parents=True, exist_ok=True)
-
-    evaluator = Evaluator(system, guard_factory(policy, str(scratch)), judge, seed=seed)
-    progress, task = _progress(total, done, quiet, console)
+    progress, task = _progress(None, len(done), quiet, console)
     t0 = time.perf_counter()
     count = [0]
+
+    def todo() -> Iterator[WorkItem]:
+        for item in plan:
+            planned.append(item.key)
+            if item.key not in done:
+                yield item
+        progress.update(task, total=len(planned))
 
     def on_rows(n: int) -> None:
         count[0] += n
         elapsed = time.perf_counter() - t0
-        rate = f"{count[0] / elapsed:,.0f}/s" if elapsed > 0 else ""
-        progress.update(task, advance=n, rate=rate)
+        progress.update(task, advance=n, rate=f"{count[0] / elapsed:,.0f}/s" if elapsed > 0 else "")
 
+    evaluator = Evaluator(system, guard_factory(policy, str(scratch)), judge, seed=seed)
     sink = RowSink(store, run_id, on_rows=on_rows)
     try:
         with progress:
             run_items(
-                todo, evaluator, sink, concurrency=concurrency, executor=executor,
+                todo(), evaluator, sink, concurrency=concurrency, executor=executor,
                 process_specs=(process_specs[0], process_specs[1], str(scratch)) if process_specs else None,  # type: ignore[arg-type]
             )
     finally:
@@ -775,39 +771,49 @@ def _reproduce(
 ) -> Reproduction:
     """Search from the clean case for the smallest input the guarded system answers wrongly.
 
-    The search composes the realistic perturbations that keep the expected answer, plus the worst
-    case's own perturbation when it keeps (or transforms) the answer too; a fault case searches the
-    system wrapped in its fault.
+    The search first composes the worst case's own perturbation alone (the shortest way back to this
+    failure), then together with the realistic perturbations that keep the expected answer; a fault
+    case searches the system wrapped in its fault. The time budget covers both searches.
     """
     from failpath import chaos
     from failpath.chaos.finder import DEFAULT_SEARCH_PERTURBATIONS
 
-    perturbations = list(DEFAULT_SEARCH_PERTURBATIONS)
     raw_system = system
     try:
         suite = chaos.get_suite(row["suite"])
         own = next((p for p in suite.perturbations if p.name == row["perturbation"]), None)
     except Exception:
         own = None
+    # First the case's own perturbation alone (the shortest path back to this failure), then the
+    # realistic perturbations that keep the answer, together with it.
+    attempts: list[list[Any]] = [list(DEFAULT_SEARCH_PERTURBATIONS)]
     if own is not None and isinstance(own, chaos.Fault):
         raw_system = own.wrap(system, seed)
-    elif own is not None and own.contract is not chaos.LabelContract.NOT_PRESERVED:
-        if all(p.name != own.name for p in perturbations):
-            perturbations.append(own)
+    elif own is not None:
+        attempts = [[own], [own, *(p for p in DEFAULT_SEARCH_PERTURBATIONS if p.name != own.name)]]
     guarded = policy.wrap(raw_system).with_store(scratch)
     silent: Any = _SilentFailureAsync(guarded) if is_async_system(raw_system) else _SilentFailure(guarded)
     start = time.perf_counter()
-    try:
-        found = chaos.search(
-            silent, case, _AnsweredWrong(judge), perturbations=perturbations, seed=seed, timeout=seconds,
-            max_examples=100,
-        )
-    except Exception as exc:  # a search that breaks must not lose the run
-        return Reproduction(found=False, note=f"search failed: {type(exc).__name__}: {exc}",
-                            seconds=round(time.perf_counter() - start, 3))
+    found = None
+    n_tried = 0
+    for perturbations in attempts:
+        remaining = seconds - (time.perf_counter() - start)
+        if remaining <= 0:
+            break
+        try:
+            found = chaos.search(
+                silent, case, _AnsweredWrong(judge), perturbations=perturbations, seed=seed, timeout=remaining,
+                max_examples=100,
+            )
+        except Exception as exc:  # a search that breaks must not lose the run
+            return Reproduction(found=False, note=f"search failed: {type(exc).__name__}: {exc}",
+                                seconds=round(time.perf_counter() - start, 3))
+        n_tried += found.n_tried
+        if found.found:
+            break
     elapsed = round(time.perf_counter() - start, 3)
-    if not found.found:
-        return Reproduction(found=False, n_tried=found.n_tried, seconds=elapsed,
+    if found is None or not found.found:
+        return Reproduction(found=False, n_tried=n_tried, seconds=elapsed,
                             note="no failing input found from the clean case within the time budget")
     return Reproduction(
         found=True,
@@ -816,7 +822,7 @@ def _reproduce(
         edits=tuple(e.to_dict() for e in found.edits),
         output=found.output,
         confidence=found.confidence,
-        n_tried=found.n_tried,
+        n_tried=n_tried,
         seconds=elapsed,
         perturbation="+".join(([own.name] if own is not None and raw_system is not system else []) + [n for n, _ in found.steps]) or "clean",
         minimal=found.minimal,

@@ -36,7 +36,7 @@ __all__ = [
 HANDLED_KINDS = frozenset(k for k in OUTCOME_KINDS if k != "answered")
 
 #: Bootstrap resamples for the gap interval (BCa); enough for a stable 95% interval, fast on 2 cores.
-BOOTSTRAP_RESAMPLES = 4999
+BOOTSTRAP_RESAMPLES = 2000
 
 
 def derive_int_seed(*parts: Any) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -24,7 +25,7 @@ from typing import Any
 
 from failpath.core import Answered, Defaulted, Prediction
 
-__all__ = ["WorkItem", "Evaluator", "RowSink", "run_items", "guard_factory", "is_async_system", "preview"]
+__all__ = ["WorkItem", "Evaluator", "RowSink", "run_items", "bare_policy", "guard_factory", "is_async_system", "preview"]
 
 PREVIEW_CHARS = 300
 
@@ -306,46 +307,90 @@ class RowSink:
 # --------------------------------------------------------------------------- the three ways to run
 
 
-def _chunk_size(n_items: int, concurrency: int) -> int:
-    # Small chunks keep every worker busy to the end; larger ones cut per-task overhead for fast systems.
-    return max(1, min(64, n_items // (concurrency * 8) or 1))
+class _Chunker:
+    """Hands out items in chunks sized so that one chunk is about ``target`` seconds of work.
+
+    Slow systems get one item per chunk (every worker stays busy to the end); fast ones get up to
+    ``limit`` items per chunk, which cuts the per-task overhead of the pool.
+    """
+
+    def __init__(self, items: Iterable[WorkItem], *, target: float = 0.002, limit: int = 64):
+        self._items = iter(items)
+        self._lock = threading.Lock()
+        self.target = target
+        self.limit = limit
+        self._seconds = 0.0
+        self._count = 0
+        self.exhausted = False
+
+    def record(self, n: int, seconds: float) -> None:
+        """Learn from a finished chunk: ``n`` items took ``seconds``."""
+        with self._lock:
+            self._seconds += seconds
+            self._count += n
+
+    def size(self) -> int:
+        """The next chunk's size, from the mean time per item so far (1 until something is known)."""
+        if self._count < 8:
+            return 1
+        per_item = self._seconds / self._count
+        return max(1, min(self.limit, int(self.target / per_item) if per_item > 0 else self.limit))
+
+    def next_chunk(self) -> list[WorkItem]:
+        """The next chunk (empty when the items have run out)."""
+        with self._lock:
+            chunk = list(itertools.islice(self._items, self.size()))
+        if not chunk:
+            self.exhausted = True
+        return chunk
 
 
-def _run_threads(items: Sequence[WorkItem], evaluator: Evaluator, concurrency: int, sink: RowSink) -> None:
+def _timed(fn: Callable[[Sequence[WorkItem]], Any], chunker: _Chunker) -> Callable[[Sequence[WorkItem]], Any]:
+    def run(chunk: Sequence[WorkItem]) -> Any:
+        start = time.perf_counter()
+        rows = fn(chunk)
+        chunker.record(len(chunk), time.perf_counter() - start)
+        return rows
+
+    return run
+
+
+def _run_threads(items: Iterable[WorkItem], evaluator: Evaluator, concurrency: int, sink: RowSink) -> None:
     if concurrency <= 1:
         for item in items:
             sink.add([evaluator.evaluate(item)])
         return
-    size = _chunk_size(len(items), concurrency)
-    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    chunker = _Chunker(items)
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="failpath-check")
     try:
-        _drain(pool, chunks, evaluator.evaluate_many, concurrency * 4, sink)
+        _drain(pool, chunker, _timed(evaluator.evaluate_many, chunker), concurrency * 2, sink)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _drain(pool: Any, chunks: Sequence[Any], fn: Callable[[Any], Any], window: int, sink: RowSink) -> None:
+def _drain(pool: Any, chunker: _Chunker, fn: Callable[[Any], Any], window: int, sink: RowSink) -> None:
     """Keep at most ``window`` chunks in flight; hand each finished chunk's rows to the sink."""
     pending: set[Future] = set()
-    next_chunk = 0
-    while next_chunk < len(chunks) or pending:
-        while next_chunk < len(chunks) and len(pending) < window:
-            pending.add(pool.submit(fn, chunks[next_chunk]))
-            next_chunk += 1
+    while True:
+        while not chunker.exhausted and len(pending) < window:
+            chunk = chunker.next_chunk()
+            if chunk:
+                pending.add(pool.submit(fn, chunk))
+        if not pending:
+            return
         done, pending = wait(pending, return_when=FIRST_COMPLETED)
         for future in done:
             sink.add(future.result())
 
 
-async def _run_async(items: Sequence[WorkItem], evaluator: Evaluator, concurrency: int, sink: RowSink) -> None:
+async def _run_async(items: Iterable[WorkItem], evaluator: Evaluator, concurrency: int, sink: RowSink) -> None:
     iterator = iter(items)
 
     async def worker() -> None:
         for item in iterator:  # the workers share one iterator: each item is taken once
             sink.add([await evaluator.aevaluate(item)])
 
-    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(items))))))
+    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
 
 
 def _run_on_loop(coroutine_factory: Callable[[], Any]) -> None:
@@ -374,12 +419,18 @@ def _run_on_loop(coroutine_factory: Callable[[], Any]) -> None:
 _WORKER: dict[str, Evaluator] = {}
 
 
+def bare_policy() -> Any:
+    """The policy a check uses when given none: only ``unexpected`` is handled (abstain), so the raw
+    system is measured as it is and the verdict lists every state left unhandled."""
+    from failpath.guard import Abstain, Policy, Unexpected, on
+
+    return Policy("no-policy", rules=[on(Unexpected()).do(Abstain("no policy: the call failed"))], store=False)
+
+
 def guard_factory(policy: Any, scratch: str | None) -> Callable[[Any], Any]:
     """``system -> policy.wrap(system)``, writing traces and tickets to ``scratch`` (a store path) when given."""
     if policy is None:
-        from failpath.guard import Policy
-
-        policy = Policy(name="default")
+        policy = bare_policy()
 
     def guard(system: Any) -> Any:
         guarded = policy.wrap(system)
@@ -407,7 +458,7 @@ def _worker_chunk(items: Sequence[WorkItem]) -> list[tuple[str, dict[str, Any]]]
 
 
 def run_items(
-    items: Sequence[WorkItem],
+    items: Iterable[WorkItem],
     evaluator: Evaluator,
     sink: RowSink,
     *,
@@ -415,19 +466,18 @@ def run_items(
     executor: str = "auto",
     process_specs: tuple[str, str | None, str | None] | None = None,
 ) -> None:
-    """Run every item, streaming rows into ``sink``; ``executor`` is ``auto``, ``thread`` or ``process``.
+    """Run every item (a lazy iterable is consumed as it goes), streaming rows into ``sink``.
 
-    ``process_specs`` is ``(system "module:attr", policy "module:attr" or None, trace store path or None)``.
+    ``executor`` is ``auto`` (async systems on an event loop, sync ones in threads), ``thread`` or
+    ``process``; ``process_specs`` is ``(system "module:attr", policy "module:attr" or None, trace store
+    path or None)`` for the process pool.
     """
-    if not items:
-        return
     if executor == "process":
         if process_specs is None:
             raise ValueError("executor='process' needs the system (and policy) as 'module:attr' names")
         import multiprocessing
 
-        size = max(1, min(256, len(items) // (concurrency * 4) or 1))
-        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        chunker = _Chunker(items, target=0.05, limit=256)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
             max_workers=concurrency,
@@ -435,9 +485,21 @@ def run_items(
             initializer=_init_worker,
             initargs=(*process_specs, evaluator.judge, evaluator.seed),
         ) as pool:
-            _drain(pool, chunks, _worker_chunk, concurrency * 2, sink)
+            _drain(pool, chunker, _worker_chunk, concurrency * 2, _TimedSink(sink, chunker))
         return
     if evaluator.is_async:
         _run_on_loop(lambda: _run_async(items, evaluator, concurrency, sink))
     else:
         _run_threads(items, evaluator, concurrency, sink)
+
+
+class _TimedSink:
+    """Feeds a chunker the latency recorded in each row (process pools cannot share the chunker)."""
+
+    def __init__(self, sink: RowSink, chunker: _Chunker):
+        self.sink = sink
+        self.chunker = chunker
+
+    def add(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        self.chunker.record(len(rows), sum(r.get("latency_ms", 0.0) for _, r in rows) / 1000.0)
+        self.sink.add(rows)

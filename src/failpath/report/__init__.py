@@ -1,0 +1,24 @@
+"""Reports of a check: terminal (rich), HTML (one self-contained file) and JSON.
+
+``failpath.report.terminal.render(result, console)`` prints the terminal report; the HTML and JSON
+reports live in :mod:`failpath.report.html` and :mod:`failpath.report.json_report`. Every report is
+built from ``CheckResult.to_dict()`` (schema ``failpath.check/1``), so a stored run can be reported
+again without running anything. Submodules load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_SUBMODULES = ("terminal", "html", "json_report", "charts")
+
+__all__ = list(_SUBMODULES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"failpath.report.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'failpath.report' has no attribute {name!r}")

@@ -1,0 +1,316 @@
+"""The terminal report of a check (rich): the verdict first, then the evidence.
+
+Sections, in order: the verdict banner with every criterion; the gap table (clean → chaos accuracy
+with its interval, flip rate), chaos suites before the clean pass; the outcome mix with and without
+the policy; the failure-state coverage; the worst cases with their minimal reproductions; the
+recommended thresholds with their guarantee; the confidence quality.
+
+Every string that comes from an input or an output is shown as plain text: never parsed as rich
+markup, control and invisible characters made visible, long values cut. Readable at 100 columns.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+__all__ = ["render", "build", "visible"]
+
+_OUTCOME_COLUMNS = (
+    ("right", "right", "green"),
+    ("silent", "silent", "bold red"),
+    ("clarify", "clarify", "cyan"),
+    ("escalated", "escalate", "cyan"),
+    ("abstained", "abstain", "cyan"),
+    ("defaulted", "default", "cyan"),
+    ("escaped", "escaped", "bold magenta"),
+)
+
+
+# --------------------------------------------------------------------------- plain text of untrusted values
+
+
+def visible(value: Any, limit: int = 120) -> str:
+    """``value`` as one line of plain text: JSON for structures, invisible and control characters escaped
+    (``\\u200b``, ``\\x00``), newlines shown as ``\\n``, cut to ``limit`` characters."""
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            text = repr(value)
+    out: list[str] = []
+    for ch in text:
+        if ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else (f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"))
+        else:
+            out.append(ch)
+        if len(out) > limit:
+            break
+    shown = "".join(out)
+    if len(shown) > limit:
+        shown = shown[: max(0, limit - 1)] + "…"
+    return shown
+
+
+def _t(value: Any, style: str = "", limit: int = 120) -> Text:
+    return Text(visible(value, limit), style=style)
+
+
+def _pct(x: Any, digits: int = 1) -> str:
+    return "—" if x is None else f"{100 * float(x):.{digits}f}%"
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    return "—" if x is None else f"{float(x):.{digits}f}"
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _banner(doc: Mapping[str, Any]) -> Panel:
+    verdict = doc.get("verdict") or {}
+    ship = bool(verdict.get("ship"))
+    label = "READY TO SHIP" if ship else "READY TO DEMO"
+    style = "bold white on green" if ship else "bold white on red"
+    table = Table(box=None, show_header=False, pad_edge=False, expand=True)
+    table.add_column(width=2, no_wrap=True)
+    table.add_column(ratio=2)
+    table.add_column(ratio=5)
+    for criterion in verdict.get("reasons") or ():
+        passed = bool(criterion.get("passed"))
+        mark = Text("✓", style="bold green") if passed else Text("✗", style="bold red")
+        body = Text(str(criterion.get("figure", "")))
+        detail = criterion.get("detail")
+        if detail:
+            body.append("\n")
+            body.append(visible(detail, 300), style="dim")
+        table.add_row(mark, Text(str(criterion.get("name", "")), style="bold"), body)
+    parts: list[Any] = [Text(f" {label} ", style=style, justify="center"), table]
+    thresholds = doc.get("thresholds") or {}
+    if thresholds and not thresholds.get("certified"):
+        parts.append(Text(visible(thresholds.get("message") or "NOTHING CERTIFIED", 400), style="bold yellow"))
+    subtitle = f"run {doc.get('run_id', '?')} · {doc.get('n_rows', 0)} requests over {doc.get('n_cases', 0)} cases"
+    return Panel(
+        Group(*parts),
+        title=Text(f"failpath check · {visible(doc.get('name') or doc.get('system') or '', 60)}", style="bold"),
+        subtitle=subtitle,
+        border_style="green" if ship else "red",
+    )
+
+
+def _gap_table(doc: Mapping[str, Any]) -> Table:
+    table = Table(title="The gap: clean → chaos accuracy (raw system, evaluation half)", box=box.SIMPLE_HEAD,
+                  title_justify="left", expand=False)
+    table.add_column("suite", no_wrap=True)
+    table.add_column("perturbation", overflow="fold", max_width=22)
+    table.add_column("n", justify="right")
+    table.add_column("clean → chaos", justify="right", no_wrap=True)
+    table.add_column("gap [95% CI]", justify="right", no_wrap=True)
+    table.add_column("flip", justify="right")
+    for group in doc.get("groups") or ():
+        is_suite = group.get("perturbation") is None
+        gap = group.get("gap")
+        gap_text = "—" if gap is None else f"{100 * gap:+.1f}"
+        if group.get("gap_low") is not None and group.get("gap_high") is not None:
+            gap_text += f" [{100 * group['gap_low']:+.1f}, {100 * group['gap_high']:+.1f}]"
+        style = "bold" if is_suite else ""
+        gap_style = "red" if (group.get("gap_low") or 0) > 0 else ""
+        table.add_row(
+            _t(group.get("suite") if is_suite else "", style, 20),
+            _t("(all)" if is_suite else group.get("perturbation"), style, 40),
+            str(group.get("n", 0)),
+            f"{_pct(group.get('clean_accuracy'))} → {_pct(group.get('accuracy'))}",
+            Text(gap_text, style=gap_style),
+            _pct(group.get("flip_rate")),
+            style=style,
+        )
+    clean = doc.get("clean") or {}
+    table.add_row(Text("clean", style="bold"), "", str(clean.get("n", 0)), _pct(clean.get("accuracy")), "", "",
+                  end_section=True)
+    return table
+
+
+def _mix_cells(figures: Mapping[str, Any]) -> list[str]:
+    outcomes = figures.get("outcomes") or {}
+    answered = int(figures.get("answered") or 0)
+    silent = int(figures.get("silent_failures") or 0)
+    counts = {
+        "right": answered - silent,
+        "silent": silent,
+        "escaped": int(figures.get("escaped") or 0),
+        **{k: int(outcomes.get(k, 0)) for k in ("clarify", "escalated", "abstained", "defaulted")},
+    }
+    n = int(figures.get("n") or 0)
+    return [f"{counts[key]}" if not n else f"{_pct(counts[key] / n, 0)}" for key, _, _ in _OUTCOME_COLUMNS]
+
+
+def _mix_table(doc: Mapping[str, Any]) -> Table:
+    table = Table(title="Outcomes with and without the policy (evaluation half)", box=box.SIMPLE_HEAD,
+                  title_justify="left")
+    table.add_column("requests", no_wrap=True)
+    table.add_column("policy", no_wrap=True)
+    for _, header, style in _OUTCOME_COLUMNS:
+        table.add_column(header, justify="right", style=style, no_wrap=True, min_width=len(header))
+    table.add_column("silent ≤", justify="right", no_wrap=True, min_width=8)
+    groups = [("chaos", doc.get("chaos") or {}), ("clean", doc.get("clean") or {})]
+    groups += [(g.get("suite", ""), g) for g in doc.get("groups") or () if g.get("perturbation") is None]
+    for label, group in groups:
+        if not group.get("n"):
+            continue
+        for key, name in (("without_policy", "without"), ("with_policy", "with")):
+            figures = group.get(key) or {}
+            table.add_row(
+                _t(label if key == "without_policy" else "", "bold", 20),
+                name,
+                *_mix_cells(figures),
+                _pct(figures.get("silent_failure_upper")),
+                end_section=key == "with_policy",
+            )
+    return table
+
+
+def _catch_line(doc: Mapping[str, Any]) -> Text:
+    chaos = doc.get("chaos") or {}
+    text = Text("Under chaos the policy caught ")
+    text.append(_pct(chaos.get("catch_rate")), style="bold")
+    text.append(" of the raw system's wrong answers, with ")
+    text.append(_pct(chaos.get("false_alarm_rate")), style="bold")
+    text.append(" false alarms on its right ones")
+    if chaos.get("repaired"):
+        text.append(f"; {chaos['repaired']} wrong answers were repaired by a retry or a fallback")
+    text.append(".")
+    return text
+
+
+def _states_table(doc: Mapping[str, Any]) -> Table:
+    table = Table(title="Failure states: handled by, exercised by this run", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("", width=1)
+    table.add_column("state", no_wrap=True)
+    table.add_column("handled by", overflow="fold", max_width=28)
+    table.add_column("fired", justify="right")
+    table.add_column("decided", justify="right")
+    table.add_column("detail", overflow="fold", ratio=1)
+    for state in doc.get("states") or ():
+        ok = bool(state.get("ok"))
+        handled = ", ".join(state.get("handled_by") or ()) or ("accepted" if state.get("accepted") else "—")
+        table.add_row(
+            Text("✓", style="green") if ok else Text("✗", style="red"),
+            _t(state.get("state"), "", 30),
+            _t(handled, "", 60),
+            str(state.get("fired", 0)),
+            str(state.get("decided", 0)),
+            _t(state.get("detail", ""), "dim", 200),
+        )
+    return table
+
+
+def _worst(doc: Mapping[str, Any]) -> Any:
+    worst = doc.get("worst_cases") or ()
+    if not worst:
+        return Text("Worst cases: no silent failure on the evaluation half.", style="green")
+    table = Table(title="Worst cases: silent failures, most confident first", box=box.SIMPLE_HEAD,
+                  title_justify="left", show_lines=True)
+    table.add_column("#", justify="right", width=2)
+    table.add_column("where", overflow="fold", max_width=22)
+    table.add_column("what happened", overflow="fold", ratio=1)
+    for i, case in enumerate(worst, start=1):
+        where = Text(visible(f"{case.get('suite')}/{case.get('perturbation')}", 60))
+        where.append("\ncase " + visible(case.get("case_id"), 40), style="dim")
+        body = Text()
+        body.append("input    ", style="dim")
+        body.append(visible(case.get("input"), 160))
+        body.append("\nexpected ", style="dim")
+        body.append(visible(case.get("expected"), 160))
+        body.append("\nanswered ", style="dim")
+        body.append(visible(case.get("output"), 160), style="red")
+        body.append(f"  (confidence {_num(case.get('confidence'), 2)})", style="dim")
+        repro = case.get("reproduction") or {}
+        if repro.get("found"):
+            body.append("\nminimal  ", style="dim")
+            body.append(visible(repro.get("input"), 160), style="bold")
+            edits = ", ".join(visible(e.get("kind"), 20) for e in repro.get("edits") or ()) or "input unchanged"
+            body.append(f"\n         {visible(repro.get('perturbation') or 'clean', 60)} ({edits}); "
+                        f"{'minimal' if repro.get('minimal') else 'not proven minimal'}, "
+                        f"{repro.get('n_tried', 0)} tried", style="dim")
+        elif repro:
+            body.append("\nminimal  ", style="dim")
+            body.append(visible(repro.get("note") or "not found", 160), style="dim")
+        table.add_row(str(i), where, body)
+    return table
+
+
+def _thresholds(doc: Mapping[str, Any]) -> Any:
+    t = doc.get("thresholds") or {}
+    if not t:
+        return Text("")
+    lines = Text()
+    if t.get("certified"):
+        lines.append("Recommended threshold: ", style="bold")
+        lines.append(f"answer when confidence ≥ {_num(t.get('threshold'), 2)}", style="bold green")
+        lines.append(
+            f"\n  guarantee: selective risk ≤ {_pct(t.get('risk_budget'))} with probability ≥ "
+            f"{_pct(1 - float(t.get('delta') or 0.05), 0)} ({t.get('method')}, n={t.get('n_calibration')} calibration answers)"
+        )
+        lines.append(
+            f"\n  calibration half: coverage {_pct(t.get('calibration_coverage'))}, risk {_pct(t.get('calibration_risk'))}"
+            f" · evaluation half: coverage {_pct(t.get('evaluation_coverage'))}, risk {_pct(t.get('evaluation_risk'))}"
+        )
+    else:
+        lines.append(visible(t.get("message") or "NOTHING CERTIFIED", 400), style="bold yellow")
+    cost = t.get("cost_policy") or {}
+    if cost and "error" not in cost:
+        lines.append("\nCost-optimal policy: ", style="bold")
+        ta, tc = cost.get("tau_answer"), cost.get("tau_clarify")
+        lines.append(
+            f"answer when confidence ≥ {_num(ta, 2) if ta is not None else 'never'}, "
+            f"clarify when ≥ {_num(tc, 2) if tc is not None else 'never'}, else escalate "
+            f"(mean cost {_num(cost.get('mean_cost'), 2)} per request on the calibration half)"
+        )
+    return Panel(lines, title="Thresholds", title_align="left", border_style="blue")
+
+
+def _confidence(doc: Mapping[str, Any]) -> Text:
+    c = doc.get("confidence") or {}
+    if not c.get("n"):
+        return Text("Confidence quality: the raw system gave no confidence.", style="dim")
+    text = Text("Confidence quality (raw answers, evaluation half, n=" + str(c.get("n")) + "): ", style="bold")
+    text.append(
+        f"AUROC {_num(c.get('auroc'))} · AURC {_num(c.get('aurc'))} · E-AURC {_num(c.get('e_aurc'))} · "
+        f"ECE {_num(c.get('ece'))} · Brier {_num(c.get('brier'))}",
+        style="",
+    )
+    return text
+
+
+def build(result: Any) -> Group:
+    """The report as one rich renderable (from a ``CheckResult`` or its ``to_dict()`` document)."""
+    doc = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    if doc.get("schema") == "failpath.report/1":  # a JSON report document wraps the check
+        doc = dict(doc.get("check") or {})
+    parts: list[Any] = [_banner(doc), _gap_table(doc), _mix_table(doc), _catch_line(doc), Text(""),
+                        _states_table(doc), _worst(doc), _thresholds(doc), _confidence(doc)]
+    notes = [n for n in doc.get("notes") or () if "NOTHING CERTIFIED" not in n]
+    for note in notes:
+        parts.append(Text("note: " + visible(note, 300), style="yellow"))
+    return Group(*parts)
+
+
+def render(result: Any, console: Console | None = None) -> None:
+    """Print the terminal report of a check result (``CheckResult`` or its document) to ``console``."""
+    console = console or Console()
+    console.print(build(result))
