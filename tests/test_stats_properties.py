@@ -85,6 +85,20 @@ def test_calibration_errors_are_in_unit_interval(data):
     assert 0.0 <= st.brier(confidence, correct) <= 1.0
 
 
+@given(labeled())
+@SETTINGS
+def test_reliability_bins_partition_the_items(data):
+    confidence, correct = data
+    bins = st.reliability_bins(confidence, correct, bins=10)
+    assert bins.count.sum() == confidence.size == bins.n
+    filled = bins.count > 0
+    assert np.all(np.isnan(bins.accuracy[~filled])) and np.all((bins.accuracy[filled] >= 0) & (bins.accuracy[filled] <= 1))
+    for b in np.flatnonzero(filled):
+        low, high = bins.edges[b], bins.edges[b + 1]
+        assert np.all((bins.mean_confidence[b] > low - 1e-12) & (bins.mean_confidence[b] <= high + 1e-12))
+    assert bins.ece == st.ece(confidence, correct, bins=10)
+
+
 def test_ece_bins_are_closed_on_the_right():
     # 0.6 sits on an edge of 10 equal bins: it belongs to (0.5, 0.6], with 0.55, not with 0.65.
     assert st.ece([0.55, 0.6], [1, 0], bins=10) == pytest.approx(abs(0.5 - 0.575))

@@ -12,6 +12,7 @@ scipy is imported inside the functions that need it, so importing this package l
 from failpath.stats._inputs import StatsInputError, expand_groups
 from failpath.stats.anomaly import Mahalanobis, conformal_p_values, fit_mahalanobis, mahalanobis_squared
 from failpath.stats.confidence import (
+    ReliabilityBins,
     RiskCoverage,
     adaptive_ece,
     augrc,
@@ -21,6 +22,7 @@ from failpath.stats.confidence import (
     e_aurc,
     ece,
     oracle_aurc,
+    reliability_bins,
     risk_coverage,
     selective_risk_at_coverage,
 )
@@ -53,6 +55,8 @@ __all__ = [
     "e_aurc",
     "augrc",
     "auroc",
+    "ReliabilityBins",
+    "reliability_bins",
     "ece",
     "adaptive_ece",
     "brier",

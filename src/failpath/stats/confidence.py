@@ -25,6 +25,8 @@ __all__ = [
     "e_aurc",
     "augrc",
     "auroc",
+    "ReliabilityBins",
+    "reliability_bins",
     "ece",
     "adaptive_ece",
     "brier",
@@ -153,6 +155,51 @@ def auroc(confidence: Any, correct: Any) -> float:
     return float(u_statistic / (n_right * n_wrong))
 
 
+@dataclass(frozen=True)
+class ReliabilityBins:
+    """Equal-width calibration bins: bin ``b`` covers ``(edges[b], edges[b+1]]`` (0 goes to bin 0).
+
+    ``count[b]`` items fell in bin ``b``; ``mean_confidence[b]`` and ``accuracy[b]`` are NaN for an
+    empty bin. ``n`` is the number of items.
+    """
+
+    edges: np.ndarray
+    count: np.ndarray
+    mean_confidence: np.ndarray
+    accuracy: np.ndarray
+    n: int
+
+    @property
+    def ece(self) -> float:
+        """``sum_b (count_b / n) * |accuracy_b - mean_confidence_b|`` over non-empty bins."""
+        filled = self.count > 0
+        gaps = np.abs(self.accuracy[filled] - self.mean_confidence[filled])
+        return float(np.sum(self.count[filled] * gaps) / self.n)
+
+
+def reliability_bins(confidence: Any, correct: Any, bins: int = 15) -> ReliabilityBins:
+    """The reliability diagram behind :func:`ece`: per equal-width bin, count, mean confidence, accuracy.
+
+    Bin edges are ``numpy.linspace(0, 1, bins + 1)``; bin ``b`` holds confidences in
+    ``(edge_b, edge_{b+1}]`` and confidence 0 goes to the first bin. Confidences must lie in [0, 1].
+    """
+    scores, right = as_pair(confidence, correct, unit_interval=True)
+    n_bins = _bin_count(bins)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    index = np.clip(np.digitize(scores, edges, right=True) - 1, 0, n_bins - 1)
+    counts = np.bincount(index, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.bincount(index, weights=scores, minlength=n_bins) / counts
+        accuracy = np.bincount(index, weights=right.astype(float), minlength=n_bins) / counts
+    return ReliabilityBins(
+        edges=_frozen(edges),
+        count=_frozen(counts),
+        mean_confidence=_frozen(mean_confidence),
+        accuracy=_frozen(accuracy),
+        n=int(scores.size),
+    )
+
+
 def ece(confidence: Any, correct: Any, bins: int = 15) -> float:
     """Expected calibration error with equal-width bins.
 
@@ -161,14 +208,7 @@ def ece(confidence: Any, correct: Any, bins: int = 15) -> float:
     ``ECE = sum_b (n_b / n) * |accuracy_b - mean confidence_b|`` over non-empty bins.
     Confidences must lie in [0, 1].
     """
-    scores, right = as_pair(confidence, correct, unit_interval=True)
-    n_bins = _bin_count(bins)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    index = np.clip(np.digitize(scores, edges, right=True) - 1, 0, n_bins - 1)
-    counts = np.bincount(index, minlength=n_bins)
-    confidence_sums = np.bincount(index, weights=scores, minlength=n_bins)
-    right_sums = np.bincount(index, weights=right.astype(float), minlength=n_bins)
-    return float(np.sum(np.abs(right_sums - confidence_sums)) / scores.size)
+    return reliability_bins(confidence, correct, bins).ece
 
 
 def adaptive_ece(confidence: Any, correct: Any, bins: int = 15) -> float:
