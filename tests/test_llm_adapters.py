@@ -386,6 +386,10 @@ def test_configuration_errors_name_the_argument(openai_client, anthropic_client)
         fp.llm.anthropic(anthropic_client, model="m", schema_mode="tools")
     with pytest.raises(ConfigError, match="max_tokens="):
         fp.llm.anthropic(anthropic_client, model="m", max_tokens=0)
+    with pytest.raises(ConfigError, match=r"messages.create\(\) takes no parameter 'temperature' \(.*sampling parameters"):
+        fp.llm.anthropic(anthropic_client, model="m", temperature=0.5)
+    with pytest.raises(ConfigError, match=r"chat.completions.create\(\) takes no parameter 'temprature'; pass"):
+        fp.llm.openai(openai_client, model="m", temprature=0.5)
 
 
 def test_bad_input_is_refused_before_any_request(provider, openai_client, anthropic_client):
@@ -402,13 +406,13 @@ def test_bad_input_is_refused_before_any_request(provider, openai_client, anthro
 
 
 def test_request_shows_what_would_be_sent_without_sending(provider, anthropic_client):
-    system = fp.llm.anthropic(anthropic_client, model="claude", system="S", temperature=0.0)
+    system = fp.llm.anthropic(anthropic_client, model="claude", system="S", stop_sequences=["END"])
     assert system.request("hello") == {
         "model": "claude",
         "max_tokens": 1024,
         "messages": [{"role": "user", "content": "hello"}],
         "system": "S",
-        "temperature": 0.0,
+        "stop_sequences": ["END"],
     }
     assert provider.requests == []
 

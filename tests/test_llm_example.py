@@ -63,7 +63,7 @@ def test_clear_tickets_are_labeled_and_the_rest_handled(server_without_faults, t
     assert isinstance(vague, fp.Escalated)  # no rule matches: unsure or self-inconsistent, a human decides
     requests = server_without_faults.requests
     assert not any("Ignore previous" in str(r.body) for r in requests)  # refused before any request
-    assert all(r.body["temperature"] == 0.7 and r.body["logprobs"] is True for r in requests)
+    assert all(r.route == "openai" and r.body["temperature"] == 0.7 and r.body["logprobs"] for r in requests)
 
     with fp.open_store(store) as opened:
         tickets = opened.list_tickets(queue=run.REVIEW_QUEUE)

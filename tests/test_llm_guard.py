@@ -50,7 +50,10 @@ def test_retry_waits_for_the_providers_retry_after(provider, openai_client):
     elapsed = time.monotonic() - started
 
     assert outcome == fp.Answered(
-        value=Ticket(category="billing", urgency="high"), confidence=pytest.approx(0.9), trace_id=trace.trace_id
+        value=Ticket(category="billing", urgency="high"),
+        confidence=pytest.approx(0.9),
+        state="provider_error",  # the state the call went through
+        trace_id=trace.trace_id,
     )
     assert elapsed >= 0.3  # the guard waited as long as the provider asked
     assert trace.states == ("provider_error",) and trace.actions == ("retry",)
@@ -198,7 +201,7 @@ def test_self_consistency_compares_whole_parsed_values_by_default(provider, open
 async def test_self_consistency_gives_anthropic_a_confidence(provider, async_anthropic_client):
     texts = ['{"category":"bug","urgency":"high"}'] * 2 + ['{"category":"account","urgency":"high"}']
     provider.enqueue("anthropic", *(anthropic_message(t) for t in texts))
-    primary = fp.llm.anthropic(async_anthropic_client, model="claude-haiku-4-5", schema=Ticket, temperature=1.0)
+    primary = fp.llm.anthropic(async_anthropic_client, model="claude-haiku-4-5", schema=Ticket)
     policy = fp.Policy(
         "t",
         rules(
@@ -279,7 +282,7 @@ def test_budget_prices_fallback_samples_at_the_fallbacks_rate(provider, openai_c
         anthropic_message('{"category":"bug","urgency":"low"}', input_tokens=100, output_tokens=10),
     )
     primary = fp.llm.openai(openai_client, model="gpt-4o-mini", schema=Ticket)
-    backup = fp.llm.anthropic(anthropic_client, model="claude-haiku-4-5", schema=Ticket, temperature=1.0)
+    backup = fp.llm.anthropic(anthropic_client, model="claude-haiku-4-5", schema=Ticket)
     policy = fp.Policy(
         "t",
         rules(

@@ -122,8 +122,7 @@ def build_systems(
         model=ANTHROPIC_MODEL,
         schema=TicketLabel,
         system=INSTRUCTIONS,
-        temperature=0.7,
-        max_tokens=60,
+        max_tokens=60,  # no temperature: Anthropic's current API always samples and takes none
         timeout=timeout,
     )
     return primary, backup

@@ -8,6 +8,7 @@ from typing import Any
 from failpath.core import ConfigError, Prediction
 from failpath.llm._common import (
     Template,
+    check_params,
     check_schema,
     is_async_method,
     json_schema_of,
@@ -36,7 +37,6 @@ def anthropic(
     schema: type | None = None,
     system: str | None = None,
     template: Template = None,
-    temperature: float | None = None,
     max_tokens: int = 1024,
     schema_mode: str = "native",
     timeout: float | None = None,
@@ -55,8 +55,10 @@ def anthropic(
     - ``schema_mode``: ``"native"`` asks the API to enforce the schema (``output_config.format``, a
       JSON schema made by ``anthropic.transform_schema``); ``"prompt"`` only describes it in the
       system prompt, for models without structured output. Either way the answer is validated.
-    - ``max_tokens`` (required by the API) defaults to 1024; ``temperature`` and any other keyword
-      (``top_p``, ``stop_sequences``, ``extra_body``...) go to ``messages.create`` as they are.
+    - ``max_tokens`` (required by the API) defaults to 1024; any other keyword (``stop_sequences``,
+      ``thinking``, ``metadata``, ``extra_body``...) goes to ``messages.create`` as it is. There is no
+      ``temperature``: the current API version (``2026-10-21``, sent by SDK 2.x) removed the sampling
+      parameters and rejects them; answers are sampled, so self-consistency samples differ anyway.
     - ``timeout`` (seconds) bounds each request; past it the call raises ``SystemTimeout``.
     - ``sdk_retries``: the adapter uses ``client.with_options(max_retries=sdk_retries)``, 0 by
       default, so the SDK does not retry behind the policy's back.
@@ -75,6 +77,15 @@ def anthropic(
     if not isinstance(max_tokens, int) or max_tokens < 1:
         raise ConfigError(f"{_ADAPTER}: max_tokens= must be a positive integer, not {max_tokens!r}")
     create = _create_method(client)
+    check_params(
+        create,
+        params,
+        adapter=_ADAPTER,
+        sdk_call="messages.create",
+        hint=" (the API version the SDK sends has no sampling parameters: temperature, top_p, top_k)"
+        if {"temperature", "top_p", "top_k"} & set(params)
+        else "",
+    )
     sdk = importlib.import_module("anthropic")
     if sdk_retries is not None:
         client = client.with_options(max_retries=sdk_retries)
@@ -99,8 +110,6 @@ def anthropic(
         kwargs: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": messages}
         if system_parts:
             kwargs["system"] = "\n\n".join(str(p) for p in system_parts)
-        if temperature is not None:
-            kwargs["temperature"] = temperature
         if output_config is not None:
             kwargs["output_config"] = output_config
         if timeout is not None:

@@ -232,6 +232,22 @@ def map_sdk_error(exc: BaseException, sdk: Any, *, provider: str, timeout: float
     return None
 
 
+def check_params(method: Any, params: dict[str, Any], *, adapter: str, sdk_call: str, hint: str = "") -> None:
+    """Fail at construction when a keyword meant for the SDK call is not one of its parameters."""
+    try:
+        accepted = inspect.signature(inspect.unwrap(method)).parameters
+    except (TypeError, ValueError):
+        return  # not introspectable: the SDK will say what is wrong at the first call
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        return
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"{adapter}: {sdk_call}() takes no parameter {', '.join(map(repr, unknown))}{hint}; "
+            "pass provider-specific fields in extra_body={...}"
+        )
+
+
 def is_async_method(method: Any) -> bool:
     """True when the SDK method is a coroutine function (the SDKs wrap theirs in decorators)."""
     return inspect.iscoroutinefunction(inspect.unwrap(method))

@@ -10,6 +10,7 @@ from failpath.llm._common import (
     ConfidenceMethod,
     Template,
     check_confidence_method,
+    check_params,
     check_schema,
     is_async_method,
     logprob_confidence,
@@ -76,6 +77,7 @@ def openai(
     if schema_mode not in ("native", "prompt"):
         raise ConfigError(f"{_ADAPTER}: schema_mode= must be 'native' or 'prompt', not {schema_mode!r}")
     create = _create_method(client)
+    check_params(create, params, adapter=_ADAPTER, sdk_call="chat.completions.create")
     sdk = importlib.import_module("openai")
     if sdk_retries is not None:
         client = client.with_options(max_retries=sdk_retries)
