@@ -8,6 +8,7 @@ confidence: answer when ``confidence >= tau_answer``, else clarify when
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -208,7 +209,7 @@ def cost_optimal_policy(
     else:
         raise StatsInputError(f"fit must be 'empirical' or 'bayes', got {fit!r}")
     policy = evaluate_policy(scores, right, costs, tau_answer=tau_answer, tau_clarify=tau_clarify)
-    return CostPolicy(**{**policy.__dict__, "risk_cap": cap})
+    return dataclasses.replace(policy, risk_cap=cap)
 
 
 def _cheapest_pair(

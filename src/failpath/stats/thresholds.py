@@ -169,7 +169,9 @@ def select_threshold(
     * ``"holm"`` (default): Holm's step-down on all grid p-values.
     * ``"bonferroni"``: certify ``t`` when ``p(t) <= delta / len(grid)``.
     * ``"fixed_sequence"``: walk the grid from ``start`` (default: its first, highest threshold)
-      downwards, certifying while ``p(t) <= delta``; stop at the first failure.
+      downwards, certifying while ``p(t) <= delta``; stop at the first failure. With selective
+      risk, a start that answers (almost) nothing fails at once (p = 1 with nothing answered):
+      start where there is data, or use ``"split_fixed_sequence"``.
     * ``"split_fixed_sequence"``: shuffle the items (``seed``), use the first ``split_fraction`` of
       them only to pick ``start`` as the grid threshold with the smallest p-value there (the highest
       one on ties), then run ``fixed_sequence`` from that start on the remaining items alone; the
