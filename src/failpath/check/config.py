@@ -50,6 +50,7 @@ __all__ = [
     "CheckConfig",
     "LoadedConfig",
     "load_config",
+    "check_kwargs",
     "key_lines",
 ]
 
@@ -144,6 +145,7 @@ class CheckConfig(_Strict):
     calibration_share: float = Field(default=0.5, gt=0.0, lt=1.0)
     worst_cases: int = Field(default=5, ge=0, le=100)
     worst_case_seconds: float = Field(default=20.0, gt=0.0)
+    costs: dict[Literal["answer", "clarify", "escalate"], tuple[float, float]] | None = None
     name: str | None = None
 
     @field_validator("system", "policy")
@@ -371,3 +373,86 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
                     lines.setdefault(full + sub[0], lineno)
         depth, ml = _scan_value(value, 0, None)
     return lines
+
+
+# --------------------------------------------------------------------------- from the file to fp.check
+
+
+def check_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
+    """The keyword arguments of ``fp.check`` for a loaded configuration.
+
+    Imports the system and the policy (the config file's folder is put on ``sys.path`` first, so a
+    project's own modules are found) and reads the dataset, so every mistake surfaces here, before
+    any model call, as a ``ConfigError`` naming the key and line (or a ``DatasetError`` naming the
+    dataset file and line).
+    """
+    import sys
+
+    from failpath.check.datasets import load_cases
+    from failpath.check.judges import _import_attr, get_judge
+
+    c = loaded.config
+    for folder in (str(loaded.base_dir.resolve()), str(Path.cwd())):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    for key in ("system", "policy"):
+        spec = getattr(c, key)
+        if spec is None:
+            continue
+        try:
+            obj = _import_attr(spec, key)
+        except ConfigError as exc:
+            raise loaded.error((key,), spec, str(exc)) from None
+        if key == "system" and not callable(obj):
+            raise loaded.error((key,), spec, f"is a {type(obj).__name__}, not a callable input -> output")
+        if key == "policy" and not callable(getattr(obj, "wrap", None)):
+            raise loaded.error((key,), spec, f"is a {type(obj).__name__}, not a failpath.Policy")
+    try:
+        judge = get_judge(c.judge.name, **c.judge.options)
+    except ConfigError as exc:
+        raise loaded.error(("judge", "name"), c.judge.name, str(exc)) from None
+    try:
+        from failpath.chaos import get_suite
+
+        for index, suite in enumerate(c.suites):
+            get_suite(suite)
+    except ConfigError as exc:
+        raise loaded.error(("suites",), list(c.suites), str(exc)) from None
+    d = c.dataset
+    cases = load_cases(
+        loaded.resolve(d.path),
+        format=d.format,
+        id=d.id,
+        input=d.input,
+        expected=d.expected,
+        tags=d.tags,
+        json_columns=d.json_columns,
+        tags_separator=d.tags_separator,
+    )
+    if d.limit is not None:
+        cases = cases[: d.limit]
+    kwargs: dict[str, Any] = {
+        "system": c.system,
+        "cases": cases,
+        "policy": c.policy,
+        "judge": judge,
+        "suites": list(c.suites),
+        "seed": c.seed,
+        "concurrency": c.concurrency,
+        "executor": c.executor,
+        "silent_failure_budget": c.budgets.silent_failure,
+        "coverage_floor": c.budgets.coverage_floor,
+        "delta": c.budgets.delta,
+        "accepted": dict(c.budgets.accepted),
+        "calibration_share": c.calibration_share,
+        "worst_cases": c.worst_cases,
+        "worst_case_seconds": c.worst_case_seconds,
+        "name": c.name,
+    }
+    if c.costs is not None:
+        if "answer" not in c.costs or "escalate" not in c.costs:
+            raise loaded.error(("costs",), dict(c.costs), "give at least answer and escalate as [cost if right, cost if wrong]")
+        kwargs["costs"] = dict(c.costs)
+    if c.store is not None:
+        kwargs["store"] = loaded.resolve(c.store)
+    return kwargs

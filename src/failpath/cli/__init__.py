@@ -24,6 +24,7 @@ app = typer.Typer(
 
 # Command modules, in the order their commands are listed by --help.
 _COMMAND_MODULES: tuple[str, ...] = (
+    "failpath.cli.check",
     "failpath.cli.lint",
     "failpath.cli.perturb",
     "failpath.cli.traces",

@@ -1,0 +1,122 @@
+"""``failpath check [CONFIG]``: the pre-ship run, from a ``failpath.toml`` or a bundled example.
+
+Exit codes: 0 READY TO SHIP, 1 READY TO DEMO, 2 a usage, configuration or dataset error (the message
+names the file, the key and the line).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from typer.core import TyperCommand
+
+__all__ = ["register", "LATEST"]
+
+#: The value ``--resume`` takes when given without a run id: the latest unfinished check run.
+LATEST = "latest"
+
+
+class _CheckCommand(TyperCommand):
+    """Lets ``--resume`` be given with or without a run id (``--resume`` alone means the latest run)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        fixed: list[str] = []
+        for i, arg in enumerate(args):
+            fixed.append(arg)
+            if arg == "--resume":
+                following = args[i + 1] if i + 1 < len(args) else None
+                if following is None or following.startswith("-") or following.endswith(".toml") or Path(following).is_file():
+                    fixed.append(LATEST)
+        return super().parse_args(ctx, fixed)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+def _example_kwargs(name: str) -> dict[str, Any]:
+    import importlib
+    import pkgutil
+
+    import failpath.examples as examples
+
+    try:
+        module = importlib.import_module(f"failpath.examples.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("failpath.examples"):
+            names = sorted(m.name for m in pkgutil.iter_modules(examples.__path__) if m.ispkg)
+            raise _fail(f"--example {name}: no such example; bundled examples: {', '.join(names) or 'none'}") from None
+        raise
+    factory = getattr(module, "check_kwargs", None)
+    if not callable(factory):
+        raise _fail(f"--example {name}: failpath.examples.{name} has no check_kwargs() function")
+    return dict(factory())
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``check`` command to the ``failpath`` app."""
+
+    @app.command("check", cls=_CheckCommand)
+    def check(
+        config: Optional[Path] = typer.Argument(
+            None, metavar="CONFIG", help="The failpath.toml to run (default: ./failpath.toml).", show_default=False
+        ),
+        example: Optional[str] = typer.Option(None, "--example", metavar="NAME", help="Run a bundled example instead, e.g. addresses."),
+        resume: Optional[str] = typer.Option(
+            None, "--resume", metavar="[RUN_ID]",
+            help="Continue a killed run: the latest unfinished one, or RUN_ID. Nothing is lost or repeated.",
+        ),
+        store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store (default .failpath/failpath.db)."),
+        seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="Seed of the split, the variants and the search."),
+        concurrency: Optional[int] = typer.Option(None, "--concurrency", metavar="N", min=1, help="Requests in flight at once."),
+        json_path: Optional[Path] = typer.Option(None, "--json", metavar="PATH", help="Also write the result document (JSON) to PATH."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    ) -> None:
+        """Run the guarded system over the dataset, hostile and realistic suites first, clean last; print the verdict.
+
+        Exit code 0 for READY TO SHIP, 1 for READY TO DEMO, 2 for a usage, configuration or dataset error.
+        """
+        import json
+
+        from rich.console import Console
+
+        from failpath.core import FailpathError
+
+        if example and config is not None:
+            raise _fail("give a CONFIG file or --example NAME, not both")
+        try:
+            if example:
+                kwargs = _example_kwargs(example)
+            else:
+                from failpath.check.config import check_kwargs, load_config
+
+                path = config if config is not None else Path("failpath.toml")
+                if config is None and not path.is_file():
+                    raise _fail(
+                        "no failpath.toml in this folder; pass the path of your config "
+                        "(failpath check path/to/failpath.toml) or run the bundled example (failpath check --example addresses)"
+                    )
+                kwargs = check_kwargs(load_config(path))
+            if seed is not None:
+                kwargs["seed"] = seed
+            if concurrency is not None:
+                kwargs["concurrency"] = concurrency
+            if store is not None:
+                kwargs["store"] = store
+            if resume is not None:
+                kwargs["resume"] = True if resume == LATEST else resume
+            import failpath.check.api as api
+
+            result = api.check(**kwargs, quiet=quiet, console=Console(stderr=True))
+        except FailpathError as exc:
+            raise _fail(str(exc)) from None
+        from failpath.report import terminal
+
+        terminal.render(result, Console())
+        if json_path is not None:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        raise typer.Exit(result.verdict.exit_code)
