@@ -124,3 +124,10 @@ def test_bad_arguments_exit_with_usage(capsys):
         run.main([])
     assert exited.value.code == 2
     assert "one of the arguments --base-url --stand-in is required" in capsys.readouterr().err
+
+
+def test_the_example_policy_handles_every_state(tmp_path):
+    primary, backup = run.build_systems("http://127.0.0.1:9")  # nothing is sent
+    result = run.build_policy(backup, store=tmp_path / "t.db").lint()
+    assert result.ok and not result.errors and not result.warnings, str(result)
+    assert set(result.waived) == {"anomalous_input"}

@@ -135,22 +135,27 @@ def build_policy(backup: Any, *, store: Any = None, tokens: int = 3000, cost: fl
     the fallback's included (Anthropic returns no log probabilities); with log probabilities the
     confidence is the majority's mean joint probability, and under 0.5 the ticket goes to review.
     """
+    review = fp.Escalate(REVIEW_QUEUE)
     return fp.Policy(
         "support-tickets",
         [
             fp.on(fp.EmptyInput()).do(fp.Clarify("Could you describe the problem you ran into?")),
-            fp.on(fp.InjectionSuspected()).do(fp.Escalate(REVIEW_QUEUE)),
-            fp.on(fp.ProviderError()).do(fp.Retry(2, backoff=0.05), fp.Fallback(backup)),
-            fp.on(fp.Timeout()).do(fp.Fallback(backup)),
-            fp.on(fp.InvalidOutput()).do(fp.Retry(1), fp.Fallback(backup)),
-            fp.on(fp.Inconsistent(samples=3, min_agreement=0.6)).do(fp.Escalate(REVIEW_QUEUE)),
-            fp.on(fp.LowConfidence(below=0.5)).do(fp.Escalate(REVIEW_QUEUE)),
+            fp.on(fp.InjectionSuspected()).do(review),
+            fp.on(fp.ProviderError()).do(fp.Retry(2, backoff=0.05), fp.Fallback(backup), review),
+            fp.on(fp.Timeout()).do(fp.Fallback(backup), review),  # the adapters' timeout= cuts slow calls
+            fp.on(fp.InvalidOutput()).do(fp.Retry(1), fp.Fallback(backup), review),
+            fp.on(fp.Inconsistent(samples=3, min_agreement=0.6)).do(review),
+            fp.on(fp.LowConfidence(below=0.5)).do(review),
             fp.on(fp.BudgetExceeded()).do(fp.Default(TRIAGE, reason="budget spent: to the triage queue")),
-            fp.on(fp.Unexpected()).do(fp.Escalate(REVIEW_QUEUE)),
+            fp.on(fp.Unexpected()).do(review),
         ],
         max_attempts=12,
         budget=fp.Budget(tokens=tokens, cost=cost, prices=PRICES),
         store=store,
+        waive={
+            "anomalous_input": "any text can be a ticket; empty input and prompt injection are checked, "
+            "and unsure or inconsistent labels go to review",
+        },
     )
 
 

@@ -43,7 +43,7 @@ RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
 CATEGORIES = ("billing", "bug", "account", "feature_request", "other")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Faults:
     """How often each route misbehaves (probabilities per request), drawn from a seeded generator."""
 
