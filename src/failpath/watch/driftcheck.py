@@ -178,8 +178,11 @@ class DriftReport:
             ("p (Holm)", "right"),
             ("", "left"),
         ):
-            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+            table.add_column(column, justify=justify, no_wrap=column != "test")  # type: ignore[arg-type]
+        unseen = [f.name for f in self.figures if f.note == "not seen on either side"]
         for f in self.figures:
+            if f.name in unseen:
+                continue
             status = Text("MOVED", style="bold red") if f.moved else Text("ok" if f.tested else "n/a", style="dim")
             table.add_row(
                 f.name,
@@ -208,7 +211,10 @@ class DriftReport:
             )
         else:
             verdict = Text(f"no drift beyond thresholds (family-wise alpha {self.thresholds.alpha:g})", style="green")
-        return Group(table, Text(f"{window}; baseline of {self.baseline_n} call(s)", style="dim"), verdict)
+        lines = [table, Text(f"{window}; baseline of {self.baseline_n} call(s)", style="dim")]
+        if unseen:
+            lines.append(Text(f"not seen on either side (not tested): {', '.join(unseen)}", style="dim"))
+        return Group(*lines, verdict)
 
 
 def _fmt_value(f: DriftFigure, value: float | None) -> str:
@@ -390,6 +396,9 @@ def _proportion_figure(name: str, base_rate: float, n_base: int, prod_count: int
 
     base_count = min(n_base, max(0, round(base_rate * n_base)))
     prod_rate = prod_count / n_prod
+    if base_count == 0 and prod_count == 0:
+        # Nothing to compare; left out of the Holm family so it does not dilute the tests that can fire.
+        return DriftFigure(name, "Fisher exact", base_rate, prod_rate, 0.0, min_change, None, note="not seen on either side")
     table = [[base_count, n_base - base_count], [prod_count, n_prod - prod_count]]
     return DriftFigure(
         name=name,
