@@ -15,7 +15,6 @@ import threading
 import time
 import types
 from collections.abc import Callable, Generator
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from failpath.core import (
@@ -38,6 +37,8 @@ from failpath.guard.states import State, LowConfidence, basic_output_problem
 from failpath.guard.text import canonical_text, digest, jsonable, preview
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from failpath.guard.policy import Policy, StoreHandle
     from failpath.store.base import Store
 
@@ -693,6 +694,8 @@ class DaemonPool:
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
         """Run ``fn(arg)`` in a worker thread; the future holds its result or exception."""
+        from concurrent.futures import Future
+
         future: Future[Any] = Future()
         with self._lock:
             if self._idle > 0:

@@ -28,7 +28,7 @@ class Finding:
 
     ``code`` is stable (``unhandled-state``, ``shadowed-rule``, ``unreachable-action``,
     ``chain-not-terminal``, ``retry-never-runs``, ``rule-never-fires``, ``escalate-without-store``,
-    ``timeout-without-after``, ``waived-state``); ``rule`` is the rule's 1-based number when the finding is
+    ``timeout-without-after``, ``waived-state``, ``state-cannot-happen``); ``rule`` is the rule's 1-based number when the finding is
     about one rule; ``state`` the failure state concerned.
     """
 
@@ -148,7 +148,7 @@ def lint_policy(policy: Policy) -> LintResult:
             findings.append(Finding("waived-state", "note", f"{state} is waived: {policy.waived[state]}", state=state))
             continue
         if state == "budget_exceeded" and not has_budget:
-            findings.append(Finding("unhandled-state", "note", "no max_attempts, deadline or budget is set, so budget_exceeded cannot happen", state=state))
+            findings.append(Finding("state-cannot-happen", "note", "no max_attempts, deadline or budget is set, so budget_exceeded cannot happen", state=state))
             continue
         consequence = _WHAT_HAPPENS[state]
         if state == "timeout":
