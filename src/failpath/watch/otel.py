@@ -53,15 +53,26 @@ class OTelExporter:
     ``tracer_provider`` is the provider to create spans with; ``None`` uses the global one (set by
     your application or by ``opentelemetry-instrument``). The span is a child of whatever span is
     current when the guard calls ``export`` (your request span, typically).
+
+    ``model`` and ``provider`` fill ``gen_ai.request.model`` and ``gen_ai.provider.name`` when the
+    trace does not say them (``trace.detail["model"]`` / ``["provider"]`` win when present).
     """
 
-    def __init__(self, tracer_provider: Any | None = None, *, span_name: str = "failpath {policy}") -> None:
+    def __init__(
+        self,
+        tracer_provider: Any | None = None,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        span_name: str = "failpath {policy}",
+    ) -> None:
         otel_trace = _import_otel_trace()
         from failpath import __version__
 
         self._otel_trace = otel_trace
         self._tracer = otel_trace.get_tracer("failpath", __version__, tracer_provider=tracer_provider)
         self._span_name = span_name
+        self._defaults = {k: v for k, v in (("gen_ai.request.model", model), ("gen_ai.provider.name", provider)) if v}
 
     def export(self, trace: Trace) -> None:
         """Emit one span for ``trace``, with one event per attempt."""
@@ -70,7 +81,7 @@ class OTelExporter:
         span = self._tracer.start_span(
             self._span_name.format(policy=trace.policy),
             kind=self._otel_trace.SpanKind.INTERNAL,
-            attributes=span_attributes(trace),
+            attributes={**self._defaults, **span_attributes(trace)},
             start_time=start_ns,
         )
         try:
