@@ -351,6 +351,7 @@ def check(
             name=name or fingerprint["system"],
             fingerprint=fingerprint,
             suites=[s.name for s in suite_list],
+            suite_objects={s.name: s for s in suite_list},
             policy=policy,
             judge=judge,
             cases={c.id: c for c in case_list},
@@ -456,6 +457,7 @@ def _summarize(
     name: str,
     fingerprint: Mapping[str, Any],
     suites: Sequence[str],
+    suite_objects: Mapping[str, Any],
     policy: Any,
     judge: Any,
     cases: Mapping[str, Case],
@@ -518,7 +520,7 @@ def _summarize(
     thresholds = _thresholds(calibration, evaluation, budgets, costs)
     worst = _worst_cases(
         evaluation, k=worst_cases, seconds=worst_case_seconds, policy=policy, system=system, judge=judge,
-        cases=cases, seed=seed, scratch=scratch,
+        cases=cases, seed=seed, scratch=scratch, suites=suite_objects,
     )
     notes = []
     if not thresholds.certified:
@@ -714,6 +716,7 @@ def _worst_cases(
     cases: Mapping[str, Case],
     seed: int,
     scratch: Path,
+    suites: Mapping[str, Any],
 ) -> list[WorstCase]:
     """The silent failures of the evaluation half ranked by confidence, the top ``k`` shrunk by ``chaos.search``."""
     silent = [r for r in evaluation if r["outcome"] == "answered" and not r.get("correct")]
@@ -740,7 +743,7 @@ def _worst_cases(
         reproduction = None
         if case is not None and seconds > 0:
             reproduction = _reproduce(case, r, policy=policy, system=system, judge=judge, seed=seed,
-                                      seconds=budget_each, scratch=scratch)
+                                      seconds=budget_each, scratch=scratch, suites=suites)
         result.append(
             WorstCase(
                 key=r["key"],
@@ -768,6 +771,7 @@ def _reproduce(
     seed: int,
     seconds: float,
     scratch: Path,
+    suites: Mapping[str, Any],
 ) -> Reproduction:
     """Search from the clean case for the smallest input the guarded system answers wrongly.
 
@@ -779,11 +783,8 @@ def _reproduce(
     from failpath.chaos.finder import DEFAULT_SEARCH_PERTURBATIONS
 
     raw_system = system
-    try:
-        suite = chaos.get_suite(row["suite"])
-        own = next((p for p in suite.perturbations if p.name == row["perturbation"]), None)
-    except Exception:
-        own = None
+    suite = suites.get(row["suite"])
+    own = next((p for p in suite.perturbations if p.name == row["perturbation"]), None) if suite else None
     # First the case's own perturbation alone (the shortest path back to this failure), then the
     # realistic perturbations that keep the answer, together with it.
     attempts: list[list[Any]] = [list(DEFAULT_SEARCH_PERTURBATIONS)]

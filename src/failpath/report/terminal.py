@@ -145,42 +145,40 @@ def _gap_table(doc: Mapping[str, Any]) -> Table:
     return table
 
 
-def _mix_cells(figures: Mapping[str, Any]) -> list[str]:
+def _mix_counts(figures: Mapping[str, Any]) -> dict[str, int]:
     outcomes = figures.get("outcomes") or {}
     answered = int(figures.get("answered") or 0)
     silent = int(figures.get("silent_failures") or 0)
-    counts = {
+    return {
         "right": answered - silent,
         "silent": silent,
         "escaped": int(figures.get("escaped") or 0),
         **{k: int(outcomes.get(k, 0)) for k in ("clarify", "escalated", "abstained", "defaulted")},
     }
-    n = int(figures.get("n") or 0)
-    return [f"{counts[key]}" if not n else f"{_pct(counts[key] / n, 0)}" for key, _, _ in _OUTCOME_COLUMNS]
 
 
 def _mix_table(doc: Mapping[str, Any]) -> Table:
-    table = Table(title="Outcomes with and without the policy (evaluation half)", box=box.SIMPLE_HEAD,
-                  title_justify="left")
-    table.add_column("requests", no_wrap=True)
-    table.add_column("policy", no_wrap=True)
-    for _, header, style in _OUTCOME_COLUMNS:
-        table.add_column(header, justify="right", style=style, no_wrap=True, min_width=len(header))
-    table.add_column("silent ≤", justify="right", no_wrap=True, min_width=8)
     groups = [("chaos", doc.get("chaos") or {}), ("clean", doc.get("clean") or {})]
     groups += [(g.get("suite", ""), g) for g in doc.get("groups") or () if g.get("perturbation") is None]
+    groups = [(label, g) for label, g in groups if g.get("n")]
+    rows = []
     for label, group in groups:
-        if not group.get("n"):
-            continue
         for key, name in (("without_policy", "without"), ("with_policy", "with")):
             figures = group.get(key) or {}
-            table.add_row(
-                _t(label if key == "without_policy" else "", "bold", 20),
-                name,
-                *_mix_cells(figures),
-                _pct(figures.get("silent_failure_upper")),
-                end_section=key == "with_policy",
-            )
+            rows.append((label if key == "without_policy" else "", name, _mix_counts(figures), figures, key == "with_policy"))
+    # Handled outcomes that never happened get no column: the table stays readable at 100 columns.
+    shown = [c for c in _OUTCOME_COLUMNS if c[0] in ("right", "silent") or any(r[2][c[0]] for r in rows)]
+    table = Table(title="Outcomes with and without the policy (share of requests, evaluation half)",
+                  box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("requests", overflow="fold", max_width=16)
+    table.add_column("policy", no_wrap=True, min_width=7)
+    for _, header, style in shown:
+        table.add_column(header, justify="right", style=style, no_wrap=True, min_width=len(header))
+    table.add_column("silent ≤", justify="right", no_wrap=True, min_width=8)
+    for label, name, counts, figures, last in rows:
+        n = int(figures.get("n") or 0)
+        cells = [_pct(counts[key] / n, 0) if n else "—" for key, _, _ in shown]
+        table.add_row(_t(label, "bold", 40), name, *cells, _pct(figures.get("silent_failure_upper")), end_section=last)
     return table
 
 

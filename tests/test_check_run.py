@@ -1,0 +1,289 @@
+"""fp.check end to end on the toy world: every figure against what the toy system is known to do."""
+
+import asyncio
+import json
+
+import pytest
+
+import failpath as fp
+from failpath import stats
+from failpath.check import CheckResult
+from failpath.check.result import SCHEMA
+from failpath.core import Case, ConfigError, DatasetError, Prediction
+from failpath.store import open_store
+from test_check_toy import (
+    ACCEPTED,
+    HOSTILE,
+    REALISTIC,
+    ToySystem,
+    index_of,
+    make_cases,
+    partial_policy,
+    toy_kwargs,
+)
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """One check of the toy world under the full policy, and its stored rows."""
+    tmp = tmp_path_factory.mktemp("ship")
+    result = fp.check(**toy_kwargs(tmp))
+    with open_store(tmp / "store.db") as store:
+        rows = {r["key"]: r["data"] for r in store.results(result.run_id)}
+        run = store.get_run(result.run_id)
+    return result, rows, run
+
+
+def group(result, suite, perturbation=None):
+    return next(g for g in result.groups if g.suite == suite and g.perturbation == perturbation)
+
+
+def test_full_policy_ships_with_every_criterion_passed(shipped):
+    result, _, _ = shipped
+    assert [c.name for c in result.verdict.reasons] == [
+        "states_handled", "states_exercised", "silent_failure_bound", "coverage_floor", "no_escapes",
+        "hostile_answers_stable",
+    ]
+    assert result.verdict.ship, result.verdict.failed
+    assert result.verdict.label == "READY TO SHIP" and result.verdict.exit_code == 0
+    assert all(s.ok for s in result.states)
+    assert {s.state for s in result.states} >= set(fp.STATES) | {"hash"}
+
+
+def test_rows_are_keyed_and_split_without_overlap(shipped):
+    result, rows, _ = shipped
+    # 40 cases x (hash, nul, pad, timeout, server_error, wrong_type, clean)
+    assert result.n_rows == len(rows) == 40 * 7
+    assert "toy-hostile/hash_tag/c003/0" in rows and "clean/none/c003/0" in rows
+    splits = {}
+    for row in rows.values():
+        splits.setdefault(row["case_id"], set()).add(row["split"])
+    assert all(len(s) == 1 for s in splits.values())
+    n_eval = sum(1 for s in splits.values() if s == {"evaluation"})
+    assert n_eval == result.n_evaluation == 20 and result.n_calibration == 20
+
+
+def test_clean_and_perturbation_figures_match_the_toy_system(shipped):
+    result, rows, _ = shipped
+    evaluation = sorted(r["case_id"] for r in rows.values() if r["split"] == "evaluation" and r["suite"] == "clean")
+    right = [index_of(c) % 10 != 0 for c in evaluation]
+    accuracy = sum(right) / len(right)
+    assert result.clean.accuracy == pytest.approx(accuracy)
+    # Low confidence on the wrong clean answers: escalated, so nothing wrong is answered on clean inputs.
+    assert result.clean.with_policy.coverage == pytest.approx(accuracy)
+    assert result.clean.with_policy.outcomes["escalated"] == right.count(False)
+    assert result.clean.with_policy.silent_failures == 0
+    assert result.clean.without_policy.silent_failure_rate == pytest.approx(1 - accuracy)
+    assert result.clean.catch_rate == 1.0 and result.clean.false_alarm_rate == 0.0
+
+    hash_tag = group(result, "toy-hostile", "hash_tag")
+    assert hash_tag.accuracy == 0.0 and hash_tag.clean_accuracy == pytest.approx(accuracy)
+    assert hash_tag.gap == pytest.approx(accuracy) and hash_tag.flip_rate == pytest.approx(accuracy)
+    assert hash_tag.gap_low <= hash_tag.gap <= hash_tag.gap_high
+    assert hash_tag.without_policy.silent_failure_rate == 1.0
+    assert hash_tag.with_policy.outcomes["abstained"] == hash_tag.n == 20
+    assert hash_tag.catch_rate == 1.0 and hash_tag.states == {"hash": 20}
+
+    nul = group(result, "toy-hostile", "nul")
+    assert nul.without_policy.escaped == 20 and nul.without_policy.coverage == 0.0
+    assert nul.with_policy.outcomes["abstained"] == 20 and nul.states == {"unexpected": 20}
+
+    pad = group(result, "toy-realistic", "pad")
+    assert pad.gap == 0.0 and pad.flip_rate == 0.0 and pad.accuracy == pytest.approx(accuracy)
+
+    server = group(result, "toy-fault", "server_error")
+    assert server.with_policy.outcomes["defaulted"] == 20
+    assert all(rows[k]["actions"] == ["retry", "default"] for k in rows if k.startswith("toy-fault/server_error/"))
+    assert group(result, "toy-fault", "wrong_type").states == {"invalid_output": 20}
+    assert group(result, "toy-fault", "timeout").states == {"timeout": 20}
+
+
+def test_silent_failure_bound_is_the_exact_binomial_bound(shipped):
+    result, _, _ = shipped
+    chaos = result.chaos.with_policy
+    assert chaos.n == 20 * 6 and chaos.silent_failures == 0
+    assert chaos.silent_failure_upper == pytest.approx(stats.binomial_upper_bound(0, chaos.n, confidence=0.95))
+    assert result.chaos.without_policy.silent_failures > 0
+
+
+def test_baseline_block_for_the_drift_monitor(shipped):
+    result, _, _ = shipped
+    b = result.baseline
+    assert b["policy"] == "toy-full" and b["run_id"] == result.run_id and b["n"] == 20
+    assert b["coverage"] == pytest.approx(result.clean.with_policy.coverage)
+    assert len(b["confidence_sample"]) == 20 and set(b["confidence_sample"]) <= {0.2, 0.9}
+    assert sum(b["outcome_rates"].values()) == pytest.approx(1.0)
+    assert b["state_rates"]["low_confidence"] == pytest.approx(b["outcome_rates"]["escalated"])
+
+
+def test_result_document_is_versioned_json_safe_and_stored(shipped):
+    result, _, run = shipped
+    document = result.to_dict()
+    assert document["schema"] == SCHEMA == "failpath.check/1"
+    text = json.dumps(document, allow_nan=False)
+    assert CheckResult.from_dict(json.loads(text)) == result
+    assert run["finished"] is not None and run["summary"] == json.loads(text)
+    with pytest.raises(ValueError, match="schema"):
+        CheckResult.from_dict({**document, "schema": "other/9"})
+    with pytest.raises(Exception):
+        result.verdict.ship = False  # frozen
+
+
+def test_partial_policy_is_demo_with_worst_cases_and_nothing_certified(tmp_path):
+    result = fp.check(**toy_kwargs(tmp_path, policy=partial_policy()))
+    failed = {c.name for c in result.verdict.failed}
+    assert failed == {"silent_failure_bound", "hostile_answers_stable"}
+    assert result.verdict.exit_code == 1 and result.verdict.label == "READY TO DEMO"
+    flips = next(c for c in result.verdict.reasons if c.name == "hostile_answers_stable")
+    # Every hash variant is answered "???"; it changed the answer wherever the clean input was answered.
+    assert flips.figure == f"{result.clean.with_policy.answered} changed answers in 20 answered hostile inputs"
+    top = result.worst_cases[0]
+    assert (top.suite, top.perturbation, top.output, top.confidence) == ("toy-hostile", "hash_tag", "???", 0.95)
+    assert top.reproduction.found and "#" in top.reproduction.input and top.reproduction.minimal
+    assert len(result.worst_cases) <= 3
+    # Confidently wrong answers: no threshold can be certified, and the result says so loudly.
+    assert not result.thresholds.certified and result.thresholds.threshold is None
+    assert "NOTHING CERTIFIED" in result.thresholds.message
+    assert any("NOTHING CERTIFIED" in note for note in result.notes)
+
+
+def test_threshold_certified_on_calibration_and_measured_on_evaluation(tmp_path):
+    result = fp.check(**toy_kwargs(
+        tmp_path, system=ToySystem(hash_confidence=0.3), cases=make_cases(100), suites=[HOSTILE, REALISTIC],
+        silent_failure_budget=0.1, worst_cases=0,
+    ))
+    t = result.thresholds
+    assert t.certified and 0.3 < t.threshold <= 0.9 and t.risk_budget == 0.1 and t.delta == 0.05
+    assert t.evaluation_risk == 0.0 and t.calibration_risk == 0.0
+    # Measured on the evaluation half only: raw answers with a confidence (nul inputs raise).
+    with open_store(tmp_path / "store.db") as store:
+        scored = [r["data"] for r in store.results(result.run_id)
+                  if r["data"]["split"] == "evaluation" and r["data"]["raw_confidence"] is not None]
+    answered = [r for r in scored if r["raw_confidence"] >= t.threshold]
+    assert all(r["raw_correct"] for r in answered)
+    assert t.evaluation_coverage == pytest.approx(len(answered) / len(scored))
+    assert t.n_calibration == 150  # 50 calibration cases x (clean, hash, pad)
+    assert t.cost_policy is not None and t.cost_policy["tau_answer"] is not None
+
+
+def test_bad_inputs_fail_before_any_model_call(tmp_path):
+    calls = []
+
+    def system(text):
+        calls.append(text)
+        return text
+
+    base = dict(suites=["hostile"], store=tmp_path / "s.db", quiet=True)
+    with pytest.raises(DatasetError, match="duplicate id 'a'"):
+        fp.check(system, [Case("a", "x", "x"), Case("a", "y", "y")], **base)
+    with pytest.raises(DatasetError, match="empty"):
+        fp.check(system, [], **base)
+    with pytest.raises(ConfigError, match="judge 'fields' cannot read the expected value of case 'a'"):
+        fp.check(system, [Case("a", "x", "x")], judge="fields", **base)
+    with pytest.raises(ConfigError, match="unknown suite 'hostle'"):
+        fp.check(system, [Case("a", "x", "x")], **{**base, "suites": ["hostle"]})
+    with pytest.raises(ConfigError, match="accepted state 'timeuot'"):
+        fp.check(system, [Case("a", "x", "x")], accepted={"timeuot": "a long enough reason"}, **base)
+    with pytest.raises(ConfigError, match="needs a written reason"):
+        fp.check(system, [Case("a", "x", "x")], accepted={"timeout": "ok"}, **base)
+    with pytest.raises(ConfigError, match="silent_failure_budget"):
+        fp.check(system, [Case("a", "x", "x")], silent_failure_budget=2, **base)
+    assert calls == []
+    with open_store(tmp_path / "s.db") as store:
+        assert store.list_runs() == []
+
+
+def _outcomes(store_path, run_id):
+    with open_store(store_path) as store:
+        return {
+            r["key"]: {k: v for k, v in r["data"].items() if k not in ("trace_id", "latency_ms")}
+            for r in store.results(run_id)
+        }
+
+
+class AsyncToy:
+    def __init__(self):
+        self.inner = ToySystem()
+
+    async def __call__(self, text):
+        await asyncio.sleep(0)
+        return self.inner(text)
+
+
+def test_async_system_gives_the_same_rows_as_the_sync_one(tmp_path):
+    sync = fp.check(**toy_kwargs(tmp_path, store=tmp_path / "a.db", worst_cases=0, cases=make_cases(20)))
+    asynced = fp.check(**toy_kwargs(tmp_path, system=AsyncToy(), store=tmp_path / "b.db", worst_cases=0,
+                                    cases=make_cases(20), concurrency=8))
+    assert _outcomes(tmp_path / "a.db", sync.run_id) == _outcomes(tmp_path / "b.db", asynced.run_id)
+    assert asynced.verdict == sync.verdict
+
+
+async def test_check_works_inside_a_running_event_loop(tmp_path):
+    result = fp.check(**toy_kwargs(tmp_path, system=AsyncToy(), cases=make_cases(10), worst_cases=0))
+    assert result.n_rows == 10 * 7
+
+
+def test_no_policy_measures_the_raw_system_and_fails_loudly(tmp_path):
+    result = fp.check(**toy_kwargs(tmp_path, policy=None, accepted={}, worst_cases=0, cases=make_cases(20)))
+    failed = {c.name for c in result.verdict.failed}
+    assert {"states_handled", "silent_failure_bound"} <= failed
+    assert result.policy.endswith("no-policy") or "no-policy" in result.policy
+
+
+def test_an_exception_leaving_the_guard_is_an_escape_not_a_crash(tmp_path):
+    class Leaky:
+        """A guarded system whose guard itself raises on '#' inputs."""
+
+        def __init__(self, guarded):
+            self.guarded = guarded
+
+        def call_traced(self, value):
+            if "#" in value:
+                raise RuntimeError("the guard broke")
+            return self.guarded.call_traced(value)
+
+        def with_store(self, store):
+            return Leaky(self.guarded.with_store(store))
+
+    class LeakyPolicy:
+        name = "leaky"
+
+        def __init__(self):
+            self.policy = partial_policy()
+
+        def wrap(self, system):
+            return Leaky(self.policy.wrap(system))
+
+        def handled_states(self):
+            return self.policy.handled_states()
+
+        def flush(self):
+            pass
+
+    result = fp.check(**toy_kwargs(tmp_path, policy=LeakyPolicy(), worst_cases=0, cases=make_cases(20)))
+    escaped = next(c for c in result.verdict.reasons if c.name == "no_escapes")
+    assert not escaped.passed and escaped.figure.startswith("20 escaped")
+    assert group(result, "toy-hostile", "hash_tag").with_policy.escaped == 10
+
+
+@pytest.mark.slow
+def test_process_pool_gives_the_same_rows_as_threads(tmp_path):
+    kwargs = dict(cases=make_cases(12), worst_cases=0, policy="test_check_toy:FULL_POLICY")
+    threads = fp.check(**toy_kwargs(tmp_path, system="test_check_toy:toy_system", store=tmp_path / "t.db", **kwargs))
+    procs = fp.check(**toy_kwargs(tmp_path, system="test_check_toy:toy_system", store=tmp_path / "p.db",
+                                  executor="process", concurrency=2, **kwargs))
+    assert _outcomes(tmp_path / "t.db", threads.run_id) == _outcomes(tmp_path / "p.db", procs.run_id)
+
+
+@pytest.mark.slow
+def test_real_model_usaddress_example(tmp_path):
+    from failpath.examples.addresses import check_kwargs
+
+    kwargs = check_kwargs(n=30, seed=1)
+    kwargs.update(suites=["hostile"], store=tmp_path / "s.db", worst_cases=1, worst_case_seconds=3, quiet=True)
+    result = fp.check(**kwargs)
+    assert result.judge == "token_labels" and result.n_cases == 30
+    assert result.clean.accuracy > 0.7
+    assert result.confidence.n > 0 and result.confidence.auroc is None or 0 <= result.confidence.auroc <= 1
+    hostile = group(result, "hostile")
+    assert hostile.with_policy.coverage < hostile.without_policy.coverage
