@@ -104,13 +104,13 @@ __all__ = [
     # faults
     "faults", "Fault", "FAULTS", "FAULT_KINDS", "get_fault", "inject",
     # search
-    "search", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS",
+    "search", "replay", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS",
 ]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
     # search imports Hypothesis: load it only when asked for.
-    if name in ("search", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS"):
+    if name in ("search", "replay", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS"):
         from failpath.chaos import finder
 
         value = getattr(finder, name)

@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from failpath.chaos.base import Edit, LabelContract, NotApplicable, Perturbation, derive_rng, weakest
+from failpath.chaos.base import Edit, LabelContract, NotApplicable, Perturbation, Variant, derive_rng, weakest
 from failpath.chaos.suites import REALISTIC
 from failpath.core import Case, ConfigError, Prediction
 
-__all__ = ["search", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS"]
+__all__ = ["search", "replay", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS"]
 
 Step = tuple[str, int]
 
@@ -114,21 +114,10 @@ class _Search:
     cache: dict[tuple[Step, ...], _Outcome] = field(default_factory=dict)
     calls: int = 0
     timed_out: bool = False
+    best: tuple[Step, ...] | None = None  # the shortest failing steps seen, should time run out
 
     def variant(self, steps: Sequence[Step]) -> tuple[Case, tuple[Edit, ...], LabelContract, tuple[Step, ...]]:
-        current = self.case
-        edits: list[Edit] = []
-        contracts = [LabelContract.UNCHANGED]
-        applied: list[Step] = []
-        for name, seed in steps:
-            result = self.perturbations[name].apply(current, derive_rng("search", name, seed))
-            if isinstance(result, NotApplicable):
-                continue
-            edits.extend(result.edits)
-            contracts.append(result.contract)
-            applied.append((name, seed))
-            current = Case(id=self.case.id, input=result.input, expected=result.expected, tags=self.case.tags)
-        return current, tuple(edits), weakest(*contracts), tuple(applied)
+        return _apply_steps(self.case, steps, self.perturbations)
 
     def evaluate(self, steps: Sequence[Step]) -> _Outcome | None:
         """The outcome of ``steps`` (cached); ``None`` once the time budget is spent and it is not cached."""
@@ -142,7 +131,10 @@ class _Search:
         outcome = self.cache.get(applied) if applied != key else None
         if outcome is None:
             outcome = self._call(current, edits, contract, applied)
+            self.cache[applied] = outcome
         self.cache[key] = outcome
+        if outcome.failed and (self.best is None or len(outcome.applied) < len(self.best)):
+            self.best = outcome.applied
         return outcome
 
     def _call(self, current: Case, edits: tuple[Edit, ...], contract: LabelContract, applied: tuple[Step, ...]) -> _Outcome:
@@ -165,6 +157,52 @@ class _Search:
     def fails(self, steps: Sequence[Step]) -> bool:
         outcome = self.evaluate(steps)
         return outcome is not None and outcome.failed
+
+
+def _apply_steps(
+    case: Case, steps: Sequence[Step], perturbations: dict[str, Perturbation]
+) -> tuple[Case, tuple[Edit, ...], LabelContract, tuple[Step, ...]]:
+    current = case
+    edits: list[Edit] = []
+    contracts = [LabelContract.UNCHANGED]
+    applied: list[Step] = []
+    for name, seed in steps:
+        if name not in perturbations:
+            raise ConfigError(f"unknown perturbation {name!r} in the steps; known here: {', '.join(perturbations)}")
+        result = perturbations[name].apply(current, derive_rng("search", name, seed))
+        if isinstance(result, NotApplicable):
+            continue
+        edits.extend(result.edits)
+        contracts.append(result.contract)
+        applied.append((name, seed))
+        current = Case(id=case.id, input=result.input, expected=result.expected, tags=case.tags)
+    return current, tuple(edits), weakest(*contracts), tuple(applied)
+
+
+def replay(case: Case, steps: Sequence[Step], perturbations: Sequence[Perturbation] | None = None) -> Variant:
+    """The variant that ``steps`` (as in :attr:`SearchResult.steps`) make of ``case``: reproduce a search result.
+
+    ``perturbations`` must hold every perturbation the steps name (default: the built-in ones). With no
+    steps the variant is the case itself (``perturbation == "clean"``).
+    """
+    from failpath.chaos.suites import PERTURBATIONS
+
+    table = dict(PERTURBATIONS) if perturbations is None else {p.name: p for p in perturbations}
+    current, edits, contract, applied = _apply_steps(case, steps, table)
+    families = {table[name].family for name, _ in applied} or {"realistic"}
+    return Variant(
+        input=current.input,
+        expected=current.expected,
+        perturbation="+".join(name for name, _ in applied) or "clean",
+        family=families.pop() if len(families) == 1 else "realistic",
+        contract=contract,
+        edits=edits,
+        case_id=case.id,
+    )
+
+
+class _OutOfTime(Exception):
+    """Raised inside the search once its time budget is spent."""
 
 
 async def _await(awaitable: Any) -> Any:
@@ -194,7 +232,7 @@ def search(
     """
     from hypothesis import HealthCheck, Phase, Verbosity, find, settings, target
     from hypothesis import strategies as st
-    from hypothesis.errors import NoSuchExample
+    from hypothesis.errors import Flaky, NoSuchExample
 
     if not isinstance(case, Case):
         raise ConfigError(f"search needs a failpath Case, got {type(case).__name__}")
@@ -229,13 +267,14 @@ def search(
     def condition(steps: list[Step]) -> bool:
         outcome = state.evaluate(steps)
         if outcome is None:
-            return False
+            raise _OutOfTime  # stops Hypothesis; the best failure seen so far is kept in state.best
         target(outcome.score, label="confident wrong answer")
         return outcome.failed
 
     config = settings(
         max_examples=max_examples,
         database=None,
+        derandomize=False,  # the seed below decides; a profile's derandomize would ignore it
         deadline=None,
         verbosity=Verbosity.quiet,
         phases=(Phase.generate, Phase.target, Phase.shrink),
@@ -244,8 +283,12 @@ def search(
         print_blob=False,
     )
     try:
-        found = find(steps_strategy, condition, settings=config, random=random.Random(seed))
+        found: Sequence[Step] | None = find(steps_strategy, condition, settings=config, random=random.Random(seed))
     except NoSuchExample:
+        found = None
+    except (_OutOfTime, Flaky):
+        found = state.best
+    if found is None:
         return SearchResult(
             found=False, n_tried=state.calls, case_id=case.id, elapsed_s=time.monotonic() - start, timed_out=state.timed_out
         )
@@ -258,7 +301,9 @@ def search(
 
 def _minimize(state: _Search, steps: list[Step]) -> tuple[tuple[Step, ...], bool]:
     """Drop steps one at a time while the failure persists: afterwards no single step can go."""
-    current = list(state.evaluate(steps).applied)  # type: ignore[union-attr]
+    first = state.evaluate(steps)
+    assert first is not None and first.failed  # evaluated before, so cached
+    current = list(first.applied)
     changed = True
     while changed:
         changed = False

@@ -78,6 +78,7 @@ class Suite:
         out: list[Variant] = []
         seen: set[tuple[str, str, str]] = set()
         rounds = self.variants_per_case if n is None else max(4 * n, self.variants_per_case)
+        empty_rounds = 0
         for i in range(rounds):
             added = 0
             for p in self.perturbations:
@@ -92,7 +93,8 @@ class Suite:
                 added += 1
                 if n is not None and len(out) >= n:
                     return out
-            if n is not None and added == 0 and i >= self.variants_per_case:
+            empty_rounds = 0 if added else empty_rounds + 1
+            if n is not None and empty_rounds >= 8:  # the perturbations have run out of new variants
                 break
         return out
 

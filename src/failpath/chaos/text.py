@@ -414,7 +414,9 @@ def _find_matches(doc: TextDoc, tables: Sequence[AbbreviationTable]) -> list[_Ma
     return found
 
 
-def _styled(form: str, original: str) -> str:
+def _styled(form: str, original: str, written_as_listed: bool = False) -> str:
+    if written_as_listed:  # "WI" is written as the table lists it: write "Wisconsin", not "WISCONSIN"
+        return form
     letters = [ch for ch in original if ch.isalpha()]
     if letters and all(ch.islower() for ch in letters):
         return form.lower()
@@ -444,7 +446,10 @@ class _TableEdit(TextPerturbation):
             trailing = split_punctuation(doc.tokens[match.end - 1])[1]
             if self.name == "expand":
                 trailing = trailing.replace(".", "")
-            words = [_styled(w, split_punctuation(original)[0]) for w in target.split()]
+            core = " ".join(split_punctuation(t)[0] for t in doc.tokens[match.start : match.end])
+            listed = {f.replace(".", "") for f in (match.canonical, *match.table.entries[match.canonical])}
+            as_listed = core.replace(".", "") in listed
+            words = [_styled(w, core, as_listed) for w in target.split()]
             words[-1] += trailing
             doc.replace_span(match.start, match.end, words, self.name)
         return None
