@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
 import json
 import logging
 import os
-import queue
 import secrets
 import sqlite3
 import threading
@@ -318,100 +319,73 @@ class _Connector:
 # --------------------------------------------------------------------------- the background trace writer
 
 
-class _Flush:
-    """A marker put on the queue: the writer sets ``done`` once everything before it is committed."""
-
-    __slots__ = ("done",)
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-
-
-_STOP = object()
-
-
 class _TraceWriter:
-    """Owns the trace queue and the one thread that writes it to the database in batches.
+    """Owns the pending traces and the one thread that writes them to the database in batches.
+
+    ``pending`` is a deque: callers append, and the writer removes a trace only after the batch
+    holding it is committed (or given up), so "nothing pending" is exactly "everything is on
+    disk". The writer wakes every ``flush_interval`` seconds, or at once when ``flush``, ``stop``
+    or a full queue asks, and writes what is pending in batches of up to ``batch_size``.
 
     Kept apart from :class:`SQLiteStore` so the thread holds no reference to the store: a store that
     is dropped without ``close()`` is still flushed (by ``weakref.finalize``, which also runs at exit).
     """
 
     def __init__(self, connect: Any, *, batch_size: int, flush_interval: float, max_pending: int) -> None:
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.pending: collections.deque[Trace] = collections.deque()
+        self.max_pending = max_pending
         self._connect = connect
         self._batch_size = batch_size
         self._flush_interval = flush_interval
-        self.max_pending = max_pending
-        # queued counts write_trace calls (under put_lock, in queue order); done counts the traces the
-        # writer has finished with (written or lost). done == queued: nothing is waiting.
-        self.put_lock = threading.Lock()
-        self.queued = 0
+        self._wake = threading.Event()
+        # Guards done (traces the writer finished with, written or lost) together with removals
+        # from pending, so done + len(pending) is read consistently by flush().
+        self._progress = threading.Condition(threading.Lock())
         self.done = 0
         self.written = 0
         self.lost = 0
         self.error: BaseException | None = None
         self.stopped = False
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="failpath-trace-writer", daemon=True)
         self._thread.start()
 
     # -- called from any thread
     def flush(self, timeout: float | None) -> bool:
-        if not self._thread.is_alive():
+        """Wait until every trace appended before this call is written; False if ``timeout`` ran out."""
+        if not self.pending:
             return True
-        marker = _Flush()
-        self.queue.put(marker)
-        return marker.done.wait(timeout)
+        with self._progress:
+            target = self.done + len(self.pending)
+            self._wake.set()
+            return self._progress.wait_for(
+                lambda: self.done >= target or not self._thread.is_alive(), timeout
+            )
 
     def stop(self, timeout: float | None = None) -> None:
         if self.stopped:
             return
-        self.stopped = True
+        self.stopped = True  # write_trace refuses new traces from here on
+        self._stopping = True
+        self._wake.set()
         if self._thread.is_alive():
-            self.queue.put(_STOP)
             self._thread.join(timeout)
 
     def wait_for_room(self) -> None:
         """Backpressure: block while more than ``max_pending`` traces wait (never drop one)."""
-        while self.queue.qsize() > self.max_pending and self._thread.is_alive():
+        while len(self.pending) > self.max_pending and self._thread.is_alive():
+            self._wake.set()
             time.sleep(0.001)
 
     # -- the writer thread
     def _run(self) -> None:
         connection: sqlite3.Connection | None = None
-        get, batch_size, interval = self.queue.get, self._batch_size, self._flush_interval
+        pending, wake = self.pending, self._wake
         try:
             while True:
-                item = get()
-                batch: list[Trace] = []
-                markers: list[_Flush] = []
-                stop = False
-                deadline = None
-                while True:
-                    if item is _STOP:
-                        stop = True
-                        break
-                    if type(item) is _Flush:
-                        markers.append(item)
-                        break
-                    batch.append(item)
-                    if len(batch) >= batch_size:
-                        break
-                    try:
-                        item = self.queue.get_nowait()
-                        continue
-                    except queue.Empty:
-                        pass
-                    now = time.monotonic()
-                    if deadline is None:
-                        deadline = now + interval
-                    if now >= deadline:
-                        break
-                    try:
-                        item = get(timeout=deadline - now)
-                    except queue.Empty:
-                        break
-                if batch:
+                wake.clear()
+                if pending:
+                    batch = list(itertools.islice(pending, self._batch_size))
                     try:
                         if connection is None:
                             connection = self._connect()
@@ -420,20 +394,18 @@ class _TraceWriter:
                         self.lost += len(batch)
                         self.error = exc
                         _log.error("failpath: %d traces could not be written: %r", len(batch), exc)
-                    self.done += len(batch)
-                for marker in markers:
-                    marker.done.set()
-                if stop:
+                    with self._progress:
+                        for _ in batch:
+                            pending.popleft()
+                        self.done += len(batch)
+                        self._progress.notify_all()
+                elif self._stopping:
                     break
+                else:
+                    wake.wait(self._flush_interval)
         finally:
-            # Never leave a flush() waiting on a dead writer.
-            while True:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if type(item) is _Flush:
-                    item.done.set()
+            with self._progress:
+                self._progress.notify_all()  # never leave a flush() waiting on a dead writer
             if connection is not None:
                 connection.close()
 
@@ -499,29 +471,36 @@ class SQLiteStore(Store):
 
     ``SQLiteStore(path, batch_size=256, flush_interval=0.05, busy_timeout=30.0, max_pending=100_000)``
 
-    Traces: :meth:`write_trace` only puts the trace on an in-memory queue (no serialization, no disk);
-    one background thread per store takes up to ``batch_size`` traces at a time (or what arrived
-    within ``flush_interval`` seconds of the first) and writes each batch in one transaction.
-    :meth:`flush` blocks until everything queued before it is committed; :meth:`close` flushes and
-    stops the thread; a store left open is flushed when it is garbage collected or when the
-    interpreter exits. Reads made through this object (:meth:`get_trace`, :meth:`query_traces`,
-    :meth:`count_traces`, :meth:`read_connection`) flush first, so they see its own writes.
+    Traces: :meth:`write_trace` only appends the trace to an in-memory queue (no serialization, no
+    disk, no lock). One background thread per store wakes every ``flush_interval`` seconds (at once
+    on :meth:`flush`), renders the waiting traces to rows and writes them in batches of up to
+    ``batch_size``, one transaction per batch. :meth:`flush` blocks until everything queued before
+    it is committed; :meth:`close` flushes and stops the thread; a store left open is flushed when
+    it is garbage collected or when the interpreter exits. Reads through this object
+    (:meth:`get_trace`, :meth:`query_traces`, :meth:`count_traces`, :meth:`read_connection`) flush
+    first when traces are waiting, so they see the store's own writes.
 
-    Durability bound: a trace is on disk once the batch holding it is committed. If the process is
-    killed (SIGKILL, power loss aside), the file stays consistent (each batch is one transaction:
-    all of it or none of it) and the traces lost are exactly those queued but not yet committed:
-    the batch being written plus the backlog, i.e. the traces queued since the last commit, which is
-    at most ``flush_interval`` seconds of traces (never more than ``batch_size`` per batch) when the
-    writer keeps up, and at most ``max_pending + batch_size`` when it does not. Every trace queued
-    before a :meth:`flush` that returned is safe. If more than ``max_pending`` traces are waiting,
-    ``write_trace`` waits for the writer rather than drop a trace.
-    ``synchronous=NORMAL`` is used: a commit survives a killed process; after an OS crash or power
-    loss the last commits before the crash may be rolled back (the file is still consistent).
+    Durability bound: a trace is on disk once the batch holding it is committed, and a trace
+    leaves the queue only then. If the process is killed (SIGKILL), the file stays consistent
+    (each batch is one transaction: all of it or none of it, and batches commit in queue order)
+    and the traces lost are exactly those still queued: the traces written since the writer last
+    emptied the queue, i.e. about ``flush_interval`` seconds of traces when the writer keeps up,
+    and never more than ``max_pending`` plus one batch (past ``max_pending`` waiting traces,
+    ``write_trace`` waits for the writer instead of dropping a trace). Every trace queued before a
+    :meth:`flush` that returned is safe. With ``synchronous=NORMAL`` a commit survives a killed
+    process; after an OS crash or power loss the last commits may be rolled back (the file stays
+    consistent).
 
     Tickets, runs and results are written synchronously and are on disk when the call returns.
     Ticket resolution is atomic across processes. Each thread gets its own connections (one for
-    reads, with ``query_only`` on, one for synchronous writes); every write transaction starts with
+    reads, with ``query_only`` on, one for synchronous writes), so a write waiting for another
+    process's lock never holds up this process's reads; every write transaction starts with
     ``BEGIN IMMEDIATE`` and waits up to ``busy_timeout`` seconds for another writer.
+
+    A process forked from one holding an open store gets a fresh, empty queue and its own
+    connections (the parent's queued traces are written by the parent only). Fork while no batch
+    is being written (as a pre-forking server does at start-up); a fork in the middle of a SQLite
+    call can leave the child's SQLite locks in an unknown state, as with any threaded program.
 
     Raises :class:`~failpath.core.StoreError` when the path is a folder, its folder cannot be
     created, the file is not a failpath store, or it was written by a newer failpath.
@@ -679,7 +658,7 @@ class SQLiteStore(Store):
         outcome``), ``tickets``, ``runs``, ``results``; see ``failpath/store/sqlite.py``.
         """
         writer = self._writer
-        if flush and writer.done < writer.queued:
+        if flush and writer.pending:
             writer.flush(None)
         connection = self._thread_connection("read")
         try:
@@ -699,11 +678,9 @@ class SQLiteStore(Store):
         writer = self._writer
         if writer.stopped:
             raise StoreError(f"the store {self.path} is closed; open it again with open_store()")
-        if writer.queue.qsize() > writer.max_pending:
+        if len(writer.pending) > writer.max_pending:
             writer.wait_for_room()
-        with writer.put_lock:
-            writer.queued += 1
-            writer.queue.put(trace)
+        writer.pending.append(trace)
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every trace queued so far is on disk.
@@ -715,7 +692,7 @@ class SQLiteStore(Store):
         if not writer.flush(timeout):
             raise StoreError(
                 f"flushing traces to {self.path} took longer than {timeout} s; "
-                f"about {writer.queue.qsize()} traces are still queued"
+                f"{len(writer.pending)} traces are still queued"
             )
         if writer.error is not None:
             error, lost = writer.error, writer.lost
