@@ -323,7 +323,7 @@ def test_joint_confidence_is_not_diluted_by_forced_tokens():
     assert fp.llm.logprob_confidence([]) is None
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.lists(st.floats(min_value=-50, max_value=0, allow_nan=False), min_size=1, max_size=40))
 def test_confidences_are_probabilities_and_joint_is_the_stricter(logprobs):
     joint = fp.llm.logprob_confidence(logprobs, "joint")

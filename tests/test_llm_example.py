@@ -84,9 +84,9 @@ def test_openai_outage_falls_back_to_anthropic(tmp_path):
 
 
 def test_provider_faults_never_escape_as_exceptions(tmp_path):
-    server = stand_in.serve(seed=3, faults=stand_in.Faults(rate_limit=0.2, server_error=0.1, truncated=0.1, overloaded=0.1))
+    server = stand_in.serve(seed=3, faults=stand_in.Faults(rate_limit=0.2, server_error=0.1, truncated=0.15, overloaded=0.1))
     try:
-        results = run.triage(run.TICKETS * 2, base_url=server.url, store=tmp_path / "t.db")
+        results = run.triage(run.TICKETS, base_url=server.url, store=tmp_path / "t.db")
     finally:
         server.stop()
     states = {s for r in results for s in r.trace.states}
