@@ -26,7 +26,7 @@ _MAX_DEPTH = 8
 
 _REDACTIONS = re.compile(
     r"(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
-    r"|(?P<phone>(?<![\w])(?:\+\d{1,3}[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]\d{4}(?![\w]))"
+    r"|(?P<phone>\+\d(?:[\s.()-]{0,2}\d){7,14}|(?<![\w])\(?\d{3}\)?[\s.-]?\d{3}[\s.-]\d{4}(?![\w]))"
     r"|(?P<number>\d(?:[ -]?\d){9,})"
 )
 _MASKS = {"email": "<email>", "phone": "<phone>", "number": "<number>"}
