@@ -40,7 +40,7 @@ def anthropic(
     max_tokens: int = 1024,
     schema_mode: str = "native",
     timeout: float | None = None,
-    sdk_retries: int = 0,
+    sdk_retries: int | None = 0,
     name: str | None = None,
     **params: Any,
 ) -> LLMSystem:
@@ -61,7 +61,7 @@ def anthropic(
       parameters and rejects them; answers are sampled, so self-consistency samples differ anyway.
     - ``timeout`` (seconds) bounds each request; past it the call raises ``SystemTimeout``.
     - ``sdk_retries``: the adapter uses ``client.with_options(max_retries=sdk_retries)``, 0 by
-      default, so the SDK does not retry behind the policy's back.
+      default, so the SDK does not retry behind the policy's back (``None`` keeps the client's setting).
 
     The Messages API returns no log probabilities, so the confidence is ``None``: use
     ``fp.Inconsistent`` (self-consistency) for a confidence signal. Rate limits (429), overload

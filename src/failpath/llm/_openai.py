@@ -40,7 +40,7 @@ def openai(
     confidence: ConfidenceMethod = "joint",
     schema_mode: str = "native",
     timeout: float | None = None,
-    sdk_retries: int = 0,
+    sdk_retries: int | None = 0,
     name: str | None = None,
     **params: Any,
 ) -> LLMSystem:
@@ -62,7 +62,8 @@ def openai(
       (``seed``, ``top_p``, ``extra_body``...) go to ``chat.completions.create`` as they are.
     - ``timeout`` (seconds) bounds each request; past it the call raises ``SystemTimeout``.
     - ``sdk_retries``: the adapter uses ``client.with_options(max_retries=sdk_retries)``, 0 by
-      default, so the SDK does not retry behind the policy's back: the policy's ``Retry`` decides.
+      default, so the SDK does not retry behind the policy's back: the policy's ``Retry`` decides
+      (``None`` keeps the client's own setting).
 
     Rate limits, server errors and connection failures raise ``ProviderFailure`` (``status``,
     ``retry_after`` from the ``retry-after`` header); a refusal, an empty answer, a truncated answer
