@@ -370,6 +370,7 @@ def check(
             scratch=scratch,
             started=started,
             resumed=resumed,
+            reused=len(done & planned_keys),
         )
         store_obj.finish_run(run_id, result.to_dict())
         return result
@@ -470,6 +471,7 @@ def _summarize(
     scratch: Path,
     started: float,
     resumed: bool,
+    reused: int,
 ) -> CheckResult:
     delta = float(budgets["delta"])
     evaluation = [r for r in rows if r["split"] == "evaluation"]
@@ -556,6 +558,7 @@ def _summarize(
         finished=finished,
         elapsed_seconds=round(finished - started, 3),
         resumed=resumed,
+        reused=reused,
         notes=tuple(notes),
     )
 

@@ -226,6 +226,8 @@ class CheckResult:
     ``groups`` holds the chaos figures, suites in the order they ran (each suite's row first, then its
     perturbations); ``clean`` the clean pass; ``chaos`` every chaos variant pooled. Every figure is
     measured on the evaluation half of the cases; thresholds are chosen on the calibration half.
+    ``resumed`` is True for a run continued with ``resume``; ``reused`` counts the results it found
+    stored already (and did not run again).
     """
 
     run_id: str
@@ -255,6 +257,7 @@ class CheckResult:
     finished: float = 0.0
     elapsed_seconds: float = 0.0
     resumed: bool = False
+    reused: int = 0
     notes: tuple[str, ...] = ()
     schema: str = SCHEMA
 
