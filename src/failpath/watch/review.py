@@ -80,17 +80,12 @@ def ticket_outcome(ticket: Ticket, *, now: float | None = None) -> Outcome:
     now = time.time() if now is None else now
     if ticket.status == TicketStatus.RESOLVED:
         return Answered(ticket.answer, None, False, state=ticket.state, trace_id=ticket.trace_id)
-    if ticket.status == TicketStatus.EXPIRED:
+    late = ticket.deadline is not None and now >= ticket.deadline
+    if ticket.status == TicketStatus.EXPIRED or late:
+        why = "passed its deadline" if late else "expired"
         return Defaulted(
             ticket.default,
-            f"review ticket {ticket.ticket_id} expired before a reviewer answered",
-            state=ticket.state,
-            trace_id=ticket.trace_id,
-        )
-    if ticket.deadline is not None and now >= ticket.deadline:
-        return Defaulted(
-            ticket.default,
-            f"review ticket {ticket.ticket_id} passed its deadline before a reviewer answered",
+            f"review ticket {ticket.ticket_id} {why} before a reviewer answered",
             state=ticket.state,
             trace_id=ticket.trace_id,
         )
@@ -236,13 +231,25 @@ class ExportResult:
 
 
 def case_for(ticket: Ticket) -> tuple[dict[str, Any], bool]:
-    """The case ``{"id", "input", "expected"}`` made from a resolved ticket, and whether its input is a preview."""
+    """The case made from a resolved ticket, and whether its input is only the redacted preview.
+
+    The case is ``{"id": "review-<ticket id>", "input", "expected": <the human answer>, "tags"}``; the
+    tags name the queue and the failure state that escalated the call. The input is the raw input when
+    the policy stored it (``store_raw_inputs=True``), else the redacted preview. A stored raw input is
+    the input's canonical text: a structured input (a dict or list) is stored as JSON, so text that
+    reads as a JSON object or array is exported as that object or array.
+    """
     from_preview = ticket.input_raw is None
-    case = {
-        "id": f"review-{ticket.ticket_id}",
-        "input": ticket.input_preview if from_preview else ticket.input_raw,
-        "expected": ticket.answer,
-    }
+    value: Any = ticket.input_preview if from_preview else ticket.input_raw
+    if not from_preview and value[:1] in ("{", "["):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, (dict, list)):
+            value = parsed
+    tags = ["review", f"queue:{ticket.queue}"] + ([f"state:{ticket.state}"] if ticket.state else [])
+    case = {"id": f"review-{ticket.ticket_id}", "input": value, "expected": ticket.answer, "tags": tags}
     return case, from_preview
 
 
