@@ -29,19 +29,18 @@ _MAX_SHOWN_CHARS = 1200
 _MAX_ACCURACY_BARS = 40
 
 
-def render(result: Any, **options: Any) -> str:
-    """The HTML page for ``result`` (``options`` go to ``json_report.build_report``, e.g. ``answers``)."""
-    document = build_report(result, **options)
-    environment = _environment()
-    template = environment.get_template("report.html.j2")
+def render(result: Any) -> str:
+    """The HTML page for ``result``: a ``CheckResult``, its ``failpath.check/1`` dict or a ``failpath.report/1`` document."""
+    document = build_report(result)
+    template = _environment().get_template("report.html.j2")
     return template.render(**_view(document))
 
 
-def write(result: Any, path: str | Path, **options: Any) -> Path:
+def write(result: Any, path: str | Path) -> Path:
     """Write the HTML report to ``path`` (parent folders created) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(result, **options), encoding="utf-8")
+    path.write_text(render(result), encoding="utf-8")
     return path
 
 
@@ -140,73 +139,100 @@ def _pairs(value: Any) -> list[tuple[str, str]] | None:
 
 
 def token_table(output: Any, expected: Any) -> Any:
-    """Token-aligned output under expected labels, differing labels marked; None when not token-aligned."""
+    """Token-aligned output beside the expected labels, one chip per token, wrong labels marked.
+
+    None when either value is not a list of ``(token, label)`` pairs. When the token counts differ the
+    two sequences are shown one above the other.
+    """
     from markupsafe import Markup
 
     got, want = _pairs(output), _pairs(expected)
     if got is None or want is None:
         return None
-    aligned = len(got) == len(want)
-    cells_token, cells_got, cells_want = [], [], []
-    for i in range(max(len(got), len(want))):
-        g = got[i] if i < len(got) else ("", "")
-        w = want[i] if i < len(want) else ("", "")
-        wrong = aligned and g[1] != w[1]
-        cells_token.append(Markup("<td>{}</td>").format(_visible(g[0] or w[0])))
-        cells_got.append(Markup('<td class="{}">{}</td>').format("bad" if wrong else "", g[1]))
-        cells_want.append(Markup("<td>{}</td>").format(w[1]))
-    note = "" if aligned else Markup('<caption>output has {} tokens, expected {}</caption>').format(len(got), len(want))
-    return Markup(
-        '<table class="tokens">{}<tr><th>token</th>{}</tr><tr><th>output</th>{}</tr><tr><th>expected</th>{}</tr></table>'
-    ).format(note, Markup("").join(cells_token), Markup("").join(cells_got), Markup("").join(cells_want))
+    chip = Markup('<span class="tok{}"><span class="t">{}</span><span class="o">{}</span>{}</span>')
+    if len(got) == len(want):
+        chips = [
+            chip.format(" bad" if g[1] != w[1] else "", _visible(g[0]), g[1],
+                        Markup('<span class="e">{}</span>').format(w[1]))
+            for g, w in zip(got, want)
+        ]
+        return Markup('<div class="tokens"><span class="tok legend"><span class="t">token</span>'
+                      '<span class="o">answered</span><span class="e">expected</span></span>{}</div>').format(Markup("").join(chips))
+    rows = []
+    for title, pairs in (("answered", got), ("expected", want)):
+        chips = [chip.format("", _visible(t), label, "") for t, label in pairs]
+        rows.append(Markup('<div class="tokens"><span class="tok legend"><span class="t">{}</span><span class="o">{} tokens</span></span>{}</div>').format(
+            title, len(pairs), Markup("").join(chips)))
+    return Markup("").join(rows)
 
 
 # --------------------------------------------------------------------------- the page's data
 
 
 def _view(document: Mapping[str, Any]) -> dict[str, Any]:
+    from markupsafe import Markup
+
     from failpath.report import charts
 
     check = document["check"]
+    svgs: dict[str, str] = {}
     accuracy = list(document.get("accuracy") or [])
-    chart_svgs: dict[str, Any] = {}
     if accuracy:
-        bars = accuracy[:1] + sorted(accuracy[1:], key=lambda r: r["accuracy"])[: _MAX_ACCURACY_BARS - 1]
-        chart_svgs["accuracy"] = charts.accuracy_chart(bars)
+        # Clean first, then the hardest perturbations; suite rows are in the table.
+        # Only perturbations whose expected answer is known (hostile and fault variants are scored on
+        # "right or handled", shown in the outcome table).
+        contracts = {(g.get("suite"), g.get("perturbation")): g.get("contract") for g in check.get("groups") or ()}
+        perturbations = [
+            r for r in accuracy[1:]
+            if r.get("perturbation") and contracts.get((r.get("suite"), r.get("perturbation"))) != "not_preserved"
+        ]
+        bars = accuracy[:1] + sorted(perturbations, key=lambda r: r["accuracy"])[: _MAX_ACCURACY_BARS - 1]
+        svgs["accuracy"] = charts.accuracy_chart(bars)
     mix = list(document.get("outcome_mix") or [])
-    if mix:
-        chart_svgs["outcome_mix"] = charts.outcome_mix_chart([(row["label"], row["counts"]) for row in mix])
-    rc = document.get("risk_coverage")
+    pooled = [(row["label"], row["counts"]) for row in mix if row["group"] in ("chaos", "clean")]
+    if pooled:
+        svgs["outcome_mix"] = charts.outcome_mix_chart(pooled)
+    curves = check.get("curves") or {}
+    rc = curves.get("risk_coverage")
     if rc and rc.get("coverage"):
         thresholds = check.get("thresholds") or {}
         point = None
         if thresholds.get("certified") and thresholds.get("evaluation_coverage") is not None:
             point = (thresholds["evaluation_coverage"], thresholds.get("evaluation_risk") or 0.0)
-        chart_svgs["risk_coverage"] = charts.risk_coverage_chart(
+        svgs["risk_coverage"] = charts.risk_coverage_chart(
             rc["coverage"], rc["selective_risk"], rc["oracle"]["coverage"], rc["oracle"]["selective_risk"],
             operating_point=point,
         )
-    reliability = document.get("reliability")
+    reliability = curves.get("reliability")
     if reliability and reliability.get("bins"):
-        chart_svgs["reliability"] = charts.reliability_chart(reliability["bins"])
+        svgs["reliability"] = charts.reliability_chart(reliability["bins"])
 
-    from markupsafe import Markup
-
-    # matplotlib wrote the SVG and escaped every text in it; it holds no script and no URL.
-    svgs = {name: Markup(svg) for name, svg in chart_svgs.items()}
     verdict = check["verdict"]
-    reasons = sorted(verdict.get("reasons") or [], key=lambda c: c["passed"])
-    groups = [check["clean"], check["chaos"], *check.get("groups", [])]
+    reasons = sorted(verdict.get("reasons") or [], key=lambda c: c["passed"])  # failed criteria first
+    certified_message = (check.get("thresholds") or {}).get("message")
     return {
         "check": check,
         "document": document,
         "verdict_label": "READY TO SHIP" if verdict["ship"] else "READY TO DEMO",
         "ship": bool(verdict["ship"]),
         "reasons": reasons,
-        "groups": groups,
         "mix": mix,
-        "mix_kinds": [k for k in charts.COLORS if any(row["counts"].get(k) for row in mix)],
+        "mix_kinds": [k for k in charts.COLORS if k in ("right", "silent_failure") or any(r["counts"].get(k) for r in mix)],
+        "mix_labels": _MIX_LABELS,
         "colors": charts.COLORS,
-        "charts": svgs,
+        # matplotlib wrote these SVGs and escaped every text in them; they hold no script and no URL.
+        "charts": {name: Markup(svg) for name, svg in svgs.items()},
+        "notes": [n for n in check.get("notes") or () if n != certified_message],
         "csp": CONTENT_SECURITY_POLICY,
     }
+
+
+_MIX_LABELS = {
+    "right": "right",
+    "silent_failure": "silent",
+    "clarify": "clarify",
+    "escalated": "escalate",
+    "abstained": "abstain",
+    "defaulted": "default",
+    "error": "raised",
+}

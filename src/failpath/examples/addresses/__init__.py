@@ -8,6 +8,18 @@ what happens in every failure state, and ``check_kwargs`` puts them together for
 from __future__ import annotations
 
 from failpath.examples.addresses.data import case_from_pairs, generate_addresses, load_parserator_xml
-from failpath.examples.addresses.system import AddressParser
+from failpath.examples.addresses.example import check_kwargs
+from failpath.examples.addresses.policy import careful_policy, foreign_characters, shipping_policy
+from failpath.examples.addresses.system import AddressParser, is_labeled_tokens
 
-__all__ = ["AddressParser", "case_from_pairs", "generate_addresses", "load_parserator_xml"]
+__all__ = [
+    "AddressParser",
+    "case_from_pairs",
+    "careful_policy",
+    "check_kwargs",
+    "foreign_characters",
+    "generate_addresses",
+    "is_labeled_tokens",
+    "load_parserator_xml",
+    "shipping_policy",
+]

@@ -21,12 +21,13 @@ __all__ = ["AddressParser", "is_labeled_tokens", "repeated_label"]
 class AddressParser:
     """Parse a US address into ``(token, label)`` pairs, with the sequence probability as confidence.
 
-    Raises ``OutputRejected`` (the guard's ``invalid_output``) when the input has no tokens, or when
-    the parse gives one label to two separate runs of tokens: usaddress's ``RepeatedLabelError``,
-    an output no caller can use.
+    Raises ``OutputRejected`` (the guard's ``invalid_output``) when the input has no tokens or more
+    than ``max_tokens``, or when the parse gives one label to two separate runs of tokens:
+    usaddress's ``RepeatedLabelError``, an output no caller can use.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_tokens: int = 64) -> None:
+        self.max_tokens = max_tokens
         # One tagger per parser: pycrfsuite keeps the last tagged sequence inside the tagger, so
         # tagging and scoring must happen together, under a lock, for the probability to be the
         # one of the labels just returned.
@@ -38,6 +39,9 @@ class AddressParser:
         tokens = usaddress.tokenize(text)
         if not tokens:
             raise OutputRejected("usaddress found no tokens in the input", raw=[])
+        if len(tokens) > self.max_tokens:
+            # Tagging is linear in the tokens; no address is this long, so do not spend the time.
+            raise OutputRejected(f"{len(tokens)} tokens is too long for an address (at most {self.max_tokens})")
         features = usaddress.tokens2features(tokens)
         with self._lock:
             labels = self._tagger.tag(features)

@@ -1,0 +1,47 @@
+"""``check_kwargs``: the bundled example put together for ``fp.check``.
+
+``failpath check --example addresses`` calls ``check_kwargs()`` and passes the result to ``fp.check``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from failpath.examples.addresses.data import generate_addresses
+from failpath.examples.addresses.policy import ACCEPTED, careful_policy, shipping_policy
+from failpath.examples.addresses.system import AddressParser
+
+__all__ = ["REFERENCE_SIZE", "SILENT_FAILURE_BUDGET", "check_kwargs"]
+
+#: How many known-good addresses the anomaly detector compares inputs with.
+REFERENCE_SIZE = 400
+#: The most silent failures per request under chaos the team accepts (upper 95% bound).
+SILENT_FAILURE_BUDGET = 0.02
+
+
+def check_kwargs(n: int = 1000, seed: int = 0, *, policy: str = "careful") -> dict[str, Any]:
+    """The keyword arguments of ``fp.check`` for ``n`` generated addresses: system, cases, policy, judge, suites.
+
+    ``policy="careful"`` is the first policy a careful team writes (the README's first run);
+    ``policy="shipping"`` is the one written after reading its report.
+    """
+    if policy not in ("careful", "shipping"):
+        raise ValueError(f"policy must be 'careful' or 'shipping', got {policy!r}")
+    cases = generate_addresses(n, seed=seed)
+    # Known-good inputs for the anomaly detector: generated apart from the cases (another seed).
+    reference = [case.input for case in generate_addresses(REFERENCE_SIZE, seed=seed + 10_000)]
+    make_policy = careful_policy if policy == "careful" else shipping_policy
+    return {
+        "system": AddressParser(),
+        "cases": cases,
+        "policy": make_policy(reference),
+        "judge": "token_labels",
+        "suites": ["hostile", "realistic", "fault"],
+        "seed": seed,
+        "silent_failure_budget": SILENT_FAILURE_BUDGET,
+        "coverage_floor": 0.8,
+        "worst_cases": 5,
+        "worst_case_seconds": 5.0,
+        "accepted": ACCEPTED,
+        "name": f"addresses: usaddress on {n:,} generated US addresses ({policy} policy)",
+    }
