@@ -26,6 +26,7 @@ __all__ = [
     "STATES",
     "ADDRESS_TABLES",
     "split_punctuation",
+    "normalize_form",
 ]
 
 #: A rule for plain text: ``(cores, start, end) -> bool`` says whether the match ``cores[start:end]`` may be
@@ -43,8 +44,12 @@ def split_punctuation(token: str) -> tuple[str, str]:
     return token[: m.start()], token[m.start() :]
 
 
-def _norm(text: str) -> str:
+def normalize_form(text: str) -> str:
+    """How forms are compared: dots dropped, blanks collapsed, case folded (``"D.C."`` -> ``"dc"``)."""
     return " ".join(text.replace(".", "").split()).casefold()
+
+
+_norm = normalize_form
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class AbbreviationTable:
     plain_context: PlainContext | None = None
     ambiguous: frozenset[str] = frozenset()
     _index: dict[str, str] = field(init=False, repr=False, compare=False, hash=False)
+    _max_words: int = field(init=False, repr=False, compare=False, hash=False, default=1)
 
     def __post_init__(self) -> None:
         index: dict[str, str] = {}
@@ -76,11 +82,17 @@ class AbbreviationTable:
                     )
                 index[key] = canonical
         object.__setattr__(self, "_index", index)
+        words = [len(f.split()) for c, fs in self.entries.items() for f in (c, *fs)]
+        object.__setattr__(self, "_max_words", max(words, default=1))
         object.__setattr__(self, "ambiguous", frozenset(_norm(a) for a in self.ambiguous))
 
     def canonical(self, form: str) -> str | None:
         """The canonical form ``form`` stands for (case and dots ignored), or ``None`` if it is not in the table."""
         return self._index.get(_norm(form))
+
+    def canonical_of_key(self, key: str) -> str | None:
+        """Like :meth:`canonical`, for a form already passed through :func:`normalize_form`."""
+        return self._index.get(key)
 
     def abbreviation(self, canonical: str) -> str | None:
         """The standard abbreviation of a canonical form, or ``None`` if it has no other form."""
@@ -99,7 +111,7 @@ class AbbreviationTable:
     @property
     def max_words(self) -> int:
         """The most words any form of this table has (``"New Hampshire"``: 2)."""
-        return max((len(f.split()) for c, fs in self.entries.items() for f in (c, *fs)), default=1)
+        return self._max_words
 
 
 # --------------------------------------------------------------------------- USPS Publication 28, C1

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Mapping, Sequence
 
 from failpath.chaos.base import Edit, LabelContract, NotApplicable, Perturbation, TextDoc, Variant
-from failpath.chaos.tables import ADDRESS_TABLES, UNIT_DESIGNATORS, AbbreviationTable, split_punctuation
+from failpath.chaos.tables import ADDRESS_TABLES, UNIT_DESIGNATORS, AbbreviationTable, normalize_form, split_punctuation
 from failpath.core import Case
 
 __all__ = [
@@ -76,8 +76,11 @@ class TextPerturbation(Perturbation):
                 return result
             if not doc.edits or doc.text == case.input:
                 return NotApplicable(f"{self.name} left the text as it was")
-            contract = self.contract_for(case)
-            expected = doc.expected() if doc.labels is not None else case.expected
+            if doc.labels is not None:
+                contract, expected = self.contract, doc.expected()
+            else:  # plain text: a label-transforming edit leaves a plain answer unchanged
+                contract = LabelContract.UNCHANGED if self.contract is LabelContract.TRANSFORMED else self.contract
+                expected = case.expected
             return self._variant(case, doc.text, expected, _sorted(doc.edits), contract)
         if isinstance(case.input, Mapping):
             return _apply_to_a_field(self, case, rng, lambda text: self._edit_text(text, rng))
@@ -378,7 +381,10 @@ class _Match:
 
 def _find_matches(doc: TextDoc, tables: Sequence[AbbreviationTable]) -> list[_Match]:
     raw = doc.tokens
-    cores = [split_punctuation(t)[0] for t in raw]
+    split = [split_punctuation(t) for t in raw]
+    cores = [core for core, _ in split]
+    trailing = [bool(punct) for _, punct in split]
+    keys = [normalize_form(core) for core in cores]
     found: list[_Match] = []
     i = 0
     while i < len(raw):
@@ -386,12 +392,13 @@ def _find_matches(doc: TextDoc, tables: Sequence[AbbreviationTable]) -> list[_Ma
         for table in tables:
             for n in range(min(table.max_words, len(raw) - i), 0, -1):
                 end = i + n
-                if any(split_punctuation(t)[1] for t in raw[i : end - 1]):
+                if any(trailing[i : end - 1]):
                     continue  # "New, York" is not one phrase
-                phrase = " ".join(cores[i:end])
-                canonical = table.canonical(phrase)
+                key = keys[i] if n == 1 else " ".join(keys[i:end])
+                canonical = table.canonical_of_key(key)
                 if canonical is None:
                     continue
+                phrase = " ".join(cores[i:end])
                 if doc.labels is not None:
                     labels = set(doc.labels[i:end])
                     if len(labels) != 1 or (table.labels and not labels <= table.labels):
@@ -401,7 +408,7 @@ def _find_matches(doc: TextDoc, tables: Sequence[AbbreviationTable]) -> list[_Ma
                         continue
                     if table.plain_context is not None and not table.plain_context(raw, cores, i, end):
                         continue
-                is_canonical = phrase.replace(".", "").casefold() == canonical.replace(".", "").casefold()
+                is_canonical = key == normalize_form(canonical)
                 match = _Match(i, end, table, canonical, is_canonical)
                 break
             if match:
