@@ -318,6 +318,18 @@ def test_state_filter_uses_the_index(store):
     assert "SEARCH trace_states USING PRIMARY KEY (state=? AND time>?)" in plan
 
 
+def test_delete_traces_before_a_time(store):
+    fill_for_queries(store)
+    t0 = 1_700_000_000.0
+    assert store.delete_traces(until=t0 + 10, policy="a") == 5
+    assert store.count_traces() == 15
+    assert store.count_traces(state="timeout") == 5  # 0 and 6 were policy a, before t0 + 10
+    assert store.delete_traces(until=t0 + 10) == 5
+    assert store.count_traces() == 10 and store.count_traces(state="timeout") == 3
+    assert store.delete_traces(until=t0) == 0
+    assert [t.trace_id for t in store.query_traces(newest_first=False, limit=1)] == ["tr-000010"]
+
+
 def test_a_duplicate_trace_id_is_stored_once(store):
     store.write_trace(make_trace(1))
     store.write_trace(make_trace(1))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import itertools
 import json
 import logging
 import os
@@ -385,12 +384,13 @@ class _TraceWriter:
             while True:
                 wake.clear()
                 if pending:
-                    batch = list(itertools.islice(pending, self._batch_size))
+                    # Indexing, not iterating: other threads append while we read (only we pop).
+                    batch = [pending[i] for i in range(min(len(pending), self._batch_size))]
                     try:
                         if connection is None:
                             connection = self._connect()
                         self._write(connection, batch)
-                    except Exception as exc:  # cannot even connect: report it, never kill the thread
+                    except Exception as exc:  # whatever happens, report it and never kill the thread
                         self.lost += len(batch)
                         self.error = exc
                         _log.error("failpath: %d traces could not be written: %r", len(batch), exc)
@@ -795,6 +795,22 @@ class SQLiteStore(Store):
         table, where, params = self._trace_filters(policy, outcome, state, since, until)
         with self.read_connection() as connection:
             return connection.execute(f"SELECT count(*) FROM {table}{where}", params).fetchone()[0]
+
+    def delete_traces(self, *, until: float, policy: str | None = None) -> int:
+        """Delete the traces that started before ``until`` (Unix seconds), of one policy or all; returns how many.
+
+        For retention (keep the last N days). Traces queued by this store are written first, so
+        the cut is by time only. Runs in one transaction; the file does not shrink (SQLite reuses
+        the pages).
+        """
+        self.flush()
+        where, params = "time < ?", [float(until)]
+        if policy is not None:
+            where += " AND policy = ?"
+            params.append(policy)
+        with self._transaction() as connection:
+            connection.execute(f"DELETE FROM trace_states WHERE {where}", params)
+            return connection.execute(f"DELETE FROM traces WHERE {where}", params).rowcount
 
     # ------------------------------------------------------------------ review tickets
 
