@@ -113,9 +113,14 @@ def register(app: typer.Typer) -> None:
             result = api.check(**kwargs, quiet=quiet, console=Console(stderr=True))
         except FailpathError as exc:
             raise _fail(str(exc)) from None
+        import os
+
         from failpath.report import terminal
 
-        terminal.render(result, Console())
+        out = Console()
+        if not out.is_terminal and "COLUMNS" not in os.environ:
+            out = Console(width=100)  # logs (CI) get the width the report is laid out for
+        terminal.render(result, out)
         if json_path is not None:
             json_path.parent.mkdir(parents=True, exist_ok=True)
             json_path.write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

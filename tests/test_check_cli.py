@@ -1,0 +1,167 @@
+"""`failpath check`: config file or bundled example, exit codes 0/1/2, errors naming file, key and line."""
+
+import json
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+from failpath.cli import app
+from failpath.store import open_store
+
+PROJECT = """
+from failpath.chaos import register_suite
+from test_check_toy import FAULTS, HOSTILE, REALISTIC, ToySystem, full_policy, partial_policy
+
+for suite in (HOSTILE, REALISTIC, FAULTS):
+    register_suite(suite, replace=True)
+
+system = ToySystem()
+policy = full_policy()
+partial = partial_policy()
+"""
+
+CONFIG = """\
+system = "toyproj:system"
+policy = "toyproj:policy"
+suites = ["toy-hostile", "toy-realistic", "toy-fault"]
+seed = 7
+concurrency = 4
+store = "store.db"
+worst_cases = 1
+worst_case_seconds = 2
+
+[dataset]
+path = "cases.jsonl"
+input = "text"
+expected = "label"
+
+[judge]
+name = "text"
+
+[budgets]
+silent_failure = 0.05
+
+[budgets.accepted]
+anomalous_input = "Inputs are short labels; an anomaly detector adds nothing here."
+inconsistent = "The system is deterministic, so two samples always agree."
+injection_suspected = "The # rule of this policy covers the only injection the toy knows."
+empty_input = "Empty inputs are refused upstream by the form that calls this system."
+budget_exceeded = "No deadline or token budget is set, so the budget cannot run out."
+"""
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    (tmp_path / "toyproj.py").write_text(PROJECT, encoding="utf-8")
+    lines = [json.dumps({"id": f"c{i:03d}", "text": f"item {i}", "label": f"ITEM {i}"}) for i in range(40)]
+    (tmp_path / "cases.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "failpath.toml").write_text(CONFIG, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, ["check", *args], catch_exceptions=False)
+
+
+def test_ship_exits_0_prints_the_verdict_first_and_writes_json(project):
+    result = run("--json", "out/result.json", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.output.index("READY TO SHIP") < result.output.index("The gap")
+    document = json.loads((project / "out" / "result.json").read_text())
+    assert document["schema"] == "failpath.check/1" and document["verdict"]["ship"] is True
+    with open_store(project / "store.db") as store:
+        assert store.get_run(document["run_id"])["summary"]["verdict"]["ship"] is True
+
+
+def test_demo_exits_1(project):
+    config = project / "failpath.toml"
+    config.write_text(CONFIG.replace('policy = "toyproj:policy"', 'policy = "toyproj:partial"'), encoding="utf-8")
+    result = run(str(config), "--quiet")
+    assert result.exit_code == 1, result.output
+    assert "READY TO DEMO" in result.output and "hostile_answers_stable" in result.output
+
+
+def test_seed_concurrency_and_store_override_the_config(project):
+    result = run("--seed", "3", "--concurrency", "2", "--store", "other.db", "--json", "r.json", "-q")
+    assert result.exit_code == 0, result.output
+    assert json.loads((project / "r.json").read_text())["seed"] == 3
+    assert (project / "other.db").exists() and not (project / "store.db").exists()
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("seed = 7", "seed = -", r"failpath\.toml: not valid TOML"),
+        ("concurrency = 4", "concurrency = 0", r"failpath\.toml:5: concurrency = 0: Input should be greater than or equal to 1"),
+        ('system = "toyproj:system"', 'system = "toyproj:sytem"', r"failpath\.toml:1: system = 'toyproj:sytem': .*no attribute 'sytem'"),
+        ('system = "toyproj:system"', 'system = "nomodule:system"', r"failpath\.toml:1: system = 'nomodule:system': .*cannot import module 'nomodule'"),
+        ('name = "text"', 'name = "txt"', r"failpath\.toml:16: judge\.name = 'txt': unknown judge 'txt'"),
+        ('"toy-fault"]', '"toy-faults"]', r"failpath\.toml:3: suites = .*unknown suite 'toy-faults'"),
+        ('expected = "label"', 'expected = "labels"', r"cases\.jsonl:1: no 'labels' field"),
+        ('path = "cases.jsonl"', 'path = "missing.jsonl"', r"missing\.jsonl: dataset file not found"),
+    ],
+)
+def test_bad_config_or_dataset_exits_2_naming_file_key_and_line(project, old, new, message):
+    assert old in CONFIG
+    (project / "failpath.toml").write_text(CONFIG.replace(old, new, 1), encoding="utf-8")
+    result = run("-q")
+    assert result.exit_code == 2
+    import re
+
+    assert re.search(message, result.output), result.output
+
+
+def test_bad_dataset_line_exits_2(project):
+    with open(project / "cases.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"id": "c999", "text": "item 999", "label": \n')
+    result = run("-q")
+    assert result.exit_code == 2 and "cases.jsonl:41: bad JSON" in result.output
+    assert not (project / "store.db").exists()  # failed before anything ran
+
+
+def test_usage_errors_exit_2(project, tmp_path_factory):
+    assert run("failpath.toml", "--example", "addresses").exit_code == 2
+    result = run("--example", "nope")
+    assert result.exit_code == 2 and "bundled examples: addresses" in result.output
+    empty = tmp_path_factory.mktemp("empty")
+    import os
+
+    os.chdir(empty)
+    result = run("-q")
+    assert result.exit_code == 2 and "no failpath.toml in this folder" in result.output
+    result = run(str(project / "failpath.toml"), "--resume", "-q")
+    assert result.exit_code == 2 and "no unfinished check run" in result.output
+
+
+def test_resume_with_or_without_a_run_id(project):
+    first = run("--json", "a.json", "-q")
+    run_id = json.loads((project / "a.json").read_text())["run_id"]
+    # A finished run resumed by id gives back its stored result.
+    again = run("--resume", run_id, "--json", "b.json", "-q")
+    assert again.exit_code == first.exit_code == 0
+    assert json.loads((project / "b.json").read_text()) == json.loads((project / "a.json").read_text())
+    assert "--resume" in runner.invoke(app, ["check", "--help"]).output
+
+
+@pytest.mark.slow
+def test_example_runs_the_bundled_usaddress_example(project, monkeypatch):
+    import failpath.examples.addresses as addresses
+
+    original = addresses.check_kwargs
+
+    def small(n: int = 1000, seed: int = 0):
+        kwargs = original(n=20, seed=seed)
+        kwargs.update(suites=["hostile"], worst_cases=0)
+        return kwargs
+
+    monkeypatch.setattr(addresses, "check_kwargs", small)
+    result = run("--example", "addresses", "--store", str(project / "ex.db"), "--json", "ex.json", "-q")
+    assert result.exit_code in (0, 1), result.output
+    document = json.loads((project / "ex.json").read_text())
+    assert document["judge"] == "token_labels" and document["n_cases"] == 20
+    assert ("READY TO SHIP" if result.exit_code == 0 else "READY TO DEMO") in result.output
