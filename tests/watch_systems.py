@@ -84,13 +84,15 @@ def make_policy(
 
 
 def _burst(path: str, count: int) -> None:
+    """Guarded calls numbered 0, 1, 2, ... (the number is in the input); prints each number once its call returned."""
     policy = make_policy(path)
     guarded = policy.wrap(lookup, name="lookup")
     names = list(CITIES)
     for i in range(count):
-        guarded(names[i % len(names)])
-        if i == 200:
-            print("started", flush=True)  # the parent kills the process after this line
+        # Every seventh input is misspelled: its call opens a review ticket, a synchronous write.
+        name = names[i % len(names)]
+        guarded(f"{name[::-1] if i % 7 == 0 else name} {i}")
+        print(i, flush=True)
 
 
 if __name__ == "__main__":
