@@ -197,3 +197,37 @@ def test_cycles_and_deep_nesting_are_cut_not_fatal():
 def test_special_floats_and_keys():
     assert to_json_safe({math.nan: 1, 1.5: 2, None: 3, True: 4}) == {"NaN": 1, "1.5": 2, "null": 3, "true": 4}
     assert to_json_safe([math.inf, -math.inf, math.nan]) == ["Infinity", "-Infinity", "NaN"]
+
+
+def test_traces_written_while_another_thread_closes_are_written_or_refused(tmp_path):
+    path = tmp_path / "closing.db"
+    store = SQLiteStore(path, flush_interval=0.001)
+    accepted = []
+    start = threading.Barrier(2)
+
+    def produce():
+        start.wait()
+        for i in range(5_000):
+            try:
+                store.write_trace(make_trace(i))
+            except StoreError:
+                break
+            accepted.append(i)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    start.wait()
+    time.sleep(0.01)
+    store.close()
+    producer.join()
+    with SQLiteStore(path) as again:
+        assert again.count_traces() == len(accepted)  # every accepted trace is on disk
+
+
+def test_flush_interval_zero_does_not_spin(tmp_path):
+    with SQLiteStore(tmp_path / "zero.db", flush_interval=0) as store:
+        before = time.process_time()
+        time.sleep(0.3)
+        assert time.process_time() - before < 0.25  # an idle writer sleeps
+        store.write_trace(make_trace(1))
+        assert store.count_traces() == 1

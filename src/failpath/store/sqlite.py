@@ -335,7 +335,7 @@ class _TraceWriter:
         self.max_pending = max_pending
         self._connect = connect
         self._batch_size = batch_size
-        self._flush_interval = flush_interval
+        self._flush_interval = max(flush_interval, 0.001)  # 0 would spin while idle
         self._wake = threading.Event()
         # Guards done (traces the writer finished with, written or lost) together with removals
         # from pending, so done + len(pending) is read consistently by flush().
@@ -369,6 +369,14 @@ class _TraceWriter:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if self.pending and not self._thread.is_alive():
+            # Traces appended while the writer was finishing (a write_trace racing close()).
+            connection = self._connect()
+            try:
+                while self.pending:
+                    self._write_next_batch(connection)
+            finally:
+                connection.close()
 
     def wait_for_room(self) -> None:
         """Backpressure: block while more than ``max_pending`` traces wait (never drop one)."""
@@ -384,21 +392,13 @@ class _TraceWriter:
             while True:
                 wake.clear()
                 if pending:
-                    # Indexing, not iterating: other threads append while we read (only we pop).
-                    batch = [pending[i] for i in range(min(len(pending), self._batch_size))]
-                    try:
-                        if connection is None:
+                    if connection is None:
+                        try:
                             connection = self._connect()
-                        self._write(connection, batch)
-                    except Exception as exc:  # whatever happens, report it and never kill the thread
-                        self.lost += len(batch)
-                        self.error = exc
-                        _log.error("failpath: %d traces could not be written: %r", len(batch), exc)
-                    with self._progress:
-                        for _ in batch:
-                            pending.popleft()
-                        self.done += len(batch)
-                        self._progress.notify_all()
+                        except Exception as exc:  # the file went away or became unreadable
+                            self._write_next_batch(None, exc)
+                            continue
+                    self._write_next_batch(connection)
                 elif self._stopping:
                     break
                 else:
@@ -409,6 +409,32 @@ class _TraceWriter:
             if connection is not None:
                 connection.close()
 
+    def _write_next_batch(self, connection: sqlite3.Connection | None, error: Exception | None = None) -> None:
+        """Write up to ``batch_size`` traces from the head of the queue, then remove them from it.
+
+        With no connection (opening one failed with ``error``), the batch is counted as lost.
+        """
+        pending = self.pending
+        # Indexing, not iterating: other threads append while we read (only this thread removes).
+        batch = [pending[i] for i in range(min(len(pending), self._batch_size))]
+        if connection is None:
+            self._give_up(len(batch), error or StoreError("no connection"))
+        else:
+            try:
+                self._write(connection, batch)
+            except Exception as exc:  # whatever happens, report it and never kill the thread
+                self._give_up(len(batch), exc)
+        with self._progress:
+            for _ in batch:
+                pending.popleft()
+            self.done += len(batch)
+            self._progress.notify_all()
+
+    def _give_up(self, count: int, error: BaseException) -> None:
+        self.lost += count
+        self.error = error
+        _log.error("failpath: %d traces could not be written: %r", count, error)
+
     def _write(self, connection: sqlite3.Connection, batch: list[Trace]) -> None:
         rows: list[tuple] = []
         state_rows: list[tuple] = []
@@ -416,9 +442,7 @@ class _TraceWriter:
             try:
                 row, states = _trace_rows(trace)
             except Exception as exc:  # a trace whose fields are not what Trace declares
-                self.lost += 1
-                self.error = exc
-                _log.error("failpath: trace %r could not be serialized: %r", getattr(trace, "trace_id", "?"), exc)
+                self._give_up(1, exc)
                 continue
             rows.append(row)
             state_rows.extend(states)
@@ -444,9 +468,7 @@ class _TraceWriter:
                 # (read-only file, full disk, damaged file) is reported at once.
                 transient = "locked" in str(exc) or "busy" in str(exc)
                 if not transient or attempt == len(delays):
-                    self.lost += len(rows)
-                    self.error = exc
-                    _log.error("failpath: %d traces could not be written: %r", len(rows), exc)
+                    self._give_up(len(rows), exc)
                     return
                 time.sleep(delays[attempt])
 
