@@ -205,18 +205,21 @@ def is_token_aligned(case: Case) -> bool:
     whitespace-separated tokens of ``case.input`` are exactly those tokens (the usaddress convention:
     the input is the tokens joined by spaces, tokens keep their trailing punctuation).
     """
-    expected, text = case.expected, case.input
-    if not isinstance(text, str) or not isinstance(expected, (list, tuple)) or not expected:
+    if not isinstance(case.input, str):
         return False
-    tokens = []
-    for pair in expected:
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            return False
-        token, label = pair
-        if not isinstance(token, str) or not isinstance(label, str):
-            return False
-        tokens.append(token)
-    return _TOKEN.findall(text) == tokens
+    return _aligned_labels(case.expected, _TOKEN.findall(case.input)) is not None
+
+
+def _aligned_labels(expected: Any, tokens: list[str]) -> list[str] | None:
+    """The labels of ``expected`` when it is a list of ``(token, label)`` pairs whose tokens are ``tokens``."""
+    if not isinstance(expected, (list, tuple)) or not expected or len(expected) != len(tokens):
+        return None
+    labels = []
+    for pair, token in zip(expected, tokens):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or pair[0] != token or not isinstance(pair[1], str):
+            return None
+        labels.append(pair[1])
+    return labels
 
 
 # --------------------------------------------------------------------------- seeds
@@ -264,7 +267,7 @@ class TextDoc:
     def from_case(cls, case: Case) -> "TextDoc":
         """Split a case's input; labels come along when the case is token-aligned."""
         doc = cls.from_text(case.input)
-        if is_token_aligned(case):
+        if _aligned_labels(case.expected, doc.tokens) is not None:
             doc.labels = [label for _, label in case.expected]
             doc.pair_type = type(case.expected[0])
             doc.outer_type = type(case.expected)
@@ -319,6 +322,7 @@ class Chain(Perturbation):
     name: str = ""
     family: str = ""
     contract: LabelContract = LabelContract.UNCHANGED
+    summary: str = ""  # what the chain stands for, shown by ``failpath perturb --list``
 
     def __post_init__(self) -> None:
         if not self.steps:
@@ -332,7 +336,13 @@ class Chain(Perturbation):
         object.__setattr__(self, "contract", weakest(*(s.contract for s in self.steps)))
 
     def contract_for(self, case: Case) -> LabelContract:
+        """The weakest contract of the steps for ``case``."""
         return weakest(*(s.contract_for(case) for s in self.steps))
+
+    @property
+    def description(self) -> str:
+        """The chain's summary, or the names of its steps."""
+        return self.summary or "The perturbations " + ", ".join(s.name for s in self.steps) + ", one after the other."
 
     def apply(self, case: Case, rng: random.Random) -> Variant | NotApplicable:
         """Apply each step to the previous step's variant."""

@@ -126,6 +126,7 @@ REALISTIC = Suite(
         _t.MoveUnitToFront(),
         Chain(
             name="crm_mix",
+            summary="A CRM-style mix: lower case, every abbreviation from the tables, no punctuation, one typo.",
             steps=(_t.Casing(mode="lower"), _t.Abbreviate(intensity=None), _t.DropPunctuation(intensity=None), _t.KeyboardTypo()),
         ),
         _r.DropField(),
