@@ -379,6 +379,11 @@ _OVERRIDE_PHRASES = (
     r"\b(?:developer|god|jailbreak|DAN) mode\b",
     r"\bdo anything now\b",
 )
+# Every pattern above contains one of these words: text with none of them cannot match.
+_PHRASE_TRIGGERS = re.compile(
+    r"ignore|disregard|forget|override|bypass|skip|you are now|instruction|task|rule|prompt|pretend|act|mode|anything now",
+    re.IGNORECASE,
+)
 _ROLE_MARKERS = (
     r"<\|(?:im_start|im_end|system|user|assistant|endoftext|begin_of_text|start_header_id|eot_id)\|>",
     r"\[/?INST\]",
@@ -416,25 +421,35 @@ class InjectionSuspected(FailureState):
         self.phrases = extra
         self.invisible = bool(invisible)
         self.role_markers = bool(role_markers)
-        self._phrase_re = re.compile("|".join(f"(?:{p})" for p in (*_OVERRIDE_PHRASES, *extra)), re.IGNORECASE)
+        self._phrase_re = re.compile("|".join(f"(?:{p})" for p in _OVERRIDE_PHRASES), re.IGNORECASE)
+        self._extra_re = re.compile("|".join(f"(?:{p})" for p in extra), re.IGNORECASE) if extra else None
         self._role_re = re.compile("|".join(f"(?:{p})" for p in _ROLE_MARKERS), re.IGNORECASE | re.MULTILINE)
 
     def check_input(self, value: Any, text: str) -> str | None:
         """The explanation when the input looks like an injection, else None."""
+        ascii_only = text.isascii()
         if self.invisible:
-            hidden = _INVISIBLE_RE.search(text) or _CONTROL_RE.search(text)
+            hidden = None if ascii_only else _INVISIBLE_RE.search(text)
+            if hidden is None and not text.isprintable():
+                hidden = _CONTROL_RE.search(text)
             if hidden is not None:
                 char = hidden.group()
                 label = unicodedata.name(char, "control character")
                 return f"invisible or control character U+{ord(char):04X} ({label}) at position {hidden.start()}"
-        plain = text if text.isascii() else _INVISIBLE_RE.sub("", unicodedata.normalize("NFKC", text))
-        if self.role_markers:
+        plain = text if ascii_only else _INVISIBLE_RE.sub("", unicodedata.normalize("NFKC", text))
+        # Cheap literal triggers first: the full patterns run only on text that holds one of their words.
+        if self.role_markers and ("<" in plain or "[" in plain or "#" in plain or ":" in plain):
             marker = self._role_re.search(plain)
             if marker is not None:
                 return f"chat role marker {marker.group().strip()!r}"
-        phrase = self._phrase_re.search(plain)
-        if phrase is not None:
-            return f"instruction-override phrase {phrase.group()!r}"
+        if _PHRASE_TRIGGERS.search(plain) is not None:
+            phrase = self._phrase_re.search(plain)
+            if phrase is not None:
+                return f"instruction-override phrase {phrase.group()!r}"
+        if self._extra_re is not None:
+            phrase = self._extra_re.search(plain)
+            if phrase is not None:
+                return f"suspicious phrase {phrase.group()!r}"
         return None
 
     def _params(self) -> dict[str, Any]:
@@ -484,13 +499,15 @@ class AnomalousInput(FailureState):
         self.reference_size = len(reference)
         self.scorer = scorer if scorer is not None else ProfileScorer()
         self._conformal = ConformalScore.fit(self.scorer, reference, folds=folds)
+        self._cutoff = self._conformal.cutoff(alpha)
 
     def check_input(self, value: Any, text: str) -> dict[str, Any] | None:
         """The explanation (score, p-value, what was unusual) when the input is anomalous, else None."""
+        score = self._conformal.score(value, text)
+        if not score > self._cutoff and not math.isnan(score):
+            return None
         result = self._conformal.test(value, text, alpha=self.alpha)
-        if result["p_value"] <= self.alpha:
-            return result
-        return None
+        return result if result["p_value"] <= self.alpha else None
 
     def score(self, value: Any) -> dict[str, Any]:
         """Score, p-value and explanation for one input, whether or not it is flagged."""

@@ -24,12 +24,19 @@ _MAX_TEXT = 4000  # longest string kept in a JSON-safe rendering of an output
 _MAX_ITEMS = 200  # most items kept from one container
 _MAX_DEPTH = 8
 
-_REDACTIONS = re.compile(
-    r"(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
-    r"|(?P<phone>\+\d(?:[\s.()-]{0,2}\d){7,14}|(?<![\w])\(?\d{3}\)?[\s.-]?\d{3}[\s.-]\d{4}(?![\w]))"
-    r"|(?P<number>\d(?:[ -]?\d){9,})"
-)
-_MASKS = {"email": "<email>", "phone": "<phone>", "number": "<number>"}
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# A run of digits with the separators phone and card numbers use; how many digits it holds decides.
+_DIGIT_RUN = re.compile(r"[+(]?\d[\d \t().-]*\d")
+
+
+def _mask_digits(match: re.Match[str]) -> str:
+    run = match.group()
+    digits = sum(c.isdigit() for c in run)
+    if digits < 8 or (digits < 10 and run[0] != "+"):
+        return run  # house numbers, ZIP and ZIP+4 codes, dates, prices stay readable
+    if run.isdigit() or digits > 15:
+        return "<number>"
+    return "<phone>" if run[0] in "+(" or digits <= 12 else "<number>"
 
 
 def canonical_text(value: Any) -> str:
@@ -51,13 +58,11 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
-def _mask(match: re.Match[str]) -> str:
-    return _MASKS[match.lastgroup or "number"]
-
-
 def redact(text: str) -> str:
-    """``text`` with e-mail addresses, phone numbers and runs of ten or more digits masked."""
-    return _REDACTIONS.sub(_mask, text)
+    """``text`` with e-mail addresses, phone numbers and long digit runs (10 or more digits; 8 after a +) masked."""
+    if "@" in text:
+        text = _EMAIL.sub("<email>", text)
+    return _DIGIT_RUN.sub(_mask_digits, text)
 
 
 def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
@@ -83,6 +88,13 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
         return value if len(value) <= _MAX_TEXT else value[:_MAX_TEXT] + "…"
     if kind is float:
         return value if math.isfinite(value) else repr(value)
+    if kind is dict and _depth < _MAX_DEPTH and len(value) <= _MAX_ITEMS:
+        try:
+            return {(k if type(k) is str else _key(k)): jsonable(v, _depth + 1) for k, v in value.items()}
+        except Exception:
+            return _safe_repr(value)
+    if (kind is list or kind is tuple) and _depth < _MAX_DEPTH:
+        return [jsonable(v, _depth + 1) for v in value[:_MAX_ITEMS]]
     try:
         return _render(value, _depth)
     except Exception:
