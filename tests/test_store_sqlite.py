@@ -84,6 +84,13 @@ def test_directory_as_path_is_a_clear_error(tmp_path):
     assert str(tmp_path) in str(caught.value)
 
 
+def test_in_memory_path_is_refused_with_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreError, match="pass a file path"):
+        SQLiteStore(":memory:")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_uncreatable_folder_is_a_clear_error(tmp_path):
     blocker = tmp_path / "afile"
     blocker.write_text("not a folder")

@@ -564,6 +564,11 @@ class SQLiteStore(Store):
 
     def _prepare_file(self) -> None:
         path = self.path
+        if str(path) == ":memory:" or str(path).startswith("file:"):
+            raise StoreError(
+                f"store path {str(path)!r} is not supported: the store is shared between threads and processes "
+                f"through a file; pass a file path (a temporary folder works for throwaway stores)"
+            )
         if path.is_dir():
             raise StoreError(f"store path {path} is a folder: give the path of a file inside it, e.g. {path / 'failpath.db'}")
         try:
