@@ -370,3 +370,23 @@ async def test_async_twin_has_the_same_behavior(store):
     outcome, trace = await guarded.call_traced("a")
     assert outcome.value == "ok" and trace.actions == ("retry",)
     assert (await guarded("b")).value == "ok"
+
+
+async def test_async_keyboard_interrupt_system_exit_and_cancellation_propagate(store):
+    policy = make_policy(store, fp.on(fp.ProviderError()).do(fp.Abstain("down")), fp.on(fp.Timeout(after=5)).do(fp.Abstain("slow")))
+    for exc in (KeyboardInterrupt, SystemExit):
+        async def system(text, exc=exc):
+            raise exc()
+
+        with pytest.raises(exc):
+            await policy.wrap(system)("a")
+
+    async def slow(text):
+        await asyncio.sleep(10)
+
+    task = asyncio.ensure_future(policy.wrap(slow)("a"))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert store.traces == []

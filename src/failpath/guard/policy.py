@@ -197,8 +197,8 @@ class StoreHandle:
                 store.close()
             else:
                 store.flush()
-        except Exception as exc:
-            log.error("failpath: closing the trace store failed (%s: %s)", type(exc).__name__, exc)
+        except Exception as exc:  # a store the caller closed already, say
+            log.warning("failpath: flushing or closing the trace store failed (%s: %s)", type(exc).__name__, exc)
 
 
 # --------------------------------------------------------------------------- policy
@@ -378,10 +378,14 @@ class Policy:
         return self.wrap(system, name=name)
 
     def store_handle(self, store: Any) -> StoreHandle:
-        """A handle on another store, closed with the policy (what ``with_store`` uses)."""
+        """A handle on another store (what ``with_store`` uses).
+
+        A store opened from a path is closed with the policy; a ``Store`` passed in stays the caller's.
+        """
         handle = StoreHandle(store)
-        with self._handles_lock:
-            self._handles.append(handle)
+        if store is None or store is True or isinstance(store, (str, Path)):
+            with self._handles_lock:
+                self._handles.append(handle)
         return handle
 
     def _worker_pool(self) -> Any:
