@@ -115,6 +115,15 @@ def test_async_systems_are_searched_too():
     assert result.found and len(result.steps) == 2
 
 
+async def test_search_works_from_inside_a_running_event_loop():
+    async def atolerant(text):
+        await asyncio.sleep(0)
+        return tolerant(text)
+
+    result = search(atolerant, CASE, exact, perturbations=CHAR_STEPS, max_examples=80, seed=0)
+    assert result.found and len(result.steps) == 2
+
+
 def test_search_is_quiet_and_bounded(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     start = time.monotonic()

@@ -142,7 +142,7 @@ class _Search:
         try:
             raw = self.system(current.input)
             if inspect.isawaitable(raw):
-                raw = asyncio.run(_await(raw))
+                raw = _run_awaitable(raw)
         except Exception as exc:  # noqa: BLE001 - a system that raises has not failed silently
             return _Outcome(False, -2.0, current, edits, contract, f"{type(exc).__name__}: {exc}", None, applied)
         value, confidence = (raw.value, raw.confidence) if isinstance(raw, Prediction) else (raw, None)
@@ -207,6 +207,18 @@ class _OutOfTime(Exception):
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+def _run_awaitable(awaitable: Any) -> Any:
+    """Run an async system's result to completion, also when called from inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_await(awaitable))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # a loop is running here: use a fresh one in a thread
+        return pool.submit(asyncio.run, _await(awaitable)).result()
 
 
 def search(
