@@ -390,3 +390,22 @@ async def test_async_keyboard_interrupt_system_exit_and_cancellation_propagate(s
     with pytest.raises(asyncio.CancelledError):
         await task
     assert store.traces == []
+
+
+def test_retry_after_beyond_max_wait_skips_the_retry(store):
+    policy = make_policy(store, fp.on(fp.ProviderError()).do(fp.Retry(3, max_wait=1.0), fp.Default(None, reason="later")))
+    system = Scripted(ProviderFailure("429", status=429, retry_after=3600), "ok")
+    outcome, trace = policy.wrap(system).call_traced("a")
+    assert outcome.reason == "later" and len(system.calls) == 1
+    assert trace.actions == ("default",) and "3600" in trace.detail["notes"][0]
+
+
+def test_blocked_retry_is_not_recorded_as_taken(store):
+    policy = make_policy(
+        store,
+        fp.on(fp.ProviderError()).do(fp.Retry(3), fp.Abstain("down")),
+        fp.on(fp.BudgetExceeded()).do(fp.Abstain("budget")),
+        max_attempts=1,
+    )
+    outcome, trace = policy.wrap(Scripted(ConnectionError())).call_traced("a")
+    assert outcome.reason == "budget" and trace.actions == ("abstain",)

@@ -41,8 +41,9 @@ class Retry(Action):
     ``backoff`` is either the first wait in seconds (doubling after each retry, capped at ``max_wait``,
     plus up to ``jitter`` seconds of random jitter), or any tenacity wait strategy, such as
     ``tenacity.wait_random_exponential(multiplier=0.2, max=5)``. When the provider said how long to wait
-    (``ProviderFailure.retry_after``), the guard waits at least that long. A wait that would run past
-    the policy's deadline ends in ``budget_exceeded`` instead.
+    (``ProviderFailure.retry_after``), the guard waits at least that long; when that is more than
+    ``max_wait``, the retry is skipped and the chain moves on. A wait that would run past the policy's
+    deadline ends in ``budget_exceeded`` instead.
     """
 
     name = "retry"

@@ -202,7 +202,6 @@ class _Run:
                             self._skip_rest(index)
                         self._note(f"{action.name} skipped: the budget is spent")
                         continue
-                    self.actions.append(action.name)
                     blocked = self._budget_block(1)
                     if blocked is not None:
                         name, index, why, input_side = self._record(self._budget_route(blocked))
@@ -211,6 +210,10 @@ class _Run:
                         wait = action.wait_before(self.cursors[index][1])  # type: ignore[index]
                         retry_after = getattr(self.last_error, "retry_after", None) if isinstance(self.last_error, ProviderFailure) else None
                         if isinstance(retry_after, (int, float)) and retry_after > wait:
+                            if retry_after > action.max_wait:
+                                self._skip_rest(index)
+                                self._note(f"retry skipped: the provider asked to wait {retry_after:g}s, more than max_wait={action.max_wait:g}s")
+                                continue
                             wait = float(retry_after)
                         if wait > 0:
                             deadline = policy.deadline
@@ -219,10 +222,14 @@ class _Run:
                                     self._budget_route(f"waiting {wait:.3g}s to retry would pass the deadline of {deadline:g}s")
                                 )
                                 continue
+                            self.actions.append("retry")
                             yield _SleepStep(wait)
+                        else:
+                            self.actions.append("retry")
                         result = yield self._call_step()
                         route = yield from self._judge(result, "retry")
                     else:
+                        self.actions.append("fallback")
                         self.system = action.system
                         self.system_name = action.system_name
                         self.system_async = action.is_async
