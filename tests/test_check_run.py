@@ -287,3 +287,27 @@ def test_real_model_usaddress_example(tmp_path):
     assert result.confidence.n > 0 and result.confidence.auroc is None or 0 <= result.confidence.auroc <= 1
     hostile = group(result, "hostile")
     assert hostile.with_policy.coverage < hostile.without_policy.coverage
+
+
+def test_sync_systems_run_inline_when_busy_and_in_threads_when_waiting(tmp_path):
+    import threading
+    import time as _time
+
+    def recording(delay):
+        names = []
+
+        def system(text):
+            names.append(threading.current_thread().name)
+            if delay:
+                _time.sleep(delay)
+            return Prediction(text.upper(), 0.9)
+
+        return system, names
+
+    busy, busy_names = recording(0.0)
+    fp.check(busy, make_cases(30), suites=[REALISTIC], store=tmp_path / "a.db", concurrency=8, worst_cases=0, quiet=True)
+    assert set(busy_names) == {threading.current_thread().name}
+    waiting, waiting_names = recording(0.005)
+    fp.check(waiting, make_cases(30), suites=[REALISTIC], store=tmp_path / "b.db", concurrency=8, worst_cases=0, quiet=True)
+    pooled = [n for n in waiting_names if n.startswith("failpath-check")]
+    assert len(pooled) >= 30 and len(set(pooled)) > 1

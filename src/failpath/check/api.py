@@ -427,10 +427,17 @@ def _execute(
                 yield item
         progress.update(task, total=len(planned))
 
+    last = [0.0]
+
     def on_rows(n: int) -> None:
         count[0] += n
-        elapsed = time.perf_counter() - t0
-        progress.update(task, advance=n, rate=f"{count[0] / elapsed:,.0f}/s" if elapsed > 0 else "")
+        if progress.disable:
+            return
+        now = time.perf_counter()
+        if now - last[0] >= 0.1:  # the bar refreshes ten times a second; more updates are wasted work
+            last[0] = now
+            elapsed = now - t0
+            progress.update(task, completed=len(done) + count[0], rate=f"{count[0] / elapsed:,.0f}/s" if elapsed > 0 else "")
 
     evaluator = Evaluator(system, guard_factory(policy, str(scratch)), judge, seed=seed)
     sink = RowSink(store, run_id, on_rows=on_rows)
@@ -440,6 +447,7 @@ def _execute(
                 todo(), evaluator, sink, concurrency=concurrency, executor=executor,
                 process_specs=(process_specs[0], process_specs[1], str(scratch)) if process_specs else None,  # type: ignore[arg-type]
             )
+            progress.update(task, completed=len(done) + count[0])
     finally:
         sink.close()
         try:

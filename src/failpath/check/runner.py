@@ -345,25 +345,42 @@ class _Chunker:
         return chunk
 
 
-def _timed(fn: Callable[[Sequence[WorkItem]], Any], chunker: _Chunker) -> Callable[[Sequence[WorkItem]], Any]:
-    def run(chunk: Sequence[WorkItem]) -> Any:
-        start = time.perf_counter()
-        rows = fn(chunk)
-        chunker.record(len(chunk), time.perf_counter() - start)
-        return rows
-
-    return run
+#: A sync system whose calls spend less than this share of their time waiting runs in the runner's own
+#: thread: Python threads cannot run Python code in parallel, so for a busy system they only add overhead.
+WAITING_SHARE = 0.5
+_PROBE = 16
+_RECHECK_EVERY = 256
 
 
 def _run_threads(items: Iterable[WorkItem], evaluator: Evaluator, concurrency: int, sink: RowSink) -> None:
-    if concurrency <= 1:
-        for item in items:
+    """Sync systems: inline while the calls keep the CPU busy, in a pool of threads while they wait.
+
+    The runner times a batch of calls (wall clock and this thread's CPU time); when more than
+    ``WAITING_SHARE`` of the wall time was spent waiting (network, disk, sleep, a C library releasing
+    the GIL), the rest goes to ``concurrency`` threads. Inline batches are re-timed as the run goes on.
+    """
+    iterator = iter(items)
+    if concurrency > 1:
+        size = _PROBE
+        while True:
+            batch = list(itertools.islice(iterator, size))
+            size = _RECHECK_EVERY
+            if not batch:
+                return
+            wall, cpu = time.perf_counter(), time.thread_time()
+            for item in batch:
+                sink.add([evaluator.evaluate(item)])
+            wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+            if wall > 0 and (wall - cpu) / wall > WAITING_SHARE:
+                break
+    else:
+        for item in iterator:
             sink.add([evaluator.evaluate(item)])
         return
-    chunker = _Chunker(items)
+    chunker = _Chunker(iterator, limit=1)
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="failpath-check")
     try:
-        _drain(pool, chunker, _timed(evaluator.evaluate_many, chunker), concurrency * 2, sink)
+        _drain(pool, chunker, evaluator.evaluate_many, concurrency * 2, sink)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
