@@ -409,3 +409,18 @@ def test_blocked_retry_is_not_recorded_as_taken(store):
     )
     outcome, trace = policy.wrap(Scripted(ConnectionError())).call_traced("a")
     assert outcome.reason == "budget" and trace.actions == ("abstain",)
+
+
+def test_with_store_reuses_one_store_per_path(tmp_path):
+    policy = make_policy(False)
+    first = policy.wrap(lambda t: "x").with_store(tmp_path / "s.db")
+    second = policy.wrap(lambda t: "y").with_store(str(tmp_path / "s.db"))
+    first("a")
+    second("b")
+    assert first.store is second.store
+    policy.close()
+    store = fp.open_store(tmp_path / "s.db")
+    try:
+        assert store.count_traces(policy="test") == 2
+    finally:
+        store.close()

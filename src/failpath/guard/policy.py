@@ -146,6 +146,8 @@ class StoreHandle:
 
     def __init__(self, spec: Any):
         self.spec = spec
+        #: What identifies a store this handle opens itself (its resolved path), else None.
+        self.key = _store_key(spec)
         self._store: Store | None = None
         self._owned = False
         self._failed = False
@@ -199,6 +201,14 @@ class StoreHandle:
                 store.flush()
         except Exception as exc:  # a store the caller closed already, say
             log.warning("failpath: flushing or closing the trace store failed (%s: %s)", type(exc).__name__, exc)
+
+
+def _store_key(spec: Any) -> str | None:
+    if spec is None or spec is True:
+        return "<default>"
+    if isinstance(spec, (str, Path)):
+        return str(Path(spec).resolve())
+    return None
 
 
 # --------------------------------------------------------------------------- policy
@@ -382,11 +392,16 @@ class Policy:
 
         A store opened from a path is closed with the policy; a ``Store`` passed in stays the caller's.
         """
-        handle = StoreHandle(store)
-        if store is None or store is True or isinstance(store, (str, Path)):
+        key = _store_key(store)
+        if key is not None:
             with self._handles_lock:
+                for handle in self._handles:  # one store per file, however many copies write to it
+                    if handle.key == key:
+                        return handle
+                handle = StoreHandle(store)
                 self._handles.append(handle)
-        return handle
+            return handle
+        return StoreHandle(store)
 
     def _worker_pool(self) -> Any:
         pool = self._pool
