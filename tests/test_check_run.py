@@ -304,9 +304,14 @@ def test_sync_systems_run_inline_when_busy_and_in_threads_when_waiting(tmp_path)
 
         return system, names
 
+    import os
+
     busy, busy_names = recording(0.0)
     fp.check(busy, make_cases(30), suites=[REALISTIC], store=tmp_path / "a.db", concurrency=8, worst_cases=0, quiet=True)
-    assert set(busy_names) == {threading.current_thread().name}
+    main = threading.current_thread().name
+    assert busy_names[:16] == [main] * 16  # the first calls are always timed inline
+    if os.getloadavg()[0] < 2 * (os.cpu_count() or 1):  # an overloaded machine makes every call look like waiting
+        assert set(busy_names) == {main}
     waiting, waiting_names = recording(0.005)
     fp.check(waiting, make_cases(30), suites=[REALISTIC], store=tmp_path / "b.db", concurrency=8, worst_cases=0, quiet=True)
     pooled = [n for n in waiting_names if n.startswith("failpath-check")]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -360,23 +361,26 @@ def _run_threads(items: Iterable[WorkItem], evaluator: Evaluator, concurrency: i
     the GIL), the rest goes to ``concurrency`` threads. Inline batches are re-timed as the run goes on.
     """
     iterator = iter(items)
-    if concurrency > 1:
-        size = _PROBE
-        while True:
-            batch = list(itertools.islice(iterator, size))
-            size = _RECHECK_EVERY
-            if not batch:
-                return
-            wall, cpu = time.perf_counter(), time.thread_time()
-            for item in batch:
-                sink.add([evaluator.evaluate(item)])
-            wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
-            if wall > 0 and (wall - cpu) / wall > WAITING_SHARE:
-                break
-    else:
+    if concurrency <= 1:
         for item in iterator:
             sink.add([evaluator.evaluate(item)])
         return
+    size = _PROBE
+    while True:
+        batch = list(itertools.islice(iterator, size))
+        if not batch:
+            return
+        size = _RECHECK_EVERY
+        waiting: list[float] = []
+        for item in batch:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            sink.add([evaluator.evaluate(item)])
+            wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+            waiting.append((wall - cpu) / wall if wall > 0 else 0.0)
+        # The median call, not the total: a busy machine that sets this process aside now and then
+        # does not make a busy system look like a waiting one.
+        if statistics.median(waiting) > WAITING_SHARE:
+            break
     chunker = _Chunker(iterator, limit=1)
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="failpath-check")
     try:
