@@ -357,7 +357,7 @@ class EmptyInput(FailureState):
         if value is None:
             return "the input is None"
         if isinstance(value, (str, bytes, bytearray)):
-            if not text.strip() or not _INVISIBLE_RE.sub("", text).strip():
+            if not text.strip() or (not text.isascii() and not _INVISIBLE_RE.sub("", text).strip()):
                 return "the input is empty or only whitespace" if text else "the input is empty"
             return None
         try:
@@ -380,9 +380,9 @@ _OVERRIDE_PHRASES = (
     r"\bdo anything now\b",
 )
 # Every pattern above contains one of these words: text with none of them cannot match.
-_PHRASE_TRIGGERS = re.compile(
-    r"ignore|disregard|forget|override|bypass|skip|you are now|instruction|task|rule|prompt|pretend|act|mode|anything now",
-    re.IGNORECASE,
+_PHRASE_TRIGGERS = (
+    "ignore", "disregard", "forget", "override", "bypass", "skip", "you are now", "instruction",
+    "task", "rule", "prompt", "pretend", "act", "mode", "anything now",
 )
 _ROLE_MARKERS = (
     r"<\|(?:im_start|im_end|system|user|assistant|endoftext|begin_of_text|start_header_id|eot_id)\|>",
@@ -442,7 +442,8 @@ class InjectionSuspected(FailureState):
             marker = self._role_re.search(plain)
             if marker is not None:
                 return f"chat role marker {marker.group().strip()!r}"
-        if _PHRASE_TRIGGERS.search(plain) is not None:
+        lowered = plain.lower()
+        if any(trigger in lowered for trigger in _PHRASE_TRIGGERS):
             phrase = self._phrase_re.search(plain)
             if phrase is not None:
                 return f"instruction-override phrase {phrase.group()!r}"

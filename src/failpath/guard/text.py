@@ -31,6 +31,8 @@ _DIGIT_RUN = re.compile(r"[+(]?\d[\d \t().-]*\d")
 
 def _mask_digits(match: re.Match[str]) -> str:
     run = match.group()
+    if len(run) < 8:
+        return run
     digits = sum(c.isdigit() for c in run)
     if digits < 8 or (digits < 10 and run[0] != "+"):
         return run  # house numbers, ZIP and ZIP+4 codes, dates, prices stay readable
