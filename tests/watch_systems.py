@@ -83,6 +83,24 @@ def make_policy(
     )
 
 
+def address_policy(reference: list[str], *, store: Any, name: str = "addresses") -> fp.Policy:
+    """A policy for the bundled address parser (usaddress): anomalous inputs are sent back to the user."""
+    review = fp.Escalate(queue="address-review")
+    return fp.Policy(
+        name,
+        rules=[
+            fp.on(fp.EmptyInput()).do(fp.Clarify("Please enter a street address.")),
+            fp.on(fp.InjectionSuspected()).do(fp.Escalate(queue="security")),
+            fp.on(fp.AnomalousInput(reference, alpha=0.01)).do(fp.Clarify("That does not look like a US street address.")),
+            fp.on(fp.ProviderError()).do(fp.Retry(1), review),
+            fp.on(fp.InvalidOutput()).do(review),
+            fp.on(fp.LowConfidence(below=0.8)).do(review),
+            fp.on(fp.Unexpected()).do(fp.Escalate(queue="ops")),
+        ],
+        store=store,
+    )
+
+
 def _burst(path: str, count: int) -> None:
     """Guarded calls numbered 0, 1, 2, ... (the number is in the input); prints each number once its call returned."""
     policy = make_policy(path)

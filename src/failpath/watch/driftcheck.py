@@ -9,8 +9,9 @@
 :func:`drift` reads the policy's production traces in a time window and tests each monitored figure
 against that baseline:
 
-- the answer rate against the calibrated coverage: exact binomial test (the baseline coverage is the
-  rate the thresholds were certified for);
+- the answer rate against the calibrated coverage (the rate the thresholds were certified for): exact
+  binomial test, against every rate in the exact 99.99% interval of the calibrated coverage (the
+  baseline is a sample too: Berger–Boos p-value), so a small check run does not raise false alarms;
 - the confidence distribution: two-sample Kolmogorov–Smirnov test, the effect being the KS distance
   (production side: the system's raw confidence on its first call, as the baseline samples it);
 - the rate of each failure state (``anomalous_input`` always among them) and of each handled outcome:
@@ -306,6 +307,7 @@ def compare(
 
     coverage = float(baseline["coverage"])
     prod_coverage = production.answered / n_prod
+    p_coverage, (low, high) = _coverage_p_value(production.answered, n_prod, coverage, n_base)
     figures.append(
         DriftFigure(
             name="coverage",
@@ -314,7 +316,8 @@ def compare(
             production=prod_coverage,
             change=prod_coverage - coverage,
             min_change=thresholds.min_coverage_change,
-            p_value=float(stats.binomtest(production.answered, n_prod, coverage).pvalue),
+            p_value=p_coverage,
+            note=f"calibrated {low:.1%}–{high:.1%}",
         )
     )
 
@@ -389,6 +392,31 @@ def compare(
         figures=tuple(figures),
         thresholds=thresholds,
     )
+
+
+#: Confidence gap of the interval around the calibrated coverage in :func:`_coverage_p_value`.
+COVERAGE_GAMMA = 0.0001
+
+
+def _coverage_p_value(answered: int, n: int, coverage: float, n_base: int) -> tuple[float, tuple[float, float]]:
+    """p-value of the exact binomial test of the production answer rate against the calibrated coverage.
+
+    The calibrated coverage is itself measured on ``n_base`` calls, so the null hypothesis is not one
+    rate but the exact (Clopper–Pearson) ``1 - COVERAGE_GAMMA`` interval around it; the p-value is the
+    largest binomial p-value over that interval plus ``COVERAGE_GAMMA`` (Berger and Boos, 1994), which
+    keeps the test valid without pretending the baseline is known exactly. Returns it and the interval.
+    """
+    from scipy import stats
+
+    base_count = min(n_base, max(0, round(coverage * n_base)))
+    interval = stats.binomtest(base_count, n_base).proportion_ci(confidence_level=1 - COVERAGE_GAMMA, method="exact")
+    low, high = float(interval.low), float(interval.high)
+    rate = answered / n
+    if low <= rate <= high:
+        return 1.0, (low, high)
+    nearest = low if rate < low else high
+    p = float(stats.binomtest(answered, n, nearest).pvalue)
+    return min(1.0, p + COVERAGE_GAMMA), (low, high)
 
 
 def _proportion_figure(name: str, base_rate: float, n_base: int, prod_count: int, n_prod: int, min_change: float) -> DriftFigure:
