@@ -107,15 +107,27 @@ _Route = tuple[str, "int | None", Any, bool]  # (state, rule index, explanation,
 
 
 class _Run:
-    """Everything one guarded call decides and records."""
+    """Everything one guarded call decides and records.
 
-    __slots__ = (
-        "policy", "value", "text", "trace_id", "store", "start", "time",
-        "system", "system_name", "system_async", "degraded",
-        "attempts", "states", "actions", "explanations", "notes", "detail",
-        "calls", "tokens_in", "tokens_out", "cost", "cursors", "last_error", "last_raw", "last_output", "last_confidence",
-        "answer", "answer_confidence", "decided", "ticket_id",
-    )
+    Fields that most calls never change are class-level defaults, so a clean call sets few attributes.
+    """
+
+    degraded = False
+    explanations: dict[str, Any] | None = None
+    notes: list[str] | None = None
+    detail: dict[str, Any] | None = None
+    calls = 0
+    tokens_in = 0.0
+    tokens_out = 0.0
+    cost = 0.0
+    cursors: dict[int, list[int]] | None = None
+    last_error: BaseException | None = None
+    last_output: Any = None
+    last_confidence: float | None = None
+    answer: Any = None
+    answer_confidence: float | None = None
+    decided: str | None = None
+    ticket_id: str | None = None
 
     def __init__(self, policy: Policy, system: Any, system_name: str, system_async: bool, value: Any, store: StoreHandle):
         self.policy = policy
@@ -128,26 +140,10 @@ class _Run:
         self.system = system
         self.system_name = system_name
         self.system_async = system_async
-        self.degraded = False
         self.attempts: list[Attempt] = []
         self.states: list[str] = []
         self.actions: list[str] = []
-        self.explanations: dict[str, Any] | None = None
-        self.notes: list[str] | None = None
-        self.detail: dict[str, Any] | None = None
-        self.calls = 0
-        self.tokens_in = 0.0
-        self.tokens_out = 0.0
-        self.cost = 0.0
-        self.cursors: dict[int, list[int]] | None = None
-        self.last_error: BaseException | None = None
         self.last_raw: Any = _NO_VOTE
-        self.last_output: Any = None
-        self.last_confidence: float | None = None
-        self.answer: Any = None
-        self.answer_confidence: float | None = None
-        self.decided: str | None = None
-        self.ticket_id: str | None = None
 
     # ------------------------------------------------------------------ the policy logic
     def steps(self) -> Generator[_Step, Any, _Resolution]:
