@@ -81,3 +81,14 @@ def test_visible_escapes_and_cuts():
     assert visible({"k": [1, 2]}) == '{"k": [1, 2]}'
     assert visible("x" * 50, limit=10) == "x" * 9 + "…"
     assert visible("[b]") == "[b]"
+
+
+def test_difference_names_the_tokens_and_fields_that_are_wrong():
+    from failpath.report.terminal import difference
+
+    expected = [["4959", "AddressNumber"], ["Wesr", "StreetNamePreDirectional"], ["Peterson", "StreetName"]]
+    output = [["4959", "AddressNumber"], ["Wesr", "StreetName"], ["Peterson", "StreetName"]]
+    assert difference(expected, output) == "Wesr: StreetNamePreDirectional → StreetName"
+    assert difference(expected, output[:2]) == "2 tokens labeled, 3 expected"
+    assert difference({"city": "Paris", "zip": "75001"}, {"city": "Lyon", "zip": "75001"}) == 'city: Paris → Lyon'
+    assert difference("a", "b") is None

@@ -22,7 +22,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["render", "build", "visible"]
+__all__ = ["render", "build", "visible", "difference"]
 
 _OUTCOME_COLUMNS = (
     ("right", "right", "green"),
@@ -217,6 +217,33 @@ def _states_table(doc: Mapping[str, Any]) -> Table:
     return table
 
 
+def _pairs(value: Any) -> list[tuple[Any, Any]] | None:
+    if not isinstance(value, (list, tuple)) or not value:
+        return None
+    if not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
+        return None
+    return [(p[0], p[1]) for p in value]
+
+
+def difference(expected: Any, output: Any, limit: int = 4) -> str | None:
+    """What differs between an expected value and an output, in a few words, for token labels and records."""
+    want, got = _pairs(expected), _pairs(output)
+    if want is not None and got is not None:
+        if len(want) != len(got):
+            return f"{len(got)} tokens labeled, {len(want)} expected"
+        diffs = [f"{visible(t, 24)}: {visible(a, 28)} → {visible(b, 28)}" for (t, a), (_, b) in zip(want, got) if a != b]
+        if not diffs:
+            return "the tokens differ"
+        more = f" (+{len(diffs) - limit} more)" if len(diffs) > limit else ""
+        return "; ".join(diffs[:limit]) + more
+    if isinstance(expected, Mapping) and isinstance(output, Mapping):
+        keys = [k for k in expected if output.get(k) != expected.get(k)]
+        if keys:
+            shown = [f"{visible(k, 24)}: {visible(expected.get(k), 30)} → {visible(output.get(k), 30)}" for k in keys[:limit]]
+            return "; ".join(shown) + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
+    return None
+
+
 def _worst(doc: Mapping[str, Any]) -> Any:
     worst = doc.get("worst_cases") or ()
     if not worst:
@@ -237,6 +264,10 @@ def _worst(doc: Mapping[str, Any]) -> Any:
         body.append("\nanswered ", style="dim")
         body.append(visible(case.get("output"), 160), style="red")
         body.append(f"  (confidence {_num(case.get('confidence'), 2)})", style="dim")
+        diff = difference(case.get("expected"), case.get("output"))
+        if diff:
+            body.append("\nwrong    ", style="dim")
+            body.append(diff, style="red")
         repro = case.get("reproduction") or {}
         if repro.get("found"):
             body.append("\nminimal  ", style="dim")
