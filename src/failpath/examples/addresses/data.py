@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import random
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from failpath.core import Case, DatasetError
 
-__all__ = ["generate_addresses", "load_parserator_xml", "case_from_pairs"]
+__all__ = ["generate_addresses", "load_parserator_xml", "case_from_pairs", "coarse_labels", "CoarseTokenLabels"]
 
 _PRE_DIRECTIONS = ("N", "S", "E", "W", "North", "South", "East", "West")
 _UNIT_TYPES = ("Apt", "Apt.", "Suite", "Unit")
@@ -150,3 +152,43 @@ def _child_lines(path: Path) -> list[int]:
     parser.StartElementHandler, parser.EndElementHandler = start, end
     parser.Parse(path.read_bytes(), True)
     return lines
+
+
+def coarse_labels(value: Any) -> Any:
+    """``value``'s ``(token, label)`` pairs with the us50 label set: ``StreetName*`` -> ``StreetName``,
+    ``AddressNumber*`` -> ``AddressNumber`` (what upstream usaddress does to score that file).
+    Anything that is not a list of pairs is returned unchanged."""
+    if not isinstance(value, (list, tuple)):
+        return value
+    out = []
+    for pair in value:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not isinstance(pair[1], str):
+            return value
+        token, label = pair
+        if label.startswith("StreetName"):
+            label = "StreetName"
+        elif label.startswith("AddressNumber"):
+            label = "AddressNumber"
+        out.append((token, label))
+    return out
+
+
+@dataclass(frozen=True)
+class CoarseTokenLabels:
+    """The token-labels judge, on the output folded to the us50 label set (see :func:`coarse_labels`).
+
+    ``us50_test_tagged.xml`` labels every part of a street ``StreetName`` and every part of a house
+    number ``AddressNumber``; the model's finer labels are folded the same way before comparing.
+    """
+
+    name: str = field(default="token_labels_us50", init=False)
+
+    def __call__(self, output: Any, expected: Any) -> bool:
+        from failpath.check.judges import TokenLabels
+
+        return TokenLabels()(coarse_labels(output), expected)
+
+    def score(self, output: Any, expected: Any) -> float:
+        from failpath.check.judges import TokenLabels
+
+        return TokenLabels().score(coarse_labels(output), expected)

@@ -11,10 +11,12 @@ from failpath.examples.addresses.data import generate_addresses
 from failpath.examples.addresses.policy import ACCEPTED, careful_policy, shipping_policy
 from failpath.examples.addresses.system import AddressParser
 
-__all__ = ["REFERENCE_SIZE", "SILENT_FAILURE_BUDGET", "check_kwargs"]
+__all__ = ["REFERENCE_SIZE", "SILENT_FAILURE_BUDGET", "check_kwargs", "reference_addresses"]
 
-#: How many known-good addresses the anomaly detector compares inputs with.
+#: How many known-good addresses the anomaly detector compares inputs with, and their seed (apart
+#: from the cases' seeds).
 REFERENCE_SIZE = 400
+REFERENCE_SEED = 10_000
 #: The most silent failures per request under chaos the team accepts (upper 95% bound).
 SILENT_FAILURE_BUDGET = 0.02
 
@@ -27,14 +29,11 @@ def check_kwargs(n: int = 1000, seed: int = 0, *, policy: str = "careful") -> di
     """
     if policy not in ("careful", "shipping"):
         raise ValueError(f"policy must be 'careful' or 'shipping', got {policy!r}")
-    cases = generate_addresses(n, seed=seed)
-    # Known-good inputs for the anomaly detector: generated apart from the cases (another seed).
-    reference = [case.input for case in generate_addresses(REFERENCE_SIZE, seed=seed + 10_000)]
     make_policy = careful_policy if policy == "careful" else shipping_policy
     return {
         "system": AddressParser(),
-        "cases": cases,
-        "policy": make_policy(reference),
+        "policy": make_policy(reference_addresses()),
+        "cases": generate_addresses(n, seed=seed),
         "judge": "token_labels",
         "suites": ["hostile", "realistic", "fault"],
         "seed": seed,
@@ -45,3 +44,9 @@ def check_kwargs(n: int = 1000, seed: int = 0, *, policy: str = "careful") -> di
         "accepted": ACCEPTED,
         "name": f"addresses: usaddress on {n:,} generated US addresses ({policy} policy)",
     }
+
+
+def reference_addresses() -> list[str]:
+    """Known-good inputs for the anomaly detector: generated addresses, apart from any check's cases."""
+    return [case.input for case in generate_addresses(REFERENCE_SIZE, seed=REFERENCE_SEED)]
+

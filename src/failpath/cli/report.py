@@ -1,0 +1,196 @@
+"""``failpath report [RUN_ID]`` and ``failpath runs``: rebuild any report from the store, list the runs.
+
+Nothing is re-run: a check stores its result document (``failpath.check/1``) with the run, and every
+report is rendered from it. Exit code 2 for an unknown run, a missing store or a run that did not finish.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+__all__ = ["register", "load_check_document", "DEFAULT_HTML_NAME"]
+
+#: Where ``failpath report --format html`` writes when no ``--output`` is given.
+DEFAULT_HTML_NAME = "failpath-report.html"
+
+
+class Format(str, Enum):
+    """The report formats."""
+
+    terminal = "terminal"
+    html = "html"
+    json = "json"
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+def _store_path(store: Path | None) -> Path:
+    from failpath.store.base import DEFAULT_STORE_PATH
+
+    path = store if store is not None else DEFAULT_STORE_PATH
+    if not path.is_file():
+        hint = "give the store of your checks with --store PATH" if store is not None else "run `failpath check` first, or give --store PATH"
+        raise _fail(f"no store at {path}: {hint}")
+    return path
+
+
+def load_check_document(run_id: str | None, store: Path | None) -> dict[str, Any]:
+    """The result document of check run ``run_id`` (a unique prefix works; None: the latest finished check)."""
+    from failpath.core import FailpathError
+    from failpath.store import open_store
+
+    path = _store_path(store)
+    try:
+        with open_store(path) as opened:
+            if run_id is None:
+                finished = [r for r in opened.list_runs(kind="check") if r.get("summary")]
+                if not finished:
+                    raise _fail(f"no finished check run in {path}: run `failpath check` first")
+                run = finished[0]
+            else:
+                run = opened.get_run(run_id)
+                if run is None:
+                    raise _fail(f"no run {run_id!r} in {path}; `failpath runs --store {path}` lists the runs")
+    except FailpathError as exc:
+        raise _fail(str(exc)) from None
+    if run.get("kind") != "check":
+        raise _fail(f"run {run['run_id']} is a {run.get('kind')!r} run, not a check: it has no report")
+    if not run.get("summary"):
+        raise _fail(f"run {run['run_id']} has not finished: resume it with `failpath check --resume {run['run_id']}`")
+    return dict(run["summary"])
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``report`` and ``runs`` commands to the ``failpath`` app."""
+
+    @app.command("report")
+    def report(
+        run_id: Optional[str] = typer.Argument(None, metavar="[RUN_ID]", help="The check run (a unique prefix works; default: the latest).", show_default=False),
+        format: Format = typer.Option(Format.terminal, "--format", "-f", help="terminal, html (one self-contained file) or json."),
+        output: Optional[Path] = typer.Option(
+            None, "--output", "-o", metavar="PATH",
+            help=f"Write the report to PATH (html default: ./{DEFAULT_HTML_NAME}; json and terminal default: standard output).",
+        ),
+        store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store (default .failpath/failpath.db)."),
+    ) -> None:
+        """Rebuild the report of a check run from the store, in the terminal, as HTML or as JSON."""
+        from failpath.core import FailpathError
+        from failpath.report import json_report
+
+        document = load_check_document(run_id, store)
+        try:
+            json_report.check_document(document)
+            if format is Format.terminal:
+                _terminal(document, output)
+            elif format is Format.json:
+                if output is None:
+                    typer.echo(json_report.render(document))
+                else:
+                    typer.echo(f"wrote the JSON report to {json_report.write(document, output)}")
+            else:
+                from failpath.report import html
+
+                path = html.write(document, output if output is not None else Path(DEFAULT_HTML_NAME))
+                typer.echo(f"wrote the HTML report to {path}")
+        except FailpathError as exc:
+            raise _fail(str(exc)) from None
+        except OSError as exc:
+            raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
+
+    @app.command("runs")
+    def runs(
+        store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store (default .failpath/failpath.db)."),
+        limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show the newest N runs."),
+        as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
+    ) -> None:
+        """List the runs in the store, newest first, with their verdicts."""
+        import json
+
+        from failpath.core import FailpathError
+        from failpath.store import open_store
+
+        path = _store_path(store)
+        try:
+            with open_store(path) as opened:
+                records = [_summary(run) for run in opened.list_runs(limit=limit)]
+        except FailpathError as exc:
+            raise _fail(str(exc)) from None
+        if as_json:
+            typer.echo(json.dumps(records, indent=2, ensure_ascii=False))
+            return
+        _runs_table(records, path)
+
+
+def _terminal(document: dict[str, Any], output: Path | None) -> None:
+    from rich.console import Console
+
+    from failpath.report import terminal
+
+    if output is None:
+        terminal.render(document, Console())
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("w", encoding="utf-8") as handle:
+        terminal.render(document, Console(file=handle, width=100, no_color=True, force_terminal=False))
+    typer.echo(f"wrote the terminal report to {output}")
+
+
+def _summary(run: dict[str, Any]) -> dict[str, Any]:
+    """One run as a flat record: identity, status, and the headline figures of its result."""
+    summary = run.get("summary") or {}
+    verdict = summary.get("verdict") or {}
+    chaos = (summary.get("chaos") or {}).get("with_policy") or {}
+    finished = run.get("finished")
+    return {
+        "run_id": run["run_id"],
+        "kind": run.get("kind"),
+        "created": run.get("created"),
+        "finished": finished,
+        "status": "finished" if finished else "unfinished",
+        "name": summary.get("name") or (run.get("config") or {}).get("name"),
+        "policy": summary.get("policy"),
+        "verdict": ("READY TO SHIP" if verdict.get("ship") else "READY TO DEMO") if verdict else None,
+        "n_cases": summary.get("n_cases"),
+        "n_rows": summary.get("n_rows"),
+        "silent_failure_rate": chaos.get("silent_failure_rate"),
+        "elapsed_seconds": summary.get("elapsed_seconds"),
+    }
+
+
+def _runs_table(records: list[dict[str, Any]], path: Path) -> None:
+    import datetime as dt
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from failpath.report.terminal import visible
+
+    console = Console()
+    if not records:
+        console.print(f"no runs in {path}")
+        return
+    table = Table(title=f"Runs in {path}, newest first", title_justify="left")
+    for column, justify in (("run", "left"), ("started", "left"), ("name", "left"), ("policy", "left"),
+                            ("verdict", "left"), ("requests", "right"), ("silent (chaos)", "right")):
+        table.add_column(column, justify=justify, overflow="fold")
+    for r in records:
+        started = dt.datetime.fromtimestamp(r["created"]).strftime("%Y-%m-%d %H:%M") if r.get("created") else "—"
+        if r["verdict"]:
+            verdict = Text(r["verdict"], style="bold green" if r["verdict"] == "READY TO SHIP" else "bold red")
+        else:
+            verdict = Text(r["status"], style="yellow")
+        silent = r.get("silent_failure_rate")
+        table.add_row(
+            r["run_id"], started, Text(visible(r.get("name") or r.get("kind") or "", 60)), Text(visible(r.get("policy") or "", 40)),
+            verdict, f"{r['n_rows']:,}" if r.get("n_rows") is not None else "—",
+            "—" if silent is None else f"{100 * silent:.2f}%",
+        )
+    console.print(table)
