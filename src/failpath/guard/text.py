@@ -27,6 +27,7 @@ _MAX_DEPTH = 8
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # A run of digits with the separators phone and card numbers use; how many digits it holds decides.
 _DIGIT_RUN = re.compile(r"[+(]?\d[\d \t().-]*\d")
+_LONG_DIGIT_RUN = re.compile(r"\d[\d \t().-]{6,}\d")  # the only runs that can hold 8 digits
 
 
 def _mask_digits(match: re.Match[str]) -> str:
@@ -64,6 +65,8 @@ def redact(text: str) -> str:
     """``text`` with e-mail addresses, phone numbers and long digit runs (10 or more digits; 8 after a +) masked."""
     if "@" in text:
         text = _EMAIL.sub("<email>", text)
+    if _LONG_DIGIT_RUN.search(text) is None:
+        return text
     return _DIGIT_RUN.sub(_mask_digits, text)
 
 
