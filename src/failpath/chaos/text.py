@@ -17,6 +17,7 @@ code or a unit number is never changed by a perturbation that claims to keep the
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Mapping, Sequence
 
@@ -74,14 +75,15 @@ class TextPerturbation(Perturbation):
             result = self.edit(doc, rng)
             if isinstance(result, NotApplicable):
                 return result
-            if not doc.edits or doc.text == case.input:
+            text = doc.text
+            if not doc.edits or text == case.input:
                 return NotApplicable(f"{self.name} left the text as it was")
             if doc.labels is not None:
                 contract, expected = self.contract, doc.expected()
             else:  # plain text: a label-transforming edit leaves a plain answer unchanged
                 contract = LabelContract.UNCHANGED if self.contract is LabelContract.TRANSFORMED else self.contract
                 expected = case.expected
-            return self._variant(case, doc.text, expected, _sorted(doc.edits), contract)
+            return self._variant(case, text, expected, _sorted(doc.edits), contract)
         if isinstance(case.input, Mapping):
             return _apply_to_a_field(self, case, rng, lambda text: self._edit_text(text, rng))
         return NotApplicable(f"{self.name} needs text or a record, got {type(case.input).__name__}")
@@ -125,14 +127,17 @@ def _apply_to_a_field(perturbation: Perturbation, case: Case, rng: random.Random
 # --------------------------------------------------------------------------- which tokens a character edit may touch
 
 
+_DIGIT = re.compile(r"\d")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+
+
 def _editable_tokens(doc: TextDoc, min_letters: int) -> list[int]:
     out = []
+    labels = doc.labels
     for i, token in enumerate(doc.tokens):
-        if any(ch.isdigit() for ch in token):
+        if _DIGIT.search(token) or (labels is not None and labels[i] in IDENTIFIER_LABELS):
             continue
-        if doc.labels is not None and doc.labels[i] in IDENTIFIER_LABELS:
-            continue
-        if sum(ch.isascii() and ch.isalpha() for ch in token) >= min_letters:
+        if len(_ASCII_LETTER.findall(token)) >= min_letters:
             out.append(i)
     return out
 
