@@ -14,7 +14,7 @@ import functools
 import random
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from failpath.chaos.base import Edit, LabelContract, NotApplicable, Perturbation, TextDoc, Variant, is_token_aligned
 from failpath.chaos.text import TextPerturbation, _apply_to_a_field
