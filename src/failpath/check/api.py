@@ -297,6 +297,7 @@ def check(
 
     # ------------------------------------------------------------------ the run record
     store_obj, owned = _open(store)
+    opened: list[Any] = []  # the scratch store of the guard's traces and tickets, closed at the end
     try:
         resumed = False
         if resume:
@@ -329,7 +330,10 @@ def check(
         split = _split(case_list, seed, calibration_share)
         done = store_obj.result_keys(run_id) if resumed else set()
         planned: list[str] = []
-        scratch = _scratch_path(store_obj)
+        scratch_path = _scratch_path(store_obj)
+        scratch_path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = _open(scratch_path)[0]
+        opened.append(scratch)
         _execute(
             _plan(case_list, suite_list, seed, split), planned, done, system, policy, judge, seed, store_obj,
             run_id, scratch, concurrency=concurrency, executor="thread" if executor == "auto" else executor,
@@ -375,6 +379,8 @@ def check(
         store_obj.finish_run(run_id, result.to_dict())
         return result
     finally:
+        for extra in opened:
+            extra.close()
         if owned:
             store_obj.close()
 
@@ -406,7 +412,7 @@ def _execute(
     seed: int,
     store: Any,
     run_id: str,
-    scratch: Path,
+    scratch: Any,
     *,
     concurrency: int,
     executor: str,
@@ -415,7 +421,6 @@ def _execute(
     console: Any,
 ) -> None:
     """Run the requests of ``plan`` not in ``done`` (every planned key is appended to ``planned``)."""
-    scratch.parent.mkdir(parents=True, exist_ok=True)
     progress, task = _progress(None, len(done), quiet, console)
     t0 = time.perf_counter()
     count = [0]
@@ -439,13 +444,13 @@ def _execute(
             elapsed = now - t0
             progress.update(task, completed=len(done) + count[0], rate=f"{count[0] / elapsed:,.0f}/s" if elapsed > 0 else "")
 
-    evaluator = Evaluator(system, guard_factory(policy, str(scratch)), judge, seed=seed)
+    evaluator = Evaluator(system, guard_factory(policy, scratch), judge, seed=seed)
     sink = RowSink(store, run_id, on_rows=on_rows)
     try:
         with progress:
             run_items(
                 todo(), evaluator, sink, concurrency=concurrency, executor=executor,
-                process_specs=(process_specs[0], process_specs[1], str(scratch)) if process_specs else None,  # type: ignore[arg-type]
+                process_specs=(process_specs[0], process_specs[1], str(scratch.path)) if process_specs else None,  # type: ignore[arg-type]
             )
             progress.update(task, completed=len(done) + count[0])
     finally:
@@ -476,7 +481,7 @@ def _summarize(
     costs: Mapping[str, Any],
     worst_cases: int,
     worst_case_seconds: float,
-    scratch: Path,
+    scratch: Any,
     started: float,
     resumed: bool,
     reused: int,
@@ -726,7 +731,7 @@ def _worst_cases(
     judge: Any,
     cases: Mapping[str, Case],
     seed: int,
-    scratch: Path,
+    scratch: Any,
     suites: Mapping[str, Any],
 ) -> list[WorstCase]:
     """The silent failures of the evaluation half ranked by confidence, the top ``k`` shrunk by ``chaos.search``."""
@@ -781,7 +786,7 @@ def _reproduce(
     judge: Any,
     seed: int,
     seconds: float,
-    scratch: Path,
+    scratch: Any,
     suites: Mapping[str, Any],
 ) -> Reproduction:
     """Search from the clean case for the smallest input the guarded system answers wrongly.

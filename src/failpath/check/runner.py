@@ -266,7 +266,7 @@ class RowSink:
         store: Any,
         run_id: str,
         *,
-        batch_size: int = 64,
+        batch_size: int = 256,
         interval: float = 0.5,
         on_rows: Callable[[int], None] | None = None,
     ):
@@ -350,29 +350,27 @@ class _Chunker:
 #: thread: Python threads cannot run Python code in parallel, so for a busy system they only add overhead.
 WAITING_SHARE = 0.5
 _PROBE = 16
-_RECHECK_EVERY = 256
+_RECHECK_EVERY = 1024
 
 
 def _run_threads(items: Iterable[WorkItem], evaluator: Evaluator, concurrency: int, sink: RowSink) -> None:
     """Sync systems: inline while the calls keep the CPU busy, in a pool of threads while they wait.
 
-    The runner times a batch of calls (wall clock and this thread's CPU time); when more than
-    ``WAITING_SHARE`` of the wall time was spent waiting (network, disk, sleep, a C library releasing
-    the GIL), the rest goes to ``concurrency`` threads. Inline batches are re-timed as the run goes on.
+    The runner times 16 calls (wall clock and this thread's CPU time); when the median call spent more
+    than ``WAITING_SHARE`` of its time waiting (network, disk, sleep, a C library releasing the GIL),
+    the rest goes to ``concurrency`` threads. While inline, 16 calls are timed again every 1,024.
     """
     iterator = iter(items)
     if concurrency <= 1:
         for item in iterator:
             sink.add([evaluator.evaluate(item)])
         return
-    size = _PROBE
     while True:
-        batch = list(itertools.islice(iterator, size))
-        if not batch:
+        probe = list(itertools.islice(iterator, _PROBE))
+        if not probe:
             return
-        size = _RECHECK_EVERY
         waiting: list[float] = []
-        for item in batch:
+        for item in probe:
             wall, cpu = time.perf_counter(), time.thread_time()
             sink.add([evaluator.evaluate(item)])
             wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
@@ -381,6 +379,8 @@ def _run_threads(items: Iterable[WorkItem], evaluator: Evaluator, concurrency: i
         # does not make a busy system look like a waiting one.
         if statistics.median(waiting) > WAITING_SHARE:
             break
+        for item in itertools.islice(iterator, _RECHECK_EVERY):
+            sink.add([evaluator.evaluate(item)])
     chunker = _Chunker(iterator, limit=1)
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="failpath-check")
     try:
@@ -437,7 +437,7 @@ def _run_on_loop(coroutine_factory: Callable[[], Any]) -> None:
 
 
 # Process-pool workers build their evaluator once, from importable names, in the initializer.
-_WORKER: dict[str, Evaluator] = {}
+_WORKER: dict[str, Any] = {}
 
 
 def bare_policy() -> Any:
@@ -448,8 +448,8 @@ def bare_policy() -> Any:
     return Policy("no-policy", rules=[on(Unexpected()).do(Abstain("no policy: the call failed"))], store=False)
 
 
-def guard_factory(policy: Any, scratch: str | None) -> Callable[[Any], Any]:
-    """``system -> policy.wrap(system)``, writing traces and tickets to ``scratch`` (a store path) when given."""
+def guard_factory(policy: Any, scratch: Any = None) -> Callable[[Any], Any]:
+    """``system -> policy.wrap(system)``, writing traces and tickets to ``scratch`` (a ``Store`` or a path) when given."""
     if policy is None:
         policy = bare_policy()
 
@@ -465,7 +465,13 @@ def _init_worker(system_spec: str, policy_spec: str | None, scratch: str | None,
 
     system = _import_attr(system_spec, "system")
     policy = _import_attr(policy_spec, "policy") if policy_spec else None
-    _WORKER["evaluator"] = Evaluator(system, guard_factory(policy, scratch), judge, seed=seed)
+    store = None
+    if scratch is not None:
+        from failpath.store import open_store
+
+        store = open_store(scratch)  # one per worker process
+        _WORKER["store"] = store
+    _WORKER["evaluator"] = Evaluator(system, guard_factory(policy, store), judge, seed=seed)
 
 
 def _worker_chunk(items: Sequence[WorkItem]) -> list[tuple[str, dict[str, Any]]]:
@@ -474,8 +480,13 @@ def _worker_chunk(items: Sequence[WorkItem]) -> list[tuple[str, dict[str, Any]]]
         async def run() -> list[tuple[str, dict[str, Any]]]:
             return [await evaluator.aevaluate(item) for item in items]
 
-        return asyncio.run(run())
-    return evaluator.evaluate_many(items)
+        rows = asyncio.run(run())
+    else:
+        rows = evaluator.evaluate_many(items)
+    store = _WORKER.get("store")
+    if store is not None:
+        store.flush()  # pool workers end with os._exit: nothing queued may wait for interpreter exit
+    return rows
 
 
 def run_items(
