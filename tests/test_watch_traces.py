@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import failpath as fp
@@ -141,12 +143,20 @@ def test_stats_match_the_traces(populated):
     latencies = [t["latency_ms"] for t in listed]
     for p in (50, 95, 99):
         assert total["latency_ms"][f"p{p}"] == pytest.approx(np.percentile(latencies, p))
+    answers = [t["confidence"] for t in listed if t["confidence"] is not None]
+    assert stats["confidence"] == "answers given" and total["confidence"]["n"] == len(answers) == kinds["answered"]
+    assert total["confidence"]["quantiles"]["p05"] == pytest.approx(np.quantile(answers, 0.05))
+    assert total["degraded"] == sum(t["degraded"] for t in listed)
+
+    raw_stats = as_json(run("traces", "stats", "--store", str(path), "--json", "--policy", "airports", "--raw-confidence"))
     raw = [t["attempts"][0]["confidence"] for t in listed if t["attempts"] and t["attempts"][0]["action"] == "call"]
     raw = [c for c in raw if c is not None]
-    assert total["confidence"]["n"] == len(raw)
-    assert total["confidence"]["quantiles"]["p50"] == pytest.approx(np.quantile(raw, 0.5))
-    assert sum(total["confidence"]["histogram"]["counts"]) == len(raw)
-    assert total["degraded"] == sum(t["degraded"] for t in listed)
+    assert raw_stats["confidence"] == "raw (first call)" and len(raw) > len(answers)
+    assert raw_stats["total"]["confidence"]["n"] == len(raw)
+    assert raw_stats["total"]["confidence"]["quantiles"]["p50"] == pytest.approx(np.quantile(raw, 0.5))
+    assert sum(raw_stats["total"]["confidence"]["histogram"]["counts"]) == len(raw)
+    expected = np.histogram(raw, bins=10, range=(0, 1))[0].tolist()
+    assert raw_stats["total"]["confidence"]["histogram"]["counts"] == expected
 
 
 def test_stats_per_window_add_up(populated):
@@ -242,3 +252,42 @@ def test_cursor_returns_each_new_trace_once_in_write_order(tmp_path):
             assert [t.trace_id for t in page] == [o.trace_id for o in first[:2]]
     finally:
         store.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 5),  # window
+            st.integers(-1, 4),  # outcome code
+            st.booleans(),
+            st.floats(0, 1e4, allow_nan=False),
+            st.one_of(st.just(float("nan")), st.floats(0, 1), st.sampled_from([0.0, 0.1, 0.3, 0.7, 1.0])),
+        ),
+        min_size=1,
+        max_size=80,
+    )
+)
+def test_per_window_figures_equal_numpy_on_each_window(rows):
+    from failpath.store.trace_queries import COLUMN_DTYPE
+    from failpath.watch.stats import CONFIDENCE_QUANTILES, _summaries
+
+    rows = sorted(rows, key=lambda r: r[0])
+    array = np.array([(float(w), o, d, lat, c) for w, o, d, lat, c in rows], dtype=COLUMN_DTYPE)
+    present, group = np.unique(array["time"], return_inverse=True)
+    names = ["answered", "clarify", "escalated", "abstained", "defaulted", "other"]
+    summaries = _summaries(array, names, group, [(w, w + 1) for w in present], [{} for _ in present])
+    for w, summary in zip(present, summaries):
+        part = array[array["time"] == w]
+        assert summary.calls == len(part) and summary.degraded == int(part["degraded"].sum())
+        assert summary.outcomes == {names[c]: n for c, n in Counter(int(c) for c in part["outcome"]).items()}
+        for key, q in (("p50", 50), ("p95", 95), ("p99", 99)):
+            assert summary.latency_ms[key] == pytest.approx(np.percentile(part["latency_ms"], q), rel=1e-9, abs=1e-9)
+        known = part["confidence"][np.isfinite(part["confidence"])]
+        assert summary.confidence_n == len(known)
+        if len(known):
+            expected = np.quantile(known, CONFIDENCE_QUANTILES)
+            assert list(summary.confidence_quantiles.values()) == pytest.approx(list(expected), abs=1e-12)
+            assert list(summary.confidence_histogram) == np.histogram(known, bins=10, range=(0, 1))[0].tolist()
+        else:
+            assert set(summary.confidence_quantiles.values()) == {None} and sum(summary.confidence_histogram) == 0

@@ -201,6 +201,9 @@ def register(app: typer.Typer) -> None:
         until: Optional[str] = _UNTIL,
         window: Optional[str] = typer.Option(None, "--window", help="Figures per window of this length (5m, 1h, 1d); default: one span."),
         last: int = typer.Option(48, "--last", min=1, help="Show at most this many of the latest windows in the table (JSON has all)."),
+        raw_confidence: bool = typer.Option(
+            False, "--raw-confidence", help="Confidence as the system gave it on its first call, for every call (slower); default: of the answers given."
+        ),
         store: Optional[Path] = _STORE,
         json_output: bool = _JSON,
     ) -> None:
@@ -222,7 +225,7 @@ def register(app: typer.Typer) -> None:
             )
             seconds = parse_duration(window, option="--window") if window is not None else None
             with existing_store(store) as opened:
-                result = trace_stats(opened, **filters, window=seconds)
+                result = trace_stats(opened, **filters, window=seconds, raw_confidence=raw_confidence)
         if json_output:
             print_json(result.to_dict())
             return

@@ -28,10 +28,9 @@ class WindowStats:
     """The figures of one time window (``start`` inclusive, ``end`` exclusive, Unix seconds).
 
     Shares are of ``calls``. ``states`` counts calls on which each failure state was detected (a call
-    may have several). ``latency_ms`` holds p50/p95/p99 of the whole guarded call. Confidence is the
-    system's raw confidence on its first call (what the policy's thresholds judge; calls refused before
-    reaching the system have none): ``confidence_quantiles`` holds p05/p25/p50/p75/p95 of the
-    ``confidence_n`` calls that reported one, and
+    may have several). ``latency_ms`` holds p50/p95/p99 of the whole guarded call.
+    ``confidence_quantiles`` holds p05/p25/p50/p75/p95 of the ``confidence_n`` calls with a
+    confidence (see :func:`trace_stats` for which one), and
     ``confidence_histogram`` their counts in :data:`CONFIDENCE_BINS` equal bins over [0, 1].
     """
 
@@ -89,12 +88,14 @@ class TraceStats:
     window: float | None
     total: WindowStats
     windows: tuple[WindowStats, ...]
+    raw_confidence: bool = False  # confidence is the system's raw one on its first call, not the answer's
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe data (what ``failpath traces stats --json`` prints)."""
         return {
             "filters": dict(self.filters),
             "window_seconds": self.window,
+            "confidence": "raw (first call)" if self.raw_confidence else "answers given",
             "total": self.total.to_dict(),
             "windows": [w.to_dict() for w in self.windows],
         }
@@ -118,7 +119,7 @@ class TraceStats:
         summary.add_column("outcomes", no_wrap=True)
         summary.add_column("failure states detected", no_wrap=True)
         summary.add_column("latency ms", no_wrap=True)
-        summary.add_column("confidence (raw)", no_wrap=True)
+        summary.add_column("confidence (raw, first call)" if self.raw_confidence else "confidence (answers)", no_wrap=True)
         summary.add_row(*_cells(total))
         parts: list[Any] = [header, summary]
         if self.windows:
@@ -185,10 +186,14 @@ def trace_stats(
     since: float | None = None,
     until: float | None = None,
     window: float | None = None,
+    raw_confidence: bool = False,
 ) -> TraceStats:
     """Statistics of the matching traces: over the whole span, and per ``window`` seconds if given.
 
     ``store`` is an open store or a path. Only windows holding at least one trace are listed.
+    Confidence is that of the answers given (``Trace.confidence``); with ``raw_confidence``, the
+    system's own on its first call, for every call that reached the system (what the policy's
+    thresholds judge and what drift compares; several times slower on a large store).
     """
     import numpy as np
 
@@ -199,66 +204,90 @@ def trace_stats(
         raise ValueError(f"window must be a positive number of seconds, got {window!r}")
     where = TraceFilter(policy=policy, outcome=outcome, state=state, since=since, until=until)
     with _using(store) as opened:
-        columns = trace_columns(opened, where, window=window)
+        columns = trace_columns(opened, where, window=window, raw_confidence=raw_confidence)
 
     rows = columns.rows
-    names = np.asarray([*columns.outcomes, "other"], dtype=object)
+    names = [*columns.outcomes, "other"]  # code -1 (an outcome name not known when read) is the last
     times = rows["time"]
     total_states: dict[str, int] = {}
     for name, _bucket, count in columns.states:
         total_states[name] = total_states.get(name, 0) + count
-    total = _window(
-        float(times[0]) if len(rows) else since,
-        float(times[-1]) if len(rows) else until,
-        rows,
-        names,
-        total_states,
-    )
-    windows: list[WindowStats] = []
+    first = float(times[0]) if len(rows) else since
+    last = float(times[-1]) if len(rows) else until
+    (total,) = _summaries(rows, names, np.zeros(len(rows), dtype=np.int64), [(first, last)], [total_states])
+    windows: tuple[WindowStats, ...] = ()
     if window and len(rows):
         buckets = np.floor(times / window).astype(np.int64)
-        per_bucket_states: dict[int, dict[str, int]] = {}
+        present, group = np.unique(buckets, return_inverse=True)
+        per_bucket: dict[int, dict[str, int]] = {}
         for name, bucket, count in columns.states:
-            per_bucket_states.setdefault(int(bucket), {})[name] = count
-        edges = np.flatnonzero(np.diff(buckets)) + 1
-        for lo, hi in zip(np.concatenate(([0], edges)), np.concatenate((edges, [len(buckets)]))):
-            bucket = int(buckets[lo])
-            windows.append(
-                _window(bucket * window, (bucket + 1) * window, rows[lo:hi], names, per_bucket_states.get(bucket, {}))
-            )
+            per_bucket.setdefault(int(bucket), {})[name] = count
+        bounds = [(int(b) * window, (int(b) + 1) * window) for b in present]
+        windows = tuple(_summaries(rows, names, group, bounds, [per_bucket.get(int(b), {}) for b in present]))
     filters = {"policy": policy, "outcome": outcome, "state": state, "since": since, "until": until}
-    return TraceStats(filters=filters, window=window, total=total, windows=tuple(windows))
+    return TraceStats(filters=filters, window=window, total=total, windows=windows, raw_confidence=raw_confidence)
 
 
-def _window(start: float | None, end: float | None, rows: Any, names: Any, states: Mapping[str, int]) -> WindowStats:
+def _summaries(
+    rows: Any, names: list[str], group: Any, bounds: list[tuple[Any, Any]], states: list[Mapping[str, int]]
+) -> list[WindowStats]:
+    """The :class:`WindowStats` of each group of rows (``group[i]`` is row i's group), computed for all groups at once."""
     import numpy as np
 
-    calls = len(rows)
-    codes, counts = np.unique(rows["outcome"], return_counts=True)
-    outcome_counts = {str(names[c]): int(n) for c, n in zip(codes, counts)}
-    if calls:
-        p50, p95, p99 = np.percentile(rows["latency_ms"], [50, 95, 99])
-        latency_ms = {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
-    else:
-        latency_ms = {"p50": None, "p95": None, "p99": None}
+    n_groups = len(bounds)
+    calls = np.bincount(group, minlength=n_groups)
+    codes = rows["outcome"].astype(np.int64) % len(names)  # -1 -> "other"
+    outcomes = np.bincount(group * len(names) + codes, minlength=n_groups * len(names)).reshape(n_groups, len(names))
+    degraded = np.bincount(group, weights=rows["degraded"], minlength=n_groups)
+    latency = _grouped_quantiles(rows["latency_ms"], group, n_groups, (0.5, 0.95, 0.99))
     confidence = rows["confidence"]
-    known = confidence[np.isfinite(confidence)]
-    if len(known):
-        values = np.quantile(known, CONFIDENCE_QUANTILES)
-        quantiles = {f"p{round(q * 100):02d}": float(v) for q, v in zip(CONFIDENCE_QUANTILES, values)}
-        histogram = tuple(int(c) for c in np.histogram(np.clip(known, 0.0, 1.0), bins=CONFIDENCE_BINS, range=(0.0, 1.0))[0])
-    else:
-        quantiles = {f"p{round(q * 100):02d}": None for q in CONFIDENCE_QUANTILES}
-        histogram = (0,) * CONFIDENCE_BINS
-    return WindowStats(
-        start=start,
-        end=end,
-        calls=calls,
-        outcomes=outcome_counts,
-        states=dict(sorted(states.items())),
-        degraded=int(rows["degraded"].sum()) if calls else 0,
-        latency_ms=latency_ms,
-        confidence_n=int(len(known)),
-        confidence_quantiles=quantiles,
-        confidence_histogram=histogram,
+    known = np.isfinite(confidence)
+    conf_values, conf_group = np.clip(confidence[known], 0.0, 1.0), group[known]
+    conf_n = np.bincount(conf_group, minlength=n_groups)
+    conf_q = _grouped_quantiles(conf_values, conf_group, n_groups, CONFIDENCE_QUANTILES)
+    edges = np.linspace(0.0, 1.0, CONFIDENCE_BINS + 1)
+    bins = np.minimum(np.searchsorted(edges, conf_values, side="right") - 1, CONFIDENCE_BINS - 1)
+    histogram = np.bincount(conf_group * CONFIDENCE_BINS + bins, minlength=n_groups * CONFIDENCE_BINS).reshape(
+        n_groups, CONFIDENCE_BINS
     )
+    out = []
+    for g, (start, end) in enumerate(bounds):
+        has_calls, has_conf = bool(calls[g]), bool(conf_n[g])
+        out.append(
+            WindowStats(
+                start=start,
+                end=end,
+                calls=int(calls[g]),
+                outcomes={names[c]: int(outcomes[g, c]) for c in range(len(names)) if outcomes[g, c]},
+                states=dict(sorted(states[g].items())),
+                degraded=int(degraded[g]),
+                latency_ms={p: float(latency[g, i]) if has_calls else None for i, p in enumerate(("p50", "p95", "p99"))},
+                confidence_n=int(conf_n[g]),
+                confidence_quantiles={
+                    f"p{round(q * 100):02d}": float(conf_q[g, i]) if has_conf else None
+                    for i, q in enumerate(CONFIDENCE_QUANTILES)
+                },
+                confidence_histogram=tuple(int(c) for c in histogram[g]),
+            )
+        )
+    return out
+
+
+def _grouped_quantiles(values: Any, group: Any, n_groups: int, quantiles: tuple[float, ...]) -> Any:
+    """``[n_groups, len(quantiles)]`` quantiles of ``values`` per group (numpy's default linear method; NaN if empty)."""
+    import numpy as np
+
+    order = np.lexsort((values, group))
+    ordered, ordered_group = values[order], group[order]
+    counts = np.bincount(ordered_group, minlength=n_groups)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    out = np.full((n_groups, len(quantiles)), np.nan)
+    filled = counts > 0
+    for i, q in enumerate(quantiles):
+        position = (counts[filled] - 1) * q
+        below = np.floor(position).astype(np.int64)
+        above = np.minimum(below + 1, counts[filled] - 1)
+        low = ordered[starts[filled] + below]
+        high = ordered[starts[filled] + above]
+        out[filled, i] = low + (position - below) * (high - low)
+    return out
