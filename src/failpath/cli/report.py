@@ -167,6 +167,7 @@ def _summary(run: dict[str, Any]) -> dict[str, Any]:
 def _runs_table(records: list[dict[str, Any]], path: Path) -> None:
     import datetime as dt
 
+    from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -177,20 +178,24 @@ def _runs_table(records: list[dict[str, Any]], path: Path) -> None:
     if not records:
         console.print(f"no runs in {path}")
         return
-    table = Table(title=f"Runs in {path}, newest first", title_justify="left")
-    for column, justify in (("run", "left"), ("started", "left"), ("name", "left"), ("policy", "left"),
-                            ("verdict", "left"), ("requests", "right"), ("silent (chaos)", "right")):
-        table.add_column(column, justify=justify, overflow="fold")
+    table = Table(title=f"Runs in {path}, newest first", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("run", no_wrap=True, min_width=26)
+    table.add_column("started", no_wrap=True, min_width=11)
+    table.add_column("verdict", no_wrap=True, min_width=7)
+    table.add_column("requests", justify="right", no_wrap=True, min_width=8)
+    table.add_column("silent", justify="right", no_wrap=True, min_width=7)
+    table.add_column("name · policy", overflow="ellipsis", no_wrap=True, max_width=48)
     for r in records:
-        started = dt.datetime.fromtimestamp(r["created"]).strftime("%Y-%m-%d %H:%M") if r.get("created") else "—"
+        started = dt.datetime.fromtimestamp(r["created"]).strftime("%m-%d %H:%M") if r.get("created") else "—"
         if r["verdict"]:
-            verdict = Text(r["verdict"], style="bold green" if r["verdict"] == "READY TO SHIP" else "bold red")
+            ship = r["verdict"] == "READY TO SHIP"
+            verdict = Text("SHIP" if ship else "DEMO", style="bold green" if ship else "bold red")
         else:
             verdict = Text(r["status"], style="yellow")
         silent = r.get("silent_failure_rate")
+        name = " · ".join(visible(part, 60) for part in (r.get("name") or r.get("kind"), r.get("policy")) if part)
         table.add_row(
-            r["run_id"], started, Text(visible(r.get("name") or r.get("kind") or "", 60)), Text(visible(r.get("policy") or "", 40)),
-            verdict, f"{r['n_rows']:,}" if r.get("n_rows") is not None else "—",
-            "—" if silent is None else f"{100 * silent:.2f}%",
+            r["run_id"], started, verdict, f"{r['n_rows']:,}" if r.get("n_rows") is not None else "—",
+            "—" if silent is None else f"{100 * silent:.2f}%", Text(name),
         )
     console.print(table)

@@ -5,13 +5,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from failpath.chaos import FAULT, Fault, Suite
 from failpath.examples.addresses.data import generate_addresses
 from failpath.examples.addresses.policy import ACCEPTED, careful_policy, shipping_policy
 from failpath.examples.addresses.system import AddressParser
 
-__all__ = ["REFERENCE_SIZE", "SILENT_FAILURE_BUDGET", "check_kwargs", "reference_addresses"]
+__all__ = [
+    "REFERENCE_SIZE",
+    "SILENT_FAILURE_BUDGET",
+    "COVERAGE_FLOOR",
+    "Crash",
+    "FAULT_SUITE",
+    "check_kwargs",
+    "reference_addresses",
+]
 
 #: How many known-good addresses the anomaly detector compares inputs with, and their seed (apart
 #: from the cases' seeds).
@@ -19,6 +29,22 @@ REFERENCE_SIZE = 400
 REFERENCE_SEED = 10_000
 #: The most silent failures per request under chaos the team accepts (upper 95% bound).
 SILENT_FAILURE_BUDGET = 0.02
+#: The share of clean addresses that must be answered without a human.
+COVERAGE_FLOOR = 0.75
+
+
+@dataclass(frozen=True, kw_only=True)
+class Crash(Fault):
+    """A bug in the service around the model: the call raises an exception no failure state names."""
+
+    name: str = "crash"
+
+    def before_call(self) -> None:
+        raise RuntimeError("KeyError in the address service (injected fault)")
+
+
+#: The built-in fault suite plus ``Crash``, so that the policy's ``Unexpected`` rule is exercised too.
+FAULT_SUITE = Suite("fault", "fault", (*FAULT.perturbations, Crash()))
 
 
 def check_kwargs(n: int = 1000, seed: int = 0, *, policy: str = "careful") -> dict[str, Any]:
@@ -35,10 +61,10 @@ def check_kwargs(n: int = 1000, seed: int = 0, *, policy: str = "careful") -> di
         "policy": make_policy(reference_addresses()),
         "cases": generate_addresses(n, seed=seed),
         "judge": "token_labels",
-        "suites": ["hostile", "realistic", "fault"],
+        "suites": ["hostile", "realistic", FAULT_SUITE],
         "seed": seed,
         "silent_failure_budget": SILENT_FAILURE_BUDGET,
-        "coverage_floor": 0.8,
+        "coverage_floor": COVERAGE_FLOOR,
         "worst_cases": 5,
         "worst_case_seconds": 5.0,
         "accepted": ACCEPTED,

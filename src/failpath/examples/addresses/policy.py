@@ -30,10 +30,11 @@ __all__ = [
 #: The low-confidence threshold picked by eye: "the parser is rarely wrong above 80%".
 HAND_PICKED_THRESHOLD = 0.80
 
-#: The threshold the check certified for this parser (Learn-then-Test on the calibration half, selective
-#: risk at most 2% with 95% confidence), read from the report of ``failpath check --example addresses``
-#: and pasted here: the step a team takes after a READY TO DEMO verdict.
-CERTIFIED_THRESHOLD = 0.95
+#: The threshold certified for this parser: Learn-then-Test (``fp.stats.select_threshold``, Holm,
+#: delta 0.05) on the calibration half of ``failpath check --example addresses``, over the answers the
+#: careful policy left to its confidence rule, keeps their selective risk at most 5% from 0.94 up.
+#: Pasted here: the step a team takes after a READY TO DEMO verdict.
+CERTIFIED_THRESHOLD = 0.94
 
 #: Catalog states this parser has no rule for, each with the reason (the verdict checks them).
 ACCEPTED: dict[str, str] = {
@@ -88,12 +89,14 @@ def careful_policy(reference: Sequence[str], *, threshold: float = HAND_PICKED_T
                 fp.Clarify("That does not look like a US street address. Could you check it?")
             ),
             fp.on(fp.Timeout()).do(fp.Retry(1), review),
-            fp.on(fp.ProviderError()).do(fp.Retry(2, backoff=0.01), review),
+            # The provider's failures and the network's; any other exception is a bug: Unexpected.
+            fp.on(fp.ProviderError(ConnectionError)).do(fp.Retry(2, backoff=0.01), review),
             # usaddress's RepeatedLabelError, or an output that is not (token, label) pairs.
             fp.on(fp.InvalidOutput(validator=is_labeled_tokens)).do(review),
             fp.on(fp.LowConfidence(below=threshold)).do(review),
             fp.on(fp.Unexpected()).do(fp.Escalate(queue="ops")),
         ],
+        waive=ACCEPTED,
     )
 
 
@@ -103,4 +106,4 @@ def shipping_policy(reference: Sequence[str], *, threshold: float = CERTIFIED_TH
     refuse = fp.on(fp.State("foreign_characters", foreign_characters, stage="input")).do(
         fp.Clarify("Please type the address with letters, digits and the usual punctuation only.")
     )
-    return fp.Policy("addresses-shipping", rules=[refuse, *careful.rules])
+    return fp.Policy("addresses-shipping", rules=[refuse, *careful.rules], waive=ACCEPTED)
