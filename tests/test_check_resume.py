@@ -116,3 +116,16 @@ def test_resume_refuses_another_configuration_and_unknown_runs(tmp_path):
         fp.check(**toy_kwargs(tmp_path, cases=make_cases(10), store=store, resume="chk-nope"))
     with pytest.raises(ConfigError, match="no unfinished check run"):
         fp.check(**toy_kwargs(tmp_path, cases=make_cases(10), store=store, resume=True))
+
+
+def same_upper(output, expected):
+    return str(output).upper() == str(expected).upper()
+
+
+def test_a_function_judge_is_fingerprinted_by_name_so_another_process_can_resume():
+    from failpath.check.api import _judge_fingerprint
+    from failpath.check.judges import FunctionJudge, TokenLabels
+
+    assert _judge_fingerprint(FunctionJudge(same_upper)) == "function:test_check_resume.same_upper:1.0"
+    assert "0x" not in _judge_fingerprint(FunctionJudge(same_upper))
+    assert _judge_fingerprint(TokenLabels()) == repr(TokenLabels())

@@ -164,6 +164,7 @@ def test_threshold_certified_on_calibration_and_measured_on_evaluation(tmp_path)
     assert t.evaluation_coverage == pytest.approx(len(answered) / len(scored))
     assert t.n_calibration == 150  # 50 calibration cases x (clean, hash, pad)
     assert t.cost_policy is not None and t.cost_policy["tau_answer"] is not None
+    assert t.cost_policy["costs"] == {"answer": [0.0, 10.0], "clarify": [1.0, 4.0], "escalate": [3.0, 3.0]}
 
 
 def test_bad_inputs_fail_before_any_model_call(tmp_path):
@@ -188,6 +189,10 @@ def test_bad_inputs_fail_before_any_model_call(tmp_path):
         fp.check(system, [Case("a", "x", "x")], accepted={"timeout": "ok"}, **base)
     with pytest.raises(ConfigError, match="silent_failure_budget"):
         fp.check(system, [Case("a", "x", "x")], silent_failure_budget=2, **base)
+    with pytest.raises(ConfigError, match="costs lack escalate"):
+        fp.check(system, [Case("a", "x", "x")], costs={"answer": (0, 1)}, **base)
+    with pytest.raises(ConfigError, match="unknown action 'ask'"):
+        fp.check(system, [Case("a", "x", "x")], costs={"ask": (0, 1)}, **base)
     assert calls == []
     with open_store(tmp_path / "s.db") as store:
         assert store.list_runs() == []

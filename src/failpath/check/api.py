@@ -13,6 +13,7 @@ The steps of a check:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -61,6 +62,42 @@ def _name_of(obj: Any) -> str:
             module = getattr(obj, "__module__", None)
             return f"{module}:{value}" if attr != "name" and module else value
     return type(obj).__name__
+
+
+def _judge_fingerprint(judge: Any) -> str:
+    """What identifies a judge across processes (a function's module and name, never its address)."""
+    from failpath.check.judges import FunctionJudge
+
+    if isinstance(judge, FunctionJudge):
+        fn = judge.fn
+        return f"function:{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__qualname__)}:{judge.pass_score}"
+    if dataclasses.is_dataclass(judge):
+        return repr(judge)
+    return f"{type(judge).__module__}.{type(judge).__qualname__}"
+
+
+def _cost_table(costs: Mapping[str, Any] | None) -> dict[str, tuple[float, float]]:
+    """The answer / clarify / escalate costs as ``(if right, if wrong)`` pairs; ``ConfigError`` when malformed."""
+    if costs is None:
+        return dict(DEFAULT_COSTS)
+    if not isinstance(costs, Mapping):
+        raise ConfigError(f"costs must map answer, clarify, escalate to (cost if right, cost if wrong), got {costs!r}")
+    table: dict[str, tuple[float, float]] = {}
+    for action, value in costs.items():
+        if action not in DEFAULT_COSTS:
+            raise ConfigError(f"costs: unknown action {action!r}; use answer, clarify, escalate")
+        pair = (value.if_correct, value.if_wrong) if hasattr(value, "if_correct") else value
+        try:
+            right, wrong = (float(v) for v in pair)
+        except (TypeError, ValueError):
+            raise ConfigError(f"costs[{action!r}] = {value!r}: give (cost if right, cost if wrong)") from None
+        if not (math.isfinite(right) and math.isfinite(wrong)):
+            raise ConfigError(f"costs[{action!r}] = {value!r}: costs must be finite numbers")
+        table[action] = (right, wrong)
+    missing = [a for a in ("answer", "escalate") if a not in table]
+    if missing:
+        raise ConfigError(f"costs lack {', '.join(missing)}: give (cost if right, cost if wrong) for each")
+    return table
 
 
 def _judge_name(judge: Any) -> str:
@@ -282,12 +319,12 @@ def check(
     suite_list = ordered(suites)
     if any(s.name == _CLEAN for s in suite_list):
         raise ConfigError("'clean' is not a chaos suite: the clean pass always runs, last")
-    cost_table = dict(costs) if costs is not None else dict(DEFAULT_COSTS)
+    cost_table = _cost_table(costs)
 
     fingerprint = {
         "system": system_spec or _name_of(system),
         "policy": policy_spec or _name_of(policy),
-        "judge": repr(judge),
+        "judge": _judge_fingerprint(judge),
         "suites": [s.name for s in suite_list],
         "seed": seed,
         "calibration_share": calibration_share,
