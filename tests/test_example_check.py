@@ -1,0 +1,136 @@
+"""The bundled example end to end: check_kwargs, both policies through fp.check, and their reports."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import failpath as fp
+from failpath.examples.addresses import (
+    AddressParser,
+    careful_policy,
+    check_kwargs,
+    foreign_characters,
+    generate_addresses,
+    is_labeled_tokens,
+    shipping_policy,
+)
+from failpath.examples.addresses.example import FAULT_SUITE, Crash, reference_addresses
+from failpath.examples.addresses.policy import ACCEPTED, CERTIFIED_THRESHOLD, HAND_PICKED_THRESHOLD
+from failpath.report import html as report_html
+
+N = 60
+
+
+def test_check_kwargs_puts_the_example_together():
+    kwargs = check_kwargs(n=30, seed=3)
+    assert len(kwargs["cases"]) == 30
+    assert [c.input for c in kwargs["cases"]] == [c.input for c in generate_addresses(30, seed=3)]
+    assert isinstance(kwargs["system"], AddressParser)
+    assert kwargs["policy"].name == "addresses-careful"
+    assert kwargs["suites"] == ["hostile", "realistic", FAULT_SUITE]
+    assert kwargs["judge"] == "token_labels" and kwargs["seed"] == 3
+    assert kwargs["accepted"] == ACCEPTED
+    assert check_kwargs(n=5, policy="shipping")["policy"].name == "addresses-shipping"
+    with pytest.raises(ValueError, match="careful' or 'shipping"):
+        check_kwargs(n=5, policy="lenient")
+
+
+def test_the_cli_finds_both_entry_points():
+    for name, policy in (("addresses", "addresses-careful"), ("addresses.shipping", "addresses-shipping")):
+        module = importlib.import_module(f"failpath.examples.{name}")
+        assert module.check_kwargs(n=3)["policy"].name == policy
+
+
+def test_both_policies_lint_clean():
+    reference = reference_addresses()
+    for policy in (careful_policy(reference), shipping_policy(reference)):
+        result = policy.lint()
+        assert result.ok, result
+        assert {"inconsistent", "budget_exceeded"} <= set(policy.waived)
+
+
+def test_foreign_characters():
+    assert foreign_characters("12 O'Brien St, Apt #4-B, Peñasco, NM 87553") is None
+    for text, what in [
+        ("12 Main St; rm -rf /", "';'"),
+        ("12 `cat /etc/passwd` St", "'`'"),
+        ("12 Main admin'-- St", "\"'\""),
+        ("&& shutdown 12 Main St", "'&&'"),
+        ("12 Ma\u0131n St", "DOTLESS I"),
+        ("12 M\u0430in St", "CYRILLIC"),
+        ("12 Main St \U0001F3E0", "HOUSE"),
+    ]:
+        reason = foreign_characters(text)
+        assert reason is not None and what in reason, (text, reason)
+    assert all(foreign_characters(c.input) is None for c in generate_addresses(300, seed=5))
+
+
+def test_is_labeled_tokens():
+    assert is_labeled_tokens([("12", "AddressNumber"), ("Main", "StreetName")])
+    assert not is_labeled_tokens([])
+    assert not is_labeled_tokens('[["12", "AddressNumber"]]')
+    assert not is_labeled_tokens([("12", "HouseNumber")])
+    assert not is_labeled_tokens([("12",)])
+
+
+def test_a_crash_is_unexpected_and_goes_to_ops(tmp_path):
+    policy = careful_policy(reference_addresses())
+    guarded = policy.wrap(Crash().wrap(AddressParser())).with_store(tmp_path / "s.db")
+    outcomes = [guarded(case.input) for case in generate_addresses(10, seed=9)]
+    crashed = [o for o in outcomes if o.state == "unexpected"]
+    assert crashed, outcomes  # inputs the input-side rules let through reach the crashing system
+    assert all(isinstance(o, fp.Escalated) and o.queue == "ops" for o in crashed)
+    assert all(o.state in ("unexpected", "anomalous_input") for o in outcomes)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    store = tmp_path_factory.mktemp("example") / "failpath.db"
+    careful = fp.check(**check_kwargs(n=N), store=store, quiet=True)
+    shipping = fp.check(**check_kwargs(n=N, policy="shipping"), store=store, quiet=True)
+    return careful, shipping
+
+
+def _criterion(result, name):
+    return next(c for c in result.verdict.reasons if c.name == name)
+
+
+@pytest.mark.slow
+def test_the_careful_policy_is_ready_to_demo_and_says_why(results):
+    careful, _ = results
+    assert not careful.ship
+    assert careful.clean.accuracy >= 0.9
+    realistic = next(g for g in careful.groups if g.suite == "realistic" and g.perturbation is None)
+    assert realistic.gap > 0.08
+    assert not _criterion(careful, "silent_failure_bound").passed
+    for name in ("states_handled", "states_exercised", "no_escapes", "coverage_floor"):
+        assert _criterion(careful, name).passed, _criterion(careful, name)
+    # Without the policy a third of the chaos requests fail silently; with it, a few percent.
+    assert careful.chaos.without_policy.silent_failure_rate > 0.2
+    assert careful.chaos.with_policy.silent_failure_rate < 0.1
+    fired = {s.state: s.fired for s in careful.states}
+    assert all(fired[state] > 0 for state in fired if state not in ACCEPTED)
+    assert careful.worst_cases and careful.worst_cases[0].confidence >= HAND_PICKED_THRESHOLD
+
+
+@pytest.mark.slow
+def test_the_shipping_policy_fixes_what_the_report_showed(results):
+    careful, shipping = results
+    assert shipping.policy == "addresses-shipping"
+    assert shipping.chaos.with_policy.silent_failure_rate < careful.chaos.with_policy.silent_failure_rate / 2
+    assert _criterion(shipping, "silent_failure_bound").passed
+    assert _criterion(shipping, "hostile_answers_stable").passed
+    fired = {s.state: s.fired for s in shipping.states}
+    assert fired["foreign_characters"] > 0
+    assert CERTIFIED_THRESHOLD > HAND_PICKED_THRESHOLD
+
+
+@pytest.mark.slow
+def test_the_example_report_shows_the_labels(results):
+    careful, _ = results
+    page = report_html.render(careful)
+    assert "READY TO DEMO" in page
+    assert 'class="tok bad"' in page  # a worst case's wrong label, marked
+    assert "addresses-careful" in page
