@@ -484,18 +484,17 @@ def drift(
     unknown run or one without a baseline, and ``NoTraces`` when the window holds no trace of the policy.
     """
     from failpath.store.trace_queries import drift_sample
-    from failpath.watch.review import _using
+    from failpath.watch._store import using_store as _using
     from failpath.watch.timespec import parse_time
 
     now = time.time()
     since_s = parse_time(since, option="since", now=now) if isinstance(since, str) else since
     until_s = parse_time(until, option="until", now=now) if isinstance(until, str) else until
     with _using(store) as opened:
-        baseline = read_baseline(opened.get_run(baseline_run_id), baseline_run_id)
+        run = opened.get_run(baseline_run_id)
+        baseline = read_baseline(run, baseline_run_id)
         name = policy or str(baseline["policy"])
-        opened.flush()
         sample = drift_sample(opened, policy=name, since=since_s, until=until_s)
-        run = opened.get_run(baseline_run_id) or {}
     if sample.n == 0:
         raise NoTraces(
             f"no trace of policy {name!r} in the window; widen --since, check the policy name with "
@@ -505,7 +504,7 @@ def drift(
         baseline,
         sample,
         thresholds=thresholds,
-        baseline_run_id=str(run.get("run_id", baseline_run_id)),
+        baseline_run_id=str((run or {}).get("run_id", baseline_run_id)),
         policy=name,
         since=since_s,
         until=until_s,

@@ -24,12 +24,9 @@ Resolved tickets become labeled cases for the next check with :func:`export_case
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import IO, Any
 
 from failpath.core import (
@@ -40,7 +37,7 @@ from failpath.core import (
     Ticket,
     TicketStatus,
 )
-from failpath.store.base import Store
+from failpath.watch._store import StoreLike, using_store as _using
 
 __all__ = [
     "ReviewTicket",
@@ -54,25 +51,8 @@ __all__ = [
     "case_for",
 ]
 
-StoreLike = Store | str | Path | None
-
 #: Seconds between two reads of the store while waiting for a decision.
 DEFAULT_POLL_INTERVAL = 0.5
-
-
-@contextlib.contextmanager
-def _using(store: StoreLike) -> Iterator[Store]:
-    """The store itself, or one opened from a path (and closed after use)."""
-    if isinstance(store, Store):
-        yield store
-        return
-    from failpath.store.base import open_store
-
-    opened = open_store(store)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def ticket_outcome(ticket: Ticket, *, now: float | None = None) -> Outcome:
