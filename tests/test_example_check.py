@@ -17,7 +17,12 @@ from failpath.examples.addresses import (
     shipping_policy,
 )
 from failpath.examples.addresses.example import FAULT_SUITE, Crash, reference_addresses
-from failpath.examples.addresses.policy import ACCEPTED, CERTIFIED_THRESHOLD, HAND_PICKED_THRESHOLD
+from failpath.examples.addresses.policy import (
+    ACCEPTED,
+    CERTIFIED_THRESHOLD,
+    HAND_PICKED_THRESHOLD,
+    certify_threshold,
+)
 from failpath.report import html as report_html
 
 N = 60
@@ -90,7 +95,7 @@ def results(tmp_path_factory):
     store = tmp_path_factory.mktemp("example") / "failpath.db"
     careful = fp.check(**check_kwargs(n=N), store=store, quiet=True)
     shipping = fp.check(**check_kwargs(n=N, policy="shipping"), store=store, quiet=True)
-    return careful, shipping
+    return careful, shipping, store
 
 
 def _criterion(result, name):
@@ -99,7 +104,7 @@ def _criterion(result, name):
 
 @pytest.mark.slow
 def test_the_careful_policy_is_ready_to_demo_and_says_why(results):
-    careful, _ = results
+    careful, _, _ = results
     assert not careful.ship
     assert careful.clean.accuracy >= 0.9
     realistic = next(g for g in careful.groups if g.suite == "realistic" and g.perturbation is None)
@@ -117,7 +122,7 @@ def test_the_careful_policy_is_ready_to_demo_and_says_why(results):
 
 @pytest.mark.slow
 def test_the_shipping_policy_fixes_what_the_report_showed(results):
-    careful, shipping = results
+    careful, shipping, _ = results
     assert shipping.policy == "addresses-shipping"
     assert shipping.chaos.with_policy.silent_failure_rate < careful.chaos.with_policy.silent_failure_rate / 2
     assert _criterion(shipping, "silent_failure_bound").passed
@@ -129,8 +134,19 @@ def test_the_shipping_policy_fixes_what_the_report_showed(results):
 
 @pytest.mark.slow
 def test_the_example_report_shows_the_labels(results):
-    careful, _ = results
+    careful, _, _ = results
     page = report_html.render(careful)
     assert "READY TO DEMO" in page
     assert 'class="tok bad"' in page  # a worst case's wrong label, marked
     assert "addresses-careful" in page
+
+
+@pytest.mark.slow
+def test_certify_threshold_reads_the_stored_run(results, tmp_path):
+    careful, _, store = results
+    loose = certify_threshold(store, careful.run_id, max_risk=0.5)
+    strict = certify_threshold(store, careful.run_id, max_risk=0.05)
+    assert loose is not None and 0.0 <= loose <= 1.0
+    assert strict is None or strict >= loose  # a smaller risk needs a higher threshold
+    with pytest.raises(fp.ConfigError, match="no check run"):
+        certify_threshold(tmp_path / "empty.db")

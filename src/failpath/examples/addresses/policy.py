@@ -25,15 +25,15 @@ __all__ = [
     "foreign_characters",
     "careful_policy",
     "shipping_policy",
+    "certify_threshold",
 ]
 
 #: The low-confidence threshold picked by eye: "the parser is rarely wrong above 80%".
 HAND_PICKED_THRESHOLD = 0.80
 
-#: The threshold certified for this parser: Learn-then-Test (``fp.stats.select_threshold``, Holm,
-#: delta 0.05) on the calibration half of ``failpath check --example addresses``, over the answers the
-#: careful policy left to its confidence rule, keeps their selective risk at most 5% from 0.94 up.
-#: Pasted here: the step a team takes after a READY TO DEMO verdict.
+#: The threshold ``certify_threshold`` finds on the run of ``failpath check --example addresses``:
+#: answering from 0.94 up keeps the selective risk of the answers the confidence rule decides at most
+#: 5% (Learn-then-Test, Holm, delta 0.05). Pasted here: the step a team takes after READY TO DEMO.
 CERTIFIED_THRESHOLD = 0.94
 
 #: Catalog states this parser has no rule for, each with the reason (the verdict checks them).
@@ -107,3 +107,35 @@ def shipping_policy(reference: Sequence[str], *, threshold: float = CERTIFIED_TH
         fp.Clarify("Please type the address with letters, digits and the usual punctuation only.")
     )
     return fp.Policy("addresses-shipping", rules=[refuse, *careful.rules], waive=ACCEPTED)
+
+
+def certify_threshold(store: Any, run_id: str | None = None, *, max_risk: float = 0.05, delta: float = 0.05) -> float | None:
+    """The lowest confidence threshold certified on a stored check run, or None when nothing is.
+
+    Learn-then-Test (``fp.stats.select_threshold``: a fixed grid, exact binomial p-values, Holm) over
+    the calibration half's raw answers that reached the confidence rule (every other rule let them
+    through): with probability at least 1 - ``delta``, answering those from the threshold up is wrong at
+    most ``max_risk`` of the time. ``run_id`` defaults to the latest check run in ``store`` (a path).
+    """
+    from failpath import stats
+    from failpath.core import is_valid_confidence
+    from failpath.store import open_store
+
+    with open_store(store) as opened:
+        if run_id is None:
+            runs = opened.list_runs(kind="check")
+            if not runs:
+                raise fp.ConfigError(f"no check run in {store}: run `failpath check --example addresses` first")
+            run_id = runs[0]["run_id"]
+        rows = [r["data"] for r in opened.results(run_id)]
+    confidence, correct = [], []
+    for row in rows:
+        decided_by_confidence = row.get("state") in (None, "low_confidence")
+        if row.get("split") == "calibration" and decided_by_confidence and row.get("raw_error") is None:
+            if is_valid_confidence(row.get("raw_confidence")):
+                confidence.append(float(row["raw_confidence"]))
+                correct.append(bool(row.get("raw_correct")))
+    if not confidence:
+        return None
+    chosen = stats.select_threshold(confidence, correct, max_risk=max_risk, delta=delta, method="holm")
+    return float(chosen.threshold) if chosen.certified else None
