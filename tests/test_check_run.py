@@ -321,3 +321,20 @@ def test_sync_systems_run_inline_when_busy_and_in_threads_when_waiting(tmp_path)
     fp.check(waiting, make_cases(30), suites=[REALISTIC], store=tmp_path / "b.db", concurrency=8, worst_cases=0, quiet=True)
     pooled = [n for n in waiting_names if n.startswith("failpath-check")]
     assert len(pooled) >= 30 and len(set(pooled)) > 1
+
+
+def test_fp_check_is_callable_before_and_after_the_package_is_imported(tmp_path):
+    import subprocess
+    import sys
+
+    import failpath.check as module
+
+    assert callable(module) and callable(fp.check)
+    result = module(ToySystem(), make_cases(4), suites=[REALISTIC], store=tmp_path / "m.db", quiet=True, worst_cases=0)
+    assert isinstance(result, CheckResult) and result.n_rows == 8
+    code = (
+        "import failpath.check, failpath as fp; "
+        "assert callable(fp.check) and callable(failpath.check); "
+        "assert fp.CheckResult is failpath.check.CheckResult and fp.TokenLabels and fp.load_cases and fp.Verdict"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
