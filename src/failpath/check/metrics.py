@@ -154,11 +154,10 @@ def _gap(
     n_variants = sum(len(v) for v in per_case.values())
     flips = sum(1 for c in cases for ok in per_case[c] if ok != clean_raw[c])
     clean_acc = sum(clean) / len(clean)
-    chaos_acc = sum(ok for c in cases for ok in per_case[c]) / n_variants
+    chaos_acc = sum(chaos_mean) / len(chaos_mean)  # each case once, as in the paired gap
     flip_rate = flips / n_variants
     if len(cases) < 2:
-        gap = clean_acc - sum(chaos_mean) / len(chaos_mean)
-        return clean_acc, chaos_acc, gap, None, None, flip_rate
+        return clean_acc, chaos_acc, clean_acc - chaos_acc, None, None, flip_rate
     from failpath import stats
 
     if all(len(per_case[c]) == 1 for c in cases):

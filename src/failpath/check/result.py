@@ -109,8 +109,9 @@ class PolicyFigures:
 class GroupFigures:
     """The figures of one suite (``perturbation`` is None) or of one perturbation inside a suite.
 
-    Accuracy is the raw system's (without the policy). ``gap`` = clean accuracy − accuracy under the
-    perturbation, paired by case, with a paired bootstrap interval ``gap_low..gap_high``;
+    Accuracy is the raw system's (without the policy), each case counted once (a case with several
+    variants counts the mean of its variants), so ``gap`` = ``clean_accuracy`` − ``accuracy`` exactly:
+    paired by case, with a paired bootstrap interval ``gap_low..gap_high``;
     ``flip_rate`` is the share of variants whose correctness differs from their clean case's.
     ``catch_rate`` = raw-wrong turned into a handled outcome / raw-wrong; ``false_alarm_rate`` = handled
     although raw-right / raw-right; ``repaired`` counts raw-wrong answered right by the guard (a retry or
