@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 from report_sample import stored_check
@@ -94,3 +95,23 @@ def test_a_document_that_is_not_a_check_result_is_refused(bad, message):
     with pytest.raises(ReportError) as info:
         json_report.build_report(bad)
     assert message in str(info.value)
+
+
+def test_every_field_is_documented(result):
+    """docs/report-schema.md names every field of both documents: a new field without docs fails here."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "report-schema.md").read_text(encoding="utf-8")
+    prose = re.sub(r"```.*?```", "", doc, flags=re.DOTALL)
+    named = {part.strip("[]") for quoted in re.findall(r"`([^`]+)`", prose) for part in quoted.split(".")}
+    document = json_report.build_report(result)
+    check = document["check"]
+    fields = set(document) | set(check)
+    fields |= set(document["accuracy"][0]) | set(document["outcome_mix"][0])
+    fields |= set(check["clean"]) | set(check["clean"]["with_policy"]) | set(check["confidence"])
+    fields |= set(check["states"][0]) | set(check["thresholds"]) | set(check["verdict"])
+    fields |= set(check["worst_cases"][0]) | set(check["worst_cases"][0]["reproduction"] or {})
+    fields |= set(check["curves"]["risk_coverage"]) | set(check["curves"]["reliability"]["bins"][0])
+    fields |= set(check["baseline"]) | set(check["budgets"]) | set(check["config"])
+    missing = sorted(f for f in fields if f not in named)
+    assert not missing, f"fields missing from docs/report-schema.md: {missing}"
