@@ -277,12 +277,18 @@ def _grouped_quantiles(values: Any, group: Any, n_groups: int, quantiles: tuple[
     """``[n_groups, len(quantiles)]`` quantiles of ``values`` per group (numpy's default linear method; NaN if empty)."""
     import numpy as np
 
-    if n_groups == 1:
-        ordered = np.sort(values)  # one group (the whole span): a plain sort is several times faster
-    else:
-        ordered = values[np.lexsort((values, group))]
     counts = np.bincount(group, minlength=n_groups)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    if n_groups == 1:
+        ordered = np.sort(values)
+    elif len(group) < 2 or bool(np.all(group[1:] >= group[:-1])):
+        # Rows come in time order, so each window is one slice: sorting the slices one by one is
+        # several times faster than one lexsort over every row.
+        ordered = np.array(values, dtype=float, copy=True)
+        for start, count in zip(starts[counts > 0].tolist(), counts[counts > 0].tolist()):
+            ordered[start : start + count].sort()
+    else:
+        ordered = values[np.lexsort((values, group))]
     out = np.full((n_groups, len(quantiles)), np.nan)
     filled = counts > 0
     for i, q in enumerate(quantiles):
