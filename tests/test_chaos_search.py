@@ -202,3 +202,21 @@ def test_search_finds_a_confident_misparse_in_usaddress_and_it_is_minimal():
         if len(found) >= 2:
             break
     assert found, "no confident misparse found in the first labeled addresses"
+
+
+def test_search_writes_nothing_into_the_working_directory(tmp_path, monkeypatch):
+    """Hypothesis caches constants under ./.hypothesis unless told otherwise; a search must not."""
+    import subprocess
+    import sys
+
+    code = (
+        "from failpath.core import Case\n"
+        "from failpath.chaos import search\n"
+        "case = Case('c', 'hello world', 'hello world')\n"
+        "r = search(lambda t: t, case, lambda out, exp: 'x' not in out, max_examples=20, seed=1)\n"
+        "print(r.n_tried > 0)\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "HYPOTHESIS_STORAGE_DIRECTORY"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -14,12 +14,16 @@ and a deterministic system, and bounded by ``max_examples`` and ``timeout`` seco
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import math
+import os
 import random
+import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 from failpath.chaos.base import Edit, LabelContract, NotApplicable, Perturbation, Variant, derive_rng, weakest
 from failpath.chaos.suites import REALISTIC
@@ -295,7 +299,8 @@ def search(
         print_blob=False,
     )
     try:
-        found: Sequence[Step] | None = find(steps_strategy, condition, settings=config, random=random.Random(seed))
+        with _storage_outside_working_directory():
+            found: Sequence[Step] | None = find(steps_strategy, condition, settings=config, random=random.Random(seed))
     except NoSuchExample:
         found = None
     except (_OutOfTime, Flaky):
@@ -309,6 +314,29 @@ def search(
     outcome = state.evaluate(steps)
     assert outcome is not None and outcome.failed
     return _result(state, outcome, outcome.applied, minimal, start)
+
+
+@contextlib.contextmanager
+def _storage_outside_working_directory() -> Iterator[None]:
+    """Keep Hypothesis's caches out of the user's working directory while a search runs.
+
+    Even with ``database=None`` Hypothesis caches the constants it reads from loaded modules under its
+    home directory, ``./.hypothesis`` by default. Unless the user chose a place
+    (``HYPOTHESIS_STORAGE_DIRECTORY``), point it at a folder in the temporary directory and restore
+    the previous setting afterwards.
+    """
+    import hypothesis.configuration as hypothesis_configuration
+
+    if os.getenv("HYPOTHESIS_STORAGE_DIRECTORY"):
+        yield
+        return
+    attribute = "__hypothesis_home_directory"
+    previous = getattr(hypothesis_configuration, attribute, None)
+    hypothesis_configuration.set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "failpath-hypothesis")
+    try:
+        yield
+    finally:
+        hypothesis_configuration.set_hypothesis_home_dir(previous)
 
 
 def _minimize(state: _Search, steps: list[Step]) -> tuple[tuple[Step, ...], bool]:
