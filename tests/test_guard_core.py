@@ -424,3 +424,18 @@ def test_with_store_reuses_one_store_per_path(tmp_path):
         assert store.count_traces(policy="test") == 2
     finally:
         store.close()
+
+
+def test_records_are_built_on_the_fast_path_and_equal_ordinary_ones():
+    from failpath.core import Attempt, Trace
+    from failpath.guard import engine
+
+    assert engine._new_attempt.fast and engine._new_answered.fast and engine._new_trace.fast
+    assert engine._new_attempt(1, "call", "s", None, None, "x", 0.5, 1.0, {}) == Attempt(
+        number=1, action="call", system="s", output="x", confidence=0.5, latency_ms=1.0
+    )
+    assert engine._new_answered("timeout", "t", 3, 0.9, True) == fp.Answered(value=3, confidence=0.9, degraded=True, state="timeout", trace_id="t")
+    built = engine._new_trace("t", 1.0, "p", "d", "pv", "answered", None, None, None, (), (), None, (), False, 0.0, None, {}, {})
+    assert built == Trace(trace_id="t", time=1.0, policy="p", input_digest="d", input_preview="pv", outcome="answered")
+    slow = engine._frozen_builder(Attempt, ("number", "action"))  # wrong field list: ordinary constructor
+    assert not slow.fast and slow(2, "retry") == Attempt(number=2, action="retry")

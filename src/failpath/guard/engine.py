@@ -7,6 +7,7 @@ sleep) and receives the results. :class:`GuardedSystem` performs those steps syn
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import os
@@ -48,6 +49,54 @@ log = logging.getLogger("failpath.guard")
 
 _perf = time.perf_counter
 _CoroutineType = types.CoroutineType
+
+
+# --------------------------------------------------------------------------- fast construction of records
+
+
+def _frozen_builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
+    """A positional constructor for the frozen, slotted dataclass ``cls`` taking the fields ``names``.
+
+    A frozen dataclass's ``__init__`` calls ``object.__setattr__`` once per field, which makes the three
+    records of every guarded call (``Attempt``, ``Answered``, ``Trace``) a large share of the guard's cost.
+    Filling the slots through their descriptors builds the same objects two to three times faster.
+    ``names`` must be exactly the class's fields, in order; if they are not (``core`` gained a field),
+    the builder falls back to the ordinary constructor, which is correct but slower (a test checks that
+    the fast path is in use).
+    """
+    fields = tuple(f.name for f in dataclasses.fields(cls))
+    if fields != names or getattr(cls, "__post_init__", None) is not None or not hasattr(cls, "__slots__"):
+
+        def build_slowly(*values: Any) -> Any:
+            return cls(**dict(zip(names, values)))
+
+        build_slowly.fast = False  # type: ignore[attr-defined]
+        return build_slowly
+
+    setters = tuple(getattr(cls, name).__set__ for name in names)
+    new = object.__new__
+
+    def build(*values: Any) -> Any:
+        record = new(cls)
+        for setter, value in zip(setters, values):
+            setter(record, value)
+        return record
+
+    build.fast = True  # type: ignore[attr-defined]
+    return build
+
+
+_new_attempt = _frozen_builder(
+    Attempt, ("number", "action", "system", "state", "error", "output", "confidence", "latency_ms", "usage")
+)
+_new_answered = _frozen_builder(Answered, ("state", "trace_id", "value", "confidence", "degraded"))
+_new_trace = _frozen_builder(
+    Trace,
+    (
+        "trace_id", "time", "policy", "input_digest", "input_preview", "outcome", "input_raw", "output", "confidence",
+        "states", "actions", "state", "attempts", "degraded", "latency_ms", "ticket_id", "usage", "detail",
+    ),
+)
 
 
 # --------------------------------------------------------------------------- steps
@@ -113,6 +162,7 @@ class _Run:
     """
 
     degraded = False
+    meta: Any = None
     explanations: dict[str, Any] | None = None
     notes: list[str] | None = None
     detail: dict[str, Any] | None = None
@@ -146,11 +196,9 @@ class _Run:
         self.last_raw: Any = _NO_VOTE
 
     # ------------------------------------------------------------------ the policy logic
-    def steps(self) -> Generator[_Step, Any, _Resolution]:
-        """Decide the call: yields the calls and sleeps it needs; returns how it ended."""
-        policy = self.policy
-        route: _Route | None = None
-        for detector, index in policy._input_checks:
+    def check_input(self) -> _Route | None:
+        """Run the input-side detectors (before any call): the route of the first that fires, or None."""
+        for detector, index in self.policy._input_checks:
             if isinstance(detector, State):
                 why, error = detector.evaluate(self.value, None)
                 if error is not None:
@@ -162,22 +210,18 @@ class _Run:
                     why = None
                     self._note(f"{detector.name}: detector raised {type(exc).__name__}: {exc}")
             if why:
-                route = (detector.name, index, why, True)
-                break
-        if route is None:
-            result = yield self._call_step()
-            route = yield from self._judge(result, "call")
+                return (detector.name, index, why, True)
+        return None
 
+    def steps(self, route: Any) -> Generator[_Step, Any, _Resolution]:
+        """Decide the rest of the call from ``route`` (what the input checks or the first call found, or
+        ``_SAMPLE``): yields the calls and sleeps it needs; returns how it ended."""
+        policy = self.policy
+        if route is _SAMPLE:
+            route = yield from self._sampled()
         while True:
             if route is None:
-                answered = Answered(
-                    value=self.answer,
-                    confidence=self.answer_confidence,
-                    degraded=self.degraded,
-                    state=self.decided,
-                    trace_id=self.trace_id,
-                )
-                return _Resolution(answered)
+                return self.answered()
             name, index, why, input_side = self._record(route)
             while True:
                 action = self._next_action(index)
@@ -248,7 +292,15 @@ class _Run:
         return _CallStep(self.system, self.system_async, limit, is_deadline, count)
 
     def _judge(self, result: _Result, action: str) -> Generator[_Step, Any, _Route | None]:
-        """Read one call's result: the route to a failure state, or None with the answer kept."""
+        """Read one call's result (drawing samples when the policy has ``Inconsistent``): a route, or None."""
+        route = self._read(result, action)
+        if route is _SAMPLE:
+            route = yield from self._sampled()
+        return route
+
+    def _read(self, result: _Result, action: str) -> Any:
+        """Read one call's result: the route to a failure state, None with the answer kept, or ``_SAMPLE``
+        when the answer must first be compared with more samples."""
         policy = self.policy
         self.calls += 1
         number = len(self.attempts) + 1
@@ -280,41 +332,44 @@ class _Run:
             value, confidence, meta = raw, None, None
         self.last_raw = value
         self.last_output = output = jsonable(value)
-        valid_confidence = confidence if is_valid_confidence(confidence) else None
+        valid_confidence = confidence if confidence is None or is_valid_confidence(confidence) else None
         self.last_confidence = valid_confidence
         if confidence is not None and valid_confidence is None:
             self._note(f"attempt {number}: confidence {confidence!r} is not a number in [0, 1]; kept as none")
 
         route = self._check_value(value)
+        self._attempt(number, action, None if route is None else route[0], None, output, valid_confidence, result.latency_ms, usage)
         if route is not None:
-            self._attempt(number, action, route[0], None, output, valid_confidence, result.latency_ms, usage)
             return route
-        value = self.answer
+        if policy._inconsistent is not None and action != "sample":
+            self.meta = meta
+            return _SAMPLE
+        if policy._output_checks:
+            return self._output_checks(confidence, meta)
+        return None
 
-        inconsistent = policy._inconsistent
-        if inconsistent is not None and action != "sample":
-            self._attempt(number, action, None, None, output, valid_confidence, result.latency_ms, usage)
-            detector, index = inconsistent
-            blocked = self._budget_block(detector.samples - 1)
-            if blocked is not None:
-                return self._budget_route(f"{blocked}; cannot draw {detector.samples - 1} more samples")
-            self.actions.append("sample")
-            step = self._call_step(detector.samples - 1)
-            samples = yield step
-            votes: list[tuple[Any, Any, float | None]] = [(self._vote(detector, value), value, valid_confidence)]
-            for sample in samples:
-                votes.append(self._sample(detector, sample))
-            route = self._tally(detector, index, votes)
-            if route is not None:
-                return route
-        else:
-            self._attempt(number, action, None, None, output, valid_confidence, result.latency_ms, usage)
+    def _sampled(self) -> Generator[_Step, Any, _Route | None]:
+        """Draw the extra samples ``Inconsistent`` asks for, keep the majority answer, run the output checks."""
+        detector, index = self.policy._inconsistent  # type: ignore[misc]
+        blocked = self._budget_block(detector.samples - 1)
+        if blocked is not None:
+            return self._budget_route(f"{blocked}; cannot draw {detector.samples - 1} more samples")
+        self.actions.append("sample")
+        samples = yield self._call_step(detector.samples - 1)
+        votes: list[tuple[Any, Any, float | None]] = [(self._vote(detector, self.answer), self.answer, self.answer_confidence)]
+        for sample in samples:
+            votes.append(self._sample(detector, sample))
+        route = self._tally(detector, index, votes)
+        if route is not None:
+            return route
+        return self._output_checks(self.answer_confidence, self.meta)
 
-        checked = self.answer_confidence if inconsistent is not None else confidence
+    def _output_checks(self, confidence: Any, meta: Any) -> _Route | None:
+        """``LowConfidence`` and output-side ``State`` rules, in rule order, on the kept answer."""
         prediction = None
-        for detector, index in policy._output_checks:
+        for detector, index in self.policy._output_checks:
             if isinstance(detector, LowConfidence):
-                why = detector.check_confidence(checked)
+                why = detector.check_confidence(confidence)
             else:
                 if prediction is None:
                     prediction = Prediction(self.answer, self.answer_confidence, meta or {})
@@ -324,8 +379,13 @@ class _Run:
             if why:
                 self._settle_attempt(detector.name)
                 return (detector.name, index, why, False)
-        self._settle_attempt(None)
         return None
+
+    def answered(self) -> _Resolution:
+        """The call answered: ``Answered`` with the kept answer."""
+        return _Resolution(
+            _new_answered(self.decided, self.trace_id, self.answer, self.answer_confidence, self.degraded)
+        )
 
     def _check_value(self, value: Any) -> _Route | None:
         """Route invalid outputs; on success keep the (validated) value as the answer."""
@@ -408,23 +468,15 @@ class _Run:
         self, number: int, action: str, state: str | None, error: str | None, output: Any,
         confidence: float | None, latency_ms: float, usage: dict[str, float] | None,
     ) -> None:
-        attempt = Attempt(
-            number=number, action=action, system=self.system_name, state=state, error=error,
-            output=output, confidence=confidence, latency_ms=latency_ms, usage=usage or {},
-        )
+        attempt = _new_attempt(number, action, self.system_name, state, error, output, confidence, latency_ms, usage or {})
         self.attempts.append(attempt)
 
     def _settle_attempt(self, state: str | None) -> None:
         """Set the state found by the output checks on the latest call's attempt."""
-        if state is None:
-            return
         for i in range(len(self.attempts) - 1, -1, -1):
             attempt = self.attempts[i]
             if attempt.action != "sample":
-                self.attempts[i] = Attempt(
-                    number=attempt.number, action=attempt.action, system=attempt.system, state=state, error=attempt.error,
-                    output=attempt.output, confidence=attempt.confidence, latency_ms=attempt.latency_ms, usage=attempt.usage,
-                )
+                self.attempts[i] = dataclasses.replace(attempt, state=state)
                 return
 
     # ------------------------------------------------------------------ routing and actions
@@ -611,60 +663,65 @@ class _Run:
     def trace(self, resolution: _Resolution) -> Trace:
         """The trace of this call (written to the store and handed to the exporters)."""
         outcome = resolution.outcome
-        detail: dict[str, Any] = dict(self.detail) if self.detail else {}
-        if self.explanations:
+        policy = self.policy
+        detail: dict[str, Any] = {}
+        if self.detail is not None:
+            detail.update(self.detail)
+        if self.explanations is not None:
             detail["explanations"] = self.explanations
-        if self.notes:
+        if self.notes is not None:
             detail["notes"] = self.notes
-        if resolution.exception is not None:
-            detail["raised"] = _describe_error(resolution.exception)
-        output = None
-        confidence = None
+        output = confidence = None
         degraded = False
-        if isinstance(outcome, Answered):
-            output = self.last_output if outcome.value is self.last_raw else jsonable(outcome.value)
-            confidence = outcome.confidence
-            degraded = outcome.degraded
-        elif isinstance(outcome, Defaulted):
-            output = jsonable(outcome.value)
+        kind = type(outcome)
+        if kind is Answered:
+            value = outcome.value  # type: ignore[union-attr]
+            output = self.last_output if value is self.last_raw else jsonable(value)
+            confidence = outcome.confidence  # type: ignore[union-attr]
+            degraded = outcome.degraded  # type: ignore[union-attr]
+        elif kind is Defaulted:
+            output = jsonable(outcome.value)  # type: ignore[union-attr]
         usage: dict[str, float] = {}
         if self.tokens_in or self.tokens_out:
             usage = {"input_tokens": self.tokens_in, "output_tokens": self.tokens_out}
-            if self.policy.budget is not None and self.policy.budget.prices:
+            if policy.budget is not None and policy.budget.prices:
                 usage["cost"] = self.cost
-        policy = self.policy
         if resolution.exception is None:
-            self._attempt_resolution()
+            if self.actions:
+                self._attempt_resolution()
+        else:
+            detail["raised"] = _describe_error(resolution.exception)
         text = self.text
-        return Trace(
-            trace_id=self.trace_id,
-            time=self.time,
-            policy=policy.name,
-            input_digest=digest(text),
-            input_preview=preview(text),
-            outcome=outcome.kind if outcome is not None else "raised",
-            input_raw=text if policy.store_raw_inputs else None,
-            output=output,
-            confidence=confidence,
-            states=tuple(self.states),
-            actions=tuple(self.actions),
-            state=self.decided,
-            attempts=tuple(self.attempts),
-            degraded=degraded,
-            latency_ms=(_perf() - self.start) * 1000.0,
-            ticket_id=self.ticket_id,
-            usage=usage,
-            detail=detail,
+        return _new_trace(
+            self.trace_id,
+            self.time,
+            policy.name,
+            digest(text),
+            preview(text),
+            "raised" if outcome is None else outcome.kind,
+            text if policy.store_raw_inputs else None,
+            output,
+            confidence,
+            tuple(self.states),
+            tuple(self.actions),
+            self.decided,
+            tuple(self.attempts),
+            degraded,
+            (_perf() - self.start) * 1000.0,
+            self.ticket_id,
+            usage,
+            detail,
         )
 
     def _attempt_resolution(self) -> None:
         if self.actions and self.decided is not None:
             last = self.actions[-1]
             if last not in ("retry", "fallback", "sample"):
-                self.attempts.append(Attempt(number=len(self.attempts) + 1, action=last, state=self.decided))
+                self.attempts.append(_new_attempt(len(self.attempts) + 1, last, None, self.decided, None, None, None, 0.0, {}))
 
 
 _NO_VOTE = object()
+_SAMPLE = object()  # "compare the answer with more samples first"
 
 
 def _describe_error(exc: BaseException) -> str:
@@ -801,6 +858,7 @@ class GuardedSystem(_GuardedBase):
 
     def __init__(self, policy: Policy, system: Callable[[Any], Any], *, name: str | None = None, store: StoreHandle | None = None):
         super().__init__(policy, system, name=name, store=store if store is not None else policy._store)
+        self._input_checks = bool(policy._input_checks)
         self._threaded = policy.uses_timeout
         self._pool = policy._worker_pool() if self._threaded else None
 
@@ -811,7 +869,22 @@ class GuardedSystem(_GuardedBase):
     def call_traced(self, input: Any) -> tuple[Outcome, Trace]:
         """Guard one call and return its outcome together with its trace."""
         run = _Run(self.policy, self.system, self.name, False, input, self._store)
-        steps = run.steps()
+        try:
+            route = run.check_input() if self._input_checks else None
+            if route is None:
+                # The first call, made here rather than through the step machinery: most calls end with it.
+                if self._threaded:
+                    result = self._call(run._call_step(), input)
+                else:
+                    result = _call_direct(self.system, input)
+                route = run._read(result, "call")
+            resolution = run.answered() if route is None else self._drive(run.steps(route), input)
+        except Exception as exc:
+            resolution = run.internal_error(exc)
+        return self._finish(run, resolution)
+
+    def _drive(self, steps: Generator[_Step, Any, _Resolution], input: Any) -> _Resolution:
+        """Perform the steps the policy asks for until it decides."""
         try:
             step = steps.send(None)
             while True:
@@ -825,19 +898,12 @@ class GuardedSystem(_GuardedBase):
                     answer = None
                 step = steps.send(answer)
         except StopIteration as stop:
-            resolution = stop.value
-        except Exception as exc:
-            resolution = run.internal_error(exc)
-        return self._finish(run, resolution)
+            return stop.value
 
     def _call(self, step: _CallStep, input: Any) -> _Result:
-        started = _perf()
         if step.limit is None or self._pool is None:
-            try:
-                value = step.system(input)
-            except Exception as exc:
-                return _Result(None, exc, (_perf() - started) * 1000.0)
-            return _Result(value, None, (_perf() - started) * 1000.0)
+            return _call_direct(step.system, input)
+        started = _perf()
         future = self._pool.submit(step.system, input)
         try:
             value = future.result(timeout=step.limit)
@@ -849,11 +915,21 @@ class GuardedSystem(_GuardedBase):
         return _Result(value, None, (_perf() - started) * 1000.0)
 
 
+def _call_direct(system: Any, input: Any) -> _Result:
+    started = _perf()
+    try:
+        value = system(input)
+    except Exception as exc:
+        return _Result(None, exc, (_perf() - started) * 1000.0)
+    return _Result(value, None, (_perf() - started) * 1000.0)
+
+
 class AsyncGuardedSystem(_GuardedBase):
     """An ``async def`` system under a policy: ``await guarded(input)`` always returns one outcome."""
 
     def __init__(self, policy: Policy, system: Callable[[Any], Any], *, name: str | None = None, store: StoreHandle | None = None):
         super().__init__(policy, system, name=name, store=store if store is not None else policy._store)
+        self._input_checks = bool(policy._input_checks)
 
     async def __call__(self, input: Any) -> Outcome:
         """Guard one call: ``Answered``, ``Clarify``, ``Escalated``, ``Abstained`` or ``Defaulted``."""
@@ -862,7 +938,17 @@ class AsyncGuardedSystem(_GuardedBase):
     async def call_traced(self, input: Any) -> tuple[Outcome, Trace]:
         """Guard one call and return its outcome together with its trace."""
         run = _Run(self.policy, self.system, self.name, True, input, self._store)
-        steps = run.steps()
+        try:
+            route = run.check_input() if self._input_checks else None
+            if route is None:
+                route = run._read(await _call_async(run._call_step(), input), "call")
+            resolution = run.answered() if route is None else await self._drive(run.steps(route), input)
+        except Exception as exc:
+            resolution = run.internal_error(exc)
+        return self._finish(run, resolution)
+
+    async def _drive(self, steps: Generator[_Step, Any, _Resolution], input: Any) -> _Resolution:
+        """Perform the steps the policy asks for until it decides."""
         try:
             step = steps.send(None)
             while True:
@@ -880,10 +966,7 @@ class AsyncGuardedSystem(_GuardedBase):
                     answer = None
                 step = steps.send(answer)
         except StopIteration as stop:
-            resolution = stop.value
-        except Exception as exc:
-            resolution = run.internal_error(exc)
-        return self._finish(run, resolution)
+            return stop.value
 
 
 async def _call_async(step: _CallStep, input: Any) -> _Result:

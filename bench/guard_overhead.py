@@ -1,0 +1,196 @@
+"""Guard overhead: what a guarded call adds over the bare call of a system that returns at once.
+
+    python3 bench/guard_overhead.py            # 20,000 calls per variant
+    python3 bench/guard_overhead.py --quick    # 3,000 calls per variant
+
+Tracing to SQLite is on (a fresh store in a temporary directory). Printed per variant, in the same run:
+
+- the median time of one bare call and of one guarded call (each call timed on its own, bare and
+  guarded alternating call by call so load on a shared machine hits both alike), the difference in
+  µs, and the ratio;
+- the amortized cost: the wall time of all guarded calls plus the final ``flush`` (the background
+  writer's SQLite work included), per call, minus the bare call.
+
+Variants:
+
+0. ``minimal/nostore``: the minimal policy with ``store=False``: the guard's own work, without the store.
+1. ``minimal``: a policy with one rule (``Unexpected``).
+2. ``readme``: the README policy without a ``Timeout`` rule: empty input, injection, anomalous input
+   (a fitted profile over 300 reference inputs), provider error, invalid output (``InvalidOutput()``,
+   no schema), low confidence, budget, unexpected.
+3. ``readme+schema``: the same, with ``InvalidOutput(schema=Address)``: a pydantic validation per call.
+4. ``readme+timeout``: the same with ``Timeout(after=2.0)``: a sync system is then called in a worker
+   thread, one thread hop per call.
+5. ``async``: the ``readme`` policy over an ``async def`` system, against the bare ``await``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import random
+import statistics
+import sys
+import tempfile
+import time
+import timeit
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import failpath as fp  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+
+_ns = time.perf_counter_ns
+
+
+class Address(BaseModel):
+    number: str
+    street: str
+
+
+def reference_inputs(n: int = 300, seed: int = 1) -> list[str]:
+    rng = random.Random(seed)
+    streets = ["Main", "Oak", "Pine", "Maple", "Cedar", "Elm", "Washington", "Lake", "Hill", "Park"]
+    kinds = ["St", "Ave", "Rd", "Blvd", "Ln", "Dr"]
+    cities = [("Springfield", "IL"), ("Austin", "TX"), ("Portland", "OR"), ("Madison", "WI"), ("Columbus", "OH")]
+    out = []
+    for _ in range(n):
+        city, state = rng.choice(cities)
+        out.append(f"{rng.randint(1, 9999)} {rng.choice(streets)} {rng.choice(kinds)}, {city}, {state} {rng.randint(10000, 99999)}")
+    return out
+
+
+def policy(name: str, store: Path | bool, *, schema: bool = False, timeout: bool = False) -> fp.Policy:
+    if name == "minimal":
+        return fp.Policy("bench-minimal", rules=[fp.on(fp.Unexpected()).do(fp.Abstain("unexpected"))], store=store)
+    rules = [
+        fp.on(fp.EmptyInput()).do(fp.Clarify("Please type an address.")),
+        fp.on(fp.InjectionSuspected()).do(fp.Abstain("input refused")),
+        fp.on(fp.AnomalousInput(reference=reference_inputs())).do(fp.Escalate(queue="review")),
+        fp.on(fp.ProviderError()).do(fp.Retry(2, backoff=0.2), fp.Escalate(queue="ops")),
+        fp.on(fp.InvalidOutput(schema=Address) if schema else fp.InvalidOutput()).do(fp.Retry(1), fp.Abstain("could not read that address")),
+        fp.on(fp.LowConfidence(below=0.9)).do(fp.Clarify("Please enter it as: number street, city, state zip")),
+        fp.on(fp.BudgetExceeded()).do(fp.Escalate(queue="ops")),
+        fp.on(fp.Unexpected()).do(fp.Escalate(queue="ops")),
+    ]
+    if timeout:
+        rules.insert(0, fp.on(fp.Timeout(after=2.0)).do(fp.Retry(1), fp.Default(None, reason="parser too slow")))
+    return fp.Policy(f"bench-{name}", rules=rules, store=store, max_attempts=4)
+
+
+def sync_system(text: str) -> fp.Prediction:
+    return fp.Prediction({"number": "123", "street": "Main"}, confidence=0.97)
+
+
+async def async_system(text: str) -> fp.Prediction:
+    return fp.Prediction({"number": "123", "street": "Main"}, confidence=0.97)
+
+
+def measure_sync(guarded, inputs: list[str]) -> tuple[list[int], list[int], float]:
+    """Per-call nanoseconds, bare and guarded, alternating call by call so load on a shared machine hits
+    both alike; and the wall time of all guarded calls plus the final flush."""
+    bare_times: list[int] = []
+    guarded_times: list[int] = []
+    system = guarded.system
+    for text in inputs[:200]:  # warm up: store opened, caches filled
+        guarded(text)
+        system(text)
+    guarded.policy.flush()
+    wall = 0.0
+    gc.disable()
+    try:
+        for text in inputs:
+            t0 = _ns()
+            system(text)
+            t1 = _ns()
+            guarded(text)
+            t2 = _ns()
+            bare_times.append(t1 - t0)
+            guarded_times.append(t2 - t1)
+            wall += t2 - t1
+        t0 = _ns()
+        guarded.policy.flush()
+        wall += _ns() - t0
+    finally:
+        gc.enable()
+    return bare_times, guarded_times, wall / 1e9
+
+
+def measure_async(guarded, inputs: list[str]) -> tuple[list[int], list[int], float]:
+    """The same as :func:`measure_sync`, awaiting both calls inside one event loop."""
+
+    async def run() -> tuple[list[int], list[int], float]:
+        bare_times: list[int] = []
+        guarded_times: list[int] = []
+        system = guarded.system
+        for text in inputs[:200]:
+            await guarded(text)
+            await system(text)
+        guarded.policy.flush()
+        wall = 0.0
+        gc.disable()
+        try:
+            for text in inputs:
+                t0 = _ns()
+                await system(text)
+                t1 = _ns()
+                await guarded(text)
+                t2 = _ns()
+                bare_times.append(t1 - t0)
+                guarded_times.append(t2 - t1)
+                wall += t2 - t1
+            t0 = _ns()
+            guarded.policy.flush()
+            wall += _ns() - t0
+        finally:
+            gc.enable()
+        return bare_times, guarded_times, wall / 1e9
+
+    return asyncio.run(run())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3,000 calls per variant instead of 20,000")
+    parser.add_argument("--calls", type=int, default=None)
+    args = parser.parse_args()
+    n = args.calls or (3_000 if args.quick else 20_000)
+    inputs = [text for text in reference_inputs(n, seed=2)]
+
+    variants = [
+        ("minimal/nostore", dict(), False),
+        ("minimal", dict(), False),
+        ("readme", dict(), False),
+        ("readme+schema", dict(schema=True), False),
+        ("readme+timeout", dict(timeout=True), False),
+        ("async", dict(), True),
+    ]
+    calibration = min(timeit.repeat("sum(range(100))", number=20_000, repeat=5)) / 20_000 * 1e6
+    print(f"guard overhead, {n:,} calls per variant, tracing to SQLite on (median of per-call times)")
+    print(f"machine speed now: sum(range(100)) takes {calibration:.2f} µs (a reference for comparing runs)")
+    print(f"{'variant':<16}{'bare µs':>10}{'guarded µs':>12}{'added µs':>10}{'ratio':>9}{'amortized added µs':>21}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, options, is_async in variants:
+            store_path: Path | bool = False if name.endswith("/nostore") else Path(tmp) / f"{name}.db"
+            pol = policy("minimal" if name.startswith("minimal") else "readme", store_path, **options)
+            with pol:
+                if is_async:
+                    guarded = pol.wrap(async_system)
+                    bare, guarded_ns, wall = measure_async(guarded, inputs)
+                else:
+                    guarded = pol.wrap(sync_system)
+                    bare, guarded_ns, wall = measure_sync(guarded, inputs)
+                stored = guarded.store.count_traces(policy=pol.name) if guarded.store is not None else 0
+            bare_us = statistics.median(bare) / 1000
+            guarded_us = statistics.median(guarded_ns) / 1000
+            amortized = wall / len(inputs) * 1e6 - bare_us
+            print(f"{name:<16}{bare_us:>10.2f}{guarded_us:>12.2f}{guarded_us - bare_us:>10.2f}{guarded_us / bare_us:>8.1f}x{amortized:>21.2f}")
+            expected = len(inputs) + 200
+            if store_path is not False and stored != expected:
+                print(f"  warning: {stored} traces stored, expected {expected}")
+
+
+if __name__ == "__main__":
+    main()
