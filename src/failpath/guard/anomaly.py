@@ -115,6 +115,7 @@ class ProfileScorer:
         self.center: tuple[float, ...] = ()
         self.spread: tuple[float, ...] = ()
         self.typical: tuple[tuple[float, float], ...] = ()
+        self._scale: tuple[tuple[float, float], ...] = ()
 
     def fit(self, reference: Sequence[Any]) -> ProfileScorer:
         """Learn the median, spread and 5–95% range of each feature from the reference inputs."""
@@ -132,6 +133,7 @@ class ProfileScorer:
             ordered = sorted(values)
             typical.append((_quantile(ordered, 0.05), _quantile(ordered, 0.95)))
         self.center, self.spread, self.typical = tuple(center), tuple(spread), tuple(typical)
+        self._scale = tuple((c, 1.0 / s) for c, s in zip(center, spread))  # what ``score`` reads per call
         return self
 
     def zscores(self, text: str) -> tuple[float, ...]:
@@ -144,14 +146,14 @@ class ProfileScorer:
             from failpath.guard.text import canonical_text
 
             text = canonical_text(value)
-        worst = 0.0
-        for v, c, s in zip(profile(text), self.center, self.spread):
-            z = (v - c) / s
-            if z < 0:
-                z = -z
-            if z > worst:
-                worst = z
-        return worst
+        if not self._scale:
+            raise RuntimeError("ProfileScorer.score called before fit(reference)")
+        f0, f1, f2, f3, f4, f5, f6, f7, f8 = profile(text)
+        (c0, s0), (c1, s1), (c2, s2), (c3, s3), (c4, s4), (c5, s5), (c6, s6), (c7, s7), (c8, s8) = self._scale
+        return max(
+            abs(f0 - c0) * s0, abs(f1 - c1) * s1, abs(f2 - c2) * s2, abs(f3 - c3) * s3, abs(f4 - c4) * s4,
+            abs(f5 - c5) * s5, abs(f6 - c6) * s6, abs(f7 - c7) * s7, abs(f8 - c8) * s8,
+        )
 
     def explain(self, value: Any, text: str | None = None) -> str:
         """The two features farthest from the reference, with the input's value and the reference's range."""

@@ -443,10 +443,12 @@ class InjectionSuspected(FailureState):
             if marker is not None:
                 return f"chat role marker {marker.group().strip()!r}"
         lowered = plain.lower()
-        if any(trigger in lowered for trigger in _PHRASE_TRIGGERS):
-            phrase = self._phrase_re.search(plain)
-            if phrase is not None:
-                return f"instruction-override phrase {phrase.group()!r}"
+        for trigger in _PHRASE_TRIGGERS:
+            if trigger in lowered:
+                phrase = self._phrase_re.search(plain)
+                if phrase is not None:
+                    return f"instruction-override phrase {phrase.group()!r}"
+                break
         if self._extra_re is not None:
             phrase = self._extra_re.search(plain)
             if phrase is not None:
