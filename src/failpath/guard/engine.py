@@ -59,7 +59,8 @@ def _frozen_builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
 
     A frozen dataclass's ``__init__`` calls ``object.__setattr__`` once per field, which makes the three
     records of every guarded call (``Attempt``, ``Answered``, ``Trace``) a large share of the guard's cost.
-    Filling the slots through their descriptors builds the same objects two to three times faster.
+    The builder fills the slots through their descriptors, one generated statement per field (the way
+    ``dataclasses`` generates ``__init__``), and builds the same objects about twice as fast.
     ``names`` must be exactly the class's fields, in order; if they are not (``core`` gained a field),
     the builder falls back to the ordinary constructor, which is correct but slower (a test checks that
     the fast path is in use).
@@ -73,16 +74,14 @@ def _frozen_builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
         build_slowly.fast = False  # type: ignore[attr-defined]
         return build_slowly
 
-    setters = tuple(getattr(cls, name).__set__ for name in names)
-    new = object.__new__
-
-    def build(*values: Any) -> Any:
-        record = new(cls)
-        for setter, value in zip(setters, values):
-            setter(record, value)
-        return record
-
-    build.fast = True  # type: ignore[attr-defined]
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    for i, name in enumerate(names):
+        namespace[f"set_{i}"] = getattr(cls, name).__set__  # the slot's member descriptor
+    arguments = ", ".join(f"value_{i}" for i in range(len(names)))
+    statements = "".join(f"    set_{i}(record, value_{i})\n" for i in range(len(names)))
+    exec(f"def build({arguments}):\n    record = new(cls)\n{statements}    return record\n", namespace)
+    build = namespace["build"]
+    build.fast = True
     return build
 
 
