@@ -34,34 +34,41 @@ def _ago(seconds: float) -> str:
 
 
 def _tickets_table(tickets: list[Any], title: str) -> Any:
-    import json
-
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
     from failpath.cli.traces import printable
 
     now = time.time()
-    table = Table(title=title)
-    for name in ("ticket", "queue", "status", "created", "deadline", "policy", "state", "conf", "input", "model output"):
-        table.add_column(name, overflow="fold" if name in ("input", "model output") else "ellipsis")
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, collapse_padding=True)
+    # Columns that would say the same thing on every row are left out.
+    show_status = len({t.status for t in tickets}) > 1
+    show_deadline = any(t.deadline is not None for t in tickets)
+    table.add_column("ticket", no_wrap=True)
+    table.add_column("queue", no_wrap=True, max_width=16, overflow="ellipsis")
+    if show_status:
+        table.add_column("status", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    if show_deadline:
+        table.add_column("deadline", no_wrap=True)
+    table.add_column("state", no_wrap=True, max_width=16, overflow="ellipsis")
+    table.add_column("conf", justify="right", no_wrap=True)
+    table.add_column("input", min_width=20, overflow="fold")
     for t in tickets:
-        deadline = "-"
-        if t.deadline is not None:
-            left = t.deadline - now
-            deadline = f"in {_ago(left)[:-4]}" if left > 0 else "passed"
-        table.add_row(
-            Text(t.ticket_id[:12]),
-            Text(t.queue),
-            Text(t.status.value, style={"open": "yellow", "resolved": "green", "expired": "dim"}[t.status.value]),
-            Text(_ago(now - t.created)),
-            Text(deadline),
-            Text(t.policy),
+        cells = [Text(t.ticket_id[:12]), Text(t.queue)]
+        if show_status:
+            cells.append(Text(t.status.value, style={"open": "yellow", "resolved": "green", "expired": "dim"}[t.status.value]))
+        cells.append(Text(_ago(now - t.created)))
+        if show_deadline:
+            left = None if t.deadline is None else t.deadline - now
+            cells.append(Text("-" if left is None else f"in {_ago(left)[:-4]}" if left > 0 else "passed"))
+        cells += [
             Text(t.state or "-"),
             Text("-" if t.confidence is None else f"{t.confidence:.2f}"),
-            Text(printable(t.input_preview, 40)),
-            Text(printable(json.dumps(t.output, ensure_ascii=False, default=str), 40)),
-        )
+            Text(printable(t.input_preview, 80)),
+        ]
+        table.add_row(*cells)
     return table
 
 

@@ -67,22 +67,26 @@ def _table(traces: list[Any], title: str) -> Any:
 
     from failpath.watch.timespec import format_time
 
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    for name, justify in (("time (UTC)", "left"), ("trace", "left"), ("policy", "left"), ("outcome", "left"),
-                          ("state", "left"), ("actions", "left"), ("conf", "right"), ("ms", "right"), ("input", "left")):
-        table.add_column(name, justify=justify, no_wrap=name != "input", overflow="fold")  # type: ignore[arg-type]
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, collapse_padding=True)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("trace", no_wrap=True)
+    table.add_column("policy", no_wrap=True, max_width=14, overflow="ellipsis")
+    table.add_column("outcome", no_wrap=True)
+    table.add_column("state", no_wrap=True, max_width=16, overflow="ellipsis")
+    table.add_column("conf", justify="right", no_wrap=True)
+    table.add_column("ms", justify="right", no_wrap=True)
+    table.add_column("input", min_width=20, overflow="fold")
     for t in traces:
         outcome = "degraded" if t.degraded else t.outcome
         table.add_row(
-            Text(format_time(t.time)[5:19].replace("T", " ")),
+            Text(format_time(t.time)[5:16].replace("T", " ")),
             Text(t.trace_id[:8]),
             Text(t.policy),
             Text(outcome, style="green" if outcome == "answered" else "yellow"),
             Text(t.state or "-"),
-            Text(",".join(t.actions) or "-"),
             Text("-" if t.confidence is None else f"{t.confidence:.2f}"),
             Text(f"{t.latency_ms:.0f}"),
-            Text(printable(t.input_preview, 40)),  # Text: markup in inputs is shown, never interpreted
+            Text(printable(t.input_preview, 80)),  # Text: markup in inputs is shown, never interpreted
         )
     return table
 

@@ -164,22 +164,26 @@ class DriftReport:
         }
 
     def __rich__(self) -> Any:
+        from rich import box
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=f"drift of policy {self.policy!r} against check run {self.baseline_run_id}")
+        table = Table(
+            title=f"drift of policy {self.policy!r} against check run {self.baseline_run_id}",
+            box=box.SIMPLE_HEAD,
+            title_justify="left",
+        )
         for column, justify in (
             ("figure", "left"),
             ("baseline", "right"),
             ("production", "right"),
             ("change", "right"),
             ("threshold", "right"),
-            ("test", "left"),
             ("p (Holm)", "right"),
             ("", "left"),
         ):
-            table.add_column(column, justify=justify, no_wrap=column != "test")  # type: ignore[arg-type]
+            table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
         unseen = [f.name for f in self.figures if f.note == "not seen on either side"]
         for f in self.figures:
             if f.name in unseen:
@@ -191,7 +195,6 @@ class DriftReport:
                 _fmt_value(f, f.production),
                 _fmt_change(f),
                 _fmt_threshold(f),
-                f.test + (f" ({f.note})" if f.note else ""),
                 "-" if f.p_adjusted is None else f"{f.p_adjusted:.2g}",
                 status,
             )
@@ -212,7 +215,15 @@ class DriftReport:
             )
         else:
             verdict = Text(f"no drift beyond thresholds (family-wise alpha {self.thresholds.alpha:g})", style="green")
-        lines = [table, Text(f"{window}; baseline of {self.baseline_n} call(s)", style="dim")]
+        lines = [
+            table,
+            Text(f"{window}; baseline of {self.baseline_n} call(s)", style="dim"),
+            Text(
+                "tests: coverage exact binomial against the calibrated interval, confidence two-sample KS, "
+                "rates Fisher exact; p-values Holm-adjusted together",
+                style="dim",
+            ),
+        ]
         if unseen:
             lines.append(Text(f"not seen on either side (not tested): {', '.join(unseen)}", style="dim"))
         return Group(*lines, verdict)
@@ -222,7 +233,7 @@ def _fmt_value(f: DriftFigure, value: float | None) -> str:
     if value is None:
         return "-"
     if f.name == "confidence":
-        return f"median {value:.3f}"
+        return f"p50 {value:.3f}"
     return f"{value:.1%}"
 
 

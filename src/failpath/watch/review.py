@@ -205,8 +205,8 @@ class ExportResult:
         shown = ", ".join(self.from_preview[:5]) + (" ..." if len(self.from_preview) > 5 else "")
         return (
             f"{len(self.from_preview)} of {self.written} case(s) use the redacted input preview because the raw "
-            f"input was not stored ({shown}); they may not reproduce the original call. Opt in to storing raw "
-            "inputs in the policy to export exact cases."
+            f"input was not stored ({shown}); they may not reproduce the original call. To export exact "
+            "inputs, create the policy with fp.Policy(..., store_raw_inputs=True)."
         )
 
 
