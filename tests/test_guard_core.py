@@ -439,3 +439,13 @@ def test_records_are_built_on_the_fast_path_and_equal_ordinary_ones():
     assert built == Trace(trace_id="t", time=1.0, policy="p", input_digest="d", input_preview="pv", outcome="answered")
     slow = engine._frozen_builder(Attempt, ("number", "action"))  # wrong field list: ordinary constructor
     assert not slow.fast and slow(2, "retry") == Attempt(number=2, action="retry")
+
+
+def test_keyboard_interrupt_propagates_from_the_timeout_worker(store):
+    policy = make_policy(store, fp.on(fp.Timeout(after=1.0)).do(fp.Abstain("slow")), fp.on(fp.ProviderError()).do(fp.Abstain("down")))
+    for exc in (KeyboardInterrupt, SystemExit):
+        with pytest.raises(exc):
+            policy.wrap(Scripted(exc()))("a")
+    assert policy.wrap(Scripted(ConnectionError()))("a").reason == "down"
+    assert policy.wrap(Scripted(TimeoutError()))("a").reason == "slow"
+    assert policy.wrap(Scripted("fine"))("a").value == "fine"

@@ -38,8 +38,6 @@ from failpath.guard.states import State, LowConfidence, basic_output_problem
 from failpath.guard.text import canonical_text, digest, jsonable, preview
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
-
     from failpath.guard.policy import Policy, StoreHandle
     from failpath.store.base import Store
 
@@ -735,27 +733,48 @@ def _describe_error(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- worker threads for sync timeouts
 
 
+class _Job:
+    """One call handed to a worker thread. ``done`` is held until the call has returned or raised."""
+
+    __slots__ = ("fn", "arg", "done", "value", "error", "abandoned")
+
+    def __init__(self, fn: Callable[[Any], Any], arg: Any):
+        self.fn = fn
+        self.arg = arg
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.abandoned = False  # the caller stopped waiting; a job not started yet is skipped
+
+    def wait(self, timeout: float) -> bool:
+        """True when the call finished within ``timeout`` seconds; else the job is abandoned."""
+        if self.done.acquire(timeout=timeout):
+            return True
+        self.abandoned = True
+        return False
+
+
 class DaemonPool:
     """Daemon worker threads for sync systems under a timeout.
 
     Daemon threads, so a call that never returns cannot keep the interpreter from exiting. Each
     submitted call gets a worker of its own (an idle one, or a new one), so a stuck call never delays
-    another.
+    another. A job is handed over through a queue and its result back through a lock, the lightest
+    hand-off the standard library offers.
     """
 
     def __init__(self, name: str, max_idle: int = 8):
-        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[Any], Any], Any]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0
         self._max_idle = max_idle
         self._name = name
         self._count = 0
 
-    def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
-        """Run ``fn(arg)`` in a worker thread; the future holds its result or exception."""
-        from concurrent.futures import Future
-
-        future: Future[Any] = Future()
+    def submit(self, fn: Callable[[Any], Any], arg: Any) -> _Job:
+        """Run ``fn(arg)`` in a worker thread; wait for it with ``job.wait(timeout)``."""
+        job = _Job(fn, arg)
         with self._lock:
             if self._idle > 0:
                 self._idle -= 1
@@ -763,20 +782,21 @@ class DaemonPool:
             else:
                 self._count += 1
                 spawn = True
-        self._queue.put((future, fn, arg))
+        self._queue.put(job)
         if spawn:
             threading.Thread(target=self._work, name=f"{self._name}-{self._count}", daemon=True).start()
-        return future
+        return job
 
     def _work(self) -> None:
         while True:
-            future, fn, arg = self._queue.get()
-            if future.set_running_or_notify_cancel():
+            job = self._queue.get()
+            if not job.abandoned:
                 try:
-                    future.set_result(fn(arg))
+                    job.value = job.fn(job.arg)
                 except BaseException as exc:  # handed to the caller, who re-raises KeyboardInterrupt and SystemExit
-                    future.set_exception(exc)
-            del future, fn, arg
+                    job.error = exc
+            job.done.release()
+            del job
             with self._lock:
                 if self._idle >= self._max_idle:
                     return
@@ -903,15 +923,15 @@ class GuardedSystem(_GuardedBase):
         if step.limit is None or self._pool is None:
             return _call_direct(step.system, input)
         started = _perf()
-        future = self._pool.submit(step.system, input)
-        try:
-            value = future.result(timeout=step.limit)
-        except Exception as exc:
-            if not future.done():
-                future.cancel()
-                return _Result(None, None, (_perf() - started) * 1000.0, timed_out=True, step=step)
-            return _Result(None, exc, (_perf() - started) * 1000.0)
-        return _Result(value, None, (_perf() - started) * 1000.0)
+        job = self._pool.submit(step.system, input)
+        if not job.wait(step.limit):
+            return _Result(None, None, (_perf() - started) * 1000.0, timed_out=True, step=step)
+        error = job.error
+        if error is None:
+            return _Result(job.value, None, (_perf() - started) * 1000.0)
+        if not isinstance(error, Exception):
+            raise error  # KeyboardInterrupt, SystemExit: they propagate
+        return _Result(None, error, (_perf() - started) * 1000.0)
 
 
 def _call_direct(system: Any, input: Any) -> _Result:
