@@ -449,3 +449,10 @@ def test_keyboard_interrupt_propagates_from_the_timeout_worker(store):
     assert policy.wrap(Scripted(ConnectionError()))("a").reason == "down"
     assert policy.wrap(Scripted(TimeoutError()))("a").reason == "slow"
     assert policy.wrap(Scripted("fine"))("a").value == "fine"
+
+
+def test_trace_outcome_names_match_the_core_kinds(store):
+    from failpath.core import _KIND
+    from failpath.guard import engine
+
+    assert engine._KIND_OF == _KIND

@@ -695,7 +695,7 @@ class _Run:
             policy.name,
             digest(text),
             preview(text),
-            "raised" if outcome is None else outcome.kind,
+            "raised" if outcome is None else _KIND_OF[kind],
             text if policy.store_raw_inputs else None,
             output,
             confidence,
@@ -717,6 +717,7 @@ class _Run:
                 self.attempts.append(_new_attempt(len(self.attempts) + 1, last, None, self.decided, None, None, None, 0.0, {}))
 
 
+_KIND_OF = {Answered: "answered", Clarify: "clarify", Escalated: "escalated", Abstained: "abstained", Defaulted: "defaulted"}
 _NO_VOTE = object()
 _SAMPLE = object()  # "compare the answer with more samples first"
 

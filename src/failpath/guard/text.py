@@ -57,8 +57,12 @@ def canonical_text(value: Any) -> str:
 
 
 def digest(text: str) -> str:
-    """sha256 hex digest of ``text`` (UTF-8; lone surrogates are escaped, never an error)."""
-    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+    """sha256 hex digest of ``text`` (UTF-8; lone surrogates are kept as they are, never an error)."""
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", errors="surrogatepass")
+    return hashlib.sha256(data).hexdigest()
 
 
 def redact(text: str) -> str:
