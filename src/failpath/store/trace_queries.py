@@ -163,7 +163,7 @@ class TraceColumns:
 
     ``rows`` is a numpy structured array, one row per trace in time order, with fields ``time``,
     ``outcome`` (an index into ``outcomes``; -1 for a name not in it), ``degraded`` (0/1),
-    ``latency_ms`` and ``confidence`` (NaN when the call reported none). ``states`` holds
+    ``latency_ms`` and ``confidence`` (NaN when the call reported none, or one outside [0, 1]). ``states`` holds
     ``(state, window index or None, calls)``: on how many of the matching traces each failure state
     was detected, per window ``floor(time / window)`` when a window was given.
     """
@@ -194,7 +194,8 @@ def trace_columns(
         outcomes = tuple(OUTCOME_KINDS) + tuple(sorted(set(present) - set(OUTCOME_KINDS)))
         code = "CASE t.outcome " + " ".join(f"WHEN ? THEN {i}" for i in range(len(outcomes))) + " ELSE -1 END"
         confidence = RAW_CONFIDENCE if raw_confidence else "t.confidence"
-        select = f"SELECT t.time, {code}, t.degraded, t.latency_ms, coalesce({confidence}, 'nan') "
+        # -1 stands for "no confidence": a float NULL marker numpy reads without a Python string each.
+        select = f"SELECT t.time, {code}, t.degraded, t.latency_ms, coalesce({confidence}, -1.0) "
         if where.state is None:
             clause, params = where.where("t")
             sql = f"{select}FROM traces AS t{clause}"
@@ -209,6 +210,8 @@ def trace_columns(
         rows = np.fromiter(cursor.execute(sql, [*outcomes, *params]), dtype=COLUMN_DTYPE)
         states = _state_counts(connection, where, window)
         connection.execute("COMMIT")
+    confidence = rows["confidence"]
+    confidence[(confidence < 0.0) | (confidence > 1.0)] = np.nan  # none, or not a confidence at all
     if len(rows) > 1 and not bool(np.all(rows["time"][1:] >= rows["time"][:-1])):
         rows = rows[np.argsort(rows["time"], kind="stable")]
     return TraceColumns(rows=rows, outcomes=outcomes, states=states)
