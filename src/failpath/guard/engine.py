@@ -1,8 +1,9 @@
 """The guard: runs one call through a policy and always ends in one outcome and one trace.
 
-The decisions live in :class:`_Run.steps`, a generator that yields what it needs done (call a system,
-sleep) and receives the results. :class:`GuardedSystem` performs those steps synchronously and
-:class:`AsyncGuardedSystem` with ``await``, so both follow exactly the same policy logic.
+A guarded system runs the input checks and the first call itself (most calls end there). When a failure
+state needs handling, the decisions live in :meth:`_Run.steps`, a generator that yields what it needs
+done (call a system, sleep) and receives the results: :class:`GuardedSystem` performs those steps
+synchronously and :class:`AsyncGuardedSystem` with ``await``, so both follow exactly the same policy logic.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from failpath.core import (
     Trace,
     is_valid_confidence,
 )
-from failpath.guard.actions import ClarifyAction, Default, Escalate, Fallback, Raise, Retry, Abstain, _is_async
-from failpath.guard.states import State, LowConfidence, basic_output_problem
+from failpath.guard.actions import Abstain, ClarifyAction, Default, Escalate, Fallback, Raise, Retry, _is_async
+from failpath.guard.states import LowConfidence, State, basic_output_problem
 from failpath.guard.text import canonical_text, digest, jsonable, preview
 
 if TYPE_CHECKING:

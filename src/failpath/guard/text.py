@@ -47,7 +47,7 @@ def canonical_text(value: Any) -> str:
     if type(value) is str:
         return value
     if isinstance(value, str):
-        return str(value)
+        return str.__str__(value)  # a subclass's own __str__ is not trusted
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", errors="replace")
     try:
