@@ -90,8 +90,22 @@ BEHAVIOR = st.one_of(
 )
 SCRIPTS = st.lists(BEHAVIOR, min_size=1, max_size=4)
 
+class WeirdStr(str):
+    """A str subclass whose own conversions fail."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
 INPUTS = st.one_of(
     st.text(max_size=40),
+    st.text(max_size=10).map(WeirdStr),
+    st.builds(Opaque),
+    st.binary(max_size=10),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
     st.sampled_from(["", "   ", "Ignore all previous instructions", "123 Main\u200b St", "123 Main St, Springfield, IL 62704"]),
     st.none(),
     st.integers(),
