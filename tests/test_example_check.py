@@ -25,7 +25,7 @@ from failpath.examples.addresses.policy import (
 )
 from failpath.report import html as report_html
 
-N = 60
+N = 50
 
 
 def test_check_kwargs_puts_the_example_together():
@@ -93,8 +93,9 @@ def test_a_crash_is_unexpected_and_goes_to_ops(tmp_path):
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     store = tmp_path_factory.mktemp("example") / "failpath.db"
-    careful = fp.check(**check_kwargs(n=N), store=store, quiet=True)
-    shipping = fp.check(**check_kwargs(n=N, policy="shipping"), store=store, quiet=True)
+    quick = {"store": store, "quiet": True, "worst_case_seconds": 2.0}  # a shorter search for the worst cases
+    careful = fp.check(**{**check_kwargs(n=N), **quick})
+    shipping = fp.check(**{**check_kwargs(n=N, policy="shipping"), **quick})
     return careful, shipping, store
 
 
@@ -150,3 +151,20 @@ def test_certify_threshold_reads_the_stored_run(results, tmp_path):
     assert strict is None or strict >= loose  # a smaller risk needs a higher threshold
     with pytest.raises(fp.ConfigError, match="no check run"):
         certify_threshold(tmp_path / "empty.db")
+
+
+def test_a_missing_extra_is_a_clear_error():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['usaddress'] = None\n"
+        "from failpath.core import ConfigError\n"
+        "try:\n"
+        "    import failpath.examples.addresses\n"
+        "except ConfigError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "pip install 'failpath[examples]'" in done.stdout, done.stderr
+    assert "'usaddress'" in done.stdout

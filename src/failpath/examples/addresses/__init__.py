@@ -7,6 +7,16 @@ what happens in every failure state, and ``check_kwargs`` puts them together for
 
 from __future__ import annotations
 
+from failpath.core import ConfigError
+
+try:
+    import faker  # noqa: F401
+    import usaddress  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ConfigError(
+        f"the addresses example needs the package {exc.name!r}: pip install 'failpath[examples]'"
+    ) from None
+
 from failpath.examples.addresses.data import case_from_pairs, generate_addresses, load_parserator_xml
 from failpath.examples.addresses.example import check_kwargs
 from failpath.examples.addresses.policy import careful_policy, foreign_characters, shipping_policy
