@@ -456,3 +456,19 @@ def test_trace_outcome_names_match_the_core_kinds(store):
     from failpath.guard import engine
 
     assert engine._KIND_OF == _KIND
+
+
+def test_usage_on_a_failed_call_counts_toward_the_budget(store):
+    rejected = OutputRejected("not JSON", raw="oops")
+    rejected.usage = {"input_tokens": 500, "output_tokens": 100}
+    policy = make_policy(
+        store,
+        fp.on(fp.InvalidOutput()).do(fp.Retry(1), fp.Abstain("bad")),
+        fp.on(fp.BudgetExceeded()).do(fp.Abstain("over budget")),
+        budget=fp.Budget(tokens=300),
+    )
+    system = Scripted(rejected, "fine")
+    outcome, trace = policy.wrap(system).call_traced("a")
+    assert outcome.reason == "over budget" and len(system.calls) == 1
+    assert trace.usage == {"input_tokens": 500, "output_tokens": 100}
+    assert trace.attempts[0].usage == {"input_tokens": 500, "output_tokens": 100}

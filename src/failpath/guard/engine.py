@@ -315,7 +315,8 @@ class _Run:
             self.last_error = exc
             name, index = policy.classify(exc)
             error = _describe_error(exc)
-            self._attempt(number, action, name, error, None, None, result.latency_ms, None)
+            usage = self._add_usage(getattr(exc, "usage", None))  # tokens a failed call still spent
+            self._attempt(number, action, name, error, None, None, result.latency_ms, usage)
             return (name, index, error, False)
 
         self.last_error = None
@@ -421,7 +422,8 @@ class _Run:
         number = len(self.attempts) + 1
         if result.timed_out or result.error is not None:
             error = "TimeoutError: no answer in time" if result.timed_out else _describe_error(result.error)  # type: ignore[arg-type]
-            self._attempt(number, "sample", None, error, None, None, result.latency_ms, None)
+            usage = None if result.timed_out else self._add_usage(getattr(result.error, "usage", None))
+            self._attempt(number, "sample", None, error, None, None, result.latency_ms, usage)
             return (_NO_VOTE, None, None)
         raw = result.value
         usage = None

@@ -89,7 +89,8 @@ class Budget:
 
     ``tokens`` caps input plus output tokens; ``cost`` caps money, priced per model by
     ``prices={model: (input_per_token, output_per_token)}``. Usage comes from a system's
-    ``Prediction.meta["usage"] = {"input_tokens": n, "output_tokens": m, "model": "..."}``; a usage with no
+    ``Prediction.meta["usage"] = {"input_tokens": n, "output_tokens": m, "model": "..."}``, or from a ``usage``
+    mapping on the exception of a failed call (tokens spent on a rejected answer count); a usage with no
     model is priced by the only price given, or by the price under ``"*"``. The guard stops calling when a
     limit is reached (the state ``budget_exceeded``); it never throws away an answer already paid for.
     """
