@@ -113,7 +113,8 @@ class ReviewTicket:
         """
         give_up = None if timeout is None else time.monotonic() + max(0.0, timeout)
         while True:
-            delay = self._poll_once(give_up, poll_interval)
+            # The store is read in a worker thread: a slow disk never stalls the caller's event loop.
+            delay = await asyncio.to_thread(self._poll_once, give_up, poll_interval)
             if isinstance(delay, Outcome):
                 return delay
             await asyncio.sleep(delay)
