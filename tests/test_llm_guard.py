@@ -309,7 +309,6 @@ def test_budget_prices_fallback_samples_at_the_fallbacks_rate(provider, openai_c
     assert trace.states == ("provider_error", "provider_error", "low_confidence", "budget_exceeded")
 
 
-@pytest.mark.xfail(strict=True, reason="the guard does not yet read the usage attached to OutputRejected (exc.usage)")
 def test_tokens_spent_on_rejected_output_count_toward_the_budget(provider, openai_client):
     provider.enqueue(
         "openai",
