@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,9 +29,7 @@ __all__ = [
     "traces_after",
     "last_traces",
     "trace_columns",
-    "outcome_counts",
     "drift_sample",
-    "time_bounds",
 ]
 
 
@@ -249,22 +247,6 @@ def _state_counts(
             f"{clause} GROUP BY s.state, b"
         )
     return [(r[0], r[1], r[2]) for r in connection.execute(sql, [*bucket_params, *params])]
-
-
-def outcome_counts(store: Store, where: TraceFilter) -> dict[str, int]:
-    """How many matching traces ended in each outcome."""
-    clause, params = where.where()
-    with _reading(store) as connection:
-        rows = connection.execute(f"SELECT t.outcome, count(*) FROM traces AS t{clause} GROUP BY t.outcome", params)
-        return {r[0]: r[1] for r in rows}
-
-
-def time_bounds(store: Store, where: TraceFilter) -> tuple[float | None, float | None]:
-    """Start times of the oldest and newest matching traces (``(None, None)`` when none match)."""
-    clause, params = where.where()
-    with _reading(store) as connection:
-        row = connection.execute(f"SELECT min(t.time), max(t.time) FROM traces AS t{clause}", params).fetchone()
-    return row[0], row[1]
 
 
 def drift_sample(store: Store, *, policy: str, since: float | None, until: float | None) -> Any:
