@@ -400,6 +400,18 @@ def test_retry_after_beyond_max_wait_skips_the_retry(store):
     assert trace.actions == ("default",) and "3600" in trace.detail["notes"][0]
 
 
+@pytest.mark.parametrize("status, retried", [(401, False), (400, False), (404, False), (429, True), (503, True), (529, True)])
+def test_retry_skips_provider_errors_a_retry_cannot_fix(store, status, retried):
+    policy = make_policy(store, fp.on(fp.ProviderError()).do(fp.Retry(2), fp.Escalate(queue="ops")))
+    system = Scripted(ProviderFailure(f"status {status}", status=status), "ok")
+    outcome, trace = policy.wrap(system).call_traced("a")
+    if retried:
+        assert isinstance(outcome, fp.Answered) and len(system.calls) == 2
+    else:
+        assert isinstance(outcome, fp.Escalated) and len(system.calls) == 1
+        assert trace.actions == ("escalate",) and str(status) in trace.detail["notes"][0]
+
+
 def test_blocked_retry_is_not_recorded_as_taken(store):
     policy = make_policy(
         store,

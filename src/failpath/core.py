@@ -34,6 +34,7 @@ __all__ = [
     "TicketNotFound",
     "SystemTimeout",
     "ProviderFailure",
+    "TRANSIENT_STATUSES",
     "OutputRejected",
 ]
 
@@ -262,10 +263,17 @@ class SystemTimeout(TimeoutError):
     """Raised by a system (or an adapter) whose provider timed out; the guard maps it to ``timeout``."""
 
 
+#: HTTP statuses a provider may answer differently next time (rate limits, overload, server errors).
+#: A ``ProviderFailure`` with another status (400, 401, 403, 404, 422, ...) is not retried.
+TRANSIENT_STATUSES: frozenset[int] = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+
+
 class ProviderFailure(Exception):
     """Raised by a system (or an adapter) when its provider failed: rate limit, server error, connection.
 
-    ``retry_after`` (seconds), when the provider said it, is honored by ``Retry``.
+    ``retry_after`` (seconds), when the provider said it, is honored by ``Retry``; a ``status`` outside
+    :data:`TRANSIENT_STATUSES` (a bad request or key, say) is not retried, since the same request cannot
+    succeed; the rule's next action runs instead.
     """
 
     def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):

@@ -30,6 +30,7 @@ from failpath.core import (
     PolicyError,
     Prediction,
     ProviderFailure,
+    TRANSIENT_STATUSES,
     Ticket,
     Trace,
     is_valid_confidence,
@@ -245,6 +246,11 @@ class _Run:
                         name, index, why, input_side = self._record(self._budget_route(blocked))
                         continue
                     if isinstance(action, Retry):
+                        status = getattr(self.last_error, "status", None) if isinstance(self.last_error, ProviderFailure) else None
+                        if isinstance(status, int) and not _transient(status):
+                            self._skip_rest(index)
+                            self._note(f"retry skipped: the provider answered {status}, which the same request cannot fix")
+                            continue
                         wait = action.wait_before(self.cursors[index][1])  # type: ignore[index]
                         retry_after = getattr(self.last_error, "retry_after", None) if isinstance(self.last_error, ProviderFailure) else None
                         if isinstance(retry_after, (int, float)) and retry_after > wait:
@@ -723,6 +729,11 @@ class _Run:
 _KIND_OF = {Answered: "answered", Clarify: "clarify", Escalated: "escalated", Abstained: "abstained", Defaulted: "defaulted"}
 _NO_VOTE = object()
 _SAMPLE = object()  # "compare the answer with more samples first"
+
+
+def _transient(status: int) -> bool:
+    """True when a provider status may change on a retry of the same request."""
+    return status in TRANSIENT_STATUSES or status >= 500
 
 
 def _describe_error(exc: BaseException) -> str:

@@ -14,7 +14,7 @@ import re
 import time
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from failpath.core import ConfigError, OutputRejected, Prediction, ProviderFailure, SystemTimeout
+from failpath.core import TRANSIENT_STATUSES, ConfigError, OutputRejected, Prediction, ProviderFailure, SystemTimeout
 
 ConfidenceMethod = Literal["joint", "mean"] | Callable[[Sequence[float]], float | None] | None
 Template = str | Callable[[Any], Any] | None
@@ -194,10 +194,6 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
         if math.isfinite(seconds):
             return max(0.0, seconds)
     return None
-
-
-#: HTTP statuses worth trying again (the same request may succeed later).
-TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
 
 def map_sdk_error(exc: BaseException, sdk: Any, *, provider: str, timeout: float | None) -> BaseException | None:
