@@ -40,7 +40,7 @@ class Crash(Fault):
     name: str = "crash"
 
     def before_call(self) -> None:
-        raise RuntimeError("KeyError in the address service (injected fault)")
+        raise RuntimeError("a bug in the address service (injected fault)")
 
 
 #: The built-in fault suite plus ``Crash``, so that the policy's ``Unexpected`` rule is exercised too.
