@@ -13,6 +13,7 @@ from failpath.core import Case, ConfigError, DatasetError, Prediction
 from failpath.store import open_store
 from test_check_toy import (
     ACCEPTED,
+    FULL_POLICY,
     HOSTILE,
     REALISTIC,
     ToySystem,
@@ -278,6 +279,9 @@ def test_process_pool_gives_the_same_rows_as_threads(tmp_path):
     procs = fp.check(**toy_kwargs(tmp_path, system="test_check_toy:toy_system", store=tmp_path / "p.db",
                                   executor="process", concurrency=2, **kwargs))
     assert _outcomes(tmp_path / "t.db", threads.run_id) == _outcomes(tmp_path / "p.db", procs.run_id)
+    # the drift monitor matches traces by the policy's name, whichever way the policy was given
+    assert threads.baseline["policy"] == procs.baseline["policy"] == FULL_POLICY.name
+    assert threads.config["policy"] == "test_check_toy:FULL_POLICY"
 
 
 @pytest.mark.slow

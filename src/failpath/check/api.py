@@ -600,7 +600,7 @@ def _summarize(
         states=states,
         thresholds=thresholds,
         worst_cases=tuple(worst),
-        baseline=_baseline(clean_eval, fingerprint["policy"], run_id),
+        baseline=_baseline(clean_eval, _name_of(policy), run_id),
         curves=_curves(chaos_eval),
         budgets=dict(budgets),
         config=dict(fingerprint),
