@@ -165,3 +165,28 @@ def test_example_runs_the_bundled_usaddress_example(project, monkeypatch):
     document = json.loads((project / "ex.json").read_text())
     assert document["judge"] == "token_labels" and document["n_cases"] == 20
     assert ("READY TO SHIP" if result.exit_code == 0 else "READY TO DEMO") in result.output
+
+
+def test_check_writes_the_html_report_by_default(project):
+    result = run("--quiet")
+    assert result.exit_code == 0, result.output
+    page = (project / "failpath-report.html").read_text(encoding="utf-8")
+    assert "READY TO SHIP" in page and page.lstrip().lower().startswith("<!doctype html")
+    assert "HTML report:" in result.output
+
+
+def test_html_path_and_no_html(project):
+    assert run("--quiet", "--html", "reports/check.html").exit_code == 0
+    assert (project / "reports" / "check.html").is_file()
+    assert run("--quiet", "--no-html").exit_code == 0
+    assert not (project / "failpath-report.html").exists()
+
+
+def test_an_unwritable_html_path_is_an_error_that_keeps_the_run(project):
+    (project / "taken").write_text("a file, not a folder")
+    result = runner.invoke(app, ["check", "--quiet", "--html", "taken/report.html"])
+    assert result.exit_code == 2
+    assert "is stored" in result.output and "failpath report" in result.output
+    with open_store(project / "store.db") as store:
+        runs = store.list_runs(kind="check")
+        assert runs and runs[0]["finished"]

@@ -12,10 +12,13 @@ from typing import Any, Optional
 import typer
 from typer.core import TyperCommand
 
-__all__ = ["register", "LATEST"]
+__all__ = ["register", "LATEST", "DEFAULT_HTML_NAME"]
 
 #: The value ``--resume`` takes when given without a run id: the latest unfinished check run.
 LATEST = "latest"
+
+#: Where ``failpath check`` writes its HTML report unless told otherwise.
+DEFAULT_HTML_NAME = "failpath-report.html"
 
 
 class _CheckCommand(TyperCommand):
@@ -73,6 +76,10 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="Seed of the split, the variants and the search."),
         concurrency: Optional[int] = typer.Option(None, "--concurrency", metavar="N", min=1, help="Requests in flight at once."),
         json_path: Optional[Path] = typer.Option(None, "--json", metavar="PATH", help="Also write the result document (JSON) to PATH."),
+        html_path: Path = typer.Option(
+            Path(DEFAULT_HTML_NAME), "--html", metavar="PATH", help="Where to write the HTML report (one self-contained file)."
+        ),
+        no_html: bool = typer.Option(False, "--no-html", help="Do not write the HTML report."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Run the guarded system over the dataset, hostile and realistic suites first, clean last; print the verdict.
@@ -121,7 +128,18 @@ def register(app: typer.Typer) -> None:
         if not out.is_terminal and "COLUMNS" not in os.environ:
             out = Console(width=100)  # logs (CI) get the width the report is laid out for
         terminal.render(result, out)
-        if json_path is not None:
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        try:
+            if json_path is not None:
+                json_path.parent.mkdir(parents=True, exist_ok=True)
+                json_path.write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            if not no_html:
+                from failpath.report import html
+
+                written = html.write(result, html_path)
+                out.print(f"HTML report: {written.resolve()}", markup=False, highlight=False)
+        except OSError as exc:
+            raise _fail(
+                f"the run {result.run_id} is stored, but a report could not be written: {exc}; "
+                f"choose another path, or rebuild it with: failpath report {result.run_id} --format html --output PATH"
+            ) from None
         raise typer.Exit(result.verdict.exit_code)
