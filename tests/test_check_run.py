@@ -154,16 +154,20 @@ def test_threshold_certified_on_calibration_and_measured_on_evaluation(tmp_path)
         silent_failure_budget=0.1, worst_cases=0,
     ))
     t = result.thresholds
-    assert t.certified and 0.3 < t.threshold <= 0.9 and t.risk_budget == 0.1 and t.delta == 0.05
+    # The wrong answers the threshold sees are the "?" ones at 0.2; the "#" inputs (0.3, wrong) are the
+    # hash rule's to handle, so they do not hold the threshold up.
+    assert t.certified and 0.2 < t.threshold <= 0.9 and t.risk_budget == 0.1 and t.delta == 0.05
     assert t.evaluation_risk == 0.0 and t.calibration_risk == 0.0
-    # Measured on the evaluation half only: raw answers with a confidence (nul inputs raise).
+    # Measured on the evaluation half only: raw answers with a confidence (nul inputs raise) that no
+    # other rule handled.
     with open_store(tmp_path / "store.db") as store:
         scored = [r["data"] for r in store.results(result.run_id)
-                  if r["data"]["split"] == "evaluation" and r["data"]["raw_confidence"] is not None]
+                  if r["data"]["split"] == "evaluation" and r["data"]["raw_confidence"] is not None
+                  and r["data"]["state"] in (None, "low_confidence")]
     answered = [r for r in scored if r["raw_confidence"] >= t.threshold]
     assert all(r["raw_correct"] for r in answered)
     assert t.evaluation_coverage == pytest.approx(len(answered) / len(scored))
-    assert t.n_calibration == 150  # 50 calibration cases x (clean, hash, pad)
+    assert t.n_calibration == 100  # 50 calibration cases x (clean, pad); hash inputs are the hash rule's
     assert t.cost_policy is not None and t.cost_policy["tau_answer"] is not None
     assert t.cost_policy["costs"] == {"answer": [0.0, 10.0], "clarify": [1.0, 4.0], "escalate": [3.0, 3.0]}
 

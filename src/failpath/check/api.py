@@ -613,10 +613,19 @@ def _summarize(
     )
 
 
-def _scored(rows: Iterable[Mapping[str, Any]]) -> tuple[list[float], list[bool]]:
+#: Deciding states of the calls a confidence threshold governs: the answered ones and those the
+#: confidence rule itself turned away. Calls another rule handled (injection, anomaly, faults, ...) are
+#: not the threshold's to answer, whatever their confidence.
+_THRESHOLD_GOVERNED = (None, "low_confidence")
+
+
+def _scored(rows: Iterable[Mapping[str, Any]], *, governed_only: bool = False) -> tuple[list[float], list[bool]]:
+    """Raw confidences and correctness of the rows that have both (optionally: only threshold-governed rows)."""
     confidence, correct = [], []
     for r in rows:
         c = r.get("raw_confidence")
+        if governed_only and r.get("state") not in _THRESHOLD_GOVERNED:
+            continue
         if r.get("raw_error") is None and is_valid_confidence(c):
             confidence.append(float(c))
             correct.append(bool(r.get("raw_correct")))
@@ -629,12 +638,19 @@ def _thresholds(
     budgets: Mapping[str, Any],
     costs: Mapping[str, Any],
 ) -> ThresholdReport:
-    """Certify a confidence threshold on the calibration half; measure it on the evaluation half."""
+    """Certify a confidence threshold on the calibration half; measure it on the evaluation half.
+
+    The threshold governs the calls no other rule handled (their deciding state is none, or
+    ``low_confidence``): the guarantee reads "among those calls, answering from the threshold up is
+    wrong at most ``silent_failure`` of the time, with probability at least 1 - ``delta``". Pooling the
+    calls that an injection or fault rule already handled would ask the threshold to separate inputs it
+    never sees, and certify nothing.
+    """
     from failpath import stats
 
     risk_budget = float(budgets["silent_failure"])
     delta = float(budgets["delta"])
-    confidence, correct = _scored(calibration)
+    confidence, correct = _scored(calibration, governed_only=True)
     method = "Learn-then-Test, exact binomial p-values, Holm"
     if not confidence:
         return ThresholdReport(
@@ -645,7 +661,7 @@ def _thresholds(
             "threshold can be chosen; the only guaranteed policy is never to answer.",
         )
     chosen = stats.select_threshold(confidence, correct, max_risk=risk_budget, delta=delta, method="holm")
-    eval_conf, eval_correct = _scored(evaluation)
+    eval_conf, eval_correct = _scored(evaluation, governed_only=True)
     ev_cov = ev_risk = ev_sfr = None
     if chosen.certified and eval_conf:
         answered = [ok for c, ok in zip(eval_conf, eval_correct) if c >= chosen.threshold]
