@@ -346,3 +346,12 @@ def test_fp_check_is_callable_before_and_after_the_package_is_imported(tmp_path)
         "assert fp.CheckResult is failpath.check.CheckResult and fp.TokenLabels and fp.load_cases and fp.Verdict"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_states_the_policy_waives_count_as_accepted(tmp_path):
+    waiving = fp.Policy("toy-waiving", rules=FULL_POLICY.rules, store=False, waive=ACCEPTED)
+    result = fp.check(**toy_kwargs(tmp_path, policy=waiving, accepted=None, cases=make_cases(10), worst_cases=0))
+    handled = next(c for c in result.verdict.reasons if c.name == "states_handled")
+    assert handled.passed, handled
+    without = fp.check(**toy_kwargs(tmp_path, accepted=None, cases=make_cases(10), worst_cases=0, store=tmp_path / "b.db"))
+    assert not next(c for c in without.verdict.reasons if c.name == "states_handled").passed

@@ -266,7 +266,7 @@ def check(
     Budgets: ``silent_failure_budget`` (the upper confidence bound of the silent-failure rate under chaos
     must be within it), ``coverage_floor`` (share of clean requests answered), ``delta`` (1 − confidence
     of the bounds and of the threshold guarantee), ``accepted`` (failure states left without a rule, each
-    with a written reason). ``executor="process"`` runs a CPU-bound system given as ``"module:attr"`` in
+    with a written reason; the states the policy waives, ``Policy(waive=...)``, count as accepted too). ``executor="process"`` runs a CPU-bound system given as ``"module:attr"`` in
     ``concurrency`` processes.
 
     Raises ``DatasetError`` or ``ConfigError`` (naming what is wrong) before any model call.
@@ -310,6 +310,8 @@ def check(
     for attr in ("wrap", "handled_states"):
         if not callable(getattr(policy, attr, None)):
             raise ConfigError(f"policy must be a failpath.Policy, got {policy!r}")
+    # States the policy itself waives (with its written reason) count as accepted; the config's word wins.
+    accepted = {**dict(getattr(policy, "waived", None) or {}), **accepted}
 
     case_list = as_cases(cases)
     judge = as_judge(judge)
