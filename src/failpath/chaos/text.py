@@ -16,6 +16,7 @@ code or a unit number is never changed by a perturbation that claims to keep the
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from dataclasses import dataclass, replace
@@ -384,28 +385,82 @@ class _Match:
     is_canonical: bool
 
 
+class _MergedTables:
+    """The forms of several tables in one index, so each phrase of a text is looked up once for all of them.
+
+    ``index`` maps a normalized form to ``(table order, table, canonical)`` for every table listing it;
+    ``starts`` holds the first word of every form of two words or more, so a phrase is only built when
+    its first word can begin one.
+    """
+
+    __slots__ = ("index", "starts", "max_words")
+
+    def __init__(self, tables: tuple[AbbreviationTable, ...]):
+        index: dict[str, list[tuple[int, AbbreviationTable, str]]] = {}
+        starts: set[str] = set()
+        for order, table in enumerate(tables):
+            for key, canonical in table._index.items():
+                index.setdefault(key, []).append((order, table, canonical))
+                if " " in key:
+                    starts.add(key.split(" ", 1)[0])
+        self.index = {key: tuple(entries) for key, entries in index.items()}
+        self.starts = frozenset(starts)
+        self.max_words = max((table.max_words for table in tables), default=1)
+
+
+@functools.lru_cache(maxsize=64)
+def _merged(tables: tuple[AbbreviationTable, ...]) -> _MergedTables:
+    return _MergedTables(tables)
+
+
+@functools.lru_cache(maxsize=8192)
+def _read_token(token: str) -> tuple[str, bool, str]:
+    """A token's core, whether trailing punctuation follows it, and the core's normalized form."""
+    core, punct = split_punctuation(token)
+    return core, bool(punct), normalize_form(core)
+
+
 def _find_matches(doc: TextDoc, tables: Sequence[AbbreviationTable]) -> list[_Match]:
+    """Left to right, the longest phrase at each position that some table lists (tables tried in order)."""
     raw = doc.tokens
-    split = [split_punctuation(t) for t in raw]
-    cores = [core for core, _ in split]
-    trailing = [bool(punct) for _, punct in split]
-    keys = [normalize_form(core) for core in cores]
+    read = [_read_token(t) for t in raw]
+    cores = [core for core, _, _ in read]
+    trailing = [punct for _, punct, _ in read]
+    keys = [key for _, _, key in read]
+    merged = _merged(tuple(tables))
+    index, starts, max_words = merged.index, merged.starts, merged.max_words
+    labels_of = doc.labels
     found: list[_Match] = []
+    size = len(raw)
     i = 0
-    while i < len(raw):
+    while i < size:
+        # Every (table, length) whose index holds the phrase, in the order the tables are tried:
+        # table by table, the longest phrase first.
+        candidates: list[tuple[int, int, AbbreviationTable, str, str]] = []
+        first = keys[i]
+        if " " in first:  # a token holding a blank other than a space (NBSP, say)
+            first = first.split(" ", 1)[0]
+        longest = min(max_words, size - i) if first in starts else 1
+        for n in range(longest, 0, -1):
+            end = i + n
+            if n > 1 and any(trailing[i : end - 1]):
+                continue  # "New, York" is not one phrase
+            key = keys[i] if n == 1 else " ".join(keys[i:end])
+            entries = index.get(key)
+            if entries is None:
+                continue
+            for order, table, canonical in entries:
+                if n <= table.max_words:
+                    candidates.append((order, -n, table, canonical, key))
         match = None
-        for table in tables:
-            for n in range(min(table.max_words, len(raw) - i), 0, -1):
-                end = i + n
-                if any(trailing[i : end - 1]):
-                    continue  # "New, York" is not one phrase
-                key = keys[i] if n == 1 else " ".join(keys[i:end])
-                canonical = table.canonical_of_key(key)
-                if canonical is None:
-                    continue
+        if candidates:
+            if len(candidates) > 1:
+                candidates.sort(key=lambda c: (c[0], c[1]))
+            for _, minus_n, table, canonical, key in candidates:
+                end = i - minus_n
                 phrase = " ".join(cores[i:end])
-                if doc.labels is not None:
-                    labels = set(doc.labels[i:end])
+                if labels_of is not None:
+                    labels = set(labels_of[i:end])
                     if len(labels) != 1 or (table.labels and not labels <= table.labels):
                         continue
                 else:
@@ -415,8 +470,6 @@ def _find_matches(doc: TextDoc, tables: Sequence[AbbreviationTable]) -> list[_Ma
                         continue
                 is_canonical = key == normalize_form(canonical)
                 match = _Match(i, end, table, canonical, is_canonical)
-                break
-            if match:
                 break
         if match:
             found.append(match)
