@@ -503,10 +503,13 @@ class AnomalousInput(FailureState):
         self.scorer = scorer if scorer is not None else ProfileScorer()
         self._conformal = ConformalScore.fit(self.scorer, reference, folds=folds)
         self._cutoff = self._conformal.cutoff(alpha)
+        fitted = self._conformal.scorer
+        # The built-in scorer returns a float from (value, text): called directly, without the wrapper's float().
+        self._score = fitted.score if type(fitted) is ProfileScorer else self._conformal.score
 
     def check_input(self, value: Any, text: str) -> dict[str, Any] | None:
         """The explanation (score, p-value, what was unusual) when the input is anomalous, else None."""
-        score = self._conformal.score(value, text)
+        score = self._score(value, text)
         if not score > self._cutoff and not math.isnan(score):
             return None
         result = self._conformal.test(value, text, alpha=self.alpha)

@@ -99,7 +99,17 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
         return value if math.isfinite(value) else repr(value)
     if kind is dict and _depth < _MAX_DEPTH and len(value) <= _MAX_ITEMS:
         try:
-            return {(k if type(k) is str else _key(k)): jsonable(v, _depth + 1) for k, v in value.items()}
+            out = {}
+            for k, v in value.items():
+                if type(k) is not str:
+                    k = _key(k)
+                item = type(v)
+                # Short strings, ints, bools and None are kept as they are: no call for the common fields.
+                if (item is str and len(v) <= _MAX_TEXT) or item is int or item is bool or v is None:
+                    out[k] = v
+                else:
+                    out[k] = jsonable(v, _depth + 1)
+            return out
         except Exception:
             return _safe_repr(value)
     if (kind is list or kind is tuple) and _depth < _MAX_DEPTH:

@@ -1,0 +1,160 @@
+"""The guard's shortcuts for the common call: they must build exactly what the general path builds."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import threading
+
+import pytest
+
+import failpath as fp
+from failpath.core import Attempt, Trace
+from failpath.guard import engine
+from failpath.guard.text import jsonable
+from test_guard_support import MemoryStore
+
+_VARYING = ("trace_id", "time", "latency_ms")  # differ from one call to the next whatever the path
+
+
+def _comparable(trace: Trace) -> dict:
+    fields = {f.name: getattr(trace, f.name) for f in dataclasses.fields(trace) if f.name not in _VARYING}
+    fields["attempts"] = [dataclasses.replace(a, latency_ms=0.0) for a in trace.attempts]
+    return fields
+
+
+def _policy(store, *rules, **kwargs):
+    return fp.Policy("fast", rules=[*rules, fp.on(fp.Unexpected()).do(fp.Abstain("unexpected"))], store=store, **kwargs)
+
+
+SYSTEMS = {
+    "prediction": lambda text: fp.Prediction({"number": "12", "street": text[:4]}, confidence=0.97),
+    "plain value": lambda text: text.upper(),
+    "integer confidence": lambda text: fp.Prediction(text, confidence=1),
+    "confidence out of range": lambda text: fp.Prediction(text, confidence=1.5),
+    "usage in meta": lambda text: fp.Prediction(text, confidence=0.9, meta={"usage": {"input_tokens": 3, "output_tokens": 4}}),
+    "nested output": lambda text: {"a": [1, 2.5, float("nan")], 3: None, "b": {"c": "x" * 5000}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SYSTEMS))
+@pytest.mark.parametrize("raw_inputs", [False, True])
+def test_clean_calls_trace_exactly_as_the_general_path(name, raw_inputs, monkeypatch):
+    rules = [fp.on(fp.EmptyInput()).do(fp.Clarify("say something")), fp.on(fp.LowConfidence(below=0.5)).do(fp.Abstain("unsure"))]
+    fast_store, slow_store = MemoryStore(), MemoryStore()
+    inputs = ["123 Main St, call +1 (555) 123-4567 or a@b.example", "x", "7 Elm Ave"]
+    fast = _policy(fast_store, *rules, store_raw_inputs=raw_inputs).wrap(SYSTEMS[name])
+    fast_results = [fast.call_traced(text) for text in inputs]
+    monkeypatch.setattr(engine._Run, "is_clean", lambda self: False)  # every call through the general trace()
+    slow = _policy(slow_store, *rules, store_raw_inputs=raw_inputs).wrap(SYSTEMS[name])
+    slow_results = [slow.call_traced(text) for text in inputs]
+    for (fast_outcome, fast_trace), (slow_outcome, slow_trace) in zip(fast_results, slow_results):
+        assert dataclasses.replace(fast_outcome, trace_id=None) == dataclasses.replace(slow_outcome, trace_id=None)
+        assert _comparable(fast_trace) == _comparable(slow_trace)
+        assert fast_outcome.trace_id == fast_trace.trace_id
+    assert [t.trace_id for t in fast_store.traces] == [trace.trace_id for _, trace in fast_results]
+
+
+async def test_async_clean_call_traces_as_the_general_path(monkeypatch):
+    async def system(text):
+        return fp.Prediction(text, confidence=0.8)
+
+    first = await _policy(MemoryStore()).wrap(system).call_traced("1 Oak Rd")
+    monkeypatch.setattr(engine._Run, "is_clean", lambda self: False)
+    second = await _policy(MemoryStore()).wrap(system).call_traced("1 Oak Rd")
+    assert _comparable(first[1]) == _comparable(second[1])
+    assert first[1].outcome == "answered" and first[1].attempts[0].confidence == 0.8
+
+
+def test_a_trace_that_cannot_be_built_directly_is_built_by_the_general_path(monkeypatch):
+    def broken(self, outcome):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(engine._Run, "clean_trace", broken)
+    store = MemoryStore()
+    outcome, trace = _policy(store).wrap(lambda text: text).call_traced("9 Pine St")
+    assert outcome.value == "9 Pine St" and trace.outcome == "answered" and trace.attempts[0].output == "9 Pine St"
+    assert store.traces == [trace]
+
+
+# --------------------------------------------------------------------------- records
+
+
+def test_trace_and_attempt_records_use_the_twin_class_and_equal_ordinary_ones():
+    assert engine._new_trace.method == "twin" and engine._new_attempt.method == "twin"
+    assert engine._new_answered.method == "slots"  # its slots are split over Outcome and Answered
+    built = engine._new_attempt(2, "retry", "s", "timeout", "E", {"a": 1}, 0.5, 3.0, {"input_tokens": 1.0})
+    assert type(built) is Attempt
+    assert built == Attempt(number=2, action="retry", system="s", state="timeout", error="E", output={"a": 1},
+                            confidence=0.5, latency_ms=3.0, usage={"input_tokens": 1.0})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.number = 3  # type: ignore[misc]
+
+
+def test_a_class_with_another_layout_gets_the_slot_builder():
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Base:
+        a: int = 0
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Child(Base):
+        b: int = 0
+
+    build = engine._frozen_builder(Child, ("a", "b"))
+    assert build.method == "slots" and build(1, 2) == Child(1, 2) and type(build(1, 2)) is Child
+
+
+# --------------------------------------------------------------------------- trace ids
+
+
+def test_trace_ids_are_unique_hex_across_threads():
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def make() -> None:
+        mine = [engine._next_trace_id() for _ in range(5000)]
+        with lock:
+            ids.extend(mine)
+
+    threads = [threading.Thread(target=make) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(ids) == len(set(ids)) == 20000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert len({i[:4] for i in ids[:200]}) > 190  # leading digits vary: a short prefix still finds one trace
+
+
+def test_a_reseeded_source_does_not_repeat_the_ids_of_the_first():
+    source = engine._TraceIds()
+    first = [source.next() for _ in range(1000)]
+    source.reseed()
+    assert not set(first) & {source.next() for _ in range(1000)}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="needs os.fork")
+def test_a_forked_child_makes_ids_of_its_own():
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, then exit at once
+        try:
+            os.write(write, " ".join(engine._next_trace_id() for _ in range(50)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    parent = {engine._next_trace_id() for _ in range(50)}
+    assert len(child) == 50 and not child & parent
+
+
+# --------------------------------------------------------------------------- JSON-safe outputs
+
+
+def test_flat_dicts_keep_their_fields_and_odd_values_are_still_rendered():
+    assert jsonable({"number": "12", "n": 3, "ok": True, "none": None}) == {"number": "12", "n": 3, "ok": True, "none": None}
+    rendered = jsonable({1: "a", "f": float("inf"), "long": "y" * 4001, "t": (1, 2), "s": {3}})
+    assert rendered == {"1": "a", "f": "inf", "long": "y" * 4000 + "…", "t": [1, 2], "s": [3]}
