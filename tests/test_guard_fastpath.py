@@ -158,3 +158,21 @@ def test_flat_dicts_keep_their_fields_and_odd_values_are_still_rendered():
     assert jsonable({"number": "12", "n": 3, "ok": True, "none": None}) == {"number": "12", "n": 3, "ok": True, "none": None}
     rendered = jsonable({1: "a", "f": float("inf"), "long": "y" * 4001, "t": (1, 2), "s": {3}})
     assert rendered == {"1": "a", "f": "inf", "long": "y" * 4000 + "…", "t": [1, 2], "s": [3]}
+
+
+# --------------------------------------------------------------------------- anomaly score
+
+
+def test_profile_score_of_ascii_text_is_the_score_of_its_profile():
+    import random
+
+    from failpath.guard.anomaly import ProfileScorer, profile
+
+    reference = [f"{n} Main St, Springfield, IL {60000 + n}" for n in range(1, 200)]
+    scorer = ProfileScorer().fit(reference)
+    rng = random.Random(3)
+    alphabet = "abcXYZ019 ,.#\t\n\x00\x7f-é\u200b"
+    texts = ["", " ", "a", *reference[:20]] + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(2000)]
+    for text in texts:
+        expected = max(abs(f - c) * inverse for f, (c, inverse) in zip(profile(text), scorer._scale))
+        assert scorer.score(None, text) == expected, text

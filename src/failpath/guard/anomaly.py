@@ -55,6 +55,7 @@ _CLASSES = {code: _class_of(code) for code in range(128)}
 # The same table for bytes: ASCII text is encoded once and translated in C (much faster than str.translate).
 _BYTE_CLASSES = bytes(ord(_class_of(code)) if code < 128 else code for code in range(256))
 _L, _U, _D, _S, _P, _C = (ord(c) for c in (_LOWER, _UPPER, _DIGIT, _SPACE, _PUNCT, _CONTROL))
+_log1p = math.log1p
 _FEATURES = ("length", "words", "lowercase", "uppercase", "digits", "spaces", "punctuation", "non-ASCII", "control")
 _FLOORS = (0.15, 0.15, 0.03, 0.03, 0.03, 0.03, 0.03, 0.02, 0.01)  # smallest spread a feature may have
 
@@ -148,7 +149,15 @@ class ProfileScorer:
             text = canonical_text(value)
         if not self._scale:
             raise RuntimeError("ProfileScorer.score called before fit(reference)")
-        f0, f1, f2, f3, f4, f5, f6, f7, f8 = profile(text)
+        n = len(text)
+        if n == 0 or not text.isascii():
+            f0, f1, f2, f3, f4, f5, f6, f7, f8 = profile(text)
+        else:  # what profile() computes for ASCII text, without building the tuple
+            count = text.encode("ascii").translate(_BYTE_CLASSES).count
+            lower, upper, digit, space, punct, control = count(_L), count(_U), count(_D), count(_S), count(_P), count(_C)
+            f0, f1 = _log1p(n), _log1p(len(text.split()))
+            f2, f3, f4, f5, f6 = lower / n, upper / n, digit / n, space / n, punct / n
+            f7, f8 = (n - lower - upper - digit - space - punct - control) / n, control / n
         (c0, s0), (c1, s1), (c2, s2), (c3, s3), (c4, s4), (c5, s5), (c6, s6), (c7, s7), (c8, s8) = self._scale
         return max(
             abs(f0 - c0) * s0, abs(f1 - c1) * s1, abs(f2 - c2) * s2, abs(f3 - c3) * s3, abs(f4 - c4) * s4,
