@@ -12,6 +12,7 @@ outputs recorded in traces and stores are JSON renderings.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import math
 import string
@@ -59,6 +60,19 @@ def plain(value: Any) -> Any:
 
 _PUNCT = set(string.punctuation) | {"\u2018", "\u2019", "\u201c", "\u201d", "\u2013", "\u2014", "\u00ab", "\u00bb"}
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+_PUNCT_CHARS = "".join(sorted(_PUNCT))
+
+
+@functools.lru_cache(maxsize=65536)
+def _normal_token(token: str, case_sensitive: bool, strip_punctuation: bool) -> str:
+    """A token as ``TokenLabels`` compares it (tokens repeat across variants, so the result is cached)."""
+    s = unicodedata.normalize("NFKC", token).translate(_ZERO_WIDTH)
+    if not case_sensitive:
+        s = s.casefold()
+    s = s.strip()
+    if strip_punctuation:
+        s = s.strip(_PUNCT_CHARS)
+    return s
 
 
 def normalize_text(
@@ -271,13 +285,7 @@ class TokenLabels:
     name: str = field(default="token_labels", init=False)
 
     def _token(self, token: Any) -> str:
-        s = unicodedata.normalize("NFKC", str(token)).translate(_ZERO_WIDTH)
-        if not self.case_sensitive:
-            s = s.casefold()
-        s = s.strip()
-        if self.strip_punctuation:
-            s = s.strip("".join(_PUNCT))
-        return s
+        return _normal_token(str(token), self.case_sensitive, self.strip_punctuation)
 
     def pairs(self, value: Any) -> list[tuple[str, str]] | None:
         """The normalized ``(token, label)`` pairs of ``value``, or None when it is not a list of pairs."""

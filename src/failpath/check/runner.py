@@ -356,37 +356,65 @@ _RECHECK_EVERY = 1024
 def _run_threads(items: Iterable[WorkItem], evaluator: Evaluator, concurrency: int, sink: RowSink) -> None:
     """Sync systems: inline while the calls keep the CPU busy, in a pool of threads while they wait.
 
-    The runner times 16 calls (wall clock and this thread's CPU time); when the median call spent more
-    than ``WAITING_SHARE`` of its time waiting (network, disk, sleep, a C library releasing the GIL),
-    the rest goes to ``concurrency`` threads. While inline, 16 calls are timed again every 1,024.
+    Fault-suite requests always go to the pool: their faults (slow answers, timeouts) and the policy's
+    answers to them (retries with backoff) wait by design, and must not hold up the busy calls. For the
+    rest the runner times 16 calls (wall clock and this thread's CPU time); when the median call spent
+    more than ``WAITING_SHARE`` of its time waiting (network, disk, sleep, a C library releasing the
+    GIL), everything after goes to ``concurrency`` threads. While inline, 16 calls are timed again
+    every 1,024.
     """
     iterator = iter(items)
     if concurrency <= 1:
         for item in iterator:
             sink.add([evaluator.evaluate(item)])
         return
-    while True:
-        probe = list(itertools.islice(iterator, _PROBE))
-        if not probe:
-            return
-        waiting: list[float] = []
-        for item in probe:
-            wall, cpu = time.perf_counter(), time.thread_time()
-            sink.add([evaluator.evaluate(item)])
-            wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
-            waiting.append((wall - cpu) / wall if wall > 0 else 0.0)
-        # The median call, not the total: a busy machine that sets this process aside now and then
-        # does not make a busy system look like a waiting one.
-        if statistics.median(waiting) > WAITING_SHARE:
-            break
-        for item in itertools.islice(iterator, _RECHECK_EVERY):
-            sink.add([evaluator.evaluate(item)])
-    chunker = _Chunker(iterator, limit=1)
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="failpath-check")
+    pool: ThreadPoolExecutor | None = None
+    pending: set[Future] = set()
+
+    def collect(block: bool) -> None:
+        nonlocal pending
+        if pending:
+            done, pending = wait(pending, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            for future in done:
+                sink.add(future.result())
+
+    def offload(item: WorkItem) -> None:
+        nonlocal pool
+        if pool is None:
+            pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="failpath-check")
+        while len(pending) >= concurrency * 2:
+            collect(block=True)
+        pending.add(pool.submit(evaluator.evaluate_many, [item]))
+
     try:
-        _drain(pool, chunker, evaluator.evaluate_many, concurrency * 2, sink)
+        waiting_system = False
+        inline_left = 0  # calls to run inline before timing the next probe
+        probe: list[float] = []
+        for item in iterator:
+            if waiting_system or item.fault is not None:
+                offload(item)
+            elif inline_left > 0:
+                sink.add([evaluator.evaluate(item)])
+                inline_left -= 1
+            else:
+                wall, cpu = time.perf_counter(), time.thread_time()
+                sink.add([evaluator.evaluate(item)])
+                wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+                probe.append((wall - cpu) / wall if wall > 0 else 0.0)
+                if len(probe) == _PROBE:
+                    # The median call, not the total: a busy machine that sets this process aside now
+                    # and then does not make a busy system look like a waiting one.
+                    if statistics.median(probe) > WAITING_SHARE:
+                        waiting_system = True
+                    else:
+                        inline_left = _RECHECK_EVERY
+                    probe = []
+            collect(block=False)
+        while pending:
+            collect(block=True)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _drain(pool: Any, chunker: _Chunker, fn: Callable[[Any], Any], window: int, sink: RowSink) -> None:
