@@ -1,6 +1,7 @@
 """fp.check end to end on the toy world: every figure against what the toy system is known to do."""
 
 import asyncio
+import threading
 import json
 
 import pytest
@@ -355,3 +356,25 @@ def test_states_the_policy_waives_count_as_accepted(tmp_path):
     assert handled.passed, handled
     without = fp.check(**toy_kwargs(tmp_path, accepted=None, cases=make_cases(10), worst_cases=0, store=tmp_path / "b.db"))
     assert not next(c for c in without.verdict.reasons if c.name == "states_handled").passed
+
+
+def test_fault_requests_wait_in_the_pool_while_busy_calls_run_inline(tmp_path):
+    from failpath.chaos.faults import Slow
+    from failpath.chaos.suites import Suite
+
+    seen: dict[str, set[str]] = {"fault": set(), "other": set()}
+
+    def system(text: str) -> fp.Prediction:
+        sum(i * i for i in range(3000))  # a busy call, like a local model
+        kind = "fault" if threading.current_thread().name.startswith("failpath-check") else "other"
+        seen[kind].add(text)
+        return fp.Prediction(text.upper(), 0.9)
+
+    slow = Suite("toy-slow", "fault", (Slow(delay=0.01),))
+    result = fp.check(**toy_kwargs(tmp_path, system=system, cases=make_cases(40), suites=[REALISTIC, slow],
+                                   worst_cases=0, concurrency=4))
+    assert result.n_rows > 0
+    # Every call made in a pool thread was a fault-suite request (clean inputs, wrapped slow); the
+    # padded realistic variants, busy and never waiting, all ran inline.
+    assert seen["fault"] and all(not t.startswith("  ") for t in seen["fault"])
+    assert any(t.startswith("  ") for t in seen["other"])
