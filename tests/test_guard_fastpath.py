@@ -176,3 +176,18 @@ def test_profile_score_of_ascii_text_is_the_score_of_its_profile():
     for text in texts:
         expected = max(abs(f - c) * inverse for f, (c, inverse) in zip(profile(text), scorer._scale))
         assert scorer.score(None, text) == expected, text
+
+
+async def test_async_first_call_failing_goes_the_general_way():
+    calls = []
+
+    async def system(text):
+        calls.append(text)
+        if len(calls) == 1:
+            raise fp.ProviderFailure("overloaded", status=503)
+        return fp.Prediction(text.upper(), confidence=0.9)
+
+    policy = _policy(MemoryStore(), fp.on(fp.ProviderError()).do(fp.Retry(1), fp.Abstain("down")))
+    outcome, trace = await policy.wrap(system).call_traced("5 Elm St")
+    assert outcome.value == "5 ELM ST" and trace.states == ("provider_error",) and trace.actions == ("retry",)
+    assert [a.action for a in trace.attempts] == ["call", "retry"] and trace.attempts[0].error.startswith("ProviderFailure")

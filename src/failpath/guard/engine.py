@@ -1109,6 +1109,7 @@ class AsyncGuardedSystem(_GuardedBase):
     def __init__(self, policy: Policy, system: Callable[[Any], Any], *, name: str | None = None, store: StoreHandle | None = None):
         super().__init__(policy, system, name=name, store=store if store is not None else policy._store)
         self._input_checks = bool(policy._input_checks)
+        self._timed = policy.uses_timeout
 
     async def __call__(self, input: Any) -> Outcome:
         """Guard one call: ``Answered``, ``Clarify``, ``Escalated``, ``Abstained`` or ``Defaulted``."""
@@ -1121,7 +1122,17 @@ class AsyncGuardedSystem(_GuardedBase):
         try:
             route = run.check_input() if self._input_checks else None
             if route is None:
-                route = run._read(await _call_async(run._call_step(), input), "call")
+                if self._timed:
+                    route = run._read(await _call_async(run._call_step(), input), "call")
+                else:  # what _call_async does for an async system with no time limit, inline
+                    started = _perf()
+                    try:
+                        raw = await self.system(input)
+                    except Exception as exc:
+                        route = run._read(_Result(None, exc, (_perf() - started) * 1000.0), "call")
+                    else:
+                        run.calls = 1
+                        route = run._read_value(raw, (_perf() - started) * 1000.0, "call")
                 if route is None:
                     answered = True
                     outcome = _new_answered(run.decided, run.trace_id, run.answer, run.answer_confidence, run.degraded)
