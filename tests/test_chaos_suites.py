@@ -242,3 +242,20 @@ def test_visible_escapes_invisible_characters():
 
     assert visible("a\u200bb\x00c\td\u202e") == "a\\u200bb\\x00c\\td\\u202e"
     assert visible("plain text, ünïcode") == "plain text, ünïcode"
+
+
+def test_share_draws_for_a_stable_subset_of_cases():
+    from failpath.chaos import FAULT, Suite
+    from failpath.core import Case, ConfigError
+
+    quarter = Suite("fault-quarter", "fault", FAULT.perturbations, share=0.25)
+    cases = [Case(f"c{i}", f"{i} Main St", "x") for i in range(400)]
+    drawn = [c.id for c in cases if quarter.variants(c, seed=3)]
+    assert 60 <= len(drawn) <= 140  # about a quarter of 400
+    assert drawn == [c.id for c in cases if quarter.variants(c, seed=3)]  # the same cases every time
+    assert drawn != [c.id for c in cases if quarter.variants(c, seed=4)]  # the seed picks them
+    picked = next(c for c in cases if c.id in drawn)
+    assert len(quarter.variants(picked, seed=3)) == len(FAULT.variants(picked, seed=3))
+    for bad in (0, 1.5, -0.1, True, "half"):
+        with pytest.raises(ConfigError, match="share"):
+            Suite("bad", "fault", FAULT.perturbations, share=bad)

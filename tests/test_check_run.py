@@ -152,25 +152,32 @@ def test_partial_policy_is_demo_with_worst_cases_and_nothing_certified(tmp_path)
 def test_threshold_certified_on_calibration_and_measured_on_evaluation(tmp_path):
     result = fp.check(**toy_kwargs(
         tmp_path, system=ToySystem(hash_confidence=0.3), cases=make_cases(100), suites=[HOSTILE, REALISTIC],
-        silent_failure_budget=0.1, worst_cases=0,
+        silent_failure_budget=0.05, worst_cases=0,
     ))
     t = result.thresholds
-    # The wrong answers the threshold sees are the "?" ones at 0.2; the "#" inputs (0.3, wrong) are the
-    # hash rule's to handle, so they do not hold the threshold up.
-    assert t.certified and 0.2 < t.threshold <= 0.9 and t.risk_budget == 0.1 and t.delta == 0.05
+    # The risk is silent failures per request, as the verdict counts them. The wrong answers the
+    # threshold decides are the "?" ones at 0.2; the "#" inputs (0.3, wrong) are the hash rule's to
+    # handle and the nul inputs raise, so neither holds the threshold up.
+    assert t.certified and 0.2 < t.threshold <= 0.9 and t.risk_budget == 0.05 and t.delta == 0.05
     assert t.evaluation_risk == 0.0 and t.calibration_risk == 0.0
-    # Measured on the evaluation half only: raw answers with a confidence (nul inputs raise) that no
-    # other rule handled.
+    assert "joint risk" in t.message
+    # Measured on the evaluation half only, per request.
     with open_store(tmp_path / "store.db") as store:
-        scored = [r["data"] for r in store.results(result.run_id)
-                  if r["data"]["split"] == "evaluation" and r["data"]["raw_confidence"] is not None
-                  and r["data"]["state"] in (None, "low_confidence")]
-    answered = [r for r in scored if r["raw_confidence"] >= t.threshold]
-    assert all(r["raw_correct"] for r in answered)
-    assert t.evaluation_coverage == pytest.approx(len(answered) / len(scored))
-    assert t.n_calibration == 100  # 50 calibration cases x (clean, pad); hash inputs are the hash rule's
-    assert t.cost_policy is not None and t.cost_policy["tau_answer"] is not None
+        evaluation = [r["data"] for r in store.results(result.run_id) if r["data"]["split"] == "evaluation"]
+    answered = [r for r in evaluation if r["state"] in (None, "low_confidence") and r["raw_error"] is None
+                and r["raw_confidence"] is not None and r["raw_confidence"] >= t.threshold]
+    assert answered and all(r["raw_correct"] for r in answered)
+    assert t.evaluation_coverage == pytest.approx(len(answered) / len(evaluation))
+    assert t.n_calibration == 200  # 50 calibration cases x (clean, hash, nul, pad)
+    # The cost-optimal rule is fitted on the governed calls (50 cases x (clean, pad)).
+    assert t.cost_policy is not None and t.cost_policy["n"] == 100
     assert t.cost_policy["costs"] == {"answer": [0.0, 10.0], "clarify": [1.0, 4.0], "escalate": [3.0, 3.0]}
+    # A budget the "?" answers break cannot be certified, and says so.
+    strict = fp.check(**toy_kwargs(
+        tmp_path, system=ToySystem(hash_confidence=0.3), cases=make_cases(100), suites=[HOSTILE, REALISTIC],
+        silent_failure_budget=0.02, worst_cases=0, store=tmp_path / "strict.db",
+    ))
+    assert not strict.thresholds.certified and "NOTHING CERTIFIED" in strict.thresholds.message
 
 
 def test_bad_inputs_fail_before_any_model_call(tmp_path):

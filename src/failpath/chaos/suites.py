@@ -15,7 +15,7 @@ from failpath.chaos import faults as _faults
 from failpath.chaos import hostile as _h
 from failpath.chaos import records as _r
 from failpath.chaos import text as _t
-from failpath.chaos.base import FAMILIES, Chain, NotApplicable, Perturbation, Variant, derive_rng
+from failpath.chaos.base import FAMILIES, Chain, NotApplicable, Perturbation, Variant, derive_rng, unit_interval
 from failpath.core import Case, ConfigError
 
 __all__ = [
@@ -37,12 +37,16 @@ class Suite:
     """A named group of perturbations of one family.
 
     ``variants_per_case`` is how many draws each perturbation gets per case (identical draws count once).
+    ``share`` is the share of cases the suite draws for at all, chosen by a hash of ``(seed, case id,
+    suite name)`` so the choice is the same in any process: model-side faults hardly depend on the input,
+    so a fault suite over a quarter of the cases exercises the same failure paths at a quarter of the cost.
     """
 
     name: str
     family: str
     perturbations: tuple[Perturbation, ...]
     variants_per_case: int = 1
+    share: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "perturbations", tuple(self.perturbations))
@@ -59,6 +63,8 @@ class Suite:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ConfigError(f"suite {self.name!r}: perturbation names must be unique; repeated: {', '.join(dupes)}")
+        if isinstance(self.share, bool) or not isinstance(self.share, (int, float)) or not 0.0 < self.share <= 1.0:
+            raise ConfigError(f"suite {self.name!r}: share must be a number in (0, 1], got {self.share!r}")
         if not isinstance(self.variants_per_case, int) or self.variants_per_case < 1:
             raise ConfigError(f"suite {self.name!r}: variants_per_case must be a positive integer, got {self.variants_per_case!r}")
 
@@ -73,8 +79,11 @@ class Suite:
         Draw ``i`` of a perturbation uses an rng derived from ``(seed, case.id, perturbation name, i)``;
         draws that do not apply are skipped and identical draws kept once. Draws go round by round (draw 0
         of every perturbation, then draw 1, ...). ``n`` asks for that many variants in all (fewer if the
-        perturbations run out); without it, :attr:`variants_per_case` rounds are drawn.
+        perturbations run out); without it, :attr:`variants_per_case` rounds are drawn. A case outside
+        the suite's ``share`` gets no variants.
         """
+        if self.share < 1.0 and unit_interval(seed, case.id, self.name, "share") >= self.share:
+            return []
         out: list[Variant] = []
         seen: set[tuple[str, str, str]] = set()
         rounds = self.variants_per_case if n is None else max(4 * n, self.variants_per_case)

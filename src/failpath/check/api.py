@@ -642,11 +642,12 @@ def _thresholds(
 ) -> ThresholdReport:
     """Certify a confidence threshold on the calibration half; measure it on the evaluation half.
 
-    The threshold governs the calls no other rule handled (their deciding state is none, or
-    ``low_confidence``): the guarantee reads "among those calls, answering from the threshold up is
-    wrong at most ``silent_failure`` of the time, with probability at least 1 - ``delta``". Pooling the
-    calls that an injection or fault rule already handled would ask the threshold to separate inputs it
-    never sees, and certify nothing.
+    The risk is the one the verdict's budget counts: silent failures per request (joint risk). The
+    threshold governs the calls no other rule handled (their deciding state is none, or
+    ``low_confidence``); the calls an injection, anomaly or fault rule handled are never answered at
+    any threshold, so they count as requests with no silent failure. The guarantee reads "answering the
+    governed calls from the threshold up, silent failures stay at most ``silent_failure`` per request,
+    with probability at least 1 - ``delta``", for traffic drawn like the check's.
     """
     from failpath import stats
 
@@ -662,18 +663,23 @@ def _thresholds(
             message="NOTHING CERTIFIED: the raw system gave no confidence on the calibration half, so no "
             "threshold can be chosen; the only guaranteed policy is never to answer.",
         )
-    chosen = stats.select_threshold(confidence, correct, max_risk=risk_budget, delta=delta, method="holm")
+    # Requests the threshold never answers sit below every grid point.
+    never = len(calibration) - len(confidence)
+    chosen = stats.select_threshold(
+        confidence + [-1.0] * never, correct + [True] * never,
+        max_risk=risk_budget, delta=delta, method="holm", risk="joint",
+    )
     eval_conf, eval_correct = _scored(evaluation, governed_only=True)
     ev_cov = ev_risk = ev_sfr = None
-    if chosen.certified and eval_conf:
+    if chosen.certified and evaluation:
         answered = [ok for c, ok in zip(eval_conf, eval_correct) if c >= chosen.threshold]
         errors = sum(1 for ok in answered if not ok)
-        ev_cov = len(answered) / len(eval_conf)
+        ev_cov = len(answered) / len(evaluation)
         ev_risk = errors / len(answered) if answered else None
-        ev_sfr = errors / len(eval_conf)
+        ev_sfr = errors / len(evaluation)
     cost_policy = None
     try:
-        policy = stats.cost_optimal_policy(confidence, correct, costs, max_risk=risk_budget, delta=delta)
+        policy = stats.cost_optimal_policy(confidence, correct, costs, max_risk=risk_budget, delta=delta, risk="joint")
         cost_policy = {
             "tau_answer": _finite(policy.tau_answer),
             "tau_clarify": _finite(policy.tau_clarify),
@@ -698,7 +704,7 @@ def _thresholds(
         risk_budget=risk_budget,
         delta=delta,
         method=method,
-        n_calibration=len(confidence),
+        n_calibration=len(calibration),
         calibration_coverage=chosen.coverage,
         calibration_risk=(chosen.n_errors / chosen.n_answered) if chosen.n_answered else None,
         evaluation_coverage=ev_cov,

@@ -61,6 +61,7 @@ def plain(value: Any) -> Any:
 _PUNCT = set(string.punctuation) | {"\u2018", "\u2019", "\u201c", "\u201d", "\u2013", "\u2014", "\u00ab", "\u00bb"}
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 _PUNCT_CHARS = "".join(sorted(_PUNCT))
+_PLAIN_SEQUENCES = (list, tuple)  # checked by type first: an ABC isinstance check costs more than the rest
 
 
 @functools.lru_cache(maxsize=65536)
@@ -289,13 +290,16 @@ class TokenLabels:
 
     def pairs(self, value: Any) -> list[tuple[str, str]] | None:
         """The normalized ``(token, label)`` pairs of ``value``, or None when it is not a list of pairs."""
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        if type(value) not in _PLAIN_SEQUENCES and (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)):
             return None
         result = []
+        case_sensitive, strip_punctuation = self.case_sensitive, self.strip_punctuation
         for item in value:
-            if isinstance(item, (str, bytes)) or not isinstance(item, Sequence) or len(item) != 2:
+            if type(item) not in _PLAIN_SEQUENCES and (isinstance(item, (str, bytes)) or not isinstance(item, Sequence)):
                 return None
-            token = self._token(item[0])
+            if len(item) != 2:
+                return None
+            token = _normal_token(str(item[0]), case_sensitive, strip_punctuation)
             if token:
                 result.append((token, str(item[1])))
         return result

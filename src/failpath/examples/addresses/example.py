@@ -44,7 +44,8 @@ class Crash(Fault):
 
 
 #: The built-in fault suite plus ``Crash``, so that the policy's ``Unexpected`` rule is exercised too.
-FAULT_SUITE = Suite("fault", "fault", (*FAULT.perturbations, Crash()))
+#: A fault does not depend on the address, so a quarter of the cases exercise every failure path.
+FAULT_SUITE = Suite("fault", "fault", (*FAULT.perturbations, Crash()), share=0.25)
 
 
 def check_kwargs(n: int = 1000, seed: int = 0, *, policy: str = "careful") -> dict[str, Any]:
