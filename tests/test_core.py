@@ -73,3 +73,13 @@ def test_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_fp_check_is_callable_and_leaves_the_check_package_importable():
+    code = (
+        "import failpath as fp; f = fp.check; assert callable(f); "
+        "import failpath.check.api as api; assert callable(api.check); "
+        "from failpath.check import CheckResult; assert fp.check is f; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -73,8 +73,7 @@ _LAZY: dict[str, str] = {
     "LabelContract": "failpath.chaos",
     "Suite": "failpath.chaos",
     "Variant": "failpath.chaos",
-    # --- check
-    "check": "failpath.check",
+    # --- check  (fp.check itself is the callable failpath.check module: see _SUBMODULES)
     "CheckResult": "failpath.check",
     "Verdict": "failpath.check",
     "Criterion": "failpath.check",
@@ -97,6 +96,9 @@ _LAZY: dict[str, str] = {
 
 # Subpackages reachable as attributes: fp.stats, fp.chaos, fp.review, fp.llm, ...
 _SUBMODULES: dict[str, str] = {
+    # ``fp.check(...)`` runs a check: the module is callable, so the name stays the module and
+    # ``import failpath.check.api`` keeps working after ``fp.check`` was used.
+    "check": "failpath.check",
     "stats": "failpath.stats",
     "chaos": "failpath.chaos",
     "store": "failpath.store",
@@ -131,6 +133,7 @@ __all__ = [
     "TicketNotFound",
     "TicketStatus",
     "Trace",
+    "check",
     *_LAZY,
 ]
 

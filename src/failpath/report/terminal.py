@@ -292,12 +292,13 @@ def _thresholds(doc: Mapping[str, Any]) -> Any:
         lines.append("Recommended threshold: ", style="bold")
         lines.append(f"answer when confidence ≥ {_num(t.get('threshold'), 2)}", style="bold green")
         lines.append(
-            f"\n  guarantee: selective risk ≤ {_pct(t.get('risk_budget'))} with probability ≥ "
-            f"{_pct(1 - float(t.get('delta') or 0.05), 0)} ({t.get('method')}, n={t.get('n_calibration')} calibration answers)"
+            f"\n  guarantee: silent failures ≤ {_pct(t.get('risk_budget'))} of requests with probability ≥ "
+            f"{_pct(1 - float(t.get('delta') or 0.05), 0)} ({t.get('method')}, n={t.get('n_calibration')} calibration requests)"
         )
         lines.append(
-            f"\n  calibration half: coverage {_pct(t.get('calibration_coverage'))}, risk {_pct(t.get('calibration_risk'))}"
-            f" · evaluation half: coverage {_pct(t.get('evaluation_coverage'))}, risk {_pct(t.get('evaluation_risk'))}"
+            f"\n  calibration half: answered {_pct(t.get('calibration_coverage'))}, wrong among answered {_pct(t.get('calibration_risk'))}"
+            f"\n  evaluation half: answered {_pct(t.get('evaluation_coverage'))}, wrong among answered {_pct(t.get('evaluation_risk'))},"
+            f" silent failures {_pct(t.get('evaluation_silent_failure_rate'))} of requests"
         )
     else:
         lines.append(visible(t.get("message") or "NOTHING CERTIFIED", 400), style="bold yellow")
