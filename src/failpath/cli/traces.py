@@ -91,6 +91,19 @@ def _table(traces: list[Any], title: str) -> Any:
     return table
 
 
+def _filters(policy: str | None, outcome: str | None, state: str | None, since: str | None, until: str | None, now: float) -> dict[str, Any]:
+    """The trace filters the options name, checked (a bad outcome or time is a user error)."""
+    from failpath.watch._cli import outcome_option, time_option
+
+    return dict(
+        policy=policy,
+        outcome=outcome_option(outcome),
+        state=state,
+        since=time_option(since, "--since", now),
+        until=time_option(until, "--until", now),
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``traces`` command group to the ``failpath`` app."""
     traces = typer.Typer(
@@ -113,17 +126,11 @@ def register(app: typer.Typer) -> None:
         json_output: bool = _JSON,
     ) -> None:
         """List traces matching the filters, newest first."""
-        from failpath.watch._cli import console, existing_store, outcome_option, print_json, time_option, trace_dict, user_errors
+        from failpath.watch._cli import console, existing_store, print_json, trace_dict, user_errors
 
         now = time.time()
         with user_errors():
-            filters = dict(
-                policy=policy,
-                outcome=outcome_option(outcome),
-                state=state,
-                since=time_option(since, "--since", now),
-                until=time_option(until, "--until", now),
-            )
+            filters = _filters(policy, outcome, state, since, until, now)
             with existing_store(store) as opened:
                 found = opened.query_traces(**filters, limit=limit, newest_first=not oldest_first)
                 total = opened.count_traces(**filters)
@@ -214,19 +221,13 @@ def register(app: typer.Typer) -> None:
         """Calls, outcome and failure-state shares, degraded answers, latency p50/p95/p99 and confidence, per window."""
         import dataclasses
 
-        from failpath.watch._cli import console, existing_store, outcome_option, print_json, time_option, user_errors
+        from failpath.watch._cli import console, existing_store, print_json, user_errors
         from failpath.watch.stats import trace_stats
         from failpath.watch.timespec import parse_duration
 
         now = time.time()
         with user_errors():
-            filters = dict(
-                policy=policy,
-                outcome=outcome_option(outcome),
-                state=state,
-                since=time_option(since, "--since", now),
-                until=time_option(until, "--until", now),
-            )
+            filters = _filters(policy, outcome, state, since, until, now)
             seconds = parse_duration(window, option="--window") if window is not None else None
             with existing_store(store) as opened:
                 result = trace_stats(opened, **filters, window=seconds, raw_confidence=raw_confidence)

@@ -45,18 +45,7 @@ class TraceFilter:
 
     def where(self, alias: str = "t") -> tuple[str, list[Any]]:
         """A ``WHERE`` clause (possibly empty) on the ``traces`` table aliased ``alias``, and its parameters."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (("policy", self.policy), ("outcome", self.outcome)):
-            if value is not None:
-                clauses.append(f"{alias}.{column} = ?")
-                params.append(value)
-        if self.since is not None:
-            clauses.append(f"{alias}.time >= ?")
-            params.append(float(self.since))
-        if self.until is not None:
-            clauses.append(f"{alias}.time < ?")
-            params.append(float(self.until))
+        clauses, params = self._clauses(alias)
         if self.state is not None:
             # The primary key (state, time, trace_id) of trace_states answers this without a scan.
             clauses.append(
@@ -68,6 +57,11 @@ class TraceFilter:
 
     def states_where(self, alias: str = "s") -> tuple[str, list[Any]]:
         """A ``WHERE`` clause on ``trace_states`` aliased ``alias``, for the filters other than ``state``."""
+        clauses, params = self._clauses(alias)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def _clauses(self, alias: str) -> tuple[list[str], list[Any]]:
+        """Conditions on the columns ``traces`` and ``trace_states`` share: policy, outcome, time window."""
         clauses: list[str] = []
         params: list[Any] = []
         for column, value in (("policy", self.policy), ("outcome", self.outcome)):
@@ -80,7 +74,7 @@ class TraceFilter:
         if self.until is not None:
             clauses.append(f"{alias}.time < ?")
             params.append(float(self.until))
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+        return clauses, params
 
 
 @contextlib.contextmanager
