@@ -10,9 +10,7 @@ from failpath.llm._common import (
     Template,
     check_params,
     check_schema,
-    is_async_method,
     json_schema_of,
-    map_sdk_error,
     parse_output,
     prediction,
     rejected,
@@ -20,7 +18,7 @@ from failpath.llm._common import (
     schema_instruction,
     to_messages,
 )
-from failpath.llm._system import AsyncLLMSystem, LLMSystem
+from failpath.llm._system import LLMSystem, build_system
 
 _ADAPTER = "fp.llm.anthropic"
 
@@ -120,19 +118,9 @@ def anthropic(
     def interpret(message: Any) -> Prediction:
         return _interpret(message, schema=schema, model=model)
 
-    def translate(exc: BaseException) -> BaseException | None:
-        return map_sdk_error(exc, sdk, provider="anthropic", timeout=timeout)
-
-    kind = AsyncLLMSystem if is_async_method(create) else LLMSystem
-    return kind(
-        name=name or f"anthropic:{model}",
-        provider="anthropic",
-        model=model,
-        schema=schema,
-        send=lambda kwargs: create(**kwargs),
-        prepare=prepare,
-        interpret=interpret,
-        translate=translate,
+    return build_system(
+        provider="anthropic", model=model, name=name, schema=schema, create=create,
+        prepare=prepare, interpret=interpret, sdk=sdk, timeout=timeout,
     )
 
 

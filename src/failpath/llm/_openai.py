@@ -12,9 +12,7 @@ from failpath.llm._common import (
     check_confidence_method,
     check_params,
     check_schema,
-    is_async_method,
     logprob_confidence,
-    map_sdk_error,
     parse_output,
     prediction,
     rejected,
@@ -22,7 +20,7 @@ from failpath.llm._common import (
     schema_instruction,
     to_messages,
 )
-from failpath.llm._system import AsyncLLMSystem, LLMSystem
+from failpath.llm._system import LLMSystem, build_system
 
 _ADAPTER = "fp.llm.openai"
 
@@ -115,19 +113,9 @@ def openai(
     def interpret(completion: Any) -> Prediction:
         return _interpret(completion, schema=schema, confidence=confidence, model=model)
 
-    def translate(exc: BaseException) -> BaseException | None:
-        return map_sdk_error(exc, sdk, provider="openai", timeout=timeout)
-
-    kind = AsyncLLMSystem if is_async_method(create) else LLMSystem
-    return kind(
-        name=name or f"openai:{model}",
-        provider="openai",
-        model=model,
-        schema=schema,
-        send=lambda kwargs: create(**kwargs),
-        prepare=prepare,
-        interpret=interpret,
-        translate=translate,
+    return build_system(
+        provider="openai", model=model, name=name, schema=schema, create=create,
+        prepare=prepare, interpret=interpret, sdk=sdk, timeout=timeout,
     )
 
 

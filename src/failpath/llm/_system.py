@@ -78,3 +78,34 @@ class AsyncLLMSystem(LLMSystem):
                 raise
             raise mapped from exc
         return self._interpret(response)
+
+
+def build_system(
+    *,
+    provider: str,
+    model: str,
+    name: str | None,
+    schema: Any,
+    create: Callable[..., Any],
+    prepare: Callable[[Any], dict[str, Any]],
+    interpret: Callable[[Any], Prediction],
+    sdk: Any,
+    timeout: float | None,
+) -> LLMSystem:
+    """The system an adapter returns: async when the SDK's ``create`` is, with the SDK's errors mapped."""
+    from failpath.llm._common import is_async_method, map_sdk_error
+
+    def translate(exc: BaseException) -> BaseException | None:
+        return map_sdk_error(exc, sdk, provider=provider, timeout=timeout)
+
+    kind = AsyncLLMSystem if is_async_method(create) else LLMSystem
+    return kind(
+        name=name or f"{provider}:{model}",
+        provider=provider,
+        model=model,
+        schema=schema,
+        send=lambda kwargs: create(**kwargs),
+        prepare=prepare,
+        interpret=interpret,
+        translate=translate,
+    )
