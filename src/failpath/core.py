@@ -35,6 +35,7 @@ __all__ = [
     "SystemTimeout",
     "ProviderFailure",
     "TRANSIENT_STATUSES",
+    "is_transient_status",
     "OutputRejected",
 ]
 
@@ -268,11 +269,17 @@ class SystemTimeout(TimeoutError):
 TRANSIENT_STATUSES: frozenset[int] = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
 
+def is_transient_status(status: int) -> bool:
+    """True when a provider may answer the same request differently next time: a status in
+    :data:`TRANSIENT_STATUSES`, or any server error (5xx)."""
+    return status in TRANSIENT_STATUSES or status >= 500
+
+
 class ProviderFailure(Exception):
     """Raised by a system (or an adapter) when its provider failed: rate limit, server error, connection.
 
     ``retry_after`` (seconds), when the provider said it, is honored by ``Retry``; a ``status`` outside
-    :data:`TRANSIENT_STATUSES` (a bad request or key, say) is not retried, since the same request cannot
+    :func:`is_transient_status` (a bad request or key, say) is not retried, since the same request cannot
     succeed; the rule's next action runs instead.
     """
 

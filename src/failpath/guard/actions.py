@@ -43,7 +43,7 @@ class Retry(Action):
     ``tenacity.wait_random_exponential(multiplier=0.2, max=5)``. When the provider said how long to wait
     (``ProviderFailure.retry_after``), the guard waits at least that long; when that is more than
     ``max_wait``, the retry is skipped and the chain moves on. A provider error whose status a retry
-    cannot fix (``ProviderFailure.status`` outside ``core.TRANSIENT_STATUSES``: 400, 401, 404, ...) is
+    cannot fix (``ProviderFailure.status`` for which ``core.is_transient_status`` is False: 400, 401, 404, ...) is
     not retried either. A wait that would run past the policy's deadline ends in ``budget_exceeded``
     instead.
     """

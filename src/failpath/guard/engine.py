@@ -31,9 +31,9 @@ from failpath.core import (
     PolicyError,
     Prediction,
     ProviderFailure,
-    TRANSIENT_STATUSES,
     Ticket,
     Trace,
+    is_transient_status,
     is_valid_confidence,
 )
 from failpath.guard.actions import Abstain, ClarifyAction, Default, Escalate, Fallback, Raise, Retry, _is_async
@@ -320,7 +320,7 @@ class _Run:
                         continue
                     if isinstance(action, Retry):
                         status = getattr(self.last_error, "status", None) if isinstance(self.last_error, ProviderFailure) else None
-                        if isinstance(status, int) and not _transient(status):
+                        if isinstance(status, int) and not is_transient_status(status):
                             self._skip_rest(index)
                             self._note(f"retry skipped: the provider answered {status}, which the same request cannot fix")
                             continue
@@ -845,11 +845,6 @@ class _Run:
 _KIND_OF = {Answered: "answered", Clarify: "clarify", Escalated: "escalated", Abstained: "abstained", Defaulted: "defaulted"}
 _NO_VOTE = object()
 _SAMPLE = object()  # "compare the answer with more samples first"
-
-
-def _transient(status: int) -> bool:
-    """True when a provider status may change on a retry of the same request."""
-    return status in TRANSIENT_STATUSES or status >= 500
 
 
 def _describe_error(exc: BaseException) -> str:

@@ -14,7 +14,7 @@ import re
 import time
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from failpath.core import TRANSIENT_STATUSES, ConfigError, OutputRejected, Prediction, ProviderFailure, SystemTimeout
+from failpath.core import TRANSIENT_STATUSES, ConfigError, OutputRejected, Prediction, ProviderFailure, SystemTimeout, is_transient_status
 
 ConfidenceMethod = Literal["joint", "mean"] | Callable[[Sequence[float]], float | None] | None
 Template = str | Callable[[Any], Any] | None
@@ -215,7 +215,7 @@ def map_sdk_error(exc: BaseException, sdk: Any, *, provider: str, timeout: float
         error = body.get("error", body) if isinstance(body, Mapping) else body
         error_type = error.get("type") if isinstance(error, Mapping) else None
         error_message = error.get("message") if isinstance(error, Mapping) else error
-        transient = "transient" if status in TRANSIENT_STATUSES else "not transient: fix the request, key or model"
+        transient = "transient" if is_transient_status(status) else "not transient: fix the request, key or model"
         retry_after = parse_retry_after(exc.response.headers)
         wait = f", retry after {retry_after:g} s" if retry_after is not None else ""
         return ProviderFailure(
