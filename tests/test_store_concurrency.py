@@ -193,3 +193,37 @@ def test_sigkill_mid_burst_loses_at_most_the_unflushed_traces(tmp_path, extra_de
         assert again.count_traces() == len(ids)
         again.write_trace(make_trace("after-kill", 0))
         assert again.get_trace("after-kill") is not None
+
+
+def test_tickets_written_while_traces_stream_wait_for_the_writer_not_for_sqlite(tmp_path):
+    """The store's own write transactions take turns in-process: with no busy timeout at all, a ticket
+    written while the writer thread commits batch after batch never meets SQLite's lock."""
+    store = SQLiteStore(tmp_path / "turns.db", batch_size=32, flush_interval=0.0, busy_timeout=0.0)
+    try:
+        stop = threading.Event()
+
+        def stream() -> None:
+            i = 0
+            while not stop.is_set():
+                store.write_trace(make_trace(f"s-{i:06d}", i))
+                i += 1
+                if i % 64 == 0:
+                    time.sleep(0)
+
+        feeder = threading.Thread(target=stream)
+        feeder.start()
+        try:
+            ids = [
+                store.create_ticket(Ticket(ticket_id="", queue="q", created=0, policy="p", trace_id=None,
+                                           input_preview=f"#{n}", input_raw=None, output=None, confidence=0.2,
+                                           state="low_confidence"))
+                for n in range(100)
+            ]
+        finally:
+            stop.set()
+            feeder.join()
+        store.flush()
+        assert len(set(ids)) == 100
+        assert store.count_traces() > 100  # traces were committing the whole time
+    finally:
+        store.close()

@@ -288,6 +288,10 @@ class _Connector:
         self.busy_timeout = busy_timeout
         self.connections: list[sqlite3.Connection] = []
         self.lock = threading.Lock()
+        # Write transactions of this store's threads (the trace writer's and the synchronous ones) take
+        # turns on this lock: one waiting here is woken as soon as the other commits, where SQLite's own
+        # busy handler would sleep for a millisecond or more. Other processes still meet SQLite's lock.
+        self.write_lock = threading.RLock()
 
     def connect(self, *, remember: bool = True, read_only: bool = False) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -330,8 +334,11 @@ class _TraceWriter:
     is dropped without ``close()`` is still flushed (by ``weakref.finalize``, which also runs at exit).
     """
 
-    def __init__(self, connect: Any, *, batch_size: int, flush_interval: float, max_pending: int) -> None:
+    def __init__(
+        self, connect: Any, *, batch_size: int, flush_interval: float, max_pending: int, write_lock: Any = None
+    ) -> None:
         self.pending: collections.deque[Trace] = collections.deque()
+        self._write_lock = write_lock if write_lock is not None else threading.RLock()
         self.max_pending = max_pending
         self._connect = connect
         self._batch_size = batch_size
@@ -451,16 +458,17 @@ class _TraceWriter:
         delays = (0.05, 0.2, 1.0, 3.0)
         for attempt in range(len(delays) + 1):
             try:
-                connection.execute("BEGIN IMMEDIATE")
-                try:
-                    connection.executemany(_INSERT_TRACE, rows)
-                    if state_rows:
-                        connection.executemany(_INSERT_STATE, state_rows)
-                    connection.execute("COMMIT")
-                except BaseException:
-                    if connection.in_transaction:
-                        connection.execute("ROLLBACK")
-                    raise
+                with self._write_lock:
+                    connection.execute("BEGIN IMMEDIATE")
+                    try:
+                        connection.executemany(_INSERT_TRACE, rows)
+                        if state_rows:
+                            connection.executemany(_INSERT_STATE, state_rows)
+                        connection.execute("COMMIT")
+                    except BaseException:
+                        if connection.in_transaction:
+                            connection.execute("ROLLBACK")
+                        raise
                 self.written += len(rows)
                 return
             except sqlite3.Error as exc:
@@ -514,7 +522,9 @@ class SQLiteStore(Store):
     consistent).
 
     Tickets, runs and results are written synchronously and are on disk when the call returns.
-    Ticket resolution is atomic across processes. Each thread gets its own connections (one for
+    Ticket resolution is atomic across processes. Within a process, the store's write transactions
+    (the writer thread's and the synchronous ones) take turns on one lock, so a ticket written while
+    a batch of traces commits waits for that commit, not for SQLite's busy handler to wake up. Each thread gets its own connections (one for
     reads, with ``query_only`` on, one for synchronous writes), so a write waiting for another
     process's lock never holds up this process's reads; every write transaction starts with
     ``BEGIN IMMEDIATE`` and waits up to ``busy_timeout`` seconds for another writer.
@@ -554,7 +564,7 @@ class SQLiteStore(Store):
         # garbage collected, and its finalizer flushes it.
         self._local = threading.local()
         self._connector = _Connector(self.path, self._busy_timeout)
-        self._writer = _TraceWriter(self._connector.connect, **self._options)
+        self._writer = _TraceWriter(self._connector.connect, write_lock=self._connector.write_lock, **self._options)
         self._finalizer = weakref.finalize(self, _finalize, self._writer, self._connector)
 
     def __repr__(self) -> str:
@@ -658,19 +668,20 @@ class SQLiteStore(Store):
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction on this thread's connection (``BEGIN IMMEDIATE``: takes the write lock now)."""
         connection = self._thread_connection("write")
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to the store {self.path}: {exc}") from None
-        try:
-            yield connection
-            connection.execute("COMMIT")
-        except BaseException as exc:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
+        with self._connector.write_lock:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
                 raise StoreError(f"cannot write to the store {self.path}: {exc}") from None
-            raise
+            try:
+                yield connection
+                connection.execute("COMMIT")
+            except BaseException as exc:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"cannot write to the store {self.path}: {exc}") from None
+                raise
 
     @contextlib.contextmanager
     def read_connection(self, *, flush: bool = True) -> Iterator[sqlite3.Connection]:
