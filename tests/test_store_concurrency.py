@@ -195,35 +195,40 @@ def test_sigkill_mid_burst_loses_at_most_the_unflushed_traces(tmp_path, extra_de
         assert again.get_trace("after-kill") is not None
 
 
-def test_tickets_written_while_traces_stream_wait_for_the_writer_not_for_sqlite(tmp_path):
-    """The store's own write transactions take turns in-process: with no busy timeout at all, a ticket
-    written while the writer thread commits batch after batch never meets SQLite's lock."""
-    store = SQLiteStore(tmp_path / "turns.db", batch_size=32, flush_interval=0.0, busy_timeout=0.0)
+def test_tickets_written_while_traces_commit_wait_for_the_writer_not_for_sqlite(tmp_path):
+    """The store's own write transactions take turns in-process: with no busy timeout at all, tickets
+    written while the writer thread sits inside its commits never meet SQLite's lock."""
+    store = SQLiteStore(tmp_path / "turns.db", batch_size=8, flush_interval=0.0, busy_timeout=0.0)
+
+    class SlowCommits:  # the writer's connection, holding each batch's transaction open for 5 ms
+        def __init__(self, connection):
+            self.connection = connection
+
+        def __getattr__(self, name):
+            return getattr(self.connection, name)
+
+        def executemany(self, *args):
+            cursor = self.connection.executemany(*args)
+            time.sleep(0.005)
+            return cursor
+
+    connect = store._writer._connect
+    store._writer._connect = lambda: SlowCommits(connect())
+
+    def ticket(n: int) -> str:
+        return store.create_ticket(Ticket(ticket_id="", queue="q", created=0, policy="p", trace_id=None,
+                                          input_preview=f"#{n}", input_raw=None, output=None, confidence=0.2,
+                                          state="low_confidence"))
+
     try:
-        stop = threading.Event()
-
-        def stream() -> None:
-            i = 0
-            while not stop.is_set():
-                store.write_trace(make_trace(f"s-{i:06d}", i))
-                i += 1
-                if i % 64 == 0:
-                    time.sleep(0)
-
-        feeder = threading.Thread(target=stream)
-        feeder.start()
-        try:
-            ids = [
-                store.create_ticket(Ticket(ticket_id="", queue="q", created=0, policy="p", trace_id=None,
-                                           input_preview=f"#{n}", input_raw=None, output=None, confidence=0.2,
-                                           state="low_confidence"))
-                for n in range(100)
-            ]
-        finally:
-            stop.set()
-            feeder.join()
+        ids = [ticket(-1)]  # opens this thread's connections while nothing else runs
+        for n in range(60):
+            for i in range(8):
+                store.write_trace(make_trace(f"s-{n:03d}-{i}", i))
+            time.sleep(0.001)  # the writer wakes and enters its transaction
+            ids.append(ticket(n))
         store.flush()
-        assert len(set(ids)) == 100
-        assert store.count_traces() > 100  # traces were committing the whole time
+        assert len(set(ids)) == 61
+        assert store.count_traces() == 480
     finally:
         store.close()

@@ -280,6 +280,46 @@ def _when(seconds: float | None) -> str:
 # --------------------------------------------------------------------------- connections
 
 
+class _WriteTurns:
+    """The turns the write transactions of one store's threads take (the trace writer's and the synchronous ones).
+
+    One waiting here is woken as soon as the other commits, where SQLite's own busy handler would
+    sleep for a millisecond or more; other processes still meet SQLite's lock. Synchronous writes
+    (a ticket a caller waits for) go first: the trace writer lets them pass before each batch.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(threading.Lock())
+        self._waiting = 0
+
+    @contextlib.contextmanager
+    def urgent(self) -> Iterator[None]:
+        """A synchronous write's turn."""
+        with self._changed:
+            self._waiting += 1
+        try:
+            self._lock.acquire()
+        finally:
+            with self._changed:
+                self._waiting -= 1
+                if not self._waiting:
+                    self._changed.notify_all()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @contextlib.contextmanager
+    def background(self) -> Iterator[None]:
+        """The trace writer's turn, after every synchronous write already waiting."""
+        if self._waiting:
+            with self._changed:
+                self._changed.wait_for(lambda: not self._waiting, timeout=1.0)
+        with self._lock:
+            yield
+
+
 class _Connector:
     """Opens connections to one database file and remembers them, so they can all be closed."""
 
@@ -288,10 +328,7 @@ class _Connector:
         self.busy_timeout = busy_timeout
         self.connections: list[sqlite3.Connection] = []
         self.lock = threading.Lock()
-        # Write transactions of this store's threads (the trace writer's and the synchronous ones) take
-        # turns on this lock: one waiting here is woken as soon as the other commits, where SQLite's own
-        # busy handler would sleep for a millisecond or more. Other processes still meet SQLite's lock.
-        self.write_lock = threading.RLock()
+        self.write_lock = _WriteTurns()
 
     def connect(self, *, remember: bool = True, read_only: bool = False) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -338,7 +375,7 @@ class _TraceWriter:
         self, connect: Any, *, batch_size: int, flush_interval: float, max_pending: int, write_lock: Any = None
     ) -> None:
         self.pending: collections.deque[Trace] = collections.deque()
-        self._write_lock = write_lock if write_lock is not None else threading.RLock()
+        self._write_lock = write_lock if write_lock is not None else _WriteTurns()
         self.max_pending = max_pending
         self._connect = connect
         self._batch_size = batch_size
@@ -458,7 +495,7 @@ class _TraceWriter:
         delays = (0.05, 0.2, 1.0, 3.0)
         for attempt in range(len(delays) + 1):
             try:
-                with self._write_lock:
+                with self._write_lock.background():
                     connection.execute("BEGIN IMMEDIATE")
                     try:
                         connection.executemany(_INSERT_TRACE, rows)
@@ -668,7 +705,7 @@ class SQLiteStore(Store):
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction on this thread's connection (``BEGIN IMMEDIATE``: takes the write lock now)."""
         connection = self._thread_connection("write")
-        with self._connector.write_lock:
+        with self._connector.write_lock.urgent():
             try:
                 connection.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
