@@ -13,7 +13,9 @@ The steps of a check:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import hashlib
 import math
 import os
@@ -34,7 +36,22 @@ from failpath.check.result import (
     ThresholdReport,
     WorstCase,
 )
-from failpath.check.runner import Evaluator, RowSink, WorkItem, bare_policy, guard_factory, is_async_system, run_items
+from failpath.check.runner import (
+    CLEAN,
+    Evaluator,
+    RowSink,
+    ChunkRunner,
+    WorkerSetup,
+    WorkItem,
+    bare_policy,
+    guard_factory,
+    is_async_system,
+    plan_items,
+    run_items,
+    chunk_cases,
+    process_count,
+    run_processes,
+)
 from failpath.check.verdict import decide, hostile_flips, state_coverage
 from failpath.core import OUTCOME_KINDS, STATES, Case, ConfigError, is_valid_confidence
 
@@ -50,7 +67,7 @@ DEFAULT_COSTS: dict[str, tuple[float, float]] = {
     "escalate": (3.0, 3.0),
 }
 
-_CLEAN = "clean"
+_CLEAN = CLEAN
 
 
 def _name_of(obj: Any) -> str:
@@ -122,43 +139,6 @@ def _split(cases: Sequence[Case], seed: int, share: float) -> dict[str, str]:
     if len(ranked) >= 2:
         n_cal = min(max(n_cal, 1), len(ranked) - 1)
     return {c.id: ("calibration" if i < n_cal else "evaluation") for i, c in enumerate(ranked)}
-
-
-def _plan(cases: Sequence[Case], suites: Sequence[Any], seed: int, split: Mapping[str, str]) -> Iterator[WorkItem]:
-    """Every request of the run, lazily, in the order they are sent: each suite's variants, then the clean inputs.
-
-    Variants are generated as the runner takes them, so generating them overlaps with waiting on the system.
-    """
-    for suite in suites:
-        for case in cases:
-            for variant in suite.variants(case, seed):
-                contract = getattr(variant.contract, "value", variant.contract)
-                yield WorkItem(
-                    key=f"{suite.name}/{variant.perturbation}/{case.id}/{variant.index}",
-                    suite=suite.name,
-                    family=variant.family,
-                    perturbation=variant.perturbation,
-                    case_id=case.id,
-                    variant=variant.index,
-                    split=split[case.id],
-                    input=variant.input,
-                    expected=variant.expected,
-                    contract=str(contract),
-                    edits=tuple(e.to_dict() for e in variant.edits),
-                    fault=variant.fault,
-                )
-    for case in cases:
-        yield WorkItem(
-            key=f"{_CLEAN}/none/{case.id}/0",
-            suite=_CLEAN,
-            family=_CLEAN,
-            perturbation="none",
-            case_id=case.id,
-            variant=0,
-            split=split[case.id],
-            input=case.input,
-            expected=case.expected,
-        )
 
 
 def _open(store: Any) -> tuple[Any, bool]:
@@ -266,8 +246,9 @@ def check(
     Budgets: ``silent_failure_budget`` (the upper confidence bound of the silent-failure rate under chaos
     must be within it), ``coverage_floor`` (share of clean requests answered), ``delta`` (1 − confidence
     of the bounds and of the threshold guarantee), ``accepted`` (failure states left without a rule, each
-    with a written reason; the states the policy waives, ``Policy(waive=...)``, count as accepted too). ``executor="process"`` runs a CPU-bound system given as ``"module:attr"`` in
-    ``concurrency`` processes.
+    with a written reason; the states the policy waives, ``Policy(waive=...)``, count as accepted too). ``executor="process"`` deals the cases out to one worker
+    process per core (at most ``concurrency``), for a CPU-bound local model or a fast system: the system,
+    policy, judge and suites must be picklable or given as ``"module:attr"``, and ``store`` a SQLite path.
 
     Raises ``DatasetError`` or ``ConfigError`` (naming what is wrong) before any model call.
     """
@@ -301,10 +282,6 @@ def check(
         policy = _import_attr(policy_spec, "policy")
     if not callable(system):
         raise ConfigError(f"system must be a callable input -> output, got {system!r}")
-    if executor == "process" and system_spec is None:
-        raise ConfigError("executor='process' needs the system as 'module:attr' (and the policy too), so workers can import it")
-    if executor == "process" and policy is not None and policy_spec is None:
-        raise ConfigError("executor='process' needs the policy as 'module:attr', so workers can import it")
     if policy is None:
         policy = bare_policy()
     for attr in ("wrap", "handled_states"):
@@ -371,25 +348,36 @@ def check(
         planned: list[str] = []
         scratch_path = _scratch_path(store_obj)
         scratch_path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = _open(scratch_path)[0]
+        from failpath.store import open_store
+
+        scratch = open_store(scratch_path, queue_tickets=True)  # nobody answers these tickets live
         opened.append(scratch)
-        _execute(
-            _plan(case_list, suite_list, seed, split), planned, done, system, policy, judge, seed, store_obj,
-            run_id, scratch, concurrency=concurrency, executor="thread" if executor == "auto" else executor,
-            process_specs=(system_spec, policy_spec) if executor == "process" else None, quiet=quiet,
-            console=console,
-        )
+        if executor == "process":
+            _execute_in_processes(
+                case_list, suite_list, split, planned, done, system_spec or system, policy_spec or policy, judge,
+                seed, store_obj, run_id, scratch, concurrency=concurrency, quiet=quiet, console=console,
+            )
+        else:
+            _execute(
+                plan_items(case_list, suite_list, seed, split), planned, done, system, policy, judge, seed, store_obj,
+                run_id, scratch, concurrency=concurrency, quiet=quiet, console=console,
+            )
 
         # ------------------------------------------------------------------ summarize from the store
-        stored = store_obj.results(run_id)
-        rows = sorted(((r["key"], r["data"]) for r in stored), key=lambda kv: kv[0])
         planned_keys = set(planned)
-        rows = [(k, d) for k, d in rows if k in planned_keys]
+        with _collector_paused():  # tens of thousands of fresh dicts: no cycles to find, only time to lose
+            rows = []
+            for r in store_obj.results(run_id):
+                if r["key"] in planned_keys:
+                    data = r["data"]
+                    data["key"] = r["key"]
+                    rows.append(data)
+            rows.sort(key=_row_key)
         missing = len(planned_keys) - len(rows)
         if missing:
             raise ConfigError(f"run {run_id}: {missing} planned requests have no stored result; resume the run")
         result = _summarize(
-            [dict(d, key=k) for k, d in rows],
+            rows,
             run_id=run_id,
             name=name or fingerprint["system"],
             fingerprint=fingerprint,
@@ -424,6 +412,22 @@ def check(
             store_obj.close()
 
 
+def _row_key(row: Mapping[str, Any]) -> str:
+    return row["key"]
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while bulk data is built (it would walk every new dict again and again)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _preflight_judge(judge: Any, cases: Sequence[Case]) -> None:
     """Every expected value must be judged right against itself: catches a judge that cannot read the labels."""
     for case in cases:
@@ -454,15 +458,12 @@ def _execute(
     scratch: Any,
     *,
     concurrency: int,
-    executor: str,
-    process_specs: tuple[str | None, str | None] | None,
     quiet: bool,
     console: Any,
 ) -> None:
-    """Run the requests of ``plan`` not in ``done`` (every planned key is appended to ``planned``)."""
+    """Run the requests of ``plan`` not in ``done`` in this process (every planned key is appended to ``planned``)."""
     progress, task = _progress(None, len(done), quiet, console)
-    t0 = time.perf_counter()
-    count = [0]
+    on_rows, finish = _counter(progress, task, len(done))
 
     def todo() -> Iterator[WorkItem]:
         for item in plan:
@@ -471,6 +472,24 @@ def _execute(
                 yield item
         progress.update(task, total=len(planned))
 
+    evaluator = Evaluator(system, guard_factory(policy, scratch), judge, seed=seed)
+    sink = RowSink(store, run_id, on_rows=on_rows)
+    try:
+        with progress:
+            run_items(todo(), evaluator, sink, concurrency=concurrency)
+            finish()
+    finally:
+        sink.close()
+        try:
+            policy.flush()
+        except Exception:
+            pass
+
+
+def _counter(progress: Any, task: Any, done: int) -> tuple[Any, Any]:
+    """``(on_rows(n), finish())``: count finished rows into the progress bar, with the rate."""
+    t0 = time.perf_counter()
+    count = [0]
     last = [0.0]
 
     def on_rows(n: int) -> None:
@@ -481,21 +500,73 @@ def _execute(
         if now - last[0] >= 0.1:  # the bar refreshes ten times a second; more updates are wasted work
             last[0] = now
             elapsed = now - t0
-            progress.update(task, completed=len(done) + count[0], rate=f"{count[0] / elapsed:,.0f}/s" if elapsed > 0 else "")
+            progress.update(task, completed=done + count[0], rate=f"{count[0] / elapsed:,.0f}/s" if elapsed > 0 else "")
 
-    evaluator = Evaluator(system, guard_factory(policy, scratch), judge, seed=seed)
-    sink = RowSink(store, run_id, on_rows=on_rows)
+    def finish() -> None:
+        progress.update(task, completed=done + count[0])
+
+    return on_rows, finish
+
+
+def _execute_in_processes(
+    cases: Sequence[Case],
+    suites: Sequence[Any],
+    split: Mapping[str, str],
+    planned: list[str],
+    done: set[str],
+    system: Any,
+    policy: Any,
+    judge: Any,
+    seed: int,
+    store: Any,
+    run_id: str,
+    scratch: Any,
+    *,
+    concurrency: int,
+    quiet: bool,
+    console: Any,
+) -> None:
+    """Run the requests not in ``done`` over all the cores: chunks of cases in worker processes and in this one."""
+    import pickle
+
+    from failpath.store.sqlite import SQLiteStore
+
+    if not isinstance(store, SQLiteStore):
+        raise ConfigError("executor='process' needs a SQLite store given by its path, which each worker opens itself")
+    n = process_count(concurrency, len(cases))
+    chunks = chunk_cases(cases, n)
+    try:
+        pickle.dumps(list(suites))
+        travelling = tuple(suites)
+    except Exception:  # a perturbation made of a lambda: this process plans the requests and sends them
+        travelling = ()
+    for label, value in (("system", system), ("policy", policy), ("judge", judge), ("cases", chunks[:1])):
+        try:
+            pickle.dumps(value)
+        except Exception as exc:
+            raise ConfigError(
+                f"executor='process' sends the {label} to worker processes, but it cannot be pickled "
+                f"({type(exc).__name__}: {exc}); define it at the top level of a module, give it as 'module:attr', "
+                "or use executor='thread'"
+            ) from None
+    setup = WorkerSetup(
+        system=system, policy=policy, judge=judge, suites=travelling, split=dict(split), done=frozenset(done),
+        seed=seed, store=str(store.path), run_id=run_id, scratch=str(scratch.path),
+        concurrency=max(1, concurrency // n), parent=os.getpid(),
+    )
+    progress, task = _progress(None, len(done), quiet, console)
+    on_rows, finish = _counter(progress, task, len(done))
+    local_system = _import_attr(system, "system") if isinstance(system, str) else system
+    local_policy = _import_attr(policy, "policy") if isinstance(policy, str) else policy
+    local = ChunkRunner(dataclasses.replace(setup, suites=tuple(suites)), Evaluator(local_system, guard_factory(local_policy, scratch), judge, seed=seed), store, on_rows)
     try:
         with progress:
-            run_items(
-                todo(), evaluator, sink, concurrency=concurrency, executor=executor,
-                process_specs=(process_specs[0], process_specs[1], str(scratch.path)) if process_specs else None,  # type: ignore[arg-type]
-            )
-            progress.update(task, completed=len(done) + count[0])
+            planned.extend(run_processes(chunks, setup, local, workers=n - 1, on_rows=on_rows))
+            progress.update(task, total=len(planned))
+            finish()
     finally:
-        sink.close()
         try:
-            policy.flush()
+            local_policy.flush()
         except Exception:
             pass
 

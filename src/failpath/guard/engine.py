@@ -695,7 +695,7 @@ class _Run:
             return None
         created = time.time()
         ticket = Ticket(
-            ticket_id=os.urandom(16).hex(),
+            ticket_id=_next_trace_id(),  # 32 hex digits, never repeated, without a system call
             queue=action.queue,
             created=created,
             policy=self.policy.name,

@@ -454,6 +454,35 @@ class Policy:
         """
         _close_handles(self._handles)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its constructor's arguments (a check's worker processes rebuild it the same way).
+
+        A store given as an object travels as its path; rules, budget and exporters must pickle themselves.
+        """
+        spec = self._store.spec
+        if not (spec is None or isinstance(spec, (bool, str, Path))):
+            path = getattr(spec, "path", None)
+            if not isinstance(path, Path):
+                raise TypeError(f"Policy({self.name!r}) with store={spec!r} cannot be pickled; give the store as a path")
+            spec = path
+        return (
+            _rebuild_policy,
+            (
+                type(self),
+                self.name,
+                {
+                    "rules": list(self.rules),
+                    "max_attempts": self.max_attempts,
+                    "deadline": self.deadline,
+                    "budget": self.budget,
+                    "store": spec,
+                    "store_raw_inputs": self.store_raw_inputs,
+                    "exporters": list(self.exporters),
+                    "waive": dict(self.waived),
+                },
+            ),
+        )
+
     def __enter__(self) -> Policy:
         return self
 
@@ -462,6 +491,10 @@ class Policy:
 
     def __repr__(self) -> str:
         return f"Policy({self.name!r}, {len(self.rules)} rules)"
+
+
+def _rebuild_policy(cls: type, name: str, kwargs: dict[str, Any]) -> Policy:
+    return cls(name, **kwargs)
 
 
 def _close_handles(handles: list[StoreHandle]) -> None:

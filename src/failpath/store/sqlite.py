@@ -150,6 +150,32 @@ def _loads_dict(text: str) -> dict:
     return {} if text == "{}" else json.loads(text)
 
 
+_INSERT_TICKET = f"INSERT OR IGNORE INTO tickets ({_TICKET_COLUMNS}) VALUES ({', '.join('?' * 17)})"
+
+
+def _ticket_row(ticket: Ticket, ticket_id: str, created: float) -> tuple:
+    """The ``tickets`` row for one ticket."""
+    return (
+        ticket_id,
+        _text(ticket.queue) or "default",
+        created,
+        _text(ticket.policy) or "",
+        _text(ticket.trace_id),
+        _text(ticket.input_preview) or "",
+        _text(ticket.input_raw),
+        None if ticket.output is None else dumps(ticket.output),
+        _real(ticket.confidence),
+        _text(ticket.state),
+        TicketStatus(ticket.status).value,
+        _real(ticket.deadline),
+        None if ticket.default is None else dumps(ticket.default),
+        None if ticket.answer is None else dumps(ticket.answer),
+        _text(ticket.note),
+        _text(ticket.reviewer),
+        _real(ticket.resolved_at),
+    )
+
+
 def _trace_rows(trace: Trace) -> tuple[tuple, list[tuple]]:
     """The ``traces`` row and the ``trace_states`` rows for one trace."""
     if not trace.trace_id or not isinstance(trace.trace_id, str):
@@ -359,6 +385,17 @@ class _Connector:
 # --------------------------------------------------------------------------- the background trace writer
 
 
+class _QueuedTicket:
+    """A ticket waiting in the writer's queue (``SQLiteStore(queue_tickets=True)``), with its id and time fixed."""
+
+    __slots__ = ("ticket", "ticket_id", "created")
+
+    def __init__(self, ticket: Ticket, ticket_id: str, created: float) -> None:
+        self.ticket = ticket
+        self.ticket_id = ticket_id
+        self.created = created
+
+
 class _TraceWriter:
     """Owns the pending traces and the one thread that writes them to the database in batches.
 
@@ -479,18 +516,22 @@ class _TraceWriter:
         self.error = error
         _log.error("failpath: %d traces could not be written: %r", count, error)
 
-    def _write(self, connection: sqlite3.Connection, batch: list[Trace]) -> None:
+    def _write(self, connection: sqlite3.Connection, batch: list[Any]) -> None:
         rows: list[tuple] = []
         state_rows: list[tuple] = []
-        for trace in batch:
+        ticket_rows: list[tuple] = []
+        for item in batch:
             try:
-                row, states = _trace_rows(trace)
+                if type(item) is _QueuedTicket:
+                    ticket_rows.append(_ticket_row(item.ticket, item.ticket_id, item.created))
+                    continue
+                row, states = _trace_rows(item)
             except Exception as exc:  # a trace whose fields are not what Trace declares
                 self._give_up(1, exc)
                 continue
             rows.append(row)
             state_rows.extend(states)
-        if not rows:
+        if not rows and not ticket_rows:
             return
         delays = (0.05, 0.2, 1.0, 3.0)
         for attempt in range(len(delays) + 1):
@@ -498,22 +539,25 @@ class _TraceWriter:
                 with self._write_lock.background():
                     connection.execute("BEGIN IMMEDIATE")
                     try:
-                        connection.executemany(_INSERT_TRACE, rows)
+                        if rows:
+                            connection.executemany(_INSERT_TRACE, rows)
                         if state_rows:
                             connection.executemany(_INSERT_STATE, state_rows)
+                        if ticket_rows:
+                            connection.executemany(_INSERT_TICKET, ticket_rows)
                         connection.execute("COMMIT")
                     except BaseException:
                         if connection.in_transaction:
                             connection.execute("ROLLBACK")
                         raise
-                self.written += len(rows)
+                self.written += len(rows) + len(ticket_rows)
                 return
             except sqlite3.Error as exc:
                 # Another writer held the lock past busy_timeout: worth trying again. Anything else
                 # (read-only file, full disk, damaged file) is reported at once.
                 transient = "locked" in str(exc) or "busy" in str(exc)
                 if not transient or attempt == len(delays):
-                    self._give_up(len(rows), exc)
+                    self._give_up(len(rows) + len(ticket_rows), exc)
                     return
                 time.sleep(delays[attempt])
 
@@ -536,7 +580,7 @@ if hasattr(os, "register_at_fork"):
 class SQLiteStore(Store):
     """A failpath store in one SQLite file (WAL mode), safe to share between threads and processes.
 
-    ``SQLiteStore(path, batch_size=256, flush_interval=0.05, busy_timeout=30.0, max_pending=100_000)``
+    ``SQLiteStore(path, batch_size=256, flush_interval=0.05, busy_timeout=30.0, max_pending=100_000, queue_tickets=False)``
 
     Traces: :meth:`write_trace` only appends the trace to an in-memory queue (no serialization, no
     disk, no lock). One background thread per store wakes every ``flush_interval`` seconds (at once
@@ -558,7 +602,9 @@ class SQLiteStore(Store):
     process; after an OS crash or power loss the last commits may be rolled back (the file stays
     consistent).
 
-    Tickets, runs and results are written synchronously and are on disk when the call returns.
+    Tickets, runs and results are written synchronously and are on disk when the call returns
+    (``queue_tickets=True`` sends tickets through the trace writer's queue instead, for a store whose
+    tickets nobody answers live, such as the scratch store of a check's own guarded calls).
     Ticket resolution is atomic across processes. Within a process, the store's write transactions
     (the writer thread's and the synchronous ones) take turns on one lock, so a ticket written while
     a batch of traces commits waits for that commit, not for SQLite's busy handler to wake up. Each thread gets its own connections (one for
@@ -583,12 +629,14 @@ class SQLiteStore(Store):
         flush_interval: float = 0.05,
         busy_timeout: float = 30.0,
         max_pending: int = 100_000,
+        queue_tickets: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if flush_interval < 0:
             raise ValueError(f"flush_interval must be >= 0 seconds, got {flush_interval}")
         self.path = Path(path)
+        self.queue_tickets = bool(queue_tickets)
         self._busy_timeout = float(busy_timeout)
         self._closed = False
         self._prepare_file()
@@ -890,38 +938,29 @@ class SQLiteStore(Store):
     # ------------------------------------------------------------------ review tickets
 
     def create_ticket(self, ticket: Ticket) -> str:
-        """Store a new ticket (synchronously) and return its id.
+        """Store a new ticket and return its id (synchronously, unless the store queues tickets).
 
         An empty ``ticket_id`` gets a new one (``t-`` and 10 hex digits); ``created`` of 0 becomes now.
-        Raises ``StoreError`` if a ticket with the given id exists already.
+        Raises ``StoreError`` if a ticket with the given id exists already. With ``queue_tickets=True``
+        the ticket joins the trace writer's queue instead (same durability as a trace: on disk after the
+        next batch or :meth:`flush`), and a given id that exists already is ignored.
         """
         given = ticket.ticket_id
         created = _real(ticket.created) or time.time()
+        if self.queue_tickets:
+            writer = self._writer
+            if writer.stopped:
+                raise StoreError(f"the store {self.path} is closed; open it again with open_store()")
+            ticket_id = given or f"t-{secrets.token_hex(8)}"
+            if len(writer.pending) > writer.max_pending:
+                writer.wait_for_room()
+            writer.pending.append(_QueuedTicket(ticket, ticket_id, created))
+            return ticket_id
         for _ in range(8):
             ticket_id = given or f"t-{secrets.token_hex(5)}"
-            row = (
-                ticket_id,
-                _text(ticket.queue) or "default",
-                created,
-                _text(ticket.policy) or "",
-                _text(ticket.trace_id),
-                _text(ticket.input_preview) or "",
-                _text(ticket.input_raw),
-                None if ticket.output is None else dumps(ticket.output),
-                _real(ticket.confidence),
-                _text(ticket.state),
-                TicketStatus(ticket.status).value,
-                _real(ticket.deadline),
-                None if ticket.default is None else dumps(ticket.default),
-                None if ticket.answer is None else dumps(ticket.answer),
-                _text(ticket.note),
-                _text(ticket.reviewer),
-                _real(ticket.resolved_at),
-            )
+            row = _ticket_row(ticket, ticket_id, created)
             with self._transaction() as connection:
-                inserted = connection.execute(
-                    f"INSERT OR IGNORE INTO tickets ({_TICKET_COLUMNS}) VALUES ({', '.join('?' * 17)})", row
-                ).rowcount
+                inserted = connection.execute(_INSERT_TICKET, row).rowcount
             if inserted:
                 return ticket_id
             if given:
@@ -941,7 +980,7 @@ class SQLiteStore(Store):
 
     def get_ticket(self, ticket_id: str) -> Ticket:
         """The ticket with that id (a unique prefix works too); raises ``TicketNotFound``."""
-        with self.read_connection(flush=False) as connection:
+        with self.read_connection(flush=self.queue_tickets) as connection:
             return _row_to_ticket(self._find_ticket(connection, ticket_id))
 
     def list_tickets(
@@ -966,7 +1005,7 @@ class SQLiteStore(Store):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(max(0, int(limit)))
-        with self.read_connection(flush=False) as connection:
+        with self.read_connection(flush=self.queue_tickets) as connection:
             return [_row_to_ticket(row) for row in connection.execute(sql, params)]
 
     def resolve_ticket(
@@ -977,7 +1016,7 @@ class SQLiteStore(Store):
         ``AlreadyResolved`` names who resolved the ticket and when; it carries the stored ticket as
         its ``ticket`` attribute.
         """
-        with self.read_connection(flush=False) as connection:
+        with self.read_connection(flush=self.queue_tickets) as connection:
             full_id = self._find_ticket(connection, ticket_id)["ticket_id"]
         now = time.time()
         with self._transaction() as connection:
@@ -1008,6 +1047,8 @@ class SQLiteStore(Store):
 
         Returns the tickets this call expired (a ticket expired by another process is not repeated).
         """
+        if self.queue_tickets:
+            self.flush()
         now = time.time() if now is None else float(now)
         cutoff = now - float(older_than)
         condition = "status = ? AND (created < ? OR (deadline IS NOT NULL AND deadline <= ?))"

@@ -1,0 +1,136 @@
+"""executor="process": chunks of cases in worker processes and in the calling process, same rows as threads."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+import failpath as fp
+from failpath.check.runner import chunk_cases, process_count
+from failpath.core import Case, ConfigError, Prediction
+from failpath.store import open_store
+
+pytestmark = pytest.mark.slow
+
+
+def cases(n: int) -> list[Case]:
+    return [Case(id=f"a{i:03d}", input=f"{100 + i} Main Street, Springfield IL", expected=f"{100 + i} MAIN STREET") for i in range(n)]
+
+
+def parser(text: str) -> Prediction:
+    """A deterministic system: the part before the first comma, upper-cased; less sure of long inputs."""
+    head = str(text).split(",")[0].strip()
+    return Prediction(head.upper(), 0.9 if len(head) < 30 else 0.3)
+
+
+#: When this file exists, a worker process (never the test's own process) dies on the first call it gets.
+DIE_MARK = Path(os.environ.get("FAILPATH_TEST_DIE_MARK", "/nonexistent"))
+
+
+def mortal_parser(text: str) -> Prediction:
+    if multiprocessing.parent_process() is not None and DIE_MARK.exists():
+        os._exit(9)
+    return parser(text)
+
+
+def policy() -> fp.Policy:
+    return fp.Policy(
+        "proc-test",
+        rules=[
+            fp.on(fp.EmptyInput()).do(fp.Abstain("empty")),
+            fp.on(fp.InjectionSuspected()).do(fp.Abstain("injection")),
+            fp.on(fp.Timeout(after=1.0)).do(fp.Abstain("timeout")),
+            fp.on(fp.ProviderError(fp.ProviderFailure)).do(fp.Retry(1), fp.Abstain("provider down")),
+            fp.on(fp.InvalidOutput()).do(fp.Abstain("invalid")),
+            fp.on(fp.LowConfidence(below=0.5)).do(fp.Escalate(queue="review")),
+            fp.on(fp.Unexpected()).do(fp.Abstain("unexpected")),
+        ],
+        store=False,
+    )
+
+
+POLICY = policy()
+
+
+def rows(store_path: Path, run_id: str) -> dict[str, dict]:
+    with open_store(store_path) as store:
+        return {
+            r["key"]: {k: v for k, v in r["data"].items() if k not in ("trace_id", "latency_ms")}
+            for r in store.results(run_id)
+        }
+
+
+def kwargs(tmp_path: Path, name: str, **extra) -> dict:
+    base = dict(
+        cases=cases(40), policy=POLICY, judge="text", suites=["hostile", "realistic", "fault"], seed=3,
+        concurrency=4, store=tmp_path / f"{name}.db", worst_cases=0, quiet=True,
+    )
+    base.update(extra)
+    return base
+
+
+def test_process_run_gives_the_same_rows_and_figures_as_threads(tmp_path):
+    threads = fp.check(parser, **kwargs(tmp_path, "threads"))
+    procs = fp.check(parser, executor="process", **kwargs(tmp_path, "procs"))
+    assert rows(tmp_path / "threads.db", threads.run_id) == rows(tmp_path / "procs.db", procs.run_id)
+    assert procs.n_rows == threads.n_rows > 40 * 10
+    for part in ("verdict", "clean", "chaos", "groups", "states", "thresholds"):
+        assert procs.to_dict()[part] == threads.to_dict()[part], part
+    # the guard's traces and tickets of every process went to the scratch store beside the store
+    with open_store(tmp_path / "procs-check-traces.db") as scratch:
+        assert scratch.count_traces() >= procs.n_rows
+        assert len(scratch.list_tickets(queue="review")) == sum(
+            1 for r in rows(tmp_path / "procs.db", procs.run_id).values() if r["outcome"] == "escalated"
+        ) > 0
+
+
+def test_a_system_given_as_module_attr_runs_in_processes(tmp_path):
+    procs = fp.check("test_check_processes:parser", executor="process", **kwargs(tmp_path, "spec", policy="test_check_processes:POLICY"))
+    threads = fp.check(parser, **kwargs(tmp_path, "threads"))
+    assert rows(tmp_path / "spec.db", procs.run_id) == rows(tmp_path / "threads.db", threads.run_id)
+
+
+def test_a_system_that_cannot_be_pickled_is_refused_before_any_call(tmp_path):
+    calls = []
+
+    def local(text):  # a closure: cannot travel to another process
+        calls.append(text)
+        return parser(text)
+
+    with pytest.raises(ConfigError, match=r"sends the system to worker processes.*cannot be pickled.*module:attr"):
+        fp.check(local, executor="process", **kwargs(tmp_path, "closure"))
+    assert calls == []
+
+
+def test_a_killed_worker_stops_the_run_and_resume_finishes_it_exactly(tmp_path, monkeypatch):
+    mark = tmp_path / "die"
+    mark.write_text("1")
+    monkeypatch.setenv("FAILPATH_TEST_DIE_MARK", str(mark))  # read by the spawned workers when they import this file
+    store = tmp_path / "killed.db"
+    with pytest.raises(fp.check.runner.WorkerFailed, match=r"exited with code 9.*resume the run"):
+        fp.check("test_check_processes:mortal_parser", executor="process",
+                 **kwargs(tmp_path, "killed", cases=cases(80), suites=["hostile", "fault"], concurrency=2))
+    with open_store(store) as opened:
+        (run,) = opened.list_runs(kind="check")
+        kept = len(opened.results(run["run_id"]))
+    assert run["finished"] is None
+    mark.unlink()
+    resumed = fp.check("test_check_processes:mortal_parser", executor="process", resume=True,
+                       **kwargs(tmp_path, "killed", cases=cases(80), suites=["hostile", "fault"], concurrency=2))
+    whole = fp.check("test_check_processes:mortal_parser", **kwargs(tmp_path, "whole", cases=cases(80), suites=["hostile", "fault"]))
+    assert resumed.resumed and resumed.run_id == run["run_id"] and 0 < resumed.reused == kept
+    assert rows(store, resumed.run_id) == rows(tmp_path / "whole.db", whole.run_id)
+    for part in ("verdict", "clean", "chaos", "groups", "thresholds"):
+        assert resumed.to_dict()[part] == whole.to_dict()[part], part
+
+
+def test_process_count_and_chunks():
+    assert process_count(64, 1000) == min(64, os.cpu_count() or 1)
+    assert process_count(1, 1000) == 1 and process_count(64, 1) == 1
+    chunks = chunk_cases(list(range(1000)), 2)
+    assert [x for chunk in chunks for x in chunk] == list(range(1000))
+    assert max(len(c) for c in chunks) <= 32 and len(chunks) >= 16
+    assert chunk_cases(list(range(5)), 4) == [(0,), (1,), (2,), (3,), (4,)]
