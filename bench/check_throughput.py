@@ -9,6 +9,9 @@ the check adds (variants, the guard and its traces, judging, figures, the verdic
     python bench/check_throughput.py                 # 1000 cases
     python bench/check_throughput.py --cases 300     # quicker
 
+The instant system is also checked with ``executor="process"`` (chunks of cases in one process per
+core, the calling one included); the floor stays the same single-process loop.
+
 Targets: within 1.2x of the floor for the 50 ms system; at least 5,000 variants per second end to
 end for the instant one.
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import failpath as fp
 from failpath.chaos import get_suite
+from failpath.check.runner import process_count
 from failpath.core import Case, Prediction
 from failpath.store import open_store
 
@@ -76,12 +80,12 @@ def planned_inputs(cases: list[Case], suites: list[str], seed: int) -> dict[str,
     return out
 
 
-def run_check(system, cases, suites, concurrency, folder: Path) -> tuple[float, str, Path]:
+def run_check(system, cases, suites, concurrency, folder: Path, executor: str = "auto") -> tuple[float, str, Path]:
     store = folder / f"check-{time.monotonic_ns()}.db"
     start = time.perf_counter()
     result = fp.check(
         system, cases, policy=policy(), judge="exact", suites=suites, concurrency=concurrency, store=store,
-        worst_cases=0, quiet=True, seed=0,
+        worst_cases=0, quiet=True, seed=0, executor=executor,
     )
     return time.perf_counter() - start, result.run_id, store
 
@@ -117,11 +121,11 @@ def run_floor(system, requests, rows, concurrency, folder: Path) -> float:
     return elapsed
 
 
-def measure(label, system, cases, suites, concurrency, repeats, folder):
+def measure(label, system, cases, suites, concurrency, repeats, folder, executor="auto"):
     requests = planned_inputs(cases, suites, 0)
     check_times, floor_times = [], []
     for _ in range(repeats):
-        seconds, run_id, store_path = run_check(system, cases, suites, concurrency, folder)
+        seconds, run_id, store_path = run_check(system, cases, suites, concurrency, folder, executor)
         check_times.append(seconds)
         with open_store(store_path) as store:
             rows = {r["key"]: r["data"] for r in store.results(run_id)}
@@ -130,7 +134,7 @@ def measure(label, system, cases, suites, concurrency, repeats, folder):
     check_s, floor_s = min(check_times), min(floor_times)
     n = len(requests)
     print(
-        f"{label:34s} {len(cases):6d} cases {n:7d} variants | check {check_s:7.2f} s "
+        f"{label:42s} {len(cases):6d} cases {n:7d} variants | check {check_s:7.2f} s "
         f"({n / check_s:8.0f} variants/s, {len(cases) / check_s:7.0f} cases/s) | floor {floor_s:7.2f} s "
         f"({n / floor_s:8.0f} variants/s) | check/floor {check_s / floor_s:5.2f}x"
     )
@@ -150,7 +154,10 @@ def main() -> None:
         fp.check(instant, make_cases(4), policy=policy(), suites=["hostile"], store=folder / "warm.db", quiet=True, worst_cases=0)
         print(f"fp.check throughput, concurrency {args.concurrency}, best of {args.repeats}")
         measure("instant system, hostile + clean", instant, cases, ["hostile"], args.concurrency, args.repeats, folder)
+        measure(f"  same, executor=process ({process_count(args.concurrency, len(cases))} procs)", instant, cases,
+                ["hostile"], args.concurrency, args.repeats, folder, "process")
         measure("instant system, clean only", instant, cases, [], args.concurrency, args.repeats, folder)
+        measure("  same, executor=process", instant, cases, [], args.concurrency, args.repeats, folder, "process")
         measure("50 ms system, hostile + clean", slow, cases, ["hostile"], args.concurrency, args.repeats, folder)
         measure("50 ms system, clean only", slow, cases, [], args.concurrency, args.repeats, folder)
     finally:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 import failpath as fp
+from failpath.check import runner
 from failpath.check.runner import chunk_cases, process_count
 from failpath.core import Case, ConfigError, Prediction
 from failpath.store import open_store
@@ -26,12 +28,11 @@ def parser(text: str) -> Prediction:
     return Prediction(head.upper(), 0.9 if len(head) < 30 else 0.3)
 
 
-#: When this file exists, a worker process (never the test's own process) dies on the first call it gets.
-DIE_MARK = Path(os.environ.get("FAILPATH_TEST_DIE_MARK", "/nonexistent"))
-
-
 def mortal_parser(text: str) -> Prediction:
-    if multiprocessing.parent_process() is not None and DIE_MARK.exists():
+    """``parser``, except that a worker process (never the test's own) dies on its first call while the
+    file named by ``FAILPATH_TEST_DIE_MARK`` exists."""
+    mark = os.environ.get("FAILPATH_TEST_DIE_MARK")
+    if mark and multiprocessing.parent_process() is not None and Path(mark).exists():
         os._exit(9)
     return parser(text)
 
@@ -72,7 +73,35 @@ def kwargs(tmp_path: Path, name: str, **extra) -> dict:
     return base
 
 
-def test_process_run_gives_the_same_rows_and_figures_as_threads(tmp_path):
+@pytest.fixture(params=["fork", "spawn"])
+def method(request, monkeypatch):
+    """Both ways workers start: forked (inheriting everything) and spawned (receiving it pickled)."""
+    if request.param not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {request.param} on this platform")
+    monkeypatch.setattr(runner, "START_METHOD", request.param)
+    return request.param
+
+
+def test_workers_fork_when_this_process_runs_one_thread_else_spawn(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(runner, "START_METHOD", None)
+    if not sys.platform.startswith("linux"):
+        assert runner.start_method() == "spawn"
+        return
+    expected = "fork" if threading.active_count() == 1 else "spawn"
+    assert runner.start_method() == expected
+    stop = threading.Event()
+    extra = threading.Thread(target=stop.wait)
+    extra.start()
+    try:
+        assert runner.start_method() == "spawn"  # never fork a process that runs other threads
+    finally:
+        stop.set()
+        extra.join()
+
+
+def test_process_run_gives_the_same_rows_and_figures_as_threads(tmp_path, method):
     threads = fp.check(parser, **kwargs(tmp_path, "threads"))
     procs = fp.check(parser, executor="process", **kwargs(tmp_path, "procs"))
     assert rows(tmp_path / "threads.db", threads.run_id) == rows(tmp_path / "procs.db", procs.run_id)
@@ -87,13 +116,26 @@ def test_process_run_gives_the_same_rows_and_figures_as_threads(tmp_path):
         ) > 0
 
 
-def test_a_system_given_as_module_attr_runs_in_processes(tmp_path):
+def test_a_system_given_as_module_attr_runs_in_processes(tmp_path, method):
     procs = fp.check("test_check_processes:parser", executor="process", **kwargs(tmp_path, "spec", policy="test_check_processes:POLICY"))
     threads = fp.check(parser, **kwargs(tmp_path, "threads"))
     assert rows(tmp_path / "spec.db", procs.run_id) == rows(tmp_path / "threads.db", threads.run_id)
 
 
-def test_a_system_that_cannot_be_pickled_is_refused_before_any_call(tmp_path):
+def test_a_closure_runs_in_forked_workers(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "START_METHOD", "fork")
+    shout = "!"
+
+    def local(text):  # a closure and a lambda-made suite: nothing here could be pickled
+        return Prediction(parser(text).value + shout * 0, 0.9)
+
+    procs = fp.check(local, executor="process", **kwargs(tmp_path, "closure"))
+    threads = fp.check(local, **kwargs(tmp_path, "closure-threads"))
+    assert rows(tmp_path / "closure.db", procs.run_id) == rows(tmp_path / "closure-threads.db", threads.run_id)
+
+
+def test_a_system_that_cannot_be_pickled_is_refused_before_any_call(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "START_METHOD", "spawn")
     calls = []
 
     def local(text):  # a closure: cannot travel to another process
@@ -105,22 +147,22 @@ def test_a_system_that_cannot_be_pickled_is_refused_before_any_call(tmp_path):
     assert calls == []
 
 
-def test_a_killed_worker_stops_the_run_and_resume_finishes_it_exactly(tmp_path, monkeypatch):
+def test_a_killed_worker_stops_the_run_and_resume_finishes_it_exactly(tmp_path, monkeypatch, method):
     mark = tmp_path / "die"
     mark.write_text("1")
-    monkeypatch.setenv("FAILPATH_TEST_DIE_MARK", str(mark))  # read by the spawned workers when they import this file
+    monkeypatch.setenv("FAILPATH_TEST_DIE_MARK", str(mark))  # seen by forked and spawned workers alike
     store = tmp_path / "killed.db"
     with pytest.raises(fp.check.runner.WorkerFailed, match=r"exited with code 9.*resume the run"):
         fp.check("test_check_processes:mortal_parser", executor="process",
-                 **kwargs(tmp_path, "killed", cases=cases(80), suites=["hostile", "fault"], concurrency=2))
+                 **kwargs(tmp_path, "killed", cases=cases(80), suites=["hostile"], concurrency=2))
     with open_store(store) as opened:
         (run,) = opened.list_runs(kind="check")
         kept = len(opened.results(run["run_id"]))
     assert run["finished"] is None
     mark.unlink()
     resumed = fp.check("test_check_processes:mortal_parser", executor="process", resume=True,
-                       **kwargs(tmp_path, "killed", cases=cases(80), suites=["hostile", "fault"], concurrency=2))
-    whole = fp.check("test_check_processes:mortal_parser", **kwargs(tmp_path, "whole", cases=cases(80), suites=["hostile", "fault"]))
+                       **kwargs(tmp_path, "killed", cases=cases(80), suites=["hostile"], concurrency=2))
+    whole = fp.check("test_check_processes:mortal_parser", **kwargs(tmp_path, "whole", cases=cases(80), suites=["hostile"]))
     assert resumed.resumed and resumed.run_id == run["run_id"] and 0 < resumed.reused == kept
     assert rows(store, resumed.run_id) == rows(tmp_path / "whole.db", whole.run_id)
     for part in ("verdict", "clean", "chaos", "groups", "thresholds"):
@@ -132,5 +174,6 @@ def test_process_count_and_chunks():
     assert process_count(1, 1000) == 1 and process_count(64, 1) == 1
     chunks = chunk_cases(list(range(1000)), 2)
     assert [x for chunk in chunks for x in chunk] == list(range(1000))
-    assert max(len(c) for c in chunks) <= 32 and len(chunks) >= 16
+    sizes = [len(c) for c in chunks]
+    assert sizes[0] == 32 and sizes[-1] == 1 and sizes == sorted(sizes, reverse=True)  # shrinking towards the end
     assert chunk_cases(list(range(5)), 4) == [(0,), (1,), (2,), (3,), (4,)]

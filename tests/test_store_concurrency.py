@@ -232,3 +232,23 @@ def test_tickets_written_while_traces_commit_wait_for_the_writer_not_for_sqlite(
         assert store.count_traces() == 480
     finally:
         store.close()
+
+
+def test_the_writer_thread_starts_with_the_first_queued_trace(tmp_path):
+    """A store used only for runs and results (as a check's main store is) runs no thread, so a process
+    holding one can still fork its workers safely."""
+    before = threading.active_count()
+    store = SQLiteStore(tmp_path / "lazy.db")
+    try:
+        store.create_run("r1", kind="check", config={})
+        store.add_results("r1", [("k1", {"x": 1})])
+        assert store.results("r1")[0]["data"] == {"x": 1}
+        store.flush()
+        assert threading.active_count() == before
+        store.write_trace(make_trace("t-1", 1))
+        assert threading.active_count() == before + 1
+        store.flush()
+        assert store.count_traces() == 1
+    finally:
+        store.close()
+    assert threading.active_count() == before

@@ -51,6 +51,7 @@ from failpath.check.runner import (
     chunk_cases,
     process_count,
     run_processes,
+    start_method,
 )
 from failpath.check.verdict import decide, hostile_flips, state_coverage
 from failpath.core import OUTCOME_KINDS, STATES, Case, ConfigError, is_valid_confidence
@@ -314,6 +315,7 @@ def check(
     # ------------------------------------------------------------------ the run record
     store_obj, owned = _open(store)
     opened: list[Any] = []  # the scratch store of the guard's traces and tickets, closed at the end
+    frozen = False
     try:
         resumed = False
         if resume:
@@ -367,12 +369,15 @@ def check(
         planned_keys = set(planned)
         with _collector_paused():  # tens of thousands of fresh dicts: no cycles to find, only time to lose
             rows = []
-            for r in store_obj.results(run_id):
+            for r in store_obj.results(run_id, order="key"):
                 if r["key"] in planned_keys:
                     data = r["data"]
                     data["key"] = r["key"]
                     rows.append(data)
             rows.sort(key=_row_key)
+            # The rows live until the end: keep the collector's full passes from walking them again and again.
+            gc.freeze()
+            frozen = True
         missing = len(planned_keys) - len(rows)
         if missing:
             raise ConfigError(f"run {run_id}: {missing} planned requests have no stored result; resume the run")
@@ -406,6 +411,8 @@ def check(
         store_obj.finish_run(run_id, result.to_dict())
         return result
     finally:
+        if frozen:
+            gc.unfreeze()
         for extra in opened:
             extra.close()
         if owned:
@@ -535,20 +542,22 @@ def _execute_in_processes(
         raise ConfigError("executor='process' needs a SQLite store given by its path, which each worker opens itself")
     n = process_count(concurrency, len(cases))
     chunks = chunk_cases(cases, n)
-    try:
-        pickle.dumps(list(suites))
-        travelling = tuple(suites)
-    except Exception:  # a perturbation made of a lambda: this process plans the requests and sends them
-        travelling = ()
-    for label, value in (("system", system), ("policy", policy), ("judge", judge), ("cases", chunks[:1])):
+    method = start_method() if n > 1 else "fork"
+    travelling = tuple(suites)
+    if method == "spawn":  # workers receive everything pickled
         try:
-            pickle.dumps(value)
-        except Exception as exc:
-            raise ConfigError(
-                f"executor='process' sends the {label} to worker processes, but it cannot be pickled "
-                f"({type(exc).__name__}: {exc}); define it at the top level of a module, give it as 'module:attr', "
-                "or use executor='thread'"
-            ) from None
+            pickle.dumps(list(suites))
+        except Exception:  # a perturbation made of a lambda: this process plans the requests and sends them
+            travelling = ()
+        for label, value in (("system", system), ("policy", policy), ("judge", judge), ("cases", chunks[:1])):
+            try:
+                pickle.dumps(value)
+            except Exception as exc:
+                raise ConfigError(
+                    f"executor='process' sends the {label} to worker processes, but it cannot be pickled "
+                    f"({type(exc).__name__}: {exc}); define it at the top level of a module, give it as 'module:attr', "
+                    "or use executor='thread'"
+                ) from None
     setup = WorkerSetup(
         system=system, policy=policy, judge=judge, suites=travelling, split=dict(split), done=frozenset(done),
         seed=seed, store=str(store.path), run_id=run_id, scratch=str(scratch.path),
@@ -560,10 +569,9 @@ def _execute_in_processes(
     local_policy = _import_attr(policy, "policy") if isinstance(policy, str) else policy
     local = ChunkRunner(dataclasses.replace(setup, suites=tuple(suites)), Evaluator(local_system, guard_factory(local_policy, scratch), judge, seed=seed), store, on_rows)
     try:
-        with progress:
-            planned.extend(run_processes(chunks, setup, local, workers=n - 1, on_rows=on_rows))
-            progress.update(task, total=len(planned))
-            finish()
+        planned.extend(run_processes(chunks, setup, local, workers=n - 1, on_rows=on_rows, method=method, progress=progress))
+        progress.update(task, total=len(planned))
+        finish()
     finally:
         try:
             local_policy.flush()

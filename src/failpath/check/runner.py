@@ -529,9 +529,15 @@ def process_count(concurrency: int, n_cases: int) -> int:
 
 
 def chunk_cases(cases: Sequence[Any], processes: int, *, most: int = 32) -> list[tuple[Any, ...]]:
-    """The cases in consecutive chunks, small enough that every process gets several (the work stays balanced)."""
-    size = max(1, min(most, len(cases) // (processes * 8) or 1))
-    return [tuple(cases[i : i + size]) for i in range(0, len(cases), size)]
+    """The cases in consecutive chunks that shrink towards the end (a quarter of each process's share
+    of what is left, at most ``most``), so the processes finish together."""
+    chunks: list[tuple[Any, ...]] = []
+    start = 0
+    while start < len(cases):
+        size = max(1, min(most, -(-(len(cases) - start) // (4 * processes))))
+        chunks.append(tuple(cases[start : start + size]))
+        start += size
+    return chunks
 
 
 class ChunkRunner:
@@ -654,6 +660,27 @@ class WorkerFailed(RuntimeError):
 #: Chunks handed to a worker ahead of time, so it never waits for the next one.
 _AHEAD = 2
 
+#: How worker processes start: None chooses (see :func:`start_method`), or "fork" / "spawn".
+START_METHOD: str | None = None
+
+
+def start_method() -> str:
+    """``fork`` on Linux while this process runs a single thread, else ``spawn``.
+
+    A forked worker starts in milliseconds and inherits the system, policy and suites as they are (a
+    closure or a lambda works); forking a process that runs other threads could copy a lock one of them
+    holds, so then (and on other systems) workers are spawned: they import what they need and receive
+    the rest pickled.
+    """
+    if START_METHOD is not None:
+        return START_METHOD
+    import multiprocessing
+    import sys
+
+    if sys.platform.startswith("linux") and threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return "fork"
+    return "spawn"
+
 
 def run_processes(
     chunks: Sequence[Sequence[Any]],
@@ -662,11 +689,15 @@ def run_processes(
     *,
     workers: int,
     on_rows: Callable[[int], None],
+    method: str = "spawn",
+    progress: Any = None,
 ) -> list[str]:
     """Run the chunks of cases in this process (``local``) and in ``workers`` worker processes; return the planned keys.
 
-    Workers start with ``spawn`` and take chunks as they finish the ones they hold; this process runs
-    a chunk itself whenever every worker is busy, from the first moment (while the workers start up).
+    Workers start with ``method`` (``fork`` or ``spawn``, see :func:`start_method`) and take chunks as
+    they finish the ones they hold; this process runs a chunk itself whenever every worker is busy, from
+    the first moment (while spawned workers start up). ``progress`` (a context manager, such as the
+    progress bar) is entered once the workers have started.
     Progress arrives as row counts (``on_rows``). An error in a worker stops the run and is raised
     here (with the worker's traceback as a note); a worker that dies without a word (killed, out of
     memory) raises :class:`WorkerFailed`. Rows already written stay in the store, so the run can be resumed.
@@ -677,14 +708,16 @@ def run_processes(
 
     waiting = collections.deque(enumerate(chunks))
     planned: dict[int, list[str]] = {}
+    progress = progress if progress is not None else contextlib.nullcontext()
     # Suites that cannot be pickled (a perturbation made of a lambda) stay here: this process plans
     # each chunk's requests and sends them instead of the cases.
     plan_here = not setup.suites and bool(local.setup.suites)
     if workers < 1:
-        for number, cases in waiting:
-            planned[number] = local.run(cases)
+        with progress:
+            for number, cases in waiting:
+                planned[number] = local.run(cases)
         return [key for number in sorted(planned) for key in planned[number]]
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context(method)
     messages = context.Queue()
     tasks = [context.Queue() for _ in range(workers)]
     processes = [
@@ -695,9 +728,11 @@ def run_processes(
     done_chunks: set[int] = set()
     exited_at: dict[int, float] = {}
     finished = False
+    stack = contextlib.ExitStack()
     try:
         for process in processes:
             process.start()
+        stack.enter_context(progress)
 
         def handle(kind: str, index: int, payload: Any) -> None:
             if kind == "rows":
@@ -764,6 +799,7 @@ def run_processes(
                         )
         finished = True
     finally:
+        stack.close()
         for i, process in enumerate(processes):
             if process.pid is None:
                 continue

@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 import types
+import weakref
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -891,12 +892,17 @@ class DaemonPool:
     """
 
     def __init__(self, name: str, max_idle: int = 8):
-        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0
         self._max_idle = max_idle
         self._name = name
         self._count = 0
+        self._reset()
+        _POOLS.add(self)
+
+    def _reset(self) -> None:
+        """Forget every worker (in a forked child, whose copies of them do not run)."""
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> _Job:
         """Run ``fn(arg)`` in a worker thread; wait for it with ``job.wait(timeout)``."""
@@ -927,6 +933,19 @@ class DaemonPool:
                 if self._idle >= self._max_idle:
                     return
                 self._idle += 1
+
+
+#: Every pool of this process, so a forked child can forget the workers it did not inherit.
+_POOLS: "weakref.WeakSet[DaemonPool]" = weakref.WeakSet()
+
+
+def _reset_pools_after_fork() -> None:
+    for pool in list(_POOLS):
+        pool._reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_pools_after_fork)
 
 
 # --------------------------------------------------------------------------- guarded systems

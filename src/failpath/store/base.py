@@ -108,8 +108,8 @@ class Store(abc.ABC):
         """Keys of the results stored for the run (what a resumed run skips)."""
 
     @abc.abstractmethod
-    def results(self, run_id: str) -> list[dict[str, Any]]:
-        """The run's result rows, in the order they were written."""
+    def results(self, run_id: str, *, order: str = "written") -> list[dict[str, Any]]:
+        """The run's result rows, in the order they were written (``order="key"``: sorted by key)."""
 
     @abc.abstractmethod
     def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:

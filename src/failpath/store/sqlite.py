@@ -427,20 +427,34 @@ class _TraceWriter:
         self.error: BaseException | None = None
         self.stopped = False
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="failpath-trace-writer", daemon=True)
-        self._thread.start()
+        # The thread starts with the first queued trace: a store only read from, or only written to
+        # synchronously (runs, results), never has one (and a process without threads can fork safely).
+        self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
+
+    def start(self) -> None:
+        """Start the writer thread (once; called when the first trace is queued)."""
+        with self._starting:
+            if self._thread is None and not self._stopping:
+                thread = threading.Thread(target=self._run, name="failpath-trace-writer", daemon=True)
+                thread.start()
+                self._thread = thread
+
+    def _alive(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
 
     # -- called from any thread
     def flush(self, timeout: float | None) -> bool:
         """Wait until every trace appended before this call is written; False if ``timeout`` ran out."""
         if not self.pending:
             return True
+        if self._thread is None:
+            self.start()
         with self._progress:
             target = self.done + len(self.pending)
             self._wake.set()
-            return self._progress.wait_for(
-                lambda: self.done >= target or not self._thread.is_alive(), timeout
-            )
+            return self._progress.wait_for(lambda: self.done >= target or not self._alive(), timeout)
 
     def stop(self, timeout: float | None = None) -> None:
         if self.stopped:
@@ -448,9 +462,11 @@ class _TraceWriter:
         self.stopped = True  # write_trace refuses new traces from here on
         self._stopping = True
         self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        if self.pending and not self._thread.is_alive():
+        with self._starting:  # no thread starts from here on
+            thread = self._thread
+        if thread is not None and thread.is_alive():
+            thread.join(timeout)
+        if self.pending and not self._alive():
             # Traces appended while the writer was finishing (a write_trace racing close()).
             connection = self._connect()
             try:
@@ -461,7 +477,7 @@ class _TraceWriter:
 
     def wait_for_room(self) -> None:
         """Backpressure: block while more than ``max_pending`` traces wait (never drop one)."""
-        while len(self.pending) > self.max_pending and self._thread.is_alive():
+        while len(self.pending) > self.max_pending and self._alive():
             self._wake.set()
             time.sleep(0.001)
 
@@ -804,6 +820,8 @@ class SQLiteStore(Store):
         if len(writer.pending) > writer.max_pending:
             writer.wait_for_room()
         writer.pending.append(trace)
+        if writer._thread is None:
+            writer.start()
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every trace queued so far is on disk.
@@ -955,6 +973,8 @@ class SQLiteStore(Store):
             if len(writer.pending) > writer.max_pending:
                 writer.wait_for_room()
             writer.pending.append(_QueuedTicket(ticket, ticket_id, created))
+            if writer._thread is None:
+                writer.start()
             return ticket_id
         for _ in range(8):
             ticket_id = given or f"t-{secrets.token_hex(5)}"
@@ -1143,15 +1163,15 @@ class SQLiteStore(Store):
         with self.read_connection(flush=False) as connection:
             return {row[0] for row in connection.execute("SELECT key FROM results WHERE run_id = ?", (run_id,))}
 
-    def results(self, run_id: str) -> list[dict[str, Any]]:
-        """The run's result rows, in the order they were written: ``{"key", "data", "written"}`` each."""
+    def results(self, run_id: str, *, order: str = "written") -> list[dict[str, Any]]:
+        """The run's result rows, ``{"key", "data", "written"}`` each, in the order they were written
+        (``order="key"``: sorted by key, which reads a large run faster)."""
+        if order not in ("written", "key"):
+            raise ValueError(f"order must be 'written' or 'key', got {order!r}")
+        sql = "SELECT key, data, written FROM results WHERE run_id = ? ORDER BY " + ("id" if order == "written" else "key")
         with self.read_connection(flush=False) as connection:
-            return [
-                {"key": row["key"], "data": json.loads(row["data"]), "written": row["written"]}
-                for row in connection.execute(
-                    "SELECT key, data, written FROM results WHERE run_id = ? ORDER BY id", (run_id,)
-                )
-            ]
+            fetched = connection.execute(sql, (run_id,)).fetchall()
+        return [{"key": row[0], "data": json.loads(row[1]), "written": row[2]} for row in fetched]
 
     def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
         """Mark the run finished and keep its summary (rendered JSON-safe). ``StoreError`` if no such run."""
