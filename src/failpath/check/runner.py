@@ -757,6 +757,8 @@ def run_processes(
                     handle(*messages.get_nowait())
                 except queue_module.Empty:
                     break
+            if len(done_chunks) == len(chunks):
+                break
             for i in range(workers):
                 while waiting and len(held[i]) < _AHEAD and processes[i].exitcode is None:
                     number, cases = waiting.popleft()
@@ -817,8 +819,8 @@ def run_processes(
         late: list[Any] = []
         if finished:
             while True:  # a worker's error while closing its stores
-                try:
-                    message = messages.get(timeout=0.05)
+                try:  # the workers have exited: what they said is in the pipe already
+                    message = messages.get_nowait()
                 except (queue_module.Empty, OSError, ValueError):
                     break
                 if message[0] == "error":
