@@ -86,6 +86,19 @@ def test_demo_exits_1(project):
     assert "READY TO DEMO" in result.output and "hostile_answers_stable" in result.output
 
 
+def test_executor_overrides_the_config_and_a_bad_one_exits_2(project):
+    threads = run("--executor", "thread", "--store", "t.db", "--json", "t.json", "-q")
+    procs = run("--executor", "process", "--store", "p.db", "--json", "p.json", "-q")
+    assert threads.exit_code == procs.exit_code == 0, procs.output
+    a, b = (json.loads((project / name).read_text()) for name in ("t.json", "p.json"))
+    assert a["verdict"] == b["verdict"] and a["chaos"] == b["chaos"] and a["n_rows"] == b["n_rows"]
+    with open_store(project / "p.db") as store:
+        assert store.get_run(b["run_id"])["config"]["executor"] == "process"
+    bad = run("--executor", "processes", "-q")
+    assert bad.exit_code == 2 and "--executor processes: choose auto, thread or process" in bad.output
+    assert not (project / "store.db").exists()  # refused before anything was written
+
+
 def test_seed_concurrency_and_store_override_the_config(project):
     result = run("--seed", "3", "--concurrency", "2", "--store", "other.db", "--json", "r.json", "-q")
     assert result.exit_code == 0, result.output

@@ -75,6 +75,10 @@ def register(app: typer.Typer) -> None:
         store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store (default .failpath/failpath.db)."),
         seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="Seed of the split, the variants and the search."),
         concurrency: Optional[int] = typer.Option(None, "--concurrency", metavar="N", min=1, help="Requests in flight at once."),
+        executor: Optional[str] = typer.Option(
+            None, "--executor", metavar="auto|thread|process",
+            help="How requests run: auto (an event loop or threads), thread, or process (every core: chunks of cases in worker processes).",
+        ),
         json_path: Optional[Path] = typer.Option(None, "--json", metavar="PATH", help="Also write the result document (JSON) to PATH."),
         html_path: Path = typer.Option(
             Path(DEFAULT_HTML_NAME), "--html", metavar="PATH", help="Where to write the HTML report (one self-contained file)."
@@ -111,6 +115,10 @@ def register(app: typer.Typer) -> None:
                 kwargs["seed"] = seed
             if concurrency is not None:
                 kwargs["concurrency"] = concurrency
+            if executor is not None:
+                if executor not in ("auto", "thread", "process"):
+                    raise _fail(f"--executor {executor}: choose auto, thread or process")
+                kwargs["executor"] = executor
             if store is not None:
                 kwargs["store"] = store
             if resume is not None:

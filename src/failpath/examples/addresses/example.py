@@ -64,6 +64,7 @@ def check_kwargs(n: int = 1000, seed: int = 0, *, policy: str = "careful") -> di
         "judge": "token_labels",
         "suites": ["hostile", "realistic", FAULT_SUITE],
         "seed": seed,
+        "executor": "process",  # a CPU-bound local model: every core tags addresses
         "silent_failure_budget": SILENT_FAILURE_BUDGET,
         "coverage_floor": COVERAGE_FLOOR,
         "worst_cases": 5,

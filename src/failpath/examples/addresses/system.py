@@ -8,7 +8,9 @@ probability the CRF gives to that whole label sequence.
 
 from __future__ import annotations
 
+import functools
 import threading
+from typing import Any
 
 import pycrfsuite
 import usaddress
@@ -57,6 +59,10 @@ class AddressParser:
 
     def __repr__(self) -> str:
         return "AddressParser(usaddress)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its settings: a copy (in a worker process) opens the model again."""
+        return (functools.partial(AddressParser, max_tokens=self.max_tokens), ())
 
 
 def repeated_label(labels: list[str]) -> str | None:
