@@ -730,8 +730,20 @@ def run_processes(
     finished = False
     stack = contextlib.ExitStack()
     try:
-        for process in processes:
-            process.start()
+        if method == "fork":
+            # Forked workers share this process's memory until they write to it; the collector's passes
+            # would write to every object they inherited. Frozen objects are never passed over.
+            import gc
+
+            gc.freeze()
+            try:
+                for process in processes:
+                    process.start()
+            finally:
+                gc.unfreeze()
+        else:
+            for process in processes:
+                process.start()
         stack.enter_context(progress)
 
         def handle(kind: str, index: int, payload: Any) -> None:
