@@ -259,3 +259,20 @@ def test_share_draws_for_a_stable_subset_of_cases():
     for bad in (0, 1.5, -0.1, True, "half"):
         with pytest.raises(ConfigError, match="share"):
             Suite("bad", "fault", FAULT.perturbations, share=bad)
+
+
+def test_variants_are_numbered_exactly_as_dataclasses_replace_would():
+    """Suite.variants builds its numbered copies field by field; they must equal replace()'s."""
+    import dataclasses
+
+    from failpath.chaos import get_suite
+    from failpath.chaos.base import derive_rng
+    from failpath.core import Case
+
+    case = Case(id="r1", input="12 Main Street, Springfield IL 62704", expected="12 MAIN STREET")
+    for name in ("hostile", "realistic", "fault"):
+        suite = get_suite(name)
+        for variant in suite.variants(case, 3):
+            p = next(p for p in suite.perturbations if p.name == variant.perturbation)
+            fresh = p.apply(case, derive_rng(3, case.id, p.name, variant.index))
+            assert variant == dataclasses.replace(fresh, case_id=case.id, index=variant.index)

@@ -98,7 +98,12 @@ class Suite:
                 if key in seen:
                     continue
                 seen.add(key)
-                out.append(replace(result, case_id=case.id, index=i))
+                if type(result) is Variant:  # the same as replace(), without its field-by-field introspection
+                    result = Variant(result.input, result.expected, result.perturbation, result.family,
+                                     result.contract, result.edits, case.id, i, result.fault)
+                else:
+                    result = replace(result, case_id=case.id, index=i)
+                out.append(result)
                 added += 1
                 if n is not None and len(out) >= n:
                     return out

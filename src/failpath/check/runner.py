@@ -41,7 +41,7 @@ __all__ = [
 PREVIEW_CHARS = 300
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class WorkItem:
     """One request of a check: a variant (or the clean input) of one case in one suite.
 
