@@ -133,10 +133,11 @@ def measure(label, system, cases, suites, concurrency, repeats, folder, executor
         floor_times.append(run_floor(system, requests, rows, concurrency, folder))
     check_s, floor_s = min(check_times), min(floor_times)
     n = len(requests)
+    median = statistics.median(check_times)
     print(
         f"{label:42s} {len(cases):6d} cases {n:7d} variants | check {check_s:7.2f} s "
-        f"({n / check_s:8.0f} variants/s, {len(cases) / check_s:7.0f} cases/s) | floor {floor_s:7.2f} s "
-        f"({n / floor_s:8.0f} variants/s) | check/floor {check_s / floor_s:5.2f}x"
+        f"({n / check_s:8.0f} variants/s, {len(cases) / check_s:7.0f} cases/s; median {n / median:6.0f}/s) "
+        f"| floor {floor_s:7.2f} s ({n / floor_s:8.0f} variants/s) | check/floor {check_s / floor_s:5.2f}x"
     )
     return check_s, floor_s, n
 
