@@ -19,6 +19,14 @@ for suite in (HOSTILE, REALISTIC, FAULTS):
 system = ToySystem()
 policy = full_policy()
 partial = partial_policy()
+
+
+def mortal(text):
+    import multiprocessing, os
+    mark = os.environ.get("FAILPATH_TEST_DIE_MARK")
+    if mark and multiprocessing.parent_process() is not None and os.path.exists(mark):
+        os._exit(9)  # a worker process dies (killed, out of memory...)
+    return system(text)
 """
 
 CONFIG = """\
@@ -97,6 +105,23 @@ def test_executor_overrides_the_config_and_a_bad_one_exits_2(project):
     bad = run("--executor", "processes", "-q")
     assert bad.exit_code == 2 and "--executor processes: choose auto, thread or process" in bad.output
     assert not (project / "store.db").exists()  # refused before anything was written
+
+
+@pytest.mark.skipif((__import__("os").cpu_count() or 1) < 2, reason="a process run needs two cores to start a worker")
+def test_a_dead_worker_exits_2_and_resume_finishes_the_run(project, monkeypatch):
+    config = project / "failpath.toml"
+    config.write_text(CONFIG.replace('system = "toyproj:system"', 'system = "toyproj:mortal"'), encoding="utf-8")
+    mark = project / "die"
+    mark.write_text("1")
+    monkeypatch.setenv("FAILPATH_TEST_DIE_MARK", str(mark))
+    dead = run("--executor", "process", "--concurrency", "2", "-q")
+    assert dead.exit_code == 2, dead.output
+    assert "exited with code 9" in dead.output and "resume the run" in dead.output
+    mark.unlink()
+    resumed = run("--executor", "process", "--concurrency", "2", "--resume", "--json", "r.json", "-q")
+    assert resumed.exit_code == 0, resumed.output
+    document = json.loads((project / "r.json").read_text())
+    assert document["resumed"] is True and document["reused"] > 0
 
 
 def test_seed_concurrency_and_store_override_the_config(project):

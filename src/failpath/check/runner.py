@@ -31,7 +31,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from failpath.core import Answered, Defaulted, Prediction
+from failpath.core import Answered, Defaulted, FailpathError, Prediction
 
 __all__ = [
     "WorkItem", "Evaluator", "RowSink", "run_items", "plan_items", "WorkerSetup", "ChunkRunner", "run_processes",
@@ -653,8 +653,8 @@ def _worker_main(index: int, setup: WorkerSetup, tasks: Any, messages: Any) -> N
                 extra.close()
 
 
-class WorkerFailed(RuntimeError):
-    """A worker process of a process run stopped without finishing its chunks."""
+class WorkerFailed(FailpathError):
+    """A worker process of a process run stopped without finishing its chunks (the rows written are kept)."""
 
 
 #: Chunks handed to a worker ahead of time, so it never waits for the next one.
