@@ -385,3 +385,26 @@ def test_fault_requests_wait_in_the_pool_while_busy_calls_run_inline(tmp_path):
     # padded realistic variants, busy and never waiting, all ran inline.
     assert seen["fault"] and all(not t.startswith("  ") for t in seen["fault"])
     assert any(t.startswith("  ") for t in seen["other"])
+
+
+def test_an_answer_the_guard_got_elsewhere_is_judged_on_its_own(tmp_path):
+    """Raw first answer wrong and unsure; the fallback's answer right: the row says so, both ways."""
+
+    def unsure(text):
+        return Prediction(text.lower(), 0.2)  # wrong (expected is upper case), low confidence
+
+    def careful(text):
+        return Prediction(text.upper(), 0.99)
+
+    policy = fp.Policy(
+        "fallback",
+        rules=[fp.on(fp.LowConfidence(below=0.5)).do(fp.Fallback(careful)), fp.on(fp.Unexpected()).do(fp.Abstain("u"))],
+        store=False,
+    )
+    result = fp.check(unsure, make_cases(6), policy=policy, judge="exact", suites=[], store=tmp_path / "f.db",
+                      worst_cases=0, quiet=True)
+    rows = _outcomes(tmp_path / "f.db", result.run_id)
+    assert len(rows) == 6
+    for row in rows.values():
+        assert row["outcome"] == "answered" and row["degraded"] is True
+        assert row["raw_correct"] is False and row["correct"] is True and row["score"] == 1.0

@@ -186,7 +186,11 @@ class Evaluator:
         value = outcome.value if isinstance(outcome, (Answered, Defaulted)) else None
         correct = score = None
         if isinstance(outcome, Answered):
-            correct, score, judge_error = self._judge(value, item.expected)
+            if raw_error is None and type(value) is type(raw_output) and value == raw_output:
+                # The guard answered what the system first said (the usual case): judged once already.
+                correct, score, judge_error = raw_correct, raw_score, raw_judge_error
+            else:
+                correct, score, judge_error = self._judge(value, item.expected)
             if judge_error:
                 row["judge_error"] = judge_error
         row.update(
