@@ -61,10 +61,13 @@ def _upper(k: int, n: int, delta: float) -> float | None:
 
 def policy_figures(rows: Sequence[Mapping[str, Any]], *, delta: float) -> PolicyFigures:
     """What the guarded calls in ``rows`` ended in (with the policy)."""
-    n = len(rows)
     kinds = Counter(r["outcome"] for r in rows)
-    answered = kinds.get("answered", 0)
     silent = sum(1 for r in rows if r["outcome"] == "answered" and not r.get("correct"))
+    return _policy_figures(len(rows), kinds, silent, delta=delta)
+
+
+def _policy_figures(n: int, kinds: Mapping[str, int], silent: int, *, delta: float) -> PolicyFigures:
+    answered = kinds.get("answered", 0)
     escaped = kinds.get("escaped", 0)
     outcomes = {k: kinds.get(k, 0) for k in (*OUTCOME_KINDS, "escaped")}
     return PolicyFigures(
@@ -85,10 +88,13 @@ def raw_figures(rows: Sequence[Mapping[str, Any]], *, delta: float) -> PolicyFig
 
     The raw system answers whenever it returns; an exception is an escape (and counts as wrong).
     """
-    n = len(rows)
     escaped = sum(1 for r in rows if r.get("raw_error") is not None)
-    answered = n - escaped
     silent = sum(1 for r in rows if r.get("raw_error") is None and not r.get("raw_correct"))
+    return _raw_figures(len(rows), escaped, silent, delta=delta)
+
+
+def _raw_figures(n: int, escaped: int, silent: int, *, delta: float) -> PolicyFigures:
+    answered = n - escaped
     return PolicyFigures(
         n=n,
         answered=answered,
@@ -114,16 +120,20 @@ def confidence_quality(rows: Sequence[Mapping[str, Any]]) -> ConfidenceQuality:
     Only raw answers that carried a valid confidence in [0, 1] count (``n`` of ``n_total``).
     """
     scored = [r for r in rows if r.get("raw_error") is None and is_valid_confidence(r.get("raw_confidence"))]
-    n = len(scored)
-    if n == 0:
-        return ConfidenceQuality(n=0, n_total=len(rows))
-    from failpath import stats
-
     confidence = [float(r["raw_confidence"]) for r in scored]
     correct = [bool(r.get("raw_correct")) for r in scored]
+    return _confidence_quality(confidence, correct, len(rows))
+
+
+def _confidence_quality(confidence: list[float], correct: list[bool], n_total: int) -> ConfidenceQuality:
+    n = len(confidence)
+    if n == 0:
+        return ConfidenceQuality(n=0, n_total=n_total)
+    from failpath import stats
+
     return ConfidenceQuality(
         n=n,
-        n_total=len(rows),
+        n_total=n_total,
         accuracy=sum(correct) / n,
         auroc=_finite(stats.auroc(confidence, correct)),
         aurc=_finite(stats.aurc(confidence, correct)),
@@ -146,6 +156,16 @@ def _gap(
     for r in rows:
         if r["case_id"] in clean_raw:
             per_case[r["case_id"]].append(bool(r.get("raw_correct")))
+    return _gap_of(per_case, clean_raw, seed=seed, confidence=confidence)
+
+
+def _gap_of(
+    per_case: Mapping[str, list[bool]],
+    clean_raw: Mapping[str, bool],
+    *,
+    seed: int,
+    confidence: float,
+) -> tuple[float | None, float | None, float | None, float | None, float | None, float | None]:
     if not per_case:
         return None, None, None, None, None, None
     cases = sorted(per_case)
@@ -184,11 +204,6 @@ def _gap(
     return clean_acc, chaos_acc, estimate, low, high, flip_rate
 
 
-def _contract(rows: Iterable[Mapping[str, Any]]) -> str:
-    contracts = {r.get("contract") or "unchanged" for r in rows}
-    return contracts.pop() if len(contracts) == 1 else "mixed"
-
-
 def group_figures(
     rows: Sequence[Mapping[str, Any]],
     *,
@@ -204,35 +219,71 @@ def group_figures(
     ``clean_raw`` maps a case id to whether the raw system was right on its clean input (the pairing
     for the gap and flip rate).
     """
-    clean_acc, acc, gap, low, high, flip = _gap(rows, clean_raw, seed=seed, confidence=1.0 - delta)
-    raw_wrong = [r for r in rows if not r.get("raw_correct")]
-    raw_right = [r for r in rows if r.get("raw_correct")]
-    caught = sum(1 for r in raw_wrong if r["outcome"] in HANDLED_KINDS)
-    repaired = sum(1 for r in raw_wrong if r["outcome"] == "answered" and r.get("correct"))
-    alarms = sum(1 for r in raw_right if r["outcome"] in HANDLED_KINDS)
+    # One pass over the rows gathers everything the figures are made of (the same definitions as
+    # policy_figures, raw_figures, confidence_quality and _gap, which read the rows one figure at a time).
+    kinds: Counter[str] = Counter()
     states: Counter[str] = Counter()
+    per_case: dict[str, list[bool]] = defaultdict(list)
+    contracts: set[str] = set()
+    case_ids: set[str] = set()
+    confidence: list[float] = []
+    correct: list[bool] = []
+    silent = raw_escaped = raw_silent = n_wrong = n_right = caught = repaired = alarms = 0
     for r in rows:
-        states.update(set(r.get("states") or ()))
+        outcome = r["outcome"]
+        case_id = r["case_id"]
+        raw_ok = bool(r.get("raw_correct"))
+        raw_error = r.get("raw_error")
+        kinds[outcome] += 1
+        answered_right = outcome == "answered" and bool(r.get("correct"))
+        if outcome == "answered" and not answered_right:
+            silent += 1
+        handled = outcome in HANDLED_KINDS
+        if raw_ok:
+            n_right += 1
+            alarms += handled
+        else:
+            n_wrong += 1
+            caught += handled
+            repaired += answered_right
+        if raw_error is None:
+            if not raw_ok:
+                raw_silent += 1
+            c = r.get("raw_confidence")
+            if is_valid_confidence(c):
+                confidence.append(float(c))
+                correct.append(raw_ok)
+        else:
+            raw_escaped += 1
+        fired = r.get("states")
+        if fired:
+            states.update(set(fired))
+        contracts.add(r.get("contract") or "unchanged")
+        case_ids.add(case_id)
+        if case_id in clean_raw:
+            per_case[case_id].append(raw_ok)
+    n = len(rows)
+    clean_acc, acc, gap, low, high, flip = _gap_of(per_case, clean_raw, seed=seed, confidence=1.0 - delta)
     if acc is None and rows:
-        acc = sum(bool(r.get("raw_correct")) for r in rows) / len(rows)
+        acc = n_right / n
     return GroupFigures(
         suite=suite,
         family=family,
         perturbation=perturbation,
-        contract=_contract(rows),
-        n=len(rows),
-        n_cases=len({r["case_id"] for r in rows}),
+        contract=contracts.pop() if len(contracts) == 1 else "mixed",
+        n=n,
+        n_cases=len(case_ids),
         clean_accuracy=clean_acc,
         accuracy=acc,
         gap=gap,
         gap_low=low,
         gap_high=high,
         flip_rate=flip,
-        with_policy=policy_figures(rows, delta=delta),
-        without_policy=raw_figures(rows, delta=delta),
-        catch_rate=_ratio(caught, len(raw_wrong)),
-        false_alarm_rate=_ratio(alarms, len(raw_right)),
+        with_policy=_policy_figures(n, kinds, silent, delta=delta),
+        without_policy=_raw_figures(n, raw_escaped, raw_silent, delta=delta),
+        catch_rate=_ratio(caught, n_wrong),
+        false_alarm_rate=_ratio(alarms, n_right),
         repaired=repaired,
         states=dict(sorted(states.items())),
-        confidence=confidence_quality(rows),
+        confidence=_confidence_quality(confidence, correct, n),
     )
