@@ -61,3 +61,52 @@ def test_confidence_quality_uses_valid_raw_confidences_only():
     assert q.auroc == 1.0 and q.accuracy == 0.5
     assert q.brier == pytest.approx(((0.9 - 1) ** 2 + 0.2**2) / 2)
     assert confidence_quality([row("a", True, conf=None)]).auroc is None
+
+
+def test_group_figures_agree_with_the_one_figure_helpers_on_any_rows():
+    """group_figures gathers everything in one pass; each figure must equal its own helper's."""
+    import math
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from failpath.check import metrics
+
+    row = st.fixed_dictionaries(
+        {
+            "outcome": st.sampled_from(["answered", "abstained", "escalated", "clarify", "defaulted", "escaped"]),
+            "case_id": st.sampled_from(["a", "b", "c", "d"]),
+            "correct": st.sampled_from([True, False, None]),
+            "raw_correct": st.sampled_from([True, False, None]),
+            "raw_error": st.sampled_from([None, None, "TimeoutError: slow"]),
+            "raw_confidence": st.sampled_from([None, 0.1, 0.5, 0.97, 1.0, float("nan"), 1.5, "0.3"]),
+            "states": st.lists(st.sampled_from(["low_confidence", "timeout", "injection_suspected"]), max_size=3),
+            "contract": st.sampled_from([None, "unchanged", "transformed"]),
+        }
+    )
+
+    def same(a, b):
+        if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+            return True
+        return a == b
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(row, max_size=30), st.dictionaries(st.sampled_from(["a", "b", "c"]), st.booleans()))
+    def check(rows, clean_raw):
+        g = metrics.group_figures(rows, suite="s", family="f", perturbation=None, clean_raw=clean_raw, delta=0.1, seed=3)
+        assert g.with_policy == metrics.policy_figures(rows, delta=0.1)
+        assert g.without_policy == metrics.raw_figures(rows, delta=0.1)
+        assert g.confidence == metrics.confidence_quality(rows)
+        gap = metrics._gap(rows, clean_raw, seed=3, confidence=0.9)
+        assert all(same(x, y) for x, y in zip((g.clean_accuracy, g.gap, g.gap_low, g.gap_high, g.flip_rate),
+                                              (gap[0], gap[2], gap[3], gap[4], gap[5])))
+        raw_wrong = [r for r in rows if not r.get("raw_correct")]
+        raw_right = [r for r in rows if r.get("raw_correct")]
+        assert g.repaired == sum(1 for r in raw_wrong if r["outcome"] == "answered" and r.get("correct"))
+        assert g.catch_rate == (sum(r["outcome"] in metrics.HANDLED_KINDS for r in raw_wrong) / len(raw_wrong) if raw_wrong else None)
+        assert g.false_alarm_rate == (sum(r["outcome"] in metrics.HANDLED_KINDS for r in raw_right) / len(raw_right) if raw_right else None)
+        contracts = {r.get("contract") or "unchanged" for r in rows}
+        assert g.contract == (contracts.pop() if len(contracts) == 1 else "mixed")
+        assert g.n == len(rows) and g.n_cases == len({r["case_id"] for r in rows})
+
+    check()
