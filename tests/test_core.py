@@ -54,7 +54,7 @@ def test_outcome_kinds_cover_the_five_outcomes():
 
 @pytest.mark.parametrize(
     "value, ok",
-    [(0.0, True), (1, True), (0.5, True), (math.nan, False), (-0.1, False), (1.01, False), (True, False), ("0.5", False), (None, False)],
+    [(0.0, True), (1, True), (0.5, True), (math.nan, False), (math.inf, False), (-0.1, False), (1.01, False), (True, False), ("0.5", False), (None, False)],
 )
 def test_valid_confidence(value, ok):
     assert is_valid_confidence(value) is ok

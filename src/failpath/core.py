@@ -302,6 +302,8 @@ class OutputRejected(Exception):
 
 def is_valid_confidence(c: Any) -> bool:
     """True when ``c`` is a real number in [0, 1] (not NaN, not a bool)."""
+    if type(c) is float:  # the usual case; NaN fails both comparisons
+        return 0.0 <= c <= 1.0
     return (
         isinstance(c, (int, float))
         and not isinstance(c, bool)
