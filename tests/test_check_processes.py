@@ -178,3 +178,41 @@ def test_process_count_and_chunks():
     sizes = [len(c) for c in chunks]
     assert sizes[0] == 32 and sizes[-1] == 1 and sizes == sorted(sizes, reverse=True)  # shrinking towards the end
     assert chunk_cases(list(range(5)), 4) == [(0,), (1,), (2,), (3,), (4,)]
+
+
+def test_a_waiting_system_is_timed_once_per_process_not_once_per_chunk(tmp_path):
+    """Each chunk of a process run goes through the same runner: once its first calls show the system
+    waits, every later chunk's calls go to threads at once (no chunk starts with 16 calls in a row)."""
+    import threading
+    import time as _time
+
+    from failpath.check.judges import as_judge
+    from failpath.check.runner import ChunkRunner, Evaluator, WorkerSetup, guard_factory
+
+    names: list[str] = []
+
+    def waiting(text):
+        names.append(threading.current_thread().name)
+        _time.sleep(0.003)
+        return parser(text)
+
+    plain = fp.Policy("pace", rules=[fp.on(fp.Unexpected()).do(fp.Abstain("u"))], store=False)  # no thread hop
+    store = open_store(tmp_path / "pace.db")
+    try:
+        store.create_run("r", kind="check", config={})
+        all_cases = cases(48)
+        setup = WorkerSetup(
+            system=waiting, policy=plain, judge=as_judge("text"), suites=(), split={c.id: "evaluation" for c in all_cases},
+            done=frozenset(), seed=0, store=str(store.path), run_id="r", scratch="", concurrency=8, parent=os.getpid(),
+        )
+        runner_ = ChunkRunner(setup, Evaluator(waiting, guard_factory(plain), setup.judge, seed=0), store, lambda n: None)
+        main = threading.current_thread().name
+        first = runner_.run(all_cases[:24])
+        assert names[:16] == [main] * 16 and runner_.pace.waiting
+        names.clear()
+        second = runner_.run(all_cases[24:])
+        assert len(first) == len(second) == 24
+        assert names and main not in names  # the second chunk went straight to the threads
+        assert len(store.results("r")) == 48
+    finally:
+        store.close()

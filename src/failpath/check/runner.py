@@ -329,7 +329,21 @@ _PROBE = 16
 _RECHECK_EVERY = 1024
 
 
-def _run_threads(items: Iterable[WorkItem], evaluator: Evaluator, concurrency: int, sink: RowSink) -> None:
+class Pace:
+    """What :func:`_run_threads` has learned about a sync system: whether its calls wait, and when to look
+    again. Kept across the chunks of a process run, so each chunk does not time its first calls anew."""
+
+    __slots__ = ("waiting", "inline_left", "probe")
+
+    def __init__(self) -> None:
+        self.waiting = False
+        self.inline_left = 0  # calls to run inline before timing the next probe
+        self.probe: list[float] = []
+
+
+def _run_threads(
+    items: Iterable[WorkItem], evaluator: Evaluator, concurrency: int, sink: RowSink, pace: Pace | None = None
+) -> None:
     """Sync systems: inline while the calls keep the CPU busy, in a pool of threads while they wait.
 
     Fault-suite requests always go to the pool: their faults (slow answers, timeouts) and the policy's
@@ -362,29 +376,27 @@ def _run_threads(items: Iterable[WorkItem], evaluator: Evaluator, concurrency: i
             collect(block=True)
         pending.add(pool.submit(evaluator.evaluate_many, [item]))
 
+    pace = pace if pace is not None else Pace()
     try:
-        waiting_system = False
-        inline_left = 0  # calls to run inline before timing the next probe
-        probe: list[float] = []
         for item in iterator:
-            if waiting_system or item.fault is not None:
+            if pace.waiting or item.fault is not None:
                 offload(item)
-            elif inline_left > 0:
+            elif pace.inline_left > 0:
                 sink.add([evaluator.evaluate(item)])
-                inline_left -= 1
+                pace.inline_left -= 1
             else:
                 wall, cpu = time.perf_counter(), time.thread_time()
                 sink.add([evaluator.evaluate(item)])
                 wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
-                probe.append((wall - cpu) / wall if wall > 0 else 0.0)
-                if len(probe) == _PROBE:
+                pace.probe.append((wall - cpu) / wall if wall > 0 else 0.0)
+                if len(pace.probe) == _PROBE:
                     # The median call, not the total: a busy machine that sets this process aside now
                     # and then does not make a busy system look like a waiting one.
-                    if statistics.median(probe) > WAITING_SHARE:
-                        waiting_system = True
+                    if statistics.median(pace.probe) > WAITING_SHARE:
+                        pace.waiting = True
                     else:
-                        inline_left = _RECHECK_EVERY
-                    probe = []
+                        pace.inline_left = _RECHECK_EVERY
+                    pace.probe = []
             collect(block=False)
         while pending:
             collect(block=True)
@@ -445,7 +457,9 @@ def guard_factory(policy: Any, scratch: Any = None) -> Callable[[Any], Any]:
     return guard
 
 
-def run_items(items: Iterable[WorkItem], evaluator: Evaluator, sink: RowSink, *, concurrency: int) -> None:
+def run_items(
+    items: Iterable[WorkItem], evaluator: Evaluator, sink: RowSink, *, concurrency: int, pace: Pace | None = None
+) -> None:
     """Run every item in this process (a lazy iterable is consumed as it goes), streaming rows into ``sink``.
 
     Async systems run on an event loop, sync ones inline or in threads (see :func:`_run_threads`).
@@ -454,7 +468,7 @@ def run_items(items: Iterable[WorkItem], evaluator: Evaluator, sink: RowSink, *,
     if evaluator.is_async:
         _run_on_loop(lambda: _run_async(items, evaluator, concurrency, sink))
     else:
-        _run_threads(items, evaluator, concurrency, sink)
+        _run_threads(items, evaluator, concurrency, sink, pace)
 
 
 # --------------------------------------------------------------------------- the plan
@@ -556,6 +570,7 @@ class ChunkRunner:
         self.evaluator = evaluator
         self.store = store
         self.on_rows = on_rows
+        self.pace = Pace()  # one sync system's pace, learned once for all the chunks
 
     def plan(self, cases: Sequence[Any], planned: list[str]) -> Iterator[WorkItem]:
         """The requests of a chunk not stored yet, lazily; every planned key is appended to ``planned``."""
@@ -575,7 +590,7 @@ class ChunkRunner:
         """Run requests planned elsewhere; every row is committed when this returns."""
         sink = RowSink(self.store, self.setup.run_id, on_rows=self.on_rows)
         try:
-            run_items(items, self.evaluator, sink, concurrency=self.setup.concurrency)
+            run_items(items, self.evaluator, sink, concurrency=self.setup.concurrency, pace=self.pace)
         finally:
             sink.close()
 
