@@ -347,26 +347,24 @@ def check(
         # ------------------------------------------------------------------ run what is not stored yet
         split = _split(case_list, seed, calibration_share)
         done = store_obj.result_keys(run_id) if resumed else set()
-        planned: list[str] = []
         scratch_path = _scratch_path(store_obj)
         scratch_path.parent.mkdir(parents=True, exist_ok=True)
         from failpath.store import open_store
 
         scratch = open_store(scratch_path, queue_tickets=True)  # nobody answers these tickets live
         opened.append(scratch)
+        run = _Run(
+            cases=case_list, suites=suite_list, split=split, done=done, system=system, policy=policy, judge=judge,
+            seed=seed, store=store_obj, run_id=run_id, scratch=scratch, concurrency=concurrency, quiet=quiet,
+            console=console,
+        )
         if executor == "process":
-            _execute_in_processes(
-                case_list, suite_list, split, planned, done, system_spec or system, policy_spec or policy, judge,
-                seed, store_obj, run_id, scratch, concurrency=concurrency, quiet=quiet, console=console,
-            )
+            _execute_in_processes(run, system_spec or system, policy_spec or policy)
         else:
-            _execute(
-                plan_items(case_list, suite_list, seed, split), planned, done, system, policy, judge, seed, store_obj,
-                run_id, scratch, concurrency=concurrency, quiet=quiet, console=console,
-            )
+            _execute(run)
 
         # ------------------------------------------------------------------ summarize from the store
-        planned_keys = set(planned)
+        planned_keys = set(run.planned)
         with _collector_paused():  # tens of thousands of fresh dicts: no cycles to find, only time to lose
             rows = []
             for r in store_obj.results(run_id, order="key"):
@@ -452,43 +450,53 @@ def _preflight_judge(judge: Any, cases: Sequence[Case]) -> None:
             )
 
 
-def _execute(
-    plan: Iterator[WorkItem],
-    planned: list[str],
-    done: set[str],
-    system: Any,
-    policy: Any,
-    judge: Any,
-    seed: int,
-    store: Any,
-    run_id: str,
-    scratch: Any,
-    *,
-    concurrency: int,
-    quiet: bool,
-    console: Any,
-) -> None:
-    """Run the requests of ``plan`` not in ``done`` in this process (every planned key is appended to ``planned``)."""
-    progress, task = _progress(None, len(done), quiet, console)
-    on_rows, finish = _counter(progress, task, len(done))
+@dataclasses.dataclass
+class _Run:
+    """The requests of one check run: the cases and suites they come from, what runs them, where their rows go.
+
+    ``done`` holds the keys already stored (a resumed run skips them); every planned key is appended to
+    ``planned`` as the run goes.
+    """
+
+    cases: Sequence[Case]
+    suites: Sequence[Any]
+    split: Mapping[str, str]
+    done: set[str]
+    system: Any
+    policy: Any
+    judge: Any
+    seed: int
+    store: Any
+    run_id: str
+    scratch: Any
+    concurrency: int
+    quiet: bool
+    console: Any
+    planned: list[str] = dataclasses.field(default_factory=list)
+
+
+def _execute(run: _Run) -> None:
+    """Run the requests not stored yet in this process (an event loop, inline calls or threads)."""
+    progress, task = _progress(None, len(run.done), run.quiet, run.console)
+    on_rows, finish = _counter(progress, task, len(run.done))
 
     def todo() -> Iterator[WorkItem]:
-        for item in plan:
-            planned.append(item.key)
-            if item.key not in done:
+        for item in plan_items(run.cases, run.suites, run.seed, run.split):
+            run.planned.append(item.key)
+            if item.key not in run.done:
                 yield item
-        progress.update(task, total=len(planned))
+        progress.update(task, total=len(run.planned))
 
-    evaluator = Evaluator(system, guard_factory(policy, scratch), judge, seed=seed)
-    sink = RowSink(store, run_id, on_rows=on_rows)
+    evaluator = Evaluator(run.system, guard_factory(run.policy, run.scratch), run.judge, seed=run.seed)
+    sink = RowSink(run.store, run.run_id, on_rows=on_rows)
     try:
         with progress:
-            run_items(todo(), evaluator, sink, concurrency=concurrency)
+            run_items(todo(), evaluator, sink, concurrency=run.concurrency)
             finish()
     finally:
         sink.close()
         try:
-            policy.flush()
+            run.policy.flush()
         except Exception:
             pass
 
@@ -515,32 +523,20 @@ def _counter(progress: Any, task: Any, done: int) -> tuple[Any, Any]:
     return on_rows, finish
 
 
-def _execute_in_processes(
-    cases: Sequence[Case],
-    suites: Sequence[Any],
-    split: Mapping[str, str],
-    planned: list[str],
-    done: set[str],
-    system: Any,
-    policy: Any,
-    judge: Any,
-    seed: int,
-    store: Any,
-    run_id: str,
-    scratch: Any,
-    *,
-    concurrency: int,
-    quiet: bool,
-    console: Any,
-) -> None:
-    """Run the requests not in ``done`` over all the cores: chunks of cases in worker processes and in this one."""
+def _execute_in_processes(run: _Run, system: Any, policy: Any) -> None:
+    """Run the requests not stored yet over all the cores: chunks of cases in worker processes and in this one.
+
+    ``system`` and ``policy`` are what the workers get: the ``"module:attr"`` names when the run was given
+    them, else the objects.
+    """
     import pickle
 
     from failpath.store.sqlite import SQLiteStore
 
+    cases, suites, judge, store, scratch = run.cases, run.suites, run.judge, run.store, run.scratch
     if not isinstance(store, SQLiteStore):
         raise ConfigError("executor='process' needs a SQLite store given by its path, which each worker opens itself")
-    n = process_count(concurrency, len(cases))
+    n = process_count(run.concurrency, len(cases))
     chunks = chunk_cases(cases, n)
     method = start_method() if n > 1 else "fork"
     travelling = tuple(suites)
@@ -559,22 +555,23 @@ def _execute_in_processes(
                     "or use executor='thread'"
                 ) from None
     setup = WorkerSetup(
-        system=system, policy=policy, judge=judge, suites=travelling, split=dict(split), done=frozenset(done),
-        seed=seed, store=str(store.path), run_id=run_id, scratch=str(scratch.path),
-        concurrency=max(1, concurrency // n), parent=os.getpid(),
+        system=system, policy=policy, judge=judge, suites=travelling, split=dict(run.split), done=frozenset(run.done),
+        seed=run.seed, store=str(store.path), run_id=run.run_id, scratch=str(scratch.path),
+        concurrency=max(1, run.concurrency // n), parent=os.getpid(),
     )
-    progress, task = _progress(None, len(done), quiet, console)
-    on_rows, finish = _counter(progress, task, len(done))
-    local_system = _import_attr(system, "system") if isinstance(system, str) else system
-    local_policy = _import_attr(policy, "policy") if isinstance(policy, str) else policy
-    local = ChunkRunner(dataclasses.replace(setup, suites=tuple(suites)), Evaluator(local_system, guard_factory(local_policy, scratch), judge, seed=seed), store, on_rows)
+    progress, task = _progress(None, len(run.done), run.quiet, run.console)
+    on_rows, finish = _counter(progress, task, len(run.done))
+    evaluator = Evaluator(run.system, guard_factory(run.policy, scratch), judge, seed=run.seed)
+    local = ChunkRunner(dataclasses.replace(setup, suites=tuple(suites)), evaluator, store, on_rows)
     try:
-        planned.extend(run_processes(chunks, setup, local, workers=n - 1, on_rows=on_rows, method=method, progress=progress))
-        progress.update(task, total=len(planned))
+        run.planned.extend(
+            run_processes(chunks, setup, local, workers=n - 1, on_rows=on_rows, method=method, progress=progress)
+        )
+        progress.update(task, total=len(run.planned))
         finish()
     finally:
         try:
-            local_policy.flush()
+            run.policy.flush()
         except Exception:
             pass
 
