@@ -874,21 +874,21 @@ class SQLiteStore(Store):
     def _trace_filters(
         policy: str | None, outcome: str | None, state: str | None, since: float | None, until: float | None
     ) -> tuple[str, str, list[Any]]:
-        """(FROM clause, WHERE clause, parameters) for the trace filters."""
-        table = "trace_states" if state is not None else "traces"
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (("state", state), ("policy", policy), ("outcome", outcome)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if since is not None:
-            where.append("time >= ?")
-            params.append(float(since))
-        if until is not None:
-            where.append("time < ?")
-            params.append(float(until))
-        return table, (" WHERE " + " AND ".join(where)) if where else "", params
+        """(FROM clause, WHERE clause, parameters) for the trace filters (the clauses of :class:`TraceFilter`).
+
+        With a ``state``, the query reads ``trace_states``, whose primary key (state, time, trace_id)
+        answers it without a scan.
+        """
+        from failpath.store.trace_queries import TraceFilter
+
+        where = TraceFilter(policy=policy, outcome=outcome, state=state, since=since, until=until)
+        if state is None:
+            clause, params = where.where("traces")
+            return "traces", clause, params
+        clause, params = where.states_where("trace_states")
+        condition = "trace_states.state = ?"
+        clause = f" WHERE {condition} AND {clause[len(' WHERE '):]}" if clause else f" WHERE {condition}"
+        return "trace_states", clause, [state, *params]
 
     def query_traces(
         self,
