@@ -463,7 +463,7 @@ def run_items(
     """Run every item in this process (a lazy iterable is consumed as it goes), streaming rows into ``sink``.
 
     Async systems run on an event loop, sync ones inline or in threads (see :func:`_run_threads`).
-    :func:`run_shards` spreads a whole check over processes instead.
+    :func:`run_processes` spreads a whole check over processes instead.
     """
     if evaluator.is_async:
         _run_on_loop(lambda: _run_async(items, evaluator, concurrency, sink))
