@@ -19,6 +19,7 @@ from typing import Any
 from failpath.core import AlreadyResolved, Attempt, StoreError, Ticket, TicketNotFound, TicketStatus, Trace
 from failpath.store.base import Store
 from failpath.store.jsonsafe import dumps
+from failpath.store.trace_queries import TraceFilter
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION", "APPLICATION_ID"]
 
@@ -814,12 +815,16 @@ class SQLiteStore(Store):
         """Queue a trace for writing; returns at once. ``flush`` or ``close`` waits for the disk."""
         if type(trace) is not Trace and not isinstance(trace, Trace):
             raise TypeError(f"write_trace takes a failpath.Trace, got {type(trace).__name__}")
+        self._enqueue(trace)
+
+    def _enqueue(self, item: Any) -> None:
+        """Hand a trace (or a queued ticket) to the writer thread: started on first use, waited for when full."""
         writer = self._writer
         if writer.stopped:
             raise StoreError(f"the store {self.path} is closed; open it again with open_store()")
         if len(writer.pending) > writer.max_pending:
             writer.wait_for_room()
-        writer.pending.append(trace)
+        writer.pending.append(item)
         if writer._thread is None:
             writer.start()
 
@@ -879,8 +884,6 @@ class SQLiteStore(Store):
         With a ``state``, the query reads ``trace_states``, whose primary key (state, time, trace_id)
         answers it without a scan.
         """
-        from failpath.store.trace_queries import TraceFilter
-
         where = TraceFilter(policy=policy, outcome=outcome, state=state, since=since, until=until)
         if state is None:
             clause, params = where.where("traces")
@@ -966,15 +969,8 @@ class SQLiteStore(Store):
         given = ticket.ticket_id
         created = _real(ticket.created) or time.time()
         if self.queue_tickets:
-            writer = self._writer
-            if writer.stopped:
-                raise StoreError(f"the store {self.path} is closed; open it again with open_store()")
             ticket_id = given or f"t-{secrets.token_hex(8)}"
-            if len(writer.pending) > writer.max_pending:
-                writer.wait_for_room()
-            writer.pending.append(_QueuedTicket(ticket, ticket_id, created))
-            if writer._thread is None:
-                writer.start()
+            self._enqueue(_QueuedTicket(ticket, ticket_id, created))
             return ticket_id
         for _ in range(8):
             ticket_id = given or f"t-{secrets.token_hex(5)}"
