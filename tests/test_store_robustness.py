@@ -43,9 +43,12 @@ def test_serialization_happens_on_the_writer_thread_not_the_callers(tmp_path):
             seen.append(threading.current_thread().name)
             return {"spied": True}
 
+    caller = threading.current_thread().name
     with SQLiteStore(tmp_path / "s.db") as store:
         store.write_trace(make_trace(1, output=Spy()))
-        assert seen == []  # nothing rendered while queuing
+        # The writer may already be rendering it (it starts with the first queued trace), but the
+        # caller never does.
+        assert caller not in seen
         store.flush()
         assert store.get_trace("r-000001").output == {"spied": True}
     assert seen == ["failpath-trace-writer"]
