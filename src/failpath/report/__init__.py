@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_SUBMODULES = ("terminal", "html", "json_report", "charts")
+_SUBMODULES = ("terminal", "html", "json_report", "charts", "wording")
 
 __all__ = list(_SUBMODULES)
 

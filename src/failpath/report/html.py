@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from failpath.report.json_report import build_report
+from failpath.report import wording
 
 __all__ = ["render", "write", "CONTENT_SECURITY_POLICY"]
 
@@ -58,8 +59,21 @@ def _environment() -> Any:
         lstrip_blocks=True,
     )
     environment.filters.update(pct=pct, pts=pts, num=num, show=show, when=when)
-    environment.globals.update(token_table=token_table)
+    environment.globals.update(token_table=token_table, catch_sentence=_sentence(wording.catch_sentence),
+                               cost_rule=_sentence(wording.cost_rule))
     return environment
+
+
+def _sentence(words: Any) -> Any:
+    """A :mod:`failpath.report.wording` function as escaped HTML, its strong pieces in ``<strong>``."""
+    from markupsafe import Markup, escape
+
+    def render(*args: Any) -> Any:
+        return Markup("").join(
+            Markup("<strong>{}</strong>").format(piece) if strong else escape(piece) for piece, strong in words(*args)
+        )
+
+    return render
 
 
 def pct(value: Any, digits: int = 1) -> str:

@@ -22,6 +22,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from failpath.report import wording
+
 __all__ = ["render", "build", "visible", "difference"]
 
 _OUTCOME_COLUMNS = (
@@ -183,15 +185,13 @@ def _mix_table(doc: Mapping[str, Any]) -> Table:
 
 
 def _catch_line(doc: Mapping[str, Any]) -> Text:
-    chaos = doc.get("chaos") or {}
-    text = Text("Under chaos the policy caught ")
-    text.append(_pct(chaos.get("catch_rate")), style="bold")
-    text.append(" of the raw system's wrong answers, with ")
-    text.append(_pct(chaos.get("false_alarm_rate")), style="bold")
-    text.append(" false alarms on its right ones")
-    if chaos.get("repaired"):
-        text.append(f"; {chaos['repaired']} wrong answers were repaired by a retry or a fallback")
-    text.append(".")
+    return _pieces(wording.catch_sentence(doc.get("chaos")))
+
+
+def _pieces(pieces: list[tuple[str, bool]]) -> Text:
+    text = Text()
+    for piece, strong in pieces:
+        text.append(piece, style="bold" if strong else "")
     return text
 
 
@@ -305,12 +305,7 @@ def _thresholds(doc: Mapping[str, Any]) -> Any:
     cost = t.get("cost_policy") or {}
     if cost and "error" not in cost:
         lines.append("\nCost-optimal policy: ", style="bold")
-        ta, tc = cost.get("tau_answer"), cost.get("tau_clarify")
-        lines.append(
-            f"answer when confidence ≥ {_num(ta, 2) if ta is not None else 'never'}, "
-            f"clarify when ≥ {_num(tc, 2) if tc is not None else 'never'}, else escalate "
-            f"(mean cost {_num(cost.get('mean_cost'), 2)} per request on the calibration half)"
-        )
+        lines.append_text(_pieces(wording.cost_rule(cost)))
     return Panel(lines, title="Thresholds", title_align="left", border_style="blue")
 
 
