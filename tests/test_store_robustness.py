@@ -126,9 +126,11 @@ def test_a_failing_database_is_reported_and_the_writer_keeps_going(tmp_path):
 def test_a_forked_child_does_not_write_the_parents_pending_traces(tmp_path):
     path = tmp_path / "fork.db"
     store = SQLiteStore(path, flush_interval=30.0, batch_size=10_000)
-    for i in range(50):
+    store.write_trace(make_trace(0))
+    store.flush()  # the writer thread runs, and now waits out its 30 s interval
+    for i in range(1, 50):
         store.write_trace(make_trace(i))
-    time.sleep(0.1)  # let the writer take the batch into its hands (it waits for flush_interval)
+    assert len(store._writer.pending) == 49  # still pending when the process forks
     pid = os.fork()
     if pid == 0:  # the child: its own writer, its own traces
         code = 1
@@ -229,8 +231,11 @@ def test_traces_written_while_another_thread_closes_are_written_or_refused(tmp_p
 
 def test_flush_interval_zero_does_not_spin(tmp_path):
     with SQLiteStore(tmp_path / "zero.db", flush_interval=0) as store:
+        store.write_trace(make_trace(1))  # the writer thread starts with the first trace
+        store.flush()
+        assert store._writer._alive()
         before = time.process_time()
         time.sleep(0.3)
         assert time.process_time() - before < 0.25  # an idle writer sleeps
-        store.write_trace(make_trace(1))
-        assert store.count_traces() == 1
+        store.write_trace(make_trace(2))
+        assert store.count_traces() == 2
