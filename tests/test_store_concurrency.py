@@ -237,18 +237,20 @@ def test_tickets_written_while_traces_commit_wait_for_the_writer_not_for_sqlite(
 def test_the_writer_thread_starts_with_the_first_queued_trace(tmp_path):
     """A store used only for runs and results (as a check's main store is) runs no thread, so a process
     holding one can still fork its workers safely."""
-    before = threading.active_count()
     store = SQLiteStore(tmp_path / "lazy.db")
+    writer = store._writer
     try:
         store.create_run("r1", kind="check", config={})
         store.add_results("r1", [("k1", {"x": 1})])
         assert store.results("r1")[0]["data"] == {"x": 1}
         store.flush()
-        assert threading.active_count() == before
+        assert writer._thread is None
         store.write_trace(make_trace("t-1", 1))
-        assert threading.active_count() == before + 1
+        thread = writer._thread
+        assert thread is not None and thread.is_alive() and thread.name == "failpath-trace-writer"
+        assert thread in threading.enumerate()
         store.flush()
         assert store.count_traces() == 1
     finally:
         store.close()
-    assert threading.active_count() == before
+    assert not thread.is_alive()
