@@ -228,3 +228,25 @@ def test_an_unwritable_html_path_is_an_error_that_keeps_the_run(project):
     with open_store(project / "store.db") as store:
         runs = store.list_runs(kind="check")
         assert runs and runs[0]["finished"]
+
+
+def test_an_unwritable_json_path_names_the_json_and_still_writes_the_html(project):
+    (project / "taken").write_text("a file, not a folder")
+    result = runner.invoke(app, ["check", "--quiet", "--json", "taken/result.json"])
+    assert result.exit_code == 2
+    assert "the JSON result could not be written" in result.output and "HTML report could not" not in result.output
+    run_id = result.output.split("the run ", 1)[1].split()[0]
+    assert f"failpath report {run_id} --format json" in result.output
+    assert (project / "failpath-report.html").is_file()  # the other report is not lost with it
+    # The command the message names gives the same result document, as the "check" field.
+    rebuilt = runner.invoke(app, ["report", run_id, "--format", "json", "--store", "store.db"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    with open_store(project / "store.db") as store:
+        assert json.loads(rebuilt.output)["check"] == store.get_run(run_id)["summary"]
+
+
+def test_both_reports_unwritable_names_both(project):
+    (project / "taken").write_text("a file, not a folder")
+    result = runner.invoke(app, ["check", "--quiet", "--json", "taken/r.json", "--html", "taken/r.html"])
+    assert result.exit_code == 2
+    assert "--format json" in result.output and "--format html" in result.output

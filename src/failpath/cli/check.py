@@ -136,18 +136,28 @@ def register(app: typer.Typer) -> None:
         if not out.is_terminal and "COLUMNS" not in os.environ:
             out = Console(width=100)  # logs (CI) get the width the report is laid out for
         terminal.render(result, out)
-        try:
-            if json_path is not None:
+        failed: list[str] = []
+        if json_path is not None:
+            try:
                 json_path.parent.mkdir(parents=True, exist_ok=True)
                 json_path.write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            if not no_html:
-                from failpath.report import html
+            except OSError as exc:
+                failed.append(
+                    f"the JSON result could not be written: {exc}; choose another --json path, or rebuild it with: "
+                    f"failpath report {result.run_id} --format json --output PATH (the result is its \"check\" field)"
+                )
+        if not no_html:
+            from failpath.report import html
 
+            try:
                 written = html.write(result, html_path)
+            except OSError as exc:
+                failed.append(
+                    f"the HTML report could not be written: {exc}; choose another --html path, or rebuild it with: "
+                    f"failpath report {result.run_id} --format html --output PATH"
+                )
+            else:
                 out.print(f"HTML report: {written.resolve()}", markup=False, highlight=False)
-        except OSError as exc:
-            raise _fail(
-                f"the run {result.run_id} is stored, but a report could not be written: {exc}; "
-                f"choose another path, or rebuild it with: failpath report {result.run_id} --format html --output PATH"
-            ) from None
+        if failed:
+            raise _fail(f"the run {result.run_id} is stored, but " + "; and ".join(failed))
         raise typer.Exit(result.verdict.exit_code)
