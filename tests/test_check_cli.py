@@ -1,7 +1,13 @@
 """`failpath check`: config file or bundled example, exit codes 0/1/2, errors naming file, key and line."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -17,6 +23,7 @@ for suite in (HOSTILE, REALISTIC, FAULTS):
     register_suite(suite, replace=True)
 
 system = ToySystem()
+slow = ToySystem(delay=0.02)
 policy = full_policy()
 partial = partial_policy()
 
@@ -250,3 +257,40 @@ def test_both_reports_unwritable_names_both(project):
     result = runner.invoke(app, ["check", "--quiet", "--json", "taken/r.json", "--html", "taken/r.html"])
     assert result.exit_code == 2
     assert "--format json" in result.output and "--format html" in result.output
+
+
+def test_ctrl_c_keeps_the_results_and_names_the_command_that_continues(project):
+    config = project / "slow.toml"
+    config.write_text(CONFIG.replace('system = "toyproj:system"', 'system = "toyproj:slow"'), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(project)])}
+    command = [sys.executable, "-c", "from failpath.cli import main; main()", "check", "slow.toml", "--quiet", "--no-html"]
+    child = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "no result reached the store"
+            if (project / "store.db").exists():
+                with open_store(project / "store.db") as store:
+                    runs = store.list_runs(kind="check")
+                    if runs and len(store.result_keys(runs[0]["run_id"])) >= 20:
+                        break
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err
+    run_id = runs[0]["run_id"]
+    assert f"interrupted: run {run_id} stopped" in err and "Traceback" not in err
+    assert f"continue it with: failpath check slow.toml --resume {run_id}" in err
+    with open_store(project / "store.db") as store:
+        kept = len(store.result_keys(run_id))
+        assert store.get_run(run_id)["finished"] is None
+    assert f"{kept:,} results are kept" in err
+    resumed = run("slow.toml", "--resume", run_id, "--quiet", "--no-html")
+    assert resumed.exit_code == 0, resumed.output
+    with open_store(project / "store.db") as store:
+        summary = store.get_run(run_id)["summary"]
+    assert summary["resumed"] and summary["reused"] == kept

@@ -129,3 +129,33 @@ def test_a_function_judge_is_fingerprinted_by_name_so_another_process_can_resume
     assert _judge_fingerprint(FunctionJudge(same_upper)) == "function:test_check_resume.same_upper:1.0"
     assert "0x" not in _judge_fingerprint(FunctionJudge(same_upper))
     assert _judge_fingerprint(TokenLabels()) == repr(TokenLabels())
+
+
+class InterruptedAfter(ToySystem):
+    """The toy system, until the user presses Ctrl-C during its ``calls``-th call."""
+
+    def __init__(self, calls: int):
+        super().__init__()
+        self.left = calls
+
+    def __call__(self, text):
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+        return super().__call__(text)
+
+
+def test_ctrl_c_raises_check_interrupted_with_the_run_and_keeps_every_finished_row(tmp_path):
+    store = tmp_path / "ctrl-c.db"
+    with pytest.raises(fp.CheckInterrupted) as stopped:
+        fp.check(**{**kwargs(tmp_path, store), "system": InterruptedAfter(150), "concurrency": 1})
+    assert isinstance(stopped.value, KeyboardInterrupt)
+    run_id = stopped.value.run_id
+    assert stopped.value.stored == count_rows(store, run_id) > 0
+    with open_store(store) as opened:
+        assert opened.get_run(run_id)["finished"] is None
+    # The same system (its kind is part of the run's fingerprint), this time with nobody at the keyboard.
+    resumed = fp.check(**{**kwargs(tmp_path, store, resume=run_id), "system": InterruptedAfter(-1)})
+    assert resumed.reused == stopped.value.stored and resumed.n_rows == N_CASES * PER_CASE
+    whole = fp.check(**{**kwargs(tmp_path, tmp_path / "whole.db"), "system": InterruptedAfter(-1)})
+    assert stable(resumed.to_dict()) == stable(whole.to_dict())

@@ -75,6 +75,7 @@ _LAZY: dict[str, str] = {
     "Variant": "failpath.chaos",
     # --- check  (fp.check itself is the callable failpath.check module: see _SUBMODULES)
     "CheckResult": "failpath.check",
+    "CheckInterrupted": "failpath.check",
     "Verdict": "failpath.check",
     "Criterion": "failpath.check",
     "load_cases": "failpath.check",

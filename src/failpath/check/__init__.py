@@ -16,6 +16,7 @@ from typing import Any
 _LAZY: dict[str, str] = {
     "check": "failpath.check.api",
     "DEFAULT_COSTS": "failpath.check.api",
+    "CheckInterrupted": "failpath.check.api",
     "CheckResult": "failpath.check.result",
     "Verdict": "failpath.check.result",
     "Criterion": "failpath.check.result",

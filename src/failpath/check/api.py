@@ -56,7 +56,7 @@ from failpath.check.runner import (
 from failpath.check.verdict import decide, hostile_flips, state_coverage
 from failpath.core import OUTCOME_KINDS, STATES, Case, ConfigError, is_valid_confidence
 
-__all__ = ["check", "DEFAULT_COSTS", "RUN_KIND"]
+__all__ = ["check", "CheckInterrupted", "DEFAULT_COSTS", "RUN_KIND"]
 
 #: The ``kind`` of check runs in the store.
 RUN_KIND = "check"
@@ -316,6 +316,7 @@ def check(
     store_obj, owned = _open(store)
     opened: list[Any] = []  # the scratch store of the guard's traces and tickets, closed at the end
     frozen = False
+    run_id = None
     try:
         resumed = False
         if resume:
@@ -408,6 +409,10 @@ def check(
         )
         store_obj.finish_run(run_id, result.to_dict())
         return result
+    except KeyboardInterrupt as exc:
+        if run_id is None or isinstance(exc, CheckInterrupted):
+            raise
+        raise CheckInterrupted(run_id, _stored_count(store_obj, run_id), str(store_obj.path)) from exc
     finally:
         if frozen:
             gc.unfreeze()
@@ -415,6 +420,25 @@ def check(
             extra.close()
         if owned:
             store_obj.close()
+
+
+class CheckInterrupted(KeyboardInterrupt):
+    """A check stopped by Ctrl-C (``KeyboardInterrupt``) after its run record was made.
+
+    The results stored so far are kept: ``check(..., resume=run_id)`` (``failpath check --resume``)
+    continues the run. ``stored`` counts them (None if the store could not be read).
+    """
+
+    def __init__(self, run_id: str, stored: int | None, store: str) -> None:
+        super().__init__(f"check run {run_id} interrupted with {stored} results stored in {store}")
+        self.run_id, self.stored, self.store = run_id, stored, store
+
+
+def _stored_count(store: Any, run_id: str) -> int | None:
+    try:
+        return len(store.result_keys(run_id))
+    except Exception:  # interrupted while the store was busy or closing: the count is only a courtesy
+        return None
 
 
 def _row_key(row: Mapping[str, Any]) -> str:

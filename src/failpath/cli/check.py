@@ -6,6 +6,7 @@ names the file, the key and the line).
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any, Optional
 
@@ -94,6 +95,7 @@ def register(app: typer.Typer) -> None:
 
         from rich.console import Console
 
+        import failpath.check.api as api
         from failpath.core import FailpathError
 
         if example and config is not None:
@@ -123,11 +125,19 @@ def register(app: typer.Typer) -> None:
                 kwargs["store"] = store
             if resume is not None:
                 kwargs["resume"] = True if resume == LATEST else resume
-            import failpath.check.api as api
-
             result = api.check(**kwargs, quiet=quiet, console=Console(stderr=True))
         except FailpathError as exc:
             raise _fail(str(exc)) from None
+        except api.CheckInterrupted as stop:
+            again = ["failpath", "check"]
+            again += ["--example", example] if example else ([str(config)] if config is not None else [])
+            again += ["--resume", stop.run_id] + (["--store", str(store)] if store is not None else [])
+            kept = "its results so far are" if stop.stored is None else f"{stop.stored:,} results are"
+            typer.secho(
+                f"interrupted: run {stop.run_id} stopped and {kept} kept in {stop.store}; continue it with: {shlex.join(again)}",
+                err=True, fg=typer.colors.YELLOW,
+            )
+            raise typer.Exit(130) from None
         import os
 
         from failpath.report import terminal
