@@ -316,7 +316,7 @@ def check(
     store_obj, owned = _open(store)
     opened: list[Any] = []  # the scratch store of the guard's traces and tickets, closed at the end
     frozen = False
-    run_id = None
+    recorded: str | None = None  # the run's id once its record exists
     try:
         resumed = False
         if resume:
@@ -344,6 +344,7 @@ def check(
                     "executor": executor,
                 },
             )
+        recorded = run_id
 
         # ------------------------------------------------------------------ run what is not stored yet
         split = _split(case_list, seed, calibration_share)
@@ -410,9 +411,9 @@ def check(
         store_obj.finish_run(run_id, result.to_dict())
         return result
     except KeyboardInterrupt as exc:
-        if run_id is None or isinstance(exc, CheckInterrupted):
+        if recorded is None or isinstance(exc, CheckInterrupted):
             raise
-        raise CheckInterrupted(run_id, _stored_count(store_obj, run_id), str(store_obj.path)) from exc
+        raise CheckInterrupted(recorded, _stored_count(store_obj, recorded), str(store_obj.path)) from exc
     finally:
         if frozen:
             gc.unfreeze()
