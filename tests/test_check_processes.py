@@ -216,3 +216,35 @@ def test_a_waiting_system_is_timed_once_per_process_not_once_per_chunk(tmp_path)
         assert len(store.results("r")) == 48
     finally:
         store.close()
+
+
+def test_rows_are_read_back_while_the_workers_run_and_the_summary_is_the_same(tmp_path, monkeypatch):
+    from failpath.check import api
+
+    monkeypatch.setattr(runner, "START_METHOD", "fork")
+    monkeypatch.setattr(api, "_READ_BATCH", 64)
+    steps: list[tuple[int, bool]] = []
+    real_step, real_run = api._RowReader.step, runner.run_processes
+    running = [False]
+
+    def step(self):
+        got = real_step(self)
+        steps.append((got, running[0]))
+        return got
+
+    def run_processes(*args, **kw):
+        running[0] = True
+        try:
+            return real_run(*args, **kw)
+        finally:
+            running[0] = False
+
+    monkeypatch.setattr(api._RowReader, "step", step)
+    monkeypatch.setattr(api, "run_processes", run_processes)
+    procs = fp.check(parser, executor="process", **kwargs(tmp_path, "read-during"))
+    during = sum(got for got, live in steps if live)
+    assert during > 0 and sum(got for got, _ in steps) == procs.n_rows  # every row read once, some while running
+    monkeypatch.undo()
+    threads = fp.check(parser, **kwargs(tmp_path, "read-after"))
+    for part in ("verdict", "clean", "chaos", "groups", "states", "thresholds", "confidence"):
+        assert procs.to_dict()[part] == threads.to_dict()[part], part

@@ -72,6 +72,9 @@ class MemoryStore(Store):
     def results(self, run_id: str) -> list[dict[str, Any]]:
         return []
 
+    def results_after(self, run_id: str, after: int = 0) -> tuple[list[Any], int]:
+        return [], after
+
     def finish_run(self, run_id: str, summary: Any) -> None:
         pass
 

@@ -554,6 +554,30 @@ def test_add_results_is_committed_before_returning(tmp_path):
         other.close()
 
 
+def test_results_after_reads_a_run_piece_by_piece_while_others_write_it(tmp_path):
+    path = tmp_path / "pieces.db"
+    with SQLiteStore(path) as reader, SQLiteStore(path) as writer:
+        writer.create_run("old", kind="check", config={})
+        writer.add_results("old", [(f"o{i}", {"i": i}) for i in range(5)])
+        writer.create_run("r", kind="check", config={})
+        assert reader.results_after("r") == ([], 0)  # nothing yet: start again from the beginning
+        writer.add_results("r", [("b", {"n": 1}), ("a", {"n": 2})])
+        first, position = reader.results_after("r")
+        assert first == [("b", {"n": 1}), ("a", {"n": 2})] and position > 0
+        assert reader.results_after("r", position) == ([], position)
+        # Another run written in between, then more of this one, from another connection.
+        writer.create_run("mid", kind="check", config={})
+        writer.add_results("mid", [("m", {"n": 0})])
+        writer.add_results("r", [("c", {"n": (3, 4)}), ("a", {"n": 99})])  # "a" again: ignored
+        more, later = reader.results_after("r", position)
+        assert more == [("c", {"n": [3, 4]})] and later > position
+        assert reader.results_after("r", later) == ([], later)
+        everything, _ = reader.results_after("r")
+        assert everything == first + more
+        assert {key for key, _ in everything} == reader.result_keys("r")
+        assert reader.results_after("nobody") == ([], 0)
+
+
 def test_add_results_needs_a_run_and_string_keys(store):
     with pytest.raises(StoreError, match="no run 'ghost'.*create_run"):
         store.add_results("ghost", [("k", {})])

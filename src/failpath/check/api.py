@@ -367,12 +367,13 @@ def check(
 
         # ------------------------------------------------------------------ summarize from the store
         planned_keys = set(run.planned)
+        reader = run.rows or _RowReader(store_obj, run_id)
+        reader.step()  # what is not read yet (everything, unless rows were read while the run went on)
         with _collector_paused():  # tens of thousands of fresh dicts: no cycles to find, only time to lose
             rows = []
-            for r in store_obj.results(run_id, order="key"):
-                if r["key"] in planned_keys:
-                    data = r["data"]
-                    data["key"] = r["key"]
+            for key, data in reader.rows:
+                if key in planned_keys:
+                    data["key"] = key
                     rows.append(data)
             rows.sort(key=_row_key)
             # The rows live until the end: keep the collector's full passes from walking them again and again.
@@ -498,6 +499,7 @@ class _Run:
     quiet: bool
     console: Any
     planned: list[str] = dataclasses.field(default_factory=list)
+    rows: _RowReader | None = None
 
 
 def _execute(run: _Run) -> None:
@@ -524,6 +526,28 @@ def _execute(run: _Run) -> None:
             run.policy.flush()
         except Exception:
             pass
+
+
+#: Rows read back at a time while a process run goes on.
+_READ_BATCH = 1024
+
+
+class _RowReader:
+    """Reads a run's stored rows back for its summary, a piece at a time (``step``), in the order written."""
+
+    def __init__(self, store: Any, run_id: str) -> None:
+        self.store, self.run_id = store, run_id
+        self.rows: list[tuple[str, Any]] = []
+        self.count = 0
+        self._after = 0
+
+    def step(self) -> int:
+        """Read every row stored since the last step; return how many."""
+        with _collector_paused():
+            rows, self._after = self.store.results_after(self.run_id, self._after)
+        self.rows.extend(rows)
+        self.count += len(rows)
+        return len(rows)
 
 
 def _counter(progress: Any, task: Any, done: int) -> tuple[Any, Any]:
@@ -588,9 +612,22 @@ def _execute_in_processes(run: _Run, system: Any, policy: Any) -> None:
     on_rows, finish = _counter(progress, task, len(run.done))
     evaluator = Evaluator(run.system, guard_factory(run.policy, scratch), judge, seed=run.seed)
     local = ChunkRunner(dataclasses.replace(setup, suites=tuple(suites)), evaluator, store, on_rows)
+    # The summary reads every row back. Read them while the run goes on, before this process takes its
+    # next chunk: the workers take more of the chunks, and little is left to read once they finish.
+    reader = run.rows = _RowReader(store, run.run_id)
+    produced = [0]
+
+    def counted(n_rows: int) -> None:
+        produced[0] += n_rows
+        on_rows(n_rows)
+
+    def idle() -> bool:
+        return produced[0] - reader.count >= _READ_BATCH and reader.step() > 0
+
+    local.on_rows = counted
     try:
         run.planned.extend(
-            run_processes(chunks, setup, local, workers=n - 1, on_rows=on_rows, method=method, progress=progress)
+            run_processes(chunks, setup, local, workers=n - 1, on_rows=counted, method=method, progress=progress, idle=idle)
         )
         progress.update(task, total=len(run.planned))
         finish()

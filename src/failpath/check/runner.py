@@ -710,12 +710,15 @@ def run_processes(
     on_rows: Callable[[int], None],
     method: str = "spawn",
     progress: Any = None,
+    idle: Callable[[], bool] | None = None,
 ) -> list[str]:
     """Run the chunks of cases in this process (``local``) and in ``workers`` worker processes; return the planned keys.
 
     Workers start with ``method`` (``fork`` or ``spawn``, see :func:`start_method`) and take chunks as
     they finish the ones they hold; this process runs a chunk itself whenever every worker is busy, from
-    the first moment (while spawned workers start up). ``progress`` (a context manager, such as the
+    the first moment (while spawned workers start up). ``idle()``, when given, is offered each turn
+    before this process takes a chunk: it does a piece of other work (reading back rows) and returns
+    True, or returns False when there is none. ``progress`` (a context manager, such as the
     progress bar) is entered once the workers have started.
     Progress arrives as row counts (``on_rows``). An error in a worker stops the run and is raised
     here (with the worker's traceback as a note); a worker that dies without a word (killed, out of
@@ -808,6 +811,8 @@ def run_processes(
                         ) from None
                     tasks[i].put(data)
                     held[i].add(number)
+            if idle is not None and idle():
+                continue
             if waiting:
                 number, cases = waiting.popleft()
                 planned[number] = local.run(cases)

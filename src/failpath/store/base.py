@@ -112,6 +112,11 @@ class Store(abc.ABC):
         """The run's result rows, in the order they were written (``order="key"``: sorted by key)."""
 
     @abc.abstractmethod
+    def results_after(self, run_id: str, after: int = 0) -> tuple[list[tuple[str, Any]], int]:
+        """The run's result rows stored after position ``after`` as ``(key, data)``, in the order written,
+        and the position to pass next time (0 reads from the start): for reading a run while it is written."""
+
+    @abc.abstractmethod
     def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
         """Mark the run finished and keep its JSON-safe summary (what reports are rebuilt from)."""
 

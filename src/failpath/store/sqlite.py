@@ -1169,6 +1169,28 @@ class SQLiteStore(Store):
             fetched = connection.execute(sql, (run_id,)).fetchall()
         return [{"key": row[0], "data": json.loads(row[1]), "written": row[2]} for row in fetched]
 
+    def results_after(self, run_id: str, after: int = 0) -> tuple[list[tuple[str, Any]], int]:
+        """The run's result rows stored after position ``after`` as ``(key, data)``, in the order written,
+        and the position to pass next time (0 reads from the start): for reading a run while it is written.
+
+        Positions are the rows' ids, which only grow, so rows committed by other processes meanwhile
+        are read by a later call, never skipped. The rows are read along the ids (``+run_id`` keeps
+        SQLite from going through the (run_id, key) index and sorting), from the run's first row on.
+        """
+        with self.read_connection(flush=False) as connection:
+            if after <= 0:
+                first = connection.execute("SELECT min(id) FROM results WHERE run_id = ?", (run_id,)).fetchone()[0]
+                if first is None:
+                    return [], after
+                after = first - 1
+            fetched = connection.execute(
+                "SELECT id, key, data FROM results WHERE id > ? AND +run_id = ? ORDER BY id", (after, run_id)
+            ).fetchall()
+        if not fetched:
+            return [], after
+        loads = json.loads
+        return [(row[1], loads(row[2])) for row in fetched], fetched[-1][0]
+
     def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
         """Mark the run finished and keep its summary (rendered JSON-safe). ``StoreError`` if no such run."""
         with self._transaction() as connection:
