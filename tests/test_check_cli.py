@@ -259,12 +259,16 @@ def test_both_reports_unwritable_names_both(project):
     assert "--format json" in result.output and "--format html" in result.output
 
 
-def test_ctrl_c_keeps_the_results_and_names_the_command_that_continues(project):
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_ctrl_c_keeps_the_results_and_names_the_command_that_continues(project, executor):
     config = project / "slow.toml"
     config.write_text(CONFIG.replace('system = "toyproj:system"', 'system = "toyproj:slow"'), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(project)])}
-    command = [sys.executable, "-c", "from failpath.cli import main; main()", "check", "slow.toml", "--quiet", "--no-html"]
-    child = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-c", "from failpath.cli import main; main()", "check", "slow.toml", "--quiet", "--no-html",
+               "--executor", executor]
+    # Its own process group, as a terminal's foreground job: Ctrl-C reaches the command and its workers.
+    child = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -276,11 +280,11 @@ def test_ctrl_c_keeps_the_results_and_names_the_command_that_continues(project):
                     if runs and len(store.result_keys(runs[0]["run_id"])) >= 20:
                         break
             time.sleep(0.05)
-        child.send_signal(signal.SIGINT)
+        os.killpg(child.pid, signal.SIGINT)
         _, err = child.communicate(timeout=60)
     finally:
         if child.poll() is None:
-            child.kill()
+            os.killpg(child.pid, signal.SIGKILL)
     assert child.returncode == 130, err
     run_id = runs[0]["run_id"]
     assert f"interrupted: run {run_id} stopped" in err and "Traceback" not in err
@@ -289,7 +293,7 @@ def test_ctrl_c_keeps_the_results_and_names_the_command_that_continues(project):
         kept = len(store.result_keys(run_id))
         assert store.get_run(run_id)["finished"] is None
     assert f"{kept:,} results are kept" in err
-    resumed = run("slow.toml", "--resume", run_id, "--quiet", "--no-html")
+    resumed = run("slow.toml", "--resume", run_id, "--quiet", "--no-html", "--executor", executor)
     assert resumed.exit_code == 0, resumed.output
     with open_store(project / "store.db") as store:
         summary = store.get_run(run_id)["summary"]
