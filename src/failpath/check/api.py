@@ -251,7 +251,9 @@ def check(
     process per core (at most ``concurrency``), for a CPU-bound local model or a fast system: the system,
     policy, judge and suites must be picklable or given as ``"module:attr"``, and ``store`` a SQLite path.
 
-    Raises ``DatasetError`` or ``ConfigError`` (naming what is wrong) before any model call.
+    Raises ``DatasetError`` or ``ConfigError`` (naming what is wrong) before any model call. Ctrl-C
+    during the run raises :class:`CheckInterrupted` (a ``KeyboardInterrupt``) naming the run to resume;
+    the rows made so far are kept.
     """
     started = time.time()
     # ------------------------------------------------------------------ validate everything first
