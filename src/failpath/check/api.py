@@ -540,7 +540,6 @@ class _RowReader:
     def __init__(self, store: Any, run_id: str) -> None:
         self.store, self.run_id = store, run_id
         self.rows: list[tuple[str, Any]] = []
-        self.count = 0
         self._after = 0
 
     def step(self) -> int:
@@ -548,7 +547,6 @@ class _RowReader:
         with _collector_paused():
             rows, self._after = self.store.results_after(self.run_id, self._after)
         self.rows.extend(rows)
-        self.count += len(rows)
         return len(rows)
 
 
@@ -613,7 +611,6 @@ def _execute_in_processes(run: _Run, system: Any, policy: Any) -> None:
     progress, task = _progress(None, len(run.done), run.quiet, run.console)
     on_rows, finish = _counter(progress, task, len(run.done))
     evaluator = Evaluator(run.system, guard_factory(run.policy, scratch), judge, seed=run.seed)
-    local = ChunkRunner(dataclasses.replace(setup, suites=tuple(suites)), evaluator, store, on_rows)
     # The summary reads every row back. Read them while the run goes on, before this process takes its
     # next chunk: the workers take more of the chunks, and little is left to read once they finish.
     reader = run.rows = _RowReader(store, run.run_id)
@@ -624,9 +621,9 @@ def _execute_in_processes(run: _Run, system: Any, policy: Any) -> None:
         on_rows(n_rows)
 
     def idle() -> bool:
-        return produced[0] - reader.count >= _READ_BATCH and reader.step() > 0
+        return produced[0] - len(reader.rows) >= _READ_BATCH and reader.step() > 0
 
-    local.on_rows = counted
+    local = ChunkRunner(dataclasses.replace(setup, suites=tuple(suites)), evaluator, store, counted)
     try:
         run.planned.extend(
             run_processes(chunks, setup, local, workers=n - 1, on_rows=counted, method=method, progress=progress, idle=idle)

@@ -108,8 +108,8 @@ class Store(abc.ABC):
         """Keys of the results stored for the run (what a resumed run skips)."""
 
     @abc.abstractmethod
-    def results(self, run_id: str, *, order: str = "written") -> list[dict[str, Any]]:
-        """The run's result rows, in the order they were written (``order="key"``: sorted by key)."""
+    def results(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's result rows, in the order they were written."""
 
     @abc.abstractmethod
     def results_after(self, run_id: str, after: int = 0) -> tuple[list[tuple[str, Any]], int]:

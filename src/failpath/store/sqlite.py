@@ -1159,14 +1159,12 @@ class SQLiteStore(Store):
         with self.read_connection(flush=False) as connection:
             return {row[0] for row in connection.execute("SELECT key FROM results WHERE run_id = ?", (run_id,))}
 
-    def results(self, run_id: str, *, order: str = "written") -> list[dict[str, Any]]:
-        """The run's result rows, ``{"key", "data", "written"}`` each, in the order they were written
-        (``order="key"``: sorted by key, which reads a large run faster)."""
-        if order not in ("written", "key"):
-            raise ValueError(f"order must be 'written' or 'key', got {order!r}")
-        sql = "SELECT key, data, written FROM results WHERE run_id = ? ORDER BY " + ("id" if order == "written" else "key")
+    def results(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's result rows, ``{"key", "data", "written"}`` each, in the order they were written."""
         with self.read_connection(flush=False) as connection:
-            fetched = connection.execute(sql, (run_id,)).fetchall()
+            fetched = connection.execute(
+                "SELECT key, data, written FROM results WHERE run_id = ? ORDER BY id", (run_id,)
+            ).fetchall()
         return [{"key": row[0], "data": json.loads(row[1]), "written": row[2]} for row in fetched]
 
     def results_after(self, run_id: str, after: int = 0) -> tuple[list[tuple[str, Any]], int]:
