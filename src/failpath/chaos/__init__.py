@@ -4,7 +4,8 @@
   input (:mod:`~failpath.chaos.hostile`) and model-side faults (:mod:`~failpath.chaos.faults`), each with a
   :class:`LabelContract` saying how the expected answer changes;
 * suites: :func:`get_suite` (``"hostile"``, ``"realistic"``, ``"fault"``), :func:`register_suite`;
-* search: :func:`search` composes perturbations to find a silent failure and shrinks it (Hypothesis).
+* search: :func:`search` composes perturbations to find a silent failure and shrinks it (Hypothesis);
+  :func:`shrink` shrinks failing steps you already have.
 
 Hypothesis is imported only when :func:`search` runs.
 """
@@ -104,13 +105,13 @@ __all__ = [
     # faults
     "faults", "Fault", "FAULTS", "FAULT_KINDS", "get_fault", "inject",
     # search
-    "search", "replay", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS",
+    "search", "shrink", "replay", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS",
 ]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
     # search imports Hypothesis: load it only when asked for.
-    if name in ("search", "replay", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS"):
+    if name in ("search", "shrink", "replay", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS"):
         from failpath.chaos import finder
 
         value = getattr(finder, name)
