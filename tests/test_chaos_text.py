@@ -253,6 +253,22 @@ def test_users_add_their_own_table():
         AbbreviationTable("bad", {"Street": ("St",), "Saint": ("St",)})
 
 
+def test_a_table_takes_its_labels_as_any_iterable_of_names():
+    entries = {"William": ("Wm",), "Robert": ("Rob",)}
+    case = Case("n", "William Smith", [("William", "GivenName"), ("Smith", "Surname")])
+    for labels in (("GivenName",), ["GivenName"], {"GivenName"}, frozenset({"GivenName"}), "GivenName"):
+        table = AbbreviationTable("given", entries, labels=labels)
+        assert table.labels == frozenset({"GivenName"})
+        v = Abbreviate(tables=(table,)).apply(case, random.Random(0))
+        assert v.input == "Wm Smith" and v.expected == [("Wm", "GivenName"), ("Smith", "Surname")]
+    surname_only = AbbreviationTable("given", entries, labels=("Surname",))
+    assert isinstance(Abbreviate(tables=(surname_only,)).apply(case, random.Random(0)), NotApplicable)
+    with pytest.raises(ValueError, match="'given'.*label names"):
+        AbbreviationTable("given", entries, labels=3)
+    with pytest.raises(ValueError, match="must be strings"):
+        AbbreviationTable("given", entries, labels=("GivenName", 3))
+
+
 def test_tables_cover_usps_basics():
     assert STREET_TYPES.canonical("Blvd") == "Boulevard" and STREET_TYPES.abbreviation("Avenue") == "Ave"
     assert STATES.canonical("wi") == "Wisconsin" and STATES.abbreviation("District of Columbia") == "DC"
