@@ -229,6 +229,14 @@ NAME_CASE = Case("rush", "RUSH, WILLIE H", [("RUSH,", "Surname"), ("WILLIE", "Gi
 CANCELLING = (("typo", 0), ("typo", 0), ("typo", 0), ("drop_punctuation", 0))
 
 
+def _name_perturbations():
+    from failpath.chaos import DropPunctuation
+
+    # The comma of "RUSH, WILLIE" tells the surname from the given name: by default a variant without it is
+    # NOT_PRESERVED and a search skips it. Declared safe here, to exercise the shrinking on the issue's pattern.
+    return (KeyboardTypo(), DropPunctuation(separator_safe_labels={"Surname", "GivenName", "MiddleInitial"}))
+
+
 def _wrong_on_the_typo_without_comma(text: str) -> Prediction:
     return Prediction("wrong" if text == "RUSH WIPLIE H" else "right", 0.9)
 
@@ -238,9 +246,7 @@ def _is_right(output, expected) -> bool:
 
 
 def test_the_cancelling_typo_pattern_is_what_it_claims():
-    from failpath.chaos import DropPunctuation
-
-    perts = (KeyboardTypo(), DropPunctuation())
+    perts = _name_perturbations()
     inputs = [replay(NAME_CASE, CANCELLING[:k], perts).input for k in range(1, 4)]
     assert inputs == ["RUSH, WIPLIE H", "RUSH, WILLIE H", "RUSH, WIPLIE H"]
     assert replay(NAME_CASE, CANCELLING, perts).input == "RUSH WIPLIE H"
@@ -252,9 +258,9 @@ def test_the_cancelling_typo_pattern_is_what_it_claims():
 
 
 def test_shrink_drops_edits_that_cancel_before_it_claims_minimality():
-    from failpath.chaos import DropPunctuation, shrink
+    from failpath.chaos import shrink
 
-    perts = (KeyboardTypo(), DropPunctuation())
+    perts = _name_perturbations()
     result = shrink(_wrong_on_the_typo_without_comma, NAME_CASE, _is_right, CANCELLING, perturbations=perts)
     assert result.found and result.minimal
     assert result.steps == (("typo", 0), ("drop_punctuation", 0))
@@ -264,21 +270,32 @@ def test_shrink_drops_edits_that_cancel_before_it_claims_minimality():
 
 
 def test_shrink_of_steps_that_do_not_fail_finds_nothing():
-    from failpath.chaos import DropPunctuation, shrink
+    from failpath.chaos import shrink
 
-    perts = (KeyboardTypo(), DropPunctuation())
+    perts = _name_perturbations()
     result = shrink(_wrong_on_the_typo_without_comma, NAME_CASE, _is_right, CANCELLING[:3], perturbations=perts)
     assert not result.found and not result.minimal
 
 
 def test_a_search_result_is_not_minimal_unless_every_replay_was_made():
-    from failpath.chaos import DropPunctuation, shrink
+    from failpath.chaos import shrink
 
     def slow(text):
         time.sleep(0.05)
         return _wrong_on_the_typo_without_comma(text)
 
-    perts = (KeyboardTypo(), DropPunctuation())
+    perts = _name_perturbations()
     result = shrink(slow, NAME_CASE, _is_right, CANCELLING, perturbations=perts, timeout=0.01)
     assert result.found and not result.minimal and result.timed_out
     assert result.steps == (("typo", 0), ("drop_punctuation", 0))  # the cancelling typos go without a call
+
+
+def test_search_skips_a_step_that_may_change_the_answer():
+    from failpath.chaos import DropPunctuation, shrink
+
+    perts = (KeyboardTypo(), DropPunctuation())
+    # Without the comma the surname no longer comes first: there is no expected answer to be wrong against.
+    assert replay(NAME_CASE, CANCELLING, perts).input == "RUSH, WIPLIE H"
+    assert not shrink(_wrong_on_the_typo_without_comma, NAME_CASE, _is_right, CANCELLING, perturbations=perts).found
+    result = search(_wrong_on_the_typo_without_comma, NAME_CASE, _is_right, perturbations=perts, max_examples=60, seed=0)
+    assert not result.found

@@ -318,3 +318,40 @@ def test_each_perturbation_applies_to_real_addresses(perturbation):
     applied = sum(not isinstance(perturbation.apply(c, random.Random(0)), NotApplicable) for c in CASES[:300])
     floor = 0.05 if isinstance(perturbation, MoveUnitToFront) else 0.3
     assert applied >= floor * min(300, len(CASES)), f"{perturbation.name} applied to {applied} cases only"
+
+
+# --------------------------------------------------------------------------- the comma that tells fields apart
+
+NAME = Case("n", "Smith, John", [("Smith,", "Surname"), ("John", "GivenName")])
+
+
+def test_dropping_the_comma_of_last_first_may_change_the_answer():
+    v = DropPunctuation().apply(NAME, random.Random(0))
+    assert v.input == "Smith John" and v.contract is LabelContract.NOT_PRESERVED
+    crm_mix = next(p for p in REALISTIC.perturbations if p.name == "crm_mix")
+    v = crm_mix.apply(NAME, random.Random(0))
+    assert "," not in v.input and v.contract is LabelContract.NOT_PRESERVED
+
+
+def test_marks_that_separate_nothing_whose_labels_could_swap_stay_transformed():
+    title = Case("t", "Dr. John West", [("Dr.", "Title"), ("John", "GivenName"), ("West", "Surname")])
+    v = DropPunctuation().apply(title, random.Random(0))
+    assert v.input == "Dr John West" and v.contract is LabelContract.TRANSFORMED  # a period ends an abbreviation
+    same = Case("s", "Mary, Ann Lee", [("Mary,", "GivenName"), ("Ann", "GivenName"), ("Lee", "Surname")])
+    assert DropPunctuation().apply(same, random.Random(0)).contract is LabelContract.TRANSFORMED
+    last = Case("l", "John Smith,", [("John", "GivenName"), ("Smith,", "Surname")])
+    assert DropPunctuation().apply(last, random.Random(0)).contract is LabelContract.TRANSFORMED
+    declared = DropPunctuation(separator_safe_labels=("Surname", "GivenName"))
+    assert declared.apply(NAME, random.Random(0)).contract is LabelContract.TRANSFORMED
+
+
+def test_a_comma_between_address_fields_keeps_the_labels():
+    labeled = [c for c in CASES if any(t.endswith(",") for t, _ in c.expected[:-1])][:300]
+    assert len(labeled) >= 50
+    contracts = Counter()
+    for i, case in enumerate(labeled):
+        v = DropPunctuation(intensity=None).apply(case, random.Random(i))
+        contracts[v.contract] += 1
+    assert contracts == Counter({LabelContract.TRANSFORMED: len(labeled)})
+    crm_mix = next(p for p in REALISTIC.perturbations if p.name == "crm_mix")
+    assert all(crm_mix.apply(c, random.Random(0)).contract is LabelContract.TRANSFORMED for c in labeled[:100])

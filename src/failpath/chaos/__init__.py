@@ -59,6 +59,7 @@ from failpath.chaos.records import (
 )
 from failpath.chaos.suites import (
     FAULT,
+    Declared,
     HOSTILE,
     PERTURBATIONS,
     REALISTIC,
@@ -71,6 +72,7 @@ from failpath.chaos.suites import (
 )
 from failpath.chaos.tables import ADDRESS_TABLES, DIRECTIONALS, STATES, STREET_TYPES, UNIT_DESIGNATORS, AbbreviationTable
 from failpath.chaos.text import (
+    ADDRESS_LABELS,
     Abbreviate,
     Casing,
     DoubleChar,
@@ -90,11 +92,11 @@ __all__ = [
     "LabelContract", "Edit", "Variant", "NotApplicable", "Perturbation", "TextPerturbation", "Chain",
     "FAMILIES", "is_token_aligned", "derive_rng", "derive_seed",
     # suites
-    "Suite", "SUITES", "PERTURBATIONS", "HOSTILE", "REALISTIC", "FAULT", "get_suite", "register_suite",
+    "Suite", "Declared", "SUITES", "PERTURBATIONS", "HOSTILE", "REALISTIC", "FAULT", "get_suite", "register_suite",
     "get_perturbation", "ordered",
     # realistic text
     "KeyboardTypo", "DropChar", "DoubleChar", "TransposeChars", "OcrConfusion", "Casing", "WhitespaceNoise",
-    "DropPunctuation", "Abbreviate", "Expand", "MoveUnitToFront",
+    "DropPunctuation", "Abbreviate", "Expand", "MoveUnitToFront", "ADDRESS_LABELS",
     "AbbreviationTable", "STREET_TYPES", "DIRECTIONALS", "UNIT_DESIGNATORS", "STATES", "ADDRESS_TABLES",
     # realistic records
     "DropField", "BlankField", "SwapFields", "DuplicateIntoField", "ReorderFields", "ReformatDate",

@@ -177,14 +177,23 @@ def _apply_steps(
     for name, seed in steps:
         if name not in perturbations:
             raise ConfigError(f"unknown perturbation {name!r} in the steps; known here: {', '.join(perturbations)}")
-        result = perturbations[name].apply(current, derive_rng("search", name, seed))
-        if isinstance(result, NotApplicable):
+        result = _step(perturbations[name], current, name, seed)
+        if result is None:
             continue
         edits.extend(result.edits)
         contracts.append(result.contract)
         applied.append((name, seed))
         current = Case(id=case.id, input=result.input, expected=result.expected, tags=case.tags)
     return current, tuple(edits), weakest(*contracts), tuple(applied)
+
+
+def _step(perturbation: Perturbation, case: Case, name: str, seed: int) -> Variant | None:
+    """One step's variant; ``None`` when it does not apply, or when it may change the answer itself
+    (a ``NOT_PRESERVED`` variant has no expected answer to be wrong against)."""
+    result = perturbation.apply(case, derive_rng("search", name, seed))
+    if isinstance(result, NotApplicable) or result.contract is LabelContract.NOT_PRESERVED:
+        return None
+    return result
 
 
 def _without_cycles(case: Case, steps: Sequence[Step], perturbations: dict[str, Perturbation]) -> tuple[Step, ...]:
@@ -200,8 +209,8 @@ def _without_cycles(case: Case, steps: Sequence[Step], perturbations: dict[str, 
     for name, seed in steps:
         if name not in perturbations:
             raise ConfigError(f"unknown perturbation {name!r} in the steps; known here: {', '.join(perturbations)}")
-        result = perturbations[name].apply(current, derive_rng("search", name, seed))
-        if isinstance(result, NotApplicable):
+        result = _step(perturbations[name], current, name, seed)
+        if result is None:
             continue
         current = Case(id=case.id, input=result.input, expected=result.expected, tags=case.tags)
         state = (repr(current.input), repr(current.expected))
@@ -218,8 +227,9 @@ def _without_cycles(case: Case, steps: Sequence[Step], perturbations: dict[str, 
 def replay(case: Case, steps: Sequence[Step], perturbations: Sequence[Perturbation] | None = None) -> Variant:
     """The variant that ``steps`` (as in :attr:`SearchResult.steps`) make of ``case``: reproduce a search result.
 
-    ``perturbations`` must hold every perturbation the steps name (default: the built-in ones). With no
-    steps the variant is the case itself (``perturbation == "clean"``).
+    ``perturbations`` must hold every perturbation the steps name (default: the built-in ones). Steps
+    that do not apply, or whose variant is ``NOT_PRESERVED``, are skipped as :func:`search` skips them.
+    With no steps the variant is the case itself (``perturbation == "clean"``).
     """
     from failpath.chaos.suites import PERTURBATIONS
 
@@ -276,7 +286,9 @@ def search(
     search composes up to ``max_steps`` of ``perturbations`` (default
     :data:`DEFAULT_SEARCH_PERTURBATIONS`), tries at most ``max_examples`` compositions plus shrinking,
     and stops trying new ones after ``timeout`` seconds. If the clean case already fails, that is the
-    result (with no steps).
+    result (with no steps). A step whose variant is ``NOT_PRESERVED`` (the edit may change the right
+    answer, such as the comma of ``Smith, John``) is skipped like one that does not apply: there is no
+    expected answer to be wrong against.
     """
     from hypothesis import HealthCheck, Phase, Verbosity, find, settings, target
     from hypothesis import strategies as st
@@ -302,7 +314,7 @@ def search(
         return _result(state, clean, (), True, start)
 
     # Only what can change this case is worth drawing.
-    usable = [p.name for p in perts if any(not isinstance(p.apply(case, derive_rng("search", p.name, s)), NotApplicable) for s in range(4))]
+    usable = [p.name for p in perts if any(_step(p, case, p.name, s) is not None for s in range(4))]
     if not usable:
         return SearchResult(found=False, n_tried=state.calls, case_id=case.id, elapsed_s=time.monotonic() - start)
 
