@@ -4,6 +4,7 @@
   input (:mod:`~failpath.chaos.hostile`) and model-side faults (:mod:`~failpath.chaos.faults`), each with a
   :class:`LabelContract` saying how the expected answer changes;
 * suites: :func:`get_suite` (``"hostile"``, ``"realistic"``, ``"fault"``), :func:`register_suite`;
+* audit: :func:`audit_suite` says what each perturbation of a suite does to your dataset;
 * search: :func:`search` composes perturbations to find a silent failure and shrinks it (Hypothesis);
   :func:`shrink` shrinks failing steps you already have.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from failpath.chaos import faults
+from failpath.chaos.audit import AuditSample, PerturbationAudit, SuiteAudit, audit_suite
 from failpath.chaos.base import (
     FAMILIES,
     Chain,
@@ -94,6 +96,8 @@ __all__ = [
     # suites
     "Suite", "Declared", "SUITES", "PERTURBATIONS", "HOSTILE", "REALISTIC", "FAULT", "get_suite", "register_suite",
     "get_perturbation", "ordered",
+    # audit
+    "audit_suite", "SuiteAudit", "PerturbationAudit", "AuditSample",
     # realistic text
     "KeyboardTypo", "DropChar", "DoubleChar", "TransposeChars", "OcrConfusion", "Casing", "WhitespaceNoise",
     "DropPunctuation", "Abbreviate", "Expand", "MoveUnitToFront", "ADDRESS_LABELS",
