@@ -142,7 +142,7 @@ class NgramScorer:
 
     kind = "ngram"
 
-    def __init__(self, *, shape_weight: float = 0.7, shape_ngrams: tuple[int, int] = (1, 3), char_ngrams: tuple[int, int] = (2, 4)):
+    def __init__(self, *, shape_weight: float = 0.5, shape_ngrams: tuple[int, int] = (1, 3), char_ngrams: tuple[int, int] = (2, 4)):
         if not 0.0 <= shape_weight <= 1.0:
             raise ValueError(f"NgramScorer: shape_weight must be in [0, 1], got {shape_weight!r}")
         for name, (low, high) in (("shape_ngrams", shape_ngrams), ("char_ngrams", char_ngrams)):
