@@ -11,7 +11,7 @@ import pytest
 import failpath as fp
 from failpath.chaos import Casing, WhitespaceNoise
 from failpath.chaos.base import derive_rng
-from failpath.guard.anomaly import ConformalScore, ProfileScorer, load_detector, tolerated_reference
+from failpath.guard.anomaly import ConformalScore, ProfileScorer, tolerated_reference
 from failpath.guard.ngram import NgramScorer, shape_of
 
 pytest.importorskip("sklearn")
@@ -117,17 +117,17 @@ def test_a_fitted_detector_is_saved_and_loaded_as_json(tmp_path, reference, scor
 
 def test_loading_names_what_is_wrong(tmp_path):
     with pytest.raises(fp.ConfigError, match="no saved detector there"):
-        load_detector(tmp_path / "missing.json")
+        fp.AnomalousInput.load(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(fp.ConfigError, match="not a saved detector"):
-        load_detector(bad)
+        fp.AnomalousInput.load(bad)
     bad.write_text(json.dumps({"format": "something/9"}))
     with pytest.raises(fp.ConfigError, match="'something/9' is not 'failpath.anomalous_input/1'"):
-        load_detector(bad)
+        fp.AnomalousInput.load(bad)
     bad.write_text(json.dumps({"format": "failpath.anomalous_input/1", "alpha": 0.01}))
     with pytest.raises(fp.ConfigError, match="missing or malformed"):
-        load_detector(bad)
+        fp.AnomalousInput.load(bad)
 
     class Length:
         def score(self, value):

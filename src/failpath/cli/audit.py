@@ -1,18 +1,32 @@
 """``failpath perturb --audit CASES``: what each perturbation of a suite does to your dataset.
 
 The logic is :func:`failpath.chaos.audit.audit_suite`; this module reads the cases and prints its record.
+The ``perturb`` command passes in how it shows a value and a variant's edits, so both read alike.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 __all__ = ["run_audit"]
 
 
-def run_audit(path: str, suite: str, seed: int, samples: int, json_output: bool, only: Sequence[str] | None) -> None:
-    """Audit ``suite`` over the cases in ``path`` and print the result (a table, or one JSON document)."""
+def run_audit(
+    path: str,
+    suite: str,
+    seed: int,
+    samples: int,
+    json_output: bool,
+    only: Sequence[str] | None,
+    *,
+    show: Callable[[Any], str],
+    edit_summary: Callable[[Any], str],
+) -> None:
+    """Audit ``suite`` over the cases in ``path`` and print the result (a table, or one JSON document).
+
+    ``show(value)`` writes an input or expected value on one line; ``edit_summary(variant)`` the edits.
+    """
     import typer
 
     from failpath.chaos import Suite, get_suite
@@ -35,37 +49,35 @@ def run_audit(path: str, suite: str, seed: int, samples: int, json_output: bool,
     if json_output:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
         return
-    _render(result)
+    _render(result, show, edit_summary)
 
 
-def _short(value: Any, limit: int = 160) -> str:
-    from failpath.cli.perturb import _show
-
-    shown = _show(value)
+def _short(show: Callable[[Any], str], value: Any, limit: int = 160) -> str:
+    shown = show(value)
     return shown if len(shown) <= limit else shown[:limit] + f"… ({len(shown)} characters)"
 
 
-def _expected_change(sample: Any) -> str:
+def _expected_change(show: Callable[[Any], str], sample: Any) -> str:
     """The expected answer before → after; for (token, label) pairs only the pairs that changed."""
     before, after = sample.expected_before, sample.expected_after
     if not sample.expected_changed:
-        return "(the same)" if _pairs(before) else f"{_short(before, 80)} (the same)"
+        return "(the same)" if _pairs(before) else f"{_short(show, before, 80)} (the same)"
     if _pairs(before) and _pairs(after) and len(before) == len(after):
-        changed = [f"{_short(a[0], 30)}/{a[1]} → {_short(b[0], 30)}/{b[1]}" for a, b in zip(before, after) if tuple(a) != tuple(b)]
+        changed = [
+            f"{_short(show, a[0], 30)}/{a[1]} → {_short(show, b[0], 30)}/{b[1]}" for a, b in zip(before, after) if tuple(a) != tuple(b)
+        ]
         return "; ".join(changed)
-    return f"{_short(before, 80)} → {_short(after, 80)}"
+    return f"{_short(show, before, 80)} → {_short(show, after, 80)}"
 
 
 def _pairs(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value)
 
 
-def _render(result: Any) -> None:
+def _render(result: Any, show: Callable[[Any], str], edit_summary: Callable[[Any], str]) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
-
-    from failpath.cli.perturb import _edit_summary
 
     console = Console()
     console.print(Text(f"audit · suite {result.suite} · {result.n_cases} cases · seed {result.seed}", style="bold"))
@@ -92,9 +104,9 @@ def _render(result: Any) -> None:
             table.add_row(
                 Text(s.case_id),
                 Text(s.contract),
-                Text(f"{_short(s.input_before)}\n→ {_short(s.input_after)}"),
-                Text(_expected_change(s)),
-                Text(_edit_summary(s)),
+                Text(f"{_short(show, s.input_before)}\n→ {_short(show, s.input_after)}"),
+                Text(_expected_change(show, s)),
+                Text(edit_summary(s)),
             )
         console.print(table)
     if result.other_input_kind:

@@ -137,7 +137,7 @@ def register(app: typer.Typer) -> None:
         if audit is not None:
             from failpath.cli.audit import run_audit
 
-            run_audit(audit, suite, seed, samples, json_output, only)
+            run_audit(audit, suite, seed, samples, json_output, only, show=_show, edit_summary=_edit_summary)
             return
         if text is None:
             raise fail("give the TEXT to perturb (or '-' to read stdin), or --list to see the perturbations")

@@ -8,8 +8,9 @@ conformal p-value: the share of reference inputs that score at least as high (cr
 reference input scores itself; with ``groups``, the variants of one case stay in one fold).
 
 :func:`tolerated_reference` builds a reference from what the system is known to handle: the clean
-inputs plus the realistic variants it answered right. :func:`save_detector` and :func:`load_detector`
-keep a fitted ``AnomalousInput`` in a JSON file for production.
+inputs plus the realistic variants it answered right. :func:`save_detector` and :func:`read_detector`
+(behind ``AnomalousInput.save`` and ``AnomalousInput.load``) keep a fitted detector in a JSON file
+for production.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ __all__ = [
     "ToleratedReference",
     "tolerated_reference",
     "save_detector",
-    "load_detector",
+    "read_detector",
+    "SavedDetector",
     "DETECTOR_FORMAT",
 ]
 
@@ -390,7 +392,7 @@ def _scorer_kinds() -> dict[str, Any]:
 
 
 def save_detector(detector: Any, path: str | Path) -> Path:
-    """Write a fitted ``AnomalousInput`` to ``path`` as JSON (see :func:`load_detector`); returns the path.
+    """Write a fitted ``AnomalousInput`` to ``path`` as JSON (read back by ``AnomalousInput.load``); returns the path.
 
     The file holds the format name, ``alpha``, ``folds``, the scorer's kind and options, the
     calibration scores, and the reference inputs as the detector reads them (their canonical text)
@@ -420,15 +422,26 @@ def save_detector(detector: Any, path: str | Path) -> Path:
     return target
 
 
-def load_detector(path: str | Path) -> Any:
-    """The ``AnomalousInput`` saved by :func:`save_detector` at ``path``, ready to use.
+@dataclass(frozen=True)
+class SavedDetector:
+    """What :func:`read_detector` reads from a saved file: the parts ``AnomalousInput.load`` rebuilds it from."""
+
+    reference: list[str]
+    groups: list[str] | None
+    alpha: float
+    folds: int
+    scorer: Any  # fitted on ``reference``
+    calibration: list[float]
+
+
+def read_detector(path: str | Path) -> SavedDetector:
+    """The parts of the detector saved by :func:`save_detector` at ``path`` (use ``AnomalousInput.load``).
 
     The scorer is fitted again on the saved reference (fitting is deterministic, so it scores as the
-    saved one did) and the saved calibration scores are used as they are. No code is loaded from the
+    saved one did); the saved calibration scores are used as they are. No code is loaded from the
     file: it is JSON, read with ``json``. ``ConfigError`` names the file and what is wrong with it.
     """
     from failpath.core import ConfigError
-    from failpath.guard.states import AnomalousInput
 
     source = Path(path)
     try:
@@ -452,4 +465,4 @@ def load_detector(path: str | Path) -> Any:
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: a saved detector's field is missing or malformed ({type(exc).__name__}: {exc})") from None
     fitted = _fit_copy(scorer_type(**options), reference)
-    return AnomalousInput._restore(reference, groups, alpha=alpha, folds=folds, scorer=fitted, calibration=calibration)
+    return SavedDetector(reference, groups, alpha, folds, fitted, calibration)

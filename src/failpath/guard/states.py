@@ -560,10 +560,13 @@ class AnomalousInput(FailureState):
 
     @classmethod
     def load(cls, path: Any) -> "AnomalousInput":
-        """The detector saved at ``path``; see :func:`failpath.guard.anomaly.load_detector`."""
-        from failpath.guard.anomaly import load_detector
+        """The detector saved at ``path``, ready to use; see :func:`failpath.guard.anomaly.read_detector`."""
+        from failpath.guard.anomaly import read_detector
 
-        return load_detector(path)
+        saved = read_detector(path)
+        return cls._restore(
+            saved.reference, saved.groups, alpha=saved.alpha, folds=saved.folds, scorer=saved.scorer, calibration=saved.calibration
+        )
 
     def check_input(self, value: Any, text: str) -> dict[str, Any] | None:
         """The explanation (score, p-value, what was unusual) when the input is anomalous, else None."""
