@@ -164,3 +164,72 @@ async def test_async_first_call_failing_goes_the_general_way():
     outcome, trace = await policy.wrap(system).call_traced("5 Elm St")
     assert outcome.value == "5 ELM ST" and trace.states == ("provider_error",) and trace.actions == ("retry",)
     assert [a.action for a in trace.attempts] == ["call", "retry"] and trace.attempts[0].error.startswith("ProviderFailure")
+
+
+# --------------------------------------------------------------------------- one rendering per output
+
+
+@pytest.fixture
+def renderings(monkeypatch):
+    """Every value the guard renders JSON-safe during a call, in order."""
+    from failpath.guard import decide, tracing
+
+    seen: list = []
+
+    def counting(value):
+        seen.append(value)
+        return jsonable(value)
+
+    monkeypatch.setattr(decide, "jsonable", counting)
+    monkeypatch.setattr(tracing, "jsonable", counting)
+    return seen
+
+
+def test_a_clean_answer_is_rendered_once_for_its_attempt_and_its_trace(renderings):
+    output = {"number": "12", "street": "Main"}
+    outcome, trace = _policy(MemoryStore()).wrap(lambda text: fp.Prediction(dict(output), confidence=0.9)).call_traced("12 Main St")
+    assert len(renderings) == 1
+    assert trace.output == output and trace.output is trace.attempts[0].output  # one rendering, shared
+    assert type(trace) is Trace and type(trace.attempts[0]) is Attempt and type(outcome) is fp.Answered
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        trace.output = None  # type: ignore[misc]
+
+
+def test_a_schema_answer_renders_the_raw_output_and_the_model_once_each(renderings):
+    from pydantic import BaseModel
+
+    class Address(BaseModel):
+        number: str
+        street: str
+
+    policy = _policy(MemoryStore(), fp.on(fp.InvalidOutput(schema=Address)).do(fp.Abstain("bad")))
+    outcome, trace = policy.wrap(lambda text: {"number": "12", "street": "Main", "extra": 1}).call_traced("12 Main St")
+    assert isinstance(outcome.value, Address)
+    assert len(renderings) == 2 and renderings[1] is outcome.value
+    assert trace.attempts[0].output == {"number": "12", "street": "Main", "extra": 1}  # the raw output
+    assert trace.output == {"number": "12", "street": "Main"}  # the validated answer
+
+
+def test_every_call_of_a_retried_call_is_rendered_once(renderings):
+    answers = iter([None, "7 Elm Ave"])
+    policy = _policy(MemoryStore(), fp.on(fp.InvalidOutput()).do(fp.Retry(1), fp.Abstain("bad")))
+    outcome, trace = policy.wrap(lambda text: next(answers)).call_traced("7 Elm Ave")
+    assert outcome.value == "7 Elm Ave" and [a.action for a in trace.attempts] == ["call", "retry"]
+    assert renderings == [None, "7 Elm Ave"]
+    assert trace.output is trace.attempts[1].output
+
+
+def test_the_majority_answer_of_samples_is_not_rendered_again(renderings):
+    answers = iter([["a"], ["b"], ["b"]])
+    policy = _policy(MemoryStore(), fp.on(fp.Inconsistent(samples=3, min_agreement=0.6)).do(fp.Abstain("unsure")))
+    outcome, trace = policy.wrap(lambda text: next(answers)).call_traced("x")
+    assert outcome.value == ["b"] and len(renderings) == 3
+    assert trace.output == ["b"] and trace.output is trace.attempts[1].output
+
+
+def test_an_escalated_call_hands_its_ticket_the_attempts_rendering(renderings):
+    store = MemoryStore()
+    policy = _policy(store, fp.on(fp.LowConfidence(below=0.9)).do(fp.Escalate(queue="review")))
+    outcome, trace = policy.wrap(lambda text: fp.Prediction({"n": text}, confidence=0.2)).call_traced("5 Oak Rd")
+    assert isinstance(outcome, fp.Escalated) and len(renderings) == 1
+    assert store.tickets[outcome.ticket_id].output is trace.attempts[0].output
