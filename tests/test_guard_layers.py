@@ -34,9 +34,20 @@ def _imports(path: Path) -> set[str]:
 GRAPH = {name: {target for target in _imports(path) if target.startswith("failpath.guard")} for name, path in MODULES.items()}
 
 
-def test_the_graph_is_read_from_every_kind_of_import():
-    assert "failpath.guard.table" in GRAPH["failpath.guard.lint"]  # a module-level import
-    assert "failpath.guard.text" in GRAPH["failpath.guard.states"]  # an import inside a function
+def test_the_graph_is_read_from_every_kind_of_import(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "import failpath.core\n"
+        "from failpath.guard import text\n"
+        "if TYPE_CHECKING:\n"
+        "    from failpath.guard.policy import Policy\n"
+        "def f():\n"
+        "    from failpath.guard.lint import lint_table\n"
+    )
+    assert _imports(module) == {"failpath.core", "failpath.guard.text", "failpath.guard.policy", "failpath.guard.lint"}
+    assert "failpath.guard.table" in GRAPH["failpath.guard.lint"]
+    assert "failpath.guard.anomaly" in GRAPH["failpath.guard.input_states"]
     assert "failpath.guard.engine" in GRAPH["failpath.guard.policy"]
 
 
@@ -92,7 +103,7 @@ def test_no_generated_code_and_no_class_swapping():
 def test_functions_and_files_stay_short():
     for name, path in MODULES.items():
         text = path.read_text()
-        assert text.count("\n") <= 640, f"{name} has {text.count(chr(10))} lines; split it by job"
+        assert text.count("\n") <= 600, f"{name} has {text.count(chr(10))} lines; split it by job"
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = node.end_lineno - node.lineno + 1
