@@ -25,9 +25,7 @@ log = logging.getLogger("failpath.guard")
 
 def answered(run: Run) -> Resolution:
     """The call answered: ``Answered`` with the kept answer."""
-    return Resolution(
-        Answered(value=run.answer, confidence=run.answer_confidence, degraded=run.degraded, state=run.decided, trace_id=run.trace_id)
-    )
+    return Resolution(Answered(run.answer, run.answer_confidence, run.degraded, state=run.decided, trace_id=run.trace_id))
 
 
 def resolve(run: Run, action: Any, state: str) -> Resolution | None:

@@ -31,11 +31,12 @@ __all__ = ["PolicyTable"]
 _INPUT_PRIORITY = {"empty_input": 0, "injection_suspected": 1, "anomalous_input": 3}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class PolicyTable:
     """A policy's settings and compiled detector lists. Build it with :meth:`compile`.
 
     Each detector list holds ``(detector, rule index)`` pairs; an index points into ``rules``.
+    Compared by identity, like the ``Policy`` it belongs to; ``classify_cache`` is its only mutable part.
     """
 
     name: str
@@ -57,7 +58,7 @@ class PolicyTable:
     budget_index: int | None
     unexpected_index: int
     invalid_index: int | None
-    classify_cache: dict[type, tuple[str, int | None]] = field(default_factory=dict, compare=False, repr=False)
+    classify_cache: dict[type, tuple[str, int | None]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def compile(
