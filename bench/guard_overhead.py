@@ -21,7 +21,7 @@ Variants:
    no schema), low confidence, budget, unexpected.
 3. ``readme+schema``: the same, with ``InvalidOutput(schema=Address)``: a pydantic validation per call.
 4. ``readme+timeout``: the same with ``Timeout(after=2.0)``: a sync system is then called in a worker
-   thread, one thread hop per call.
+   thread, one thread hop per call (printed on its own: this row minus ``readme``).
 5. ``async``: the ``readme`` policy over an ``async def`` system, against the bare ``await``.
 
 ``--against REV`` compares two versions of the guard in one run: REV's ``src/`` is exported with
@@ -218,9 +218,12 @@ def print_one_version(n: int) -> None:
     print(f"guard overhead, {n:,} calls per variant, tracing to SQLite on (median of per-call times)")
     print(f"machine speed now: sum(range(100)) takes {speed:.2f} µs (a reference for comparing runs)")
     print(f"{'variant':<16}{'bare µs':>10}{'guarded µs':>12}{'added µs':>10}{'ratio':>9}{'amortized added µs':>21}")
-    for name, row in measure_all(n).items():
+    results = measure_all(n)
+    for name, row in results.items():
         bare, guarded = row["bare"], row["guarded"]
         print(f"{name:<16}{bare:>10.2f}{guarded:>12.2f}{guarded - bare:>10.2f}{guarded / bare:>8.1f}x{row['amortized']:>21.2f}")
+    hop = results["readme+timeout"]["guarded"] - results["readme"]["guarded"]
+    print(f"the thread hop of a sync Timeout rule (readme+timeout minus readme): {hop:.2f} µs per call")
 
 
 def export_revision(revision: str, into: Path) -> Path:
