@@ -29,9 +29,13 @@ class GuardPolicy(Protocol):
     table: PolicyTable
     _store: StoreHandle  # where traces go unless a guarded system is given another store
 
-    def store_handle(self, store: Any) -> StoreHandle: ...
+    def store_handle(self, store: Any) -> StoreHandle:
+        """A handle on another store (what ``with_store`` uses)."""
+        ...
 
-    def _worker_pool(self) -> DaemonPool: ...
+    def _worker_pool(self) -> DaemonPool:
+        """The worker threads for sync calls under a time limit."""
+        ...
 
 
 def system_name(system: Any, name: str | None) -> str:

@@ -88,6 +88,7 @@ class StoreHandle:
 
 
 def store_key(spec: Any) -> str | None:
+    """What identifies a store opened from ``spec`` (its resolved path, or ``<default>``); None for a ``Store`` object."""
     if spec is None or spec is True:
         return "<default>"
     if isinstance(spec, (str, Path)):
