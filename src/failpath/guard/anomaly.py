@@ -13,6 +13,8 @@ import math
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from failpath.guard.text import canonical_text
+
 __all__ = ["InputScorer", "ProfileScorer", "ConformalScore"]
 
 
@@ -120,8 +122,6 @@ class ProfileScorer:
 
     def fit(self, reference: Sequence[Any]) -> ProfileScorer:
         """Learn the median, spread and 5–95% range of each feature from the reference inputs."""
-        from failpath.guard.text import canonical_text
-
         rows = [profile(canonical_text(value)) for value in reference]
         columns = list(zip(*rows))
         center, spread, typical = [], [], []
@@ -144,8 +144,6 @@ class ProfileScorer:
     def score(self, value: Any, text: str | None = None) -> float:
         """The largest robust z-score of the input's features."""
         if text is None:
-            from failpath.guard.text import canonical_text
-
             text = canonical_text(value)
         if not self._scale:
             raise RuntimeError("ProfileScorer.score called before fit(reference)")
@@ -167,8 +165,6 @@ class ProfileScorer:
     def explain(self, value: Any, text: str | None = None) -> str:
         """The two features farthest from the reference, with the input's value and the reference's range."""
         if text is None:
-            from failpath.guard.text import canonical_text
-
             text = canonical_text(value)
         features = profile(text)
         z = self.zscores(text)
