@@ -10,6 +10,15 @@ scipy is imported inside the functions that need it, so importing this package l
 """
 
 from failpath.stats._inputs import StatsInputError, expand_groups
+from failpath.stats.bounds import (
+    BET_CAP,
+    CaseCounts,
+    MeanBound,
+    case_counts,
+    case_rate_upper_bound,
+    mean_upper_bound,
+    p_value_bounded_mean,
+)
 from failpath.stats.anomaly import Mahalanobis, conformal_p_values, fit_mahalanobis, mahalanobis_squared
 from failpath.stats.confidence import (
     ReliabilityBins,
@@ -40,6 +49,7 @@ from failpath.stats.thresholds import (
     p_value_binomial,
     p_value_hoeffding_bentkus,
     select_threshold,
+    select_threshold_by_case,
     threshold_grid,
 )
 
@@ -68,12 +78,21 @@ __all__ = [
     "binomial_upper_bound",
     "bootstrap_ci",
     "paired_gap",
+    # bounds with the case as the independent unit
+    "MeanBound",
+    "CaseCounts",
+    "BET_CAP",
+    "mean_upper_bound",
+    "p_value_bounded_mean",
+    "case_counts",
+    "case_rate_upper_bound",
     # thresholds with a guarantee
     "ThresholdResult",
     "threshold_grid",
     "p_value_binomial",
     "p_value_hoeffding_bentkus",
     "select_threshold",
+    "select_threshold_by_case",
     # cost-optimal policy
     "ActionCost",
     "BayesCutoffs",
