@@ -35,7 +35,15 @@ from failpath.stats.confidence import (
     risk_coverage,
     selective_risk_at_coverage,
 )
-from failpath.stats.intervals import Gap, Interval, binomial_upper_bound, bootstrap_ci, clopper_pearson, paired_gap
+from failpath.stats.intervals import (
+    FEW_FLIPS,
+    Gap,
+    Interval,
+    binomial_upper_bound,
+    bootstrap_ci,
+    clopper_pearson,
+    paired_gap,
+)
 from failpath.stats.policy import (
     ActionCost,
     BayesCutoffs,
@@ -78,6 +86,7 @@ __all__ = [
     "binomial_upper_bound",
     "bootstrap_ci",
     "paired_gap",
+    "FEW_FLIPS",
     # bounds with the case as the independent unit
     "MeanBound",
     "CaseCounts",
