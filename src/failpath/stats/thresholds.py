@@ -203,6 +203,8 @@ def select_threshold(
     if risk not in ("selective", "joint"):
         raise StatsInputError(f"risk must be 'selective' or 'joint', got {risk!r}")
     thresholds = _checked_grid(grid)
+    if delta is not None:
+        as_probability(delta, "delta")
     if method == "crc":
         if risk != "joint":
             raise StatsInputError(
