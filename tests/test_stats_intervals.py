@@ -225,3 +225,29 @@ def test_bootstrap_ci_refuses_an_undefined_bca_interval():
         st.bootstrap_ci(distinct, np.arange(30.0), seed=0, n_resamples=200)
     interval = st.bootstrap_ci(distinct, np.arange(30.0), seed=0, n_resamples=200, method="percentile")
     assert interval.high < interval.estimate == 30.0
+
+
+def test_paired_gap_takes_each_case_share_of_variants_answered_right():
+    # Several variants per case: chaos_correct is each case's share of variants answered right.
+    clean = np.array([1] * 40 + [0] * 10)
+    share = np.array([35 / 37] * 20 + [1.0] * 20 + [2 / 37] * 10)
+    gap = st.paired_gap(clean, share, seed=4)
+    assert gap.estimate == pytest.approx(np.mean(clean - share))
+    assert gap.flip_rate == pytest.approx(30 / 50) and not gap.widened
+    assert gap.low < gap.estimate < gap.high
+    with pytest.raises(st.StatsInputError, match=r"chaos_correct\[1\] = 1.5: .* share of them answered right"):
+        st.paired_gap([1, 1], [1, 1.5])
+
+
+def test_paired_gap_of_equal_shares_is_widened_to_the_hoeffding_bentkus_interval():
+    from failpath.stats.bounds import _hb_upper_bound
+
+    # Every case lost 2 of its 37 variants: every difference equal, so the bootstrap is a point.
+    n = 40
+    gap = st.paired_gap([1] * n, [35 / 37] * n, seed=0)
+    assert gap.widened and gap.estimate == pytest.approx(2 / 37)
+    broke_upper = float(_hb_upper_bound(np.asarray(n * 2 / 37), np.asarray(n), 0.05 / 4))
+    broke_lower = 1 - float(_hb_upper_bound(np.asarray(n * 35 / 37), np.asarray(n), 0.05 / 4))
+    fixed_upper = float(_hb_upper_bound(np.asarray(0.0), np.asarray(n), 0.05 / 4))
+    assert (gap.low, gap.high) == pytest.approx((broke_lower - fixed_upper, broke_upper))
+    assert gap.low < 2 / 37 < gap.high

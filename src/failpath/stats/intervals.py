@@ -25,9 +25,9 @@ __all__ = [
 _BATCH_ELEMENTS = 2_000_000
 _NORMAL = NormalDist()
 
-#: Below this many flipped cases the bootstrap of the paired gap cannot see the uncertainty it
-#: has not sampled (no flip resamples to no flip), so :func:`paired_gap` widens its interval to
-#: contain the exact one.
+#: Below this many flipped cases (per-case differences other than 0) the bootstrap of the paired
+#: gap cannot see the uncertainty it has not sampled (no flip resamples to no flip), so
+#: :func:`paired_gap` widens its interval to contain an exact one.
 FEW_FLIPS = 10
 
 
@@ -250,29 +250,31 @@ def paired_gap(
 ) -> Gap:
     """The clean-vs-chaos gap: clean accuracy minus accuracy under a perturbation, paired by case.
 
-    ``clean_correct[i]`` and ``chaos_correct[i]`` are the correctness (bool or 0/1) of case ``i``
-    without and with the perturbation. ``estimate = mean(clean) - mean(chaos)`` (positive: the
-    perturbation hurts). The interval is a BCa bootstrap over cases (each resample keeps a case's
-    two outcomes together) of the mean per-case difference ``d_i`` in {-1, 0, 1}.
-    ``flip_rate`` = share of cases whose correctness changed. Needs at least 2 cases.
+    ``clean_correct[i]`` is the correctness (bool or 0/1) of case ``i`` without the perturbation;
+    ``chaos_correct[i]`` its correctness with it, or, when the case has several perturbed variants,
+    the share of them answered right (a number in [0, 1]). ``estimate = mean(clean) - mean(chaos)``
+    (positive: the perturbation hurts). The interval is a BCa bootstrap over cases (each resample
+    keeps a case's two outcomes together) of the mean per-case difference ``d_i`` in [-1, 1].
+    ``flip_rate`` = share of cases whose ``d_i`` is not 0 (with 0/1 values: whose correctness
+    changed). Needs at least 2 cases.
 
     Few flips: a bootstrap cannot show uncertainty it has not sampled (with no flip every resample
     has none, and the interval would be the point ``[0, 0]``), so when fewer than ``FEW_FLIPS``
-    cases flipped the interval is widened to contain the exact one, and ``widened`` is True. The
-    exact interval is ``[L10 - U01, U10 - L01]``, where ``[L10, U10]`` and ``[L01, U01]`` are
-    Clopper–Pearson bounds, each side at ``(1 - confidence) / 4``, for the shares of cases that
-    broke (right -> wrong) and that were fixed (wrong -> right); the gap is their difference, so
-    by the union bound it covers with probability at least ``confidence`` for any sample size.
-    No finite sample gives a zero-width interval.
+    cases have ``d_i != 0``, or every ``d_i`` is the same, the interval is widened to contain an
+    exact one, and ``widened`` is True. The gap is ``E[b] - E[f]`` with ``b_i = max(d_i, 0)`` (broke) and ``f_i = max(-d_i, 0)``
+    (fixed); the exact interval is ``[L_b - U_f, U_b - L_f]`` from one-sided bounds on those two
+    means, each at ``(1 - confidence) / 4``: Clopper–Pearson when every ``d_i`` is -1, 0 or 1,
+    Hoeffding–Bentkus otherwise. By the union bound it covers with probability at least
+    ``confidence`` for any sample size. No finite sample gives a zero-width interval.
 
-    Because ``d_i`` takes three values, a resample is drawn as multinomial counts of those values,
-    which has exactly the distribution of resampling cases with replacement but costs nothing per
-    case; the BCa bias correction and acceleration (jackknife) are the closed forms of the general
-    ones (:func:`bootstrap_ci`) for a mean. In the rare event that BCa is undefined (all resamples
-    on one side of the estimate) the percentile interval is used.
+    A resample is drawn as multinomial counts of the distinct values of ``d_i``, which has exactly
+    the distribution of resampling cases with replacement but costs nothing per case; the BCa bias
+    correction and acceleration (jackknife) are the closed forms of the general ones
+    (:func:`bootstrap_ci`) for a mean. In the rare event that BCa is undefined (all resamples on
+    one side of the estimate) the percentile interval is used.
     """
     clean = as_correct(clean_correct, "clean_correct")
-    chaos = as_correct(chaos_correct, "chaos_correct")
+    chaos = _as_shares(chaos_correct, "chaos_correct")
     if clean.size != chaos.size:
         raise StatsInputError(
             f"clean_correct has {clean.size} cases but chaos_correct has {chaos.size}: "
@@ -283,29 +285,38 @@ def paired_gap(
     level = as_probability(confidence, "confidence")
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
         raise StatsInputError(f"n_resamples must be a positive whole number, got {n_resamples!r}")
-    difference = clean.astype(float) - chaos.astype(float)
+    difference = clean.astype(float) - chaos
     estimate, low, high = _bca_mean_of_few_values(difference, int(n_resamples), level, np.random.default_rng(seed))
-    broke, fixed = int(np.sum(difference > 0)), int(np.sum(difference < 0))
-    widened = broke + fixed < FEW_FLIPS
+    changed = int(np.count_nonzero(difference))
+    widened = changed < FEW_FLIPS or np.ptp(difference) == 0.0
     if widened:
-        exact_low, exact_high = _exact_gap_interval(broke, fixed, clean.size, 1.0 - level)
+        exact_low, exact_high = _exact_gap_interval(difference, 1.0 - level)
         low, high = min(low, exact_low), max(high, exact_high)
     return Gap(
         estimate=estimate,
         low=low,
         high=high,
         n=int(clean.size),
-        flip_rate=float(np.mean(clean != chaos)),
+        flip_rate=changed / clean.size,
         confidence=level,
         widened=widened,
     )
 
 
-def _exact_gap_interval(broke: int, fixed: int, n: int, alpha: float) -> tuple[float, float]:
-    """``[L_broke - U_fixed, U_broke - L_fixed]`` from Clopper–Pearson bounds, each side at ``alpha / 4``."""
-    broke_bounds = clopper_pearson(broke, n, alpha / 2.0)
-    fixed_bounds = clopper_pearson(fixed, n, alpha / 2.0)
-    return broke_bounds.low - fixed_bounds.high, broke_bounds.high - fixed_bounds.low
+def _exact_gap_interval(difference: np.ndarray, alpha: float) -> tuple[float, float]:
+    """``[L_broke - U_fixed, U_broke - L_fixed]``, each one-sided bound at ``alpha / 4``."""
+    n = difference.size
+    broke, fixed = np.maximum(difference, 0.0), np.maximum(-difference, 0.0)
+    if np.all(np.isin(difference, (-1.0, 0.0, 1.0))):
+        broke_bounds = clopper_pearson(int(broke.sum()), n, alpha / 2.0)
+        fixed_bounds = clopper_pearson(int(fixed.sum()), n, alpha / 2.0)
+        return broke_bounds.low - fixed_bounds.high, broke_bounds.high - fixed_bounds.low
+    from failpath.stats.bounds import _hb_upper_bound
+
+    def upper(values: np.ndarray) -> float:
+        return float(_hb_upper_bound(np.asarray(values.sum()), np.asarray(n), alpha / 4.0))
+
+    return (1.0 - upper(1.0 - broke)) - upper(fixed), upper(broke) - (1.0 - upper(1.0 - fixed))
 
 
 def _bca_mean_of_few_values(
@@ -317,8 +328,11 @@ def _bca_mean_of_few_values(
     estimate = float(counts @ distinct) / n
     if distinct.size == 1:
         return estimate, estimate, estimate
-    draws = rng.multinomial(n, counts / n, size=n_resamples)
-    resampled = (draws @ distinct) / n
+    batch = max(1, _BATCH_ELEMENTS // distinct.size)
+    resampled = np.concatenate([
+        (rng.multinomial(n, counts / n, size=min(batch, n_resamples - done)) @ distinct) / n
+        for done in range(0, n_resamples, batch)
+    ])
     # Acceleration: for a mean the jackknife influence values are d_i - mean.
     deviation = distinct - estimate
     acceleration = float(counts @ deviation**3) / 6.0 / float(counts @ deviation**2) ** 1.5
@@ -328,6 +342,27 @@ def _bca_mean_of_few_values(
         quantiles = np.array([tail, 1.0 - tail])
     low, high = np.quantile(resampled, quantiles)
     return estimate, float(low), float(high)
+
+
+def _as_shares(values: Any, name: str) -> np.ndarray:
+    """Per-case correctness as floats in [0, 1]: booleans, 0/1, or a share of variants answered right."""
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise StatsInputError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if array.size == 0:
+        raise StatsInputError(f"{name} is empty: at least one value is needed")
+    try:
+        numbers = array.astype(float)
+    except (TypeError, ValueError):
+        raise StatsInputError(f"{name} must hold booleans, 0/1 or shares in [0, 1], got dtype {array.dtype}") from None
+    bad = ~np.isfinite(numbers) | (numbers < 0.0) | (numbers > 1.0)
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        raise StatsInputError(
+            f"{name}[{index}] = {array[index].item()!r}: give the case's correctness (True/False, 1/0) "
+            "or, with several variants, the share of them answered right (a number in [0, 1])"
+        )
+    return numbers
 
 
 def _counts(k: Any, n: Any) -> tuple[np.ndarray, np.ndarray]:
