@@ -155,6 +155,7 @@ _LEVEL_TAKERS = {
     "cost_optimal_policy(max_risk)": (
         "max_risk", lambda v: st.cost_optimal_policy(_DATA, _RIGHT, _COSTS, max_risk=v, delta=0.1)
     ),
+    "pass_k_lower_bound(confidence)": ("confidence", lambda v: st.pass_k_lower_bound([3, 4], [4, 4], 2, v)),
     "p_value_binomial(max_risk)": ("max_risk", lambda v: st.p_value_binomial(1, 10, v)),
     "p_value_hoeffding_bentkus(max_risk)": ("max_risk", lambda v: st.p_value_hoeffding_bentkus(1, 10, v)),
     "p_value_bounded_mean(max_risk)": ("max_risk", lambda v: st.p_value_bounded_mean(0.1, 10, v)),

@@ -44,6 +44,7 @@ from failpath.stats.intervals import (
     clopper_pearson,
     paired_gap,
 )
+from failpath.stats.passk import PassK, pass_hat_k, pass_k_lower_bound
 from failpath.stats.policy import (
     ActionCost,
     BayesCutoffs,
@@ -102,6 +103,10 @@ __all__ = [
     "p_value_hoeffding_bentkus",
     "select_threshold",
     "select_threshold_by_case",
+    # repeated trials
+    "PassK",
+    "pass_hat_k",
+    "pass_k_lower_bound",
     # cost-optimal policy
     "ActionCost",
     "BayesCutoffs",
