@@ -6,7 +6,12 @@ booleans or 0/1 and an *error* is ``correct == 0``; coverage = answered / n, sel
 errors among answered / answered, joint risk = errors among answered / n. Grouped data
 ``(confidence, count, errors)`` becomes per-item arrays with :func:`expand_groups`.
 
-scipy is imported inside the functions that need it, so importing this package loads numpy only.
+Requests of one case share its difficulty, so wherever a case makes several requests the
+independent unit is the case: :func:`case_rate_upper_bound`, :func:`select_threshold_by_case` and
+:func:`pass_k_lower_bound` give each case one loss in [0, 1] and bound the mean over cases.
+
+``scipy.special`` (exact binomial and Beta functions) is imported inside the functions that need
+it, so importing this package loads numpy only; ``scipy.stats`` is not used.
 """
 
 from failpath.stats._inputs import StatsInputError, expand_groups

@@ -30,7 +30,7 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
-from failpath.stats._inputs import StatsInputError, as_probability
+from failpath.stats._inputs import StatsInputError, as_correct, as_probability
 
 __all__ = [
     "MeanBound",
@@ -141,8 +141,6 @@ def case_counts(case_index: Any, failed: Any) -> CaseCounts:
     cases = np.asarray(case_index)
     if cases.ndim != 1 or cases.size == 0:
         raise StatsInputError(f"case_index must be a non-empty one-dimensional list, got shape {cases.shape}")
-    from failpath.stats._inputs import as_correct
-
     failures = as_correct(failed, "failed")
     if failures.size != cases.size:
         raise StatsInputError(

@@ -7,6 +7,10 @@ at ``delta``. With probability at least ``1 - delta`` over the calibration set, 
 threshold has true risk <= ``max_risk``; the chosen threshold is the lowest certified one (the most
 coverage). When nothing is certified the result says so: threshold ``+inf`` (never answer),
 ``certified=False``, coverage 0. There is no silent fallback.
+
+:func:`select_threshold` counts requests as independent (exact binomial p-values);
+:func:`select_threshold_by_case` treats cases as the independent draws (Hoeffding–Bentkus p-values
+of per-case losses), which is what holds when a case makes several correlated requests.
 """
 
 from __future__ import annotations
