@@ -90,7 +90,7 @@ def p_value_bounded_mean(mean_loss: Any, n: Any, max_risk: float) -> Any:
 
     ``n`` i.i.d. losses in [0, 1] with observed mean ``r``; with ``a = max_risk``:
     ``min(exp(-n * h(min(r, a), a)), e * P[Binomial(n, a) <= ceil(n * r)])`` where
-    ``h(r, a) = r ln(r/a) + (1-r) ln((1-r)/(1-a))`` (Bates et al., 2021, Prop. 3.4). Small values
+    ``h(r, a) = r ln(r/a) + (1-r) ln((1-r)/(1-a))`` (Bates et al., 2021). Small values
     are evidence that the mean is below ``max_risk``. A sum ``n * r`` within floating-point
     rounding (``8 * n`` machine epsilons) of a whole number counts as that number. With ``n == 0``
     it is 1. Accepts arrays (broadcast).
