@@ -77,7 +77,7 @@ def test_betting_bound_rejects_exactly_from_the_bound_up():
     rng = np.random.default_rng(3)
     losses = rng.beta(0.5, 8.0, size=120)
     result = st.mean_upper_bound(losses, 0.9, method="betting")
-    orders = np.random.default_rng(0).permuted(np.tile(np.sort(losses), (BETTING_ORDERS, 1)), axis=1)
+    orders = np.random.default_rng(0).permuted(np.tile(losses, (BETTING_ORDERS, 1)), axis=1)
 
     def mean_capital(m: float) -> float:
         # Brute force, one loss at a time, as the betting bound's definition reads.
@@ -97,9 +97,10 @@ def test_betting_bound_rejects_exactly_from_the_bound_up():
     assert mean_capital(result.bound) >= 10 * (1 - 1e-9)
     assert mean_capital(result.bound - 1e-7) < 10
     assert result.estimate == pytest.approx(losses.mean()) and result.method == "betting"
-    # A function of the losses alone: reordering them (e.g. the cases) cannot move it.
-    assert st.mean_upper_bound(losses[::-1], 0.9, method="betting") == result
-    assert st.mean_upper_bound(rng.permutation(losses), 0.9, method="betting").bound == result.bound
+    # Averaged over 64 reorderings, the order the losses come in hardly moves it (not even sorting).
+    for reordered in (losses[::-1], np.sort(losses), rng.permutation(losses)):
+        moved = st.mean_upper_bound(reordered, 0.9, method="betting").bound
+        assert moved == pytest.approx(result.bound, rel=0.01)
 
 
 def test_betting_is_tighter_than_hb_for_losses_in_the_middle():
@@ -123,7 +124,7 @@ def test_both_bounds_cover_by_simulation():
 
 
 # Widths with one request per case, measured once (see bench/README.md):
-# HB/Clopper–Pearson 1.26–1.29, betting/Clopper–Pearson 1.34–1.67 at these n and rates.
+# HB/Clopper–Pearson 1.26–1.29, betting/Clopper–Pearson 1.33–1.73 at these n and rates.
 @pytest.mark.parametrize("n, k", [(50, 2), (100, 5), (1000, 20), (10000, 300), (200, 100)])
 def test_width_with_one_request_per_case_stays_close_to_the_exact_binomial(n, k):
     losses = np.zeros(n)
@@ -132,7 +133,7 @@ def test_width_with_one_request_per_case_stays_close_to_the_exact_binomial(n, k)
     hb = st.mean_upper_bound(losses, 0.95).bound - k / n
     betting = st.mean_upper_bound(losses, 0.95, method="betting").bound - k / n
     assert 1.0 <= hb / exact <= 1.30
-    assert 1.0 <= betting / exact <= 1.70
+    assert 1.0 <= betting / exact <= 1.75
 
 
 def test_case_counts_and_case_rate_bound():

@@ -11,10 +11,11 @@ independent, bounded losses. Two finite-sample bounds are offered:
 * ``"betting"``: the betting bound of Waudby-Smith and Ramdas (2023), "Estimating means of bounded
   random variables by betting": a capital process ``prod(1 + bet_i * (m - loss_i))`` with
   predictable plug-in bets tuned for ``n`` losses and capped at ``BET_CAP``. A candidate mean
-  ``m`` is rejected when the final capital, averaged over ``BETTING_ORDERS`` seeded orderings of
-  the losses, reaches ``1 / (1 - confidence)`` (Markov's inequality: each ordering's capital is an
-  e-value, and so is their average). The averaging makes the bound a function of the losses
-  alone, not of the order they came in. It adapts to the losses' variance, so it is tighter than
+  ``m`` is rejected when the final capital, averaged over ``BETTING_ORDERS`` seeded reorderings of
+  the losses, reaches ``1 / (1 - confidence)`` (Markov's inequality: each reordering's capital is
+  an e-value, and so is their average). Pass the losses in an order fixed before they were seen
+  (e.g. by case id, as :func:`case_counts` does), never sorted by value; the averaging makes the
+  bound depend little on that order. It adapts to the losses' variance, so it is tighter than
   Hoeffding–Bentkus when the losses sit in the middle of [0, 1]; for rare 0/1 failures it is
   wider.
 
@@ -115,9 +116,9 @@ def mean_upper_bound(
     ``method="hoeffding_bentkus"`` (default): the smallest ``a`` whose Hoeffding–Bentkus p-value
     (:func:`p_value_bounded_mean`) is at most ``1 - confidence``; it depends on the losses only
     through their sum, and for 0/1 losses it is never below the exact (Clopper–Pearson) bound.
-    ``method="betting"``: the Waudby-Smith–Ramdas betting bound (see the module docstring); it
-    depends on the order of the losses. Both are exact to about 1e-15 (found by bisection), and
-    equal 1 when every loss is 1.
+    ``method="betting"``: the Waudby-Smith–Ramdas betting bound (see the module docstring); pass
+    the losses in an order fixed in advance (e.g. by case id), never sorted by value. Both are
+    found by bisection to about 1e-15 (rounded up), and equal 1 when every loss is 1.
     """
     level = as_probability(confidence, "confidence")
     values = _as_losses(losses)
@@ -222,12 +223,13 @@ def _smallest_rejected(rejected: Callable[[np.ndarray], np.ndarray], low: np.nda
 
 
 def _betting_upper_bound(losses: np.ndarray, delta: float) -> float:
-    """Waudby-Smith–Ramdas betting upper bound at level ``1 - delta``, free of the losses' order."""
+    """Waudby-Smith–Ramdas betting upper bound at level ``1 - delta``, averaged over reorderings."""
     n = losses.size
-    # Each ordering's final capital is an e-value (expectation <= 1 under the null), and so is
-    # their average; fixed, seeded orderings of the sorted losses make the bound a function of the
-    # losses alone, so reordering the cases cannot move it.
-    orders = np.random.default_rng(0).permuted(np.tile(np.sort(losses), (BETTING_ORDERS, 1)), axis=1)
+    # Fixed, seeded reorderings of i.i.d. losses are i.i.d. again, so each one's final capital is
+    # an e-value (expectation <= 1 under the null), and so is their average. (Sorting the losses
+    # first would make the bound ignore their order entirely, but a fixed reordering of sorted
+    # values is no longer i.i.d., and the guarantee would hold only on average over seeds.)
+    orders = np.random.default_rng(0).permuted(np.tile(losses, (BETTING_ORDERS, 1)), axis=1)
     steps = np.arange(1, n + 1)
     # Predictable plug-in (PrPl) bets tuned for a fixed n: regularised running mean and variance,
     # each starting from one fake observation (mean 1/2, variance 1/4), using only earlier losses.
