@@ -31,7 +31,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from failpath.core import Attempt, Trace  # noqa: E402
-from failpath.store.sqlite import _INSERT_STATE, _INSERT_TRACE, SQLiteStore, _row_to_trace, _trace_rows  # noqa: E402
+from failpath.store.records import row_to_trace, trace_rows  # noqa: E402
+from failpath.store.sqlite import SQLiteStore  # noqa: E402
+from failpath.store.sqlite.connections import INSERT_STATE, INSERT_TRACE  # noqa: E402
 
 POLICIES = ("addresses", "invoices", "support")
 STATES = ("timeout", "low_confidence", "invalid_output", "injection_suspected", "provider_error")
@@ -81,7 +83,7 @@ def bench_writes(n: int, folder: Path) -> None:
     rows, state_rows = [], []
     t0 = time.perf_counter()
     for trace in traces:
-        row, states = _trace_rows(trace)
+        row, states = trace_rows(trace)
         rows.append(row)
         state_rows.extend(states)
     serialize = time.perf_counter() - t0
@@ -90,8 +92,8 @@ def bench_writes(n: int, folder: Path) -> None:
     connection.execute("PRAGMA synchronous = NORMAL")
     t0 = time.perf_counter()
     connection.execute("BEGIN")
-    connection.executemany(_INSERT_TRACE, rows)
-    connection.executemany(_INSERT_STATE, state_rows)
+    connection.executemany(INSERT_TRACE, rows)
+    connection.executemany(INSERT_STATE, state_rows)
     connection.execute("COMMIT")
     baseline = time.perf_counter() - t0
     connection.close()
@@ -174,7 +176,7 @@ def bench_state_filter(m: int, folder: Path, keep: Path | None = None) -> None:
         last_hour = 1_700_000_000.0 + m * 0.01 - 3600
         t_rare, rare_page = timed(lambda: store.query_traces(state="inconsistent", limit=100))
         t_rare_scan, _ = timed(
-            lambda: [_row_to_trace(row) for row in connection.execute(scan_page, ("inconsistent",))], repeat=2
+            lambda: [row_to_trace(row) for row in connection.execute(scan_page, ("inconsistent",))], repeat=2
         )
         t_window, n_window = timed(lambda: store.count_traces(state="timeout", since=last_hour))
         t_scan, n_scan = timed(
@@ -185,7 +187,7 @@ def bench_state_filter(m: int, folder: Path, keep: Path | None = None) -> None:
             repeat=2,
         )
         t_scan_page, _ = timed(
-            lambda: [_row_to_trace(row) for row in connection.execute(scan_page, ("timeout",))], repeat=2
+            lambda: [row_to_trace(row) for row in connection.execute(scan_page, ("timeout",))], repeat=2
         )
         connection.close()
     assert n_scan == n_timeout and len(page) == min(100, n_timeout)
@@ -232,7 +234,7 @@ def bench_thread_reads(folder: Path, threads: int = 4, reads: int = 5_000) -> No
             local.connection = connection
             barrier.wait()
             for _ in range(reads):
-                _row_to_trace(connection.execute(sql, (rng.choice(ids),)).fetchone())
+                row_to_trace(connection.execute(sql, (rng.choice(ids),)).fetchone())
             connection.close()
 
         shared = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -245,7 +247,7 @@ def bench_thread_reads(folder: Path, threads: int = 4, reads: int = 5_000) -> No
             for _ in range(reads):
                 with lock:
                     row = shared.execute(sql, (rng.choice(ids),)).fetchone()
-                _row_to_trace(row)
+                row_to_trace(row)
 
         def through_store(barrier, k):
             rng = random.Random(k)

@@ -438,21 +438,6 @@ def test_with_store_reuses_one_store_per_path(tmp_path):
         store.close()
 
 
-def test_records_are_built_on_the_fast_path_and_equal_ordinary_ones():
-    from failpath.core import Attempt, Trace
-    from failpath.guard import engine
-
-    assert engine._new_attempt.fast and engine._new_answered.fast and engine._new_trace.fast
-    assert engine._new_attempt(1, "call", "s", None, None, "x", 0.5, 1.0, {}) == Attempt(
-        number=1, action="call", system="s", output="x", confidence=0.5, latency_ms=1.0
-    )
-    assert engine._new_answered("timeout", "t", 3, 0.9, True) == fp.Answered(value=3, confidence=0.9, degraded=True, state="timeout", trace_id="t")
-    built = engine._new_trace("t", 1.0, "p", "d", "pv", "answered", None, None, None, (), (), None, (), False, 0.0, None, {}, {})
-    assert built == Trace(trace_id="t", time=1.0, policy="p", input_digest="d", input_preview="pv", outcome="answered")
-    slow = engine._frozen_builder(Attempt, ("number", "action"))  # wrong field list: ordinary constructor
-    assert not slow.fast and slow(2, "retry") == Attempt(number=2, action="retry")
-
-
 def test_keyboard_interrupt_propagates_from_the_timeout_worker(store):
     policy = make_policy(store, fp.on(fp.Timeout(after=1.0)).do(fp.Abstain("slow")), fp.on(fp.ProviderError()).do(fp.Abstain("down")))
     for exc in (KeyboardInterrupt, SystemExit):
@@ -465,9 +450,9 @@ def test_keyboard_interrupt_propagates_from_the_timeout_worker(store):
 
 def test_trace_outcome_names_match_the_core_kinds(store):
     from failpath.core import _KIND
-    from failpath.guard import engine
+    from failpath.guard import tracing
 
-    assert engine._KIND_OF == _KIND
+    assert tracing.KIND_OF == _KIND
 
 
 def test_usage_on_a_failed_call_counts_toward_the_budget(store):

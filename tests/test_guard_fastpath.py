@@ -11,7 +11,7 @@ import pytest
 
 import failpath as fp
 from failpath.core import Attempt, Trace
-from failpath.guard import engine
+from failpath.guard import guarded, run, trace_ids
 from failpath.guard.text import jsonable
 from test_guard_support import MemoryStore
 
@@ -46,7 +46,7 @@ def test_clean_calls_trace_exactly_as_the_general_path(name, raw_inputs, monkeyp
     inputs = ["123 Main St, call +1 (555) 123-4567 or a@b.example", "x", "7 Elm Ave"]
     fast = _policy(fast_store, *rules, store_raw_inputs=raw_inputs).wrap(SYSTEMS[name])
     fast_results = [fast.call_traced(text) for text in inputs]
-    monkeypatch.setattr(engine._Run, "is_clean", lambda self: False)  # every call through the general trace()
+    monkeypatch.setattr(run.Run, "is_clean", lambda self: False)  # every call through the general trace()
     slow = _policy(slow_store, *rules, store_raw_inputs=raw_inputs).wrap(SYSTEMS[name])
     slow_results = [slow.call_traced(text) for text in inputs]
     for (fast_outcome, fast_trace), (slow_outcome, slow_trace) in zip(fast_results, slow_results):
@@ -61,48 +61,21 @@ async def test_async_clean_call_traces_as_the_general_path(monkeypatch):
         return fp.Prediction(text, confidence=0.8)
 
     first = await _policy(MemoryStore()).wrap(system).call_traced("1 Oak Rd")
-    monkeypatch.setattr(engine._Run, "is_clean", lambda self: False)
+    monkeypatch.setattr(run.Run, "is_clean", lambda self: False)
     second = await _policy(MemoryStore()).wrap(system).call_traced("1 Oak Rd")
     assert _comparable(first[1]) == _comparable(second[1])
     assert first[1].outcome == "answered" and first[1].attempts[0].confidence == 0.8
 
 
 def test_a_trace_that_cannot_be_built_directly_is_built_by_the_general_path(monkeypatch):
-    def broken(self, outcome):
+    def broken(run, outcome):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(engine._Run, "clean_trace", broken)
+    monkeypatch.setattr(guarded, "clean_trace", broken)
     store = MemoryStore()
     outcome, trace = _policy(store).wrap(lambda text: text).call_traced("9 Pine St")
     assert outcome.value == "9 Pine St" and trace.outcome == "answered" and trace.attempts[0].output == "9 Pine St"
     assert store.traces == [trace]
-
-
-# --------------------------------------------------------------------------- records
-
-
-def test_trace_and_attempt_records_use_the_twin_class_and_equal_ordinary_ones():
-    assert engine._new_trace.method == "twin" and engine._new_attempt.method == "twin"
-    assert engine._new_answered.method == "slots"  # its slots are split over Outcome and Answered
-    built = engine._new_attempt(2, "retry", "s", "timeout", "E", {"a": 1}, 0.5, 3.0, {"input_tokens": 1.0})
-    assert type(built) is Attempt
-    assert built == Attempt(number=2, action="retry", system="s", state="timeout", error="E", output={"a": 1},
-                            confidence=0.5, latency_ms=3.0, usage={"input_tokens": 1.0})
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        built.number = 3  # type: ignore[misc]
-
-
-def test_a_class_with_another_layout_gets_the_slot_builder():
-    @dataclasses.dataclass(frozen=True, slots=True)
-    class Base:
-        a: int = 0
-
-    @dataclasses.dataclass(frozen=True, slots=True)
-    class Child(Base):
-        b: int = 0
-
-    build = engine._frozen_builder(Child, ("a", "b"))
-    assert build.method == "slots" and build(1, 2) == Child(1, 2) and type(build(1, 2)) is Child
 
 
 # --------------------------------------------------------------------------- trace ids
@@ -113,7 +86,7 @@ def test_trace_ids_are_unique_hex_across_threads():
     lock = threading.Lock()
 
     def make() -> None:
-        mine = [engine._next_trace_id() for _ in range(5000)]
+        mine = [trace_ids.next_trace_id() for _ in range(5000)]
         with lock:
             ids.extend(mine)
 
@@ -128,7 +101,7 @@ def test_trace_ids_are_unique_hex_across_threads():
 
 
 def test_a_reseeded_source_does_not_repeat_the_ids_of_the_first():
-    source = engine._TraceIds()
+    source = trace_ids.TraceIds()
     first = [source.next() for _ in range(1000)]
     source.reseed()
     assert not set(first) & {source.next() for _ in range(1000)}
@@ -140,14 +113,14 @@ def test_a_forked_child_makes_ids_of_its_own():
     pid = os.fork()
     if pid == 0:  # the child: its next ids, then exit at once
         try:
-            os.write(write, " ".join(engine._next_trace_id() for _ in range(50)).encode())
+            os.write(write, " ".join(trace_ids.next_trace_id() for _ in range(50)).encode())
         finally:
             os._exit(0)
     os.close(write)
     with os.fdopen(read) as pipe:
         child = set(pipe.read().split())
     os.waitpid(pid, 0)
-    parent = {engine._next_trace_id() for _ in range(50)}
+    parent = {trace_ids.next_trace_id() for _ in range(50)}
     assert len(child) == 50 and not child & parent
 
 
@@ -191,3 +164,72 @@ async def test_async_first_call_failing_goes_the_general_way():
     outcome, trace = await policy.wrap(system).call_traced("5 Elm St")
     assert outcome.value == "5 ELM ST" and trace.states == ("provider_error",) and trace.actions == ("retry",)
     assert [a.action for a in trace.attempts] == ["call", "retry"] and trace.attempts[0].error.startswith("ProviderFailure")
+
+
+# --------------------------------------------------------------------------- one rendering per output
+
+
+@pytest.fixture
+def renderings(monkeypatch):
+    """Every value the guard renders JSON-safe during a call, in order."""
+    from failpath.guard import decide, tracing
+
+    seen: list = []
+
+    def counting(value):
+        seen.append(value)
+        return jsonable(value)
+
+    monkeypatch.setattr(decide, "jsonable", counting)
+    monkeypatch.setattr(tracing, "jsonable", counting)
+    return seen
+
+
+def test_a_clean_answer_is_rendered_once_for_its_attempt_and_its_trace(renderings):
+    output = {"number": "12", "street": "Main"}
+    outcome, trace = _policy(MemoryStore()).wrap(lambda text: fp.Prediction(dict(output), confidence=0.9)).call_traced("12 Main St")
+    assert len(renderings) == 1
+    assert trace.output == output and trace.output is trace.attempts[0].output  # one rendering, shared
+    assert type(trace) is Trace and type(trace.attempts[0]) is Attempt and type(outcome) is fp.Answered
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        trace.output = None  # type: ignore[misc]
+
+
+def test_a_schema_answer_renders_the_raw_output_and_the_model_once_each(renderings):
+    from pydantic import BaseModel
+
+    class Address(BaseModel):
+        number: str
+        street: str
+
+    policy = _policy(MemoryStore(), fp.on(fp.InvalidOutput(schema=Address)).do(fp.Abstain("bad")))
+    outcome, trace = policy.wrap(lambda text: {"number": "12", "street": "Main", "extra": 1}).call_traced("12 Main St")
+    assert isinstance(outcome.value, Address)
+    assert len(renderings) == 2 and renderings[1] is outcome.value
+    assert trace.attempts[0].output == {"number": "12", "street": "Main", "extra": 1}  # the raw output
+    assert trace.output == {"number": "12", "street": "Main"}  # the validated answer
+
+
+def test_every_call_of_a_retried_call_is_rendered_once(renderings):
+    answers = iter([None, "7 Elm Ave"])
+    policy = _policy(MemoryStore(), fp.on(fp.InvalidOutput()).do(fp.Retry(1), fp.Abstain("bad")))
+    outcome, trace = policy.wrap(lambda text: next(answers)).call_traced("7 Elm Ave")
+    assert outcome.value == "7 Elm Ave" and [a.action for a in trace.attempts] == ["call", "retry"]
+    assert renderings == [None, "7 Elm Ave"]
+    assert trace.output is trace.attempts[1].output
+
+
+def test_the_majority_answer_of_samples_is_not_rendered_again(renderings):
+    answers = iter([["a"], ["b"], ["b"]])
+    policy = _policy(MemoryStore(), fp.on(fp.Inconsistent(samples=3, min_agreement=0.6)).do(fp.Abstain("unsure")))
+    outcome, trace = policy.wrap(lambda text: next(answers)).call_traced("x")
+    assert outcome.value == ["b"] and len(renderings) == 3
+    assert trace.output == ["b"] and trace.output is trace.attempts[1].output
+
+
+def test_an_escalated_call_hands_its_ticket_the_attempts_rendering(renderings):
+    store = MemoryStore()
+    policy = _policy(store, fp.on(fp.LowConfidence(below=0.9)).do(fp.Escalate(queue="review")))
+    outcome, trace = policy.wrap(lambda text: fp.Prediction({"n": text}, confidence=0.2)).call_traced("5 Oak Rd")
+    assert isinstance(outcome, fp.Escalated) and len(renderings) == 1
+    assert store.tickets[outcome.ticket_id].output is trace.attempts[0].output

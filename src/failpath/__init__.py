@@ -35,9 +35,9 @@ from failpath.core import (
     TicketNotFound,
     TicketStatus,
     Trace,
+    __version__,
 )
 
-__version__ = "0.1.0"
 
 # name -> module that defines it. Each part of the package lists its public names here.
 _LAZY: dict[str, str] = {

@@ -13,12 +13,9 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from typing import Any, Callable, Literal, Protocol, Sequence
 
 from failpath.core import Case
-
-if TYPE_CHECKING:  # pragma: no cover
-    from failpath.chaos.faults import Fault
 
 __all__ = [
     "Family",
@@ -28,6 +25,7 @@ __all__ = [
     "Variant",
     "NotApplicable",
     "Perturbation",
+    "SystemFault",
     "is_token_aligned",
     "derive_rng",
     "derive_seed",
@@ -90,6 +88,20 @@ class Edit:
         return out
 
 
+class SystemFault(Protocol):
+    """What a fault variant carries: something that makes a system misbehave when it wraps it.
+
+    :class:`failpath.chaos.faults.Fault` is the one implementation; it is named here by what it does so
+    that this module, which ``faults`` builds on, needs nothing from ``faults``.
+    """
+
+    name: str
+
+    def wrap(self, system: Callable[..., Any], seed: int = 0) -> Callable[..., Any]:
+        """``system`` misbehaving on some of its calls, chosen by ``seed``."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Variant:
     """A perturbed case: the input to send, the expected answer under the contract, and what changed.
@@ -107,7 +119,7 @@ class Variant:
     edits: tuple[Edit, ...]
     case_id: str = ""
     index: int = 0
-    fault: "Fault | None" = None
+    fault: SystemFault | None = None
 
     @property
     def id(self) -> str:

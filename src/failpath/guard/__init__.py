@@ -13,16 +13,14 @@ from __future__ import annotations
 from failpath.guard.actions import Abstain, Action, ClarifyAction, Default, Escalate, Fallback, Raise, Retry
 from failpath.guard.anomaly import InputScorer, ProfileScorer, ToleratedReference, tolerated_reference
 from failpath.guard.engine import AsyncGuardedSystem, GuardedSystem
+from failpath.guard.input_states import AnomalousInput, EmptyInput, InjectionSuspected
 from failpath.guard.lint import Finding, LintResult
 from failpath.guard.ngram import NgramScorer
 from failpath.guard.policy import Budget, On, Policy, Rule, on
 from failpath.guard.states import (
-    AnomalousInput,
     BudgetExceeded,
-    EmptyInput,
     FailureState,
     Inconsistent,
-    InjectionSuspected,
     InvalidOutput,
     LowConfidence,
     ProviderError,

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from failpath.guard.text import canonical_text
+
 __all__ = [
     "InputScorer",
     "ProfileScorer",
@@ -147,8 +149,6 @@ class ProfileScorer:
 
     def fit(self, reference: Sequence[Any]) -> ProfileScorer:
         """Learn the median, spread and 5–95% range of each feature from the reference inputs."""
-        from failpath.guard.text import canonical_text
-
         rows = [profile(canonical_text(value)) for value in reference]
         columns = list(zip(*rows))
         center, spread, typical = [], [], []
@@ -171,8 +171,6 @@ class ProfileScorer:
     def score(self, value: Any, text: str | None = None) -> float:
         """The largest robust z-score of the input's features."""
         if text is None:
-            from failpath.guard.text import canonical_text
-
             text = canonical_text(value)
         if not self._scale:
             raise RuntimeError("ProfileScorer.score called before fit(reference)")
@@ -194,8 +192,6 @@ class ProfileScorer:
     def explain(self, value: Any, text: str | None = None) -> str:
         """The two features farthest from the reference, with the input's value and the reference's range."""
         if text is None:
-            from failpath.guard.text import canonical_text
-
             text = canonical_text(value)
         features = profile(text)
         z = self.zscores(text)

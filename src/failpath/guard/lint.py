@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from failpath.core import STATES
 from failpath.guard.actions import ClarifyAction, Escalate, Fallback, Retry
+from failpath.guard.states import Timeout
+from failpath.guard.table import PolicyTable
 
-if TYPE_CHECKING:
-    from failpath.guard.policy import Policy
-
-__all__ = ["Finding", "LintResult", "lint_policy", "SEVERITIES"]
+__all__ = ["Finding", "LintResult", "lint_table", "SEVERITIES"]
 
 #: Severities, worst first. ``error`` and ``warning`` make a policy not ``ok``; ``note`` is information.
 SEVERITIES: tuple[str, ...] = ("error", "warning", "note")
@@ -133,11 +132,11 @@ _WHAT_HAPPENS = {
 }
 
 
-def lint_policy(policy: Policy) -> LintResult:
-    """Lint ``policy`` (what ``policy.lint()`` calls)."""
+def lint_table(policy: PolicyTable, *, store_disabled: bool) -> LintResult:
+    """Lint a compiled policy (what ``policy.lint()`` calls); ``store_disabled``: the policy has ``store=False``."""
     findings: list[Finding] = []
     rules = policy.rules
-    has_budget = policy.max_attempts is not None or policy.deadline is not None or policy.budget is not None
+    has_budget = policy.has_budget
     present = {rule.state.name for rule in rules}
     catch_all = any(getattr(rule.state, "catch_all", False) for rule in rules)
 
@@ -173,23 +172,21 @@ def lint_policy(policy: Policy) -> LintResult:
             findings.append(
                 Finding("rule-never-fires", "warning", f"{label} can never fire: the policy sets no max_attempts, deadline or budget", rule=j, state=rule.state.name)
             )
-        from failpath.guard.states import Timeout
-
         if isinstance(rule.state, Timeout) and rule.state.after is None:
             findings.append(
                 Finding("timeout-without-after", "note", "Timeout() without after= only claims timeouts the system raises; nothing cuts a slow call", rule=j, state="timeout")
             )
-        _lint_chain(policy, j, rule, label, findings)
+        _lint_chain(store_disabled, j, rule, label, findings)
 
     order = {s: k for k, s in enumerate(SEVERITIES)}
     findings.sort(key=lambda f: (order[f.severity], f.rule or 0))
     return LintResult(policy=policy.name, findings=tuple(findings), handled=policy.handled_states(), waived=dict(policy.waived))
 
 
-def _lint_chain(policy: Policy, number: int, rule: Any, label: str, findings: list[Finding]) -> None:
+def _lint_chain(store_disabled: bool, number: int, rule: Any, label: str, findings: list[Finding]) -> None:
     state = rule.state
     for k, action in enumerate(rule.actions):
-        if isinstance(action, Escalate) and policy._store.disabled:
+        if isinstance(action, Escalate) and store_disabled:
             findings.append(
                 Finding(
                     "escalate-without-store", "error",

@@ -1,9 +1,13 @@
-"""The store interface. Backends implement every method; nothing outside ``failpath.store`` writes SQL."""
+"""The store interface. Backends implement every method; nothing outside ``failpath.store`` writes SQL.
+
+This module imports no backend: :func:`failpath.store.open_store` (in :mod:`failpath.store.opening`)
+chooses one, and a backend builds on :class:`~failpath.store.queued.QueuedStore`, a ``Store``.
+"""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -131,9 +135,3 @@ class Store(abc.ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def open_store(path: str | Path | None = None, **options: Any) -> Store:
-    """Open (creating if needed) the store at ``path`` (default ``.failpath/failpath.db``)."""
-    from failpath.store.sqlite import SQLiteStore
-
-    return SQLiteStore(Path(path) if path is not None else DEFAULT_STORE_PATH, **options)

@@ -21,6 +21,8 @@ from typing import Any
 
 from failpath.core import StoreError, Trace
 from failpath.store.base import Store
+from failpath.store.records import row_to_trace
+from failpath.store.values import ProductionSample
 
 __all__ = [
     "TraceFilter",
@@ -88,12 +90,6 @@ def _reading(store: Store) -> Iterator[sqlite3.Connection]:
         yield connection
 
 
-def _to_trace(row: sqlite3.Row) -> Trace:
-    from failpath.store.sqlite import _row_to_trace
-
-    return _row_to_trace(row)
-
-
 # --------------------------------------------------------------------------- following new traces
 
 
@@ -113,7 +109,7 @@ def last_traces(store: Store, where: TraceFilter, count: int) -> tuple[list[Trac
         ).fetchall()
         cursor = int(connection.execute("SELECT coalesce(max(id), 0) FROM traces").fetchone()[0])
         connection.execute("COMMIT")
-    return [_to_trace(row) for row in reversed(rows)], cursor
+    return [row_to_trace(row) for row in reversed(rows)], cursor
 
 
 def traces_after(store: Store, cursor: int, where: TraceFilter, *, limit: int = 1000) -> tuple[list[Trace], int]:
@@ -130,7 +126,7 @@ def traces_after(store: Store, cursor: int, where: TraceFilter, *, limit: int = 
         else:
             new_cursor = int(connection.execute("SELECT coalesce(max(id), 0) FROM traces").fetchone()[0])
         connection.execute("COMMIT")
-    return [_to_trace(row) for row in rows], max(new_cursor, int(cursor))
+    return [row_to_trace(row) for row in rows], max(new_cursor, int(cursor))
 
 
 # --------------------------------------------------------------------------- statistics
@@ -243,10 +239,8 @@ def _state_counts(
     return [(r[0], r[1], r[2]) for r in connection.execute(sql, [*bucket_params, *params])]
 
 
-def drift_sample(store: Store, *, policy: str, since: float | None, until: float | None) -> Any:
-    """The :class:`~failpath.watch.driftcheck.ProductionSample` of one policy's traces in a window."""
-    from failpath.watch.driftcheck import ProductionSample
-
+def drift_sample(store: Store, *, policy: str, since: float | None, until: float | None) -> ProductionSample:
+    """The :class:`~failpath.store.values.ProductionSample` of one policy's traces in a window."""
     where = TraceFilter(policy=policy, since=since, until=until)
     clause, params = where.where()
     with _reading(store) as connection:

@@ -43,7 +43,8 @@ def user_errors() -> Iterator[None]:
 @contextlib.contextmanager
 def existing_store(path: Path | None) -> Iterator[Any]:
     """Open the store at ``path`` for a command that reads it; a missing file is an error, not a new store."""
-    from failpath.store.base import DEFAULT_STORE_PATH, open_store
+    from failpath.store.base import DEFAULT_STORE_PATH
+    from failpath.store.opening import open_store
 
     where = Path(path) if path is not None else DEFAULT_STORE_PATH
     if not where.exists():

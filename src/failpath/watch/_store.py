@@ -18,7 +18,7 @@ def using_store(store: StoreLike) -> Iterator[Store]:
     if isinstance(store, Store):
         yield store
         return
-    from failpath.store.base import open_store
+    from failpath.store.opening import open_store
 
     opened = open_store(store)
     try:

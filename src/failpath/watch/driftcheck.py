@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from failpath.core import OUTCOME_KINDS, ConfigError, FailpathError
+from failpath.store.values import ProductionSample  # defined by the store, which reads it; public here
 
 __all__ = [
     "DriftThresholds",
@@ -105,17 +106,6 @@ class DriftFigure:
     def tested(self) -> bool:
         """False when there was not enough data on one side to run the test."""
         return self.p_value is not None
-
-
-@dataclasses.dataclass(frozen=True)
-class ProductionSample:
-    """What :func:`drift` reads from the traces of one policy in one window."""
-
-    n: int
-    answered: int
-    outcome_counts: Mapping[str, int]
-    state_counts: Mapping[str, int]  # calls on which each failure state was detected
-    confidences: Sequence[float]  # the system's raw confidence on its first call, where it reported one
 
 
 @dataclasses.dataclass(frozen=True)

@@ -67,7 +67,7 @@ class OTelExporter:
         span_name: str = "failpath {policy}",
     ) -> None:
         otel_trace = _import_otel_trace()
-        from failpath import __version__
+        from failpath.core import __version__
 
         self._otel_trace = otel_trace
         self._tracer = otel_trace.get_tracer("failpath", __version__, tracer_provider=tracer_provider)

@@ -1,0 +1,115 @@
+"""The actions that end a call: each turns a run into its outcome (or the exception ``Raise`` raises).
+
+``Clarify``, ``Escalate``, ``Abstain``, ``Default`` and ``Raise``; plus the two ways a call ends with no
+action to take: it answered, or nothing resolved it (the last resort), and the safety net for an
+error of failpath's own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from failpath.core import Abstained, Answered, Clarify, Defaulted, Escalated, Ticket
+from failpath.guard.actions import Abstain, ClarifyAction, Default, Escalate, Raise
+from failpath.guard.run import Run, describe_error
+from failpath.guard.steps import Resolution
+from failpath.guard.text import preview
+from failpath.guard.trace_ids import next_trace_id
+
+__all__ = ["answered", "resolve", "last_resort", "internal_error"]
+
+log = logging.getLogger("failpath.guard")
+
+
+def answered(run: Run) -> Resolution:
+    """The call answered: ``Answered`` with the kept answer."""
+    return Resolution(Answered(run.answer, run.answer_confidence, run.degraded, state=run.decided, trace_id=run.trace_id))
+
+
+def resolve(run: Run, action: Any, state: str) -> Resolution | None:
+    """End the call with a terminal action; None when the action could not resolve it."""
+    trace_id = run.trace_id
+    if isinstance(action, Default):
+        run.actions.append("default")
+        run.set_detail("reason", action.reason)
+        return Resolution(Defaulted(value=action.value, reason=action.reason, state=state, trace_id=trace_id))
+    if isinstance(action, Abstain):
+        run.actions.append("abstain")
+        run.set_detail("reason", action.reason)
+        return Resolution(Abstained(reason=action.reason, state=state, trace_id=trace_id))
+    if isinstance(action, ClarifyAction):
+        run.actions.append("clarify")
+        try:
+            question = action.ask(run.value)
+        except Exception as exc:
+            run.note(f"clarify: the question function raised {type(exc).__name__}: {exc}")
+            return None
+        run.set_detail("question", question)
+        return Resolution(Clarify(question=question, state=state, trace_id=trace_id))
+    if isinstance(action, Escalate):
+        run.actions.append("escalate")
+        ticket_id = _open_ticket(run, action, state)
+        if ticket_id is None:
+            return None
+        run.ticket_id = ticket_id
+        run.set_detail("queue", action.queue)
+        return Resolution(Escalated(ticket_id=ticket_id, queue=action.queue, state=state, trace_id=trace_id))
+    if isinstance(action, Raise):
+        run.actions.append("raise")
+        message = f"{run.table.name}: {state}"
+        why = (run.explanations or {}).get(state)
+        if isinstance(why, str):
+            message += f": {why}"
+        return Resolution(None, exception=action.make(message), cause=run.last_error)
+    raise AssertionError(f"unknown action {action!r}")
+
+
+def _open_ticket(run: Run, action: Escalate, state: str) -> str | None:
+    """Open the review ticket of an ``Escalate``: its id, or None (noted) when there is no store to keep it."""
+    store = run.store.get()
+    if store is None:
+        run.note(f"escalate to {action.queue!r}: no store to keep the ticket in (Policy(store=False)?)")
+        return None
+    created = time.time()
+    ticket = Ticket(
+        ticket_id=next_trace_id(),  # 32 hex digits, never repeated, without a system call
+        queue=action.queue,
+        created=created,
+        policy=run.table.name,
+        trace_id=run.trace_id,
+        input_preview=preview(run.text),
+        input_raw=run.text if run.table.store_raw_inputs else None,
+        output=run.last_output,
+        confidence=run.last_confidence,
+        state=state,
+        deadline=None if action.deadline is None else created + action.deadline,
+        default=action.default,
+    )
+    try:
+        return store.create_ticket(ticket)
+    except Exception as exc:
+        run.note(f"escalate to {action.queue!r}: the store refused the ticket ({type(exc).__name__}: {exc})")
+        return None
+
+
+def last_resort(run: Run, state: str) -> Resolution:
+    """The rule on unexpected ran out of actions: abstain, and say so in the trace."""
+    reason = "no action of the policy resolved the call"
+    run.actions.append("abstain")
+    run.note("the rule on unexpected ran out of actions; abstained")
+    run.set_detail("reason", reason)
+    return Resolution(Abstained(reason=reason, state=state, trace_id=run.trace_id))
+
+
+def internal_error(run: Run, exc: Exception) -> Resolution:
+    """The safety net: failpath itself failed on this call; abstain and say why in the trace."""
+    reason = "failpath could not finish this call"
+    run.states.append("unexpected")
+    run.decided = "unexpected"
+    run.explain("unexpected", f"internal error: {describe_error(exc)}")
+    run.set_detail("reason", reason)
+    run.actions.append("abstain")
+    log.exception("failpath: internal error while guarding a call of %s", run.system_name)
+    return Resolution(Abstained(reason=reason, state="unexpected", trace_id=run.trace_id))

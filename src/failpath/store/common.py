@@ -1,0 +1,60 @@
+"""What every backend decides the same way: id prefixes, ticket states, result rows, and their messages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from failpath.core import AlreadyResolved, StoreError, Ticket, TicketStatus
+from failpath.store.jsonsafe import dumps
+from failpath.store.records import when
+
+__all__ = ["PREFIX_END", "PREFIX_MATCHES", "ambiguous", "already_resolved", "status_value", "result_rows"]
+
+#: Every id starting with ``p`` sorts in ``[p, p + PREFIX_END)``: a prefix lookup is one index range.
+PREFIX_END = chr(0x10FFFF)
+#: How many rows a prefix lookup reads: enough to show a few ids when the prefix is ambiguous.
+PREFIX_MATCHES = 6
+
+
+def ambiguous(what: str, prefix: str, ids: Sequence[str]) -> str:
+    """The message for an id prefix that matches several ``what``s (``ids``: some of them, sorted)."""
+    shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+    return f"{what} id {prefix!r} matches several {what}s ({shown}): give more characters"
+
+
+def already_resolved(ticket: Ticket) -> AlreadyResolved:
+    """The error for resolving a ticket that is resolved or expired; it carries the stored ticket."""
+    full_id = ticket.ticket_id
+    if ticket.status is TicketStatus.EXPIRED:
+        message = f"ticket {full_id} expired at {when(ticket.resolved_at)} and cannot be resolved any more"
+    else:
+        who = ticket.reviewer or "an unnamed reviewer"
+        message = (
+            f"ticket {full_id} was already resolved by {who} at {when(ticket.resolved_at)} "
+            f"(answer: {dumps(ticket.answer)[:200]})"
+        )
+    error = AlreadyResolved(message)
+    error.ticket = ticket  # type: ignore[attr-defined]
+    return error
+
+
+def status_value(status: TicketStatus | str) -> str:
+    """The stored value of a ticket status; ``StoreError`` naming the choices for an unknown one."""
+    try:
+        return TicketStatus(status).value
+    except ValueError:
+        choices = ", ".join(s.value for s in TicketStatus)
+        raise StoreError(f"unknown ticket status {status!r}: use one of {choices}") from None
+
+
+def result_rows(run_id: str, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, str, str, float]]:
+    """``(run_id, key, data as JSON, written)`` for each result row; ``TypeError`` for a key that is not a string."""
+    now = time.time()
+    prepared = []
+    for key, data in rows:
+        if not isinstance(key, str):
+            raise TypeError(f"result keys are strings, got {key!r} ({type(key).__name__}) for run {run_id!r}")
+        prepared.append((run_id, key, dumps(data), now))
+    return prepared

@@ -1,0 +1,126 @@
+"""The background trace writer on its own, with a backend that is not SQLite: what any backend can rely on."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from failpath.core import Trace
+from failpath.store import writer as writer_module
+from failpath.store.writer import RowBatch, TraceWriter
+
+
+def make_trace(i: int, **changes) -> Trace:
+    fields = dict(trace_id=f"w-{i:04d}", time=1_700_000_000.0 + i, policy="p", input_digest="0" * 64,
+                  input_preview=f"#{i}", outcome="answered")
+    fields.update(changes)
+    return Trace(**fields)
+
+
+class Busy(Exception):
+    """What the fake backend raises while "another writer holds the lock"."""
+
+
+class ListBackend:
+    """Keeps committed batches in a list; fails the first ``busy`` writes with ``Busy``, or always with ``broken``."""
+
+    def __init__(self, busy: int = 0, broken: Exception | None = None) -> None:
+        self.batches: list[RowBatch] = []
+        self.busy = busy
+        self.broken = broken
+        self.tries = 0
+        self.connections = 0
+        self.closed = 0
+        self.threads: set[str] = set()
+
+    def connect(self) -> "ListBackend":
+        self.connections += 1
+        return self
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def write_rows(self, connection: "ListBackend", rows: RowBatch) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.tries += 1
+        if self.broken is not None:
+            raise self.broken
+        if self.busy:
+            self.busy -= 1
+            raise Busy("locked")
+        self.batches.append(rows)
+
+
+def writer_for(backend: ListBackend, **options) -> TraceWriter:
+    settings = dict(batch_size=4, flush_interval=10.0, max_pending=1000)
+    settings.update(options)
+    return TraceWriter(backend.connect, backend.write_rows, is_transient=lambda e: isinstance(e, Busy), **settings)
+
+
+@pytest.fixture(autouse=True)
+def no_retry_wait(monkeypatch):
+    monkeypatch.setattr(writer_module, "RETRY_DELAYS", (0.0, 0.0, 0.0, 0.0))
+
+
+def test_traces_reach_the_backend_in_batches_of_rendered_rows_in_queue_order():
+    backend = ListBackend()
+    writer = writer_for(backend)
+    writer.pending.extend(make_trace(i, states=("timeout",) if i == 2 else ()) for i in range(10))
+    assert writer.flush(5.0)
+    assert [len(b) for b in backend.batches] == [4, 4, 2]
+    assert [row[0] for b in backend.batches for row in b.traces] == [f"w-{i:04d}" for i in range(10)]
+    assert [row[:3:2] for b in backend.batches for row in b.states] == [("timeout", "w-0002")]
+    assert writer.written == 10 and writer.lost == 0 and not writer.pending
+    assert backend.threads == {"failpath-trace-writer"}  # never the caller's thread
+    writer.stop()
+    assert backend.connections == 1 and backend.closed == 1
+
+
+def test_a_transient_error_is_tried_again_and_nothing_is_lost():
+    backend = ListBackend(busy=2)
+    writer = writer_for(backend)
+    writer.pending.extend(make_trace(i) for i in range(3))
+    assert writer.flush(5.0)
+    assert backend.tries == 3 and writer.written == 3 and writer.error is None
+    writer.stop()
+
+
+def test_a_batch_still_failing_after_every_retry_is_counted_lost_and_the_writer_goes_on():
+    backend = ListBackend(busy=len(writer_module.RETRY_DELAYS) + 1)
+    writer = writer_for(backend)
+    writer.pending.extend(make_trace(i) for i in range(2))
+    assert writer.flush(5.0)
+    assert writer.lost == 2 and isinstance(writer.error, Busy)
+    writer.pending.append(make_trace(9))
+    assert writer.flush(5.0)
+    assert writer.written == 1 and [b.traces[0][0] for b in backend.batches] == ["w-0009"]
+    writer.stop()
+
+
+def test_an_error_that_is_not_transient_is_given_up_at_once():
+    backend = ListBackend(broken=PermissionError("read-only"))
+    writer = writer_for(backend)
+    writer.pending.extend(make_trace(i) for i in range(3))
+    assert writer.flush(5.0)
+    assert backend.tries == 1 and writer.lost == 3 and isinstance(writer.error, PermissionError)
+    writer.stop()
+
+
+def test_a_trace_that_cannot_be_rendered_is_lost_alone():
+    backend = ListBackend()
+    writer = writer_for(backend)
+    writer.pending.extend([make_trace(1), make_trace(2, trace_id=""), make_trace(3)])
+    assert writer.flush(5.0)
+    assert writer.lost == 1 and "trace_id" in str(writer.error)
+    assert [row[0] for b in backend.batches for row in b.traces] == ["w-0001", "w-0003"]
+    writer.stop()
+
+
+def test_stop_writes_what_is_pending_even_when_no_thread_ever_started():
+    backend = ListBackend()
+    writer = writer_for(backend, batch_size=100)
+    writer.pending.extend(make_trace(i) for i in range(7))  # queued, thread never started
+    writer.stop()
+    assert writer.stopped and not writer.pending
+    assert sum(len(b) for b in backend.batches) == 7
