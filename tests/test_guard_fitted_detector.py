@@ -142,3 +142,49 @@ def test_import_failpath_does_not_import_scikit_learn():
     code = "import sys, failpath as fp; fp.AnomalousInput; fp.NgramScorer; print('sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+# --------------------------------------------------------------------------- another domain: person names
+
+
+def _name_cases(n: int, seed: int) -> list[fp.Case]:
+    from faker import Faker
+
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    cases = []
+    for i in range(n):
+        given, surname = fake.first_name(), fake.last_name()
+        if i % 3 == 0:
+            pairs = [(surname + ",", "Surname"), (given, "GivenName")]
+        else:
+            pairs = [(given, "GivenName"), (surname, "Surname")]
+        cases.append(fp.Case(f"name-{seed}-{i}", " ".join(t for t, _ in pairs), pairs))
+    return cases
+
+
+def parse_name(text: str) -> list[tuple[str, str]]:
+    """A rule-based name parser: 'Last, First' or 'First Last' (any case, any blanks)."""
+    tokens = text.split()
+    if len(tokens) == 2 and tokens[0].endswith(","):
+        return [(tokens[0], "Surname"), (tokens[1], "GivenName")]
+    if len(tokens) == 2:
+        return [(tokens[0], "GivenName"), (tokens[1], "Surname")]
+    return [(t, "Unknown") for t in tokens]
+
+
+def test_on_names_the_fitted_detector_accepts_recased_names_and_flags_addresses():
+    reference = tolerated_reference(parse_name, _name_cases(200, seed=1), JUDGE)
+    assert reference.n_variants > 1000
+    detector = fp.AnomalousInput(reference.inputs, groups=reference.groups, scorer=NgramScorer(), alpha=0.01)
+    recased = []
+    for case in _name_cases(150, seed=2):
+        for mode in ("upper", "lower"):
+            v = Casing(mode=mode).apply(case, derive_rng(case.id, mode))
+            assert JUDGE(parse_name(v.input), v.expected)
+            recased.append(v.input)
+    profile = fp.AnomalousInput([c.input for c in _name_cases(200, seed=1)], alpha=0.01)
+    assert _flag_rate(profile, recased) > 0.3  # the clean-fitted profile refuses re-cased names
+    assert _flag_rate(detector, recased) <= 0.05
+    addresses = [c.input for c in generate_addresses(100, seed=5)]
+    assert _flag_rate(detector, addresses) >= 0.9
