@@ -65,3 +65,11 @@ def test_the_coarse_judge_folds_street_and_number_labels():
     assert judge(output, expected) and judge.score(output, expected) == 1.0
     assert not judge([("12", "PlaceName")] + output[1:], expected)
     assert not judge("not pairs", expected)
+
+
+def test_the_coarse_judge_folds_fine_expected_labels_too():
+    judge = CoarseTokenLabels()
+    fine = [("12", "AddressNumber"), ("N", "StreetNamePreDirectional"), ("Elm", "StreetName"), ("St", "StreetNamePostType")]
+    assert judge(fine, fine) and judge.score(fine, fine) == 1.0
+    assert judge.score([("12", "AddressNumber"), ("N", "StreetName"), ("Elm", "StreetName"), ("St", "StreetName")], fine) == 1.0
+    assert not judge([("12", "PlaceName")] + fine[1:], fine)

@@ -54,6 +54,8 @@ _LAZY: dict[str, str] = {
     "InvalidOutput": "failpath.guard",
     "LowConfidence": "failpath.guard",
     "AnomalousInput": "failpath.guard",
+    "NgramScorer": "failpath.guard",
+    "tolerated_reference": "failpath.guard",
     "InjectionSuspected": "failpath.guard",
     "Inconsistent": "failpath.guard",
     "EmptyInput": "failpath.guard",

@@ -1,7 +1,10 @@
 """``failpath perturb TEXT``: show the variants a chaos suite makes of one input, and what made each.
 
 ``failpath perturb --list`` lists every perturbation with its family and label contract.
-Exit codes: 0 done, 2 a usage or input error (unknown suite or perturbation, bad JSON record, no text).
+``failpath perturb --audit CASES`` shows what each perturbation of the suite does to a dataset
+(:mod:`failpath.cli.audit`).
+Exit codes: 0 done, 2 a usage or input error (unknown suite or perturbation, bad JSON record, no text,
+a dataset that cannot be read).
 """
 
 from __future__ import annotations
@@ -117,10 +120,13 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same variants."),
         only: Optional[List[str]] = typer.Option(None, "--perturbation", "-p", help="Only these perturbations of the suite (repeatable)."),
         record: bool = typer.Option(False, "--record", help="TEXT is a JSON object (a record), not text."),
-        json_output: bool = typer.Option(False, "--json", help="Print one JSON record per variant instead of a table."),
+        json_output: bool = typer.Option(False, "--json", help="Print one JSON record per variant instead of a table (with --audit: one JSON document)."),
         list_all: bool = typer.Option(False, "--list", help="List every perturbation with its family and label contract."),
+        audit: Optional[str] = typer.Option(None, "--audit", metavar="CASES", help="Audit the suite over a dataset (JSONL or CSV): per perturbation, variants made, cases not applicable, contracts, sample variants with the expected answer before and after; names perturbations that made nothing."),
+        samples: int = typer.Option(3, "--samples", min=0, help="With --audit: sample variants shown per perturbation."),
     ) -> None:
-        """Show the variants a chaos suite makes of TEXT, with the perturbation that made each."""
+        """Show the variants a chaos suite makes of TEXT, with the perturbation that made each; or, with
+        --audit CASES, what each perturbation of the suite does to a dataset."""
         import json
 
         from failpath.cli import fail
@@ -128,6 +134,11 @@ def register(app: typer.Typer) -> None:
 
         if list_all:
             _list_perturbations(json_output)
+            return
+        if audit is not None:
+            from failpath.cli.audit import run_audit
+
+            run_audit(audit, suite, seed, samples, json_output, only, show=_show, edit_summary=_edit_summary)
             return
         if text is None:
             raise fail("give the TEXT to perturb (or '-' to read stdin), or --list to see the perturbations")
