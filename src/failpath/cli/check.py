@@ -138,13 +138,10 @@ def register(app: typer.Typer) -> None:
                 err=True, fg=typer.colors.YELLOW,
             )
             raise typer.Exit(130) from None
-        import os
-
+        from failpath.cli._console import stdout_console
         from failpath.report import terminal
 
-        out = Console()
-        if not out.is_terminal and "COLUMNS" not in os.environ:
-            out = Console(width=100)  # logs (CI) get the width the report is laid out for
+        out = stdout_console()
         terminal.render(result, out)
         failed: list[str] = []
         if json_path is not None:

@@ -129,16 +129,15 @@ def register(app: typer.Typer) -> None:
 
 
 def _terminal(document: dict[str, Any], output: Path | None) -> None:
-    from rich.console import Console
-
+    from failpath.cli._console import file_console, stdout_console
     from failpath.report import terminal
 
     if output is None:
-        terminal.render(document, Console())
+        terminal.render(document, stdout_console())
         return
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("w", encoding="utf-8") as handle:
-        terminal.render(document, Console(file=handle, width=100, no_color=True, force_terminal=False))
+        terminal.render(document, file_console(handle))
     typer.echo(f"wrote the terminal report to {output}")
 
 
@@ -168,13 +167,13 @@ def _runs_table(records: list[dict[str, Any]], path: Path) -> None:
     import datetime as dt
 
     from rich import box
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from failpath.cli._console import stdout_console
     from failpath.report.terminal import visible
 
-    console = Console()
+    console = stdout_console()
     if not records:
         console.print(f"no runs in {path}")
         return
@@ -184,7 +183,7 @@ def _runs_table(records: list[dict[str, Any]], path: Path) -> None:
     table.add_column("verdict", no_wrap=True, min_width=7)
     table.add_column("requests", justify="right", no_wrap=True, min_width=8)
     table.add_column("silent", justify="right", no_wrap=True, min_width=7)
-    table.add_column("name · policy", overflow="ellipsis", no_wrap=True, max_width=48)
+    table.add_column("name · policy", overflow="fold", max_width=48)
     for r in records:
         started = dt.datetime.fromtimestamp(r["created"]).strftime("%m-%d %H:%M") if r.get("created") else "—"
         if r["verdict"]:

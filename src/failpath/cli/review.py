@@ -46,13 +46,13 @@ def _tickets_table(tickets: list[Any], title: str) -> Any:
     show_status = len({t.status for t in tickets}) > 1
     show_deadline = any(t.deadline is not None for t in tickets)
     table.add_column("ticket", no_wrap=True)
-    table.add_column("queue", no_wrap=True, max_width=16, overflow="ellipsis")
+    table.add_column("queue", max_width=16, overflow="fold")
     if show_status:
         table.add_column("status", no_wrap=True)
     table.add_column("created", no_wrap=True)
     if show_deadline:
         table.add_column("deadline", no_wrap=True)
-    table.add_column("state", no_wrap=True, max_width=16, overflow="ellipsis")
+    table.add_column("state", max_width=16, overflow="fold")
     table.add_column("conf", justify="right", no_wrap=True)
     table.add_column("input", min_width=20, overflow="fold")
     for t in tickets:
@@ -91,7 +91,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List review tickets, oldest first (open ones by default)."""
         from failpath.core import ConfigError, TicketStatus
-        from failpath.watch._cli import console, existing_store, print_json, user_errors
+        from failpath.cli._console import stdout_console as console
+        from failpath.watch._cli import existing_store, print_json, user_errors
 
         with user_errors():
             choices = [s.value for s in TicketStatus]
@@ -118,7 +119,8 @@ def register(app: typer.Typer) -> None:
         from rich.text import Text
 
         from failpath.cli.traces import printable
-        from failpath.watch._cli import console, existing_store, print_json, user_errors
+        from failpath.cli._console import stdout_console as console
+        from failpath.watch._cli import existing_store, print_json, user_errors
         from failpath.watch.timespec import format_time
 
         with user_errors():
