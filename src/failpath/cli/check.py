@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 from typer.core import TyperCommand
@@ -60,6 +60,23 @@ def _example_kwargs(name: str) -> dict[str, Any]:
     return dict(factory())
 
 
+def _write_outputs(result: Any, outputs: list[Path], store: Any) -> list[str]:
+    """Write the ``--output`` reports of a finished run; the sentences of those that could not be written."""
+    from failpath.report.outputs import write_outputs
+    from failpath.report.rows import read_request_rows
+    from failpath.store import DEFAULT_STORE_PATH
+
+    document = result.to_dict()
+    failed = []
+    for path, fmt, error in write_outputs(document, outputs, lambda: read_request_rows(store or DEFAULT_STORE_PATH, result.run_id)):
+        if error is not None:
+            failed.append(
+                f"the {fmt.name} report could not be written to {path}: {error.strerror or error}; choose another "
+                f"--output path, or rebuild it with: failpath report {result.run_id} --output PATH"
+            )
+    return failed
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``check`` command to the ``failpath`` app."""
 
@@ -85,6 +102,11 @@ def register(app: typer.Typer) -> None:
             Path(DEFAULT_HTML_NAME), "--html", metavar="PATH", help="Where to write the HTML report (one self-contained file)."
         ),
         no_html: bool = typer.Option(False, "--no-html", help="Do not write the HTML report."),
+        outputs: Optional[List[Path]] = typer.Option(
+            None, "--output", "-o", metavar="PATH",
+            help="Also write a report to PATH, its format chosen by the extension (repeatable): .junit.xml (JUnit, "
+            "for CI dashboards), .csv or .jsonl (one row per request), .md (Markdown summary), .json, .html, .txt.",
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Run the guarded system over the dataset, hostile and realistic suites first, clean last; print the verdict.
@@ -100,7 +122,12 @@ def register(app: typer.Typer) -> None:
 
         if example and config is not None:
             raise _fail("give a CONFIG file or --example NAME, not both")
+        outputs = list(outputs or ())
         try:
+            from failpath.report.outputs import output_format
+
+            for path in outputs:
+                output_format(path)  # an unknown extension is refused before the run, not after it
             if example:
                 kwargs = _example_kwargs(example)
             else:
@@ -153,6 +180,8 @@ def register(app: typer.Typer) -> None:
                     f"the JSON result could not be written: {exc}; choose another --json path, or rebuild it with: "
                     f"failpath report {result.run_id} --format json --output PATH (the result is its \"check\" field)"
                 )
+        if outputs:
+            failed += _write_outputs(result, outputs, kwargs.get("store"))
         if not no_html:
             from failpath.report import html
 
