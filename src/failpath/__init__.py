@@ -108,6 +108,7 @@ _SUBMODULES: dict[str, str] = {
     "watch": "failpath.watch",
     "review": "failpath.watch.review",
     "llm": "failpath.llm",
+    "testing": "failpath.testing",
 }
 
 __all__ = [
