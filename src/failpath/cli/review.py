@@ -72,6 +72,20 @@ def _tickets_table(tickets: list[Any], title: str) -> Any:
     return table
 
 
+def _dataset_columns(config: Path | None) -> dict[str, str | None] | None:
+    """The column names of the check's dataset in ``config`` (or ./failpath.toml if there is one)."""
+    from failpath.check.config import load_config
+
+    path = config if config is not None else Path("failpath.toml")
+    if config is None and not path.is_file():
+        return None
+    dataset = load_config(path).config.dataset
+    columns = {"id": dataset.id, "input": dataset.input, "expected": dataset.expected, "tags": dataset.tags}
+    shown = ", ".join(f"{field} as {name!r}" for field, name in columns.items() if name is not None)
+    typer.echo(f"cases written with the column names of {path} [dataset]: {shown}", err=True)
+    return columns
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``review`` command group to the ``failpath`` app."""
     review = typer.Typer(
@@ -212,9 +226,15 @@ def register(app: typer.Typer) -> None:
         output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (default: stdout)."),
         queue: Optional[str] = typer.Option(None, "--queue", help="Only tickets of this queue."),
         force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
+        config: Optional[Path] = typer.Option(
+            None, "--config", metavar="PATH",
+            help="The failpath.toml whose [dataset] column names the cases get (default: ./failpath.toml when it exists).",
+        ),
         store: Optional[Path] = _STORE,
     ) -> None:
-        """Write resolved tickets as labeled cases {"id", "input", "expected"} for the next `failpath check`."""
+        """Write resolved tickets as labeled cases for the next `failpath check`, under the column names of
+        its dataset ([dataset] of failpath.toml; id, input, expected, tags without one), so the file can be
+        listed in dataset.paths as it is."""
         import io
         import os
         import sys
@@ -229,9 +249,10 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"--format: {format_!r} is not supported; use --format jsonl")
             if output is not None and output.exists() and not force:
                 raise ConfigError(f"--output: {output} exists; pass --force to overwrite it, or choose another path")
+            columns = _dataset_columns(config)
             buffer = io.StringIO()
             with existing_store(store) as opened:
-                result = export_cases(buffer, store=opened, queue=queue)
+                result = export_cases(buffer, store=opened, queue=queue, columns=columns)
             if output is None:
                 sys.stdout.write(buffer.getvalue())
             else:
