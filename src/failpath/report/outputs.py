@@ -69,8 +69,15 @@ def needs_rows(paths: Sequence[str | Path]) -> bool:
     return any(output_format(p).needs_rows for p in paths)
 
 
-def render_output(fmt: OutputFormat, document: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] | None) -> str:
-    """The text of ``document`` (a ``failpath.check/1`` document) in ``fmt``; ``rows`` for the formats that need them."""
+def render_output(
+    fmt: OutputFormat,
+    document: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]] | None,
+    *,
+    comparison: str | None = None,
+) -> str:
+    """The text of ``document`` (a ``failpath.check/1`` document) in ``fmt``; ``rows`` for the formats that
+    need them; ``comparison`` (Markdown, from :mod:`failpath.report.compare`) is appended to a Markdown summary."""
     if fmt.needs_rows and rows is None:
         raise ValueError(f"the {fmt.name} format needs the run's request rows")
     if fmt.name == "junit":
@@ -88,7 +95,7 @@ def render_output(fmt: OutputFormat, document: Mapping[str, Any], rows: Sequence
     if fmt.name == "markdown":
         from failpath.report import markdown
 
-        return markdown.render(document)
+        return markdown.render(document, comparison=comparison)
     if fmt.name == "json":
         from failpath.report import json_report
 
@@ -131,12 +138,14 @@ def write_outputs(
     document: Mapping[str, Any],
     paths: Sequence[str | Path],
     rows: Callable[[], Sequence[Mapping[str, Any]]] | Sequence[Mapping[str, Any]] | None = None,
+    *,
+    comparison: str | None = None,
 ) -> list[tuple[Path, OutputFormat, OSError | None]]:
     """Write ``document`` to each of ``paths`` in the format its extension chooses.
 
     ``rows``: the run's request rows, or a function returning them (called once, only when a format
-    needs them). Returns ``(path, format, error)`` per path: an ``OSError`` that stopped one file
-    does not stop the others.
+    needs them); ``comparison``: Markdown appended to a Markdown summary. Returns ``(path, format,
+    error)`` per path: an ``OSError`` that stopped one file does not stop the others.
     """
     formats = [(Path(p), output_format(p)) for p in paths]
     loaded: Sequence[Mapping[str, Any]] | None = None
@@ -147,7 +156,7 @@ def write_outputs(
     written: list[tuple[Path, OutputFormat, OSError | None]] = []
     for path, fmt in formats:
         try:
-            write_atomic(path, render_output(fmt, document, loaded))
+            write_atomic(path, render_output(fmt, document, loaded, comparison=comparison))
         except OSError as exc:
             written.append((path, fmt, exc))
         else:
