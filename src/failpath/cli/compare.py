@@ -59,8 +59,11 @@ def register(app: typer.Typer) -> None:
         outputs: Optional[List[Path]] = typer.Option(None, "--output", "-o", metavar="PATH", help="Also write the comparison to PATH: .md or .json (repeatable)."),
         confidence: float = typer.Option(0.95, "--confidence", min=0.5, max=0.999, help="Joint level of the intervals of the changes."),
     ) -> None:
-        """Compare check run RUN_B with RUN_A: each criterion, each suite's figures with an interval of the
-        change, the cases that got worse and better. Exit 1 when a figure got worse beyond its interval."""
+        """Compare check run RUN_B with RUN_A; exit 1 when a figure got worse beyond its interval.
+
+        Shows each criterion before and after, each suite's figures with an interval of the change
+        (paired by case), and the cases that got worse and better.
+        """
         from failpath.cli._console import stdout_console
         from failpath.cli.report import _fail
         from failpath.core import FailpathError

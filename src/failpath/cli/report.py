@@ -85,8 +85,11 @@ def register(app: typer.Typer) -> None:
         ),
         store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store (default .failpath/failpath.db)."),
     ) -> None:
-        """Rebuild the report of a check run from the store: in the terminal, or as files chosen by extension
-        (JUnit XML, CSV or JSONL rows, Markdown, JSON, HTML)."""
+        """Rebuild the report of a check run from the store, in the terminal or as files chosen by extension.
+
+        The extensions: .junit.xml (JUnit XML), .csv and .jsonl (one row per request), .md (Markdown
+        summary), .json, .html, .txt.
+        """
         from failpath.core import FailpathError
         from failpath.report import json_report
 

@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List review tickets, oldest first (open ones by default)."""
         from failpath.core import ConfigError, TicketStatus
-        from failpath.cli._console import stdout_console as console
+        from failpath.cli._console import stdout_console
         from failpath.watch._cli import existing_store, print_json, user_errors
 
         with user_errors():
@@ -117,7 +117,7 @@ def register(app: typer.Typer) -> None:
         if json_output:
             print_json([_ticket_dict(t) for t in tickets])
             return
-        out = console()
+        out = stdout_console()
         out.print(_tickets_table(tickets, f"{len(tickets)} {'' if status == 'all' else status + ' '}ticket(s)"))
 
     @review.command("show")
@@ -133,7 +133,7 @@ def register(app: typer.Typer) -> None:
         from rich.text import Text
 
         from failpath.cli.traces import printable
-        from failpath.cli._console import stdout_console as console
+        from failpath.cli._console import stdout_console
         from failpath.watch._cli import existing_store, print_json, user_errors
         from failpath.watch.timespec import format_time
 
@@ -170,7 +170,7 @@ def register(app: typer.Typer) -> None:
             ]
         for key, value in rows:
             grid.add_row(Text(key), Text(value))
-        console().print(grid)
+        stdout_console().print(grid)
 
     @review.command("resolve")
     def resolve(

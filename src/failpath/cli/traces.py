@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
         json_output: bool = _JSON,
     ) -> None:
         """List traces matching the filters, newest first."""
-        from failpath.cli._console import stdout_console as console
+        from failpath.cli._console import stdout_console
         from failpath.watch._cli import existing_store, print_json, trace_dict, user_errors
 
         now = time.time()
@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
             print_json([trace_dict(t) for t in found])
             return
         shown = f"{len(found)} of {total} trace(s)" + (" (newest first)" if not oldest_first else "")
-        console().print(_table(found, shown))
+        stdout_console().print(_table(found, shown))
 
     @traces.command("tail")
     def tail(
@@ -192,7 +192,7 @@ def register(app: typer.Typer) -> None:
         json_output: bool = _JSON,
     ) -> None:
         """Show one trace in full: input preview, states, actions, every attempt, the outcome."""
-        from failpath.cli._console import stdout_console as console
+        from failpath.cli._console import stdout_console
         from failpath.watch._cli import error, existing_store, print_json, trace_dict, user_errors
 
         with user_errors():
@@ -203,7 +203,7 @@ def register(app: typer.Typer) -> None:
         if json_output:
             print_json(trace_dict(trace))
             return
-        console().print(_details(trace))
+        stdout_console().print(_details(trace))
 
     @traces.command("stats")
     def stats(
@@ -223,7 +223,7 @@ def register(app: typer.Typer) -> None:
         """Calls, outcome and failure-state shares, degraded answers, latency p50/p95/p99 and confidence, per window."""
         import dataclasses
 
-        from failpath.cli._console import stdout_console as console
+        from failpath.cli._console import stdout_console
         from failpath.watch._cli import existing_store, print_json, user_errors
         from failpath.watch.stats import trace_stats
         from failpath.watch.timespec import parse_duration
@@ -240,7 +240,7 @@ def register(app: typer.Typer) -> None:
         shown = result
         if len(result.windows) > last:
             shown = dataclasses.replace(result, windows=result.windows[-last:])
-        out = console()
+        out = stdout_console()
         out.print(shown)
         if shown is not result:
             out.print(f"[dim]{len(result.windows) - last} older window(s) not shown; use --last or --json[/dim]")
