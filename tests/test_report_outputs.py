@@ -10,6 +10,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ci_project import failpath, write_project
 from markdown_it import MarkdownIt
 from report_sample import stored_check
@@ -275,3 +277,39 @@ def test_check_refuses_an_unknown_extension_before_running(tmp_path):
     done = failpath(tmp_path, "check", "--quiet", "--output", "report.docx")
     assert done.returncode == 2 and "--output report.docx" in done.stderr
     assert not (tmp_path / "store.db").exists()
+
+
+def test_a_csv_cell_longer_than_a_spreadsheet_holds_is_cut_and_says_so():
+    from failpath.report.rows import CSV_CELL_CHARS
+
+    long_output = ["token", "Label"] * 20_000
+    record = next(csv.DictReader(io.StringIO(render_csv([{"output": long_output, "raw_output": "x" * 50_000}]))))
+    assert len(record["output"]) < CSV_CELL_CHARS + 100
+    assert record["output"].endswith(f"({len(json.dumps(long_output, ensure_ascii=False)):,} characters in all; the JSONL output has the whole value)")
+    assert record["raw_output"].startswith("x" * 1000) and "50,000 characters in all" in record["raw_output"]
+    assert json.loads(render_jsonl([{"output": long_output}]))["output"] == long_output  # JSONL keeps it whole
+
+
+def _visible_char_by_char(text: str, limit: int) -> str:
+    """The escaping of ``visible`` written out one character at a time, as a reference."""
+    import unicodedata
+
+    out = []
+    for ch in text:
+        if ch in "\n\t":
+            out.append("\\n" if ch == "\n" else "\\t")
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else (f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"))
+        else:
+            out.append(ch)
+    shown = "".join(out)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(st.characters(codec="utf-8")) | st.text(alphabet=st.sampled_from("ab \u00a0\u200b\n\x00é")), limit=st.integers(1, 40))
+def test_visible_takes_its_fast_path_only_when_nothing_needs_escaping(text, limit):
+    from failpath.report.terminal import visible
+
+    assert visible(text, limit) == _visible_char_by_char(text, limit)

@@ -7,8 +7,9 @@ was right (*without* the policy), and what the guarded call ended in and whether
 (*with* the policy). Nothing is recomputed: the figures are the ones the check stored.
 
 In CSV, structured values are JSON text, invisible and control characters are written as escapes
-(``\\u200b``), and a text cell that a spreadsheet would read as a formula (``=``, ``+``, ``-``, ``@``)
-starts with ``'``: chaos inputs carry such strings on purpose. JSONL keeps every value as it was stored.
+(``\\u200b``), a text cell that a spreadsheet would read as a formula (``=``, ``+``, ``-``, ``@``)
+starts with ``'`` (chaos inputs carry such strings on purpose), and a value longer than
+:data:`CSV_CELL_CHARS` is cut, saying its length. JSONL keeps every value as it was stored.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 __all__ = [
     "REQUEST_COLUMNS",
     "INPUT_PREVIEW_CHARS",
+    "CSV_CELL_CHARS",
     "request_row",
     "request_rows",
     "read_request_rows",
@@ -61,6 +63,10 @@ REQUEST_COLUMNS: tuple[str, ...] = (
 INPUT_PREVIEW_CHARS = 200
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+#: The longest text a CSV cell holds (spreadsheets stop at 32,767 characters); a longer value is cut,
+#: saying how long it was. JSONL keeps every value whole.
+CSV_CELL_CHARS = 32_000
 
 
 def request_row(key: str, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -128,7 +134,10 @@ def _csv_cell(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return value
-    text = visible(value, 1_000_000)
+    text = visible(value, CSV_CELL_CHARS)
+    if len(text) == CSV_CELL_CHARS and text.endswith("…"):
+        whole = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        text = f"{text} ({len(whole):,} characters in all; the JSONL output has the whole value)"
     if text.startswith(_FORMULA_STARTS):
         try:
             float(text)

@@ -51,6 +51,8 @@ def visible(value: Any, limit: int = 120) -> str:
             text = json.dumps(value, ensure_ascii=False, default=str)
         except (TypeError, ValueError):
             text = repr(value)
+    if text.isprintable():  # nothing to escape (checked in C): only the cut remains
+        return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
     out: list[str] = []
     for ch in text:
         if ch == "\n":
