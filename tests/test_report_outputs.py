@@ -239,6 +239,7 @@ def test_report_writes_every_format_from_a_stored_run(stored, tmp_path):
         args += ["--output", str(tmp_path / name)]
     shown = CliRunner().invoke(app, args, catch_exceptions=False)
     assert shown.exit_code == 0, shown.output
+    assert f"wrote the JUnit XML to {tmp_path / 'r.junit.xml'}" in shown.output
     for name in names:
         assert (tmp_path / name).stat().st_size > 0, name
     assert json.loads((tmp_path / "result.json").read_text())["check"]["run_id"] == result.run_id
@@ -262,6 +263,8 @@ def test_check_writes_every_output_it_is_given(tmp_path):
         args += ["--output", f"out/{name}"]
     done = failpath(tmp_path, *args)
     assert done.returncode == 1, done.stderr  # READY TO DEMO: the partial policy lets '#' inputs through
+    for label, name in zip(("JUnit XML", "CSV rows", "Markdown summary", "JSON report", "HTML report"), names):
+        assert f"{label}: {tmp_path / 'out' / name}" in done.stdout
     document = json.loads((tmp_path / "out" / "result.json").read_text())["check"]
     xmlschema.XMLSchema(str(JUNIT_XSD)).validate(str(tmp_path / "out" / "report.junit.xml"))
     root = ET.parse(tmp_path / "out" / "report.junit.xml").getroot()

@@ -61,8 +61,9 @@ def _example_kwargs(name: str) -> dict[str, Any]:
     return dict(factory())
 
 
-def _write_outputs(result: Any, outputs: list[Path], store: Any, comparison: str | None = None) -> list[str]:
-    """Write the ``--output`` reports of a finished run; the sentences of those that could not be written."""
+def _write_outputs(result: Any, outputs: list[Path], store: Any, out: Any, comparison: str | None = None) -> list[str]:
+    """Write the ``--output`` reports of a finished run, each named on ``out`` (a console) once written;
+    the sentences of those that could not be written."""
     from failpath.report.outputs import write_outputs
     from failpath.report.rows import read_request_rows
     from failpath.store import DEFAULT_STORE_PATH
@@ -71,7 +72,9 @@ def _write_outputs(result: Any, outputs: list[Path], store: Any, comparison: str
     failed = []
     rows = lambda: read_request_rows(store or DEFAULT_STORE_PATH, result.run_id)  # noqa: E731 (read only when needed)
     for path, fmt, error in write_outputs(document, outputs, rows, comparison=comparison):
-        if error is not None:
+        if error is None:
+            out.print(f"{fmt.label}: {path.resolve()}", markup=False, highlight=False)
+        else:
             failed.append(
                 f"the {fmt.name} report could not be written to {path}: {error.strerror or error}; choose another "
                 f"--output path, or rebuild it with: failpath report {result.run_id} --output PATH"
@@ -211,7 +214,7 @@ def register(app: typer.Typer) -> None:
                     f"failpath report {result.run_id} --format json --output PATH (the result is its \"check\" field)"
                 )
         if outputs:
-            failed += _write_outputs(result, outputs, kwargs.get("store"), render_markdown(comparison) if comparison else None)
+            failed += _write_outputs(result, outputs, kwargs.get("store"), out, render_markdown(comparison) if comparison else None)
         if not no_html:
             from failpath.report import html
 

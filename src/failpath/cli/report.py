@@ -153,7 +153,7 @@ def _by_extension(document: dict[str, Any], outputs: list[Path], store: Path | N
     failed = []
     for path, fmt, error in write_outputs(document, outputs, rows):
         if error is None:
-            typer.echo(f"wrote the {fmt.name} report to {path}")
+            typer.echo(f"wrote the {fmt.label} to {path}")
         else:
             failed.append(f"cannot write {path}: {error.strerror or error}")
     if failed:

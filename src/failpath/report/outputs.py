@@ -34,23 +34,24 @@ __all__ = ["OUTPUT_FORMATS", "OutputFormat", "output_format", "render_output", "
 
 @dataclass(frozen=True)
 class OutputFormat:
-    """A report format: its name, the extensions that choose it, and whether it reads request rows."""
+    """A report format: its name, the extensions that choose it, whether it reads the run's request
+    rows, and how a message names what was written."""
 
     name: str
     extensions: tuple[str, ...]
     needs_rows: bool = False
-    description: str = ""
+    label: str = ""
 
 
 #: The formats, in the order they are tried (the longest extensions first).
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = (
-    OutputFormat("junit", (".junit.xml", ".xml"), True, "JUnit XML for CI dashboards"),
-    OutputFormat("csv", (".csv",), True, "one row per request"),
-    OutputFormat("jsonl", (".jsonl", ".ndjson"), True, "one JSON object per request"),
-    OutputFormat("markdown", (".md", ".markdown"), False, "verdict, criteria, suites, worst cases"),
-    OutputFormat("json", (".json",), False, "the JSON report"),
-    OutputFormat("html", (".html", ".htm"), False, "the HTML report"),
-    OutputFormat("text", (".txt",), False, "the terminal report as plain text"),
+    OutputFormat("junit", (".junit.xml", ".xml"), True, "JUnit XML"),
+    OutputFormat("csv", (".csv",), True, "CSV rows"),
+    OutputFormat("jsonl", (".jsonl", ".ndjson"), True, "JSONL rows"),
+    OutputFormat("markdown", (".md", ".markdown"), False, "Markdown summary"),
+    OutputFormat("json", (".json",), False, "JSON report"),
+    OutputFormat("html", (".html", ".htm"), False, "HTML report"),
+    OutputFormat("text", (".txt",), False, "text report"),
 )
 
 
