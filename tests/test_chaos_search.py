@@ -159,7 +159,7 @@ def test_search_arguments_are_checked():
 def _labeled(limit: int = 30) -> list[Case]:
     path = DATA / "labeled.xml"
     if not path.exists():
-        pytest.skip(f"{path} is not there")
+        pytest.skip(f"needs ../shared/data/usaddress/labeled.xml beside the repository ({path} is absent)")
     out = []
     for i, node in enumerate(ET.parse(path).getroot()):
         pairs = [(el.text or "", el.tag) for el in node]

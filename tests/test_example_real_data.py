@@ -25,7 +25,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "usaddress"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not DATA.is_dir(), reason=f"the reference data is not beside the repository ({DATA} is absent)"),
+    pytest.mark.skipif(not DATA.is_dir(), reason=f"needs ../shared/data/usaddress beside the repository ({DATA} is absent)"),
 ]
 
 

@@ -110,6 +110,7 @@ _SUBMODULES: dict[str, str] = {
     "watch": "failpath.watch",
     "review": "failpath.watch.review",
     "llm": "failpath.llm",
+    "testing": "failpath.testing",
 }
 
 __all__ = [

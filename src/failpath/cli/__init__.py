@@ -31,6 +31,8 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "failpath.cli.drift",
     "failpath.cli.review",
     "failpath.cli.report",
+    "failpath.cli.compare",
+    "failpath.cli.init",
 )
 
 for _name in _COMMAND_MODULES:

@@ -63,10 +63,10 @@ def _edit_summary(variant: Any) -> str:
 def _list_perturbations(json_output: bool) -> None:
     import json
 
-    from rich.console import Console
     from rich.table import Table
 
     from failpath.chaos import SUITES, LabelContract
+    from failpath.cli._console import stdout_console
     from failpath.chaos.base import is_token_aligned
     from failpath.core import Case
 
@@ -94,8 +94,16 @@ def _list_perturbations(json_output: bool) -> None:
             typer.echo(json.dumps(row, ensure_ascii=False))
         return
     table = Table(title="failpath perturbations", show_lines=False)
-    for column in ("perturbation", "family", "contract", "plain / record", "token-aligned", "what it does"):
-        table.add_column(column, overflow="fold", no_wrap=column != "what it does")
+    console = stdout_console()
+    keys = ("name", "family", "contract", "contract_plain", "contract_token_aligned")
+    widths = [max([len(column)] + [len(str(row[key])) for row in rows])
+              for column, key in zip(("perturbation", "family", "contract", "plain / record", "token-aligned"), keys)]
+    # Names keep their whole width and the description wraps to what is left, when that leaves room for
+    # it; on a narrower console every column folds (a name goes on over two lines, never cut).
+    roomy = sum(widths) + 3 * 6 + 1 + 24 <= console.width
+    for column, width in zip(("perturbation", "family", "contract", "plain / record", "token-aligned"), widths):
+        table.add_column(column, overflow="fold", min_width=width if roomy else None)
+    table.add_column("what it does", overflow="fold")
     style = {LabelContract.UNCHANGED.value: "green", LabelContract.TRANSFORMED.value: "cyan", LabelContract.NOT_PRESERVED.value: "yellow"}
     for row in rows:
         table.add_row(
@@ -106,7 +114,7 @@ def _list_perturbations(json_output: bool) -> None:
             row["contract_token_aligned"],
             row["description"],
         )
-    Console().print(table)
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
@@ -180,11 +188,12 @@ def register(app: typer.Typer) -> None:
                 typer.echo(json.dumps(row, ensure_ascii=False, default=str))
             return
 
-        from rich.console import Console
         from rich.table import Table
         from rich.text import Text
 
-        console = Console()
+        from failpath.cli._console import stdout_console
+
+        console = stdout_console()
         if not variants:
             reasons = chosen.why_not(case, seed)
             console.print(Text(f"no perturbation of suite {chosen.name!r} applies to this input:"))
