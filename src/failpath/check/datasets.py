@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,8 @@ def load_cases(
     except UnicodeDecodeError as exc:
         line = file.read_bytes()[: exc.start].count(b"\n") + 1
         raise DatasetError(f"{file}:{line}: not valid {encoding} text ({exc.reason}); save the file as UTF-8") from exc
+    except OSError as exc:
+        raise DatasetError(f"{file}: cannot read the dataset ({exc.strerror or exc}); check the file's permissions") from exc
     if kind in ("jsonl", "ndjson", "json"):
         cases = _read_jsonl(file, text, columns)
     elif kind in ("csv", "tsv"):
@@ -97,6 +100,18 @@ def load_cases(
     if not cases:
         raise DatasetError(f"{file}: the dataset is empty; it needs at least one labeled case")
     return cases
+
+
+def _unreadable_json(exc: RecursionError | ValueError) -> str:
+    """What is wrong with a JSON value the decoder refused although its syntax is valid, and what to do."""
+    if isinstance(exc, RecursionError):
+        return "a JSON value is nested too deeply to read; flatten it (a case's values are read into memory as Python objects)"
+    if "integer string conversion" in str(exc):
+        return (
+            f"a JSON integer has more digits than Python reads ({sys.get_int_max_str_digits()}); "
+            "write it as a string"
+        )
+    return f"bad JSON ({exc})"
 
 
 def _read_jsonl(file: Path, text: str, columns: Columns) -> list[Case]:
@@ -110,6 +125,8 @@ def _read_jsonl(file: Path, text: str, columns: Columns) -> list[Case]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{where}: bad JSON ({exc.msg} at column {exc.colno}); each line must be one JSON object") from exc
+        except (RecursionError, ValueError) as exc:
+            raise DatasetError(f"{where}: {_unreadable_json(exc)}") from exc
         if not isinstance(row, dict):
             raise DatasetError(f"{where}: each line must be a JSON object, got {type(row).__name__}")
         cases.append(_case_from_row(row, where, lineno, columns, first_seen, file))
@@ -161,6 +178,8 @@ def _read_csv(file: Path, text: str, columns: Columns, delimiter: str) -> list[C
                 raise DatasetError(
                     f"{where}: column {name!r} holds bad JSON ({exc.msg} at column {exc.colno}): {row[name][:80]!r}"
                 ) from exc
+            except (RecursionError, ValueError) as exc:
+                raise DatasetError(f"{where}: column {name!r}: {_unreadable_json(exc)}") from exc
         cases.append(_case_from_row(row, where, start, columns, first_seen, file))
     return cases
 

@@ -37,8 +37,9 @@ class _CheckCommand(TyperCommand):
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
+    from failpath.cli import fail
+
+    return fail(message)
 
 
 def _example_kwargs(name: str) -> dict[str, Any]:
