@@ -279,3 +279,72 @@ def test_failpath_lint_exits_1_on_the_catch_all_warning(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     done = CliRunner().invoke(app, ["lint", "catchall:policy", "--json"])
     assert done.exit_code == 1 and "unexpected-unreachable" in done.output
+
+
+# --------------------------------------------------------------------------- every printed level comes from delta
+
+
+@pytest.fixture(scope="module")
+def toy_document(tmp_path_factory):
+    sys.path.insert(0, str(CI / "project"))
+    try:
+        import shop
+    finally:
+        sys.path.remove(str(CI / "project"))
+    cases = [fp.Case(f"c{i}", f"sku {i}", f"SKU {i}") for i in range(1, 41)]
+    result = fp.check(system=shop.system, cases=cases, policy=shop.hasty, judge="text", suites=["shop-realistic", "shop-hostile"],
+                      store=tmp_path_factory.mktemp("levels") / "s.db", quiet=True, accepted=shop.ACCEPTED, worst_cases=1,
+                      worst_case_seconds=0.5, delta=0.1)
+    return result.to_dict()
+
+
+def _terminal(document) -> str:
+    from rich.console import Console
+
+    from failpath.report import terminal
+
+    console = Console(width=140, record=True, file=open(os.devnull, "w"))
+    terminal.render(document, console)
+    return console.export_text()
+
+
+def test_the_reports_print_the_level_the_intervals_are_computed_at(toy_document):
+    from failpath.report import html, json_report
+
+    assert toy_document["budgets"]["delta"] == 0.1
+    text = _terminal(toy_document)
+    assert "gap [90% CI]" in text and "95%" not in text
+    if toy_document["thresholds"]["certified"]:
+        assert "with probability ≥ 90%" in text
+    page = html.render(toy_document)
+    assert "90% interval</th>" in page and "silent ≤ (90%)" in page and "exact 90% intervals" in page
+    assert "95%" not in page
+    rows = json_report.build_report(toy_document)["accuracy"]
+    from failpath.stats import clopper_pearson
+
+    clean = rows[0]
+    exact = clopper_pearson(round(clean["accuracy"] * clean["n"]), clean["n"], alpha=0.1)
+    assert (clean["low"], clean["high"]) == pytest.approx((exact.low, exact.high))
+
+
+def test_a_certified_threshold_that_answers_nothing_is_reported_as_nothing_certified(toy_document):
+    from failpath.report import html
+
+    document = json_loads_copy(toy_document)
+    document["thresholds"].update(
+        certified=True, threshold=0.71, calibration_coverage=0.0, calibration_risk=None, evaluation_coverage=0.0,
+        evaluation_risk=None, evaluation_silent_failure_rate=0.0, message="answer when confidence ≥ 0.71",
+    )
+    text = _terminal(document)
+    assert "NOTHING CERTIFIED" in text and "answers none of the" in text
+    assert "answer when confidence ≥ 0.71" not in text and "Recommended threshold" not in text
+    page = html.render(document)
+    assert "NOTHING CERTIFIED" in page and "Recommended threshold" not in page and "≥ <span class=\"mono\">0.71" not in page
+    document["thresholds"]["calibration_coverage"] = 0.4  # the same threshold answering some requests is certified
+    assert "Recommended threshold" in _terminal(document) and "Recommended threshold" in html.render(document)
+
+
+def json_loads_copy(document):
+    import json
+
+    return json.loads(json.dumps(document))
