@@ -1,7 +1,7 @@
 """``failpath check [CONFIG]``: the pre-ship run, from a ``failpath.toml`` or a bundled example.
 
-Exit codes: 0 READY TO SHIP, 1 READY TO DEMO, 2 a usage, configuration or dataset error (the message
-names the file, the key and the line).
+Exit codes: 0 READY TO SHIP, 1 READY TO DEMO, 130 interrupted, 2 any error (the message names the file,
+the key and the line; ``failpath.cli.main`` turns errors that escape the command into such a message).
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the guarded system over the dataset, hostile and realistic suites first, clean last; print the verdict.
 
-        Exit code 0 for READY TO SHIP, 1 for READY TO DEMO, 2 for a usage, configuration or dataset error.
+        Exit code 0 only for READY TO SHIP, 1 only for READY TO DEMO, 130 when interrupted, 2 for every
+        error (configuration, dataset, a user module that fails to import or exits): add --debug for its traceback.
         """
         import json
 
