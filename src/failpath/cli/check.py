@@ -90,8 +90,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the guarded system over the dataset, hostile and realistic suites first, clean last; print the verdict.
 
-        Exit code 0 only for READY TO SHIP, 1 only for READY TO DEMO, 130 when interrupted, 2 for every
-        error (configuration, dataset, a user module that fails to import or exits): add --debug for its traceback.
+        Exit code 0 only for READY TO SHIP, 1 only for READY TO DEMO, 130 if interrupted, 2 for any error (--debug: traceback).
         """
         import json
 
