@@ -103,17 +103,17 @@ def test_a_policy_or_judge_module_that_fails_at_import_exits_2(project):
     assert "judge function 'judging:same': importing module 'judging' called sys.exit(3)" in line
 
 
-@pytest.mark.parametrize("executor", ["thread", "process"])
+@pytest.mark.parametrize("executor", ["thread", "process", "async"])
 def test_sys_exit_in_the_system_during_the_run_exits_2(project, executor):
     if executor == "process" and (os.cpu_count() or 1) < 2:
         pytest.skip("a process run needs two cores to start a worker")
     (project / "quitting.py").write_text(
         "import sys\nfrom shop import *\n\ncalls = 0\n\ndef quitting(text):\n    global calls\n    calls += 1\n"
-        "    if calls > 3:\n        sys.exit(0)\n    return system(text)\n",
+        "    if calls > 3:\n        sys.exit(0)\n    return system(text)\n\n\nasync def aquitting(text):\n    return quitting(text)\n",
         encoding="utf-8",
     )
-    _edit(project / "failpath.toml", '"shop:system"', '"quitting:quitting"')
-    done = failpath("check", "-q", "--no-html", "--executor", executor, cwd=project)
+    _edit(project / "failpath.toml", '"shop:system"', '"quitting:aquitting"' if executor == "async" else '"quitting:quitting"')
+    done = failpath("check", "-q", "--no-html", "--executor", "auto" if executor == "async" else executor, cwd=project)
     line = _error(done)
     assert "READY TO" not in done.stdout
     assert "user code called sys.exit(0) at " in line and "quitting.py:10" in line, line

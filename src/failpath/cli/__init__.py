@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import logging
 import sys
 from contextvars import ContextVar
 
@@ -138,6 +139,9 @@ def main(argv: list[str] | None = None) -> None:
         context = exc.__context__
         if isinstance(context, OSError) and context.errno == errno.EPIPE:  # click's answer to a closed pipe
             sys.exit(EXIT_ERROR)
+        # An async system's sys.exit leaves its task's exception unretrieved: asyncio would log that task's
+        # traceback at exit, after the message below that already names the call.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         _report(_explain(exc), exc, debug)
     except BaseException as exc:  # noqa: BLE001 - the contract: no error leaves without a message and exit code 2
         if isinstance(exc, KeyboardInterrupt):
