@@ -146,6 +146,29 @@ def test_an_internal_error_exits_2_and_says_it_is_a_bug():
     assert "ZeroDivisionError: division by zero" in line and ("bug in failpath" in line or "<string>" not in line), line
 
 
+def test_ctrl_c_before_the_run_starts_exits_130(project):
+    import signal
+    import time
+
+    (project / "sleepy.py").write_text(
+        "import pathlib, time\npathlib.Path('importing').touch()\ntime.sleep(60)\n", encoding="utf-8"
+    )
+    _edit(project / "failpath.toml", '"shop:system"', '"sleepy:system"')
+    child = subprocess.Popen([*CLI, "check", "-q", "--no-html"], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (project / "importing").exists():
+            assert child.poll() is None and time.monotonic() < deadline, child.communicate()
+            time.sleep(0.05)
+        os.killpg(child.pid, signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    assert child.returncode == 130 and "Traceback" not in err, err
+
+
 def test_debug_shows_what_a_config_error_hid(project):
     (project / "shop.py").write_text("def system(text:\n", encoding="utf-8")
     done = failpath("--debug", "check", "-q", "--no-html", cwd=project)

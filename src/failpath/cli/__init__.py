@@ -123,9 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     token = _DEBUG.set(debug)
     try:
         code = app(args=args, prog_name="failpath", standalone_mode=False)
-    except typer.Abort:  # Ctrl-C outside a check run (a check run names the command that continues it)
-        typer.secho("interrupted", err=True, fg=typer.colors.YELLOW)
-        sys.exit(EXIT_INTERRUPTED)
+    except typer.Abort as exc:  # typer's answer to an end of input (Ctrl-C itself exits 130 through typer)
+        _report("the input ended before the command was done (end of file on stdin)", exc, debug)
     except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing argument
         show = getattr(exc, "show", None)
         if callable(show):
