@@ -203,6 +203,24 @@ def test_an_unreadable_dataset_exits_2_naming_file_and_line(project, change, mes
     assert message in _error(failpath("check", "-q", "--no-html", cwd=project))
 
 
+def test_a_value_json_reads_but_nested_too_deep_to_report_is_refused_before_the_run(project, tmp_path):
+    from failpath.check.datasets import MAX_NESTING, as_cases, load_cases
+    from failpath.core import DatasetError
+
+    _append(project, '{"id": "x", "input": "sku 1", "expected": ' + "[" * 300 + "]" * 300 + "}")
+    line = _error(failpath("check", "-q", "--no-html", cwd=project))
+    assert "cases.jsonl:41: 'expected' nests lists or objects more than 100 levels deep" in line
+    assert not (project / ".failpath").exists()
+    ok = tmp_path / "ok.jsonl"
+    ok.write_text('{"input": {"a": ' + "[" * (MAX_NESTING - 1) + "]" * (MAX_NESTING - 1) + '}, "expected": 1}\n', encoding="utf-8")
+    assert len(load_cases(ok)) == 1  # exactly MAX_NESTING levels is fine
+    deep: list = []
+    for _ in range(MAX_NESTING):
+        deep = [deep]
+    with pytest.raises(DatasetError, match=r"case #1: input nests lists or objects more than 100 levels deep"):
+        as_cases([fp.Case("a", "x", "y"), fp.Case("b", deep, "y")])
+
+
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads a file whatever its permissions")
 def test_a_dataset_without_read_permission_exits_2(project):
     (project / "cases.jsonl").chmod(0)

@@ -16,7 +16,12 @@ from typing import Any
 
 from failpath.core import Case, DatasetError
 
-__all__ = ["Columns", "load_cases", "as_cases"]
+__all__ = ["Columns", "load_cases", "as_cases", "MAX_NESTING"]
+
+#: The deepest nesting of lists and objects a case's input or expected value may have. Results and
+#: reports hold these values a few levels further down, and their JSON encoding stops at a few hundred
+#: levels: a deeper value is refused when the dataset is read, not after the whole run.
+MAX_NESTING = 100
 
 
 @dataclass(frozen=True)
@@ -208,7 +213,23 @@ def _case_from_row(
         raise DatasetError(f"{where}: duplicate id {case_id!r} (first at line {first_seen[case_id]}); ids must be unique")
     first_seen[case_id] = lineno
     tags = _tags(row.get(columns.tags), where, columns.tags_separator) if columns.tags else ()
+    for name in (columns.input, columns.expected):
+        _check_nesting(row[name], f"{where}: {name!r}")
     return Case(id=case_id, input=row[columns.input], expected=row[columns.expected], tags=tags)
+
+
+def _check_nesting(value: Any, where: str) -> None:
+    """Raise ``DatasetError`` when ``value`` nests lists or objects deeper than ``MAX_NESTING`` (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (Mapping, list, tuple)):
+            if depth > MAX_NESTING:
+                raise DatasetError(
+                    f"{where} nests lists or objects more than {MAX_NESTING} levels deep; flatten it "
+                    "(a case's values are stored and reported as JSON)"
+                )
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, Mapping) else item))
 
 
 def as_cases(cases: Any) -> list[Case]:
@@ -237,6 +258,8 @@ def as_cases(cases: Any) -> list[Case]:
             )
         else:
             raise DatasetError(f"case #{index}: expected a failpath.Case or a mapping, got {type(item).__name__}")
+        _check_nesting(case.input, f"case #{index}: input")
+        _check_nesting(case.expected, f"case #{index}: expected")
         if case.id in seen:
             raise DatasetError(f"case #{index}: duplicate id {case.id!r} (first at #{seen[case.id]}); ids must be unique")
         seen[case.id] = index
