@@ -219,6 +219,9 @@ def test_a_value_json_reads_but_nested_too_deep_to_report_is_refused_before_the_
         deep = [deep]
     with pytest.raises(DatasetError, match=r"case #1: input nests lists or objects more than 100 levels deep"):
         as_cases([fp.Case("a", "x", "y"), fp.Case("b", deep, "y")])
+    with pytest.raises(DatasetError, match=r"case #0: expected holds an integer of more than 4300 digits"):
+        as_cases([fp.Case("a", "x", {"total": [10**4400]})])
+    assert as_cases([fp.Case("a", "x", 10**4299)])[0].expected == 10**4299
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads a file whatever its permissions")

@@ -218,11 +218,26 @@ def _case_from_row(
     return Case(id=case_id, input=row[columns.input], expected=row[columns.expected], tags=tags)
 
 
+def _writable(number: int) -> bool:
+    try:
+        str(number)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_nesting(value: Any, where: str) -> None:
-    """Raise ``DatasetError`` when ``value`` nests lists or objects deeper than ``MAX_NESTING`` (no recursion)."""
+    """Raise ``DatasetError`` when ``value`` nests lists or objects deeper than ``MAX_NESTING``, or holds an
+    integer too long to write as text (``sys.get_int_max_str_digits``); walks the value without recursion."""
+    digits = sys.get_int_max_str_digits()
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, int) and digits and item.bit_length() > 3.3 * digits and not _writable(item):
+            raise DatasetError(
+                f"{where} holds an integer of more than {digits} digits, more than Python writes as text; "
+                "give it as a string"
+            )
         if isinstance(item, (Mapping, list, tuple)):
             if depth > MAX_NESTING:
                 raise DatasetError(
