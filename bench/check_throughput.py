@@ -28,7 +28,7 @@ from pathlib import Path
 
 import failpath as fp
 from failpath.chaos import get_suite
-from failpath.check.runner import process_count
+from failpath.check.processes import process_count
 from failpath.core import Case, Prediction
 from failpath.store import open_store
 
