@@ -261,21 +261,26 @@ class RowTally:
     def finish(self) -> Tallied:
         """The columns in key order and the counters (the tally can take no more rows after this)."""
         self._flush()
-        columns = {
-            name: (np.concatenate(chunks) if chunks else np.zeros(0, dtype=_COLUMNS[name]))
-            for name, chunks in self._chunks.items()
-        }
-        self._chunks = {name: [] for name in _COLUMNS}
+        columns: dict[str, np.ndarray] = {}
+        for name, dtype in _COLUMNS.items():  # one column at a time: the chunks go as their column is made
+            chunks, self._chunks[name] = self._chunks[name], []
+            columns[name] = np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtype)
+            del chunks
         case_ids = tuple(self._case_index)
         leaf_names = tuple(self._leaf_index)
         order = _key_order(columns, case_ids, leaf_names)
-        columns = {name: column[order] for name, column in columns.items()}
+        for name in _COLUMNS:
+            columns[name] = columns[name][order]
+        del order
         fired, decided, ended, leaf_states = self._states()
         leaves = tuple(
             Leaf(suite=s, perturbation=p, contracts=frozenset(self._contracts[i]), states=leaf_states[i])
             for i, (s, p) in enumerate(leaf_names)
         )
-        silent = sorted((row for kept in self._silent.values() for row in kept), key=_silent_order)
+        silent = sorted(
+            (row for kept in self._silent.values() for row in sorted(kept, key=_silent_order)[: self.worst]),
+            key=_silent_order,
+        )
         return Tallied(
             columns=columns,
             case_ids=case_ids,
@@ -358,7 +363,7 @@ def _key_order(columns: Mapping[str, np.ndarray], case_ids: Sequence[str], leaf_
 
 def _ranks(texts: Sequence[str]) -> np.ndarray:
     """Each text's position in the sorted list of ``texts``."""
-    ranks = np.empty(len(texts), dtype=np.int64)
+    ranks = np.empty(len(texts), dtype=np.int32)
     for position, index in enumerate(sorted(range(len(texts)), key=texts.__getitem__)):
         ranks[index] = position
     return ranks
