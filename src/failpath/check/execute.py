@@ -91,7 +91,24 @@ class RowReader:
         return len(rows)
 
 
+class _NoProgress:
+    """The progress bar of a quiet run: shows nothing (and does not import rich)."""
+
+    disable = True
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def update(self, task: Any, **fields: Any) -> None:
+        return None
+
+
 def _progress(total: int | None, done: int, quiet: bool, console: Any) -> tuple[Any, Any]:
+    if quiet:
+        return _NoProgress(), None
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
