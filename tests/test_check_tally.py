@@ -212,3 +212,17 @@ def test_memory_grows_by_the_columns_not_by_the_rows():
     assert math.isclose(float(np.mean(tallied.columns["raw_confidence"])), 0.9)
     assert Counter(tallied.fired) == Counter({"low_confidence": 80_000})
     assert len(tallied.silent) == 5  # the worst-case candidates stay few
+
+
+def test_the_check_stages_import_nothing_heavy():
+    """scipy, Hypothesis, jinja2, matplotlib and rich are imported where they are used, never by the stages' modules."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import failpath.check.api, failpath.check.plan, failpath.check.execute, failpath.check.tally, "
+        "failpath.check.summarise, failpath.check.explain, failpath.check.processes, failpath.check.verdict; "
+        "print([m for m in ('scipy', 'hypothesis', 'jinja2', 'matplotlib', 'rich') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
