@@ -104,14 +104,6 @@ class Tallied:
         """The code of ``family`` in the ``family`` column (-1 when no row has it)."""
         return self.families.index(family) if family in self.families else -1
 
-    def leaf_mask(self, suite: str | None = None, *, chaos: bool | None = None) -> np.ndarray:
-        """Rows of ``suite`` (or every chaos suite when ``chaos`` is True, the clean pass when False)."""
-        wanted = [
-            i for i, leaf in enumerate(self.leaves)
-            if (suite is None or leaf.suite == suite) and (chaos is None or (leaf.suite != CLEAN) == chaos)
-        ]
-        return np.isin(self.columns["leaf"], np.asarray(wanted, dtype=np.int32))
-
     def case_counts(self, family: str, *, evaluation_only: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Per case (indexed like ``case_ids``): its requests in ``family`` and its silent failures among them.
 
@@ -333,7 +325,8 @@ class RowTally:
         c = columns
         wrong = (c["family"] == hostile) & c["evaluation"] & (c["outcome"] == ANSWERED) & ~c["unchanged"] & ~c["correct"]
         clean_right = np.zeros(len(self._case_index), dtype=bool)
-        clean_rows = c["leaf"] == self._leaf_index.get((CLEAN, "none"), -1)
+        clean_leaves = [i for (suite, _), i in self._leaf_index.items() if suite == CLEAN]
+        clean_rows = np.isin(c["leaf"], np.asarray(clean_leaves, dtype=np.int32))
         clean_right[c["case"][clean_rows & (c["outcome"] == ANSWERED) & c["correct"]]] = True
         return flips + int(np.count_nonzero(clean_right[c["case"][wrong]]))
 
