@@ -5,7 +5,9 @@ fault, then the clean pass) against the instant system of ``check_throughput.py`
 with the default executor, results streamed into a SQLite store in a temporary folder; worst cases
 are off (their search has a fixed time budget of its own). The fixed cost is the wall time of a
 10-case check in a fresh process; time per request is what a run takes beyond it, divided by its
-requests. Peak memory is the largest resident set of the process tree (``os.wait4``'s ``ru_maxrss``).
+requests; CPU µs/req the same with the process's CPU time (user + system, every thread), which a
+busy machine disturbs less than the wall time. Peak memory is the largest resident set of the process
+tree (``os.wait4``'s ``ru_maxrss``).
 
     python bench/check_scale.py                          # 1,000 and 10,000 cases
     python bench/check_scale.py --sizes 1000 10000 100000
@@ -85,7 +87,7 @@ def measure(n_cases: int) -> dict:
         if process.returncode:
             raise SystemExit(f"the {n_cases}-case check failed with exit code {process.returncode}")
         figures = json.loads(out.strip().splitlines()[-1])
-        figures.update(wall_seconds=wall, peak_mib=usage.ru_maxrss / 1024)
+        figures.update(wall_seconds=wall, cpu_seconds=usage.ru_utime + usage.ru_stime, peak_mib=usage.ru_maxrss / 1024)
         return figures
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -101,14 +103,18 @@ def main() -> None:
         return
     tiny = measure(10)
     print(f"failpath from {tiny['failpath']}")
-    print(f"fixed cost (a 10-case check in a fresh process): {tiny['wall_seconds']:.2f} s, peak {tiny['peak_mib']:.0f} MiB")
-    print(f"{'cases':>8} {'requests':>9} {'wall s':>8} {'µs/req':>7} {'peak MiB':>9} {'write s':>8} {'read s':>7} "
-          f"{'store MB':>9} {'traces MB':>10}")
+    print(f"fixed cost (a 10-case check in a fresh process): {tiny['wall_seconds']:.2f} s "
+          f"({tiny['cpu_seconds']:.2f} s of CPU), peak {tiny['peak_mib']:.0f} MiB")
+    print(f"{'cases':>8} {'requests':>9} {'wall s':>8} {'µs/req':>7} {'CPU µs/req':>10} {'peak MiB':>9} {'write s':>8} "
+          f"{'read s':>7} {'store MB':>9} {'traces MB':>10}")
     for n in args.sizes:
         m = measure(n)
-        per_request = (m["wall_seconds"] - tiny["wall_seconds"]) / (m["n_rows"] - tiny["n_rows"]) * 1e6
+        extra = m["n_rows"] - tiny["n_rows"]
+        per_request = (m["wall_seconds"] - tiny["wall_seconds"]) / extra * 1e6
+        cpu_per_request = (m["cpu_seconds"] - tiny["cpu_seconds"]) / extra * 1e6
         print(
-            f"{n:>8,} {m['n_rows']:>9,} {m['wall_seconds']:>8.1f} {per_request:>7.1f} {m['peak_mib']:>9.0f} "
+            f"{n:>8,} {m['n_rows']:>9,} {m['wall_seconds']:>8.1f} {per_request:>7.1f} {cpu_per_request:>10.1f} "
+            f"{m['peak_mib']:>9.0f} "
             f"{m['write_seconds']:>8.1f} {m['read_seconds']:>7.1f} {m['store_bytes'] / 1e6:>9.0f} {m['traces_bytes'] / 1e6:>10.0f}",
             flush=True,
         )
