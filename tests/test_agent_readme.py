@@ -1,0 +1,30 @@
+"""The README's Agents section runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import failpath as fp
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def snippets() -> list[str]:
+    section = README.read_text(encoding="utf-8").split("<!-- section:agents -->", 1)[1].split("<!-- /section:agents -->", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+
+
+def test_the_agent_snippet_runs_and_its_trace_shows_each_step(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default store is ./.failpath/failpath.db
+    namespace: dict = {}
+    exec(compile(snippets()[0], "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    outcome = namespace["outcome"]
+    assert isinstance(outcome, fp.Answered) and outcome.value.startswith("Order A17 totals {")
+    policy = namespace["policy"]
+    policy.flush()
+    trace = policy.trace_store.get().get_trace(outcome.trace_id)
+    assert trace.states == ("invalid_tool_args",) and trace.actions == ("feed_back",)
+    assert [a.action for a in trace.attempts] == ["model", "tool:lookup_order", "model", "tool:lookup_order", "model"]
+    assert not namespace["agent"].lint().errors
+    policy.close()
