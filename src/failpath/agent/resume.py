@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import sys
+from pathlib import Path
 from typing import Any
 
 from failpath.core import ConfigError, Outcome, StoreError
@@ -14,11 +16,15 @@ def load_agent(ref: str) -> Any:
     """The agent at ``"module:attribute"`` (imported now); ``ConfigError`` naming what is missing."""
     from failpath.agent.runner import Agent
 
-    module_name, _, attribute = ref.partition(":")
+    module_name, sep, attribute = ref.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigError(f"{ref!r}: write the agent as module:attribute, e.g. refunds.app:agent")
+    if str(Path.cwd()) not in sys.path and "" not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # so the project's own modules are found, as `failpath lint` does
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"cannot import {module_name!r} to find the agent {ref!r}: {exc}") from None
+        raise ConfigError(f"cannot import {module_name!r} to find the agent {ref!r}: {exc}; run from the directory that holds it") from None
     agent = module
     for part in attribute.split("."):
         agent = getattr(agent, part, None)

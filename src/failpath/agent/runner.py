@@ -82,9 +82,10 @@ class RunBusy(FailpathError):
 class _Ended(Exception):
     """Internal: the run ended with this outcome (raised through the step functions)."""
 
-    def __init__(self, outcome: Outcome | None, exception: BaseException | None = None):
+    def __init__(self, outcome: Outcome | None, exception: BaseException | None = None, *, quiet: bool = False):
         self.outcome = outcome
         self.exception = exception
+        self.quiet = quiet  # nothing new happened (a run still waiting): no checkpoint, no trace
 
 
 class _Segment:
@@ -329,6 +330,8 @@ class Agent:
     def _finish(self, record: RunRecord, store: Any, seg: _Segment, ended: _Ended) -> Outcome | BaseException:
         """Checkpoint the end (unless the run waits for an approval), write the trace; the outcome, or the exception to raise."""
         outcome = ended.outcome
+        if ended.quiet:
+            return outcome  # type: ignore[return-value]
         if not (isinstance(outcome, Escalated) and outcome.state == "risky_tool_call" and record.waiting is not None):
             ended_with = outcome_to_dict(outcome) if outcome is not None else None
             raised = None if ended.exception is None else f"{type(ended.exception).__name__}: {ended.exception}"
@@ -788,7 +791,7 @@ class Agent:
         ticket_id = self._open_ticket(record, store, seg, action.queue, "risky_tool_call", action.deadline, action.default.name, shown)
         if ticket_id is None:
             return
-        self._commit(record, store, seg, "approval", {"call_id": call.id, "ticket_id": ticket_id, "queue": action.queue, "default": action.default.name})
+        self._commit(record, store, seg, "approval", {"call_id": call.id, "ticket_id": ticket_id, "queue": action.queue, "default": action.default.name, "trace_id": record.trace_id})
         raise _Ended(Escalated(ticket_id=ticket_id, queue=action.queue, state="risky_tool_call", trace_id=record.trace_id))
 
     def _await_decision(self, record: RunRecord, store: Any) -> None:
@@ -799,8 +802,9 @@ class Agent:
         if ticket.status is TicketStatus.OPEN and ticket.deadline is not None and ticket.deadline <= time.time():
             store.expire_tickets(older_than=float("inf"))
             ticket = store.get_ticket(ticket_id)
-        if ticket.status is TicketStatus.OPEN:
-            raise _Ended(Escalated(ticket_id=ticket_id, queue=waiting.get("queue") or ticket.queue, state="risky_tool_call", trace_id=record.trace_id))
+        if ticket.status is TicketStatus.OPEN:  # still waiting: the same outcome as when the run was suspended
+            queue = waiting.get("queue") or ticket.queue
+            raise _Ended(Escalated(ticket_id=ticket_id, queue=queue, state="risky_tool_call", trace_id=waiting.get("trace_id")), quiet=True)
         if ticket.status is TicketStatus.RESOLVED:
             decision = decision_of(ticket.answer) or "reject"
             how = f"resolved by {ticket.reviewer or 'a reviewer'}: {decision}"

@@ -30,6 +30,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "failpath.cli.traces",
     "failpath.cli.drift",
     "failpath.cli.review",
+    "failpath.cli.runs",
     "failpath.cli.report",
 )
 
