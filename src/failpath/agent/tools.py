@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from failpath.core import PolicyError
+from failpath.core import PolicyError, Prediction
 from failpath.guard.text import canonical_text, jsonable
 
 __all__ = ["Tool", "tool", "ToolCall", "ModelTurn", "ToolArgsError", "as_turn"]
@@ -64,7 +64,8 @@ class ModelTurn:
 
 
 def as_turn(raw: Any) -> ModelTurn:
-    """What a model step returned as a :class:`ModelTurn`: a turn, or text (a final answer).
+    """What a model step returned as a :class:`ModelTurn`: a turn, text (a final answer), or the ``Prediction``
+    of an ``fp.llm`` adapter built with ``tools=`` (its ``meta["tool_calls"]`` and ``meta["usage"]``).
 
     Raises ``TypeError`` naming what came back otherwise (the run's ``invalid_output`` state).
     """
@@ -75,6 +76,20 @@ def as_turn(raw: Any) -> ModelTurn:
         return raw
     if isinstance(raw, str):
         return ModelTurn(text=raw)
+    if isinstance(raw, Prediction):  # what fp.llm.openai / fp.llm.anthropic return: tool calls in meta
+        meta = raw.meta or {}
+        calls = meta.get("tool_calls") or ()
+        if raw.value is not None and not isinstance(raw.value, str):
+            raise TypeError(f"the model step returned a Prediction whose value is {type(raw.value).__name__}, not text")
+        if not calls and raw.value is None:
+            raise TypeError("the model step returned a Prediction with neither text nor tool calls")
+        turn_calls = []
+        for call in calls:
+            if not isinstance(call, Mapping) or not isinstance(call.get("id"), str) or not isinstance(call.get("name"), str):
+                raise TypeError(f"the model step returned a tool call that is not {{'id', 'name', 'arguments'}}: {call!r}")
+            turn_calls.append(ToolCall(call["id"], call["name"], call.get("arguments")))
+        usage = meta.get("usage")
+        return ModelTurn(raw.value, tuple(turn_calls), usage if isinstance(usage, Mapping) else {})
     raise TypeError(f"the model step returned {type(raw).__name__}, not a ModelTurn or text")
 
 
