@@ -276,3 +276,48 @@ def test_variants_are_numbered_exactly_as_dataclasses_replace_would():
             p = next(p for p in suite.perturbations if p.name == variant.perturbation)
             fresh = p.apply(case, derive_rng(3, case.id, p.name, variant.index))
             assert variant == dataclasses.replace(fresh, case_id=case.id, index=variant.index)
+
+
+# --------------------------------------------------------------------------- contracts a user declares
+
+NAME_CASE = fp.Case("n", "Smith, John A.", [("Smith,", "Surname"), ("John", "GivenName"), ("A.", "MiddleInitial")])
+
+
+def test_a_user_declares_a_contract_that_does_not_hold_for_their_data():
+    names = REALISTIC.with_contracts({"drop_punctuation": "not_preserved", "casing": LabelContract.NOT_PRESERVED}, name="names")
+    assert names.name == "names" and names.names == REALISTIC.names
+    by_name = {p.name: p for p in names.perturbations}
+    assert by_name["casing"].contract is LabelContract.NOT_PRESERVED
+    assert "declared not_preserved" in by_name["casing"].description
+    variants = names.variants(NAME_CASE, seed=0)
+    seen = {v.perturbation: v.contract for v in variants}
+    assert seen["casing"] is LabelContract.NOT_PRESERVED
+    assert seen["drop_punctuation"] is LabelContract.NOT_PRESERVED
+    assert seen["crm_mix"] is LabelContract.NOT_PRESERVED  # the chain holds drop_punctuation and casing
+    assert seen["typo"] is LabelContract.TRANSFORMED
+    # The variants themselves are the suite's own: only the contract changed.
+    plain = {(v.perturbation, v.input) for v in REALISTIC.variants(NAME_CASE, seed=0)}
+    assert {(v.perturbation, v.input) for v in variants} == plain
+    # A declaration only weakens: a variant already NOT_PRESERVED stays so under "transformed".
+    weaker = REALISTIC.with_contracts({"drop_punctuation": "transformed"})
+    comma_only = fp.Case("c", "Smith, John", [("Smith,", "Surname"), ("John", "GivenName")])
+    v = next(v for v in weaker.variants(comma_only) if v.perturbation == "drop_punctuation")
+    assert v.contract is LabelContract.NOT_PRESERVED
+
+
+def test_a_user_leaves_perturbations_out():
+    smaller = REALISTIC.without("abbreviate", "expand", "move_unit", name="names")
+    assert smaller.name == "names" and not {"abbreviate", "expand", "move_unit"} & set(smaller.names)
+    assert len(smaller.names) == len(REALISTIC.names) - 3
+    assert REALISTIC.without("typo").name == "realistic"
+
+
+def test_declaring_a_contract_names_what_is_wrong():
+    with pytest.raises(fp.ConfigError, match="no perturbation named 'drop_punctuaton'.*drop_punctuation"):
+        REALISTIC.with_contracts({"drop_punctuaton": "not_preserved"})
+    with pytest.raises(fp.ConfigError, match="must be one of unchanged, transformed, not_preserved"):
+        REALISTIC.with_contracts({"casing": "broken"})
+    with pytest.raises(fp.ConfigError, match="no perturbation named 'nope'"):
+        REALISTIC.without("nope")
+    with pytest.raises(fp.ConfigError, match="nothing would be left"):
+        Suite("one", "realistic", (Casing(),)).without("casing")

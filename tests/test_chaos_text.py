@@ -70,6 +70,11 @@ def _load_cases() -> list[Case]:
 
 
 CASES = _load_cases()
+needs_shared_data = pytest.mark.skipif(
+    not (DATA / "labeled.xml").exists(),
+    reason=f"needs the labeled addresses in ../shared/data/usaddress ({DATA / 'labeled.xml'} is absent); "
+    "the other tests here use the built-in fallback addresses",
+)
 CHAR_EDITS = [KeyboardTypo(), DropChar(), DoubleChar(), TransposeChars(), OcrConfusion()]
 LABEL_KEEPING = [p for p in REALISTIC.perturbations if p.contract is not LabelContract.NOT_PRESERVED]
 cases = st.sampled_from(CASES)
@@ -80,8 +85,12 @@ def _tokens(text: str) -> list[str]:
     return text.split()
 
 
-def test_the_real_data_is_token_aligned():
+@needs_shared_data
+def test_the_real_data_is_read():
     assert len(CASES) > len(_FALLBACK)  # the shared data was read (the fallback alone would be too little)
+
+
+def test_the_cases_are_token_aligned():
     assert all(is_token_aligned(c) for c in CASES)
 
 
@@ -253,6 +262,22 @@ def test_users_add_their_own_table():
         AbbreviationTable("bad", {"Street": ("St",), "Saint": ("St",)})
 
 
+def test_a_table_takes_its_labels_as_any_iterable_of_names():
+    entries = {"William": ("Wm",), "Robert": ("Rob",)}
+    case = Case("n", "William Smith", [("William", "GivenName"), ("Smith", "Surname")])
+    for labels in (("GivenName",), ["GivenName"], {"GivenName"}, frozenset({"GivenName"}), "GivenName"):
+        table = AbbreviationTable("given", entries, labels=labels)
+        assert table.labels == frozenset({"GivenName"})
+        v = Abbreviate(tables=(table,)).apply(case, random.Random(0))
+        assert v.input == "Wm Smith" and v.expected == [("Wm", "GivenName"), ("Smith", "Surname")]
+    surname_only = AbbreviationTable("given", entries, labels=("Surname",))
+    assert isinstance(Abbreviate(tables=(surname_only,)).apply(case, random.Random(0)), NotApplicable)
+    with pytest.raises(ValueError, match="'given'.*label names"):
+        AbbreviationTable("given", entries, labels=3)
+    with pytest.raises(ValueError, match="must be strings"):
+        AbbreviationTable("given", entries, labels=("GivenName", 3))
+
+
 def test_tables_cover_usps_basics():
     assert STREET_TYPES.canonical("Blvd") == "Boulevard" and STREET_TYPES.abbreviation("Avenue") == "Ave"
     assert STATES.canonical("wi") == "Wisconsin" and STATES.abbreviation("District of Columbia") == "DC"
@@ -297,8 +322,46 @@ def test_text_perturbations_refuse_other_inputs_and_edit_a_record_field():
     assert record == {"street": "626 East Kilbourn Avenue", "zip": "53202"}  # the case is not mutated
 
 
+@needs_shared_data
 @pytest.mark.parametrize("perturbation", [*CHAR_EDITS, Abbreviate(), Expand(), DropPunctuation(), Casing(), MoveUnitToFront()])
 def test_each_perturbation_applies_to_real_addresses(perturbation):
     applied = sum(not isinstance(perturbation.apply(c, random.Random(0)), NotApplicable) for c in CASES[:300])
     floor = 0.05 if isinstance(perturbation, MoveUnitToFront) else 0.3
     assert applied >= floor * min(300, len(CASES)), f"{perturbation.name} applied to {applied} cases only"
+
+
+# --------------------------------------------------------------------------- the comma that tells fields apart
+
+NAME = Case("n", "Smith, John", [("Smith,", "Surname"), ("John", "GivenName")])
+
+
+def test_dropping_the_comma_of_last_first_may_change_the_answer():
+    v = DropPunctuation().apply(NAME, random.Random(0))
+    assert v.input == "Smith John" and v.contract is LabelContract.NOT_PRESERVED
+    crm_mix = next(p for p in REALISTIC.perturbations if p.name == "crm_mix")
+    v = crm_mix.apply(NAME, random.Random(0))
+    assert "," not in v.input and v.contract is LabelContract.NOT_PRESERVED
+
+
+def test_marks_that_separate_nothing_whose_labels_could_swap_stay_transformed():
+    title = Case("t", "Dr. John West", [("Dr.", "Title"), ("John", "GivenName"), ("West", "Surname")])
+    v = DropPunctuation().apply(title, random.Random(0))
+    assert v.input == "Dr John West" and v.contract is LabelContract.TRANSFORMED  # a period ends an abbreviation
+    same = Case("s", "Mary, Ann Lee", [("Mary,", "GivenName"), ("Ann", "GivenName"), ("Lee", "Surname")])
+    assert DropPunctuation().apply(same, random.Random(0)).contract is LabelContract.TRANSFORMED
+    last = Case("l", "John Smith,", [("John", "GivenName"), ("Smith,", "Surname")])
+    assert DropPunctuation().apply(last, random.Random(0)).contract is LabelContract.TRANSFORMED
+    declared = DropPunctuation(separator_safe_labels=("Surname", "GivenName"))
+    assert declared.apply(NAME, random.Random(0)).contract is LabelContract.TRANSFORMED
+
+
+def test_a_comma_between_address_fields_keeps_the_labels():
+    labeled = [c for c in CASES if any(t.endswith(",") for t, _ in c.expected[:-1])][:300]
+    assert len(labeled) >= 50
+    contracts = Counter()
+    for i, case in enumerate(labeled):
+        v = DropPunctuation(intensity=None).apply(case, random.Random(i))
+        contracts[v.contract] += 1
+    assert contracts == Counter({LabelContract.TRANSFORMED: len(labeled)})
+    crm_mix = next(p for p in REALISTIC.perturbations if p.name == "crm_mix")
+    assert all(crm_mix.apply(c, random.Random(0)).contract is LabelContract.TRANSFORMED for c in labeled[:100])

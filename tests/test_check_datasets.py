@@ -97,3 +97,38 @@ def test_as_cases_accepts_cases_dicts_and_paths(tmp_path):
         as_cases([{"input": 1}])
     with pytest.raises(DatasetError, match="empty"):
         as_cases([])
+
+
+# --------------------------------------------------------------------------- several files
+
+
+def test_several_files_are_read_in_order_with_one_mapping(tmp_path):
+    first = write(tmp_path, "cases.jsonl", '{"id": "a", "text": "x", "label": "X"}\n')
+    second = write(tmp_path, "more.csv", "id,text,label\nb,y,Y\n")
+    cases = load_cases([first, second], input="text", expected="label")
+    assert [(c.id, c.input, c.expected) for c in cases] == [("a", "x", "X"), ("b", "y", "Y")]
+    assert load_cases([first], input="text", expected="label") == load_cases(first, input="text", expected="label")
+
+
+def test_a_duplicate_id_across_files_names_both_files_and_lines(tmp_path):
+    first = write(tmp_path, "cases.jsonl", '{"id": "a", "input": 1, "expected": 1}\n{"id": "b", "input": 2, "expected": 2}\n')
+    second = write(tmp_path, "regressions.jsonl", '{"id": "c", "input": 3, "expected": 3}\n{"id": "b", "input": 4, "expected": 4}\n')
+    with pytest.raises(DatasetError) as info:
+        load_cases([first, second])
+    message = str(info.value)
+    assert message.startswith(f"{second}:2: duplicate id 'b'") and f"{first}:2 has it too" in message
+
+
+def test_line_numbered_ids_carry_the_file_name_when_several_files_are_read(tmp_path):
+    first = write(tmp_path, "a.jsonl", '{"input": 1, "expected": 2}\n')
+    second = write(tmp_path, "b.jsonl", '{"input": 3, "expected": 4}\n')
+    assert [c.id for c in load_cases([first, second])] == ["a.jsonl:1", "b.jsonl:1"]
+    assert [c.id for c in load_cases(first)] == ["1"]  # one file: as before
+
+
+def test_no_files_and_a_missing_one_are_named(tmp_path):
+    with pytest.raises(DatasetError, match="no dataset file given"):
+        load_cases([])
+    present = write(tmp_path, "a.jsonl", '{"input": 1, "expected": 2}\n')
+    with pytest.raises(DatasetError, match=r"gone\.jsonl: dataset file not found"):
+        load_cases([present, tmp_path / "gone.jsonl"])

@@ -142,3 +142,82 @@ def test_every_judge_scores_in_unit_interval_and_full_score_when_right(output, e
         if right and not isinstance(judge, (Fields,)):
             assert score == 1.0
         assert judge(expected, expected) or isinstance(judge, (NumericTolerance, TokenLabels, Fields))
+
+
+# --------------------------------------------------------------------------- typed answers (the support-ticket schema)
+
+
+def _support_ticket_example():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "examples" / "support_tickets"
+    modules = []
+    for name in ("run", "stand_in"):
+        spec = importlib.util.spec_from_file_location(f"support_tickets_{name}", folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        modules.append(module)
+    return modules
+
+
+def test_the_fields_judge_compares_pydantic_models_and_dataclasses_as_plain_data():
+    import dataclasses
+    import enum
+
+    from failpath.check.judges import Fields
+
+    run, _ = _support_ticket_example()
+    judge = Fields()
+    label = run.TicketLabel(category="billing", urgency="high")
+    assert judge(label, {"category": "billing", "urgency": "high"})
+    assert judge(label, run.TicketLabel(category="billing", urgency="high"))
+    assert not judge(label, {"category": "bug", "urgency": "high"})
+    assert judge.score(label, {"category": "bug", "urgency": "high"}) == 0.5
+
+    class Urgency(enum.Enum):
+        HIGH = "high"
+
+    @dataclasses.dataclass
+    class Label:
+        category: str
+        urgency: Urgency
+
+    assert judge(Label("billing", Urgency.HIGH), {"category": "billing", "urgency": "high"})
+    assert Exact()(label, {"category": "billing", "urgency": "high"})
+    with pytest.raises(TypeError, match="pydantic model or a dataclass"):
+        judge(label, "billing")
+
+
+def test_check_scores_the_support_ticket_schema_answers_field_by_field(tmp_path):
+    import failpath as fp
+    from failpath.core import Case
+
+    run, stand_in = _support_ticket_example()
+
+    def rules(text: str):
+        lowered = text.lower()
+        for keywords, category, urgency in stand_in.RULES:
+            if any(k in lowered for k in keywords):
+                return category, urgency
+        return "other", "medium"
+
+    def triage(text: str):
+        category, urgency = rules(text)
+        return fp.Prediction(run.TicketLabel(category=category, urgency=urgency), 0.9)
+
+    tickets = [t for t in run.TICKETS if t.strip() and rules(t)[0] != "other"]
+    cases = [Case(f"t{i}", t, dict(zip(("category", "urgency"), rules(t)))) for i, t in enumerate(tickets)]
+    cases.append(Case("wrong", tickets[0], {"category": "bug", "urgency": "low"}))  # one the system gets wrong
+    result = fp.check(
+        triage, cases, judge="fields", suites=["realistic"], store=tmp_path / "f.db", quiet=True,
+        worst_cases=0, calibration_share=0.2,
+    )
+    n = result.clean.n_cases
+    assert n >= 5
+    # The raw answers are read back as plain data; the guarded answer stays a TicketLabel: both are judged.
+    assert result.clean.accuracy >= (n - 1) / n  # every answer right but the one mislabeled case (if it is evaluated)
+    wrong = round(n * (1 - result.clean.accuracy))
+    assert result.clean.with_policy.silent_failures == result.clean.without_policy.silent_failures == wrong

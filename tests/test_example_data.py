@@ -137,7 +137,7 @@ def test_loader_missing_file(tmp_path):
         load_parserator_xml(tmp_path / "absent.xml")
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason=f"reference data not found at {SHARED}")
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"needs ../shared/data/usaddress beside the repository ({SHARED} is absent)")
 @pytest.mark.parametrize("name, count", [("labeled.xml", 146), ("us50_test_tagged.xml", 687)])
 def test_loader_reads_the_reference_files(name, count):
     cases = load_parserator_xml(SHARED / name)

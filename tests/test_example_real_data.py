@@ -25,7 +25,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "usaddress"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not DATA.is_dir(), reason=f"the reference data is not beside the repository ({DATA} is absent)"),
+    pytest.mark.skipif(not DATA.is_dir(), reason=f"needs ../shared/data/usaddress beside the repository ({DATA} is absent)"),
 ]
 
 
@@ -65,3 +65,11 @@ def test_the_coarse_judge_folds_street_and_number_labels():
     assert judge(output, expected) and judge.score(output, expected) == 1.0
     assert not judge([("12", "PlaceName")] + output[1:], expected)
     assert not judge("not pairs", expected)
+
+
+def test_the_coarse_judge_folds_fine_expected_labels_too():
+    judge = CoarseTokenLabels()
+    fine = [("12", "AddressNumber"), ("N", "StreetNamePreDirectional"), ("Elm", "StreetName"), ("St", "StreetNamePostType")]
+    assert judge(fine, fine) and judge.score(fine, fine) == 1.0
+    assert judge.score([("12", "AddressNumber"), ("N", "StreetName"), ("Elm", "StreetName"), ("St", "StreetName")], fine) == 1.0
+    assert not judge([("12", "PlaceName")] + fine[1:], fine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 
@@ -118,5 +119,80 @@ def test_stats_needs_no_scipy_at_import_and_failpath_no_numpy():
     code = (
         "import sys, failpath; assert 'numpy' not in sys.modules, 'failpath imported numpy'; "
         "import failpath.stats; assert 'scipy' not in sys.modules, 'failpath.stats imported scipy'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+_DATA = np.linspace(0.0, 1.0, 40)
+_RIGHT = _DATA > 0.2
+_COSTS = {"answer": (0, 10), "escalate": (1, 1)}
+
+#: Every function of failpath.stats that takes a level (confidence, alpha, delta) or a risk budget.
+_LEVEL_TAKERS = {
+    "clopper_pearson(alpha)": ("alpha", lambda v: st.clopper_pearson(3, 10, v)),
+    "binomial_upper_bound(confidence)": ("confidence", lambda v: st.binomial_upper_bound(3, 10, v)),
+    "bootstrap_ci(confidence)": ("confidence", lambda v: st.bootstrap_ci(np.mean, _DATA, confidence=v)),
+    "paired_gap(confidence)": ("confidence", lambda v: st.paired_gap(_RIGHT, _DATA > 0.3, confidence=v)),
+    "mean_upper_bound(confidence)": ("confidence", lambda v: st.mean_upper_bound(_DATA, v)),
+    "mean_upper_bound(confidence, betting)": (
+        "confidence", lambda v: st.mean_upper_bound(_DATA, v, method="betting")
+    ),
+    "case_rate_upper_bound(confidence)": ("confidence", lambda v: st.case_rate_upper_bound([3, 4], [1, 0], v)),
+    "select_threshold(delta)": ("delta", lambda v: st.select_threshold(_DATA, _RIGHT, max_risk=0.1, delta=v)),
+    "select_threshold(delta, crc)": (
+        "delta", lambda v: st.select_threshold(_DATA, _RIGHT, max_risk=0.1, delta=v, method="crc", risk="joint")
+    ),
+    "select_threshold(max_risk)": ("max_risk", lambda v: st.select_threshold(_DATA, _RIGHT, max_risk=v, delta=0.1)),
+    "select_threshold_by_case(delta)": (
+        "delta", lambda v: st.select_threshold_by_case(_DATA, _RIGHT, np.arange(40) // 4, max_risk=0.1, delta=v)
+    ),
+    "select_threshold_by_case(max_risk)": (
+        "max_risk", lambda v: st.select_threshold_by_case(_DATA, _RIGHT, np.arange(40) // 4, max_risk=v, delta=0.1)
+    ),
+    "cost_optimal_policy(delta)": (
+        "delta", lambda v: st.cost_optimal_policy(_DATA, _RIGHT, _COSTS, max_risk=0.1, delta=v)
+    ),
+    "cost_optimal_policy(max_risk)": (
+        "max_risk", lambda v: st.cost_optimal_policy(_DATA, _RIGHT, _COSTS, max_risk=v, delta=0.1)
+    ),
+    "pass_k_lower_bound(confidence)": ("confidence", lambda v: st.pass_k_lower_bound([3, 4], [4, 4], 2, v)),
+    "p_value_binomial(max_risk)": ("max_risk", lambda v: st.p_value_binomial(1, 10, v)),
+    "p_value_hoeffding_bentkus(max_risk)": ("max_risk", lambda v: st.p_value_hoeffding_bentkus(1, 10, v)),
+    "p_value_bounded_mean(max_risk)": ("max_risk", lambda v: st.p_value_bounded_mean(0.1, 10, v)),
+}
+
+
+_NONE_MEANS_NOT_GIVEN = {
+    "select_threshold(delta)", "select_threshold(delta, crc)", "cost_optimal_policy(delta)", "cost_optimal_policy(max_risk)"
+}
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1, 0.0, 1.0, float("nan"), float("inf"), True, "0.95", None])
+@pytest.mark.parametrize("function", sorted(_LEVEL_TAKERS))
+def test_every_level_outside_zero_one_is_refused_the_same_way(function, value):
+    name, call = _LEVEL_TAKERS[function]
+    if value is None and function in _NONE_MEANS_NOT_GIVEN:
+        return  # there None means "not given" (conformal risk control, or no risk cap)
+    expected = rf"^{name} must be strictly between 0 and 1, got {re.escape(repr(value))}$"
+    with pytest.raises(st.StatsInputError, match=expected):
+        call(value)
+
+
+@pytest.mark.parametrize("function", sorted(_LEVEL_TAKERS))
+def test_every_level_taker_accepts_a_numpy_level(function):
+    _, call = _LEVEL_TAKERS[function]
+    call(np.float64(0.1))
+
+
+def test_stats_functions_never_import_scipy_stats():
+    code = (
+        "import sys, numpy as np, failpath.stats as st\n"
+        "c = np.linspace(0, 1, 300); k = c > 0.3\n"
+        "st.auroc(c, k); st.bootstrap_ci(np.mean, c, seed=0); st.paired_gap(k, c > 0.35, seed=0)\n"
+        "st.select_threshold(c, k, max_risk=0.1, delta=0.1)\n"
+        "st.select_threshold_by_case(c, k, np.arange(300) // 3, max_risk=0.1, delta=0.1)\n"
+        "st.mean_upper_bound(c); st.mean_upper_bound(c, method='betting')\n"
+        "st.cost_optimal_policy(c, k, {'answer': (0, 10), 'escalate': (1, 1)})\n"
+        "assert 'scipy.stats' not in sys.modules, 'a statistic imported scipy.stats'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -55,6 +55,8 @@ _LAZY: dict[str, str] = {
     "InvalidOutput": "failpath.guard",
     "LowConfidence": "failpath.guard",
     "AnomalousInput": "failpath.guard",
+    "NgramScorer": "failpath.guard",
+    "tolerated_reference": "failpath.guard",
     "InjectionSuspected": "failpath.guard",
     "Inconsistent": "failpath.guard",
     "EmptyInput": "failpath.guard",
@@ -130,6 +132,7 @@ _SUBMODULES: dict[str, str] = {
     "review": "failpath.watch.review",
     "llm": "failpath.llm",
     "agent": "failpath.agent",
+    "testing": "failpath.testing",
 }
 
 __all__ = [

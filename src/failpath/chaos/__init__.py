@@ -4,7 +4,9 @@
   input (:mod:`~failpath.chaos.hostile`) and model-side faults (:mod:`~failpath.chaos.faults`), each with a
   :class:`LabelContract` saying how the expected answer changes;
 * suites: :func:`get_suite` (``"hostile"``, ``"realistic"``, ``"fault"``), :func:`register_suite`;
-* search: :func:`search` composes perturbations to find a silent failure and shrinks it (Hypothesis).
+* audit: :func:`audit_suite` says what each perturbation of a suite does to your dataset;
+* search: :func:`search` composes perturbations to find a silent failure and shrinks it (Hypothesis);
+  :func:`shrink` shrinks failing steps you already have.
 
 Hypothesis is imported only when :func:`search` runs.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from failpath.chaos import faults
+from failpath.chaos.audit import AuditSample, PerturbationAudit, SuiteAudit, audit_suite
 from failpath.chaos.base import (
     FAMILIES,
     Chain,
@@ -58,6 +61,7 @@ from failpath.chaos.records import (
 )
 from failpath.chaos.suites import (
     FAULT,
+    Declared,
     HOSTILE,
     PERTURBATIONS,
     REALISTIC,
@@ -70,6 +74,7 @@ from failpath.chaos.suites import (
 )
 from failpath.chaos.tables import ADDRESS_TABLES, DIRECTIONALS, STATES, STREET_TYPES, UNIT_DESIGNATORS, AbbreviationTable
 from failpath.chaos.text import (
+    ADDRESS_LABELS,
     Abbreviate,
     Casing,
     DoubleChar,
@@ -89,11 +94,13 @@ __all__ = [
     "LabelContract", "Edit", "Variant", "NotApplicable", "Perturbation", "TextPerturbation", "Chain",
     "FAMILIES", "is_token_aligned", "derive_rng", "derive_seed",
     # suites
-    "Suite", "SUITES", "PERTURBATIONS", "HOSTILE", "REALISTIC", "FAULT", "get_suite", "register_suite",
+    "Suite", "Declared", "SUITES", "PERTURBATIONS", "HOSTILE", "REALISTIC", "FAULT", "get_suite", "register_suite",
     "get_perturbation", "ordered",
+    # audit
+    "audit_suite", "SuiteAudit", "PerturbationAudit", "AuditSample",
     # realistic text
     "KeyboardTypo", "DropChar", "DoubleChar", "TransposeChars", "OcrConfusion", "Casing", "WhitespaceNoise",
-    "DropPunctuation", "Abbreviate", "Expand", "MoveUnitToFront",
+    "DropPunctuation", "Abbreviate", "Expand", "MoveUnitToFront", "ADDRESS_LABELS",
     "AbbreviationTable", "STREET_TYPES", "DIRECTIONALS", "UNIT_DESIGNATORS", "STATES", "ADDRESS_TABLES",
     # realistic records
     "DropField", "BlankField", "SwapFields", "DuplicateIntoField", "ReorderFields", "ReformatDate",
@@ -104,13 +111,13 @@ __all__ = [
     # faults
     "faults", "Fault", "FAULTS", "FAULT_KINDS", "get_fault", "inject",
     # search
-    "search", "replay", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS",
+    "search", "shrink", "replay", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS",
 ]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
     # search imports Hypothesis: load it only when asked for.
-    if name in ("search", "replay", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS"):
+    if name in ("search", "shrink", "replay", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS"):
         from failpath.chaos import finder
 
         value = getattr(finder, name)

@@ -4,8 +4,11 @@ shrink the composition to the smallest one that still fails.
 Hypothesis is the engine: a strategy draws a list of ``(perturbation, seed)`` steps, ``find`` looks for a
 list whose variant the system gets wrong with confidence at least ``min_confidence`` (steered by
 ``target`` towards wrong answers given with high confidence), and Hypothesis's shrinking reduces the list.
-A final pass removes single steps while the failure persists, so that in the result removing any one step
-makes the system right again (``SearchResult.minimal``).
+A final pass first drops edits that cancel (steps after which the input and expected answer are back to
+what they were earlier in the chain: ``WILLIE -> WIPLIE -> WILLIE`` is two typos that did nothing), then
+removes single steps while the failure persists. ``SearchResult.minimal`` is True only once the result
+was replayed without each single step and every such replay was seen to make the failure go away.
+:func:`shrink` runs that pass on steps you already have.
 
 The search is quiet (no Hypothesis database, nothing written to disk), deterministic for a given ``seed``
 and a deterministic system, and bounded by ``max_examples`` and ``timeout`` seconds.
@@ -29,7 +32,7 @@ from failpath.chaos.base import Edit, LabelContract, NotApplicable, Perturbation
 from failpath.chaos.suites import REALISTIC
 from failpath.core import Case, ConfigError, Prediction
 
-__all__ = ["search", "replay", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS"]
+__all__ = ["search", "shrink", "replay", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS"]
 
 Step = tuple[str, int]
 
@@ -53,8 +56,9 @@ class SearchResult:
     ``found`` is False when no silent failure turned up within the budget (then the other fields describe
     nothing). Otherwise ``input`` and ``expected`` are the failing variant, ``edits`` what changed from the
     case, ``steps`` the ``(perturbation, seed)`` list that reproduces it, ``output`` and ``confidence`` what
-    the system said. ``n_tried`` counts the system calls made. ``minimal`` is True when removing any one
-    step was checked to make the system right again.
+    the system said. ``n_tried`` counts the system calls made. ``minimal`` is True only when the steps
+    hold no edits that cancel and replaying them without each single step was checked to make the
+    system right again (False when time ran out before every such replay was made).
     """
 
     found: bool
@@ -173,8 +177,8 @@ def _apply_steps(
     for name, seed in steps:
         if name not in perturbations:
             raise ConfigError(f"unknown perturbation {name!r} in the steps; known here: {', '.join(perturbations)}")
-        result = perturbations[name].apply(current, derive_rng("search", name, seed))
-        if isinstance(result, NotApplicable):
+        result = _step(perturbations[name], current, name, seed)
+        if result is None:
             continue
         edits.extend(result.edits)
         contracts.append(result.contract)
@@ -183,11 +187,49 @@ def _apply_steps(
     return current, tuple(edits), weakest(*contracts), tuple(applied)
 
 
+def _step(perturbation: Perturbation, case: Case, name: str, seed: int) -> Variant | None:
+    """One step's variant; ``None`` when it does not apply, or when it may change the answer itself
+    (a ``NOT_PRESERVED`` variant has no expected answer to be wrong against)."""
+    result = perturbation.apply(case, derive_rng("search", name, seed))
+    if isinstance(result, NotApplicable) or result.contract is LabelContract.NOT_PRESERVED:
+        return None
+    return result
+
+
+def _without_cycles(case: Case, steps: Sequence[Step], perturbations: dict[str, Perturbation]) -> tuple[Step, ...]:
+    """``steps`` without the runs of steps that bring the case back to a state it was in before.
+
+    A step's effect depends only on the case it is applied to and its seed, so cutting a run that
+    returns to an earlier state (``WILLIE -> WIPLIE -> WILLIE``) leaves every later step, and the final
+    variant, exactly as they were. Steps that do not apply are left out too.
+    """
+    current = case
+    states = [(repr(case.input), repr(case.expected))]
+    kept: list[Step] = []
+    for name, seed in steps:
+        if name not in perturbations:
+            raise ConfigError(f"unknown perturbation {name!r} in the steps; known here: {', '.join(perturbations)}")
+        result = _step(perturbations[name], current, name, seed)
+        if result is None:
+            continue
+        current = Case(id=case.id, input=result.input, expected=result.expected, tags=case.tags)
+        state = (repr(current.input), repr(current.expected))
+        if state in states:  # back where the chain was after len(earlier) steps: those since then cancel
+            earlier = states.index(state)
+            del kept[earlier:]
+            del states[earlier + 1 :]
+            continue
+        kept.append((name, seed))
+        states.append(state)
+    return tuple(kept)
+
+
 def replay(case: Case, steps: Sequence[Step], perturbations: Sequence[Perturbation] | None = None) -> Variant:
     """The variant that ``steps`` (as in :attr:`SearchResult.steps`) make of ``case``: reproduce a search result.
 
-    ``perturbations`` must hold every perturbation the steps name (default: the built-in ones). With no
-    steps the variant is the case itself (``perturbation == "clean"``).
+    ``perturbations`` must hold every perturbation the steps name (default: the built-in ones). Steps
+    that do not apply, or whose variant is ``NOT_PRESERVED``, are skipped as :func:`search` skips them.
+    With no steps the variant is the case itself (``perturbation == "clean"``).
     """
     from failpath.chaos.suites import PERTURBATIONS
 
@@ -244,7 +286,9 @@ def search(
     search composes up to ``max_steps`` of ``perturbations`` (default
     :data:`DEFAULT_SEARCH_PERTURBATIONS`), tries at most ``max_examples`` compositions plus shrinking,
     and stops trying new ones after ``timeout`` seconds. If the clean case already fails, that is the
-    result (with no steps).
+    result (with no steps). A step whose variant is ``NOT_PRESERVED`` (the edit may change the right
+    answer, such as the comma of ``Smith, John``) is skipped like one that does not apply: there is no
+    expected answer to be wrong against.
     """
     from hypothesis import HealthCheck, Phase, Verbosity, find, settings, target
     from hypothesis import strategies as st
@@ -270,7 +314,7 @@ def search(
         return _result(state, clean, (), True, start)
 
     # Only what can change this case is worth drawing.
-    usable = [p.name for p in perts if any(not isinstance(p.apply(case, derive_rng("search", p.name, s)), NotApplicable) for s in range(4))]
+    usable = [p.name for p in perts if any(_step(p, case, p.name, s) is not None for s in range(4))]
     if not usable:
         return SearchResult(found=False, n_tried=state.calls, case_id=case.id, elapsed_s=time.monotonic() - start)
 
@@ -311,9 +355,41 @@ def search(
         )
 
     steps, minimal = _minimize(state, [tuple(s) for s in found])
-    outcome = state.evaluate(steps)
-    assert outcome is not None and outcome.failed
-    return _result(state, outcome, outcome.applied, minimal, start)
+    outcome = state.cache[steps]  # evaluated by _minimize (cached, even once time is out)
+    return _result(state, outcome, steps, minimal, start)
+
+
+def shrink(
+    system: Callable[[Any], Any],
+    case: Case,
+    judge: Callable[[Any, Any], bool],
+    steps: Sequence[Step],
+    *,
+    perturbations: Sequence[Perturbation] | None = None,
+    min_confidence: float = 0.0,
+    timeout: float = 60.0,
+) -> SearchResult:
+    """Shrink failing ``steps`` (as in :attr:`SearchResult.steps`) the way :func:`search` shrinks what it finds.
+
+    Edits that cancel are dropped, then single steps while the failure persists; the result is
+    ``minimal`` only when replaying it without each single step made the system right. ``found`` is
+    False when ``steps`` do not make ``system`` fail on ``case``. ``perturbations`` must hold every
+    perturbation the steps name (default: the built-in ones).
+    """
+    from failpath.chaos.suites import PERTURBATIONS
+
+    if not isinstance(case, Case):
+        raise ConfigError(f"shrink needs a failpath Case, got {type(case).__name__}")
+    table = dict(PERTURBATIONS) if perturbations is None else {p.name: p for p in perturbations}
+    start = time.monotonic()
+    state = _Search(system, case, judge, table, min_confidence, start + timeout)
+    steps = tuple(tuple(s) for s in steps)
+    first = state.evaluate(steps)
+    if first is None or not first.failed:
+        return SearchResult(found=False, n_tried=state.calls, case_id=case.id, elapsed_s=time.monotonic() - start, timed_out=state.timed_out)
+    shrunk, minimal = _minimize(state, first.applied)
+    outcome = state.cache[shrunk]
+    return _result(state, outcome, shrunk, minimal, start)
 
 
 @contextlib.contextmanager
@@ -339,24 +415,29 @@ def _storage_outside_working_directory() -> Iterator[None]:
         hypothesis_configuration.set_hypothesis_home_dir(previous)
 
 
-def _minimize(state: _Search, steps: list[Step]) -> tuple[tuple[Step, ...], bool]:
-    """Drop steps one at a time while the failure persists: afterwards no single step can go."""
+def _minimize(state: _Search, steps: Sequence[Step]) -> tuple[tuple[Step, ...], bool]:
+    """Drop edits that cancel, then single steps while the failure persists.
+
+    Returns the steps and whether they were checked minimal: the failure goes away when any one step
+    is left out. ``False`` when time ran out before every such replay was made.
+    """
     first = state.evaluate(steps)
     assert first is not None and first.failed  # evaluated before, so cached
-    current = list(first.applied)
-    changed = True
-    while changed:
-        changed = False
+    current = _without_cycles(state.case, steps, state.perturbations)
+    if current not in state.cache:  # the same input as ``steps``: no need to call the system again
+        case, edits, contract, applied = state.variant(current)
+        state.cache[current] = _Outcome(True, first.score, case, edits, contract, first.output, first.confidence, applied)
+    while True:
         for j in range(len(current)):
-            shorter = current[:j] + current[j + 1 :]
+            shorter = _without_cycles(state.case, current[:j] + current[j + 1 :], state.perturbations)
             outcome = state.evaluate(shorter)
             if outcome is None:  # out of time: cannot vouch for minimality
-                return tuple(current), False
+                return current, False
             if outcome.failed:
-                current = list(outcome.applied)
-                changed = True
+                current = shorter
                 break
-    return tuple(current), True
+        else:  # every replay without one step was made, and none failed
+            return current, True
 
 
 def _result(state: _Search, outcome: _Outcome, steps: tuple[Step, ...], minimal: bool, start: float) -> SearchResult:

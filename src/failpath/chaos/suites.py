@@ -3,10 +3,16 @@
 The built-in suites are ``hostile``, ``realistic`` and ``fault`` (in that order, the order a check runs
 them). ``get_suite("realistic")`` returns one; ``register_suite(Suite(...))`` adds your own, or pass a
 :class:`Suite` value wherever a suite name is accepted.
+
+A perturbation's label contract is a claim about your data. When it does not hold (dropping the comma
+of ``Smith, John`` changes the right answer), say so: ``suite.with_contracts({"drop_punctuation":
+"not_preserved"})`` scores those variants only on "right or handled", and ``suite.without("move_unit")``
+leaves a perturbation out.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Iterable, Mapping
@@ -15,11 +21,22 @@ from failpath.chaos import faults as _faults
 from failpath.chaos import hostile as _h
 from failpath.chaos import records as _r
 from failpath.chaos import text as _t
-from failpath.chaos.base import FAMILIES, Chain, NotApplicable, Perturbation, Variant, derive_rng, unit_interval
+from failpath.chaos.base import (
+    FAMILIES,
+    Chain,
+    LabelContract,
+    NotApplicable,
+    Perturbation,
+    Variant,
+    derive_rng,
+    unit_interval,
+    weakest,
+)
 from failpath.core import Case, ConfigError
 
 __all__ = [
     "Suite",
+    "Declared",
     "SUITES",
     "PERTURBATIONS",
     "get_suite",
@@ -30,6 +47,48 @@ __all__ = [
     "FAULT",
     "ordered",
 ]
+
+
+@dataclass(frozen=True)
+class Declared(Perturbation):
+    """A perturbation whose contract the user declared weaker for their data (see :meth:`Suite.with_contracts`).
+
+    Same name, family and variants as ``perturbation``; each variant carries the weaker of its own
+    contract and ``contract`` (declaring ``NOT_PRESERVED`` makes every variant ``NOT_PRESERVED``).
+    """
+
+    perturbation: Perturbation
+    contract: LabelContract
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "contract", LabelContract(self.contract))
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        """The declared perturbation's name."""
+        return self.perturbation.name
+
+    @property
+    def family(self) -> str:  # type: ignore[override]
+        """The declared perturbation's family."""
+        return self.perturbation.family
+
+    @property
+    def description(self) -> str:
+        """The perturbation's description, with the declared contract."""
+        return f"{self.perturbation.description} (contract declared {self.contract.value})"
+
+    def contract_for(self, case: Case) -> LabelContract:
+        """The weaker of the perturbation's contract for ``case`` and the declared one."""
+        return weakest(self.perturbation.contract_for(case), self.contract)
+
+    def apply(self, case: Case, rng: random.Random) -> Variant | NotApplicable:
+        """The perturbation's variant, with the declared contract where it is weaker."""
+        result = self.perturbation.apply(case, rng)
+        if isinstance(result, NotApplicable):
+            return result
+        contract = weakest(result.contract, self.contract)
+        return result if contract is result.contract else replace(result, contract=contract)
 
 
 @dataclass(frozen=True)
@@ -72,6 +131,45 @@ class Suite:
     def names(self) -> tuple[str, ...]:
         """The names of the perturbations, in order."""
         return tuple(p.name for p in self.perturbations)
+
+    def _check_names(self, names: Iterable[str], what: str) -> None:
+        unknown = [n for n in names if n not in self.names]
+        if unknown:
+            raise ConfigError(
+                f"suite {self.name!r}: {what}: no perturbation named {', '.join(map(repr, unknown))}; "
+                f"the suite has: {', '.join(self.names)}"
+            )
+
+    def without(self, *names: str, name: str | None = None) -> "Suite":
+        """This suite without the perturbations ``names`` (for a perturbation that does not fit your data).
+
+        ``name`` names the new suite (default: this suite's name; give another to register both).
+        """
+        self._check_names(names, "without")
+        kept = tuple(p for p in self.perturbations if p.name not in names)
+        if not kept:
+            raise ConfigError(f"suite {self.name!r}: without {', '.join(names)} nothing would be left")
+        return replace(self, name=name or self.name, perturbations=kept)
+
+    def with_contracts(self, contracts: Mapping[str, LabelContract | str], *, name: str | None = None) -> "Suite":
+        """This suite with the contracts you declare for your data: ``{"drop_punctuation": "not_preserved"}``.
+
+        A declared contract can only weaken a perturbation's own (a variant keeps the weaker of the two):
+        ``"not_preserved"`` says the edit may change the right answer, so its variants are scored only on
+        "right or handled"; ``"transformed"`` says the answer follows the edit but is no longer the same.
+        A chain that has a declared perturbation among its steps (``crm_mix`` holds ``drop_punctuation``)
+        gets the declaration for that step too. ``name`` names the new suite (default: this suite's name).
+        """
+        declared: dict[str, LabelContract] = {}
+        for key, value in dict(contracts).items():
+            try:
+                declared[key] = LabelContract(value)
+            except ValueError:
+                valid = ", ".join(c.value for c in LabelContract)
+                raise ConfigError(f"suite {self.name!r}: contract for {key!r} must be one of {valid}, got {value!r}") from None
+        inside_chains = {step.name for p in self.perturbations if isinstance(p, Chain) for step in p.steps}
+        self._check_names([n for n in declared if n not in inside_chains], "with_contracts")
+        return replace(self, name=name or self.name, perturbations=tuple(_declare(p, declared) for p in self.perturbations))
 
     def variants(self, case: Case, seed: int = 0, *, n: int | None = None) -> list[Variant]:
         """The variants of ``case``: the same ``(case, seed)`` always gives the same list.
@@ -120,6 +218,16 @@ class Suite:
             if isinstance(result, NotApplicable):
                 out[p.name] = result.reason
         return out
+
+
+def _declare(perturbation: Perturbation, declared: Mapping[str, LabelContract]) -> Perturbation:
+    if isinstance(perturbation, Chain):
+        steps = tuple(_declare(step, declared) for step in perturbation.steps)
+        if steps != perturbation.steps:
+            perturbation = replace(perturbation, steps=steps)
+    if perturbation.name in declared:
+        return Declared(perturbation, declared[perturbation.name])
+    return perturbation
 
 
 #: Messy input people really produce: typos, casing, blanks, punctuation, abbreviations, order, OCR, records.

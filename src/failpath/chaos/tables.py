@@ -52,12 +52,29 @@ def normalize_form(text: str) -> str:
 _norm = normalize_form
 
 
+def _label_set(table: str, labels: object) -> frozenset[str]:
+    """``labels`` as a frozenset of label names; a ``ValueError`` naming the table for anything else."""
+    if isinstance(labels, str):
+        return frozenset({labels})
+    try:
+        names = frozenset(labels)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(
+            f"abbreviation table {table!r}: labels must be label names (a tuple, list or set of strings), got {labels!r}"
+        ) from None
+    odd = sorted(repr(n) for n in names if not isinstance(n, str))
+    if odd:
+        raise ValueError(f"abbreviation table {table!r}: labels must be strings, got {', '.join(odd)}")
+    return names
+
+
 @dataclass(frozen=True)
 class AbbreviationTable:
     """Forms that mean the same thing, grouped by a canonical full form.
 
     ``entries``: canonical form -> other forms (the first is the standard abbreviation).
-    ``labels``: the token labels this table applies to in token-aligned cases (empty: any label).
+    ``labels``: the token labels this table applies to in token-aligned cases (empty: any label); any
+    iterable of label names (a tuple, a list, a set), or one name as a string.
     ``plain_context``: where a match is safe in plain text (``None``: anywhere).
     ``ambiguous``: forms never rewritten in plain text (``St`` may be ``Saint``), compared case-insensitively.
     """
@@ -71,6 +88,7 @@ class AbbreviationTable:
     _max_words: int = field(init=False, repr=False, compare=False, hash=False, default=1)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", _label_set(self.name, self.labels))
         index: dict[str, str] = {}
         for canonical, forms in self.entries.items():
             for form in (canonical, *forms):

@@ -6,7 +6,8 @@ Every perturbation here works on three kinds of input:
 * token-aligned text (``expected`` is a list of ``(token, label)`` pairs, see
   :func:`~failpath.chaos.base.is_token_aligned`): the contract is ``TRANSFORMED`` and the variant's
   expected pairs follow the edit (a typo keeps its token's label, a moved token keeps its label, a
-  dropped comma changes only the token text);
+  dropped comma changes only the token text); an edit that can change the answer itself is
+  ``NOT_PRESERVED`` (see :class:`DropPunctuation` for the comma in ``Smith, John``);
 * records (dict inputs): the edit is made inside one string field, and the contract is ``UNCHANGED``.
 
 Character-level edits (typos, OCR confusions, dropped or doubled letters) only touch letters, never a
@@ -28,6 +29,7 @@ from failpath.core import Case
 
 __all__ = [
     "IDENTIFIER_LABELS",
+    "ADDRESS_LABELS",
     "TextPerturbation",
     "KeyboardTypo",
     "DropChar",
@@ -59,6 +61,19 @@ IDENTIFIER_LABELS: frozenset[str] = frozenset(
 )
 
 
+#: The usaddress labels. In an address each field is told apart by its words (a number, a street type,
+#: a state), not by the commas between fields: dropping one keeps every label (see :class:`DropPunctuation`).
+ADDRESS_LABELS: frozenset[str] = frozenset(
+    {
+        "AddressNumberPrefix", "AddressNumber", "AddressNumberSuffix", "StreetNamePreModifier",
+        "StreetNamePreDirectional", "StreetNamePreType", "StreetName", "StreetNamePostType",
+        "StreetNamePostDirectional", "SubaddressType", "SubaddressIdentifier", "BuildingName", "OccupancyType",
+        "OccupancyIdentifier", "CornerOf", "LandmarkName", "PlaceName", "StateName", "ZipCode", "USPSBoxType",
+        "USPSBoxID", "USPSBoxGroupType", "USPSBoxGroupID", "IntersectionSeparator", "Recipient", "NotAddress",
+    }
+)  # fmt: skip
+
+
 class TextPerturbation(Perturbation):
     """Base of perturbations that edit text in place (keeping tokens aligned with their labels).
 
@@ -80,7 +95,7 @@ class TextPerturbation(Perturbation):
             if not doc.edits or text == case.input:
                 return NotApplicable(f"{self.name} left the text as it was")
             if doc.labels is not None:
-                contract, expected = self.contract, doc.expected()
+                contract, expected = self._labeled_contract(doc), doc.expected()
             else:  # plain text: a label-transforming edit leaves a plain answer unchanged
                 contract = LabelContract.UNCHANGED if self.contract is LabelContract.TRANSFORMED else self.contract
                 expected = case.expected
@@ -88,6 +103,10 @@ class TextPerturbation(Perturbation):
         if isinstance(case.input, Mapping):
             return _apply_to_a_field(self, case, rng, lambda text: self._edit_text(text, rng))
         return NotApplicable(f"{self.name} needs text or a record, got {type(case.input).__name__}")
+
+    def _labeled_contract(self, doc: TextDoc) -> LabelContract:
+        """The contract of a variant of a token-aligned case, once ``doc`` is edited (default: the declared one)."""
+        return self.contract
 
     def _edit_text(self, text: str, rng: random.Random) -> tuple[str, list[Edit]] | NotApplicable:
         doc = TextDoc.from_text(text)
@@ -338,6 +357,7 @@ class WhitespaceNoise(TextPerturbation):
 # --------------------------------------------------------------------------- punctuation
 
 _DROPPABLE = ",.;:"
+_SEPARATORS = ",;:"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -345,12 +365,29 @@ class DropPunctuation(TextPerturbation):
     """Commas, periods, colons left out (``Chicago,`` -> ``Chicago``; ``P.O.`` -> ``PO.``); never inside a number.
 
     ``intensity`` is how many marks go (``None``: all of them).
+
+    The contract rule for token-aligned cases: a comma, semicolon or colon at the end of a token
+    *separates* it from the next token. When the two tokens have different labels the mark can be
+    what says which is which (``Smith, John``: the surname comes first because of the comma; ``Smith
+    John`` reads the other way), so a variant that drops it is ``NOT_PRESERVED`` -- unless both labels
+    are in ``separator_safe_labels``, labels told apart by their words rather than by the marks
+    between them (default: :data:`ADDRESS_LABELS`, so ``Chicago, IL`` -> ``Chicago IL`` keeps its
+    labels). A period that ends an abbreviation (``Dr.``, ``St.``), a mark inside a token (``P.O.``),
+    a mark between tokens with the same label and a mark at the end of the text separate nothing
+    whose labels could swap: those variants stay ``TRANSFORMED``. On plain text there are no labels
+    to reason from: the contract stays ``UNCHANGED``; if a comma can change your answer, declare it
+    (``suite.with_contracts({"drop_punctuation": "not_preserved"})``).
     """
 
     name: str = "drop_punctuation"
     family: str = "realistic"
     contract: LabelContract = LabelContract.TRANSFORMED
     intensity: int | None = 1
+    separator_safe_labels: frozenset[str] = ADDRESS_LABELS
+
+    def __post_init__(self) -> None:
+        labels = self.separator_safe_labels
+        object.__setattr__(self, "separator_safe_labels", frozenset({labels} if isinstance(labels, str) else labels))
 
     def edit(self, doc: TextDoc, rng: random.Random) -> NotApplicable | None:
         spots = []
@@ -371,6 +408,26 @@ class DropPunctuation(TextPerturbation):
             new = "".join(ch for j, ch in enumerate(token) if j not in drop)
             doc.set_token(i, new, "drop_punctuation", min(drop))
         return None
+
+    def _labeled_contract(self, doc: TextDoc) -> LabelContract:
+        """``NOT_PRESERVED`` when a dropped separator stood between tokens whose labels it may tell apart."""
+        assert doc.labels is not None
+        safe = self.separator_safe_labels
+        for edit in doc.edits:
+            i = edit.token
+            if edit.kind != "drop_punctuation" or i is None or i + 1 >= len(doc.tokens):
+                continue
+            left, right = doc.labels[i], doc.labels[i + 1]
+            if left == right or (left in safe and right in safe):
+                continue
+            if _separator(edit.before) and not _separator(edit.after):
+                return LabelContract.NOT_PRESERVED
+        return self.contract
+
+
+def _separator(token: str) -> bool:
+    """True when ``token`` ends in a comma, semicolon or colon among its trailing marks (``Smith,``, ``St.,``)."""
+    return any(ch in _SEPARATORS for ch in split_punctuation(token)[1])
 
 
 # --------------------------------------------------------------------------- abbreviation and expansion

@@ -14,6 +14,7 @@ A complete example::
 
     [dataset]
     path = "data/addresses.jsonl"         # .jsonl or .csv, relative to this file
+    # paths = ["data/addresses.jsonl", "data/regressions.jsonl"]   # or several files, read in order
     id = "id"
     input = "text"
     expected = "labels"
@@ -38,7 +39,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from failpath.core import STATES, ConfigError
 
@@ -71,9 +72,14 @@ class _Strict(BaseModel):
 
 
 class DatasetConfig(_Strict):
-    """``[dataset]``: the labeled cases and how their columns map onto a case."""
+    """``[dataset]``: the labeled cases and how their columns map onto a case.
 
-    path: Path
+    ``path`` names one file; ``paths`` several (the cases, then regression cases exported from the
+    review queue, ...), read in order with the same column mapping. Give one of the two.
+    """
+
+    path: Path | None = None
+    paths: tuple[Path, ...] = ()
     format: Literal["jsonl", "ndjson", "csv", "tsv"] | None = None
     id: str = "id"
     input: str = "input"
@@ -82,6 +88,21 @@ class DatasetConfig(_Strict):
     json_columns: tuple[str, ...] = ()
     tags_separator: str = ";"
     limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DatasetConfig":
+        if self.path is not None and self.paths:
+            raise ValueError("give path (one file) or paths (a list of files), not both")
+        if self.path is None and not self.paths:
+            raise ValueError('name the dataset: path = "data/cases.jsonl", or paths = ["data/cases.jsonl", "data/regressions.jsonl"]')
+        if len(set(self.paths)) != len(self.paths):
+            raise ValueError("paths lists a file twice")
+        return self
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The dataset files, in the order they are read."""
+        return (self.path,) if self.path is not None else self.paths
 
 
 class JudgeConfig(BaseModel):
@@ -420,7 +441,7 @@ def check_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
         raise loaded.error(("suites",), list(c.suites), str(exc)) from None
     d = c.dataset
     cases = load_cases(
-        loaded.resolve(d.path),
+        [loaded.resolve(file) for file in d.files],
         format=d.format,
         id=d.id,
         input=d.input,

@@ -25,6 +25,7 @@ class Columns:
     ``id`` may be absent from the file when it keeps its default name: cases are then numbered by line.
     ``tags`` is optional. ``json_columns`` (CSV only) lists columns whose cells are JSON-encoded, e.g.
     ``("expected",)`` for a structured expected value. ``tags_separator`` splits a CSV tags cell.
+    ``line_id_prefix`` goes before a line number used as the id (the file's name, when several are read).
     """
 
     id: str = "id"
@@ -34,6 +35,7 @@ class Columns:
     json_columns: tuple[str, ...] = ()
     tags_separator: str = ";"
     id_required: bool = False
+    line_id_prefix: str = ""
 
 
 def _tags(value: Any, where: str, separator: str) -> tuple[str, ...]:
@@ -53,7 +55,7 @@ def _case_id(value: Any, where: str, column: str) -> str:
 
 
 def load_cases(
-    path: str | Path,
+    path: str | Path | Sequence[str | Path],
     *,
     format: str | None = None,
     id: str = "id",
@@ -64,24 +66,46 @@ def load_cases(
     tags_separator: str = ";",
     encoding: str = "utf-8",
 ) -> list[Case]:
-    """Read the labeled cases in a JSONL or CSV file (format from the suffix unless given).
+    """Read the labeled cases in a JSONL or CSV file, or in several (format from each suffix unless given).
 
-    Column names map the file onto a case (``id``, ``input``, ``expected``, ``tags``). Raises
-    ``DatasetError`` with the file and line for a missing file or column, bad JSON, an empty file or
-    a duplicate id.
+    Column names map the file onto a case (``id``, ``input``, ``expected``, ``tags``); several files
+    share the mapping and are read in order. Without an id column, cases are numbered by line (with
+    several files: ``name.jsonl:12``). Raises ``DatasetError`` with the file and line for a missing
+    file or column, bad JSON, an empty file or a duplicate id — across files, naming both.
     """
-    columns = Columns(
-        id=id,
-        input=input,
-        expected=expected,
-        tags=tags,
-        json_columns=tuple(json_columns),
-        tags_separator=tags_separator,
-        id_required=id != "id",
-    )
-    file = Path(path)
+    files = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+    if not files:
+        raise DatasetError("no dataset file given; name one in dataset.path (or several in dataset.paths) of failpath.toml")
+    several = len(files) > 1
+    cases: list[Case] = []
+    first_seen: dict[str, tuple[Path, int]] = {}
+    for file in files:
+        columns = Columns(
+            id=id,
+            input=input,
+            expected=expected,
+            tags=tags,
+            json_columns=tuple(json_columns),
+            tags_separator=tags_separator,
+            id_required=id != "id",
+            line_id_prefix=f"{file.name}:" if several else "",
+        )
+        seen_here: dict[str, int] = {}
+        for case in _load_file(file, format, columns, encoding, seen_here):
+            if case.id in first_seen:
+                other, other_line = first_seen[case.id]
+                raise DatasetError(
+                    f"{file}:{seen_here[case.id]}: duplicate id {case.id!r}: {other}:{other_line} has it too; "
+                    "ids must be unique across the dataset files"
+                )
+            first_seen[case.id] = (file, seen_here[case.id])
+            cases.append(case)
+    return cases
+
+
+def _load_file(file: Path, format: str | None, columns: Columns, encoding: str, first_seen: dict[str, int]) -> list[Case]:
     if not file.is_file():
-        raise DatasetError(f"{file}: dataset file not found (check dataset.path in failpath.toml)")
+        raise DatasetError(f"{file}: dataset file not found (check dataset.path or dataset.paths in failpath.toml)")
     kind = (format or file.suffix.lstrip(".")).lower()
     try:
         text = file.read_text(encoding=encoding)
@@ -89,9 +113,9 @@ def load_cases(
         line = file.read_bytes()[: exc.start].count(b"\n") + 1
         raise DatasetError(f"{file}:{line}: not valid {encoding} text ({exc.reason}); save the file as UTF-8") from exc
     if kind in ("jsonl", "ndjson", "json"):
-        cases = _read_jsonl(file, text, columns)
+        cases = _read_jsonl(file, text, columns, first_seen)
     elif kind in ("csv", "tsv"):
-        cases = _read_csv(file, text, columns, delimiter="\t" if kind == "tsv" else ",")
+        cases = _read_csv(file, text, columns, first_seen, delimiter="\t" if kind == "tsv" else ",")
     else:
         raise DatasetError(f"{file}: unknown dataset format {kind!r}; use a .jsonl or .csv file (or set dataset.format)")
     if not cases:
@@ -99,9 +123,8 @@ def load_cases(
     return cases
 
 
-def _read_jsonl(file: Path, text: str, columns: Columns) -> list[Case]:
+def _read_jsonl(file: Path, text: str, columns: Columns, first_seen: dict[str, int]) -> list[Case]:
     cases: list[Case] = []
-    first_seen: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -116,7 +139,7 @@ def _read_jsonl(file: Path, text: str, columns: Columns) -> list[Case]:
     return cases
 
 
-def _read_csv(file: Path, text: str, columns: Columns, delimiter: str) -> list[Case]:
+def _read_csv(file: Path, text: str, columns: Columns, first_seen: dict[str, int], delimiter: str) -> list[Case]:
     lines = text.splitlines(keepends=True)
     if not any(line.strip() for line in lines):
         raise DatasetError(f"{file}: the dataset is empty; it needs a header line and at least one labeled case")
@@ -137,7 +160,6 @@ def _read_csv(file: Path, text: str, columns: Columns, delimiter: str) -> list[C
         if name not in header:
             raise DatasetError(f"{file}:1: json column {name!r} is not in the header (columns: {', '.join(header)})")
     cases: list[Case] = []
-    first_seen: dict[str, int] = {}
     previous_end = reader.line_num
     while True:
         start = previous_end + 1
@@ -184,7 +206,7 @@ def _case_from_row(
     elif columns.id_required:
         raise DatasetError(f"{where}: no {columns.id!r} field (the id column named in failpath.toml)")
     else:
-        case_id = str(lineno)
+        case_id = f"{columns.line_id_prefix}{lineno}"
     if case_id in first_seen:
         raise DatasetError(f"{where}: duplicate id {case_id!r} (first at line {first_seen[case_id]}); ids must be unique")
     first_seen[case_id] = lineno

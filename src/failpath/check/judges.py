@@ -11,7 +11,9 @@ outputs recorded in traces and stores are JSON renderings.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import enum
 import functools
 import importlib
 import math
@@ -35,6 +37,7 @@ __all__ = [
     "get_judge",
     "as_judge",
     "plain",
+    "as_data",
 ]
 
 
@@ -48,11 +51,31 @@ class Judge(Protocol):
 
 
 def plain(value: Any) -> Any:
-    """``value`` with tuples turned into lists and mapping keys into strings, recursively (its JSON shape)."""
+    """``value`` with tuples turned into lists and mapping keys into strings, recursively (its JSON shape).
+
+    A pydantic model or a dataclass instance becomes the dict of its fields (``model_dump()`` or
+    ``dataclasses.asdict``), and an enum member its value, so a typed answer compares equal to the
+    same answer written as plain data.
+    """
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
+    data = as_data(value)
+    return value if data is value else plain(data)
+
+
+def as_data(value: Any) -> Any:
+    """A pydantic model or dataclass instance as a dict of its fields, an enum member as its value; else ``value``."""
+    if isinstance(value, (str, int, float, bool, type(None), Mapping, list, tuple)):
+        return value
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):  # a pydantic (v2) model instance
+        return dump()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, enum.Enum):
+        return value.value
     return value
 
 
@@ -212,7 +235,11 @@ def _field_judge(spec: Any) -> Judge:
 
 @dataclass(frozen=True)
 class Fields:
-    """Per-field judge for dict outputs: each field compared with its own judge (exact unless told).
+    """Per-field judge for records: each field compared with its own judge (exact unless told).
+
+    Outputs and expected values may be dicts, pydantic models or dataclass instances: models and
+    dataclasses are compared as the plain data they dump to (``model_dump()``, ``dataclasses.asdict``;
+    enum members as their values), so a system that answers a schema object is judged field by field.
 
     ``fields`` lists the fields to compare (default: every key of the expected dict). ``normalizers``
     maps a field to a judge: a name (``"text"``, ``"numeric"``, ...), a mapping of judge options
@@ -237,9 +264,13 @@ class Fields:
 
     def field_scores(self, output: Any, expected: Any) -> dict[str, bool]:
         """Each compared field and whether the output got it right."""
+        expected = plain(expected)
         if not isinstance(expected, Mapping):
-            raise TypeError(f"fields judge: expected value must be a dict, got {type(expected).__name__}")
+            raise TypeError(
+                f"fields judge: the expected value must be a dict, a pydantic model or a dataclass, got {type(expected).__name__}"
+            )
         names = self.fields if self.fields is not None else tuple(str(k) for k in expected)
+        output = plain(output)
         out = output if isinstance(output, Mapping) else None
         result: dict[str, bool] = {}
         for name in names:
@@ -260,6 +291,7 @@ class Fields:
     def score(self, output: Any, expected: Any) -> float:
         scores = self.field_scores(output, expected)
         if not scores:
+            output = plain(output)
             return 1.0 if isinstance(output, Mapping) and (not self.strict or not output) else 0.0
         return sum(scores.values()) / len(scores)
 

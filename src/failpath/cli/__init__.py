@@ -32,6 +32,8 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "failpath.cli.review",
     "failpath.cli.runs",
     "failpath.cli.report",
+    "failpath.cli.compare",
+    "failpath.cli.init",
 )
 
 for _name in _COMMAND_MODULES:

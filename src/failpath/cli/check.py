@@ -1,14 +1,15 @@
 """``failpath check [CONFIG]``: the pre-ship run, from a ``failpath.toml`` or a bundled example.
 
-Exit codes: 0 READY TO SHIP, 1 READY TO DEMO, 2 a usage, configuration or dataset error (the message
-names the file, the key and the line).
+Exit codes: 0 READY TO SHIP, 1 READY TO DEMO (or, with ``--baseline RUN``, a figure worse than that run's
+beyond its interval), 2 a usage, configuration or dataset error (the message names the file, the key
+and the line).
 """
 
 from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 from typer.core import TyperCommand
@@ -60,6 +61,27 @@ def _example_kwargs(name: str) -> dict[str, Any]:
     return dict(factory())
 
 
+def _write_outputs(result: Any, outputs: list[Path], store: Any, out: Any, comparison: str | None = None) -> list[str]:
+    """Write the ``--output`` reports of a finished run, each named on ``out`` (a console) once written;
+    the sentences of those that could not be written."""
+    from failpath.report.outputs import write_outputs
+    from failpath.report.rows import read_request_rows
+    from failpath.store import DEFAULT_STORE_PATH
+
+    document = result.to_dict()
+    failed = []
+    rows = lambda: read_request_rows(store or DEFAULT_STORE_PATH, result.run_id)  # noqa: E731 (read only when needed)
+    for path, fmt, error in write_outputs(document, outputs, rows, comparison=comparison):
+        if error is None:
+            out.print(f"{fmt.label}: {path.resolve()}", markup=False, highlight=False)
+        else:
+            failed.append(
+                f"the {fmt.name} report could not be written to {path}: {error.strerror or error}; choose another "
+                f"--output path, or rebuild it with: failpath report {result.run_id} --output PATH"
+            )
+    return failed
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``check`` command to the ``failpath`` app."""
 
@@ -85,11 +107,25 @@ def register(app: typer.Typer) -> None:
             Path(DEFAULT_HTML_NAME), "--html", metavar="PATH", help="Where to write the HTML report (one self-contained file)."
         ),
         no_html: bool = typer.Option(False, "--no-html", help="Do not write the HTML report."),
+        outputs: Optional[List[Path]] = typer.Option(
+            None, "--output", "-o", metavar="PATH",
+            help="Also write a report to PATH, its format chosen by the extension (repeatable): .junit.xml (JUnit, "
+            "for CI dashboards), .csv or .jsonl (one row per request), .md (Markdown summary), .json, .html, .txt.",
+        ),
+        baseline: Optional[str] = typer.Option(
+            None, "--baseline", metavar="RUN",
+            help="Compare the run with this earlier check run ('latest': the latest finished one in the baseline store): "
+            "exit 1 also when a figure got worse beyond its interval; a Markdown --output gets the comparison.",
+        ),
+        baseline_store: Optional[Path] = typer.Option(
+            None, "--baseline-store", metavar="PATH", help="The store holding the --baseline run, when it is another file."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Run the guarded system over the dataset, hostile and realistic suites first, clean last; print the verdict.
 
-        Exit code 0 for READY TO SHIP, 1 for READY TO DEMO, 2 for a usage, configuration or dataset error.
+        Exit code 0 for READY TO SHIP, 1 for READY TO DEMO (or, with --baseline, a regression beyond the
+        intervals), 2 for a usage, configuration or dataset error.
         """
         import json
 
@@ -100,7 +136,12 @@ def register(app: typer.Typer) -> None:
 
         if example and config is not None:
             raise _fail("give a CONFIG file or --example NAME, not both")
+        outputs = list(outputs or ())
         try:
+            from failpath.report.outputs import output_format
+
+            for path in outputs:
+                output_format(path)  # an unknown extension is refused before the run, not after it
             if example:
                 kwargs = _example_kwargs(example)
             else:
@@ -125,6 +166,14 @@ def register(app: typer.Typer) -> None:
                 kwargs["store"] = store
             if resume is not None:
                 kwargs["resume"] = True if resume == LATEST else resume
+            if baseline is not None:
+                from failpath.cli.report import load_check_document
+                from failpath.store import DEFAULT_STORE_PATH
+
+                baseline_store = baseline_store or kwargs.get("store") or DEFAULT_STORE_PATH
+                # "latest": the latest finished check in the baseline store, taken before this run starts;
+                # an unknown run stops here, before the run
+                baseline = load_check_document(None if baseline == LATEST else baseline, baseline_store)["run_id"]
             result = api.check(**kwargs, quiet=quiet, console=Console(stderr=True))
         except FailpathError as exc:
             raise _fail(str(exc)) from None
@@ -138,15 +187,23 @@ def register(app: typer.Typer) -> None:
                 err=True, fg=typer.colors.YELLOW,
             )
             raise typer.Exit(130) from None
-        import os
-
+        from failpath.cli._console import stdout_console
         from failpath.report import terminal
 
-        out = Console()
-        if not out.is_terminal and "COLUMNS" not in os.environ:
-            out = Console(width=100)  # logs (CI) get the width the report is laid out for
+        out = stdout_console()
         terminal.render(result, out)
         failed: list[str] = []
+        comparison = None
+        if baseline is not None:
+            from failpath.cli.compare import compare_stored
+            from failpath.report.compare import render_markdown, render_terminal
+            from failpath.store import DEFAULT_STORE_PATH
+
+            try:
+                comparison = compare_stored(baseline, baseline_store, result.run_id, kwargs.get("store") or DEFAULT_STORE_PATH)
+            except FailpathError as exc:
+                raise _fail(f"the run {result.run_id} is stored, but it cannot be compared with {baseline}: {exc}") from None
+            out.print(render_terminal(comparison))
         if json_path is not None:
             try:
                 json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,6 +213,8 @@ def register(app: typer.Typer) -> None:
                     f"the JSON result could not be written: {exc}; choose another --json path, or rebuild it with: "
                     f"failpath report {result.run_id} --format json --output PATH (the result is its \"check\" field)"
                 )
+        if outputs:
+            failed += _write_outputs(result, outputs, kwargs.get("store"), out, render_markdown(comparison) if comparison else None)
         if not no_html:
             from failpath.report import html
 
@@ -170,4 +229,4 @@ def register(app: typer.Typer) -> None:
                 out.print(f"HTML report: {written.resolve()}", markup=False, highlight=False)
         if failed:
             raise _fail(f"the run {result.run_id} is stored, but " + "; and ".join(failed))
-        raise typer.Exit(result.verdict.exit_code)
+        raise typer.Exit(max(result.verdict.exit_code, comparison.exit_code if comparison else 0))

@@ -35,7 +35,8 @@ def register(app: typer.Typer) -> None:
 
         Exits 1 when a monitored figure moved beyond its threshold, 0 when none did, 2 on bad input.
         """
-        from failpath.watch._cli import console, existing_store, print_json, time_option, user_errors
+        from failpath.cli._console import stdout_console
+        from failpath.watch._cli import existing_store, print_json, time_option, user_errors
         from failpath.watch.driftcheck import DriftThresholds, drift as run_drift
 
         now = time.time()
@@ -53,5 +54,5 @@ def register(app: typer.Typer) -> None:
         if json_output:
             print_json(report.to_dict())
         else:
-            console().print(report)
+            stdout_console().print(report)
         raise typer.Exit(1 if report.alarm else 0)

@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
         if json_output:
             typer.echo(json.dumps(result.to_dict(), indent=2))
         else:
-            from rich.console import Console
+            from failpath.cli._console import stdout_console
 
-            Console().print(result)
+            stdout_console().print(result)
         raise typer.Exit(0 if result.ok else 1)

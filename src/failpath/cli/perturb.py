@@ -1,7 +1,10 @@
 """``failpath perturb TEXT``: show the variants a chaos suite makes of one input, and what made each.
 
 ``failpath perturb --list`` lists every perturbation with its family and label contract.
-Exit codes: 0 done, 2 a usage or input error (unknown suite or perturbation, bad JSON record, no text).
+``failpath perturb --audit CASES`` shows what each perturbation of the suite does to a dataset
+(:mod:`failpath.cli.audit`).
+Exit codes: 0 done, 2 a usage or input error (unknown suite or perturbation, bad JSON record, no text,
+a dataset that cannot be read).
 """
 
 from __future__ import annotations
@@ -60,10 +63,10 @@ def _edit_summary(variant: Any) -> str:
 def _list_perturbations(json_output: bool) -> None:
     import json
 
-    from rich.console import Console
     from rich.table import Table
 
     from failpath.chaos import SUITES, LabelContract
+    from failpath.cli._console import stdout_console
     from failpath.chaos.base import is_token_aligned
     from failpath.core import Case
 
@@ -91,8 +94,16 @@ def _list_perturbations(json_output: bool) -> None:
             typer.echo(json.dumps(row, ensure_ascii=False))
         return
     table = Table(title="failpath perturbations", show_lines=False)
-    for column in ("perturbation", "family", "contract", "plain / record", "token-aligned", "what it does"):
-        table.add_column(column, overflow="fold", no_wrap=column != "what it does")
+    console = stdout_console()
+    keys = ("name", "family", "contract", "contract_plain", "contract_token_aligned")
+    widths = [max([len(column)] + [len(str(row[key])) for row in rows])
+              for column, key in zip(("perturbation", "family", "contract", "plain / record", "token-aligned"), keys)]
+    # Names keep their whole width and the description wraps to what is left, when that leaves room for
+    # it; on a narrower console every column folds (a name goes on over two lines, never cut).
+    roomy = sum(widths) + 3 * 6 + 1 + 24 <= console.width
+    for column, width in zip(("perturbation", "family", "contract", "plain / record", "token-aligned"), widths):
+        table.add_column(column, overflow="fold", min_width=width if roomy else None)
+    table.add_column("what it does", overflow="fold")
     style = {LabelContract.UNCHANGED.value: "green", LabelContract.TRANSFORMED.value: "cyan", LabelContract.NOT_PRESERVED.value: "yellow"}
     for row in rows:
         table.add_row(
@@ -103,7 +114,7 @@ def _list_perturbations(json_output: bool) -> None:
             row["contract_token_aligned"],
             row["description"],
         )
-    Console().print(table)
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
@@ -117,10 +128,13 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same variants."),
         only: Optional[List[str]] = typer.Option(None, "--perturbation", "-p", help="Only these perturbations of the suite (repeatable)."),
         record: bool = typer.Option(False, "--record", help="TEXT is a JSON object (a record), not text."),
-        json_output: bool = typer.Option(False, "--json", help="Print one JSON record per variant instead of a table."),
+        json_output: bool = typer.Option(False, "--json", help="Print one JSON record per variant instead of a table (with --audit: one JSON document)."),
         list_all: bool = typer.Option(False, "--list", help="List every perturbation with its family and label contract."),
+        audit: Optional[str] = typer.Option(None, "--audit", metavar="CASES", help="Audit the suite over a dataset (JSONL or CSV): per perturbation, variants made, cases not applicable, contracts, sample variants with the expected answer before and after; names perturbations that made nothing."),
+        samples: int = typer.Option(3, "--samples", min=0, help="With --audit: sample variants shown per perturbation."),
     ) -> None:
-        """Show the variants a chaos suite makes of TEXT, with the perturbation that made each."""
+        """Show the variants a chaos suite makes of TEXT, with the perturbation that made each; or, with
+        --audit CASES, what each perturbation of the suite does to a dataset."""
         import json
 
         from failpath.cli import fail
@@ -128,6 +142,11 @@ def register(app: typer.Typer) -> None:
 
         if list_all:
             _list_perturbations(json_output)
+            return
+        if audit is not None:
+            from failpath.cli.audit import run_audit
+
+            run_audit(audit, suite, seed, samples, json_output, only, show=_show, edit_summary=_edit_summary)
             return
         if text is None:
             raise fail("give the TEXT to perturb (or '-' to read stdin), or --list to see the perturbations")
@@ -169,11 +188,12 @@ def register(app: typer.Typer) -> None:
                 typer.echo(json.dumps(row, ensure_ascii=False, default=str))
             return
 
-        from rich.console import Console
         from rich.table import Table
         from rich.text import Text
 
-        console = Console()
+        from failpath.cli._console import stdout_console
+
+        console = stdout_console()
         if not variants:
             reasons = chosen.why_not(case, seed)
             console.print(Text(f"no perturbation of suite {chosen.name!r} applies to this input:"))

@@ -1,14 +1,14 @@
 """``failpath report [RUN_ID]`` and ``failpath runs``: rebuild any report from the store, list the runs.
 
 Nothing is re-run: a check stores its result document (``failpath.check/1``) with the run, and every
-report is rendered from it. Exit code 2 for an unknown run, a missing store or a run that did not finish.
+report is rendered from it; the JUnit, CSV and JSONL files also read the run's stored request rows. Exit code 2 for an unknown run, a missing store or a run that did not finish.
 """
 
 from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -73,21 +73,36 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
         run_id: Optional[str] = typer.Argument(None, metavar="[RUN_ID]", help="The check run (a unique prefix works; default: the latest).", show_default=False),
-        format: Format = typer.Option(Format.terminal, "--format", "-f", help="terminal, html (one self-contained file) or json."),
-        output: Optional[Path] = typer.Option(
+        format: Optional[Format] = typer.Option(
+            None, "--format", "-f",
+            help="terminal, html (one self-contained file) or json; without it, each --output's extension chooses its format.",
+            show_default=False,
+        ),
+        outputs: Optional[List[Path]] = typer.Option(
             None, "--output", "-o", metavar="PATH",
-            help=f"Write the report to PATH (html default: ./{DEFAULT_HTML_NAME}; json and terminal default: standard output).",
+            help="Write the report to PATH (repeatable). Without --format the extension chooses: .junit.xml, .csv, .jsonl, "
+            f".md, .json, .html, .txt. With --format html the default is ./{DEFAULT_HTML_NAME}; terminal and json print.",
         ),
         store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store (default .failpath/failpath.db)."),
     ) -> None:
-        """Rebuild the report of a check run from the store, in the terminal, as HTML or as JSON."""
+        """Rebuild the report of a check run from the store, in the terminal or as files chosen by extension.
+
+        The extensions: .junit.xml (JUnit XML), .csv and .jsonl (one row per request), .md (Markdown
+        summary), .json, .html, .txt.
+        """
         from failpath.core import FailpathError
         from failpath.report import json_report
 
+        outputs = list(outputs or ())
+        if format is not None and len(outputs) > 1:
+            raise _fail(f"--format {format.value} writes one file; drop --format to write several, each in the format its extension chooses")
         document = load_check_document(run_id, store)
+        output = outputs[0] if outputs else None
         try:
             json_report.check_document(document)
-            if format is Format.terminal:
+            if format is None and outputs:
+                _by_extension(document, outputs, store)
+            elif format is None or format is Format.terminal:
                 _terminal(document, output)
             elif format is Format.json:
                 if output is None:
@@ -102,7 +117,7 @@ def register(app: typer.Typer) -> None:
         except FailpathError as exc:
             raise _fail(str(exc)) from None
         except OSError as exc:
-            raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
+            raise _fail(f"cannot write {exc.filename or output}: {exc.strerror or exc}") from None
 
     @app.command("runs")
     def runs(
@@ -128,17 +143,33 @@ def register(app: typer.Typer) -> None:
         _runs_table(records, path)
 
 
-def _terminal(document: dict[str, Any], output: Path | None) -> None:
-    from rich.console import Console
+def _by_extension(document: dict[str, Any], outputs: list[Path], store: Path | None) -> None:
+    from failpath.report.outputs import output_format, write_outputs
+    from failpath.report.rows import read_request_rows
 
+    for path in outputs:
+        output_format(path)
+    rows = lambda: read_request_rows(_store_path(store), document["run_id"])  # noqa: E731 (read only when needed)
+    failed = []
+    for path, fmt, error in write_outputs(document, outputs, rows):
+        if error is None:
+            typer.echo(f"wrote the {fmt.label} to {path}")
+        else:
+            failed.append(f"cannot write {path}: {error.strerror or error}")
+    if failed:
+        raise _fail("; ".join(failed))
+
+
+def _terminal(document: dict[str, Any], output: Path | None) -> None:
+    from failpath.cli._console import file_console, stdout_console
     from failpath.report import terminal
 
     if output is None:
-        terminal.render(document, Console())
+        terminal.render(document, stdout_console())
         return
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("w", encoding="utf-8") as handle:
-        terminal.render(document, Console(file=handle, width=100, no_color=True, force_terminal=False))
+        terminal.render(document, file_console(handle))
     typer.echo(f"wrote the terminal report to {output}")
 
 
@@ -168,13 +199,13 @@ def _runs_table(records: list[dict[str, Any]], path: Path) -> None:
     import datetime as dt
 
     from rich import box
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from failpath.cli._console import stdout_console
     from failpath.report.terminal import visible
 
-    console = Console()
+    console = stdout_console()
     if not records:
         console.print(f"no runs in {path}")
         return
@@ -184,7 +215,7 @@ def _runs_table(records: list[dict[str, Any]], path: Path) -> None:
     table.add_column("verdict", no_wrap=True, min_width=7)
     table.add_column("requests", justify="right", no_wrap=True, min_width=8)
     table.add_column("silent", justify="right", no_wrap=True, min_width=7)
-    table.add_column("name · policy", overflow="ellipsis", no_wrap=True, max_width=48)
+    table.add_column("name · policy", overflow="fold", max_width=48)
     for r in records:
         started = dt.datetime.fromtimestamp(r["created"]).strftime("%m-%d %H:%M") if r.get("created") else "—"
         if r["verdict"]:

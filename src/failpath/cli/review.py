@@ -46,13 +46,13 @@ def _tickets_table(tickets: list[Any], title: str) -> Any:
     show_status = len({t.status for t in tickets}) > 1
     show_deadline = any(t.deadline is not None for t in tickets)
     table.add_column("ticket", no_wrap=True)
-    table.add_column("queue", no_wrap=True, max_width=16, overflow="ellipsis")
+    table.add_column("queue", max_width=16, overflow="fold")
     if show_status:
         table.add_column("status", no_wrap=True)
     table.add_column("created", no_wrap=True)
     if show_deadline:
         table.add_column("deadline", no_wrap=True)
-    table.add_column("state", no_wrap=True, max_width=16, overflow="ellipsis")
+    table.add_column("state", max_width=16, overflow="fold")
     table.add_column("conf", justify="right", no_wrap=True)
     table.add_column("input", min_width=20, overflow="fold")
     for t in tickets:
@@ -70,6 +70,20 @@ def _tickets_table(tickets: list[Any], title: str) -> Any:
         ]
         table.add_row(*cells)
     return table
+
+
+def _dataset_columns(config: Path | None) -> dict[str, str | None] | None:
+    """The column names of the check's dataset in ``config`` (or ./failpath.toml if there is one)."""
+    from failpath.check.config import load_config
+
+    path = config if config is not None else Path("failpath.toml")
+    if config is None and not path.is_file():
+        return None
+    dataset = load_config(path).config.dataset
+    columns = {"id": dataset.id, "input": dataset.input, "expected": dataset.expected, "tags": dataset.tags}
+    shown = ", ".join(f"{field} as {name!r}" for field, name in columns.items() if name is not None)
+    typer.echo(f"cases written with the column names of {path} [dataset]: {shown}", err=True)
+    return columns
 
 
 def register(app: typer.Typer) -> None:
@@ -91,7 +105,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List review tickets, oldest first (open ones by default)."""
         from failpath.core import ConfigError, TicketStatus
-        from failpath.watch._cli import console, existing_store, print_json, user_errors
+        from failpath.cli._console import stdout_console
+        from failpath.watch._cli import existing_store, print_json, user_errors
 
         with user_errors():
             choices = [s.value for s in TicketStatus]
@@ -102,7 +117,7 @@ def register(app: typer.Typer) -> None:
         if json_output:
             print_json([_ticket_dict(t) for t in tickets])
             return
-        out = console()
+        out = stdout_console()
         out.print(_tickets_table(tickets, f"{len(tickets)} {'' if status == 'all' else status + ' '}ticket(s)"))
 
     @review.command("show")
@@ -118,7 +133,8 @@ def register(app: typer.Typer) -> None:
         from rich.text import Text
 
         from failpath.cli.traces import printable
-        from failpath.watch._cli import console, existing_store, print_json, user_errors
+        from failpath.cli._console import stdout_console
+        from failpath.watch._cli import existing_store, print_json, user_errors
         from failpath.watch.timespec import format_time
 
         with user_errors():
@@ -154,7 +170,7 @@ def register(app: typer.Typer) -> None:
             ]
         for key, value in rows:
             grid.add_row(Text(key), Text(value))
-        console().print(grid)
+        stdout_console().print(grid)
 
     @review.command("resolve")
     def resolve(
@@ -210,9 +226,15 @@ def register(app: typer.Typer) -> None:
         output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (default: stdout)."),
         queue: Optional[str] = typer.Option(None, "--queue", help="Only tickets of this queue."),
         force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
+        config: Optional[Path] = typer.Option(
+            None, "--config", metavar="PATH",
+            help="The failpath.toml whose [dataset] column names the cases get (default: ./failpath.toml when it exists).",
+        ),
         store: Optional[Path] = _STORE,
     ) -> None:
-        """Write resolved tickets as labeled cases {"id", "input", "expected"} for the next `failpath check`."""
+        """Write resolved tickets as labeled cases for the next `failpath check`, under the column names of
+        its dataset ([dataset] of failpath.toml; id, input, expected, tags without one), so the file can be
+        listed in dataset.paths as it is."""
         import io
         import os
         import sys
@@ -227,9 +249,10 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"--format: {format_!r} is not supported; use --format jsonl")
             if output is not None and output.exists() and not force:
                 raise ConfigError(f"--output: {output} exists; pass --force to overwrite it, or choose another path")
+            columns = _dataset_columns(config)
             buffer = io.StringIO()
             with existing_store(store) as opened:
-                result = export_cases(buffer, store=opened, queue=queue)
+                result = export_cases(buffer, store=opened, queue=queue, columns=columns)
             if output is None:
                 sys.stdout.write(buffer.getvalue())
             else:

@@ -70,9 +70,9 @@ def _table(traces: list[Any], title: str) -> Any:
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, collapse_padding=True)
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("trace", no_wrap=True)
-    table.add_column("policy", no_wrap=True, max_width=14, overflow="ellipsis")
+    table.add_column("policy", max_width=14, overflow="fold")
     table.add_column("outcome", no_wrap=True)
-    table.add_column("state", no_wrap=True, max_width=16, overflow="ellipsis")
+    table.add_column("state", max_width=16, overflow="fold")
     table.add_column("conf", justify="right", no_wrap=True)
     table.add_column("ms", justify="right", no_wrap=True)
     table.add_column("input", min_width=20, overflow="fold")
@@ -126,7 +126,8 @@ def register(app: typer.Typer) -> None:
         json_output: bool = _JSON,
     ) -> None:
         """List traces matching the filters, newest first."""
-        from failpath.watch._cli import console, existing_store, print_json, trace_dict, user_errors
+        from failpath.cli._console import stdout_console
+        from failpath.watch._cli import existing_store, print_json, trace_dict, user_errors
 
         now = time.time()
         with user_errors():
@@ -138,7 +139,7 @@ def register(app: typer.Typer) -> None:
             print_json([trace_dict(t) for t in found])
             return
         shown = f"{len(found)} of {total} trace(s)" + (" (newest first)" if not oldest_first else "")
-        console().print(_table(found, shown))
+        stdout_console().print(_table(found, shown))
 
     @traces.command("tail")
     def tail(
@@ -191,7 +192,8 @@ def register(app: typer.Typer) -> None:
         json_output: bool = _JSON,
     ) -> None:
         """Show one trace in full: input preview, states, actions, every attempt, the outcome."""
-        from failpath.watch._cli import console, error, existing_store, print_json, trace_dict, user_errors
+        from failpath.cli._console import stdout_console
+        from failpath.watch._cli import error, existing_store, print_json, trace_dict, user_errors
 
         with user_errors():
             with existing_store(store) as opened:
@@ -201,7 +203,7 @@ def register(app: typer.Typer) -> None:
         if json_output:
             print_json(trace_dict(trace))
             return
-        console().print(_details(trace))
+        stdout_console().print(_details(trace))
 
     @traces.command("stats")
     def stats(
@@ -221,7 +223,8 @@ def register(app: typer.Typer) -> None:
         """Calls, outcome and failure-state shares, degraded answers, latency p50/p95/p99 and confidence, per window."""
         import dataclasses
 
-        from failpath.watch._cli import console, existing_store, print_json, user_errors
+        from failpath.cli._console import stdout_console
+        from failpath.watch._cli import existing_store, print_json, user_errors
         from failpath.watch.stats import trace_stats
         from failpath.watch.timespec import parse_duration
 
@@ -237,7 +240,7 @@ def register(app: typer.Typer) -> None:
         shown = result
         if len(result.windows) > last:
             shown = dataclasses.replace(result, windows=result.windows[-last:])
-        out = console()
+        out = stdout_console()
         out.print(shown)
         if shown is not result:
             out.print(f"[dim]{len(result.windows) - last} older window(s) not shown; use --last or --json[/dim]")

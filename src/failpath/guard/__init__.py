@@ -5,16 +5,17 @@ chains of actions (:class:`Retry`, :class:`Fallback`, ``fp.Clarify``, :class:`Es
 :class:`Default`, :class:`Raise`). ``policy.wrap(system)`` or ``@policy.guard`` gives the guarded system.
 
 This package imports only the standard library and ``failpath.core``; pydantic, tenacity and the store
-are imported when a policy first needs them.
+are imported when a policy first needs them, scikit-learn when an ``NgramScorer`` is fitted.
 """
 
 from __future__ import annotations
 
 from failpath.guard.actions import Abstain, Action, ClarifyAction, Default, Escalate, Fallback, Raise, Retry
-from failpath.guard.anomaly import InputScorer, ProfileScorer
+from failpath.guard.anomaly import InputScorer, ProfileScorer, ToleratedReference, tolerated_reference
 from failpath.guard.engine import AsyncGuardedSystem, GuardedSystem
 from failpath.guard.input_states import AnomalousInput, EmptyInput, InjectionSuspected
 from failpath.guard.lint import Finding, LintResult
+from failpath.guard.ngram import NgramScorer
 from failpath.guard.policy import Budget, On, Policy, Rule, on
 from failpath.guard.states import (
     BudgetExceeded,
@@ -60,4 +61,7 @@ __all__ = [
     "Finding",
     "InputScorer",
     "ProfileScorer",
+    "NgramScorer",
+    "ToleratedReference",
+    "tolerated_reference",
 ]

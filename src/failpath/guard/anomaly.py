@@ -2,20 +2,41 @@
 
 The built-in :class:`ProfileScorer` describes a text by its length and the share of each character class,
 learns the median and spread of each feature from the reference inputs, and scores an input by its
-largest robust z-score. :class:`ConformalScore` turns any score into a conformal p-value: the share of
-reference inputs that score at least as high (cross-fitted, so no reference input scores itself).
+largest robust z-score. :class:`~failpath.guard.ngram.NgramScorer` (scikit-learn) compares shape and
+character n-grams with the nearest reference input. :class:`ConformalScore` turns any score into a
+conformal p-value: the share of reference inputs that score at least as high (cross-fitted, so no
+reference input scores itself; with ``groups``, the variants of one case stay in one fold).
+
+:func:`tolerated_reference` builds a reference from what the system is known to handle: the clean
+inputs plus the realistic variants it answered right. :func:`save_detector` and :func:`read_detector`
+(behind ``AnomalousInput.save`` and ``AnomalousInput.load``) keep a fitted detector in a JSON file
+for production.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from failpath.guard.text import canonical_text
 
-__all__ = ["InputScorer", "ProfileScorer", "ConformalScore"]
+__all__ = [
+    "InputScorer",
+    "ProfileScorer",
+    "ConformalScore",
+    "ToleratedReference",
+    "tolerated_reference",
+    "save_detector",
+    "read_detector",
+    "SavedDetector",
+    "DETECTOR_FORMAT",
+]
 
 
 @runtime_checkable
@@ -114,11 +135,17 @@ class ProfileScorer:
     little variation).
     """
 
+    kind = "profile"
+
     def __init__(self) -> None:
         self.center: tuple[float, ...] = ()
         self.spread: tuple[float, ...] = ()
         self.typical: tuple[tuple[float, float], ...] = ()
         self._scale: tuple[tuple[float, float], ...] = ()
+
+    def options(self) -> dict[str, Any]:
+        """The settings that rebuild this scorer (it has none)."""
+        return {}
 
     def fit(self, reference: Sequence[Any]) -> ProfileScorer:
         """Learn the median, spread and 5–95% range of each feature from the reference inputs."""
@@ -203,17 +230,25 @@ class ConformalScore:
         return float(self.scorer.score(value, text) if self._takes_text else self.scorer.score(value))
 
     @classmethod
-    def fit(cls, scorer: Any, reference: Sequence[Any], *, folds: int = 5) -> ConformalScore:
-        """Fit ``scorer`` on the reference; calibrate with out-of-fold scores when it has ``fit``."""
+    def fit(cls, scorer: Any, reference: Sequence[Any], *, folds: int = 5, groups: Sequence[Hashable] | None = None) -> ConformalScore:
+        """Fit ``scorer`` on the reference; calibrate with out-of-fold scores when it has ``fit``.
+
+        ``groups`` (one per reference input) keeps inputs of one group in the same fold: the variants of
+        a case are near copies of it, and a held-out variant scored against its own case would make the
+        calibration scores too small (and the detector flag new inputs too often).
+        """
         reference = list(reference)
         if not callable(getattr(scorer, "fit", None)):
-            return cls(scorer, [float(scorer.score(value)) for value in reference])
+            return cls(scorer, _score_all(scorer, reference))
+        fold_of = _folds(len(reference), folds, groups)
         calibration: list[float] = []
         for fold in range(folds):
-            held_out = reference[fold::folds]
-            rest = [value for i, value in enumerate(reference) if i % folds != fold]
+            held_out = [value for value, f in zip(reference, fold_of) if f == fold]
+            rest = [value for value, f in zip(reference, fold_of) if f != fold]
+            if not held_out or not rest:
+                continue
             fitted = _fit_copy(scorer, rest)
-            calibration.extend(float(fitted.score(value)) for value in held_out)
+            calibration.extend(_score_all(fitted, held_out))
         return cls(_fit_copy(scorer, reference), calibration)
 
     def p_value(self, score: float) -> float:
@@ -240,7 +275,190 @@ class ConformalScore:
         return result
 
 
+def _folds(n: int, folds: int, groups: Sequence[Hashable] | None) -> list[int]:
+    """The fold of each reference input: by position, or by the order in which its group first appears."""
+    if groups is None:
+        return [i % folds for i in range(n)]
+    if len(groups) != n:
+        raise ValueError(f"groups must give one group per reference input: {len(groups)} groups for {n} inputs")
+    index: dict[Hashable, int] = {}
+    return [index.setdefault(g, len(index)) % folds for g in groups]
+
+
+def _score_all(scorer: Any, values: list[Any]) -> list[float]:
+    many = getattr(scorer, "score_many", None)
+    if callable(many):
+        return [float(s) for s in many(values)]
+    return [float(scorer.score(value)) for value in values]
+
+
 def _fit_copy(scorer: Any, reference: list[Any]) -> Any:
     fitted = copy.deepcopy(scorer)
     returned = fitted.fit(reference)
     return fitted if returned is None else returned
+
+
+# --------------------------------------------------------------------------- what the system tolerates
+
+
+@dataclass(frozen=True)
+class ToleratedReference:
+    """Inputs the system is known to handle: ``inputs`` with the case each came from (``groups``).
+
+    ``n_cases`` clean inputs, then ``n_variants`` realistic variants the raw system answered right out of
+    ``n_tried`` variants with an expected answer (``NOT_PRESERVED`` variants have none and are skipped).
+    Pass it to ``AnomalousInput(reference.inputs, groups=reference.groups, ...)``.
+    """
+
+    inputs: tuple[Any, ...]
+    groups: tuple[str, ...]
+    n_cases: int
+    n_variants: int
+    n_tried: int
+
+
+def tolerated_reference(
+    system: Callable[[Any], Any],
+    cases: Sequence[Any],
+    judge: Callable[[Any, Any], Any],
+    *,
+    suite: Any = "realistic",
+    seed: int = 0,
+) -> ToleratedReference:
+    """The clean inputs of ``cases`` plus the variants of ``suite`` that ``system`` answered right.
+
+    A detector fitted on this learns what the system tolerates: if it parses upper-case or two-line
+    addresses right, those stop being anomalous. ``system`` is the raw system (no policy; a
+    :class:`~failpath.core.Prediction` or a value; async systems are run to completion); a call that
+    raises counts as wrong. ``judge(output, expected)`` says right or wrong (``fp.TokenLabels()``,
+    ``fp.Fields()``, a function). Variants with no expected answer (``NOT_PRESERVED``) are left out.
+    """
+    from failpath.chaos.base import LabelContract
+    from failpath.chaos.suites import get_suite
+    from failpath.core import Case, ConfigError, Prediction
+
+    if not callable(system) or not callable(judge):
+        raise ConfigError("tolerated_reference needs a callable system and a callable judge(output, expected)")
+    chosen = get_suite(suite)
+    inputs: list[Any] = []
+    groups: list[str] = []
+    tried = right = 0
+    for case in cases:
+        if not isinstance(case, Case):
+            raise ConfigError(f"tolerated_reference: expected failpath Case values, got {type(case).__name__}")
+        inputs.append(case.input)
+        groups.append(case.id)
+    n_cases = len(inputs)
+    for case in cases:
+        for variant in chosen.variants(case, seed):
+            if variant.contract is LabelContract.NOT_PRESERVED or variant.fault is not None:
+                continue
+            tried += 1
+            try:
+                raw = system(variant.input)
+                if inspect.isawaitable(raw):
+                    import asyncio
+
+                    raw = asyncio.run(_await(raw))
+                value = raw.value if isinstance(raw, Prediction) else raw
+                ok = bool(judge(value, variant.expected))
+            except Exception:  # noqa: BLE001 - a call that fails is not a call the system handles
+                ok = False
+            if ok:
+                right += 1
+                inputs.append(variant.input)
+                groups.append(case.id)
+    return ToleratedReference(tuple(inputs), tuple(groups), n_cases, right, tried)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+# --------------------------------------------------------------------------- saving a fitted detector
+
+#: The ``format`` field of a saved detector file.
+DETECTOR_FORMAT = "failpath.anomalous_input/1"
+
+
+def _scorer_kinds() -> dict[str, Any]:
+    from failpath.guard.ngram import NgramScorer  # scikit-learn is imported only when one is fitted
+
+    return {"profile": ProfileScorer, "ngram": NgramScorer}
+
+
+def save_detector(detector: Any, path: str | Path) -> Path:
+    """Write a fitted ``AnomalousInput`` to ``path`` as JSON (read back by ``AnomalousInput.load``); returns the path.
+
+    The file holds the format name, ``alpha``, ``folds``, the scorer's kind and options, the
+    calibration scores, and the reference inputs as the detector reads them (their canonical text)
+    with their groups. It holds inputs: keep it where your reference data may live. Only the built-in
+    scorers can be saved (a scorer of your own: keep its reference and build the detector again).
+    """
+    from failpath.core import ConfigError
+
+    scorer = detector.scorer
+    kind = getattr(type(scorer), "kind", None)
+    if kind not in ("profile", "ngram") or not callable(getattr(scorer, "options", None)):
+        raise ConfigError(
+            f"AnomalousInput.save: only the built-in scorers (ProfileScorer, NgramScorer) can be saved, "
+            f"not {type(scorer).__name__}; keep its reference inputs and build the detector again"
+        )
+    document = {
+        "format": DETECTOR_FORMAT,
+        "alpha": detector.alpha,
+        "folds": detector.folds,
+        "scorer": {"kind": kind, "options": scorer.options()},
+        "calibration": list(detector._conformal.calibration),
+        "reference": list(detector.reference_texts),
+        "groups": None if detector.groups is None else [str(g) for g in detector.groups],
+    }
+    target = Path(path)
+    target.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    return target
+
+
+@dataclass(frozen=True)
+class SavedDetector:
+    """What :func:`read_detector` reads from a saved file: the parts ``AnomalousInput.load`` rebuilds it from."""
+
+    reference: list[str]
+    groups: list[str] | None
+    alpha: float
+    folds: int
+    scorer: Any  # fitted on ``reference``
+    calibration: list[float]
+
+
+def read_detector(path: str | Path) -> SavedDetector:
+    """The parts of the detector saved by :func:`save_detector` at ``path`` (use ``AnomalousInput.load``).
+
+    The scorer is fitted again on the saved reference (fitting is deterministic, so it scores as the
+    saved one did); the saved calibration scores are used as they are. No code is loaded from the
+    file: it is JSON, read with ``json``. ``ConfigError`` names the file and what is wrong with it.
+    """
+    from failpath.core import ConfigError
+
+    source = Path(path)
+    try:
+        document = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no saved detector there (write one with AnomalousInput.save)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{source}: not a saved detector ({exc})") from None
+    if not isinstance(document, dict) or document.get("format") != DETECTOR_FORMAT:
+        found = document.get("format") if isinstance(document, dict) else type(document).__name__
+        raise ConfigError(f"{source}: format {found!r} is not {DETECTOR_FORMAT!r}; save the detector again with this version")
+    try:
+        spec = document["scorer"]
+        kinds = _scorer_kinds() if spec["kind"] == "ngram" else {"profile": ProfileScorer}
+        scorer_type = kinds[spec["kind"]]
+        options = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(spec.get("options") or {}).items()}
+        reference = [str(text) for text in document["reference"]]
+        calibration = [float(x) for x in document["calibration"]]
+        groups = document.get("groups")
+        alpha, folds = float(document["alpha"]), int(document["folds"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: a saved detector's field is missing or malformed ({type(exc).__name__}: {exc})") from None
+    fitted = _fit_copy(scorer_type(**options), reference)
+    return SavedDetector(reference, groups, alpha, folds, fitted, calibration)

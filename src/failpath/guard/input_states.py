@@ -156,13 +156,29 @@ class AnomalousInput(FailureState):
 
     Plug in your own score (an embedding distance, say) with ``scorer``: any object with
     ``score(input) -> float`` (higher is more unusual) and optionally ``fit(reference)`` and
-    ``explain(input) -> str``; see :class:`failpath.guard.anomaly.InputScorer`.
+    ``explain(input) -> str``; see :class:`failpath.guard.anomaly.InputScorer`. The built-in
+    :class:`failpath.guard.ngram.NgramScorer` (shape and character n-grams, nearest reference input;
+    scikit-learn) separates a new domain far better than the profile.
+
+    Fit it on what the system is known to handle, not only on clean inputs:
+    ``ref = tolerated_reference(system, cases, judge)`` holds the clean inputs plus the realistic
+    variants the raw system answered right, and ``AnomalousInput(ref.inputs, groups=ref.groups)``
+    keeps each case's variants in one cross-fitting fold. ``save(path)`` writes the fitted detector
+    to a JSON file and ``AnomalousInput.load(path)`` reads it back (built-in scorers only).
     """
 
     name = "anomalous_input"
     stage = "input"
 
-    def __init__(self, reference: Sequence[Any], *, alpha: float = 0.01, scorer: InputScorer | None = None, folds: int = 5):
+    def __init__(
+        self,
+        reference: Sequence[Any],
+        *,
+        alpha: float = 0.01,
+        scorer: InputScorer | None = None,
+        folds: int = 5,
+        groups: Sequence[Any] | None = None,
+    ):
         alpha = fraction("AnomalousInput", "alpha", alpha, open_low=True)
         if isinstance(reference, (str, bytes)) or not hasattr(reference, "__len__"):
             raise parameter_error("AnomalousInput(reference=...)", f"reference must be a list of known inputs, got {type(reference).__name__}")
@@ -178,14 +194,55 @@ class AnomalousInput(FailureState):
             raise parameter_error(f"AnomalousInput(folds={folds!r})", f"folds must be an integer from 2 to the number of reference inputs ({len(reference)})")
         if scorer is not None and not callable(getattr(scorer, "score", None)):
             raise parameter_error(f"AnomalousInput(scorer={scorer!r})", "scorer must have a score(input) -> float method")
-        self.alpha = alpha
-        self.reference_size = len(reference)
+        if groups is not None and (isinstance(groups, (str, bytes)) or len(groups) != len(reference)):
+            raise parameter_error("AnomalousInput(groups=...)", f"groups must give one group per reference input ({len(reference)})")
+        if groups is not None and len(set(groups)) < folds:
+            raise parameter_error(
+                "AnomalousInput(groups=...)", f"{len(set(groups))} groups cannot fill {folds} cross-fitting folds; give more cases or fewer folds"
+            )
         self.scorer = scorer if scorer is not None else ProfileScorer()
-        self._conformal = ConformalScore.fit(self.scorer, reference, folds=folds)
-        self._cutoff = self._conformal.cutoff(alpha)
-        fitted = self._conformal.scorer
+        self._setup(reference, groups, alpha, folds, ConformalScore.fit(self.scorer, reference, folds=folds, groups=groups))
+
+    def _setup(self, reference: list[Any], groups: Sequence[Any] | None, alpha: float, folds: int, conformal: ConformalScore) -> None:
+        self.alpha = alpha
+        self.folds = folds
+        self.reference_size = len(reference)
+        self.groups = None if groups is None else tuple(groups)
+        self._reference = reference
+        self._conformal = conformal
+        self._cutoff = conformal.cutoff(alpha)
+        fitted = conformal.scorer
         # The built-in scorer returns a float from (value, text): called directly, without the wrapper's float().
-        self._score = fitted.score if type(fitted) is ProfileScorer else self._conformal.score
+        self._score = fitted.score if type(fitted) is ProfileScorer else conformal.score
+
+    @classmethod
+    def _restore(cls, reference: list[str], groups: Sequence[Any] | None, *, alpha: float, folds: int, scorer: Any, calibration: list[float]) -> "AnomalousInput":
+        """A detector from saved parts: a scorer fitted on ``reference`` and its calibration scores."""
+        detector = cls.__new__(cls)
+        detector.scorer = scorer
+        detector._setup(reference, groups, alpha, folds, ConformalScore(scorer, calibration))
+        return detector
+
+    @property
+    def reference_texts(self) -> list[str]:
+        """The reference inputs as the detector reads them (their canonical text)."""
+        return [canonical_text(value) for value in self._reference]
+
+    def save(self, path: Any) -> Any:
+        """Write this fitted detector to ``path`` as JSON; see :func:`failpath.guard.anomaly.save_detector`."""
+        from failpath.guard.anomaly import save_detector
+
+        return save_detector(self, path)
+
+    @classmethod
+    def load(cls, path: Any) -> "AnomalousInput":
+        """The detector saved at ``path``, ready to use; see :func:`failpath.guard.anomaly.read_detector`."""
+        from failpath.guard.anomaly import read_detector
+
+        saved = read_detector(path)
+        return cls._restore(
+            saved.reference, saved.groups, alpha=saved.alpha, folds=saved.folds, scorer=saved.scorer, calibration=saved.calibration
+        )
 
     def check_input(self, value: Any, text: str) -> dict[str, Any] | None:
         """The explanation (score, p-value, what was unusual) when the input is anomalous, else None."""

@@ -6,7 +6,8 @@ the policy; the failure-state coverage; the worst cases with their minimal repro
 recommended thresholds with their guarantee; the confidence quality.
 
 Every string that comes from an input or an output is shown as plain text: never parsed as rich
-markup, control and invisible characters made visible, long values cut. Readable at 100 columns.
+markup, control and invisible characters made visible, long values cut. Readable at 100 columns; at
+any width, names and figures fold onto the next line rather than being cut.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def visible(value: Any, limit: int = 120) -> str:
             text = json.dumps(value, ensure_ascii=False, default=str)
         except (TypeError, ValueError):
             text = repr(value)
+    if text.isprintable():  # nothing to escape (checked in C): only the cut remains
+        return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
     out: list[str] = []
     for ch in text:
         if ch == "\n":
@@ -91,8 +94,8 @@ def _banner(doc: Mapping[str, Any]) -> Panel:
     style = "bold white on green" if ship else "bold white on red"
     table = Table(box=None, show_header=False, pad_edge=False, expand=True)
     table.add_column(width=2, no_wrap=True)
-    table.add_column(ratio=2)
-    table.add_column(ratio=5)
+    table.add_column(ratio=2, overflow="fold")  # a long criterion name goes on over two lines, never cut
+    table.add_column(ratio=5, overflow="fold")
     for criterion in verdict.get("reasons") or ():
         passed = bool(criterion.get("passed"))
         mark = Text("✓", style="bold green") if passed else Text("✗", style="bold red")

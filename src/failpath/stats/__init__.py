@@ -6,10 +6,24 @@ booleans or 0/1 and an *error* is ``correct == 0``; coverage = answered / n, sel
 errors among answered / answered, joint risk = errors among answered / n. Grouped data
 ``(confidence, count, errors)`` becomes per-item arrays with :func:`expand_groups`.
 
-scipy is imported inside the functions that need it, so importing this package loads numpy only.
+Requests of one case share its difficulty, so wherever a case makes several requests the
+independent unit is the case: :func:`case_rate_upper_bound`, :func:`select_threshold_by_case` and
+:func:`pass_k_lower_bound` give each case one loss in [0, 1] and bound the mean over cases.
+
+``scipy.special`` (exact binomial and Beta functions) is imported inside the functions that need
+it, so importing this package loads numpy only; ``scipy.stats`` is not used.
 """
 
 from failpath.stats._inputs import StatsInputError, expand_groups
+from failpath.stats.bounds import (
+    BET_CAP,
+    CaseCounts,
+    MeanBound,
+    case_counts,
+    case_rate_upper_bound,
+    mean_upper_bound,
+    p_value_bounded_mean,
+)
 from failpath.stats.anomaly import Mahalanobis, conformal_p_values, fit_mahalanobis, mahalanobis_squared
 from failpath.stats.confidence import (
     ReliabilityBins,
@@ -26,7 +40,16 @@ from failpath.stats.confidence import (
     risk_coverage,
     selective_risk_at_coverage,
 )
-from failpath.stats.intervals import Gap, Interval, binomial_upper_bound, bootstrap_ci, clopper_pearson, paired_gap
+from failpath.stats.intervals import (
+    FEW_FLIPS,
+    Gap,
+    Interval,
+    binomial_upper_bound,
+    bootstrap_ci,
+    clopper_pearson,
+    paired_gap,
+)
+from failpath.stats.passk import PassK, pass_hat_k, pass_k_lower_bound
 from failpath.stats.policy import (
     ActionCost,
     BayesCutoffs,
@@ -40,6 +63,7 @@ from failpath.stats.thresholds import (
     p_value_binomial,
     p_value_hoeffding_bentkus,
     select_threshold,
+    select_threshold_by_case,
     threshold_grid,
 )
 
@@ -68,12 +92,26 @@ __all__ = [
     "binomial_upper_bound",
     "bootstrap_ci",
     "paired_gap",
+    "FEW_FLIPS",
+    # bounds with the case as the independent unit
+    "MeanBound",
+    "CaseCounts",
+    "BET_CAP",
+    "mean_upper_bound",
+    "p_value_bounded_mean",
+    "case_counts",
+    "case_rate_upper_bound",
     # thresholds with a guarantee
     "ThresholdResult",
     "threshold_grid",
     "p_value_binomial",
     "p_value_hoeffding_bentkus",
     "select_threshold",
+    "select_threshold_by_case",
+    # repeated trials
+    "PassK",
+    "pass_hat_k",
+    "pass_k_lower_bound",
     # cost-optimal policy
     "ActionCost",
     "BayesCutoffs",

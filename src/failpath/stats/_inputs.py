@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Iterable
 
 import numpy as np
@@ -75,14 +76,19 @@ def as_pair(
 
 
 def as_probability(value: float, name: str, *, open_interval: bool = True) -> float:
-    """``value`` as a float strictly inside (0, 1) (or within [0, 1] when not ``open_interval``)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise StatsInputError(f"{name} must be a number, got {value!r}") from None
+    """``value`` as a float strictly inside (0, 1) (or within [0, 1] when not ``open_interval``).
+
+    Every level, confidence, ``alpha``, ``delta`` and ``max_risk`` of ``failpath.stats`` goes
+    through here, so each refuses the same values (outside the interval, NaN, booleans, text,
+    None) with the same :class:`StatsInputError`: ``"<name> must be strictly between 0 and 1,
+    got <value>"``.
+    """
+    bounds = "strictly between 0 and 1" if open_interval else "between 0 and 1"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise StatsInputError(f"{name} must be {bounds}, got {value!r}")
+    number = float(value)
     inside = 0.0 < number < 1.0 if open_interval else 0.0 <= number <= 1.0
     if not inside:
-        bounds = "strictly between 0 and 1" if open_interval else "between 0 and 1"
         raise StatsInputError(f"{name} must be {bounds}, got {value!r}")
     return number
 

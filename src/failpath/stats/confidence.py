@@ -143,14 +143,12 @@ def auroc(confidence: Any, correct: Any) -> float:
     randomly drawn wrong item; ties count half (the Mann–Whitney ``U / (n_right * n_wrong)``).
     Returns NaN when every item is right or every item is wrong (the area is undefined).
     """
-    from scipy.stats import rankdata
-
     scores, right = as_pair(confidence, correct)
     n_right = int(right.sum())
     n_wrong = scores.size - n_right
     if n_right == 0 or n_wrong == 0:
         return float("nan")
-    ranks = rankdata(scores)  # average ranks: ties count half
+    ranks = _average_ranks(scores)  # ties count half
     u_statistic = ranks[right].sum() - n_right * (n_right + 1) / 2.0
     return float(u_statistic / (n_right * n_wrong))
 
@@ -289,6 +287,13 @@ def _ranked_cumulative_errors(scores: np.ndarray, right: np.ndarray, ties: str) 
         errors_before[ranked_group]
         + position_in_group * group_errors[ranked_group] / group_size[ranked_group]
     )
+
+
+def _average_ranks(scores: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``scores``, ascending; tied values share the average of their ranks."""
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ranks_before = np.cumsum(counts) - counts
+    return (ranks_before + (counts + 1) / 2.0)[inverse.reshape(-1)]
 
 
 def _bin_count(bins: Any) -> int:

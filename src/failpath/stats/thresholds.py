@@ -7,6 +7,10 @@ at ``delta``. With probability at least ``1 - delta`` over the calibration set, 
 threshold has true risk <= ``max_risk``; the chosen threshold is the lowest certified one (the most
 coverage). When nothing is certified the result says so: threshold ``+inf`` (never answer),
 ``certified=False``, coverage 0. There is no silent fallback.
+
+:func:`select_threshold` counts requests as independent (exact binomial p-values);
+:func:`select_threshold_by_case` treats cases as the independent draws (Hoeffding–Bentkus p-values
+of per-case losses), which is what holds when a case makes several correlated requests.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from failpath.stats._inputs import StatsInputError, as_pair, as_probability, as_scores
+from failpath.stats.bounds import _hb_p_value, _hb_upper_bound
 
 __all__ = [
     "ThresholdResult",
@@ -25,9 +30,11 @@ __all__ = [
     "p_value_binomial",
     "p_value_hoeffding_bentkus",
     "select_threshold",
+    "select_threshold_by_case",
 ]
 
 Method = Literal["holm", "bonferroni", "fixed_sequence", "split_fixed_sequence", "crc"]
+CaseMethod = Literal["holm", "bonferroni", "fixed_sequence"]
 Risk = Literal["selective", "joint"]
 PValue = Literal["binomial", "hoeffding_bentkus"]
 
@@ -47,6 +54,12 @@ class ThresholdResult:
     upper bound on the chosen threshold's risk at level ``delta / len(grid)`` (Bonferroni, so it is
     valid whichever threshold was chosen); 0 when nothing is answered; for ``crc`` it is the
     conformal bound on the expected risk. ``grid`` and ``p_values`` give every threshold tested.
+
+    From :func:`select_threshold_by_case` (cases as the independent unit): ``n_cases`` is the
+    number of cases (None for the request-level :func:`select_threshold`), ``coverage`` is the
+    mean over cases of each case's answered share, ``p_value`` and ``risk_upper_bound`` are
+    Hoeffding–Bentkus ones for the case-weighted risk; ``n``, ``n_answered`` and ``n_errors`` still
+    count requests.
     """
 
     threshold: float
@@ -64,6 +77,7 @@ class ThresholdResult:
     n: int
     grid: tuple[float, ...] = field(repr=False)
     p_values: tuple[float, ...] = field(repr=False)
+    n_cases: int | None = None
 
     @property
     def never_answer(self) -> bool:
@@ -82,20 +96,27 @@ class ThresholdResult:
         if not self.certified:
             return (
                 f"NOTHING CERTIFIED: no threshold on the grid keeps {self.risk} risk <= "
-                f"{self.max_risk:g} {guarantee} ({self.method}, n={self.n}); never answer."
+                f"{self.max_risk:g} {guarantee} ({self.method}, "
+                f"{'n=' + str(self.n) if self.n_cases is None else f'{self.n_cases} cases, {self.n} requests'}); "
+                "never answer."
             )
+        sample = f"n={self.n}" if self.n_cases is None else f"{self.n_cases} cases, {self.n} requests"
         return (
             f"answer when confidence >= {self.threshold:g}: {self.risk} risk <= {self.max_risk:g} "
-            f"{guarantee} ({self.method}, n={self.n}); coverage {self.coverage:.1%}, "
+            f"{guarantee} ({self.method}, {sample}); coverage {self.coverage:.1%}, "
             f"{self.n_errors} errors in {self.n_answered} answered."
         )
 
 
 def threshold_grid(start: float = 1.0, stop: float = 0.0, step: float = 0.01) -> tuple[float, ...]:
-    """A descending threshold grid ``start, start - step, ..., stop`` (both ends included).
+    """A descending threshold grid ``start, start - step, start - 2*step, ...``, down to ``stop``.
 
-    Values are computed as ``i / scale`` from whole numbers, so ``threshold_grid()[4] == 0.96``
-    exactly (no accumulated floating-point drift). The default is 1.00, 0.99, ..., 0.00.
+    ``start`` is always the first value. ``stop`` is the last one only when ``start - stop`` is a
+    whole number of steps; otherwise the grid ends at the last value above ``stop``
+    (``threshold_grid(1.0, 0.0, 0.3)`` is ``(1.0, 0.7, 0.4, 0.1)``). The three numbers must be
+    plain decimals (``0.01``, not ``1e-05``); each value is computed as ``i / 10**d`` from whole
+    numbers, ``d`` being the most decimals among them, so ``threshold_grid()[4] == 0.96`` exactly
+    (no accumulated floating-point drift). The default is the 101 values 1.00, 0.99, ..., 0.00.
     """
     if not step > 0 or not start >= stop:
         raise StatsInputError(f"need step > 0 and start >= stop, got start={start}, stop={stop}, step={step}")
@@ -124,18 +145,13 @@ def p_value_hoeffding_bentkus(n_errors: Any, n_trials: Any, max_risk: float) -> 
 
     ``min(exp(-n * h(min(r, a), a)), e * P[Binomial(n, a) <= ceil(n * r)])`` with ``r`` the observed
     risk, ``a = max_risk`` and ``h(r, a) = r ln(r/a) + (1-r) ln((1-r)/(1-a))``. For 0/1 losses the
-    exact binomial p-value is never larger; this one is offered for comparison. Accepts arrays.
+    exact binomial p-value is never larger; this one is offered for comparison. For losses anywhere
+    in [0, 1] (e.g. a share per case) use :func:`~failpath.stats.p_value_bounded_mean`, the same
+    formula. Accepts arrays.
     """
-    from scipy.special import bdtr, xlogy
-
     level = as_probability(max_risk, "max_risk")
     errors, trials = _whole_counts(n_errors, n_trials)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        observed = np.minimum(np.where(trials > 0, errors / np.maximum(trials, 1), 0.0), level)
-        divergence = xlogy(observed, observed / level) + xlogy(1 - observed, (1 - observed) / (1 - level))
-        hoeffding = np.exp(-trials * divergence)
-        bentkus = math.e * bdtr(errors, trials, level)
-    value = np.where(trials > 0, np.minimum(np.minimum(hoeffding, bentkus), 1.0), 1.0)
+    value = _hb_p_value(errors, trials, level)
     return float(value) if value.ndim == 0 else value
 
 
@@ -191,6 +207,8 @@ def select_threshold(
     if risk not in ("selective", "joint"):
         raise StatsInputError(f"risk must be 'selective' or 'joint', got {risk!r}")
     thresholds = _checked_grid(grid)
+    if delta is not None:
+        as_probability(delta, "delta")
     if method == "crc":
         if risk != "joint":
             raise StatsInputError(
@@ -257,6 +275,98 @@ def select_threshold(
         n_errors=int(errors[best]),
         p_value=float(p_values[best]),
         risk_upper_bound=_upper_bound(int(errors[best]), trials, level / thresholds.size),
+        **base,
+    )
+
+
+def select_threshold_by_case(
+    confidence: Any,
+    correct: Any,
+    case_index: Any,
+    *,
+    max_risk: float,
+    delta: float,
+    grid: Sequence[float] | None = None,
+    method: CaseMethod = "holm",
+    risk: Risk = "selective",
+    start: float | None = None,
+) -> ThresholdResult:
+    """Learn-then-Test with the case as the independent unit: for requests that share their case's difficulty.
+
+    ``confidence[j]``, ``correct[j]`` and ``case_index[j]`` describe request ``j`` (several
+    requests per case, e.g. its variants). Requests of one case are correlated, so each case gives
+    one loss in [0, 1] per grid threshold ``t``, from its ``m`` requests, ``A(t)`` of them answered
+    (``confidence >= t``) and ``W(t)`` answered and wrong:
+
+    * ``risk="joint"``: loss ``W(t) / m``; the estimand is the mean over cases of each case's
+      answered-and-wrong share (every case weighted equally).
+    * ``risk="selective"``: each case with at least one answered request gives the loss
+      ``W(t) / A(t)``, the share of its answered requests that are wrong; the estimand is the mean
+      of that share over the cases with something answered, every such case weighted equally
+      (a case with one answered request counts as much as one with thirty). Given how many cases
+      have something answered, they are i.i.d. draws of such cases, so the test stays exact.
+
+    The p-value at ``t`` is the Hoeffding–Bentkus one of the mean of those losses over the cases
+    (:func:`~failpath.stats.p_value_bounded_mean`), valid however strongly a case's requests are
+    correlated. ``method`` is ``"holm"`` (default), ``"bonferroni"`` or ``"fixed_sequence"`` (from
+    ``start``, default the grid's first threshold), as in :func:`select_threshold`; with
+    probability at least ``1 - delta`` every certified threshold has true risk <= ``max_risk``.
+    The result has the shape of :func:`select_threshold`'s, plus ``n_cases``; its
+    ``risk_upper_bound`` is the Hoeffding–Bentkus bound on the chosen threshold's case-weighted
+    risk at level ``delta / len(grid)``. Use this one, not :func:`select_threshold`, whenever a
+    case has more than one request.
+    """
+    scores, right = as_pair(confidence, correct)
+    inverse = _case_inverse(case_index, scores.size)
+    target = as_probability(max_risk, "max_risk")
+    level = as_probability(delta, "delta")
+    if method not in ("holm", "bonferroni", "fixed_sequence"):
+        raise StatsInputError(f"method must be one of holm, bonferroni, fixed_sequence; got {method!r}")
+    if risk not in ("selective", "joint"):
+        raise StatsInputError(f"risk must be 'selective' or 'joint', got {risk!r}")
+    if start is not None and method != "fixed_sequence":
+        raise StatsInputError(f"start is only used by method='fixed_sequence', not {method!r}")
+    thresholds = _checked_grid(grid)
+    start_index = _start_index(thresholds, start)
+
+    answered, errors = _case_grid_counts(scores, right, inverse, thresholds)
+    requests = np.bincount(inverse)[:, None].astype(float)
+    p_values = _case_p_values(answered, errors, requests, target, risk)
+    if method == "holm":
+        certified = _holm(p_values, level)
+    elif method == "bonferroni":
+        certified = p_values <= level / thresholds.size
+    else:
+        certified = _fixed_sequence(p_values, level, start_index)
+
+    chosen = np.flatnonzero(certified)
+    base = dict(
+        method=method,
+        delta=level,
+        max_risk=target,
+        risk=risk,
+        n=int(scores.size),
+        n_cases=int(requests.size),
+        grid=tuple(float(t) for t in thresholds),
+        p_values=tuple(float(p) for p in p_values),
+        certified_thresholds=tuple(float(t) for t in thresholds[chosen]),
+    )
+    if chosen.size == 0:
+        return ThresholdResult(
+            threshold=math.inf, certified=False, coverage=0.0, n_answered=0, n_errors=0,
+            p_value=None, risk_upper_bound=0.0, **base,
+        )
+    best = int(chosen[-1])
+    return ThresholdResult(
+        threshold=float(thresholds[best]),
+        certified=True,
+        coverage=float(np.mean(answered[:, best] / requests[:, 0])),
+        n_answered=int(answered[:, best].sum()),
+        n_errors=int(errors[:, best].sum()),
+        p_value=float(p_values[best]),
+        risk_upper_bound=_case_risk_upper_bound(
+            answered[:, best], errors[:, best], requests[:, 0], risk, level / thresholds.size
+        ),
         **base,
     )
 
@@ -384,3 +494,61 @@ def _decimals(value: float) -> int:
     if "e" in text:
         raise StatsInputError(f"grid values need a plain decimal form, got {value!r}")
     return len(text.split(".")[1].rstrip("0")) if "." in text else 0
+
+
+def _case_inverse(case_index: Any, n: int) -> np.ndarray:
+    cases = np.asarray(case_index)
+    if cases.ndim != 1:
+        raise StatsInputError(f"case_index must be one-dimensional, got shape {cases.shape}")
+    if cases.size != n:
+        raise StatsInputError(
+            f"case_index has {cases.size} values but confidence has {n}: give each request's case"
+        )
+    try:
+        return np.unique(cases, return_inverse=True)[1].reshape(-1)
+    except TypeError:
+        raise StatsInputError("case_index values must be comparable (all ids, or all numbers)") from None
+
+
+def _case_grid_counts(
+    scores: np.ndarray, right: np.ndarray, inverse: np.ndarray, thresholds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per case (rows) and grid threshold (columns): requests answered, and answered and wrong."""
+    size = thresholds.size
+    # A request is answered from the first (highest) grid threshold at or below its confidence on.
+    first = size - np.searchsorted(thresholds[::-1], scores, side="right")
+    n_cases = int(inverse.max()) + 1
+    cell = inverse * (size + 1) + first
+    answered = np.bincount(cell, minlength=n_cases * (size + 1)).reshape(n_cases, size + 1)
+    wrong = np.bincount(cell, weights=~right, minlength=n_cases * (size + 1)).reshape(n_cases, size + 1)
+    return np.cumsum(answered, axis=1)[:, :size], np.cumsum(wrong, axis=1)[:, :size].astype(np.int64)
+
+
+def _case_p_values(
+    answered: np.ndarray, errors: np.ndarray, requests: np.ndarray, target: float, risk: str
+) -> np.ndarray:
+    """Hoeffding–Bentkus p-values per grid threshold from per-case counts (cases on axis -2)."""
+    if risk == "joint":
+        n_cases = np.asarray(answered.shape[-2])
+        total = np.sum(errors / requests, axis=-2)
+    else:
+        # The cases with an answered request: given how many there are, they are i.i.d. draws of
+        # such cases, each with the loss "share of its answered requests that are wrong".
+        some = answered > 0
+        n_cases = np.count_nonzero(some, axis=-2)
+        total = np.sum(np.where(some, errors / np.maximum(answered, 1), 0.0), axis=-2)
+    return _hb_p_value(total, n_cases, target)
+
+
+def _case_risk_upper_bound(
+    answered: np.ndarray, errors: np.ndarray, requests: np.ndarray, risk: str, alpha: float
+) -> float:
+    """Hoeffding–Bentkus upper bound at level ``1 - alpha`` on a threshold's case-weighted risk."""
+    if risk == "joint":
+        return float(_hb_upper_bound(np.asarray(float(np.sum(errors / requests))), np.asarray(requests.size), alpha))
+    some = answered > 0
+    n_some = int(np.count_nonzero(some))
+    if n_some == 0:
+        return 0.0
+    wrong_share = float(np.sum(errors[some] / answered[some]))
+    return float(_hb_upper_bound(np.asarray(wrong_share), np.asarray(n_some), alpha))

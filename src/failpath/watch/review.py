@@ -27,6 +27,7 @@ import asyncio
 import dataclasses
 import json
 import time
+from collections.abc import Mapping
 from typing import IO, Any
 
 from failpath.core import (
@@ -49,6 +50,7 @@ __all__ = [
     "export_cases",
     "ticket_outcome",
     "case_for",
+    "CASE_FIELDS",
 ]
 
 #: Seconds between two reads of the store while waiting for a decision.
@@ -234,22 +236,38 @@ def case_for(ticket: Ticket) -> tuple[dict[str, Any], bool]:
     return case, from_preview
 
 
+#: The fields of an exported case, under the names a check's dataset uses by default.
+CASE_FIELDS: tuple[str, ...] = ("id", "input", "expected", "tags")
+
+
 def export_cases(
     output: IO[str],
     *,
     store: StoreLike = None,
     queue: str | None = None,
+    columns: Mapping[str, str | None] | None = None,
 ) -> ExportResult:
-    """Write every resolved ticket as one JSON case per line to ``output``; the human answer is ``expected``."""
+    """Write every resolved ticket as one JSON case per line to ``output``; the human answer is ``expected``.
+
+    ``columns`` renames the fields to the column names of the check's dataset (``[dataset]`` of
+    failpath.toml: ``{"id": "key", "input": "text", "expected": "labels", "tags": "tags"}``), so the file
+    can be listed in ``dataset.paths`` as it is; a field mapped to ``None`` (no tags column) is left out.
+    """
     from failpath.store.jsonsafe import dumps
 
+    names = {field: field for field in CASE_FIELDS}
+    for field, name in dict(columns or {}).items():
+        if field not in names:
+            raise ValueError(f"columns: {field!r} is not a field of a case; the fields are {', '.join(CASE_FIELDS)}")
+        names[field] = name
     written = 0
     previews: list[str] = []
     with _using(store) as opened:
         tickets = opened.list_tickets(status=TicketStatus.RESOLVED, queue=queue)
     for ticket in tickets:
         case, from_preview = case_for(ticket)
-        output.write(dumps(case) + "\n")
+        renamed = {names[field]: value for field, value in case.items() if names[field] is not None}
+        output.write(dumps(renamed) + "\n")
         written += 1
         if from_preview:
             previews.append(ticket.ticket_id)

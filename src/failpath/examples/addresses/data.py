@@ -175,10 +175,12 @@ def coarse_labels(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class CoarseTokenLabels:
-    """The token-labels judge, on the output folded to the us50 label set (see :func:`coarse_labels`).
+    """The token-labels judge on the us50 label set: output and expected both folded (see :func:`coarse_labels`).
 
     ``us50_test_tagged.xml`` labels every part of a street ``StreetName`` and every part of a house
-    number ``AddressNumber``; the model's finer labels are folded the same way before comparing.
+    number ``AddressNumber``; the model's finer labels are folded the same way before comparing. The
+    expected labels are folded too, so cases with the finer labels (``StreetNamePostType``, generated
+    addresses, ``labeled.xml``) are scored on the same coarse set rather than never matching.
     """
 
     name: str = field(default="token_labels_us50", init=False)
@@ -186,9 +188,9 @@ class CoarseTokenLabels:
     def __call__(self, output: Any, expected: Any) -> bool:
         from failpath.check.judges import TokenLabels
 
-        return TokenLabels()(coarse_labels(output), expected)
+        return TokenLabels()(coarse_labels(output), coarse_labels(expected))
 
     def score(self, output: Any, expected: Any) -> float:
         from failpath.check.judges import TokenLabels
 
-        return TokenLabels().score(coarse_labels(output), expected)
+        return TokenLabels().score(coarse_labels(output), coarse_labels(expected))
