@@ -78,6 +78,11 @@ def test_a_run_killed_at_random_steps_and_resumed_has_the_effects_of_an_uninterr
         assert [s["name"] for s in tools] == [name for name, _ in app.PLAN]  # every step once, in order
     finally:
         store.close()
+    shown = _run(tmp_path, [FAILPATH, "runs", "show", "r1", "--store", str(tmp_path / "store.db")])
+    assert shown.returncode == 0 and shown.stdout.startswith("run r1: answered")
+    assert shown.stdout.count(" tool  ") == len(app.PLAN) and "charge(" in shown.stdout
+    listed = _run(tmp_path, [FAILPATH, "runs", "--store", str(tmp_path / "store.db"), "--json"])
+    assert [r["kind"] for r in __import__("json").loads(listed.stdout)] == ["agent"]
 
 
 @pytest.mark.parametrize("point", ["add_note:0:before", "charge:1:before"])

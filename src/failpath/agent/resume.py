@@ -53,7 +53,7 @@ def resume(run_id: str, *, agent: Any = None, store: Any = None) -> Outcome:
         finally:
             opened.close()
         if not checkpoints:
-            raise StoreError(f"no agent run {run_id!r} in {store or '.failpath/failpath.db'}; `failpath runs list` shows the runs")
+            raise StoreError(f"no agent run {run_id!r} in {store or '.failpath/failpath.db'}; `failpath runs` lists the runs")
         ref = checkpoints[0][2].get("ref")
         if not ref:
             raise ConfigError(

@@ -221,7 +221,7 @@ class Agent:
             if isinstance(found, str):
                 run_id, checkpoints = found, store.checkpoints(found)
         if not checkpoints or checkpoints[0][1] != "start":
-            raise StoreError(f"no agent run {run_id!r} in {getattr(store, 'path', 'the store')}; `failpath runs list` shows the runs")
+            raise StoreError(f"no agent run {run_id!r} in {getattr(store, 'path', 'the store')}; `failpath runs` lists the runs")
         start = checkpoints[0][2]
         record = RunRecord(run_id, start["trace_id"], start.get("input"), start.get("time") or time.time())
         for seq, kind, data in checkpoints:

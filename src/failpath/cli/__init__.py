@@ -30,7 +30,6 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "failpath.cli.traces",
     "failpath.cli.drift",
     "failpath.cli.review",
-    "failpath.cli.runs",
     "failpath.cli.report",
     "failpath.cli.compare",
     "failpath.cli.init",

@@ -1,4 +1,6 @@
-"""``failpath runs list|show|resume``: agent runs kept in the store (their checkpoints), and resuming one.
+"""``failpath runs show|resume RUN``: an agent run's steps (its checkpoints), and resuming one.
+
+``failpath runs`` itself lists the runs of a store (check and agent runs; see :mod:`failpath.cli.report`).
 
 Exit codes: 0 done; 1 another process is continuing the run (``resume``); 2 a usage or input error
 (unknown run, an agent that cannot be imported).
@@ -11,7 +13,7 @@ from typing import Any, Optional
 
 import typer
 
-__all__ = ["register"]
+__all__ = ["register_run_commands"]
 
 _STORE = typer.Option(None, "--store", help="The store to read (default .failpath/failpath.db).")
 
@@ -37,30 +39,8 @@ def _outcome_text(outcome: Any) -> str:
     return f"{data['kind']} " + " ".join(f"{k}={v!r}" for k, v in shown.items())
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``runs`` command group to the ``failpath`` app."""
-    runs = typer.Typer(name="runs", help="Agent runs: list them, show one's steps, resume one after a crash or an approval.", no_args_is_help=True)
-    app.add_typer(runs, name="runs")
-
-    @runs.command("list")
-    def list_(
-        limit: Optional[int] = typer.Option(20, "--limit", "-n", min=1, help="At most this many, newest first."),
-        store: Optional[Path] = _STORE,
-    ) -> None:
-        """List agent runs, newest first, with where each stands."""
-        from rich.table import Table
-
-        from failpath.watch._cli import console, existing_store, user_errors
-
-        table = Table(title="agent runs")
-        for column in ("run", "agent", "steps", "status"):
-            table.add_column(column)
-        with user_errors(), existing_store(store) as opened:
-            for run in opened.list_runs(kind="agent", limit=limit):
-                checkpoints = opened.checkpoints(run["run_id"])
-                steps = sum(len(data.get("steps") or ()) for _, _, data in checkpoints)
-                table.add_row(run["run_id"], str((run.get("config") or {}).get("agent")), str(steps), _status(checkpoints))
-        console().print(table)
+def register_run_commands(runs: typer.Typer) -> None:
+    """Add ``show`` and ``resume`` to the ``failpath runs`` group (which lists the runs when given no command)."""
 
     @runs.command("show")
     def show(
@@ -75,7 +55,7 @@ def register(app: typer.Typer) -> None:
         with user_errors(), existing_store(store) as opened:
             checkpoints = opened.checkpoints(run_id)
             if not checkpoints:
-                raise ConfigError(f"no agent run {run_id!r} in the store; `failpath runs list` shows the runs")
+                raise ConfigError(f"no agent run {run_id!r} in the store; `failpath runs` lists the runs")
             out.print(f"run {run_id}: {_status(checkpoints)}")
             for seq, kind, data in checkpoints:
                 for step in data.get("steps") or ():
