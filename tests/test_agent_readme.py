@@ -28,3 +28,20 @@ def test_the_agent_snippet_runs_and_its_trace_shows_each_step(tmp_path, monkeypa
     assert [a.action for a in trace.attempts] == ["model", "tool:lookup_order", "model", "tool:lookup_order", "model"]
     assert not namespace["agent"].lint().errors
     policy.close()
+
+
+def test_traces_show_prints_a_run_as_a_timeline(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from failpath.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(snippets()[0], "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    namespace["policy"].close()
+    shown = CliRunner().invoke(app, ["traces", "show", namespace["outcome"].trace_id], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    assert "run timeline" in shown.output
+    lines = [line for line in shown.output.splitlines() if "lookup_order(" in line]
+    assert len(lines) == 2 and "invalid_tool_a" in lines[0] and "feed_back" in lines[0]
+    assert "order_id" in lines[1]
