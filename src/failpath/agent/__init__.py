@@ -8,6 +8,7 @@ trace, and each completed step is checkpointed so a run survives a crash or wait
 
 from __future__ import annotations
 
+from failpath.agent.pydanticai import GuardedPydanticAgent, guard_pydantic_ai
 from failpath.agent.actions import Approve, Block, FeedBack, Reject, RequireApproval, Withhold
 from failpath.agent.resume import resume
 from failpath.agent.runner import Agent, RunBusy
@@ -41,4 +42,6 @@ __all__ = [
     "RequireApproval",
     "Approve",
     "Reject",
+    "guard_pydantic_ai",
+    "GuardedPydanticAgent",
 ]
