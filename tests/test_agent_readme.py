@@ -45,3 +45,16 @@ def test_traces_show_prints_a_run_as_a_timeline(tmp_path, monkeypatch):
     lines = [line for line in shown.output.splitlines() if "lookup_order(" in line]
     assert len(lines) == 2 and "invalid_tool_a" in lines[0] and "feed_back" in lines[0]
     assert "order_id" in lines[1]
+
+
+def test_the_approval_snippet_suspends_the_run_and_continues_it_once_approved(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = snippets()
+    approval = next(block for block in code if "refund_step" in block)
+    namespace: dict = {}
+    exec(compile(code[0], "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    exec(compile(approval, "README.md", "exec"), namespace)  # noqa: S102
+    held, outcome = namespace["held"], namespace["outcome"]
+    assert isinstance(held, fp.Escalated) and held.state == "risky_tool_call"
+    assert outcome.value == "refunded 400.00 on A17"
+    namespace["policy"].close()

@@ -87,7 +87,10 @@ class RunRecord:
             self.started.add(data["call_id"])
         elif kind == "tool":
             call_id = data["call_id"]
-            self.pending = [c for c in self.pending if c.id != call_id]
+            for i, pending in enumerate(self.pending):  # the first pending call with that id (ids may repeat)
+                if pending.id == call_id:
+                    del self.pending[i]
+                    break
             self.started.discard(call_id)
             self.decisions.pop(call_id, None)
             self.messages.append({"role": "tool", "tool_call_id": call_id, "name": data["name"], "content": data["message"]})

@@ -237,7 +237,8 @@ class Agent:
     def lint(self) -> LintResult:
         """The policy's lint, plus the agent states no rule handles and actions that cannot act in their state."""
         base = self.policy.lint()
-        findings = [f for f in base.findings if not (f.code == "unhandled-state" and f.state in ("inconsistent", "anomalous_input", "empty_input", "injection_suspected", "low_confidence"))]
+        # An agent's answer has no confidence and is not sampled: those two states cannot happen to it.
+        findings = [f for f in base.findings if not (f.code == "unhandled-state" and f.state in ("inconsistent", "low_confidence"))]
         present = {rule.state.name for rule in self.policy.rules}
         for state in AGENT_STATES:
             if state in present:
@@ -286,6 +287,8 @@ class Agent:
             try:
                 if first is not None:
                     self._commit(record, store, seg, *first)
+                    record.current = _Segment()
+                    self._check_input(record, store)
                 while True:
                     record.current = _Segment()  # what the step does until its checkpoint
                     if record.waiting is not None:
@@ -478,6 +481,33 @@ class Agent:
         except Exception as exc:
             seg.notes.append(f"{state}: the store refused the ticket ({type(exc).__name__}: {exc})")
             return None
+
+    # ------------------------------------------------------------------ the request
+    def _check_input(self, record: RunRecord, store: Any) -> None:
+        """The policy's input-side states on the user's request, before the first model step (as the guard does)."""
+        seg = record.current
+        text = canonical_text(record.value)
+        for detector, index in self.policy.table.input_checks:
+            if isinstance(detector, State):
+                why, error = detector.evaluate(record.value, None)
+                if error is not None:
+                    seg.notes.append(f"state {detector.name}: predicate raised {error}")
+            else:
+                try:
+                    why = detector.check_input(record.value, text)
+                except Exception as exc:
+                    why = None
+                    seg.notes.append(f"{detector.name}: detector raised {type(exc).__name__}: {exc}")
+            if not why:
+                continue
+            seg.states.append(detector.name)
+            seg.explanations.setdefault(detector.name, why)
+            for action in self.policy.rules[index].actions:
+                self._end_with(record, store, seg, action, detector.name, why)
+            seg.states.append("unexpected")
+            for action in self.policy.rules[self.policy.table.unexpected_index].actions:
+                self._end_with(record, store, seg, action, "unexpected", why)
+            self._last_resort(record, seg, detector.name)
 
     # ------------------------------------------------------------------ the model step
     def _model_step(self, record: RunRecord, store: Any) -> None:
