@@ -429,3 +429,12 @@ def test_the_request_goes_through_the_policy_input_states_first(tmp_path):
     assert isinstance(out, fp.Escalated) and out.state == "injection_suspected" and model.seen == []
     asked = agent.run("   ")
     assert asked == fp.Clarify(question="What do you need?", state="empty_input", trace_id=asked.trace_id) and model.seen == []
+
+
+def test_a_failing_model_step_can_fall_back_to_another_model(tmp_path):
+    primary = scripted(fp.ProviderFailure("down", status=503), fp.ProviderFailure("down", status=503))
+    backup = scripted("from the backup")
+    pol = policy(tmp_path, fp.on(fp.ProviderError()).do(fp.Fallback(backup, name="backup"), fp.Abstain("all down")))
+    out = fp.Agent(pol, model=primary).run("x")
+    assert out.value == "from the backup" and out.degraded
+    assert trace_of(pol, out).actions == ("fallback",)
