@@ -438,3 +438,25 @@ def test_a_failing_model_step_can_fall_back_to_another_model(tmp_path):
     out = fp.Agent(pol, model=primary).run("x")
     assert out.value == "from the backup" and out.degraded
     assert trace_of(pol, out).actions == ("fallback",)
+
+
+def test_a_store_that_keeps_no_checkpoints_still_gets_the_trace_and_the_run_ends(caplog):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_guard_support import MemoryStore
+
+    store = MemoryStore()
+    pol = fp.Policy("memory", rules=[fp.on(fp.Unexpected()).do(fp.Abstain("u"))], store=store)
+    out = fp.Agent(pol, model=scripted(call("lookup", {"order_id": "A"}), "done"), tools=[lookup]).run("x")
+    assert out.value == "done" and [t.trace_id for t in store.traces] == [out.trace_id]
+    assert "keeps no run checkpoints" in caplog.text
+
+
+def test_a_run_id_in_use_is_refused_naming_it(tmp_path):
+    pol = policy(tmp_path)
+    agent = fp.Agent(pol, model=lambda messages: "ok")
+    agent.run("x", run_id="r-1")
+    with pytest.raises(fp.StoreError, match="a run 'r-1' exists already in the store: resume it with agent.resume"):
+        agent.run("x", run_id="r-1")

@@ -52,7 +52,7 @@ class RunRecord:
         self.decisions: dict[str, str] = {}  # call id -> "approve" / "reject"
         self.outcome: Outcome | None = None
         self.segment_start = time.perf_counter()
-        self.resumed = False
+        self.checkpointed = True  # False when the store keeps no checkpoints (the run cannot be resumed)
         self.current: Any = None  # the driver's work since the last checkpoint
 
     # ------------------------------------------------------------------ replay

@@ -51,6 +51,7 @@ from failpath.guard.rules import Budget
 from failpath.guard.states import BudgetExceeded, InvalidOutput, State, Unexpected
 from failpath.guard.text import canonical_text, digest, jsonable, preview
 from failpath.guard.trace_ids import next_trace_id
+from failpath.store.base import Store
 
 __all__ = ["Agent", "RunBusy"]
 
@@ -179,7 +180,10 @@ class Agent:
         """Run the agent on ``value`` (the user's request) to one outcome.
 
         ``Escalated`` with state ``risky_tool_call`` means the run waits for an approval: resume it with
-        :meth:`resume` (or ``fp.resume``) once the ticket is resolved or expired.
+        :meth:`resume` (or ``fp.resume``) once the ticket is resolved or expired. ``run_id`` names the run
+        (default: the trace id of its first outcome); a ``run_id`` the store holds already is a ``StoreError``.
+        A store that keeps no checkpoints (a ``Store`` without ``add_checkpoint``) gets the trace, and the
+        run cannot be resumed.
         """
         trace_id = next_trace_id()
         run_id = run_id or trace_id  # by default the run is named by its first trace: outcome.trace_id resumes it
@@ -187,14 +191,20 @@ class Agent:
             raise PolicyError(f"run(run_id={run_id!r}): a run id must be non-empty text")
         record = RunRecord(run_id, trace_id, value, time.time())
         store = self._store()
-        if store is not None:
+        if store is not None and type(store).add_checkpoint is Store.add_checkpoint:
+            log.warning("failpath: %s keeps no run checkpoints; run %s cannot be resumed", type(store).__name__, run_id)
+            record.checkpointed = False
+        elif store is not None:
             try:
-                store.create_run(run_id, kind="agent", config={"agent": self.name, "policy": self.policy.name, "ref": self.ref})
-            except Exception as exc:
-                if isinstance(exc, StoreError) and "exists already" in str(exc):
-                    raise
+                exists = store.get_run(run_id) is not None
+                if not exists:
+                    store.create_run(run_id, kind="agent", config={"agent": self.name, "policy": self.policy.name, "ref": self.ref})
+            except Exception as exc:  # a store that fails here still gets the trace; the run keeps no checkpoints
                 log.error("failpath: cannot register run %s in the store (%s: %s); it runs without checkpoints", run_id, type(exc).__name__, exc)
-                store = None
+                record.checkpointed = False
+            else:
+                if exists:
+                    raise StoreError(f"a run {run_id!r} exists already in the store: resume it with agent.resume({run_id!r}), or choose another run id")
         start = {"input": jsonable(value), "trace_id": record.trace_id, "time": record.time, "agent": self.name, "ref": self.ref}
         return self._drive(record, store, first=("start", start))
 
@@ -226,7 +236,6 @@ class Agent:
         record = RunRecord(run_id, start["trace_id"], start.get("input"), start.get("time") or time.time())
         for seq, kind, data in checkpoints:
             record.apply(seq, kind, data)
-        record.resumed = True
         record.segment_start = _perf()
         if record.outcome is not None:
             return record.outcome
@@ -303,7 +312,7 @@ class Agent:
             raise
         except Exception as exc:  # failpath's own error: the run still ends in an outcome
             log.exception("failpath: internal error while running agent %s (run %s)", self.name, record.run_id)
-            seg = record.current
+            seg = record.current if record.current is not None else _Segment()
             seg.states.append("unexpected")
             seg.explanations.setdefault("unexpected", f"internal error: {type(exc).__name__}: {exc}")
             seg.actions.append("abstain")
@@ -322,7 +331,7 @@ class Agent:
         """Write the next checkpoint (claiming its number) and fold it into the record."""
         now = _perf()
         payload = {**data, **seg.data(), "active": now - record.segment_start}
-        if store is not None:
+        if store is not None and record.checkpointed:
             if not store.add_checkpoint(record.run_id, record.seq, kind, payload):
                 raise RunBusy(f"run {record.run_id}: another process continued it (checkpoint {record.seq} exists); this one stopped")
         record.apply(record.seq, kind, payload)
