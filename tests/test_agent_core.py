@@ -460,3 +460,13 @@ def test_a_run_id_in_use_is_refused_naming_it(tmp_path):
     agent.run("x", run_id="r-1")
     with pytest.raises(fp.StoreError, match="a run 'r-1' exists already in the store: resume it with agent.resume"):
         agent.run("x", run_id="r-1")
+
+
+def test_lint_judges_budget_exceeded_by_the_agent_limits(tmp_path):
+    rules = [fp.on(fp.BudgetExceeded()).do(fp.Abstain("b"))]
+    limited = fp.Agent(policy(tmp_path, *rules), model=scripted("x"), max_steps=5).lint()
+    assert not [f for f in limited.findings if f.state == "budget_exceeded"]  # the policy sets no per-call budget; the agent does
+    unlimited = fp.Agent(policy(tmp_path, *rules), model=scripted("x")).lint()
+    assert [f.code for f in unlimited.findings if f.state == "budget_exceeded"] == ["rule-never-fires"]
+    bare = fp.Agent(policy(tmp_path), model=scripted("x"), deadline=10).lint()
+    assert [f.code for f in bare.findings if f.state == "budget_exceeded"] == ["unhandled-state"]

@@ -244,10 +244,19 @@ class Agent:
         return self._drive(record, store, first=None)
 
     def lint(self) -> LintResult:
-        """The policy's lint, plus the agent states no rule handles and actions that cannot act in their state."""
+        """The policy's lint, plus the agent states no rule handles.
+
+        An agent's answer has no confidence and is not sampled, so ``low_confidence`` and ``inconsistent``
+        are not asked for; ``budget_exceeded`` is judged by the agent's limits (``max_steps``,
+        ``max_tool_calls``, ``deadline``, ``budget``), not the policy's per-call ones.
+        """
         base = self.policy.lint()
-        # An agent's answer has no confidence and is not sampled: those two states cannot happen to it.
-        findings = [f for f in base.findings if not (f.code == "unhandled-state" and f.state in ("inconsistent", "low_confidence"))]
+        limited = bool(self.max_steps or self.max_tool_calls or self.deadline or self.budget)
+        findings = [
+            f for f in base.findings
+            if not (f.code == "unhandled-state" and f.state in ("inconsistent", "low_confidence"))
+            and not (f.state == "budget_exceeded" and f.code in ("unhandled-state", "state-cannot-happen", "rule-never-fires"))
+        ]
         present = {rule.state.name for rule in self.policy.rules}
         for state in AGENT_STATES:
             if state in present:
@@ -259,9 +268,16 @@ class Agent:
                 findings.append(Finding("state-cannot-happen", "note", "every tool is idempotent: a call cut off by a crash runs again", state=state))
                 continue
             findings.append(Finding("unhandled-state", "warning", f"no rule handles {state}: it goes to the rule on unexpected, which ends the run; add fp.on(...) for it", state=state))
-        for state in ("budget_exceeded",):
-            if state not in present and (self.max_steps or self.max_tool_calls or self.deadline or self.budget):
-                findings.append(Finding("unhandled-state", "warning", "no rule handles budget_exceeded: a spent run budget goes to the rule on unexpected", state=state))
+        if limited and "budget_exceeded" not in present:
+            findings.append(Finding("unhandled-state", "warning", "no rule handles budget_exceeded: a spent run budget goes to the rule on unexpected; add fp.on(fp.BudgetExceeded())", state="budget_exceeded"))
+        elif not limited:
+            if "budget_exceeded" in present:
+                index = next(i for i, rule in enumerate(self.policy.rules, start=1) if rule.state.name == "budget_exceeded")
+                findings.append(Finding("rule-never-fires", "warning", "on(BudgetExceeded()) can never fire: the agent sets no max_steps, max_tool_calls, deadline or budget", rule=index, state="budget_exceeded"))
+            else:
+                findings.append(Finding("state-cannot-happen", "note", "the agent sets no max_steps, max_tool_calls, deadline or budget, so budget_exceeded cannot happen (a run may loop until loop_detected stops it)", state="budget_exceeded"))
+        order = {"error": 0, "warning": 1, "note": 2}
+        findings.sort(key=lambda f: (order.get(f.severity, 3), f.rule or 0))
         return LintResult(policy=base.policy, findings=tuple(findings), handled=base.handled, waived=base.waived)
 
     def tool_definitions(self) -> list[dict[str, Any]]:
