@@ -54,6 +54,7 @@ class RunRecord:
         self.segment_start = time.perf_counter()
         self.checkpointed = True  # False when the store keeps no checkpoints (the run cannot be resumed)
         self.current: Any = None  # the driver's work since the last checkpoint
+        self.loop: Any = None  # the event loop async steps are awaited on (arun), else None
 
     # ------------------------------------------------------------------ replay
     def apply(self, seq: int, kind: str, data: Mapping[str, Any]) -> None:

@@ -11,6 +11,8 @@ a crash or an approval.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -172,24 +174,29 @@ class Agent:
         self.budget = budget
         self.name = name or policy.name
         self.ref = ref
+        self.is_async = _is_async(model) or any(t.is_async for t in self.tools.values())
         self._rules = _agent_rules(policy)
         self._check_actions()
 
     # ------------------------------------------------------------------ public
-    def run(self, value: Any, *, run_id: str | None = None) -> Outcome:
+    def run(self, value: Any, *, run_id: str | None = None, loop: Any = None) -> Outcome:
         """Run the agent on ``value`` (the user's request) to one outcome.
 
         ``Escalated`` with state ``risky_tool_call`` means the run waits for an approval: resume it with
         :meth:`resume` (or ``fp.resume``) once the ticket is resolved or expired. ``run_id`` names the run
         (default: the trace id of its first outcome); a ``run_id`` the store holds already is a ``StoreError``.
         A store that keeps no checkpoints (a ``Store`` without ``add_checkpoint``) gets the trace, and the
-        run cannot be resumed.
+        run cannot be resumed. ``loop`` is the event loop async steps are awaited on (what :meth:`arun`
+        passes); an agent with an async model step or tool must be run with :meth:`arun`.
         """
+        if self.is_async and loop is None:
+            raise PolicyError(f"Agent({self.name!r}): its model step or a tool is async; run it with `await agent.arun(...)`")
         trace_id = next_trace_id()
         run_id = run_id or trace_id  # by default the run is named by its first trace: outcome.trace_id resumes it
         if not isinstance(run_id, str) or not run_id.strip():
             raise PolicyError(f"run(run_id={run_id!r}): a run id must be non-empty text")
         record = RunRecord(run_id, trace_id, value, time.time())
+        record.loop = loop
         store = self._store()
         if store is not None and type(store).add_checkpoint is Store.add_checkpoint:
             log.warning("failpath: %s keeps no run checkpoints; run %s cannot be resumed", type(store).__name__, run_id)
@@ -210,7 +217,20 @@ class Agent:
 
     __call__ = run
 
-    def resume(self, run_id: str) -> Outcome:
+    async def arun(self, value: Any, *, run_id: str | None = None) -> Outcome:
+        """:meth:`run` for an agent whose model step or tools are ``async def`` (``fp.llm.openai(AsyncOpenAI())``, say).
+
+        The run's loop goes to a worker thread; each async step is awaited on the calling event loop.
+        """
+        loop = asyncio.get_running_loop()
+        return await asyncio.to_thread(self.run, value, run_id=run_id, loop=loop)
+
+    async def aresume(self, run_id: str) -> Outcome:
+        """:meth:`resume` for an agent whose model step or tools are ``async def``."""
+        loop = asyncio.get_running_loop()
+        return await asyncio.to_thread(self.resume, run_id, loop=loop)
+
+    def resume(self, run_id: str, *, loop: Any = None) -> Outcome:
         """Continue a run from its last checkpoint (after a crash, or once its approval was decided).
 
         ``run_id`` is the run's id, or the ``trace_id`` of any outcome the run returned.
@@ -233,7 +253,10 @@ class Agent:
         if not checkpoints or checkpoints[0][1] != "start":
             raise StoreError(f"no agent run {run_id!r} in {getattr(store, 'path', 'the store')}; `failpath runs` lists the runs")
         start = checkpoints[0][2]
+        if self.is_async and loop is None:
+            raise PolicyError(f"Agent({self.name!r}): its model step or a tool is async; resume it with `await agent.aresume(...)`")
         record = RunRecord(run_id, start["trace_id"], start.get("input"), start.get("time") or time.time())
+        record.loop = loop
         for seq, kind, data in checkpoints:
             record.apply(seq, kind, data)
         record.segment_start = _perf()
@@ -548,7 +571,7 @@ class Agent:
             start = _perf()
             seg.model_calls += 1
             try:
-                turn = as_turn(system(list(record.messages)))
+                turn = as_turn(_awaited(record, system(list(record.messages))))
                 error = None
             except TypeError as exc:
                 turn, error = None, exc
@@ -743,7 +766,7 @@ class Agent:
             start = _perf()
             seg.tool_runs += 1
             try:
-                result = tool.fn(**arguments)
+                result = _awaited(record, tool.fn(**arguments))
                 error = None
             except Exception as exc:
                 result, error = None, exc
@@ -869,6 +892,26 @@ class Agent:
         seg = record.current
         seg.notes.append(f"approval {ticket_id} {how}")
         self._commit(record, store, seg, "decision", {"call_id": waiting["call_id"], "ticket_id": ticket_id, "decision": "approve" if decision == Approve.name else "reject"})
+
+
+def _is_async(fn: Any) -> bool:
+    """True for an ``async def`` function or an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _awaited(record: RunRecord, value: Any) -> Any:
+    """``value``, or what it resolves to when it is awaitable (awaited on the run's event loop)."""
+    if not inspect.isawaitable(value):
+        return value
+    if record.loop is None:
+        if inspect.iscoroutine(value):
+            value.close()
+        raise TypeError("the model step or tool returned an awaitable in a sync run; run the agent with `await agent.arun(...)`")
+    return asyncio.run_coroutine_threadsafe(_await(value), record.loop).result()
 
 
 def _agent_rules(policy: Any) -> dict[str, list[tuple[Any, int]]]:

@@ -110,8 +110,6 @@ class Tool:
     ):
         if not callable(fn):
             raise PolicyError(f"tool({fn!r}): a tool must be a function")
-        if inspect.iscoroutinefunction(fn):
-            raise PolicyError(f"tool({getattr(fn, '__name__', fn)!r}): async tools are not supported yet; give a plain function")
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or type(fn).__name__
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -119,6 +117,8 @@ class Tool:
         self.description = description if description is not None else inspect.getdoc(fn) or ""
         if not isinstance(risky, bool) and not callable(risky):
             raise PolicyError(f"tool({self.name!r}, risky={risky!r}): risky must be True, False or a predicate over the arguments")
+        #: True for an ``async def`` tool (an agent with one runs with ``await agent.arun(...)``).
+        self.is_async = inspect.iscoroutinefunction(fn)
         self.idempotent = bool(idempotent)
         self.risky = risky
         self._model = _arguments_model(fn, self.name)
