@@ -28,7 +28,6 @@ from pathlib import Path
 
 import failpath as fp
 from failpath.chaos import get_suite
-from failpath.check.runner import process_count
 from failpath.core import Case, Prediction
 from failpath.store import open_store
 
@@ -148,6 +147,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2, help="best of N for each measurement")
     args = parser.parse_args()
+    from failpath.check.processes import process_count
+
     folder = Path(tempfile.mkdtemp(prefix="failpath-bench-"))
     try:
         cases = make_cases(args.cases)

@@ -96,7 +96,7 @@ def test_slow_answers_right_but_late():
 def test_every_built_in_kind_is_tested_here():
     assert set(FAULT_KINDS) == {
         "timeout", "rate_limited", "server_error", "service_unavailable", "connection_reset", "none_output",
-        "empty_output", "truncated_json", "wrong_type", "nan_confidence", "slow",
+        "empty_output", "truncated_json", "wrong_type", "nan_confidence", "slow", "crash",
     }  # fmt: skip
 
 
@@ -176,3 +176,34 @@ def test_a_fault_variant_keeps_the_input_and_carries_the_fault():
 def test_wrapped_system_keeps_its_name():
     wrapped = get_fault("timeout").wrap(parse)
     assert "parse" in wrapped.__name__ and "timeout" in wrapped.__name__
+
+
+def test_the_crash_fault_raises_what_no_failure_state_claims_so_unexpected_handles_it():
+    import failpath as fp
+
+    assert isinstance(faults.FAULTS[-1], faults.Crash) and "crash" in FAULT_KINDS
+    with pytest.raises(faults.InjectedCrash, match="injected fault"):
+        get_fault("crash").wrap(parse)("x")
+    ordinary = fp.Policy(
+        "ordinary",
+        rules=[
+            fp.on(fp.Timeout()).do(fp.Abstain("timed out")),
+            fp.on(fp.ProviderError(ConnectionError)).do(fp.Abstain("provider down")),
+            fp.on(fp.InvalidOutput()).do(fp.Abstain("bad output")),
+            fp.on(fp.Unexpected()).do(fp.Default("n/a", "a bug")),
+        ],
+        store=False,
+    )
+    outcome = ordinary.wrap(get_fault("crash").wrap(parse))("x")
+    assert isinstance(outcome, fp.Defaulted) and outcome.state == "unexpected"
+    catch_all = fp.Policy(
+        "catch-all",
+        rules=[fp.on(fp.ProviderError()).do(fp.Abstain("any error")), fp.on(fp.Unexpected()).do(fp.Default("n/a", "a bug"))],
+        store=False,
+    )
+    assert catch_all.wrap(get_fault("crash").wrap(parse))("x").state == "provider_error"
+
+
+async def test_the_crash_fault_wraps_an_async_system_too():
+    with pytest.raises(faults.InjectedCrash):
+        await get_fault("crash").wrap(aparse)("x")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import failpath as fp
-from failpath.check import runner
-from failpath.check.runner import chunk_cases, process_count
+from failpath.check import processes as runner
+from failpath.check.processes import chunk_cases, process_count
 from failpath.core import Case, ConfigError, Prediction
 from failpath.store import open_store
 
@@ -153,7 +153,7 @@ def test_a_killed_worker_stops_the_run_and_resume_finishes_it_exactly(tmp_path, 
     mark.write_text("1")
     monkeypatch.setenv("FAILPATH_TEST_DIE_MARK", str(mark))  # seen by forked and spawned workers alike
     store = tmp_path / "killed.db"
-    with pytest.raises(fp.check.runner.WorkerFailed, match=r"exited with code 9.*resume the run"):
+    with pytest.raises(fp.check.processes.WorkerFailed, match=r"exited with code 9.*resume the run"):
         fp.check("test_check_processes:mortal_parser", executor="process",
                  **kwargs(tmp_path, "killed", cases=cases(80), suites=["hostile"], concurrency=2))
     with open_store(store) as opened:
@@ -187,7 +187,8 @@ def test_a_waiting_system_is_timed_once_per_process_not_once_per_chunk(tmp_path)
     import time as _time
 
     from failpath.check.judges import as_judge
-    from failpath.check.runner import ChunkRunner, Evaluator, WorkerSetup, guard_factory
+    from failpath.check.processes import ChunkRunner, WorkerSetup
+    from failpath.check.runner import Evaluator, guard_factory
 
     names: list[str] = []
 
@@ -219,12 +220,12 @@ def test_a_waiting_system_is_timed_once_per_process_not_once_per_chunk(tmp_path)
 
 
 def test_rows_are_read_back_while_the_workers_run_and_the_summary_is_the_same(tmp_path, monkeypatch):
-    from failpath.check import api
+    from failpath.check import execute
 
     monkeypatch.setattr(runner, "START_METHOD", "fork")
-    monkeypatch.setattr(api, "_READ_BATCH", 64)
+    monkeypatch.setattr(execute, "READ_BATCH", 64)
     steps: list[tuple[int, bool]] = []
-    real_step, real_run = api._RowReader.step, runner.run_processes
+    real_step, real_run = execute.RowReader.step, runner.run_processes
     running = [False]
 
     def step(self):
@@ -239,8 +240,8 @@ def test_rows_are_read_back_while_the_workers_run_and_the_summary_is_the_same(tm
         finally:
             running[0] = False
 
-    monkeypatch.setattr(api._RowReader, "step", step)
-    monkeypatch.setattr(api, "run_processes", run_processes)
+    monkeypatch.setattr(execute.RowReader, "step", step)
+    monkeypatch.setattr(execute, "run_processes", run_processes)
     procs = fp.check(parser, executor="process", **kwargs(tmp_path, "read-during"))
     during = sum(got for got, live in steps if live)
     assert during > 0 and sum(got for got, _ in steps) == procs.n_rows  # every row read once, some while running

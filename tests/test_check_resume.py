@@ -123,7 +123,7 @@ def same_upper(output, expected):
 
 
 def test_a_function_judge_is_fingerprinted_by_name_so_another_process_can_resume():
-    from failpath.check.api import _judge_fingerprint
+    from failpath.check.plan import _judge_fingerprint
     from failpath.check.judges import FunctionJudge, TokenLabels
 
     assert _judge_fingerprint(FunctionJudge(same_upper)) == "function:test_check_resume.same_upper:1.0"

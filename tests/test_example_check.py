@@ -16,7 +16,8 @@ from failpath.examples.addresses import (
     is_labeled_tokens,
     shipping_policy,
 )
-from failpath.examples.addresses.example import FAULT_SUITE, Crash, reference_addresses
+from failpath.chaos.faults import Crash
+from failpath.examples.addresses.example import FAULT_SUITE, reference_addresses
 from failpath.examples.addresses.policy import (
     ACCEPTED,
     CERTIFIED_THRESHOLD,

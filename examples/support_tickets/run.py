@@ -141,7 +141,7 @@ def build_policy(backup: Any, *, store: Any = None, tokens: int = 3000, cost: fl
         [
             fp.on(fp.EmptyInput()).do(fp.Clarify("Could you describe the problem you ran into?")),
             fp.on(fp.InjectionSuspected()).do(review),
-            fp.on(fp.ProviderError()).do(fp.Retry(2, backoff=0.05), fp.Fallback(backup), review),
+            fp.on(fp.ProviderError(fp.ProviderFailure)).do(fp.Retry(2, backoff=0.05), fp.Fallback(backup), review),
             fp.on(fp.Timeout()).do(fp.Fallback(backup), review),  # the adapters' timeout= cuts slow calls
             fp.on(fp.InvalidOutput()).do(fp.Retry(1), fp.Fallback(backup), review),
             fp.on(fp.Inconsistent(samples=3, min_agreement=0.6)).do(review),

@@ -38,6 +38,8 @@ __all__ = [
     "WrongType",
     "NanConfidence",
     "Slow",
+    "Crash",
+    "InjectedCrash",
     "FAULTS",
     "FAULT_KINDS",
     "get_fault",
@@ -225,6 +227,24 @@ class Slow(Fault):
     delay: float = 0.05
 
 
+class InjectedCrash(RuntimeError):
+    """What the ``crash`` fault raises: a bug in the code around the model, which no failure state names."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Crash(Fault):
+    """A bug in the code around the model: raises :class:`InjectedCrash`, an exception no failure state claims.
+
+    Only an ``Unexpected`` rule handles it (or a catch-all ``ProviderError()``, which then leaves
+    ``Unexpected`` unreachable), so the fault suite exercises every state an ordinary policy handles.
+    """
+
+    name: str = "crash"
+
+    def before_call(self) -> _Return | None:
+        raise InjectedCrash("a bug in the code around the model (injected fault)")
+
+
 #: Every built-in fault, in the order reports list them.
 FAULTS: tuple[Fault, ...] = (
     Timeout(),
@@ -238,6 +258,7 @@ FAULTS: tuple[Fault, ...] = (
     WrongType(),
     NanConfidence(),
     Slow(),
+    Crash(),
 )
 
 #: The names of the built-in faults.

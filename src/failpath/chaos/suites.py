@@ -288,7 +288,8 @@ HOSTILE = Suite(
     variants_per_case=1,
 )
 
-#: The model side failing: timeouts, provider errors, empty, truncated or mistyped output, NaN confidence, slowness.
+#: The model side failing: timeouts, provider errors, empty, truncated or mistyped output, NaN confidence, slowness,
+#: and a crash no failure state names (only an ``Unexpected`` rule handles it).
 FAULT = Suite("fault", "fault", _faults.FAULTS, variants_per_case=1)
 
 _BUILT_IN: tuple[Suite, ...] = (HOSTILE, REALISTIC, FAULT)

@@ -423,7 +423,7 @@ def check_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
         try:
             obj = _import_attr(spec, key)
         except ConfigError as exc:
-            raise loaded.error((key,), spec, str(exc)) from None
+            raise loaded.error((key,), spec, str(exc).removeprefix(f"{key} {spec!r}: ")) from exc
         if key == "system" and not callable(obj):
             raise loaded.error((key,), spec, f"is a {type(obj).__name__}, not a callable input -> output")
         if key == "policy" and not callable(getattr(obj, "wrap", None)):

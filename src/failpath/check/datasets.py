@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,12 @@ from typing import Any
 
 from failpath.core import Case, DatasetError
 
-__all__ = ["Columns", "load_cases", "as_cases"]
+__all__ = ["Columns", "load_cases", "as_cases", "MAX_NESTING"]
+
+#: The deepest nesting of lists and objects a case's input or expected value may have. Results and
+#: reports hold these values a few levels further down, and their JSON encoding stops at a few hundred
+#: levels: a deeper value is refused when the dataset is read, not after the whole run.
+MAX_NESTING = 100
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,8 @@ def _load_file(file: Path, format: str | None, columns: Columns, encoding: str, 
     except UnicodeDecodeError as exc:
         line = file.read_bytes()[: exc.start].count(b"\n") + 1
         raise DatasetError(f"{file}:{line}: not valid {encoding} text ({exc.reason}); save the file as UTF-8") from exc
+    except OSError as exc:
+        raise DatasetError(f"{file}: cannot read the dataset ({exc.strerror or exc}); check the file's permissions") from exc
     if kind in ("jsonl", "ndjson", "json"):
         cases = _read_jsonl(file, text, columns, first_seen)
     elif kind in ("csv", "tsv"):
@@ -121,6 +129,18 @@ def _load_file(file: Path, format: str | None, columns: Columns, encoding: str, 
     if not cases:
         raise DatasetError(f"{file}: the dataset is empty; it needs at least one labeled case")
     return cases
+
+
+def _unreadable_json(exc: RecursionError | ValueError) -> str:
+    """What is wrong with a JSON value the decoder refused although its syntax is valid, and what to do."""
+    if isinstance(exc, RecursionError):
+        return "a JSON value is nested too deeply to read; flatten it (a case's values are read into memory as Python objects)"
+    if "integer string conversion" in str(exc):
+        return (
+            f"a JSON integer has more digits than Python reads ({sys.get_int_max_str_digits()}); "
+            "write it as a string"
+        )
+    return f"bad JSON ({exc})"
 
 
 def _read_jsonl(file: Path, text: str, columns: Columns, first_seen: dict[str, int]) -> list[Case]:
@@ -133,6 +153,8 @@ def _read_jsonl(file: Path, text: str, columns: Columns, first_seen: dict[str, i
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{where}: bad JSON ({exc.msg} at column {exc.colno}); each line must be one JSON object") from exc
+        except (RecursionError, ValueError) as exc:
+            raise DatasetError(f"{where}: {_unreadable_json(exc)}") from exc
         if not isinstance(row, dict):
             raise DatasetError(f"{where}: each line must be a JSON object, got {type(row).__name__}")
         cases.append(_case_from_row(row, where, lineno, columns, first_seen, file))
@@ -183,6 +205,8 @@ def _read_csv(file: Path, text: str, columns: Columns, first_seen: dict[str, int
                 raise DatasetError(
                     f"{where}: column {name!r} holds bad JSON ({exc.msg} at column {exc.colno}): {row[name][:80]!r}"
                 ) from exc
+            except (RecursionError, ValueError) as exc:
+                raise DatasetError(f"{where}: column {name!r}: {_unreadable_json(exc)}") from exc
         cases.append(_case_from_row(row, where, start, columns, first_seen, file))
     return cases
 
@@ -211,7 +235,38 @@ def _case_from_row(
         raise DatasetError(f"{where}: duplicate id {case_id!r} (first at line {first_seen[case_id]}); ids must be unique")
     first_seen[case_id] = lineno
     tags = _tags(row.get(columns.tags), where, columns.tags_separator) if columns.tags else ()
+    for name in (columns.input, columns.expected):
+        _check_nesting(row[name], f"{where}: {name!r}")
     return Case(id=case_id, input=row[columns.input], expected=row[columns.expected], tags=tags)
+
+
+def _writable(number: int) -> bool:
+    try:
+        str(number)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_nesting(value: Any, where: str) -> None:
+    """Raise ``DatasetError`` when ``value`` nests lists or objects deeper than ``MAX_NESTING``, or holds an
+    integer too long to write as text (``sys.get_int_max_str_digits``); walks the value without recursion."""
+    digits = sys.get_int_max_str_digits()
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, int) and digits and item.bit_length() > 3.3 * digits and not _writable(item):
+            raise DatasetError(
+                f"{where} holds an integer of more than {digits} digits, more than Python writes as text; "
+                "give it as a string"
+            )
+        if isinstance(item, (Mapping, list, tuple)):
+            if depth > MAX_NESTING:
+                raise DatasetError(
+                    f"{where} nests lists or objects more than {MAX_NESTING} levels deep; flatten it "
+                    "(a case's values are stored and reported as JSON)"
+                )
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, Mapping) else item))
 
 
 def as_cases(cases: Any) -> list[Case]:
@@ -240,6 +295,8 @@ def as_cases(cases: Any) -> list[Case]:
             )
         else:
             raise DatasetError(f"case #{index}: expected a failpath.Case or a mapping, got {type(item).__name__}")
+        _check_nesting(case.input, f"case #{index}: input")
+        _check_nesting(case.expected, f"case #{index}: expected")
         if case.id in seen:
             raise DatasetError(f"case #{index}: duplicate id {case.id!r} (first at #{seen[case.id]}); ids must be unique")
         seen[case.id] = index

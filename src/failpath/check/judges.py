@@ -386,7 +386,18 @@ class FunctionJudge:
 _EXACT = Exact()
 
 
+def _raised_at(exc: BaseException) -> str:
+    """`` at file:line`` of the innermost frame of ``exc``'s traceback, or ``""``."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    inner = [f for f in frames if not f.filename.startswith("<")]
+    return f" at {inner[-1].filename}:{inner[-1].lineno}" if inner else ""
+
+
 def _import_attr(spec: str, what: str) -> Any:
+    """The object ``module:attr`` names; any failure to import it (missing module, SyntaxError, an
+    exception or ``sys.exit`` at import) is a ``ConfigError`` naming the module and where it failed."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(f"{what} must be given as 'module:attr', got {spec!r}")
@@ -394,6 +405,21 @@ def _import_attr(spec: str, what: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"{what} {spec!r}: cannot import module {module_name!r} ({exc})") from exc
+    except SyntaxError as exc:
+        where = f"{exc.filename}:{exc.lineno}" if exc.filename else f"module {module_name!r}"
+        raise ConfigError(
+            f"{what} {spec!r}: {where} has a {type(exc).__name__} ({exc.msg}); fix the module and run again"
+        ) from exc
+    except SystemExit as exc:
+        raise ConfigError(
+            f"{what} {spec!r}: importing module {module_name!r} called sys.exit({exc.code!r}){_raised_at(exc)}; "
+            "a module named here must not exit when imported (put a script's exit under `if __name__ == \"__main__\":`)"
+        ) from exc
+    except Exception as exc:
+        raise ConfigError(
+            f"{what} {spec!r}: importing module {module_name!r} raised {type(exc).__name__}: {exc}{_raised_at(exc)}; "
+            "fix the module (run again with --debug to see the traceback)"
+        ) from exc
     obj: Any = module
     for part in attr.split("."):
         try:

@@ -31,6 +31,7 @@ __all__ = [
     "confidence_quality",
     "group_figures",
     "derive_int_seed",
+    "gap_from_counts",
 ]
 
 HANDLED_KINDS = frozenset(k for k in OUTCOME_KINDS if k != "answered")
@@ -125,16 +126,18 @@ def confidence_quality(rows: Sequence[Mapping[str, Any]]) -> ConfidenceQuality:
     return _confidence_quality(confidence, correct, len(rows))
 
 
-def _confidence_quality(confidence: list[float], correct: list[bool], n_total: int) -> ConfidenceQuality:
+def _confidence_quality(confidence: Sequence[float], correct: Sequence[bool], n_total: int) -> ConfidenceQuality:
+    """The figures of :func:`confidence_quality` from the scored answers (lists or numpy arrays)."""
     n = len(confidence)
     if n == 0:
         return ConfidenceQuality(n=0, n_total=n_total)
     from failpath import stats
 
+    n_right = int(correct.sum()) if hasattr(correct, "sum") else sum(correct)
     return ConfidenceQuality(
         n=n,
         n_total=n_total,
-        accuracy=sum(correct) / n,
+        accuracy=n_right / n,
         auroc=_finite(stats.auroc(confidence, correct)),
         aurc=_finite(stats.aurc(confidence, correct)),
         e_aurc=_finite(stats.e_aurc(confidence, correct)),
@@ -166,23 +169,41 @@ def _gap_of(
     seed: int,
     confidence: float,
 ) -> tuple[float | None, float | None, float | None, float | None, float | None, float | None]:
-    if not per_case:
-        return None, None, None, None, None, None
     cases = sorted(per_case)
-    clean = [clean_raw[c] for c in cases]
-    chaos_mean = [sum(per_case[c]) / len(per_case[c]) for c in cases]
-    n_variants = sum(len(v) for v in per_case.values())
-    flips = sum(1 for c in cases for ok in per_case[c] if ok != clean_raw[c])
+    return gap_from_counts(
+        [clean_raw[c] for c in cases], [sum(per_case[c]) for c in cases], [len(per_case[c]) for c in cases],
+        seed=seed, confidence=confidence,
+    )
+
+
+def gap_from_counts(
+    clean: Sequence[bool],
+    right: Sequence[int],
+    variants: Sequence[int],
+    *,
+    seed: int,
+    confidence: float,
+) -> tuple[float | None, float | None, float | None, float | None, float | None, float | None]:
+    """(clean accuracy, chaos accuracy, gap, low, high, flip rate) from per-case counts, cases in id order.
+
+    ``clean[i]``: the raw system was right on case i's clean input; ``right[i]`` of its ``variants[i]``
+    variants were answered right (every case has at least one variant).
+    """
+    if not clean:
+        return None, None, None, None, None, None
+    chaos_mean = [k / n for k, n in zip(right, variants)]
+    n_variants = sum(variants)
+    flips = sum((n - k) if ok else k for ok, k, n in zip(clean, right, variants))
     clean_acc = sum(clean) / len(clean)
     chaos_acc = sum(chaos_mean) / len(chaos_mean)  # each case once, as in the paired gap
     flip_rate = flips / n_variants
-    if len(cases) < 2:
+    if len(clean) < 2:
         return clean_acc, chaos_acc, clean_acc - chaos_acc, None, None, flip_rate
     from failpath import stats
 
-    if all(len(per_case[c]) == 1 for c in cases):
+    if all(n == 1 for n in variants):
         result = stats.paired_gap(
-            clean, [bool(per_case[c][0]) for c in cases], seed=seed, confidence=confidence,
+            list(clean), [bool(k) for k in right], seed=seed, confidence=confidence,
             n_resamples=BOOTSTRAP_RESAMPLES,
         )
         return clean_acc, chaos_acc, result.estimate, result.low, result.high, flip_rate

@@ -1,15 +1,14 @@
 """The runner: sends every variant through the guarded system with bounded concurrency.
 
-Three ways to run:
+Two ways to run in one process (:func:`run_items`):
 
 - an async system runs on one event loop with a fixed set of worker coroutines (at most
   ``concurrency`` calls in flight, like a semaphore, without one task per call);
 - a sync system runs inline while its calls keep the CPU busy, and in ``concurrency`` threads once
-  they are seen to wait (see :func:`_run_threads`);
-- ``executor="process"`` (:func:`run_processes`) hands chunks of cases to worker processes (one per
-  core beside this one, which runs chunks too); each process plans its chunks' variants, runs them as
-  above and writes their rows into the store itself, so every part of the per-request work (variants,
-  guard, traces, judging, rows) uses all the cores.
+  they are seen to wait (see :func:`_run_threads`).
+
+``executor="process"`` spreads chunks of cases over worker processes that each run this way
+(:mod:`failpath.check.processes`).
 
 Each finished variant becomes a result row, streamed to a :class:`RowSink` that writes the rows into
 the store in small batches (so a killed run loses at most one batch, which a resumed run redoes).
@@ -18,49 +17,20 @@ the store in small batches (so a killed run loses at most one batch, which a res
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
-import os
-import pickle
 import statistics
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Any
 
-from failpath.core import Answered, Defaulted, FailpathError, Prediction
+from failpath.check.plan import WorkItem, bare_policy
+from failpath.core import Answered, Defaulted, Prediction
 
-__all__ = [
-    "WorkItem", "Evaluator", "RowSink", "run_items", "plan_items", "WorkerSetup", "ChunkRunner", "run_processes",
-    "process_count", "chunk_cases", "WorkerFailed", "bare_policy", "guard_factory", "is_async_system", "preview",
-]
+__all__ = ["Evaluator", "RowSink", "Pace", "run_items", "guard_factory", "is_async_system", "preview"]
 
 PREVIEW_CHARS = 300
-
-
-@dataclass(slots=True)
-class WorkItem:
-    """One request of a check: a variant (or the clean input) of one case in one suite.
-
-    ``key`` is stable across runs: ``suite/perturbation/case id/variant index``. ``fault`` is the chaos
-    fault the system is wrapped with for this request (fault suites), or None.
-    """
-
-    key: str
-    suite: str
-    family: str
-    perturbation: str
-    case_id: str
-    variant: int
-    split: str
-    input: Any
-    expected: Any
-    contract: str = "unchanged"
-    edits: tuple[Any, ...] = ()
-    fault: Any = None
 
 
 def is_async_system(system: Any) -> bool:
@@ -437,14 +407,6 @@ def _run_on_loop(coroutine_factory: Callable[[], Any]) -> None:
         raise failure[0]
 
 
-def bare_policy() -> Any:
-    """The policy a check uses when given none: only ``unexpected`` is handled (abstain), so the raw
-    system is measured as it is and the verdict lists every state left unhandled."""
-    from failpath.guard import Abstain, Policy, Unexpected, on
-
-    return Policy("no-policy", rules=[on(Unexpected()).do(Abstain("no policy: the call failed"))], store=False)
-
-
 def guard_factory(policy: Any, scratch: Any = None) -> Callable[[Any], Any]:
     """``system -> policy.wrap(system)``, writing traces and tickets to ``scratch`` (a ``Store`` or a path) when given."""
     if policy is None:
@@ -463,407 +425,9 @@ def run_items(
     """Run every item in this process (a lazy iterable is consumed as it goes), streaming rows into ``sink``.
 
     Async systems run on an event loop, sync ones inline or in threads (see :func:`_run_threads`).
-    :func:`run_processes` spreads a whole check over processes instead.
+    :func:`failpath.check.processes.run_processes` spreads a whole check over processes instead.
     """
     if evaluator.is_async:
         _run_on_loop(lambda: _run_async(items, evaluator, concurrency, sink))
     else:
         _run_threads(items, evaluator, concurrency, sink, pace)
-
-
-# --------------------------------------------------------------------------- the plan
-
-CLEAN = "clean"
-
-
-def plan_items(cases: Sequence[Any], suites: Sequence[Any], seed: int, split: Mapping[str, str]) -> Iterator[WorkItem]:
-    """Every request of a check, lazily, in the order they are sent: each suite's variants, then the clean inputs.
-
-    Variants are generated as the runner takes them, so generating them overlaps with waiting on the
-    system. A variant depends only on its case, suite and the seed, so any share of the cases plans
-    exactly its own requests.
-    """
-    for suite in suites:
-        for case in cases:
-            for variant in suite.variants(case, seed):
-                contract = getattr(variant.contract, "value", variant.contract)
-                yield WorkItem(
-                    key=f"{suite.name}/{variant.perturbation}/{case.id}/{variant.index}",
-                    suite=suite.name,
-                    family=variant.family,
-                    perturbation=variant.perturbation,
-                    case_id=case.id,
-                    variant=variant.index,
-                    split=split[case.id],
-                    input=variant.input,
-                    expected=variant.expected,
-                    contract=str(contract),
-                    edits=tuple(e.to_dict() for e in variant.edits),
-                    fault=variant.fault,
-                )
-    for case in cases:
-        yield WorkItem(
-            key=f"{CLEAN}/none/{case.id}/0",
-            suite=CLEAN,
-            family=CLEAN,
-            perturbation="none",
-            case_id=case.id,
-            variant=0,
-            split=split[case.id],
-            input=case.input,
-            expected=case.expected,
-        )
-
-
-# --------------------------------------------------------------------------- processes
-
-
-@dataclass(frozen=True)
-class WorkerSetup:
-    """What a worker process of a process run needs besides its cases (sent once, when it starts).
-
-    ``system`` and ``policy`` are objects (sent by pickling) or ``"module:attr"`` names (imported by the
-    worker). Rows go to the store at ``store`` under ``run_id``; the guard's traces and tickets to
-    ``scratch``. ``done`` holds the keys already stored (a resumed run skips them).
-    """
-
-    system: Any
-    policy: Any
-    judge: Any
-    suites: tuple[Any, ...]
-    split: Mapping[str, str]
-    done: frozenset[str]
-    seed: int
-    store: str
-    run_id: str
-    scratch: str
-    concurrency: int
-    parent: int
-
-
-def process_count(concurrency: int, n_cases: int) -> int:
-    """How many processes a process run uses, this one included: one per core, at most ``concurrency`` and one per case."""
-    return max(1, min(concurrency, os.cpu_count() or 1, n_cases))
-
-
-def chunk_cases(cases: Sequence[Any], processes: int, *, most: int = 32) -> list[tuple[Any, ...]]:
-    """The cases in consecutive chunks that shrink towards the end (a quarter of each process's share
-    of what is left, at most ``most``), so the processes finish together."""
-    chunks: list[tuple[Any, ...]] = []
-    start = 0
-    while start < len(cases):
-        size = max(1, min(most, -(-(len(cases) - start) // (4 * processes))))
-        chunks.append(tuple(cases[start : start + size]))
-        start += size
-    return chunks
-
-
-class ChunkRunner:
-    """Runs chunks of cases in one process: plans each chunk's requests, runs them, writes their rows.
-
-    Every request of a chunk (its cases' variants in suite order, then their clean inputs) is planned
-    here, so generating variants is spread over the processes as well.
-    """
-
-    def __init__(self, setup: WorkerSetup, evaluator: Evaluator, store: Any, on_rows: Callable[[int], None]):
-        self.setup = setup
-        self.evaluator = evaluator
-        self.store = store
-        self.on_rows = on_rows
-        self.pace = Pace()  # one sync system's pace, learned once for all the chunks
-
-    def plan(self, cases: Sequence[Any], planned: list[str]) -> Iterator[WorkItem]:
-        """The requests of a chunk not stored yet, lazily; every planned key is appended to ``planned``."""
-        setup = self.setup
-        for item in plan_items(cases, setup.suites, setup.seed, setup.split):
-            planned.append(item.key)
-            if item.key not in setup.done:
-                yield item
-
-    def run(self, cases: Sequence[Any]) -> list[str]:
-        """Run one chunk; every row is committed when this returns. Returns the chunk's planned keys."""
-        planned: list[str] = []
-        self.run_items(self.plan(cases, planned))
-        return planned
-
-    def run_items(self, items: Iterable[WorkItem]) -> None:
-        """Run requests planned elsewhere; every row is committed when this returns."""
-        sink = RowSink(self.store, self.setup.run_id, on_rows=self.on_rows)
-        try:
-            run_items(items, self.evaluator, sink, concurrency=self.setup.concurrency, pace=self.pace)
-        finally:
-            sink.close()
-
-
-class _Reporter:
-    """A worker's row counts for the parent's progress bar, at most ten messages a second."""
-
-    def __init__(self, messages: Any, index: int, parent: int):
-        self.messages = messages
-        self.index = index
-        self.parent = parent
-        self.count = 0
-        self.last = time.monotonic()
-
-    def rows(self, n: int) -> None:
-        self.count += n
-        now = time.monotonic()
-        if now - self.last >= 0.1:
-            if os.getppid() != self.parent:  # the check was killed: stop (a resumed run redoes the rest)
-                os._exit(3)
-            self.flush(now)
-
-    def flush(self, now: float | None = None) -> None:
-        if self.count:
-            self.messages.put(("rows", self.index, self.count))
-            self.count = 0
-        self.last = time.monotonic() if now is None else now
-
-
-def _resolve(value: Any, what: str) -> Any:
-    if isinstance(value, str):
-        from failpath.check.judges import _import_attr
-
-        return _import_attr(value, what)
-    return value
-
-
-def _worker_main(index: int, setup: WorkerSetup, tasks: Any, messages: Any) -> None:
-    """A worker process: take chunks of cases from ``tasks`` until None, run each, say when it is done."""
-    opened: list[Any] = []
-    try:
-        from failpath.store import open_store
-
-        system = _resolve(setup.system, "system")
-        policy = _resolve(setup.policy, "policy") if setup.policy is not None else bare_policy()
-        store = open_store(setup.store)
-        opened.append(store)
-        scratch = open_store(setup.scratch, queue_tickets=True)
-        opened.append(scratch)
-        reporter = _Reporter(messages, index, setup.parent)
-        runner = ChunkRunner(setup, Evaluator(system, guard_factory(policy, scratch), setup.judge, seed=setup.seed), store, reporter.rows)
-        while True:
-            task = tasks.get()
-            if task is None:
-                break
-            number, kind, payload = pickle.loads(task)
-            if kind == "cases":
-                planned: list[str] | None = runner.run(payload)
-            else:  # requests planned by the parent (suites that cannot travel)
-                runner.run_items(payload)
-                planned = None
-            reporter.flush()
-            messages.put(("chunk", index, (number, planned)))
-        with contextlib.suppress(Exception):
-            policy.flush()
-        for extra in reversed(opened):
-            extra.close()
-        opened.clear()
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
-        try:
-            pickle.dumps(exc)
-            error: Any = exc
-        except Exception:
-            error = RuntimeError(_error_text(exc))
-        messages.put(("error", index, (error, traceback.format_exc())))
-    finally:
-        for extra in reversed(opened):
-            with contextlib.suppress(Exception):
-                extra.close()
-
-
-class WorkerFailed(FailpathError):
-    """A worker process of a process run stopped without finishing its chunks (the rows written are kept)."""
-
-
-#: Chunks handed to a worker ahead of time, so it never waits for the next one.
-_AHEAD = 2
-
-#: How worker processes start: None chooses (see :func:`start_method`), or "fork" / "spawn".
-START_METHOD: str | None = None
-
-
-def start_method() -> str:
-    """``fork`` on Linux while this process runs a single thread, else ``spawn``.
-
-    A forked worker starts in milliseconds and inherits the system, policy and suites as they are (a
-    closure or a lambda works); forking a process that runs other threads could copy a lock one of them
-    holds, so then (and on other systems) workers are spawned: they import what they need and receive
-    the rest pickled.
-    """
-    if START_METHOD is not None:
-        return START_METHOD
-    import multiprocessing
-    import sys
-
-    if sys.platform.startswith("linux") and threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
-        return "fork"
-    return "spawn"
-
-
-def run_processes(
-    chunks: Sequence[Sequence[Any]],
-    setup: WorkerSetup,
-    local: ChunkRunner,
-    *,
-    workers: int,
-    on_rows: Callable[[int], None],
-    method: str = "spawn",
-    progress: Any = None,
-    idle: Callable[[], bool] | None = None,
-) -> list[str]:
-    """Run the chunks of cases in this process (``local``) and in ``workers`` worker processes; return the planned keys.
-
-    Workers start with ``method`` (``fork`` or ``spawn``, see :func:`start_method`) and take chunks as
-    they finish the ones they hold; this process runs a chunk itself whenever every worker is busy, from
-    the first moment (while spawned workers start up). ``idle()``, when given, is offered each turn
-    before this process takes a chunk: it does a piece of other work (reading back rows) and returns
-    True, or returns False when there is none. ``progress`` (a context manager, such as the
-    progress bar) is entered once the workers have started.
-    Progress arrives as row counts (``on_rows``). An error in a worker stops the run and is raised
-    here (with the worker's traceback as a note); a worker that dies without a word (killed, out of
-    memory) raises :class:`WorkerFailed`. Rows already written stay in the store, so the run can be resumed.
-    """
-    import collections
-    import multiprocessing
-    import queue as queue_module
-
-    waiting = collections.deque(enumerate(chunks))
-    planned: dict[int, list[str]] = {}
-    progress = progress if progress is not None else contextlib.nullcontext()
-    # Suites that cannot be pickled (a perturbation made of a lambda) stay here: this process plans
-    # each chunk's requests and sends them instead of the cases.
-    plan_here = not setup.suites and bool(local.setup.suites)
-    if workers < 1:
-        with progress:
-            for number, cases in waiting:
-                planned[number] = local.run(cases)
-        return [key for number in sorted(planned) for key in planned[number]]
-    context = multiprocessing.get_context(method)
-    messages = context.Queue()
-    tasks = [context.Queue() for _ in range(workers)]
-    processes = [
-        context.Process(target=_worker_main, args=(i, setup, tasks[i], messages), name=f"failpath-check-{i}")
-        for i in range(workers)
-    ]
-    held: list[set[int]] = [set() for _ in range(workers)]
-    done_chunks: set[int] = set()
-    exited_at: dict[int, float] = {}
-    finished = False
-    stack = contextlib.ExitStack()
-    try:
-        if method == "fork":
-            # Forked workers share this process's memory until they write to it; the collector's passes
-            # would write to every object they inherited. Frozen objects are never passed over.
-            import gc
-
-            gc.freeze()
-            try:
-                for process in processes:
-                    process.start()
-            finally:
-                gc.unfreeze()
-        else:
-            for process in processes:
-                process.start()
-        stack.enter_context(progress)
-
-        def handle(kind: str, index: int, payload: Any) -> None:
-            if kind == "rows":
-                on_rows(payload)
-            elif kind == "chunk":
-                number, keys = payload
-                if keys is not None:
-                    planned[number] = keys
-                done_chunks.add(number)
-                held[index].discard(number)
-            else:
-                error, text = payload
-                if isinstance(error, BaseException):
-                    with contextlib.suppress(Exception):
-                        error.add_note(f"in check worker {index}:\n{text}")
-                    raise error
-                raise WorkerFailed(f"check worker {index} failed:\n{text}")
-
-        while len(done_chunks) < len(chunks):
-            while True:  # everything the workers said so far
-                try:
-                    handle(*messages.get_nowait())
-                except queue_module.Empty:
-                    break
-            if len(done_chunks) == len(chunks):
-                break
-            for i in range(workers):
-                while waiting and len(held[i]) < _AHEAD and processes[i].exitcode is None:
-                    number, cases = waiting.popleft()
-                    if plan_here:
-                        keys: list[str] = []
-                        task = (number, "items", list(local.plan(cases, keys)))
-                        planned[number] = keys
-                    else:
-                        task = (number, "cases", cases)
-                    try:
-                        data = pickle.dumps(task)
-                    except Exception as exc:
-                        raise WorkerFailed(
-                            f"the requests of cases {cases[0].id!r}..{cases[-1].id!r} cannot be sent to a worker process "
-                            f"({type(exc).__name__}: {exc}); use executor='thread'"
-                        ) from None
-                    tasks[i].put(data)
-                    held[i].add(number)
-            if idle is not None and idle():
-                continue
-            if waiting:
-                number, cases = waiting.popleft()
-                planned[number] = local.run(cases)
-                done_chunks.add(number)
-                continue
-            try:
-                handle(*messages.get(timeout=0.2))
-            except queue_module.Empty:
-                now = time.monotonic()
-                for i, process in enumerate(processes):
-                    if not held[i] or process.exitcode is None:
-                        continue
-                    # Exited: its last message may still be on its way through the pipe.
-                    if now - exited_at.setdefault(i, now) > 2.0:
-                        hint = (
-                            "; a script that runs the check must do so under `if __name__ == \"__main__\":`"
-                            if process.exitcode == 1 else " (killed, or out of memory?)"
-                        )
-                        raise WorkerFailed(
-                            f"check worker {i} exited with code {process.exitcode} before finishing its cases{hint}; "
-                            "the rows written so far are kept: resume the run"
-                        )
-        finished = True
-    finally:
-        stack.close()
-        for i, process in enumerate(processes):
-            if process.pid is None:
-                continue
-            if finished:
-                with contextlib.suppress(Exception):
-                    tasks[i].put(None)
-            elif process.is_alive():
-                process.terminate()
-        for process in processes:
-            if process.pid is not None:
-                process.join(timeout=30 if finished else 5)
-                if process.is_alive():
-                    process.kill()
-                    process.join(timeout=5)
-        late: list[Any] = []
-        if finished:
-            while True:  # a worker's error while closing its stores
-                try:  # the workers have exited: what they said is in the pipe already
-                    message = messages.get_nowait()
-                except (queue_module.Empty, OSError, ValueError):
-                    break
-                if message[0] == "error":
-                    late.append(message)
-        for q in (messages, *tasks):
-            q.close()
-            q.join_thread()
-        if late:
-            handle(*late[0])
-    return [key for number in sorted(planned) for key in planned[number]]

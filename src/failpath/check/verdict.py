@@ -23,7 +23,7 @@ from typing import Any
 from failpath.check.result import Criterion, GroupFigures, StateCoverage, Verdict
 from failpath.core import STATES
 
-__all__ = ["state_coverage", "hostile_flips", "decide"]
+__all__ = ["state_coverage", "coverage_from_counts", "hostile_flips", "decide"]
 
 
 def state_coverage(
@@ -45,6 +45,18 @@ def state_coverage(
             declared = handled.get(state)
             if declared is not None and (not declared or actions & set(declared)):
                 ended[state] = ended.get(state, 0) + 1
+    return coverage_from_counts(fired, decided, ended, handled, accepted)
+
+
+def coverage_from_counts(
+    fired: Mapping[str, int],
+    decided: Mapping[str, int],
+    ended: Mapping[str, int],
+    handled: Mapping[str, Sequence[str]],
+    accepted: Mapping[str, str],
+) -> tuple[StateCoverage, ...]:
+    """:func:`state_coverage` from counts over the rows: calls on which each state was detected
+    (``fired``), was the deciding state (``decided``), and took an action its rule declares (``ended``)."""
     names = list(STATES) + sorted(set(handled) - set(STATES))
     result = []
     for state in names:

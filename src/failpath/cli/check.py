@@ -1,8 +1,8 @@
 """``failpath check [CONFIG]``: the pre-ship run, from a ``failpath.toml`` or a bundled example.
 
-Exit codes: 0 READY TO SHIP, 1 READY TO DEMO (or, with ``--baseline RUN``, a figure worse than that run's
-beyond its interval), 2 a usage, configuration or dataset error (the message names the file, the key
-and the line).
+Exit codes: 0 READY TO SHIP, 1 READY TO DEMO (with ``--baseline RUN``, a figure worse than that run's
+beyond its interval is a reason for READY TO DEMO), 130 interrupted, 2 any error (the message names the
+file, the key and the line; ``failpath.cli.main`` turns errors that escape the command into such a message).
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ class _CheckCommand(TyperCommand):
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
+    from failpath.cli import fail
+
+    return fail(message)
 
 
 def _example_kwargs(name: str) -> dict[str, Any]:
@@ -124,8 +125,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the guarded system over the dataset, hostile and realistic suites first, clean last; print the verdict.
 
-        Exit code 0 for READY TO SHIP, 1 for READY TO DEMO (or, with --baseline, a regression beyond the
-        intervals), 2 for a usage, configuration or dataset error.
+        Exit code 0 only for READY TO SHIP, 1 only for READY TO DEMO (with --baseline, a regression beyond the
+        intervals makes it READY TO DEMO), 130 if interrupted, 2 for any error (--debug: traceback).
         """
         import json
 
@@ -229,4 +230,11 @@ def register(app: typer.Typer) -> None:
                 out.print(f"HTML report: {written.resolve()}", markup=False, highlight=False)
         if failed:
             raise _fail(f"the run {result.run_id} is stored, but " + "; and ".join(failed))
+        if comparison is not None and comparison.exit_code and result.verdict.ship:
+            # 1 means READY TO DEMO and nothing else: a regression against the baseline is said as such.
+            out.print(
+                f"verdict against the baseline: READY TO DEMO - figures worse than run {comparison.run_a} "
+                "beyond their intervals (listed above)",
+                markup=False, highlight=False,
+            )
         raise typer.Exit(max(result.verdict.exit_code, comparison.exit_code if comparison else 0))

@@ -35,8 +35,19 @@ def load_policy(reference: str):  # -> failpath.guard.Policy
         if exc.name and module_name.startswith(exc.name):
             raise ConfigError(f"{reference!r}: no module named {exc.name!r}; check the spelling, or run from the directory that holds it") from None
         raise ConfigError(f"{reference!r}: importing {module_name} failed: no module named {exc.name!r} (a dependency of it)") from None
+    except SyntaxError as exc:
+        where = f"{exc.filename}:{exc.lineno}" if exc.filename else module_name
+        raise ConfigError(f"{reference!r}: {where} has a {type(exc).__name__} ({exc.msg}); fix the module and run again") from exc
+    except SystemExit as exc:
+        raise ConfigError(
+            f"{reference!r}: importing {module_name} called sys.exit({exc.code!r}); a module holding a policy must not "
+            "exit when imported (put a script's exit under `if __name__ == \"__main__\":`)"
+        ) from exc
     except Exception as exc:
-        raise ConfigError(f"{reference!r}: importing {module_name} failed: {type(exc).__name__}: {exc}") from None
+        raise ConfigError(
+            f"{reference!r}: importing {module_name} failed: {type(exc).__name__}: {exc}; fix the module "
+            "(run again with --debug to see the traceback)"
+        ) from exc
     value = module
     for part in attribute.split("."):
         if not hasattr(value, part):
@@ -74,8 +85,9 @@ def register(app: typer.Typer) -> None:
         try:
             policy = load_policy(reference)
         except FailpathError as exc:
-            typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-            raise typer.Exit(2) from None
+            from failpath.cli import fail
+
+            raise fail(str(exc)) from None
         result = policy.lint()
         if json_output:
             typer.echo(json.dumps(result.to_dict(), indent=2))

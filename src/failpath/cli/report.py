@@ -27,8 +27,9 @@ class Format(str, Enum):
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
+    from failpath.cli import fail
+
+    return fail(message)
 
 
 def _store_path(store: Path | None) -> Path:

@@ -81,7 +81,7 @@ policy = fp.Policy(
         fp.on(fp.InjectionSuspected()).do(fp.Abstain("input refused")),
         fp.on(fp.AnomalousInput(reference=REFERENCE)).do(fp.Escalate(queue="review")),
         fp.on(fp.Timeout(after=2.0)).do(fp.Retry(1), fp.Default(None, reason="parser too slow")),
-        fp.on(fp.ProviderError()).do(fp.Retry(2, backoff=0.2), fp.Escalate(queue="ops")),
+        fp.on(fp.ProviderError(ConnectionError)).do(fp.Retry(2, backoff=0.2), fp.Escalate(queue="ops")),
         fp.on(fp.InvalidOutput(schema=Address)).do(fp.Abstain("could not read that address")),
         fp.on(fp.LowConfidence(below=0.9)).do(fp.Clarify("Please enter it as: number street, city, state zip")),
         fp.on(fp.BudgetExceeded()).do(fp.Escalate(queue="ops")),

@@ -27,7 +27,7 @@ class Finding:
 
     ``code`` is stable (``unhandled-state``, ``shadowed-rule``, ``unreachable-action``,
     ``chain-not-terminal``, ``retry-never-runs``, ``rule-never-fires``, ``escalate-without-store``,
-    ``timeout-without-after``, ``waived-state``, ``state-cannot-happen``); ``rule`` is the rule's 1-based number when the finding is
+    ``timeout-without-after``, ``waived-state``, ``state-cannot-happen``, ``unexpected-unreachable``); ``rule`` is the rule's 1-based number when the finding is
     about one rule; ``state`` the failure state concerned.
     """
 
@@ -178,6 +178,8 @@ def lint_table(policy: PolicyTable, *, store_disabled: bool) -> LintResult:
             )
         _lint_chain(store_disabled, j, rule, label, findings)
 
+    _lint_catch_all(policy, present, has_budget, findings)
+
     order = {s: k for k, s in enumerate(SEVERITIES)}
     findings.sort(key=lambda f: (order[f.severity], f.rule or 0))
     return LintResult(policy=policy.name, findings=tuple(findings), handled=policy.handled_states(), waived=dict(policy.waived))
@@ -225,3 +227,27 @@ def _lint_chain(store_disabled: bool, number: int, rule: Any, label: str, findin
         findings.append(
             Finding("chain-not-terminal", "warning", f"{label} ends in {rule.actions[-1]!r}; when that fails too, the call goes to the rule on unexpected; end the chain with an action that resolves the call", rule=number, state=state.name)
         )
+
+
+def _lint_catch_all(policy: PolicyTable, present: set[str], has_budget: bool, findings: list[Finding]) -> None:
+    """A bare ``ProviderError()`` claims every exception, so a bug in the code never reaches the rule on unexpected."""
+    if policy.catch_all is None:
+        return
+    number = policy.catch_all + 1
+    still = []
+    if "invalid_output" not in present:
+        still.append("None or NaN outputs (no InvalidOutput rule)")
+    if has_budget and "budget_exceeded" not in present:
+        still.append("a spent budget (no BudgetExceeded rule)")
+    if any(f.code == "chain-not-terminal" and f.state != "unexpected" for f in findings):
+        still.append("a chain of actions that fails to resolve the call")
+    reach = f"only {' and '.join(still)} reach it" if still else "it can never fire"
+    findings.append(
+        Finding(
+            "unexpected-unreachable", "warning",
+            f"on(ProviderError()) claims every exception the system raises, so no exception reaches the rule on unexpected "
+            f"({reach}): a bug in the code around the model (the fault suite's crash) is handled as a provider failure "
+            "and the check cannot exercise unexpected; name the provider's exceptions instead, e.g. ProviderError(ConnectionError)",
+            rule=number, state="unexpected",
+        )
+    )

@@ -82,10 +82,11 @@ def svg_from_figure(fig: Any, name: str) -> str:
     return svg.strip()
 
 
-def accuracy_chart(bars: Sequence[Mapping[str, Any]], *, title: str = "Accuracy, clean vs each perturbation") -> str:
+def accuracy_chart(bars: Sequence[Mapping[str, Any]], *, title: str = "Accuracy, clean vs each perturbation", level: str = "95%") -> str:
     """Horizontal bars of accuracy with error bars: ``bars`` holds ``label``, ``accuracy``, ``low``, ``high``.
 
-    The first bar is drawn darker (it is the clean suite when the report puts it first).
+    The first bar is drawn darker (it is the clean suite when the report puts it first). ``level`` is the
+    confidence level of the intervals, as the axis label prints it.
     """
     plt = _pyplot()
     import matplotlib
@@ -107,7 +108,7 @@ def accuracy_chart(bars: Sequence[Mapping[str, Any]], *, title: str = "Accuracy,
         ax.invert_yaxis()
         ax.set_xlim(0, 112)
         ax.set_xticks([0, 20, 40, 60, 80, 100])
-        ax.set_xlabel("accuracy (%), 95% interval")
+        ax.set_xlabel(f"accuracy (%), {level} interval")
         ax.grid(axis="y", visible=False)
         ax.set_title(title, loc="left", fontsize=10)
         return svg_from_figure(fig, "accuracy")

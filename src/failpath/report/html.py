@@ -201,7 +201,7 @@ def _view(document: Mapping[str, Any]) -> dict[str, Any]:
             if r.get("perturbation") and contracts.get((r.get("suite"), r.get("perturbation"))) != "not_preserved"
         ]
         bars = accuracy[:1] + sorted(perturbations, key=lambda r: r["accuracy"])[: _MAX_ACCURACY_BARS - 1]
-        svgs["accuracy"] = charts.accuracy_chart(bars)
+        svgs["accuracy"] = charts.accuracy_chart(bars, level=wording.level(check))
     mix = list(document.get("outcome_mix") or [])
     pooled = [(row["label"], row["counts"]) for row in mix if row["group"] in ("chaos", "clean")]
     if pooled:
@@ -211,7 +211,7 @@ def _view(document: Mapping[str, Any]) -> dict[str, Any]:
     if rc and rc.get("coverage"):
         thresholds = check.get("thresholds") or {}
         point = None
-        if thresholds.get("certified") and thresholds.get("evaluation_coverage") is not None:
+        if wording.certified(thresholds) and thresholds.get("evaluation_coverage") is not None:
             point = (thresholds["evaluation_coverage"], thresholds.get("evaluation_risk") or 0.0)
         svgs["risk_coverage"] = charts.risk_coverage_chart(
             rc["coverage"], rc["selective_risk"], rc["oracle"]["coverage"], rc["oracle"]["selective_risk"],
@@ -237,6 +237,9 @@ def _view(document: Mapping[str, Any]) -> dict[str, Any]:
         # matplotlib wrote these SVGs and escaped every text in them; they hold no script and no URL.
         "charts": {name: Markup(svg) for name, svg in svgs.items()},
         "notes": [n for n in check.get("notes") or () if n != certified_message],
+        "level": wording.level(check),
+        "certified": wording.certified(check.get("thresholds")),
+        "nothing_certified": wording.nothing_certified(check.get("thresholds")),
         "csp": CONTENT_SECURITY_POLICY,
     }
 

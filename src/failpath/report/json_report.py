@@ -92,13 +92,14 @@ def _group_label(group: Mapping[str, Any]) -> str:
 def _accuracy_rows(check: Mapping[str, Any]) -> list[dict[str, Any]]:
     from failpath.stats import clopper_pearson
 
+    delta = float((check.get("budgets") or {}).get("delta") or 0.05)  # the check's level, 1 - delta
     rows = []
     groups = [dict(check["clean"], _label="clean")] + [dict(g, _label=_group_label(g)) for g in check.get("groups", ())]
     for group in groups:
         accuracy, n = group.get("accuracy"), int(group.get("n") or 0)
         if accuracy is None or n == 0:
             continue
-        interval = clopper_pearson(round(accuracy * n), n)
+        interval = clopper_pearson(round(accuracy * n), n, alpha=delta)
         rows.append({
             "label": group["_label"],
             "suite": group.get("suite"),

@@ -107,8 +107,8 @@ def _banner(doc: Mapping[str, Any]) -> Panel:
         table.add_row(mark, Text(str(criterion.get("name", "")), style="bold"), body)
     parts: list[Any] = [Text(f" {label} ", style=style, justify="center"), table]
     thresholds = doc.get("thresholds") or {}
-    if thresholds and not thresholds.get("certified"):
-        parts.append(Text(visible(thresholds.get("message") or "NOTHING CERTIFIED", 400), style="bold yellow"))
+    if thresholds and not wording.certified(thresholds):
+        parts.append(Text(visible(wording.nothing_certified(thresholds), 400), style="bold yellow"))
     subtitle = f"run {doc.get('run_id', '?')} · {doc.get('n_rows', 0)} requests over {doc.get('n_cases', 0)} cases"
     return Panel(
         Group(*parts),
@@ -125,7 +125,7 @@ def _gap_table(doc: Mapping[str, Any]) -> Table:
     table.add_column("perturbation", overflow="fold", max_width=22)
     table.add_column("n", justify="right")
     table.add_column("clean → chaos", justify="right", no_wrap=True)
-    table.add_column("gap [95% CI]", justify="right", no_wrap=True)
+    table.add_column(f"gap [{wording.level(doc)} CI]", justify="right", no_wrap=True)
     table.add_column("flip", justify="right")
     for group in doc.get("groups") or ():
         is_suite = group.get("perturbation") is None
@@ -291,12 +291,12 @@ def _thresholds(doc: Mapping[str, Any]) -> Any:
     if not t:
         return Text("")
     lines = Text()
-    if t.get("certified"):
+    if wording.certified(t):
         lines.append("Recommended threshold: ", style="bold")
         lines.append(f"answer when confidence ≥ {_num(t.get('threshold'), 2)}", style="bold green")
         lines.append(
             f"\n  guarantee: silent failures ≤ {_pct(t.get('risk_budget'))} of requests with probability ≥ "
-            f"{_pct(1 - float(t.get('delta') or 0.05), 0)} ({t.get('method')}, n={t.get('n_calibration')} calibration requests)"
+            f"{wording.level(doc)} ({t.get('method')}, n={t.get('n_calibration')} calibration requests)"
         )
         lines.append(
             f"\n  calibration half: answered {_pct(t.get('calibration_coverage'))}, wrong among answered {_pct(t.get('calibration_risk'))}"
@@ -304,7 +304,7 @@ def _thresholds(doc: Mapping[str, Any]) -> Any:
             f" silent failures {_pct(t.get('evaluation_silent_failure_rate'))} of requests"
         )
     else:
-        lines.append(visible(t.get("message") or "NOTHING CERTIFIED", 400), style="bold yellow")
+        lines.append(visible(wording.nothing_certified(t), 400), style="bold yellow")
     cost = t.get("cost_policy") or {}
     if cost and "error" not in cost:
         lines.append("\nCost-optimal policy: ", style="bold")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["catch_sentence", "cost_rule"]
+__all__ = ["catch_sentence", "cost_rule", "level", "certified", "nothing_certified"]
 
 Pieces = list[tuple[str, bool]]
 
@@ -68,3 +68,30 @@ def cost_rule(cost: Mapping[str, Any]) -> Pieces:
     if mean is not None:
         pieces.append((f" (mean cost {float(mean):.2f} per request on the calibration half)", False))
     return pieces
+
+
+def level(check: Mapping[str, Any]) -> str:
+    """The confidence level the check's bounds and intervals are computed at, 1 − delta, as printed: ``"95%"``."""
+    delta = (check.get("budgets") or {}).get("delta")
+    if delta is None:
+        delta = (check.get("thresholds") or {}).get("delta")
+    return f"{100 * (1 - float(0.05 if delta is None else delta)):.4g}%"
+
+
+def certified(thresholds: Mapping[str, Any] | None) -> bool:
+    """True when a threshold is certified that answers some request: one that answers none of the
+    calibration half certifies nothing (answering nothing is the policy "never answer")."""
+    t = thresholds or {}
+    return bool(t.get("certified")) and bool(t.get("calibration_coverage"))
+
+
+def nothing_certified(thresholds: Mapping[str, Any] | None) -> str:
+    """The loud message of a check with no usable threshold (see :func:`certified`)."""
+    t = thresholds or {}
+    if t.get("certified") and not t.get("calibration_coverage") and t.get("threshold") is not None:
+        return (
+            f"NOTHING CERTIFIED: the threshold Learn-then-Test certified (confidence ≥ {float(t['threshold']):.2f}) "
+            f"answers none of the {int(t.get('n_calibration') or 0):,} calibration requests, so it guarantees only that "
+            "answering nothing is safe; the only guaranteed policy is never to answer."
+        )
+    return str(t.get("message") or "NOTHING CERTIFIED: the only guaranteed policy is never to answer.")

@@ -5,10 +5,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from failpath.chaos import FAULT, Fault, Suite
+from failpath.chaos import FAULT, Suite
 from failpath.examples.addresses.data import generate_addresses
 from failpath.examples.addresses.policy import ACCEPTED, careful_policy, shipping_policy
 from failpath.examples.addresses.system import AddressParser
@@ -17,7 +16,6 @@ __all__ = [
     "REFERENCE_SIZE",
     "SILENT_FAILURE_BUDGET",
     "COVERAGE_FLOOR",
-    "Crash",
     "FAULT_SUITE",
     "check_kwargs",
     "reference_addresses",
@@ -33,19 +31,9 @@ SILENT_FAILURE_BUDGET = 0.02
 COVERAGE_FLOOR = 0.75
 
 
-@dataclass(frozen=True, kw_only=True)
-class Crash(Fault):
-    """A bug in the service around the model: the call raises an exception no failure state names."""
-
-    name: str = "crash"
-
-    def before_call(self) -> None:
-        raise RuntimeError("a bug in the address service (injected fault)")
-
-
-#: The built-in fault suite plus ``Crash``, so that the policy's ``Unexpected`` rule is exercised too.
-#: A fault does not depend on the address, so a quarter of the cases exercise every failure path.
-FAULT_SUITE = Suite("fault", "fault", (*FAULT.perturbations, Crash()), share=0.25)
+#: The built-in fault suite (its ``crash`` fault exercises the policy's ``Unexpected`` rule). A fault
+#: does not depend on the address, so a quarter of the cases exercise every failure path.
+FAULT_SUITE = Suite("fault", "fault", FAULT.perturbations, share=0.25)
 
 
 def check_kwargs(n: int = 1000, seed: int = 0, *, policy: str = "careful") -> dict[str, Any]:

@@ -1,0 +1,198 @@
+"""The explain stage of a check: the worst silent failures, each searched back to a small reproduction.
+
+:func:`worst_cases` ranks the silent failures of the evaluation half (the candidates the tally kept)
+by confidence, takes the top ``k`` (one per suite and perturbation first), and for each searches from
+the clean case, with ``chaos.search``, for the smallest input the guarded system answers wrongly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from failpath.check.result import Reproduction, WorstCase
+from failpath.check.runner import is_async_system
+from failpath.core import Case
+
+__all__ = ["worst_cases", "choose_worst"]
+
+
+def choose_worst(silent: Sequence[Mapping[str, Any]], k: int) -> list[Mapping[str, Any]]:
+    """The top ``k`` of ``silent`` (ranked worst first), one per (suite, perturbation) first, so one
+    broken path does not fill the list; in the order of ``silent``."""
+    chosen: list[Mapping[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for r in silent:
+        if len(chosen) >= k:
+            break
+        if (r["suite"], r["perturbation"]) not in seen:
+            seen.add((r["suite"], r["perturbation"]))
+            chosen.append(r)
+    for r in silent:
+        if len(chosen) >= k:
+            break
+        if r not in chosen:
+            chosen.append(r)
+    position = {id(r): i for i, r in enumerate(silent)}
+    chosen.sort(key=lambda r: position[id(r)])
+    return chosen
+
+
+def worst_cases(
+    silent: Sequence[Mapping[str, Any]],
+    *,
+    k: int,
+    seconds: float,
+    policy: Any,
+    system: Any,
+    judge: Any,
+    cases: Mapping[str, Case],
+    seed: int,
+    scratch: Any,
+    suites: Mapping[str, Any],
+) -> list[WorstCase]:
+    """The silent failures of the evaluation half ranked by confidence, the top ``k`` shrunk by ``chaos.search``.
+
+    ``silent`` holds the candidate rows, worst first (see :class:`failpath.check.tally.RowTally`).
+    """
+    chosen = choose_worst(silent, k)
+    result = []
+    budget_each = seconds / max(1, len(chosen))
+    for r in chosen:
+        case = cases.get(r["case_id"])
+        reproduction = None
+        if case is not None and seconds > 0:
+            reproduction = _reproduce(case, r, policy=policy, system=system, judge=judge, seed=seed,
+                                      seconds=budget_each, scratch=scratch, suites=suites)
+        result.append(
+            WorstCase(
+                key=r["key"],
+                suite=r["suite"],
+                perturbation=r["perturbation"],
+                case_id=r["case_id"],
+                input=r.get("input"),
+                expected=r.get("expected"),
+                output=r.get("value"),
+                confidence=r.get("confidence"),
+                edits=tuple(r.get("edits") or ()),
+                reproduction=reproduction,
+            )
+        )
+    return result
+
+
+def _reproduce(
+    case: Case,
+    row: Mapping[str, Any],
+    *,
+    policy: Any,
+    system: Any,
+    judge: Any,
+    seed: int,
+    seconds: float,
+    scratch: Any,
+    suites: Mapping[str, Any],
+) -> Reproduction:
+    """Search from the clean case for the smallest input the guarded system answers wrongly.
+
+    The search first composes the worst case's own perturbation alone (the shortest way back to this
+    failure), then together with the realistic perturbations that keep the expected answer; a fault
+    case searches the system wrapped in its fault. The time budget covers both searches.
+    """
+    from failpath import chaos
+    from failpath.chaos.finder import DEFAULT_SEARCH_PERTURBATIONS
+
+    raw_system = system
+    suite = suites.get(row["suite"])
+    own = next((p for p in suite.perturbations if p.name == row["perturbation"]), None) if suite else None
+    # First the case's own perturbation alone (the shortest path back to this failure), then the
+    # realistic perturbations that keep the answer, together with it.
+    attempts: list[list[Any]] = [list(DEFAULT_SEARCH_PERTURBATIONS)]
+    if own is not None and isinstance(own, chaos.Fault):
+        raw_system = own.wrap(system, seed)
+    elif own is not None:
+        attempts = [[own], [own, *(p for p in DEFAULT_SEARCH_PERTURBATIONS if p.name != own.name)]]
+    guarded = policy.wrap(raw_system).with_store(scratch)
+    silent: Any = _SilentFailureAsync(guarded) if is_async_system(raw_system) else _SilentFailure(guarded)
+    start = time.perf_counter()
+    found = None
+    n_tried = 0
+    for perturbations in attempts:
+        remaining = seconds - (time.perf_counter() - start)
+        if remaining <= 0:
+            break
+        try:
+            found = chaos.search(
+                silent, case, _AnsweredWrong(judge), perturbations=perturbations, seed=seed, timeout=remaining,
+                max_examples=100,
+            )
+        except Exception as exc:  # a search that breaks must not lose the run
+            return Reproduction(found=False, note=f"search failed: {type(exc).__name__}: {exc}",
+                                seconds=round(time.perf_counter() - start, 3))
+        n_tried += found.n_tried
+        if found.found:
+            break
+    elapsed = round(time.perf_counter() - start, 3)
+    if found is None or not found.found:
+        return Reproduction(found=False, n_tried=n_tried, seconds=elapsed,
+                            note="no failing input found from the clean case within the time budget")
+    return Reproduction(
+        found=True,
+        input=found.input,
+        expected=found.expected,
+        edits=tuple(e.to_dict() for e in found.edits),
+        output=found.output,
+        confidence=found.confidence,
+        n_tried=n_tried,
+        seconds=elapsed,
+        perturbation="+".join(([own.name] if own is not None and raw_system is not system else []) + [n for n, _ in found.steps]) or "clean",
+        minimal=found.minimal,
+    )
+
+
+class _SilentFailure:
+    """A guarded system seen as a plain system for the search: answers pass through, handled outcomes become a marker."""
+
+    def __init__(self, guarded: Any):
+        self.guarded = guarded
+
+    def __call__(self, value: Any) -> Any:
+        from failpath.core import Answered, Prediction
+
+        outcome = self.guarded(value)
+        if isinstance(outcome, Answered):
+            return Prediction(outcome.value, outcome.confidence)
+        return _HANDLED
+
+
+class _SilentFailureAsync(_SilentFailure):
+    """The async twin of :class:`_SilentFailure`."""
+
+    async def __call__(self, value: Any) -> Any:  # type: ignore[override]
+        from failpath.core import Answered, Prediction
+
+        outcome = await self.guarded(value)
+        if isinstance(outcome, Answered):
+            return Prediction(outcome.value, outcome.confidence)
+        return _HANDLED
+
+
+class _Handled:
+    def __repr__(self) -> str:
+        return "<handled>"
+
+
+_HANDLED = _Handled()
+
+
+class _AnsweredWrong:
+    """The search's judge: a handled outcome is fine; an answer must be right."""
+
+    def __init__(self, judge: Any):
+        self.judge = judge
+
+    def __call__(self, output: Any, expected: Any) -> bool:
+        if output is _HANDLED:
+            return True
+        return bool(self.judge(output, expected))

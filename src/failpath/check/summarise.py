@@ -1,0 +1,359 @@
+"""The summarise stage of a check: the figures, from the tallied rows (:class:`failpath.check.tally.Tallied`).
+
+Figures are computed on the evaluation half (per suite, per perturbation, the chaos suites pooled and
+the clean pass), the confidence threshold is certified on the calibration half and measured on the
+evaluation half, and the drift monitor's baseline and the report's curves come from the same columns.
+The definitions are those of :mod:`failpath.check.metrics` (which computes them from rows).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from failpath.check.metrics import (
+    HANDLED_KINDS,
+    _confidence_quality,
+    _policy_figures,
+    _raw_figures,
+    derive_int_seed,
+    gap_from_counts,
+)
+from failpath.check.plan import CLEAN
+from failpath.check.result import ConfidenceQuality, GroupFigures, StateCoverage, ThresholdReport
+from failpath.check.tally import ANSWERED, ESCAPED, OUTCOMES, Tallied
+from failpath.check.verdict import coverage_from_counts
+from failpath.core import OUTCOME_KINDS, STATES
+
+__all__ = ["Summary", "summarise", "thresholds", "baseline", "curves"]
+
+_HANDLED_CODES = np.asarray([OUTCOMES.index(k) for k in HANDLED_KINDS], dtype=np.int8)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The figures of a run, before the verdict: what :func:`failpath.check.verdict.decide` and the
+    result document are made of."""
+
+    clean: GroupFigures
+    chaos: GroupFigures
+    groups: tuple[GroupFigures, ...]
+    confidence: ConfidenceQuality
+    states: tuple[StateCoverage, ...]
+    thresholds: ThresholdReport
+    baseline: dict[str, Any]
+    curves: dict[str, Any]
+    n_rows: int
+    n_calibration: int
+    n_evaluation: int
+    escapes: int
+    flips: int
+    n_hostile_answered: int
+
+
+def _count(mask: np.ndarray) -> int:
+    return int(np.count_nonzero(mask))
+
+
+class _Groups:
+    """Figures of groups of evaluation rows, each given as a mask over the columns."""
+
+    def __init__(self, t: Tallied, *, delta: float, seed: int) -> None:
+        self.t, self.delta, self.seed = t, delta, seed
+        c = t.columns
+        n_cases = len(t.case_ids)
+        self.id_order = np.asarray(sorted(range(n_cases), key=t.case_ids.__getitem__), dtype=np.int64)
+        clean_eval = np.isin(c["leaf"], np.asarray(self.leaf_codes(CLEAN), dtype=np.int32)) & c["evaluation"]
+        self.has_clean = np.zeros(n_cases, dtype=bool)
+        self.clean_right = np.zeros(n_cases, dtype=bool)
+        self.has_clean[c["case"][clean_eval]] = True
+        self.clean_right[c["case"][clean_eval]] = c["raw_correct"][clean_eval]
+
+    def leaf_codes(self, suite: str, perturbation: str | None = None) -> list[int]:
+        return [
+            i for i, leaf in enumerate(self.t.leaves)
+            if leaf.suite == suite and (perturbation is None or leaf.perturbation == perturbation)
+        ]
+
+    def figures(self, mask: np.ndarray, leaves: Sequence[int], suite: str, family: str, perturbation: str | None) -> GroupFigures:
+        """Every figure of the rows in ``mask`` (which lie in ``leaves``), as :func:`metrics.group_figures`."""
+        c = self.t.columns
+        outcome = c["outcome"][mask]
+        n = int(outcome.size)
+        counts = np.bincount(outcome, minlength=len(OUTCOMES))
+        kinds = {OUTCOMES[i]: int(k) for i, k in enumerate(counts.tolist()) if k}
+        answered = outcome == ANSWERED
+        correct = c["correct"][mask]
+        raw_ok = c["raw_correct"][mask]
+        raw_answered = c["raw_answered"][mask]
+        handled = np.isin(outcome, _HANDLED_CODES)
+        n_right = _count(raw_ok)
+        confidence = c["raw_confidence"][mask]
+        scored = raw_answered & ~np.isnan(confidence)
+        states: Counter[str] = Counter()
+        contracts: set[str] = set()
+        for leaf in leaves:
+            states.update(self.t.leaves[leaf].states)
+            contracts |= self.t.leaves[leaf].contracts
+        clean_acc, acc, gap, low, high, flip = self.gap(c["case"][mask], raw_ok, suite, perturbation)
+        if acc is None and n:
+            acc = n_right / n
+        return GroupFigures(
+            suite=suite,
+            family=family,
+            perturbation=perturbation,
+            contract=contracts.pop() if len(contracts) == 1 else "mixed",
+            n=n,
+            n_cases=int(np.unique(c["case"][mask]).size),
+            clean_accuracy=clean_acc,
+            accuracy=acc,
+            gap=gap,
+            gap_low=low,
+            gap_high=high,
+            flip_rate=flip,
+            with_policy=_policy_figures(n, kinds, _count(answered & ~correct), delta=self.delta),
+            without_policy=_raw_figures(n, n - _count(raw_answered), _count(raw_answered & ~raw_ok), delta=self.delta),
+            catch_rate=_count(~raw_ok & handled) / (n - n_right) if n - n_right else None,
+            false_alarm_rate=_count(raw_ok & handled) / n_right if n_right else None,
+            repaired=_count(~raw_ok & answered & correct),
+            states=dict(sorted(states.items())),
+            confidence=_confidence_quality(confidence[scored], raw_ok[scored], n),
+        )
+
+    def gap(self, cases: np.ndarray, raw_ok: np.ndarray, suite: str, perturbation: str | None) -> tuple[Any, ...]:
+        """The paired gap over the cases that have a clean evaluation row, cases in id order."""
+        n_cases = len(self.t.case_ids)
+        variants = np.bincount(cases, minlength=n_cases)
+        right = np.bincount(cases[raw_ok], minlength=n_cases)
+        chosen = self.id_order[(self.has_clean & (variants > 0))[self.id_order]]
+        return gap_from_counts(
+            self.clean_right[chosen].tolist(), right[chosen].tolist(), variants[chosen].tolist(),
+            seed=derive_int_seed(self.seed, "gap", suite, perturbation or ""), confidence=1.0 - self.delta,
+        )
+
+
+def _suite_groups(g: _Groups, suites: Sequence[str], evaluation: np.ndarray) -> list[GroupFigures]:
+    """Each chaos suite's figures, then those of each of its perturbations (in key order)."""
+    c, t = g.t.columns, g.t
+    groups: list[GroupFigures] = []
+    for suite in suites:
+        leaves = g.leaf_codes(suite)
+        mask = np.isin(c["leaf"], np.asarray(leaves, dtype=np.int32)) & evaluation
+        if not mask.any():
+            continue
+        family = t.families[int(c["family"][mask][0])]
+        groups.append(g.figures(mask, leaves, suite, family, None))
+        present = [i for i in leaves if (evaluation & (c["leaf"] == i)).any()]
+        present.sort(key=lambda i: t.leaves[i].perturbation + "/")
+        for leaf in present:
+            groups.append(g.figures((c["leaf"] == leaf) & evaluation, [leaf], suite, family, t.leaves[leaf].perturbation))
+    return groups
+
+
+def summarise(
+    t: Tallied,
+    *,
+    suites: Sequence[str],
+    handled: Mapping[str, Sequence[str]],
+    budgets: Mapping[str, Any],
+    costs: Mapping[str, Any],
+    seed: int,
+    policy_name: str,
+    run_id: str,
+) -> Summary:
+    """The figures of a run from its tallied rows (``budgets`` as stored in the run's result)."""
+    c = t.columns
+    delta = float(budgets["delta"])
+    evaluation = c["evaluation"]
+    g = _Groups(t, delta=delta, seed=seed)
+    clean_leaves = g.leaf_codes(CLEAN)
+    chaos_leaves = [i for i, leaf in enumerate(t.leaves) if leaf.suite != CLEAN]
+    is_clean = np.isin(c["leaf"], np.asarray(clean_leaves, dtype=np.int32))
+    clean_eval = is_clean & evaluation
+    chaos_eval = ~is_clean & evaluation
+    hostile_answered = (c["family"] == t.family_code("hostile")) & evaluation & (c["outcome"] == ANSWERED)
+    states = coverage_from_counts(t.fired, t.decided, t.ended, handled, budgets["accepted"])
+    return Summary(
+        clean=g.figures(clean_eval, clean_leaves, CLEAN, CLEAN, None),
+        chaos=g.figures(chaos_eval, chaos_leaves, "chaos", "chaos", None),
+        groups=tuple(_suite_groups(g, suites, evaluation)),
+        confidence=_confidence_quality(*_scored(t, evaluation), _count(evaluation)),
+        states=states,
+        thresholds=thresholds(t, budgets, costs),
+        baseline=baseline(t, clean_eval, policy_name, run_id),
+        curves=curves(*_scored(t, chaos_eval)),
+        n_rows=t.n,
+        n_calibration=int(np.unique(c["case"][~evaluation]).size),
+        n_evaluation=int(np.unique(c["case"][evaluation]).size),
+        escapes=_count(c["outcome"] == ESCAPED),
+        flips=t.hostile_flips,
+        n_hostile_answered=_count(hostile_answered),
+    )
+
+
+def _scored(t: Tallied, mask: np.ndarray, *, governed_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Raw confidences and correctness of the rows in ``mask`` that have both (optionally: only threshold-governed rows)."""
+    c = t.columns
+    keep = mask & c["raw_answered"] & ~np.isnan(c["raw_confidence"])
+    if governed_only:
+        keep &= c["governed"]
+    return c["raw_confidence"][keep], c["raw_correct"][keep]
+
+
+def thresholds(t: Tallied, budgets: Mapping[str, Any], costs: Mapping[str, Any]) -> ThresholdReport:
+    """Certify a confidence threshold on the calibration half; measure it on the evaluation half.
+
+    The risk is the one the verdict's budget counts: silent failures per request (joint risk). The
+    threshold governs the calls no other rule handled (their deciding state is none, or
+    ``low_confidence``); the calls an injection, anomaly or fault rule handled are never answered at
+    any threshold, so they count as requests with no silent failure. The guarantee reads "answering the
+    governed calls from the threshold up, silent failures stay at most ``silent_failure`` per request,
+    with probability at least 1 - ``delta``", for traffic drawn like the check's.
+    """
+    from failpath import stats
+
+    risk_budget = float(budgets["silent_failure"])
+    delta = float(budgets["delta"])
+    evaluation = t.columns["evaluation"]
+    n_calibration, n_evaluation = _count(~evaluation), _count(evaluation)
+    confidence, correct = _scored(t, ~evaluation, governed_only=True)
+    method = "Learn-then-Test, exact binomial p-values, Holm"
+    if not confidence.size:
+        return ThresholdReport(
+            certified=False, threshold=None, risk_budget=risk_budget, delta=delta, method=method,
+            n_calibration=0, calibration_coverage=None, calibration_risk=None, evaluation_coverage=None,
+            evaluation_risk=None, evaluation_silent_failure_rate=None,
+            message="NOTHING CERTIFIED: the raw system gave no confidence on the calibration half, so no "
+            "threshold can be chosen; the only guaranteed policy is never to answer.",
+        )
+    # Requests the threshold never answers sit below every grid point.
+    never = n_calibration - confidence.size
+    chosen = stats.select_threshold(
+        np.concatenate([confidence, np.full(never, -1.0)]), np.concatenate([correct, np.ones(never, dtype=bool)]),
+        max_risk=risk_budget, delta=delta, method="holm", risk="joint",
+    )
+    ev_cov = ev_risk = ev_sfr = None
+    if chosen.certified and n_evaluation:
+        eval_conf, eval_correct = _scored(t, evaluation, governed_only=True)
+        answered = eval_correct[eval_conf >= chosen.threshold]
+        errors = _count(~answered)
+        ev_cov = answered.size / n_evaluation
+        ev_risk = errors / answered.size if answered.size else None
+        ev_sfr = errors / n_evaluation
+    return ThresholdReport(
+        certified=chosen.certified,
+        threshold=chosen.threshold if chosen.certified else None,
+        risk_budget=risk_budget,
+        delta=delta,
+        method=method,
+        n_calibration=n_calibration,
+        calibration_coverage=chosen.coverage,
+        calibration_risk=(chosen.n_errors / chosen.n_answered) if chosen.n_answered else None,
+        evaluation_coverage=ev_cov,
+        evaluation_risk=ev_risk,
+        evaluation_silent_failure_rate=ev_sfr,
+        message=chosen.summary(),
+        cost_policy=_cost_policy(confidence, correct, costs, risk_budget, delta),
+    )
+
+
+def _cost_policy(confidence: np.ndarray, correct: np.ndarray, costs: Mapping[str, Any], risk: float, delta: float) -> dict[str, Any]:
+    """The answer / clarify / escalate policy of least expected cost on the calibration half (or why there is none)."""
+    from failpath import stats
+
+    try:
+        policy = stats.cost_optimal_policy(confidence, correct, costs, max_risk=risk, delta=delta, risk="joint")
+    except stats.StatsInputError as exc:
+        return {"error": str(exc)}
+    return {
+        "tau_answer": _finite(policy.tau_answer),
+        "tau_clarify": _finite(policy.tau_clarify),
+        "mean_cost": policy.mean_cost,
+        "n_answer": policy.n_answer,
+        "n_clarify": policy.n_clarify,
+        "n_escalate": policy.n_escalate,
+        "n_answer_errors": policy.n_answer_errors,
+        "n": policy.n,
+        "costs": {k: list(v) for k, v in costs.items()},
+        "bayes": {
+            "escalate_to_clarify": _finite(policy.bayes.escalate_to_clarify),
+            "clarify_to_answer": _finite(policy.bayes.clarify_to_answer),
+        },
+    }
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+#: Raw confidences kept in the drift monitor's baseline (evenly spaced over the clean pass).
+BASELINE_SAMPLE = 5000
+
+
+def baseline(t: Tallied, clean_eval: np.ndarray, policy: str, run_id: str) -> dict[str, Any]:
+    """The drift monitor's reference: the clean evaluation pass with the policy."""
+    c = t.columns
+    n = _count(clean_eval)
+    counts = np.bincount(c["outcome"][clean_eval], minlength=len(OUTCOMES)).tolist()
+    kinds = dict(zip(OUTCOMES, counts))
+    states: Counter[str] = Counter()
+    for leaf in t.leaves:
+        if leaf.suite == CLEAN:
+            states.update(leaf.states)
+    confidence = c["raw_confidence"][clean_eval]
+    confidences = confidence[~np.isnan(confidence)].tolist()
+    if len(confidences) > BASELINE_SAMPLE:
+        step = len(confidences) / BASELINE_SAMPLE
+        confidences = [confidences[int(i * step)] for i in range(BASELINE_SAMPLE)]
+    return {
+        "policy": policy,
+        "run_id": run_id,
+        "n": n,
+        "coverage": kinds.get("answered", 0) / n if n else 0.0,
+        "confidence_sample": confidences,
+        "state_rates": {s: (states.get(s, 0) / n if n else 0.0) for s in sorted(set(STATES) | set(states))},
+        "outcome_rates": {k: (kinds.get(k, 0) / n if n else 0.0) for k in OUTCOME_KINDS},
+    }
+
+
+def curves(confidence: np.ndarray, correct: np.ndarray) -> dict[str, Any]:
+    """Risk–coverage points (with the oracle's) and reliability bins of the pooled raw chaos answers."""
+    if not confidence.size:
+        return {"risk_coverage": None, "reliability": None}
+    from failpath import stats
+
+    curve = stats.risk_coverage(confidence, correct)
+    n = int(correct.size)
+    # The oracle answers the right ones first: after k answers, max(0, k - right) of them are wrong.
+    right = _count(correct)
+    oracle_cov = [round(k / n, 6) for k in range(1, n + 1)]
+    oracle_risk = [round(max(0, k - right) / k, 6) for k in range(1, n + 1)]
+    bins = []
+    for b in range(15):
+        lo, hi = b / 15, (b + 1) / 15
+        inside = (lo < confidence) & (confidence <= hi)
+        if b == 0:
+            inside |= confidence == 0.0
+        members = confidence[inside].tolist()
+        bins.append({
+            "lo": round(lo, 6),
+            "hi": round(hi, 6),
+            "count": len(members),
+            "confidence": sum(members) / len(members) if members else None,
+            "accuracy": _count(correct[inside]) / len(members) if members else None,
+        })
+    return {
+        "risk_coverage": {
+            "n": n,
+            "thresholds": [round(float(t), 6) for t in curve.thresholds],
+            "coverage": [round(float(c), 6) for c in curve.coverage],
+            "selective_risk": [round(float(r), 6) for r in curve.selective_risk],
+            "oracle": {"coverage": oracle_cov, "selective_risk": oracle_risk},
+        },
+        "reliability": {"n": n, "bins": bins},
+    }
