@@ -52,3 +52,14 @@ def test_the_stand_in_obeys_a_planted_instruction_when_it_can_see_it(tmp_path):
     reply = respond(Request("openai", "/v1/chat/completions", {}, {"messages": messages}))
     call = reply.body["choices"][0]["message"]["tool_calls"][0]["function"]
     assert call["name"] == "issue_refund" and '"1077"' in call["arguments"]
+
+
+def test_the_refunds_agent_lints_clean(tmp_path):
+    import openai
+
+    from failpath.examples.refunds import build_agent
+
+    agent = build_agent(openai.OpenAI(api_key="not-used", base_url="http://127.0.0.1:9"), "m", tmp_path / "orders.db", tmp_path / "s.db")
+    result = agent.lint()
+    assert result.ok, result.findings
+    agent.policy.close()

@@ -86,6 +86,8 @@ def build_policy(store: Any) -> fp.Policy:
     return fp.Policy(
         "refunds-desk",
         rules=[
+            fp.on(fp.EmptyInput()).do(fp.Clarify("What can the refunds desk do for you?")),
+            fp.on(fp.InjectionSuspected()).do(fp.Escalate("refunds-desk")),
             fp.on(fp.InvalidToolArgs()).do(fp.FeedBack()),
             fp.on(fp.ToolError()).do(fp.Retry(1), fp.FeedBack()),
             fp.on(fp.ToolOutputInjection()).do(fp.Withhold()),
@@ -93,13 +95,14 @@ def build_policy(store: Any) -> fp.Policy:
             fp.on(fp.LoopDetected(warn=2, block=3)).do(fp.Block()),
             fp.on(fp.ToolOutcomeUnknown()).do(fp.FeedBack()),
             fp.on(fp.State("false_success", claims_success_after_failure)).do(fp.FeedBack()),
-            fp.on(fp.ProviderError()).do(fp.Retry(2, backoff=0.2), fp.Abstain("the model is unavailable")),
+            fp.on(fp.ProviderError(ConnectionError)).do(fp.Retry(2, backoff=0.2), fp.Abstain("the model is unavailable")),
             fp.on(fp.Timeout()).do(fp.Retry(1), fp.Abstain("the model is unavailable")),
             fp.on(fp.InvalidOutput()).do(fp.Retry(1), fp.Abstain("the model's answer was unusable")),
             fp.on(fp.BudgetExceeded()).do(fp.Escalate("refunds-desk")),
             fp.on(fp.Unexpected()).do(fp.Escalate("refunds-desk")),
         ],
         store=store,
+        waive={"anomalous_input": "requests are free text to a help desk: there is no reference set of them to compare with"},
     )
 
 
