@@ -12,6 +12,7 @@ import importlib
 from typing import Any
 
 from failpath.core import (
+    AGENT_STATES,
     STATES,
     Abstained,
     AlreadyResolved,
@@ -75,6 +76,26 @@ _LAZY: dict[str, str] = {
     "LabelContract": "failpath.chaos",
     "Suite": "failpath.chaos",
     "Variant": "failpath.chaos",
+    # --- agent
+    "Agent": "failpath.agent",
+    "RunBusy": "failpath.agent",
+    "resume": "failpath.agent",
+    "Tool": "failpath.agent",
+    "tool": "failpath.agent",
+    "ToolCall": "failpath.agent",
+    "ModelTurn": "failpath.agent",
+    "ToolError": "failpath.agent",
+    "InvalidToolArgs": "failpath.agent",
+    "ToolOutputInjection": "failpath.agent",
+    "RiskyToolCall": "failpath.agent",
+    "LoopDetected": "failpath.agent",
+    "ToolOutcomeUnknown": "failpath.agent",
+    "FeedBack": "failpath.agent",
+    "Block": "failpath.agent",
+    "Withhold": "failpath.agent",
+    "RequireApproval": "failpath.agent",
+    "Approve": "failpath.agent",
+    "Reject": "failpath.agent",
     # --- check  (fp.check itself is the callable failpath.check module: see _SUBMODULES)
     "CheckResult": "failpath.check",
     "CheckInterrupted": "failpath.check",
@@ -110,10 +131,12 @@ _SUBMODULES: dict[str, str] = {
     "watch": "failpath.watch",
     "review": "failpath.watch.review",
     "llm": "failpath.llm",
+    "agent": "failpath.agent",
     "testing": "failpath.testing",
 }
 
 __all__ = [
+    "AGENT_STATES",
     "STATES",
     "Abstained",
     "AlreadyResolved",

@@ -14,6 +14,7 @@ __version__ = "0.1.0"  # the package's version (pyproject.toml reads it from her
 
 __all__ = [
     "STATES",
+    "AGENT_STATES",
     "Prediction",
     "Case",
     "Outcome",
@@ -53,6 +54,17 @@ STATES: tuple[str, ...] = (
     "empty_input",
     "budget_exceeded",
     "unexpected",
+)
+
+#: The failure states of an agent run (one model and its tools over many steps), beyond those of one
+#: call; an agent's policy is linted for these too. ``budget_exceeded`` is shared with the catalog above.
+AGENT_STATES: tuple[str, ...] = (
+    "tool_error",
+    "invalid_tool_args",
+    "tool_output_injection",
+    "risky_tool_call",
+    "loop_detected",
+    "tool_outcome_unknown",
 )
 
 

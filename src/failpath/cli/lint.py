@@ -12,7 +12,8 @@ __all__ = ["register", "load_policy"]
 
 
 def load_policy(reference: str):  # -> failpath.guard.Policy
-    """The ``Policy`` named by ``module:attribute`` (a guarded system's policy works too).
+    """The ``Policy`` named by ``module:attribute`` (a guarded system's policy works too; an ``fp.Agent`` is
+    returned as it is, since its ``lint()`` adds the agent states).
 
     Raises ``ConfigError`` naming what is missing and what to write instead.
     """
@@ -56,6 +57,10 @@ def load_policy(reference: str):  # -> failpath.guard.Policy
         value = getattr(value, part)
     if isinstance(value, (GuardedSystem, AsyncGuardedSystem)):
         value = value.policy
+    from failpath.agent import Agent
+
+    if isinstance(value, Agent):
+        return value  # an agent lints its policy plus the agent states (tool_error, loop_detected, ...)
     if not isinstance(value, Policy):
         raise ConfigError(f"{reference!r}: {attribute} is a {type(value).__name__}, not a failpath Policy")
     return value

@@ -120,13 +120,22 @@ def register(app: typer.Typer) -> None:
         except OSError as exc:
             raise _fail(f"cannot write {exc.filename or output}: {exc.strerror or exc}") from None
 
-    @app.command("runs")
+    from failpath.cli.runs import register_run_commands
+
+    runs_app = typer.Typer(name="runs", invoke_without_command=True)
+    app.add_typer(runs_app, name="runs")
+    register_run_commands(runs_app)  # runs show|resume: an agent run's steps, resuming one
+
+    @runs_app.callback()
     def runs(
+        ctx: typer.Context,
         store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store (default .failpath/failpath.db)."),
         limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show the newest N runs."),
         as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
     ) -> None:
-        """List the runs in the store, newest first, with their verdicts."""
+        """List the runs in the store (checks and agent runs), newest first, with their verdicts; `runs show|resume RUN` for an agent run."""
+        if ctx.invoked_subcommand is not None:
+            return
         import json
 
         from failpath.core import FailpathError

@@ -294,6 +294,40 @@ def _details(trace: Any) -> Any:
             Text(printable(json.dumps(a.output, ensure_ascii=False, default=str), 200)),
         )
     parts: list[Any] = [fields, attempts]
+    steps = trace.detail.get("steps") if trace.detail else None
+    if isinstance(steps, list):  # an agent run: its steps as a timeline
+        parts.append(timeline(steps))
     if trace.detail:
         parts.append(Text("detail: " + printable(json.dumps(dict(trace.detail), ensure_ascii=False, default=str), 4000)))
     return Group(*parts)
+
+
+def timeline(steps: list[dict[str, Any]]) -> Any:
+    """An agent run's steps as a rich table, in order: when each started (ms into the run), what it was,
+    the state and action, its latency and tokens, and a preview of its result."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="run timeline")
+    for name in ("#", "at ms", "step", "state", "action", "ms", "tokens", "result"):
+        table.add_column(name, overflow="fold")
+    at = 0.0
+    for number, step in enumerate(steps, start=1):
+        if not isinstance(step, dict):
+            continue
+        latency = float(step.get("latency_ms") or 0.0)
+        if step.get("kind") == "tool":
+            what = f"tool {step.get('name')}({step.get('arguments', '')})"
+            result = step.get("error") or step.get("result") or ""
+        else:
+            calls = step.get("calls")
+            what = f"{step.get('name', 'model')}" + (f" → {', '.join(calls)}" if calls else "")
+            result = step.get("error") or step.get("text") or ""
+        tokens = step.get("tokens") or {}
+        used = int((tokens.get("input_tokens") or 0) + (tokens.get("output_tokens") or 0)) if isinstance(tokens, dict) else 0
+        table.add_row(
+            Text(str(number)), Text(f"{at:.1f}"), Text(printable(what, 200)), Text(step.get("state") or "-"),
+            Text(step.get("action") or "-"), Text(f"{latency:.1f}"), Text(str(used) if used else "-"), Text(printable(str(result), 200)),
+        )
+        at += latency
+    return table

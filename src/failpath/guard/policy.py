@@ -150,6 +150,11 @@ class Policy:
             return lambda fn: self.wrap(fn, name=name)
         return self.wrap(system, name=name)
 
+    @property
+    def trace_store(self) -> StoreHandle:
+        """The handle on this policy's own store (opened on first use): where its traces and tickets go."""
+        return self._store
+
     def store_handle(self, store: Any) -> StoreHandle:
         """A handle on another store (what ``with_store`` uses).
 

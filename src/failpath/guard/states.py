@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Hashable
 from typing import Any, ClassVar
 
-from failpath.core import STATES, OutputRejected, PolicyError, Prediction, ProviderFailure
+from failpath.core import AGENT_STATES, STATES, OutputRejected, PolicyError, Prediction, ProviderFailure
 from failpath.guard.text import canonical_text
 
 __all__ = [
@@ -371,7 +371,7 @@ class State(FailureState):
     def __init__(self, name: str, predicate: Callable[[Any, Prediction | None], Any], *, stage: str = "output"):
         if not isinstance(name, str) or not _STATE_NAME.match(name):
             raise parameter_error(f"State({name!r})", "name must be lower_snake_case letters, digits and _ (at most 64), such as 'too_long'")
-        if name in STATES:
+        if name in STATES or name in AGENT_STATES:
             raise parameter_error(f"State({name!r})", f"{name!r} is a built-in failure state; use fp.{_builtin_class(name)}(...) or another name")
         if not callable(predicate):
             raise parameter_error(f"State({name!r}, {predicate!r})", "predicate must be a callable (input, prediction) -> bool")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import Any
 
 from failpath.core import ConfigError, Prediction
@@ -19,6 +20,7 @@ from failpath.llm._common import (
     to_messages,
 )
 from failpath.llm._system import LLMSystem, build_system
+from failpath.llm._tools import anthropic_messages, anthropic_tools, tool_definitions
 
 _ADAPTER = "fp.llm.anthropic"
 
@@ -40,6 +42,7 @@ def anthropic(
     timeout: float | None = None,
     sdk_retries: int | None = 0,
     name: str | None = None,
+    tools: Sequence[Any] | None = None,
     **params: Any,
 ) -> LLMSystem:
     """Turn an Anthropic SDK client into a failpath system.
@@ -60,6 +63,11 @@ def anthropic(
     - ``timeout`` (seconds) bounds each request; past it the call raises ``SystemTimeout``.
     - ``sdk_retries``: the adapter uses ``client.with_options(max_retries=sdk_retries)``, 0 by
       default, so the SDK does not retry behind the policy's back (``None`` keeps the client's setting).
+    - ``tools``: ``@fp.tool`` functions (or ``{"name", "description", "parameters"}`` dicts) the model
+      may call. The input is then an agent's list of message dicts (see ``fp.Agent``; tool results
+      become ``tool_result`` blocks); when the model calls tools (``stop_reason="tool_use"``),
+      ``Prediction.meta["tool_calls"]`` holds ``[{"id", "name", "arguments"}]`` (the ``tool_use``
+      blocks' input objects) and the value is the text beside them, if any.
 
     The Messages API returns no log probabilities, so the confidence is ``None``: use
     ``fp.Inconsistent`` (self-consistency) for a confidence signal. Rate limits (429), overload
@@ -97,10 +105,15 @@ def anthropic(
         else:
             system_text = f"{system}\n\n{schema_instruction(schema)}" if system else schema_instruction(schema)
 
+    definitions = None if tools is None else anthropic_tools(tool_definitions(tools, adapter=_ADAPTER))
+
     def prepare(value: Any) -> dict[str, Any]:
-        messages = to_messages(render_input(value, template), adapter=_ADAPTER)
-        system_parts = [m["content"] for m in messages if m["role"] == "system"]
-        messages = [m for m in messages if m["role"] != "system"]
+        if definitions is not None:
+            system_parts, messages = anthropic_messages(render_input(value, template), adapter=_ADAPTER)
+        else:
+            messages = to_messages(render_input(value, template), adapter=_ADAPTER)
+            system_parts = [m["content"] for m in messages if m["role"] == "system"]
+            messages = [m for m in messages if m["role"] != "system"]
         if not messages:
             raise TypeError(f"{_ADAPTER}: the messages hold only system messages; add a user message")
         if system_text:
@@ -112,6 +125,8 @@ def anthropic(
             kwargs["output_config"] = output_config
         if timeout is not None:
             kwargs["timeout"] = timeout
+        if definitions:
+            kwargs["tools"] = definitions
         kwargs.update(params)
         return kwargs
 
@@ -161,6 +176,10 @@ def _interpret(message: Any, *, schema: Any, model: str) -> Prediction:
         raise rejected(f"{_ADAPTER}: {_TRUNCATED[stop]} (stop_reason={stop!r})", raw=text, meta=meta)
     if stop == "pause_turn":
         raise rejected(f"{_ADAPTER}: the model paused its turn (stop_reason='pause_turn')", raw=text, meta=meta)
+    calls = [b for b in message.content if getattr(b, "type", None) == "tool_use"]
+    if calls:
+        meta["tool_calls"] = [{"id": b.id, "name": b.name, "arguments": b.input} for b in calls]
+        return prediction(text or None, None, meta)
     if not text.strip():
         kinds = sorted({getattr(b, "type", "?") for b in message.content})
         detail = f" (content blocks: {', '.join(kinds)})" if kinds else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import Any
 
 from failpath.core import ConfigError, Prediction
@@ -21,6 +22,7 @@ from failpath.llm._common import (
     to_messages,
 )
 from failpath.llm._system import LLMSystem, build_system
+from failpath.llm._tools import openai_messages, openai_tools, tool_definitions
 
 _ADAPTER = "fp.llm.openai"
 
@@ -40,6 +42,7 @@ def openai(
     timeout: float | None = None,
     sdk_retries: int | None = 0,
     name: str | None = None,
+    tools: Sequence[Any] | None = None,
     **params: Any,
 ) -> LLMSystem:
     """Turn an OpenAI SDK client (or any OpenAI-compatible endpoint's) into a failpath system.
@@ -62,6 +65,11 @@ def openai(
     - ``sdk_retries``: the adapter uses ``client.with_options(max_retries=sdk_retries)``, 0 by
       default, so the SDK does not retry behind the policy's back: the policy's ``Retry`` decides
       (``None`` keeps the client's own setting).
+    - ``tools``: ``@fp.tool`` functions (or ``{"name", "description", "parameters"}`` dicts) the model
+      may call. The input is then an agent's list of message dicts (see ``fp.Agent``); when the model
+      calls tools, ``Prediction.meta["tool_calls"]`` holds ``[{"id", "name", "arguments"}]`` (the
+      arguments as the JSON text the model wrote) and the value is the text beside them, if any:
+      the system is an ``fp.Agent``'s model step as it is.
 
     Rate limits, server errors and connection failures raise ``ProviderFailure`` (``status``,
     ``retry_after`` from the ``retry-after`` header); a refusal, an empty answer, a truncated answer
@@ -92,8 +100,13 @@ def openai(
         else:
             system_text = f"{system}\n\n{schema_instruction(schema)}" if system else schema_instruction(schema)
 
+    definitions = None if tools is None else openai_tools(tool_definitions(tools, adapter=_ADAPTER))
+
     def prepare(value: Any) -> dict[str, Any]:
-        messages = to_messages(render_input(value, template), adapter=_ADAPTER)
+        if definitions is not None:
+            messages = openai_messages(render_input(value, template), adapter=_ADAPTER)
+        else:
+            messages = to_messages(render_input(value, template), adapter=_ADAPTER)
         if system_text:
             messages.insert(0, {"role": "system", "content": system_text})
         kwargs: dict[str, Any] = {"model": model, "messages": messages}
@@ -107,6 +120,8 @@ def openai(
             kwargs["response_format"] = response_format
         if timeout is not None:
             kwargs["timeout"] = timeout
+        if definitions:
+            kwargs["tools"] = definitions
         kwargs.update(params)
         return kwargs
 
@@ -162,8 +177,12 @@ def _interpret(completion: Any, *, schema: Any, confidence: ConfidenceMethod, mo
         )
     if choice.finish_reason == "content_filter":
         raise rejected(f"{_ADAPTER}: the answer was withheld by the content filter", raw=text, meta=meta)
+    calls = getattr(message, "tool_calls", None)
+    if calls:
+        meta["tool_calls"] = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments} for c in calls if getattr(c, "function", None)]
+        return prediction(text or None, None, meta)
     if text is None or not text.strip():
-        detail = " (the model called a tool instead)" if getattr(message, "tool_calls", None) else ""
+        detail = " (the model called a tool instead)" if calls else ""
         raise rejected(f"{_ADAPTER}: the answer is empty{detail}", raw=text, meta=meta)
 
     token_logprobs = _content_logprobs(choice)

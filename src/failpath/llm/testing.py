@@ -89,8 +89,12 @@ def openai_completion(
     prompt_tokens: int = 20,
     completion_tokens: int | None = None,
     headers: Mapping[str, str] | None = None,
+    tool_calls: Sequence[tuple[str, str, Any]] | None = None,
 ) -> Reply:
     """A ``chat.completion`` object as OpenAI returns it.
+
+    ``tool_calls`` is ``[(call_id, tool_name, arguments)]`` (arguments as an object, or the exact JSON
+    text, malformed if you like); the finish reason is then ``"tool_calls"`` unless given.
 
     ``logprobs`` is either one log probability given to every pseudo-token of ``content``, or the
     exact list of ``(token, logprob)`` pairs (then ``content`` defaults to the tokens joined).
@@ -116,6 +120,14 @@ def openai_completion(
             ],
             "refusal": None,
         }
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": refusal, "annotations": []}
+    if tool_calls:
+        message["tool_calls"] = [
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments)}}
+            for call_id, name, arguments in tool_calls
+        ]
+        if finish_reason == "stop":
+            finish_reason = "tool_calls"
     body = {
         "id": "chatcmpl-local0001",
         "object": "chat.completion",
@@ -124,7 +136,7 @@ def openai_completion(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": refusal, "annotations": []},
+                "message": message,
                 "logprobs": choice_logprobs,
                 "finish_reason": finish_reason,
             }
@@ -191,10 +203,19 @@ def anthropic_message(
     output_tokens: int | None = None,
     stop_details: Mapping[str, Any] | None = None,
     content: Sequence[Mapping[str, Any]] | None = None,
+    tool_calls: Sequence[tuple[str, str, Mapping[str, Any]]] | None = None,
 ) -> Reply:
-    """A ``message`` object as Anthropic returns it (one text block unless ``content`` is given)."""
+    """A ``message`` object as Anthropic returns it (one text block unless ``content`` is given).
+
+    ``tool_calls`` is ``[(call_id, tool_name, input object)]``, appended as ``tool_use`` blocks; the stop
+    reason is then ``"tool_use"`` unless given.
+    """
     if content is None:
         content = [] if text is None else [{"type": "text", "text": text}]
+    if tool_calls:
+        content = [*content, *({"type": "tool_use", "id": i, "name": n, "input": dict(a)} for i, n, a in tool_calls)]
+        if stop_reason == "end_turn":
+            stop_reason = "tool_use"
     if output_tokens is None:
         output_tokens = max(1, len(pseudo_tokens(text or "")))
     body = {

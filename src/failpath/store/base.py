@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from failpath.core import Ticket, TicketStatus, Trace
+from failpath.core import StoreError, Ticket, TicketStatus, Trace
 
 DEFAULT_STORE_PATH = Path(".failpath") / "failpath.db"
 
@@ -123,6 +123,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
         """Mark the run finished and keep its JSON-safe summary (what reports are rebuilt from)."""
+
+    # ------------------------------------------------------------------ agent run checkpoints
+    # Not abstract: a backend that does not keep checkpoints still stores traces, tickets and runs.
+    def add_checkpoint(self, run_id: str, seq: int, kind: str, data: Mapping[str, Any]) -> bool:
+        """Write checkpoint ``seq`` of an agent run (on disk when this returns); False, writing nothing,
+        when the run has checkpoint ``seq`` already (another process continued the run first)."""
+        raise StoreError(f"{type(self).__name__} does not keep agent run checkpoints; use a SQLite store (open_store(path))")
+
+    def checkpoints(self, run_id: str) -> list[tuple[int, str, Any]]:
+        """The run's checkpoints as ``(seq, kind, data)``, in order (empty for a run with none)."""
+        raise StoreError(f"{type(self).__name__} does not keep agent run checkpoints; use a SQLite store (open_store(path))")
 
     # ------------------------------------------------------------------ lifecycle
     @abc.abstractmethod

@@ -75,22 +75,49 @@ class OTelExporter:
         self._defaults = {k: v for k, v in (("gen_ai.request.model", model), ("gen_ai.provider.name", provider)) if v}
 
     def export(self, trace: Trace) -> None:
-        """Emit one span for ``trace``, with one event per attempt."""
+        """Emit one span for ``trace``, with one event per attempt.
+
+        The trace of an agent run (``trace.detail["steps"]``) becomes an ``invoke_agent`` span with one
+        child span per step, named by the GenAI conventions: ``chat`` for a model turn, ``execute_tool
+        {name}`` for a tool call.
+        """
         start_ns = _to_ns(trace.time)
         end_ns = start_ns + _ms_to_ns(trace.latency_ms)
-        span = self._tracer.start_span(
-            self._span_name.format(policy=trace.policy),
-            kind=self._otel_trace.SpanKind.INTERNAL,
-            attributes={**self._defaults, **span_attributes(trace)},
-            start_time=start_ns,
-        )
+        steps = (trace.detail or {}).get("steps")
+        attributes = {**self._defaults, **span_attributes(trace)}
+        name = self._span_name.format(policy=trace.policy)
+        if isinstance(steps, list):
+            agent = (trace.detail or {}).get("agent") or trace.policy
+            name = f"invoke_agent {agent}"
+            attributes.update({"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": str(agent)})
+            if isinstance(trace.detail.get("run_id"), str):
+                attributes["gen_ai.conversation.id"] = trace.detail["run_id"]
+        span = self._tracer.start_span(name, kind=self._otel_trace.SpanKind.INTERNAL, attributes=attributes, start_time=start_ns)
         try:
+            if isinstance(steps, list):
+                self._step_spans(span, steps, start_ns, end_ns)
+                return
             elapsed_ns = start_ns
             for attempt in trace.attempts:
                 elapsed_ns += _ms_to_ns(attempt.latency_ms)
                 span.add_event("failpath.attempt", attributes=_attempt_attributes(attempt), timestamp=min(elapsed_ns, end_ns))
         finally:
             span.end(end_time=end_ns)
+
+    def _step_spans(self, parent: Any, steps: list[Any], start_ns: int, end_ns: int) -> None:
+        """One child span per step of an agent run, laid end to end from the run's start."""
+        context = self._otel_trace.set_span_in_context(parent)
+        at_ns = start_ns
+        for number, step in enumerate(steps, start=1):
+            if not isinstance(step, Mapping):
+                continue
+            step_end = min(at_ns + _ms_to_ns(step.get("latency_ms") or 0.0), end_ns)
+            child = self._tracer.start_span(
+                _step_name(step), context=context, kind=self._otel_trace.SpanKind.INTERNAL,
+                attributes=_step_attributes(number, step), start_time=at_ns,
+            )
+            child.end(end_time=step_end)
+            at_ns = step_end
 
     def __repr__(self) -> str:
         return f"OTelExporter(span_name={self._span_name!r})"
@@ -130,6 +157,38 @@ def span_attributes(trace: Trace) -> dict[str, Any]:
     if provider:
         attributes["gen_ai.provider.name"] = provider
     return {key: value for key, value in attributes.items() if value is not None and value != []}
+
+
+def _step_name(step: Mapping[str, Any]) -> str:
+    if step.get("kind") == "tool":
+        return f"execute_tool {step.get('name')}"
+    return "chat"
+
+
+def _step_attributes(number: int, step: Mapping[str, Any]) -> dict[str, Any]:
+    """A step's span attributes: the GenAI operation and tool names, and failpath's state and action."""
+    tool = step.get("kind") == "tool"
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "execute_tool" if tool else "chat",
+        "failpath.step.number": number,
+        "failpath.step.state": step.get("state"),
+        "failpath.step.action": step.get("action"),
+        "failpath.step.latency_ms": _number(step.get("latency_ms")),
+    }
+    if tool:
+        attributes["gen_ai.tool.name"] = step.get("name")
+        attributes["gen_ai.tool.call.id"] = step.get("call_id")
+        attributes["gen_ai.tool.type"] = "function"
+    if step.get("error"):
+        attributes["error.type"] = str(step["error"]).split(":", 1)[0]
+    tokens = step.get("tokens")
+    input_tokens = _first_number(tokens if isinstance(tokens, Mapping) else None, _INPUT_TOKEN_KEYS)
+    output_tokens = _first_number(tokens if isinstance(tokens, Mapping) else None, _OUTPUT_TOKEN_KEYS)
+    if input_tokens is not None:
+        attributes["gen_ai.usage.input_tokens"] = int(input_tokens)
+    if output_tokens is not None:
+        attributes["gen_ai.usage.output_tokens"] = int(output_tokens)
+    return {key: value for key, value in attributes.items() if value is not None}
 
 
 def _attempt_attributes(attempt: Attempt) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from failpath.core import StoreError
 from failpath.store.queued import QueuedStore
+from failpath.store.sqlite.checkpoints import CheckpointQueries
 from failpath.store.sqlite.connections import Connector, is_transient, make_batch_writer
 from failpath.store.sqlite.runs import RunQueries
 from failpath.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION, prepare_file
@@ -28,7 +29,7 @@ from failpath.store.writer import TraceWriter
 __all__ = ["SQLiteStore", "SCHEMA_VERSION", "APPLICATION_ID"]
 
 
-class SQLiteStore(TraceQueries, TicketQueries, RunQueries, QueuedStore):
+class SQLiteStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, QueuedStore):
     """A failpath store in one SQLite file (WAL mode), safe to share between threads and processes.
 
     ``SQLiteStore(path, batch_size=256, flush_interval=0.05, busy_timeout=30.0, max_pending=100_000, queue_tickets=False)``
@@ -158,7 +159,7 @@ class SQLiteStore(TraceQueries, TicketQueries, RunQueries, QueuedStore):
         queries see them. Each statement reads a consistent snapshot; wrap several statements in
         ``BEGIN`` ... ``COMMIT`` to read them all from one snapshot. Tables: ``traces``,
         ``trace_states`` (one row per detected state and trace: ``state, time, trace_id, policy,
-        outcome``), ``tickets``, ``runs``, ``results``, ``schema_version``; see
+        outcome``), ``tickets``, ``runs``, ``results``, ``run_checkpoints``, ``schema_version``; see
         ``failpath/store/sqlite/schema.py``.
         """
         writer = self._writer

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from failpath.core import StoreError
 from failpath.store.migrations import Migration, migrations_to_apply, schema_version
+from failpath.store.sqlite.checkpoints import CHECKPOINT_TABLES
 from failpath.store.sqlite.connections import Connector
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "APPLICATION_ID", "prepare_file"]
@@ -117,6 +118,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 )""",
         ),
     ),
+    Migration(3, "agent run checkpoints: one row per completed step of a run", CHECKPOINT_TABLES),
 )
 
 #: The version of the tables above, kept in ``PRAGMA user_version``.

@@ -1,0 +1,366 @@
+"""The pydantic-ai adapter: one failpath policy over a ``pydantic_ai.Agent``'s run, through its capability hooks.
+
+    guarded = fp.agent.guard_pydantic_ai(pydantic_agent, policy, max_steps=20)
+    outcome = guarded.run_sync("Refund order A17")       # one of the five outcomes, one trace
+
+pydantic-ai keeps driving its own loop; a capability (``FailpathCapability``) sees each model response
+and each tool call and applies the policy's rules: ``invalid_tool_args`` (a validation error of the
+tool's arguments), ``tool_error``, ``tool_output_injection``, ``risky_tool_call`` (``RiskyToolCall``'s
+predicate), ``loop_detected`` (fingerprints over the whole run) and ``budget_exceeded`` (``max_steps``,
+``max_tool_calls``, ``budget``, ``deadline``). ``FeedBack`` and ``Block`` answer the model through
+pydantic-ai's own retry (``ModelRetry``) or as the tool's result, ``Withhold`` replaces the output,
+``Retry`` runs the tool again, and the actions that end a run (``Abstain``, ``Default``, ``fp.Clarify``,
+``Escalate``, ``RequireApproval``, ``Raise``) stop pydantic-ai's run and become the outcome.
+
+Unlike ``fp.Agent``, a pydantic-ai run is not checkpointed by failpath, so it cannot be resumed:
+``RequireApproval`` opens the review ticket and ends the run ``Escalated`` (start a new run once the
+ticket is resolved). pydantic-ai is an optional extra: ``pip install "failpath[pydantic-ai]"``.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from failpath.agent.actions import Block, FeedBack, RequireApproval, Withhold
+from failpath.agent.record import RunRecord
+from failpath.agent.runner import _TERMINAL, _agent_rules, _Segment
+from failpath.agent.tracing import build_run_trace, step_entry
+from failpath.core import (
+    Abstained,
+    Answered,
+    Clarify,
+    ConfigError,
+    Defaulted,
+    Escalated,
+    Outcome,
+    PolicyError,
+    ProviderFailure,
+    Ticket,
+    is_transient_status,
+)
+from failpath.guard.actions import Abstain, ClarifyAction, Default, Escalate, Raise, Retry
+from failpath.guard.rules import Budget
+from failpath.guard.text import canonical_text, jsonable, preview
+from failpath.guard.trace_ids import next_trace_id
+
+__all__ = ["guard_pydantic_ai", "GuardedPydanticAgent"]
+
+_perf = time.perf_counter
+
+
+class _Stop(Exception):
+    """Internal: a rule ended the run; carries the outcome (or the exception a ``Raise`` action makes)."""
+
+    def __init__(self, outcome: Outcome | None, exception: BaseException | None = None):
+        super().__init__("failpath ended the run")
+        self.outcome = outcome
+        self.exception = exception
+
+
+def _import_pydantic_ai() -> Any:
+    try:
+        import pydantic_ai
+    except ImportError as exc:
+        raise ConfigError(f"the pydantic-ai adapter needs pydantic-ai ({exc.name} is missing): pip install 'failpath[pydantic-ai]'") from None
+    return pydantic_ai
+
+
+class GuardedPydanticAgent:
+    """A ``pydantic_ai.Agent`` under a failpath policy. Build it with :func:`guard_pydantic_ai`."""
+
+    def __init__(self, agent: Any, policy: Any, *, max_steps: int | None, max_tool_calls: int | None, deadline: float | None, budget: Budget | None, name: str | None):
+        self.agent = agent
+        self.policy = policy
+        self.max_steps = max_steps
+        self.max_tool_calls = max_tool_calls
+        self.deadline = deadline
+        self.budget = budget
+        self.name = name or policy.name
+        self._rules = _agent_rules(policy)
+
+    def run_sync(self, prompt: Any, **kwargs: Any) -> Outcome:
+        """Run the pydantic-ai agent on ``prompt`` to one of the five outcomes (``kwargs`` go to ``agent.run_sync``)."""
+        pydantic_ai = _import_pydantic_ai()
+        trace_id = next_trace_id()
+        record = RunRecord(trace_id, trace_id, prompt, time.time())
+        capability = _capability_class()(self, record)
+        seg = _Segment()
+        try:
+            result = self.agent.run_sync(prompt, capabilities=[capability], **kwargs)
+            output = result.output
+            outcome: Outcome = Answered(output, None, False, state=None, trace_id=trace_id)
+            exception = None
+        except _Stop as stop:
+            outcome, exception = stop.outcome, stop.exception  # type: ignore[assignment]
+        except pydantic_ai.UsageLimitExceeded as exc:
+            outcome, exception = self._ended(record, "budget_exceeded", str(exc)), None
+        except Exception as exc:  # the model's provider failed, or pydantic-ai gave up
+            outcome, exception = self._model_failure(record, exc), None
+        except BaseException:
+            raise
+        trace = build_run_trace(self, record, seg, outcome, exception)
+        store = self.policy.trace_store.get()
+        if store is not None:
+            try:
+                store.write_trace(trace)
+            except Exception:
+                pass
+        for exporter in self.policy.exporters:
+            try:
+                exporter.export(trace)
+            except Exception:
+                pass
+        if exception is not None:
+            raise exception
+        return outcome
+
+    # ------------------------------------------------------------------ decisions
+    def _model_failure(self, record: RunRecord, exc: BaseException) -> Outcome:
+        state, index = self.policy.table.classify(exc)
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        if index is None:
+            state2, index2 = self.policy.table.classify(cause)
+            if index2 is not None:
+                state, index = state2, index2
+        why = f"{type(cause).__name__}: {cause}"
+        record.steps.append(step_entry("model", "model", state=state, error=why))
+        return self._ended(record, state, why, index=index)
+
+    def _ended(self, record: RunRecord, state: str, why: str, *, index: int | None = None) -> Outcome:
+        """The outcome of the first action of the rule on ``state`` that ends a run (unexpected's when none)."""
+        record.states.append(state)
+        record.explanations.setdefault(state, why)
+        if index is None:
+            rules = self._rules.get(state)
+            index = rules[0][1] if rules else None
+        chains = [] if index is None else [(state, index)]
+        chains.append(("unexpected", self.policy.table.unexpected_index))
+        for decided, rule_index in chains:
+            for action in self.policy.rules[rule_index].actions:
+                try:
+                    self._terminal(record, action, decided, why)
+                except _Stop as stop:
+                    if stop.exception is not None:
+                        raise
+                    return stop.outcome  # type: ignore[return-value]
+        record.actions.append("abstain")
+        return Abstained(reason="no action of the policy resolved the run", state=state, trace_id=record.trace_id)
+
+    def _terminal(self, record: RunRecord, action: Any, state: str, why: Any) -> None:
+        """Raise ``_Stop`` with the outcome of an action that ends the run; return when it cannot."""
+        trace_id = record.trace_id
+        if isinstance(action, Default):
+            record.actions.append("default")
+            raise _Stop(Defaulted(value=action.value, reason=action.reason, state=state, trace_id=trace_id))
+        if isinstance(action, Abstain):
+            record.actions.append("abstain")
+            raise _Stop(Abstained(reason=action.reason, state=state, trace_id=trace_id))
+        if isinstance(action, ClarifyAction):
+            record.actions.append("clarify")
+            try:
+                question = action.ask(record.value)
+            except Exception as exc:
+                record.notes.append(f"clarify: the question function raised {type(exc).__name__}: {exc}")
+                return
+            raise _Stop(Clarify(question=question, state=state, trace_id=trace_id))
+        if isinstance(action, (Escalate, RequireApproval)):
+            record.actions.append(action.name)
+            default = action.default.name if isinstance(action, RequireApproval) else action.default
+            ticket_id = self._ticket(record, action.queue, state, action.deadline, default, why)
+            if ticket_id is not None:
+                raise _Stop(Escalated(ticket_id=ticket_id, queue=action.queue, state=state, trace_id=trace_id))
+            return
+        if isinstance(action, Raise):
+            record.actions.append("raise")
+            raise _Stop(None, exception=action.make(f"{self.policy.name}: {state}: {why}"))
+
+    def _ticket(self, record: RunRecord, queue: str, state: str, deadline: float | None, default: Any, output: Any) -> str | None:
+        store = self.policy.trace_store.get()
+        if store is None:
+            record.notes.append(f"{state}: no store to keep a ticket in {queue!r}")
+            return None
+        created = time.time()
+        text = canonical_text(record.value)
+        ticket = Ticket(
+            ticket_id=next_trace_id(), queue=queue, created=created, policy=self.policy.name, trace_id=record.trace_id,
+            input_preview=preview(text), input_raw=text if self.policy.store_raw_inputs else None, output=jsonable(output),
+            confidence=None, state=state, deadline=None if deadline is None else created + deadline, default=default,
+        )
+        try:
+            return store.create_ticket(ticket)
+        except Exception as exc:
+            record.notes.append(f"{state}: the store refused the ticket ({type(exc).__name__}: {exc})")
+            return None
+
+    def _settle(self, record: RunRecord, entry: dict[str, Any], state: str, why: str) -> tuple[str, str]:
+        """The rule on a tool-side ``state``: ``(action name, message for the model)``, or ``_Stop``."""
+        entry["state"] = state
+        record.states.append(state)
+        record.explanations.setdefault(state, why)
+        rules = self._rules.get(state)
+        chains = ([(state, rules[0][1])] if rules else []) + [("unexpected", self.policy.table.unexpected_index)]
+        if not rules:
+            record.states.append("unexpected")
+        for decided, index in chains:
+            for action in self.policy.rules[index].actions:
+                entry["action"] = action.name
+                if isinstance(action, FeedBack):
+                    record.actions.append("feed_back")
+                    return "feed_back", action.message or f"error: {why}"
+                if isinstance(action, Block):
+                    record.actions.append("block")
+                    return "block", action.message or f"blocked: {why}. The call did not run."
+                if isinstance(action, Withhold):
+                    record.actions.append("withhold")
+                    return "withhold", action.message or "[withheld: the output of this tool looked like instructions aimed at you and was not shown.]"
+                if isinstance(action, _TERMINAL) or isinstance(action, RequireApproval):
+                    self._terminal(record, action, decided, why)
+        record.actions.append("abstain")
+        raise _Stop(Abstained(reason="no action of the policy resolved the run", state=state, trace_id=record.trace_id))
+
+    def _budget(self, record: RunRecord, kind: str) -> str | None:
+        if kind == "model" and self.max_steps is not None and record.model_turns >= self.max_steps:
+            return f"{record.model_turns} of max_steps={self.max_steps} model steps used"
+        if kind == "tool" and self.max_tool_calls is not None and record.tool_calls >= self.max_tool_calls:
+            return f"{record.tool_calls} of max_tool_calls={self.max_tool_calls} tool calls used"
+        if self.deadline is not None and time.time() - record.time >= self.deadline:
+            return f"the run's deadline of {self.deadline:g}s has passed"
+        if self.budget is not None and self.budget.tokens is not None and record.tokens_in + record.tokens_out >= self.budget.tokens:
+            return f"{record.tokens_in + record.tokens_out:g} of {self.budget.tokens} tokens used"
+        return None
+
+
+@functools.cache
+def _capability_class() -> type:
+    """The capability class (built on first use, so pydantic-ai is imported only when the adapter runs)."""
+    pydantic_ai = _import_pydantic_ai()
+    from pydantic_ai.capabilities import AbstractCapability
+
+    @dataclass
+    class FailpathCapability(AbstractCapability):
+        """Applies a failpath policy to each model response and tool call of a pydantic-ai run."""
+
+        guard: Any = None
+        record: Any = None
+        _last: float = field(default=0.0)
+
+        async def before_model_request(self, ctx: Any, request_context: Any) -> Any:
+            why = self.guard._budget(self.record, "model")
+            if why is not None:
+                raise _Stop(self.guard._ended(self.record, "budget_exceeded", why))
+            self._last = _perf()
+            return request_context
+
+        async def after_model_request(self, ctx: Any, *, request_context: Any, response: Any) -> Any:
+            record = self.record
+            record.model_turns += 1
+            usage = getattr(response, "usage", None)
+            tokens = {"input_tokens": float(getattr(usage, "input_tokens", 0) or 0), "output_tokens": float(getattr(usage, "output_tokens", 0) or 0)}
+            record.tokens_in += tokens["input_tokens"]
+            record.tokens_out += tokens["output_tokens"]
+            calls = [p for p in response.parts if getattr(p, "part_kind", "") == "tool-call"]
+            text = "".join(getattr(p, "content", "") for p in response.parts if getattr(p, "part_kind", "") == "text")
+            entry = step_entry("model", "model", latency_ms=(_perf() - self._last) * 1000.0, usage=tokens, text=text or None)
+            if calls:
+                entry["calls"] = [c.tool_name for c in calls]
+            record.steps.append(entry)
+            return response
+
+        async def wrap_tool_validate(self, ctx: Any, *, call: Any, tool_def: Any, args: Any, handler: Any) -> Any:
+            try:
+                return await handler(args)
+            except pydantic_ai.ModelRetry:
+                raise
+            except Exception as exc:  # pydantic's ValidationError: the arguments do not fit the schema
+                entry = step_entry("tool", call.tool_name, call_id=call.tool_call_id, arguments=args)
+                self.record.steps.append(entry)
+                _, message = self.guard._settle(self.record, entry, "invalid_tool_args", f"the arguments of {call.tool_name} do not fit its schema: {exc}")
+                entry["result"] = preview(message)
+                raise pydantic_ai.ModelRetry(message) from None
+
+        async def wrap_tool_execute(self, ctx: Any, *, call: Any, tool_def: Any, args: Any, handler: Any) -> Any:
+            guard, record = self.guard, self.record
+            entry = step_entry("tool", call.tool_name, call_id=call.tool_call_id, arguments=args)
+            record.steps.append(entry)
+            why = guard._budget(record, "tool")
+            if why is not None:
+                entry["state"] = "budget_exceeded"
+                raise _Stop(guard._ended(record, "budget_exceeded", why))
+            fingerprint = f"{call.tool_name}({canonical_text(args)})"
+            loop = guard._rules.get("loop_detected")
+            if loop:
+                detector = loop[0][0]
+                seen = record.fingerprints[fingerprint] + 1
+                if seen >= detector.block:
+                    _, message = guard._settle(record, entry, "loop_detected", f"{fingerprint} would be call {seen} with the same arguments in this run (block={detector.block})")
+                    entry["result"] = preview(message)
+                    return message
+            for detector, _ in guard._rules.get("risky_tool_call", ()):
+                risky = detector.check_call(call.tool_name, dict(args) if isinstance(args, dict) else {})
+                if risky:
+                    _, message = guard._settle(record, entry, "risky_tool_call", risky)
+                    entry["result"] = preview(message)
+                    return message
+            record.fingerprints[fingerprint] += 1
+            retries = 0
+            while True:
+                start = _perf()
+                record.tool_calls += 1
+                try:
+                    result = await handler(args)
+                    error = None
+                except (pydantic_ai.ModelRetry, _Stop):
+                    raise
+                except Exception as exc:
+                    result, error = None, exc
+                entry["latency_ms"] = round(entry.get("latency_ms", 0.0) + (_perf() - start) * 1000.0, 3)
+                if error is None:
+                    break
+                record.tool_failures += 1
+                described = f"{type(error).__name__}: {error}"
+                entry["error"] = described
+                rules = guard._rules.get("tool_error") or []
+                retry = next((a for _, i in rules[:1] for a in guard.policy.rules[i].actions if isinstance(a, Retry)), None)
+                status = getattr(error, "status", None)
+                transient = not (isinstance(error, ProviderFailure) and status is not None and not is_transient_status(status))
+                if retry is not None and retries < retry.times and transient and guard._budget(record, "tool") is None:
+                    retries += 1
+                    record.states.append("tool_error")
+                    record.actions.append("retry")
+                    continue
+                _, message = guard._settle(record, entry, "tool_error", described)
+                entry["result"] = preview(message)
+                return message
+            text = canonical_text(result)
+            for detector, _ in guard._rules.get("tool_output_injection", ()):
+                why = detector.check_output(text)
+                if why is not None:
+                    _, message = guard._settle(record, entry, "tool_output_injection", f"{call.tool_name}: {why}")
+                    entry["result"] = preview(message)
+                    return message
+            entry["result"] = preview(text)
+            return result
+
+    return FailpathCapability
+
+
+def guard_pydantic_ai(
+    agent: Any,
+    policy: Any,
+    *,
+    max_steps: int | None = None,
+    max_tool_calls: int | None = None,
+    deadline: float | None = None,
+    budget: Budget | None = None,
+    name: str | None = None,
+) -> GuardedPydanticAgent:
+    """Put ``agent`` (a ``pydantic_ai.Agent``) under ``policy``: ``guard_pydantic_ai(agent, policy).run_sync(prompt)``."""
+    _import_pydantic_ai()
+    if not hasattr(agent, "run_sync"):
+        raise PolicyError(f"guard_pydantic_ai({agent!r}): give a pydantic_ai.Agent")
+    if not hasattr(policy, "table"):
+        raise PolicyError(f"guard_pydantic_ai(policy={policy!r}): give an fp.Policy")
+    return GuardedPydanticAgent(agent, policy, max_steps=max_steps, max_tool_calls=max_tool_calls, deadline=deadline, budget=budget, name=name)

@@ -1,0 +1,66 @@
+"""The SQLite store's agent run checkpoints: one row per completed step of a run, written synchronously.
+
+A checkpoint is ``(run_id, seq, kind, data)``. ``seq`` numbers a run's checkpoints from 0 and is the
+table's key with ``run_id``: writing a checkpoint claims its number, so when two processes try to
+continue the same run, exactly one of them gets each step (the other is told, and stops).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from failpath.core import StoreError
+from failpath.store.jsonsafe import dumps
+
+__all__ = ["CHECKPOINT_TABLES", "CheckpointQueries"]
+
+#: The statements of the migration that adds run checkpoints (listed in :mod:`.schema`).
+CHECKPOINT_TABLES: tuple[str, ...] = (
+    """CREATE TABLE run_checkpoints (
+    run_id  TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    data    TEXT NOT NULL,
+    written REAL NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID""",
+)
+
+
+class CheckpointQueries:
+    """The checkpoint methods of :class:`~failpath.store.sqlite.SQLiteStore`, which supplies the names declared here."""
+
+    path: Path
+    read_connection: Callable[..., AbstractContextManager[sqlite3.Connection]]
+    _transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]
+
+    def add_checkpoint(self, run_id: str, seq: int, kind: str, data: Mapping[str, Any]) -> bool:
+        """Write checkpoint ``seq`` of the run (committed when this returns).
+
+        Returns False, writing nothing, when the run has a checkpoint ``seq`` already: another process
+        continued the run first.
+        """
+        if not run_id:
+            raise StoreError("a run id cannot be empty")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise StoreError(f"checkpoint number {seq!r} must be an integer of at least 0")
+        with self._transaction() as connection:
+            inserted = connection.execute(
+                "INSERT OR IGNORE INTO run_checkpoints (run_id, seq, kind, data, written) VALUES (?, ?, ?, ?, ?)",
+                (run_id, seq, kind, dumps(data), time.time()),
+            ).rowcount
+        return bool(inserted)
+
+    def checkpoints(self, run_id: str) -> list[tuple[int, str, Any]]:
+        """The run's checkpoints as ``(seq, kind, data)``, in order (empty for a run with none)."""
+        with self.read_connection(flush=False) as connection:
+            rows = connection.execute(
+                "SELECT seq, kind, data FROM run_checkpoints WHERE run_id = ? ORDER BY seq", (run_id,)
+            ).fetchall()
+        return [(row[0], row[1], json.loads(row[2])) for row in rows]
