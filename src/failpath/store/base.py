@@ -24,7 +24,8 @@ class Store(abc.ABC):
     processes may open the same store at once.
     """
 
-    path: Path
+    #: Where the store is: its file, or for a server its URL without the password (what messages name).
+    path: Path | str
 
     # ------------------------------------------------------------------ traces
     @abc.abstractmethod

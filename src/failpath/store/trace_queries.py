@@ -45,36 +45,39 @@ class TraceFilter:
     since: float | None = None
     until: float | None = None
 
-    def where(self, alias: str = "t") -> tuple[str, list[Any]]:
-        """A ``WHERE`` clause (possibly empty) on the ``traces`` table aliased ``alias``, and its parameters."""
-        clauses, params = self._clauses(alias)
+    def where(self, alias: str = "t", mark: str = "?") -> tuple[str, list[Any]]:
+        """A ``WHERE`` clause (possibly empty) on the ``traces`` table aliased ``alias``, and its parameters.
+
+        ``mark`` is the backend's parameter placeholder (``?`` for SQLite, ``%s`` for PostgreSQL).
+        """
+        clauses, params = self._clauses(alias, mark)
         if self.state is not None:
             # The primary key (state, time, trace_id) of trace_states answers this without a scan.
             clauses.append(
-                f"EXISTS (SELECT 1 FROM trace_states AS ts WHERE ts.state = ? AND ts.time = {alias}.time "
+                f"EXISTS (SELECT 1 FROM trace_states AS ts WHERE ts.state = {mark} AND ts.time = {alias}.time "
                 f"AND ts.trace_id = {alias}.trace_id)"
             )
             params.append(self.state)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
-    def states_where(self, alias: str = "s") -> tuple[str, list[Any]]:
+    def states_where(self, alias: str = "s", mark: str = "?") -> tuple[str, list[Any]]:
         """A ``WHERE`` clause on ``trace_states`` aliased ``alias``, for the filters other than ``state``."""
-        clauses, params = self._clauses(alias)
+        clauses, params = self._clauses(alias, mark)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
-    def _clauses(self, alias: str) -> tuple[list[str], list[Any]]:
+    def _clauses(self, alias: str, mark: str) -> tuple[list[str], list[Any]]:
         """Conditions on the columns ``traces`` and ``trace_states`` share: policy, outcome, time window."""
         clauses: list[str] = []
         params: list[Any] = []
         for column, value in (("policy", self.policy), ("outcome", self.outcome)):
             if value is not None:
-                clauses.append(f"{alias}.{column} = ?")
+                clauses.append(f"{alias}.{column} = {mark}")
                 params.append(value)
         if self.since is not None:
-            clauses.append(f"{alias}.time >= ?")
+            clauses.append(f"{alias}.time >= {mark}")
             params.append(float(self.since))
         if self.until is not None:
-            clauses.append(f"{alias}.time < ?")
+            clauses.append(f"{alias}.time < {mark}")
             params.append(float(self.until))
         return clauses, params
 
