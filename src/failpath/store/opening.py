@@ -11,12 +11,17 @@ from failpath.store.base import DEFAULT_STORE_PATH, Store
 
 __all__ = ["open_store", "is_server_url", "store_location"]
 
-# A URL that went through pathlib.Path lost one slash of "//" ("postgresql:/user@host/db").
-_SERVER_URL = re.compile(r"^(postgresql|postgres):/+", re.IGNORECASE)
+# A URL that went through pathlib.Path lost one slash of "//" ("postgresql:/user@host/db"), and one
+# resolved against a folder (a relative path in a config file) has that folder in front of it.
+_SERVER_URL = re.compile(r"(?:^|.*/)(postgresql|postgres):/+(.*)$", re.IGNORECASE | re.DOTALL)
 
 
 def is_server_url(location: str | Path | None) -> bool:
-    """True when ``location`` names a PostgreSQL server (``postgresql://`` or ``postgres://``), not a file."""
+    """True when ``location`` names a PostgreSQL server (``postgresql://`` or ``postgres://``), not a file.
+
+    A path with a ``postgresql:`` folder in it counts as a URL that was taken for a path: nobody
+    means a SQLite file under a folder of that name.
+    """
     return location is not None and bool(_SERVER_URL.match(str(location)))
 
 
@@ -24,13 +29,15 @@ def store_location(location: str | Path | None) -> str | Path:
     """Where a store is: a file ``Path`` (the default when None), or a PostgreSQL URL as a string.
 
     A URL given where a path was expected (a ``--store`` option, a ``failpath.toml`` field read as a
-    path) comes back with the ``//`` that ``Path`` folded into one slash; give the host in such a
-    URL (``postgresql://user@localhost/db``), since ``postgresql:///db`` cannot be told apart from it.
+    path and resolved against the file's folder) comes back as it was written, with the ``//`` that
+    ``Path`` folded into one slash; give the host in such a URL (``postgresql://user@localhost/db``),
+    since ``postgresql:///db`` cannot be told apart from it.
     """
     if location is None:
         return DEFAULT_STORE_PATH
-    if is_server_url(location):
-        return _SERVER_URL.sub(lambda m: m.group(1).lower() + "://", str(location), count=1)
+    match = _SERVER_URL.match(str(location))
+    if match:
+        return f"{match.group(1).lower()}://{match.group(2)}"
     return Path(location)
 
 

@@ -63,6 +63,9 @@ class PostgresStore(TraceQueries, TicketQueries, RunQueries, QueuedStore):
     naming the URL (without the password) when the server cannot be reached or refuses the login.
     """
 
+    #: Which SQL the store's read connection speaks (see :mod:`failpath.store.trace_queries`).
+    sql_dialect = "postgres"
+
     def __init__(
         self,
         url: str,

@@ -74,6 +74,9 @@ class SQLiteStore(TraceQueries, TicketQueries, RunQueries, QueuedStore):
     newer failpath.
     """
 
+    #: Which SQL the store's read connection speaks (see :mod:`failpath.store.trace_queries`).
+    sql_dialect = "sqlite"
+
     def __init__(
         self,
         path: str | os.PathLike[str],
