@@ -614,3 +614,98 @@ def test_four_processes_write_4000_traces_into_one_store(location):
         assert again.count_traces(since=1_700_000_000.0 + 999) == 4  # i == 999 in each writer process
         for n in range(4):
             assert again.get_trace(f"pr{n}-0999") is not None
+
+
+# --------------------------------------------------------------------------- several reviewers: claims and resolutions
+
+
+def test_claims_hand_out_the_oldest_free_ticket_and_lapse_back_to_the_queue(store):
+    now = time.time()
+    first, second, third = (store.create_ticket(make_ticket(created=now - 300 + i, queue="q")) for i in range(3))
+    other_queue = store.create_ticket(make_ticket(created=now - 1000, queue="elsewhere"))
+    ana = store.claim_ticket("ana", queue="q", lease=60, now=now)
+    assert (ana.ticket_id, ana.claimed_by, ana.claimed_until) == (first, "ana", now + 60)
+    assert store.claim_ticket("bo", queue="q", lease=60, now=now).ticket_id == second
+    assert store.claim_ticket("cy", lease=60, now=now).ticket_id == other_queue  # no queue: any queue, oldest first
+    assert store.claim_ticket("cy", queue="q", lease=60, now=now).ticket_id == third
+    assert store.claim_ticket("dee", queue="q", lease=60, now=now) is None  # every ticket is held
+    assert store.get_ticket(first).claimed_by == "ana"
+    # Ana's claim lapses: the ticket is free again for the next reviewer; Ana may renew hers on others.
+    assert store.claim_ticket("dee", queue="q", lease=60, now=now + 61).ticket_id == first
+    with pytest.raises(StoreError, match=rf"ticket {first} is claimed by dee until"):
+        store.claim_ticket("ana", ticket_id=first, now=now + 62)
+    renewed = store.claim_ticket("bo", ticket_id=second[:8], lease=600, now=now + 30)
+    assert renewed.claimed_until == now + 630
+    released = store.release_ticket(second, "bo")
+    assert released.claimed_by is None and released.claimed_until is None
+    with pytest.raises(StoreError, match="is claimed by dee"):
+        store.release_ticket(first, "ana")  # only the holder gives a claim back
+    store.resolve_ticket(third, "x", reviewer="cy")
+    with pytest.raises(AlreadyResolved, match="already resolved by cy"):
+        store.claim_ticket("ana", ticket_id=third)
+    with pytest.raises(StoreError, match="reviewer's name"):
+        store.claim_ticket("")
+
+
+def test_each_resolution_is_kept_with_its_reviewer_and_only_the_first_is_accepted(store):
+    ticket_id = store.create_ticket(make_ticket())
+    store.claim_ticket("bo", ticket_id=ticket_id)
+    store.resolve_ticket(ticket_id, {"street": "Main St"}, note="looked it up", reviewer="ana")  # a claim does not block
+    with pytest.raises(AlreadyResolved, match="already resolved by ana"):
+        store.resolve_ticket(ticket_id, {"street": "Maine St"}, reviewer="bo")
+    history = store.ticket_resolutions(ticket_id[:6])
+    assert [(h["reviewer"], h["answer"], h["note"], h["accepted"]) for h in history] == [
+        ("ana", {"street": "Main St"}, "looked it up", True),
+        ("bo", {"street": "Maine St"}, None, False),
+    ]
+    assert history[0]["at"] <= history[1]["at"]
+    stored = store.get_ticket(ticket_id)
+    assert stored.reviewer == "ana" and stored.claimed_until is None
+
+
+def test_reviewers_claiming_at_once_in_threads_each_get_a_different_ticket(store):
+    ids = {store.create_ticket(make_ticket(created=100.0 + i)) for i in range(12)}
+    barrier = threading.Barrier(6)
+    claimed: list[str] = []
+
+    def claim_all(name):
+        barrier.wait()
+        while (ticket := store.claim_ticket(name, lease=600)) is not None:
+            claimed.append(ticket.ticket_id)
+
+    threads = [threading.Thread(target=claim_all, args=(f"rev{n}",)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == sorted(ids)
+
+
+def _claim_until_none(location: str, name: str, barrier, claimed) -> None:
+    store = open_store(location)
+    barrier.wait()
+    mine = []
+    while (ticket := store.claim_ticket(name, lease=600)) is not None:
+        mine.append(ticket.ticket_id)
+    claimed.put((name, mine))
+    store.close()
+
+
+def test_reviewers_claiming_at_once_from_processes_each_get_a_different_ticket(location):
+    with open_store(location) as store:
+        ids = {store.create_ticket(make_ticket(created=100.0 + i)) for i in range(30)}
+    ctx = _spawn()
+    barrier = ctx.Barrier(3)
+    claimed = ctx.Queue()
+    processes = [ctx.Process(target=_claim_until_none, args=(location, f"rev{n}", barrier, claimed)) for n in range(3)]
+    for process in processes:
+        process.start()
+    results = [claimed.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    every = [ticket_id for _, mine in results for ticket_id in mine]
+    assert sorted(every) == sorted(ids)
+    with open_store(location) as store:
+        holders = {t.ticket_id: t.claimed_by for t in store.list_tickets()}
+    assert all(holders[ticket_id] == name for name, mine in results for ticket_id in mine)

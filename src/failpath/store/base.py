@@ -88,6 +88,27 @@ class Store(abc.ABC):
         """Record a human's answer. Atomic across processes: a second resolution raises ``AlreadyResolved``."""
 
     @abc.abstractmethod
+    def claim_ticket(
+        self,
+        reviewer: str,
+        *,
+        ticket_id: str | None = None,
+        queue: str | None = None,
+        lease: float = 900.0,
+        now: float | None = None,
+    ) -> Ticket | None:
+        """Claim a ticket for ``reviewer`` for ``lease`` seconds: the given one, or the oldest open one (of
+        ``queue``) nobody holds. A claim that lapses returns the ticket to the queue. None when nothing is free."""
+
+    @abc.abstractmethod
+    def release_ticket(self, ticket_id: str, reviewer: str) -> Ticket:
+        """Give back ``reviewer``'s claim on a ticket, so another reviewer can take it at once."""
+
+    @abc.abstractmethod
+    def ticket_resolutions(self, ticket_id: str) -> list[dict[str, Any]]:
+        """Every attempt to resolve the ticket, first first: ``reviewer, answer, note, at, accepted``."""
+
+    @abc.abstractmethod
     def expire_tickets(self, *, older_than: float, now: float | None = None) -> list[Ticket]:
         """Mark open tickets created more than ``older_than`` seconds ago, or past their deadline, as expired."""
 

@@ -1,7 +1,7 @@
 """The PostgreSQL store's tables, as a versioned list of migrations, and what happens on first use.
 
-Versions match the SQLite store's where they mean the same change (1: the tables, 2: the
-``schema_version`` table); each migration applied is recorded in ``schema_version``, whose highest
+Versions match the SQLite store's (1: the tables, 2: the ``schema_version`` table, 3: review
+claims and the record of resolutions); each migration applied is recorded in ``schema_version``, whose highest
 version is the store's. On first use of a database:
 
 - a database without failpath's tables gets every migration, in one transaction;
@@ -121,6 +121,24 @@ MIGRATIONS: tuple[Migration, ...] = (
     description TEXT NOT NULL,
     applied     DOUBLE PRECISION
 )""",
+        ),
+    ),
+    Migration(
+        3,
+        "review claims with an expiry, and every resolution of a ticket with its reviewer",
+        (
+            "ALTER TABLE tickets ADD COLUMN claimed_by TEXT",
+            "ALTER TABLE tickets ADD COLUMN claimed_until DOUBLE PRECISION",
+            """CREATE TABLE resolutions (
+    id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    ticket_id TEXT COLLATE "C" NOT NULL,
+    reviewer  TEXT,
+    answer    TEXT,
+    note      TEXT,
+    at        DOUBLE PRECISION NOT NULL,
+    accepted  BOOLEAN NOT NULL
+)""",
+            "CREATE INDEX resolutions_ticket ON resolutions(ticket_id, id)",
         ),
     ),
 )
