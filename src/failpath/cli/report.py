@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
             None, "--output", "-o", metavar="PATH",
             help=f"Write the report to PATH (html default: ./{DEFAULT_HTML_NAME}; json and terminal default: standard output).",
         ),
-        store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store (default .failpath/failpath.db)."),
+        store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store: a file, or a postgresql:// URL (default .failpath/failpath.db)."),
     ) -> None:
         """Rebuild the report of a check run from the store, in the terminal, as HTML or as JSON."""
         from failpath.core import FailpathError
@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("runs")
     def runs(
-        store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store (default .failpath/failpath.db)."),
+        store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store: a file, or a postgresql:// URL (default .failpath/failpath.db)."),
         limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show the newest N runs."),
         as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
     ) -> None:
