@@ -232,7 +232,10 @@ def trace_columns(
         code = "CASE t.outcome " + " ".join(f"WHEN {d.mark} THEN {i}" for i in range(len(outcomes))) + " ELSE -1 END"
         confidence = d.raw_confidence if raw_confidence else "t.confidence"
         # -1 stands for "no confidence": a float NULL marker numpy reads without a Python string each.
-        select = f"SELECT t.time, {code}, t.degraded, t.latency_ms, coalesce({confidence}, -1.0) "
+        if d is _SQLITE:
+            select = f"SELECT t.time, {code}, t.degraded, t.latency_ms, coalesce({confidence}, -1.0) "
+        else:  # fixed-width fields, never NULL, for the binary COPY of _copy_columns
+            select = f"SELECT t.time, ({code})::int2, t.degraded::int2, t.latency_ms, coalesce({confidence}, -1.0)::float8 "
         if where.state is None:
             clause, params = where.where("t", mark=d.mark)
             sql = f"{select}FROM traces AS t{clause}"
@@ -242,8 +245,11 @@ def trace_columns(
             clause = (clause + " AND" if clause else " WHERE") + f" s.state = {d.mark}"
             params = [*params, where.state]
             sql = f"{select}FROM trace_states AS s JOIN traces AS t ON t.trace_id = s.trace_id{clause}"
-        with contextlib.closing(_plain_cursor(connection, d)) as cursor:
-            rows = np.fromiter(cursor.execute(sql, [*outcomes, *params]), dtype=COLUMN_DTYPE)
+        if d is _SQLITE:
+            with contextlib.closing(_plain_cursor(connection, d)) as cursor:
+                rows = np.fromiter(cursor.execute(sql, [*outcomes, *params]), dtype=COLUMN_DTYPE)
+        else:
+            rows = _copy_columns(connection, sql, [*outcomes, *params])
         states = _state_counts(connection, d, where, window)
         d.end(connection)
     confidence = rows["confidence"]
@@ -251,6 +257,33 @@ def trace_columns(
     if len(rows) > 1 and not bool(np.all(rows["time"][1:] >= rows["time"][:-1])):
         rows = rows[np.argsort(rows["time"], kind="stable")]
     return TraceColumns(rows=rows, outcomes=outcomes, states=states)
+
+
+#: One row of ``COPY ... (FORMAT BINARY)`` of the five figures, every field fixed-width and never NULL:
+#: the field count, then each field's length and value, big-endian.
+_BINARY_ROW = [
+    ("fields", ">i2"), ("n1", ">i4"), ("time", ">f8"), ("n2", ">i4"), ("outcome", ">i2"), ("n3", ">i4"),
+    ("degraded", ">i2"), ("n4", ">i4"), ("latency_ms", ">f8"), ("n5", ">i4"), ("confidence", ">f8"),
+]
+
+
+def _copy_columns(connection: Any, select: str, params: list[Any]) -> Any:
+    """The rows of ``select`` (time float8, outcome int2, degraded int2, latency float8, confidence float8,
+    none NULL) from PostgreSQL into numpy with no Python object per row: ``COPY (...) TO STDOUT (FORMAT
+    BINARY)`` sends fixed-width rows that numpy reads in place (psycopg binds ``params`` client-side).
+    """
+    import numpy as np
+
+    with connection.cursor() as cursor:
+        with cursor.copy(f"COPY ({select}) TO STDOUT (FORMAT BINARY)", params) as copy:
+            data = b"".join(copy)
+    extension = int.from_bytes(data[15:19], "big")
+    body = memoryview(data)[19 + extension : len(data) - 2]  # signature, flags, extension; trailer -1
+    binary = np.frombuffer(body, dtype=_BINARY_ROW)
+    rows = np.empty(len(binary), dtype=COLUMN_DTYPE)
+    for name, _ in COLUMN_DTYPE:
+        rows[name] = binary[name]
+    return rows
 
 
 def _distinct(connection: Any, d: _Dialect, table: str, column: str) -> list[str]:
