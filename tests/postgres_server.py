@@ -44,6 +44,9 @@ class ThrowawayServer:
     """A PostgreSQL server started in a temporary folder; :meth:`stop` removes it all."""
 
     def __init__(self, bin_dir: Path, *, fsync: bool = False) -> None:
+        """``fsync=False`` (tests): nothing is forced to disk. ``fsync=True`` (benchmarks): WAL flushed to disk
+        as a production server does, with ``synchronous_commit=off`` (a commit survives a killed server
+        process, not an OS crash: the SQLite store's guarantee with ``synchronous=NORMAL``)."""
         self.bin_dir = bin_dir
         self.port = _free_port()
         self.root = Path(tempfile.mkdtemp(prefix="failpath-pg-"))
@@ -61,8 +64,7 @@ class ThrowawayServer:
         )
         settings = [f"port={self.port}", "listen_addresses='127.0.0.1'", f"unix_socket_directories='{self.root}'",
                     "max_connections=200", "shared_buffers=128MB"]
-        if not fsync:
-            settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
+        settings += ["synchronous_commit=off"] if fsync else ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write("\n".join(settings) + "\n")
         self.start()

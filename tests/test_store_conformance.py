@@ -709,3 +709,22 @@ def test_reviewers_claiming_at_once_from_processes_each_get_a_different_ticket(l
     with open_store(location) as store:
         holders = {t.ticket_id: t.claimed_by for t in store.list_tickets()}
     assert all(holders[ticket_id] == name for name, mine in results for ticket_id in mine)
+
+
+def test_nul_and_control_characters_in_inputs_are_stored_not_fatal(store):
+    hostile = "12 Main\x00St\u200b\x1b[31m"
+    store.write_trace(make_trace(1, input_preview=hostile, input_raw=hostile, output={"text": hostile},
+                                 attempts=(Attempt(1, "call", output=hostile, confidence=0.5),)))
+    store.write_trace(make_trace(2))
+    store.flush()  # raises if a trace was lost
+    stored = store.get_trace("tr-000001")
+    # SQLite keeps the NUL; PostgreSQL's text cannot hold one and keeps U+FFFD in its place.
+    assert stored.input_preview in (hostile, hostile.replace("\x00", "\ufffd"))
+    assert stored.output == {"text": hostile} and stored.attempts[0].output == hostile  # JSON escapes it
+    from failpath.watch.stats import trace_stats
+
+    assert trace_stats(store, raw_confidence=True).total.confidence_n == 1
+    ticket_id = store.create_ticket(make_ticket(input_preview=hostile, input_raw=hostile))
+    assert store.get_ticket(ticket_id).input_raw in (hostile, hostile.replace("\x00", "\ufffd"))
+    store.resolve_ticket(ticket_id, hostile, note=hostile, reviewer="ana")
+    assert store.get_ticket(ticket_id).answer == hostile

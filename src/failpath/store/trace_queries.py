@@ -111,10 +111,13 @@ RAW_CONFIDENCE = (
     "AND typeof(json_extract(t.attempts, '$[0].confidence')) IN ('real', 'integer') "
     "THEN json_extract(t.attempts, '$[0].confidence') END)"
 )
+# PostgreSQL refuses to parse a JSON string holding the escape \u0000 (a NUL in an output), even in a
+# field not asked for: it is replaced (only the action and the confidence are read from the text).
+_PG_ATTEMPT = "(replace(t.attempts, '\\u0000', '\\ufffd')::json -> 0)"
 _PG_RAW_CONFIDENCE = (
-    "(CASE WHEN t.attempts::jsonb -> 0 ->> 'action' = 'call' "
-    "AND jsonb_typeof(t.attempts::jsonb -> 0 -> 'confidence') = 'number' "
-    "THEN (t.attempts::jsonb -> 0 ->> 'confidence')::float8 END)"
+    f"(CASE WHEN {_PG_ATTEMPT} ->> 'action' = 'call' "
+    f"AND json_typeof({_PG_ATTEMPT} -> 'confidence') = 'number' "
+    f"THEN ({_PG_ATTEMPT} ->> 'confidence')::float8 END)"
 )
 
 _SQLITE = _Dialect("?", RAW_CONFIDENCE, "CAST(s.time / ? AS INTEGER)", "CROSS JOIN")

@@ -25,7 +25,7 @@ __all__ = [
     "make_batch_writer",
     "is_transient",
     "INSERT_TICKET",
-    "PREFIX_RANGE",
+    "without_nul",
     "TRACE_LOCK",
     "RESULT_LOCK",
 ]
@@ -39,8 +39,6 @@ RESULT_LOCK = 0x66707402
 INSERT_TICKET = (
     f"INSERT INTO tickets ({TICKET_COLUMNS}) VALUES ({', '.join(['%s'] * 17)}) ON CONFLICT (ticket_id) DO NOTHING"
 )
-#: The condition of a prefix lookup on an id column ``{column}``: one range of its primary key.
-PREFIX_RANGE = "{column} >= %s AND {column} < %s"
 
 _STAGE_TRACES = (
     f"CREATE TEMP TABLE staged_traces ON COMMIT DELETE ROWS AS "
@@ -118,6 +116,20 @@ class WriterConnection:
         self.lost()
 
 
+#: Column types of a ``traces`` row and a ``trace_states`` row, for the binary COPY.
+_TRACE_TYPES = (
+    "text", "float8", "text", "text", "text", "int2", "float8", "float8", "text", "text",
+    "text", "text", "text", "text", "text", "text", "int4", "text", "text",
+)
+_STATE_TYPES = ("text", "float8", "text", "text", "text")
+
+
+def without_nul(row: tuple) -> tuple:
+    """``row`` with NUL characters in its strings replaced by U+FFFD: PostgreSQL's text cannot hold NUL
+    (SQLite's can), and an input may carry one (chaos inputs do)."""
+    return tuple(v.replace("\x00", "\ufffd") if type(v) is str and "\x00" in v else v for v in row)
+
+
 def make_batch_writer() -> Callable[[WriterConnection, RowBatch], None]:
     """The trace writer's ``write_rows``: one transaction per batch.
 
@@ -129,32 +141,41 @@ def make_batch_writer() -> Callable[[WriterConnection, RowBatch], None]:
 
     def write_rows(holder: WriterConnection, rows: RowBatch) -> None:
         try:
-            connection = holder.get()
-            with connection.transaction():
-                with connection.cursor() as cursor:
-                    if rows.traces:
-                        with cursor.copy(f"COPY staged_traces ({TRACE_COLUMNS}) FROM STDIN") as copy:
-                            for row in rows.traces:
-                                copy.write_row(row)
-                    if rows.states:
-                        with cursor.copy(f"COPY staged_states ({TRACE_STATE_COLUMNS}) FROM STDIN") as copy:
-                            for row in rows.states:
-                                copy.write_row(row)
-                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (TRACE_LOCK,))
-                    if rows.traces:
-                        cursor.execute(
-                            f"INSERT INTO traces ({TRACE_COLUMNS}) SELECT {TRACE_COLUMNS} FROM staged_traces "
-                            "ON CONFLICT (trace_id) DO NOTHING"
-                        )
-                    if rows.states:
-                        cursor.execute(
-                            f"INSERT INTO trace_states ({TRACE_STATE_COLUMNS}) SELECT {TRACE_STATE_COLUMNS} "
-                            "FROM staged_states ON CONFLICT DO NOTHING"
-                        )
-                    if rows.tickets:
-                        cursor.executemany(INSERT_TICKET, rows.tickets)
+            _write(holder.get(), rows)
+        except (psycopg.DataError, errors.CharacterNotInRepertoire):  # a NUL in some string: again without it
+            clean = RowBatch(
+                [without_nul(r) for r in rows.traces], [without_nul(r) for r in rows.states], [without_nul(r) for r in rows.tickets]
+            )
+            _write(holder.get(), clean)
         except psycopg.OperationalError:
             holder.lost()
             raise
+
+    def _write(connection: psycopg.Connection, rows: RowBatch) -> None:
+        with connection.transaction():
+            with connection.cursor() as cursor:
+                if rows.traces:
+                    with cursor.copy(f"COPY staged_traces ({TRACE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.set_types(_TRACE_TYPES)
+                        for row in rows.traces:
+                            copy.write_row(row)
+                if rows.states:
+                    with cursor.copy(f"COPY staged_states ({TRACE_STATE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.set_types(_STATE_TYPES)
+                        for row in rows.states:
+                            copy.write_row(row)
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (TRACE_LOCK,))
+                if rows.traces:
+                    cursor.execute(
+                        f"INSERT INTO traces ({TRACE_COLUMNS}) SELECT {TRACE_COLUMNS} FROM staged_traces "
+                        "ON CONFLICT (trace_id) DO NOTHING"
+                    )
+                if rows.states:
+                    cursor.execute(
+                        f"INSERT INTO trace_states ({TRACE_STATE_COLUMNS}) SELECT {TRACE_STATE_COLUMNS} "
+                        "FROM staged_states ON CONFLICT DO NOTHING"
+                    )
+                if rows.tickets:
+                    cursor.executemany(INSERT_TICKET, rows.tickets)
 
     return write_rows

@@ -11,7 +11,7 @@ from typing import Any
 from failpath.core import StoreError, Ticket, TicketNotFound, TicketStatus
 from failpath.store.common import DEFAULT_LEASE, already_resolved, ambiguous, claimed_by_another, status_value
 from failpath.store.jsonsafe import dumps
-from failpath.store.postgres.connections import INSERT_TICKET
+from failpath.store.postgres.connections import INSERT_TICKET, without_nul
 from failpath.store.postgres.traces import by_prefix
 from failpath.store.records import real, row_to_resolution, row_to_ticket, text, ticket_row
 from failpath.store.writer import QueuedTicket
@@ -45,7 +45,7 @@ class TicketQueries:
         for _ in range(8):
             ticket_id = given or f"t-{secrets.token_hex(5)}"
             with self._transaction() as connection:
-                inserted = connection.execute(INSERT_TICKET, ticket_row(ticket, ticket_id, created)).rowcount
+                inserted = connection.execute(INSERT_TICKET, without_nul(ticket_row(ticket, ticket_id, created))).rowcount
             if inserted:
                 return ticket_id
             if given:
@@ -103,13 +103,13 @@ class TicketQueries:
             row = connection.execute(
                 "UPDATE tickets SET status = %s, answer = %s, note = %s, reviewer = %s, resolved_at = %s, "
                 "claimed_until = NULL WHERE ticket_id = %s AND status = %s RETURNING *",
-                (TicketStatus.RESOLVED.value, dumps(answer), text(note), text(reviewer), now, full_id,
-                 TicketStatus.OPEN.value),
+                without_nul((TicketStatus.RESOLVED.value, dumps(answer), text(note), text(reviewer), now, full_id,
+                             TicketStatus.OPEN.value)),
             ).fetchone()
             won = row is not None
             connection.execute(
                 "INSERT INTO resolutions (ticket_id, reviewer, answer, note, at, accepted) VALUES (%s, %s, %s, %s, %s, %s)",
-                (full_id, text(reviewer), dumps(answer), text(note), now, won),
+                without_nul((full_id, text(reviewer), dumps(answer), text(note), now, won)),
             )
             if not won:
                 row = connection.execute("SELECT * FROM tickets WHERE ticket_id = %s", (full_id,)).fetchone()
