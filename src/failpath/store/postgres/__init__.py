@@ -37,7 +37,7 @@ RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 class PostgresStore(TraceQueries, TicketQueries, RunQueries, QueuedStore):
     """A failpath store in a PostgreSQL database, shared by threads, processes and machines.
 
-    ``PostgresStore(url, batch_size=256, flush_interval=0.05, max_pending=100_000, queue_tickets=False,
+    ``PostgresStore(url, batch_size=1024, flush_interval=0.05, max_pending=100_000, queue_tickets=False,
     pool_size=4, connect_timeout=10.0, wait_timeout=30.0)``
 
     ``url`` is a libpq URL, ``postgresql://user:password@host:port/database`` (``postgres://`` too;
@@ -45,8 +45,8 @@ class PostgresStore(TraceQueries, TicketQueries, RunQueries, QueuedStore):
     its password (:attr:`path`).
 
     Traces behave as in the SQLite store: :meth:`write_trace` appends to an in-memory queue; one
-    background thread writes the queue in batches of up to ``batch_size``, one transaction per
-    batch, copied with ``COPY``; :meth:`flush` waits for the server's commit. A lost connection
+    background thread writes the queue in batches of up to ``batch_size`` (larger than SQLite's: each
+    batch costs a few round trips to the server), one transaction per batch, copied with ``COPY``; :meth:`flush` waits for the server's commit. A lost connection
     (server restart, fail-over, network) is opened again and the batch tried again with backoff
     (:data:`RETRY_DELAYS`, about half a minute); a batch still failing is counted and reported by the
     next :meth:`flush` or :meth:`close` (a ``StoreError`` saying how many traces and why), never
@@ -70,7 +70,7 @@ class PostgresStore(TraceQueries, TicketQueries, RunQueries, QueuedStore):
         self,
         url: str,
         *,
-        batch_size: int = 256,
+        batch_size: int = 1024,
         flush_interval: float = 0.05,
         max_pending: int = 100_000,
         queue_tickets: bool = False,
