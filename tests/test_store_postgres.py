@@ -219,6 +219,13 @@ def test_failpath_toml_store_may_be_a_postgres_url(postgres_url, tmp_path, monke
     runs = cli("runs", "--store", postgres_url, "--json")
     assert runs.exit_code == 0, runs.output
     assert [r["run_id"] for r in json.loads(runs.stdout)] == [run_id]
+    # --store on the command line wins over the file's, and takes the URL too.
+    (tmp_path / "failpath.toml").write_text(CONFIG, encoding="utf-8")
+    again = runner.invoke(app, ["check", "--store", postgres_url, "--quiet"], catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    with open_store(postgres_url) as store:
+        assert len(store.list_runs(kind="check")) == 2
+    assert not (tmp_path / "store.db").exists() and not (tmp_path / "postgresql:").exists()
 
 
 # --------------------------------------------------------------------------- trace queries agree with SQLite
