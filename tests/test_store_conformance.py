@@ -728,3 +728,54 @@ def test_nul_and_control_characters_in_inputs_are_stored_not_fatal(store):
     assert store.get_ticket(ticket_id).input_raw in (hostile, hostile.replace("\x00", "\ufffd"))
     store.resolve_ticket(ticket_id, hostile, note=hostile, reviewer="ana")
     assert store.get_ticket(ticket_id).answer == hostile
+
+
+# --------------------------------------------------------------------------- other processes: location and fork
+
+
+def _count_in_child(location: str, out) -> None:
+    with open_store(location) as store:
+        store.write_trace(make_trace(500, trace_id="from-child"))
+        store.flush()
+        out.put(store.count_traces())
+
+
+def test_location_opens_the_same_store_in_another_process(store):
+    store.write_trace(make_trace(1))
+    store.flush()
+    ctx = _spawn()
+    out = ctx.Queue()
+    child = ctx.Process(target=_count_in_child, args=(store.location, out))
+    child.start()
+    assert out.get(timeout=60) == 2
+    child.join(60)
+    assert child.exitcode == 0 and store.get_trace("from-child") is not None
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_writes_through_its_own_connections_and_the_parent_keeps_its_own(location):
+    import os
+
+    store = open_store(location, flush_interval=5.0)
+    store.write_trace(make_trace(1))
+    store.flush()
+    store.create_run("r", kind="check", config={})  # the pool's connections are open before the fork
+    store.write_trace(make_trace(2))  # queued in the parent, not written yet
+    pid = os.fork()
+    if pid == 0:  # the child: its own queue and connections; the parent's pending trace is not its to write
+        code = 0
+        try:
+            for i in range(100, 110):
+                store.write_trace(make_trace(i))
+            store.add_results("r", [("child", {"ok": True})])
+            store.close()
+        except BaseException:
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    store.add_results("r", [("parent", {"ok": True})])
+    store.close()
+    with open_store(location) as again:
+        assert again.count_traces() == 1 + 1 + 10  # each trace once: the parent wrote its own pending one
+        assert again.result_keys("r") == {"child", "parent"}

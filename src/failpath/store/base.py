@@ -26,6 +26,9 @@ class Store(abc.ABC):
 
     #: Where the store is: its file, or for a server its URL without the password (what messages name).
     path: Path | str
+    #: What ``open_store`` takes to open this same store again, in another process (the full URL of a
+    #: server, with its password if the URL held one): what worker processes are given.
+    location: str
 
     # ------------------------------------------------------------------ traces
     @abc.abstractmethod

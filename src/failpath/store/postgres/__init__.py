@@ -85,6 +85,7 @@ class PostgresStore(TraceQueries, TicketQueries, RunQueries, QueuedStore):
         if pool_size < 1:
             raise ValueError(f"pool_size must be at least 1, got {pool_size}")
         self.url = str(url)
+        self.location = self.url  # what open_store takes to open it again elsewhere
         self.path = redact(self.url)  # what messages call the store
         self.queue_tickets = bool(queue_tickets)
         self._pool_size = int(pool_size)

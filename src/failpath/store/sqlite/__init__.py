@@ -92,6 +92,7 @@ class SQLiteStore(TraceQueries, TicketQueries, RunQueries, QueuedStore):
         if flush_interval < 0:
             raise ValueError(f"flush_interval must be >= 0 seconds, got {flush_interval}")
         self.path = Path(path)
+        self.location = str(self.path)
         self.queue_tickets = bool(queue_tickets)
         self._busy_timeout = float(busy_timeout)
         prepare_file(self.path, self._busy_timeout)
