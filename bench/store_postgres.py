@@ -102,13 +102,13 @@ def copy_forward(url: str, have: int, want: int) -> None:
             take = min(have, want - have * k)
             connection.execute(
                 f"INSERT INTO traces ({TRACE_COLUMNS}) SELECT {shifted} FROM "
-                f"(SELECT * FROM traces WHERE id <= %s) AS t, generate_series(%s, %s) AS k",
+                f"(SELECT * FROM traces WHERE id <= %s) AS t, generate_series(%s::int, %s::int) AS k",
                 (WEEK, take, k, k),
             )
             connection.execute(
                 "INSERT INTO trace_states (state, time, trace_id, policy, outcome) "
                 "SELECT s.state, s.time - k * %s, s.trace_id || '-' || k, s.policy, s.outcome FROM trace_states AS s "
-                "JOIN traces AS t ON t.trace_id = s.trace_id AND t.id <= %s, generate_series(%s, %s) AS k",
+                "JOIN traces AS t ON t.trace_id = s.trace_id AND t.id <= %s, generate_series(%s::int, %s::int) AS k",
                 (WEEK, take, k, k),
             )
             print(f"  copied forward: {have + take * k if take == have else have * k + take:,} traces", flush=True)

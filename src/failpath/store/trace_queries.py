@@ -235,24 +235,21 @@ def trace_columns(
         code = "CASE t.outcome " + " ".join(f"WHEN {d.mark} THEN {i}" for i in range(len(outcomes))) + " ELSE -1 END"
         confidence = d.raw_confidence if raw_confidence else "t.confidence"
         # -1 stands for "no confidence": a float NULL marker numpy reads without a Python string each.
-        if d is _SQLITE:
-            select = f"SELECT t.time, {code}, t.degraded, t.latency_ms, coalesce({confidence}, -1.0) "
-        else:  # fixed-width fields, never NULL, for the binary COPY of _copy_columns
-            select = f"SELECT t.time, ({code})::int2, t.degraded::int2, t.latency_ms, coalesce({confidence}, -1.0)::float8 "
+        figures = ["t.time", code, "t.degraded", "t.latency_ms", f"coalesce({confidence}, -1.0)"]
         if where.state is None:
             clause, params = where.where("t", mark=d.mark)
-            sql = f"{select}FROM traces AS t{clause}"
+            source = f"FROM traces AS t{clause}"
         else:
             # Driven by the (state, time, trace_id) key: only traces where the state was detected are read.
             clause, params = where.states_where("s", mark=d.mark)
             clause = (clause + " AND" if clause else " WHERE") + f" s.state = {d.mark}"
             params = [*params, where.state]
-            sql = f"{select}FROM trace_states AS s JOIN traces AS t ON t.trace_id = s.trace_id{clause}"
+            source = f"FROM trace_states AS s JOIN traces AS t ON t.trace_id = s.trace_id{clause}"
         if d is _SQLITE:
             with contextlib.closing(_plain_cursor(connection, d)) as cursor:
-                rows = np.fromiter(cursor.execute(sql, [*outcomes, *params]), dtype=COLUMN_DTYPE)
+                rows = np.fromiter(cursor.execute(f"SELECT {', '.join(figures)} {source}", [*outcomes, *params]), dtype=COLUMN_DTYPE)
         else:
-            rows = _copy_columns(connection, sql, [*outcomes, *params])
+            rows = _array_columns(connection, figures, source, [*outcomes, *params])
         states = _state_counts(connection, d, where, window)
         d.end(connection)
     confidence = rows["confidence"]
@@ -262,30 +259,26 @@ def trace_columns(
     return TraceColumns(rows=rows, outcomes=outcomes, states=states)
 
 
-#: One row of ``COPY ... (FORMAT BINARY)`` of the five figures, every field fixed-width and never NULL:
-#: the field count, then each field's length and value, big-endian.
-_BINARY_ROW = [
-    ("fields", ">i2"), ("n1", ">i4"), ("time", ">f8"), ("n2", ">i4"), ("outcome", ">i2"), ("n3", ">i4"),
-    ("degraded", ">i2"), ("n4", ">i4"), ("latency_ms", ">f8"), ("n5", ">i4"), ("confidence", ">f8"),
-]
+def _array_columns(connection: Any, figures: list[str], source: str, params: list[Any]) -> Any:
+    """The five ``figures`` of every row of ``source`` from PostgreSQL into numpy, with no Python object per row.
 
-
-def _copy_columns(connection: Any, select: str, params: list[Any]) -> Any:
-    """The rows of ``select`` (time float8, outcome int2, degraded int2, latency float8, confidence float8,
-    none NULL) from PostgreSQL into numpy with no Python object per row: ``COPY (...) TO STDOUT (FORMAT
-    BINARY)`` sends fixed-width rows that numpy reads in place (psycopg binds ``params`` client-side).
+    The server gathers each figure into one array (``array_agg``; the five see the rows in the same
+    order) and sends it in PostgreSQL's binary array format (``array_send``): a 20-byte header, then per
+    element its length and its big-endian value, which numpy reads in place. One message per figure,
+    where a row-by-row transfer (``COPY`` included) costs a message and a Python step per trace.
     """
     import numpy as np
 
-    with connection.cursor() as cursor:
-        with cursor.copy(f"COPY ({select}) TO STDOUT (FORMAT BINARY)", params) as copy:
-            data = b"".join(copy)
-    extension = int.from_bytes(data[15:19], "big")
-    body = memoryview(data)[19 + extension : len(data) - 2]  # signature, flags, extension; trailer -1
-    binary = np.frombuffer(body, dtype=_BINARY_ROW)
-    rows = np.empty(len(binary), dtype=COLUMN_DTYPE)
-    for name, _ in COLUMN_DTYPE:
-        rows[name] = binary[name]
+    casts = ("float8", "int2", "int2", "float8", "float8")
+    columns = ", ".join(f"array_send(array_agg(({f})::{c}))" for f, c in zip(figures, casts))
+    with contextlib.closing(_plain_cursor(connection, _POSTGRES)) as cursor:
+        arrays = cursor.execute(f"SELECT count(*), {columns} {source}", params).fetchone()
+    rows = np.empty(int(arrays[0]), dtype=COLUMN_DTYPE)
+    for (name, _), cast, data in zip(COLUMN_DTYPE, casts, arrays[1:]):
+        if data is None:  # no rows: array_agg gives NULL
+            continue
+        element = [("length", ">i4"), ("value", ">f8" if cast == "float8" else ">i2")]
+        rows[name] = np.frombuffer(memoryview(data)[20:], dtype=element)["value"]
     return rows
 
 
