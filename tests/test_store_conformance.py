@@ -779,3 +779,14 @@ def test_a_forked_child_writes_through_its_own_connections_and_the_parent_keeps_
     with open_store(location) as again:
         assert again.count_traces() == 1 + 1 + 10  # each trace once: the parent wrote its own pending one
         assert again.result_keys("r") == {"child", "parent"}
+
+
+def test_a_store_of_your_own_without_claims_says_so_and_keeps_no_record():
+    from test_guard_support import MemoryStore
+
+    own = MemoryStore()
+    with pytest.raises(StoreError, match="MemoryStore does not support review claims"):
+        own.claim_ticket("ana")
+    with pytest.raises(StoreError, match="does not support review claims"):
+        own.release_ticket("t-1", "ana")
+    assert own.ticket_resolutions("t-1") == []

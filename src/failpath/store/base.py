@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from failpath.core import Ticket, TicketStatus, Trace
+from failpath.core import StoreError, Ticket, TicketStatus, Trace
 
 DEFAULT_STORE_PATH = Path(".failpath") / "failpath.db"
 
@@ -90,7 +90,8 @@ class Store(abc.ABC):
     ) -> Ticket:
         """Record a human's answer. Atomic across processes: a second resolution raises ``AlreadyResolved``."""
 
-    @abc.abstractmethod
+    # Review claims and the record of resolutions: both backends implement them; a store of your own
+    # that does not is still a Store (its reviewers resolve tickets without claiming them first).
     def claim_ticket(
         self,
         reviewer: str,
@@ -102,14 +103,16 @@ class Store(abc.ABC):
     ) -> Ticket | None:
         """Claim a ticket for ``reviewer`` for ``lease`` seconds: the given one, or the oldest open one (of
         ``queue``) nobody holds. A claim that lapses returns the ticket to the queue. None when nothing is free."""
+        raise StoreError(f"{type(self).__name__} does not support review claims; use the SQLite or PostgreSQL store")
 
-    @abc.abstractmethod
     def release_ticket(self, ticket_id: str, reviewer: str) -> Ticket:
         """Give back ``reviewer``'s claim on a ticket, so another reviewer can take it at once."""
+        raise StoreError(f"{type(self).__name__} does not support review claims; use the SQLite or PostgreSQL store")
 
-    @abc.abstractmethod
     def ticket_resolutions(self, ticket_id: str) -> list[dict[str, Any]]:
-        """Every attempt to resolve the ticket, first first: ``reviewer, answer, note, at, accepted``."""
+        """Every attempt to resolve the ticket, first first: ``reviewer, answer, note, at, accepted``
+        (empty for a store that keeps no such record)."""
+        return []
 
     @abc.abstractmethod
     def expire_tickets(self, *, older_than: float, now: float | None = None) -> list[Ticket]:
