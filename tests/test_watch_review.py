@@ -154,7 +154,7 @@ def test_expire_old_tickets(tmp_path):
 def test_export_resolved_tickets_as_cases_for_the_next_check(tmp_path):
     path = tmp_path / "failpath.db"
     raw = escalate(path, ["bstnn xx", "chcgo zz", "call 617-555-0199 dnvr"], raw_inputs=True)
-    fp.review.resolve(raw[0].ticket_id, "BOS", store=path)
+    fp.review.resolve(raw[0].ticket_id, "BOS", store=path, reviewer="ana")
     fp.review.resolve(raw[2].ticket_id, "DEN", store=path)
     out = tmp_path / "regressions.jsonl"
     result = cli("review", "export", "--format", "jsonl", "--output", str(out), "--store", str(path))
@@ -167,6 +167,7 @@ def test_export_resolved_tickets_as_cases_for_the_next_check(tmp_path):
     loaded = fp.load_cases(out)  # what the next `failpath check` reads
     assert [(c.input, c.expected) for c in loaded] == [("bstnn xx", "BOS"), ("call 617-555-0199 dnvr", "DEN")]
     assert "queue:review" in loaded[0].tags and "state:low_confidence" in loaded[0].tags
+    assert "reviewer:ana" in loaded[0].tags and not any(t.startswith("reviewer:") for t in loaded[1].tags)
 
     refused = cli("review", "export", "--output", str(out), "--store", str(path))
     assert refused.exit_code == 2 and "exists" in refused.stderr
