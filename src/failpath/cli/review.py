@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
     """Add the ``review`` command group to the ``failpath`` app."""
     review = typer.Typer(
         name="review",
-        help="The human review queue: list, show, resolve and expire tickets; export answers as cases.",
+        help="The human review queue: list, show, claim, release, resolve and expire tickets; export answers as cases.",
         no_args_is_help=True,
     )
     app.add_typer(review, name="review")
