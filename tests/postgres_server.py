@@ -25,7 +25,15 @@ MISSING = (
 
 
 def find_bin_dir() -> Path | None:
-    """The newest ``/usr/lib/postgresql/<version>/bin`` holding ``initdb`` and ``pg_ctl``, else None."""
+    """The newest ``/usr/lib/postgresql/<version>/bin`` holding ``initdb`` and ``pg_ctl``, else None.
+
+    ``FAILPATH_TEST_PG_BIN`` names another folder of PostgreSQL's binaries (a build of your own, another
+    distribution's layout); set to a folder without them, the PostgreSQL tests are skipped.
+    """
+    chosen = os.environ.get("FAILPATH_TEST_PG_BIN")
+    if chosen is not None:
+        ok = all(os.access(os.path.join(chosen, p), os.X_OK) for p in ("initdb", "pg_ctl"))
+        return Path(chosen) if ok else None
     found = []
     for candidate in glob.glob("/usr/lib/postgresql/*/bin"):
         if os.access(os.path.join(candidate, "initdb"), os.X_OK) and os.access(os.path.join(candidate, "pg_ctl"), os.X_OK):

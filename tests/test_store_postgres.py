@@ -280,3 +280,18 @@ def test_trace_queries_give_the_same_figures_on_both_backends(postgres_url, tmp_
         pg.write_trace(make_trace(9998))
         pg.flush()
         assert [t.trace_id for t in q.traces_after(pg, cursor_pg, where)[0]] == ["tr-009999"]
+
+
+def test_without_the_server_binaries_the_postgres_tests_are_skipped_naming_the_package(tmp_path):
+    import os
+    import subprocess
+
+    env = {**os.environ, "FAILPATH_TEST_PG_BIN": str(tmp_path)}  # a folder without initdb or pg_ctl
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-p", "no:failpath",
+         str(Path(__file__).parent / "test_store_conformance.py"), "-k", "duplicate_trace_id"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed, 1 skipped" in done.stdout  # the SQLite half runs, the PostgreSQL half is skipped
+    assert "install the Debian package `postgresql`" in done.stdout
