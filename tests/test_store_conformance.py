@@ -790,3 +790,29 @@ def test_a_store_of_your_own_without_claims_says_so_and_keeps_no_record():
     with pytest.raises(StoreError, match="does not support review claims"):
         own.release_ticket("t-1", "ana")
     assert own.ticket_resolutions("t-1") == []
+
+
+def test_following_new_traces_while_processes_write_misses_none_and_repeats_none(location):
+    from failpath.store import trace_queries as q
+
+    with open_store(location) as reader:
+        cursor = q.latest_cursor(reader)
+        ctx = _spawn()
+        barrier = ctx.Barrier(3)
+        processes = [ctx.Process(target=_write_traces_in_process, args=(location, n, barrier)) for n in range(3)]
+        for process in processes:
+            process.start()
+        seen: list[str] = []
+        while any(p.is_alive() for p in processes):
+            found, cursor = q.traces_after(reader, cursor, q.TraceFilter(), limit=500)
+            seen += [t.trace_id for t in found]
+            time.sleep(0.01)
+        for process in processes:
+            process.join(60)
+            assert process.exitcode == 0
+        while True:  # what was committed after the last look
+            found, cursor = q.traces_after(reader, cursor, q.TraceFilter(), limit=500)
+            if not found:
+                break
+            seen += [t.trace_id for t in found]
+    assert len(seen) == len(set(seen)) == 3000
