@@ -816,3 +816,33 @@ def test_following_new_traces_while_processes_write_misses_none_and_repeats_none
                 break
             seen += [t.trace_id for t in found]
     assert len(seen) == len(set(seen)) == 3000
+
+
+def _add_results_in_process(location: str, n: int, barrier) -> None:
+    store = open_store(location)
+    barrier.wait()
+    for chunk in range(40):
+        store.add_results("run", [(f"w{n}-{chunk:02d}-{i}", {"n": n}) for i in range(5)])
+    store.close()
+
+
+def test_reading_a_run_while_processes_add_its_rows_misses_none_and_repeats_none(location):
+    with open_store(location) as reader:
+        reader.create_run("run", kind="check", config={})
+        ctx = _spawn()
+        barrier = ctx.Barrier(3)
+        processes = [ctx.Process(target=_add_results_in_process, args=(location, n, barrier)) for n in range(3)]
+        for process in processes:
+            process.start()
+        seen: list[str] = []
+        position = 0
+        while any(p.is_alive() for p in processes):
+            rows, position = reader.results_after("run", position)
+            seen += [key for key, _ in rows]
+            time.sleep(0.005)
+        for process in processes:
+            process.join(60)
+            assert process.exitcode == 0
+        rows, position = reader.results_after("run", position)
+        seen += [key for key, _ in rows]
+    assert len(seen) == len(set(seen)) == 3 * 40 * 5
