@@ -124,3 +124,19 @@ def test_stop_writes_what_is_pending_even_when_no_thread_ever_started():
     writer.stop()
     assert writer.stopped and not writer.pending
     assert sum(len(b) for b in backend.batches) == 7
+
+
+def test_retry_delays_are_the_backends_and_an_unreachable_backend_is_not_waited_for_batch_after_batch():
+    backend = ListBackend(busy=10_000)  # transient errors, for good
+    writer = writer_for(backend, retry_delays=(0.0, 0.0, 0.0))
+    for i in range(12):  # three batches of 4
+        writer.pending.append(make_trace(i))
+    writer.start()
+    assert writer.flush(10)
+    # The first batch used its three retries (4 tries); the next ones get one try each, not four.
+    assert backend.tries == 4 + 1 + 1 and writer.lost == 12
+    backend.busy = 0  # the backend is back: the next batch is written, and retries are allowed again
+    writer.pending.append(make_trace(99))
+    assert writer.flush(10)
+    assert writer.written == 1 and not writer._unreachable
+    writer.stop()

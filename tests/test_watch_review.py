@@ -154,7 +154,7 @@ def test_expire_old_tickets(tmp_path):
 def test_export_resolved_tickets_as_cases_for_the_next_check(tmp_path):
     path = tmp_path / "failpath.db"
     raw = escalate(path, ["bstnn xx", "chcgo zz", "call 617-555-0199 dnvr"], raw_inputs=True)
-    fp.review.resolve(raw[0].ticket_id, "BOS", store=path)
+    fp.review.resolve(raw[0].ticket_id, "BOS", store=path, reviewer="ana")
     fp.review.resolve(raw[2].ticket_id, "DEN", store=path)
     out = tmp_path / "regressions.jsonl"
     result = cli("review", "export", "--format", "jsonl", "--output", str(out), "--store", str(path))
@@ -167,6 +167,7 @@ def test_export_resolved_tickets_as_cases_for_the_next_check(tmp_path):
     loaded = fp.load_cases(out)  # what the next `failpath check` reads
     assert [(c.input, c.expected) for c in loaded] == [("bstnn xx", "BOS"), ("call 617-555-0199 dnvr", "DEN")]
     assert "queue:review" in loaded[0].tags and "state:low_confidence" in loaded[0].tags
+    assert "reviewer:ana" in loaded[0].tags and not any(t.startswith("reviewer:") for t in loaded[1].tags)
 
     refused = cli("review", "export", "--output", str(out), "--store", str(path))
     assert refused.exit_code == 2 and "exists" in refused.stderr
@@ -215,3 +216,30 @@ def test_two_reviewers_in_separate_processes_cannot_both_resolve(tmp_path):
             assert "nothing changed" in err and escalated.ticket_id in err
     ticket = fp.review.get(escalated.ticket_id, store=path)
     assert (ticket.reviewer, ticket.answer) == [("ana", "BOS"), ("bo", "ORD"), ("cy", "DEN"), ("di", "SEA")][winner]
+
+
+def test_cli_claim_release_and_the_record_of_resolutions(tmp_path):
+    path = tmp_path / "failpath.db"
+    first, second = escalate(path, ["bstnn xx", "chcgo zz"])
+    claimed = cli("review", "claim", "--reviewer", "ana", "--for", "10m", "--store", str(path))
+    assert claimed.exit_code == 0 and f"claimed ticket {first.ticket_id}" in claimed.stdout and "for ana until" in claimed.stdout
+    table = cli("review", "list", "--store", str(path)).stdout
+    assert "ana (claim)" in table
+    taken = cli("review", "claim", first.ticket_id, "--reviewer", "bo", "--store", str(path))
+    assert taken.exit_code == 2 and "is claimed by ana until" in taken.stderr
+    assert f"claimed ticket {second.ticket_id}" in cli("review", "claim", "--reviewer", "bo", "--store", str(path)).stdout
+    none_left = cli("review", "claim", "--reviewer", "cy", "--store", str(path))
+    assert none_left.exit_code == 1 and "no free ticket" in none_left.stderr
+    assert cli("review", "release", second.ticket_id, "--reviewer", "bo", "--store", str(path)).exit_code == 0
+    assert f"claimed ticket {second.ticket_id}" in cli("review", "claim", "--reviewer", "cy", "--store", str(path)).stdout
+
+    assert cli("review", "resolve", first.ticket_id, "--answer", '"BOS"', "--reviewer", "ana", "--store", str(path)).exit_code == 0
+    late = cli("review", "resolve", first.ticket_id, "--answer", '"BWI"', "--reviewer", "bo", "--store", str(path))
+    assert late.exit_code == 1 and "already resolved by ana" in late.stderr
+    shown = cli("review", "show", first.ticket_id, "--store", str(path)).stdout
+    assert "by ana: \"BOS\"" in shown and "by bo: \"BWI\"  (refused: resolved already)" in shown
+    record = json.loads(cli("review", "show", first.ticket_id, "--store", str(path), "--json").stdout)
+    assert [(r["reviewer"], r["answer"], r["accepted"]) for r in record["resolutions"]] == [("ana", "BOS", True), ("bo", "BWI", False)]
+    resolved_table = cli("review", "list", "--status", "all", "--store", str(path)).stdout
+    assert "ana" in resolved_table and "cy (claim)" in resolved_table
+    assert cli("review", "claim", first.ticket_id, "--reviewer", "cy", "--store", str(path)).exit_code == 1

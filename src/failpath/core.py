@@ -241,6 +241,8 @@ class Ticket:
     note: str | None = None
     reviewer: str | None = None
     resolved_at: float | None = None
+    claimed_by: str | None = None  # the reviewer working on it, until claimed_until (Unix seconds)
+    claimed_until: float | None = None
 
 
 # --------------------------------------------------------------------------- errors

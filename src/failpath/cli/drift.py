@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         min_coverage_change: float = typer.Option(0.05, "--min-coverage-change", help="Smallest move of the answer rate worth an alarm (0.05 = 5 points)."),
         min_ks: float = typer.Option(0.10, "--min-ks", help="Smallest KS distance between the confidence distributions worth an alarm."),
         min_rate_change: float = typer.Option(0.02, "--min-rate-change", help="Smallest move of a failure-state or outcome rate worth an alarm."),
-        store: Optional[Path] = typer.Option(None, "--store", help="The store to read (default .failpath/failpath.db)."),
+        store: Optional[Path] = typer.Option(None, "--store", help="The store: a file, or a postgresql:// URL (default .failpath/failpath.db)."),
         json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Compare production traces with a check run's baseline: answer rate, confidence, failure states.

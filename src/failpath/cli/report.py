@@ -32,11 +32,12 @@ def _fail(message: str) -> typer.Exit:
     return fail(message)
 
 
-def _store_path(store: Path | None) -> Path:
-    from failpath.store.base import DEFAULT_STORE_PATH
+def _store_path(store: Path | None) -> Path | str:
+    """The store's file (which must exist), or its PostgreSQL URL."""
+    from failpath.store.opening import store_location
 
-    path = store if store is not None else DEFAULT_STORE_PATH
-    if not path.is_file():
+    path = store_location(store)
+    if isinstance(path, Path) and not path.is_file():
         hint = "give the store of your checks with --store PATH" if store is not None else "run `failpath check` first, or give --store PATH"
         raise _fail(f"no store at {path}: {hint}")
     return path
@@ -53,12 +54,12 @@ def load_check_document(run_id: str | None, store: Path | None) -> dict[str, Any
             if run_id is None:
                 finished = [r for r in opened.list_runs(kind="check") if r.get("summary")]
                 if not finished:
-                    raise _fail(f"no finished check run in {path}: run `failpath check` first")
+                    raise _fail(f"no finished check run in {opened.path}: run `failpath check` first")
                 run = finished[0]
             else:
                 run = opened.get_run(run_id)
                 if run is None:
-                    raise _fail(f"no run {run_id!r} in {path}; `failpath runs --store {path}` lists the runs")
+                    raise _fail(f"no run {run_id!r} in {opened.path}; `failpath runs --store {opened.path}` lists the runs")
     except FailpathError as exc:
         raise _fail(str(exc)) from None
     if run.get("kind") != "check":
@@ -84,7 +85,7 @@ def register(app: typer.Typer) -> None:
             help="Write the report to PATH (repeatable). Without --format the extension chooses: .junit.xml, .csv, .jsonl, "
             f".md, .json, .html, .txt. With --format html the default is ./{DEFAULT_HTML_NAME}; terminal and json print.",
         ),
-        store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store (default .failpath/failpath.db)."),
+        store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store: a file, or a postgresql:// URL (default .failpath/failpath.db)."),
     ) -> None:
         """Rebuild the report of a check run from the store, in the terminal or as files chosen by extension.
 
@@ -129,7 +130,7 @@ def register(app: typer.Typer) -> None:
     @runs_app.callback()
     def runs(
         ctx: typer.Context,
-        store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store (default .failpath/failpath.db)."),
+        store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store: a file, or a postgresql:// URL (default .failpath/failpath.db)."),
         limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show the newest N runs."),
         as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
     ) -> None:
@@ -145,12 +146,13 @@ def register(app: typer.Typer) -> None:
         try:
             with open_store(path) as opened:
                 records = [_summary(run) for run in opened.list_runs(limit=limit)]
+                shown = opened.path  # a server's URL without its password
         except FailpathError as exc:
             raise _fail(str(exc)) from None
         if as_json:
             typer.echo(json.dumps(records, indent=2, ensure_ascii=False))
             return
-        _runs_table(records, path)
+        _runs_table(records, shown)
 
 
 def _by_extension(document: dict[str, Any], outputs: list[Path], store: Path | None) -> None:
@@ -205,7 +207,7 @@ def _summary(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _runs_table(records: list[dict[str, Any]], path: Path) -> None:
+def _runs_table(records: list[dict[str, Any]], path: Path | str) -> None:
     import datetime as dt
 
     from rich import box

@@ -1,8 +1,8 @@
-"""``failpath review list|show|resolve|expire|export``: the human review queue.
+"""``failpath review list|show|claim|release|resolve|expire|export``: the human review queue.
 
 Exit codes: 0 done; 1 the ticket was resolved or expired already (someone else got there first:
-nothing changed); 2 a usage or input error (bad ``--answer`` JSON, unknown ticket id, bad duration,
-an output file that exists).
+nothing changed), or ``claim`` found no free ticket; 2 a usage or input error (bad ``--answer`` JSON,
+unknown ticket id, bad duration, a ticket another reviewer holds, an output file that exists).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import typer
 
 __all__ = ["register"]
 
-_STORE = typer.Option(None, "--store", help="The store to read (default .failpath/failpath.db).")
+_STORE = typer.Option(None, "--store", help="The store: a file, or a postgresql:// URL (default .failpath/failpath.db).")
 _JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
@@ -33,6 +33,10 @@ def _ago(seconds: float) -> str:
     return format_duration(max(seconds, 1.0)) + " ago"
 
 
+def _claimed(ticket: Any, now: float) -> bool:
+    return ticket.status.value == "open" and ticket.claimed_until is not None and ticket.claimed_until > now
+
+
 def _tickets_table(tickets: list[Any], title: str) -> Any:
     from rich import box
     from rich.table import Table
@@ -45,6 +49,7 @@ def _tickets_table(tickets: list[Any], title: str) -> Any:
     # Columns that would say the same thing on every row are left out.
     show_status = len({t.status for t in tickets}) > 1
     show_deadline = any(t.deadline is not None for t in tickets)
+    show_by = any(t.reviewer or _claimed(t, now) for t in tickets)
     table.add_column("ticket", no_wrap=True)
     table.add_column("queue", max_width=16, overflow="fold")
     if show_status:
@@ -54,6 +59,8 @@ def _tickets_table(tickets: list[Any], title: str) -> Any:
         table.add_column("deadline", no_wrap=True)
     table.add_column("state", max_width=16, overflow="fold")
     table.add_column("conf", justify="right", no_wrap=True)
+    if show_by:
+        table.add_column("by", no_wrap=True, max_width=16, overflow="ellipsis")
     table.add_column("input", min_width=20, overflow="fold")
     for t in tickets:
         cells = [Text(t.ticket_id[:12]), Text(t.queue)]
@@ -66,8 +73,11 @@ def _tickets_table(tickets: list[Any], title: str) -> Any:
         cells += [
             Text(t.state or "-"),
             Text("-" if t.confidence is None else f"{t.confidence:.2f}"),
-            Text(printable(t.input_preview, 80)),
         ]
+        if show_by:  # who resolved it, or who holds a live claim on it
+            cells.append(Text(t.reviewer or "-") if t.status.value != "open" else
+                         Text(f"{t.claimed_by} (claim)", style="cyan") if _claimed(t, now) else Text("-"))
+        cells.append(Text(printable(t.input_preview, 80)))
         table.add_row(*cells)
     return table
 
@@ -86,11 +96,21 @@ def _dataset_columns(config: Path | None) -> dict[str, str | None] | None:
     return columns
 
 
+def _user() -> str | None:
+    """The name of the user running the command, or None when the system does not say."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return None
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``review`` command group to the ``failpath`` app."""
     review = typer.Typer(
         name="review",
-        help="The human review queue: list, show, resolve and expire tickets; export answers as cases.",
+        help="The human review queue: list, show, claim, release, resolve and expire tickets; export answers as cases.",
         no_args_is_help=True,
     )
     app.add_typer(review, name="review")
@@ -140,8 +160,9 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             with existing_store(store) as opened:
                 ticket = opened.get_ticket(ticket_id)
+                attempts = opened.ticket_resolutions(ticket.ticket_id)
         if json_output:
-            print_json(_ticket_dict(ticket))
+            print_json({**_ticket_dict(ticket), "resolutions": attempts})
             return
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
@@ -168,9 +189,63 @@ def register(app: typer.Typer) -> None:
                 ("reviewer", ticket.reviewer or "-"),
                 ("resolved", "-" if ticket.resolved_at is None else format_time(ticket.resolved_at)),
             ]
+        if ticket.status.value == "open" and ticket.claimed_until is not None and ticket.claimed_until > time.time():
+            rows.append(("claimed", f"by {ticket.claimed_by} until {format_time(ticket.claimed_until)}"))
+        for attempt in attempts:
+            rows.append((
+                "resolution",
+                f"{format_time(attempt['at'])} by {attempt['reviewer'] or 'an unnamed reviewer'}: "
+                + printable(json.dumps(attempt["answer"], ensure_ascii=False, default=str), 200)
+                + ("" if attempt["accepted"] else "  (refused: resolved already)"),
+            ))
         for key, value in rows:
             grid.add_row(Text(key), Text(value))
         stdout_console().print(grid)
+
+    @review.command("claim")
+    def claim(
+        ticket_id: Optional[str] = typer.Argument(None, metavar="[ID]", help="A ticket to claim (default: the oldest free one)."),
+        queue: Optional[str] = typer.Option(None, "--queue", help="Take the oldest free ticket of this queue."),
+        reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who claims it (default: your user name)."),
+        lease: str = typer.Option("15m", "--for", help="How long the claim lasts (10m, 1h); then the ticket returns to the queue."),
+        store: Optional[Path] = _STORE,
+        json_output: bool = _JSON,
+    ) -> None:
+        """Claim a ticket to work on, so other reviewers are given other tickets. Exits 1 when none is free."""
+        from failpath.core import AlreadyResolved
+        from failpath.watch._cli import error, existing_store, print_json, user_errors
+        from failpath.watch.timespec import format_time, parse_duration
+
+        with user_errors():
+            seconds = parse_duration(lease, option="--for")
+            who = reviewer or _user()
+            if not who:
+                raise error("--reviewer: give your name (it could not be read from the system)")
+            with existing_store(store) as opened:
+                try:
+                    ticket = opened.claim_ticket(who, ticket_id=ticket_id, queue=queue, lease=seconds)
+                except AlreadyResolved as exc:
+                    raise error(f"{exc}; nothing changed", code=1) from None
+        if ticket is None:
+            raise error("no free ticket" + (f" in queue {queue!r}" if queue else "") + " to claim", code=1)
+        if json_output:
+            print_json(_ticket_dict(ticket))
+            return
+        typer.echo(f"claimed ticket {ticket.ticket_id} in queue {ticket.queue!r} for {who} until {format_time(ticket.claimed_until)}")
+
+    @review.command("release")
+    def release(
+        ticket_id: str = typer.Argument(..., metavar="ID", help="The ticket id (a unique prefix works)."),
+        reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who holds the claim (default: your user name)."),
+        store: Optional[Path] = _STORE,
+    ) -> None:
+        """Give back your claim on a ticket: it returns to the queue at once."""
+        from failpath.watch._cli import existing_store, user_errors
+
+        with user_errors():
+            with existing_store(store) as opened:
+                ticket = opened.release_ticket(ticket_id, reviewer or _user() or "")
+        typer.echo(f"released ticket {ticket.ticket_id}")
 
     @review.command("resolve")
     def resolve(
@@ -180,9 +255,7 @@ def register(app: typer.Typer) -> None:
         reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who decided (default: your user name)."),
         store: Optional[Path] = _STORE,
     ) -> None:
-        """Resolve a ticket with the right answer. A ticket resolves once: a second attempt exits 1."""
-        import getpass
-
+        """Resolve a ticket with the right answer. A ticket resolves once: a second attempt exits 1, naming who resolved it."""
         from failpath.core import AlreadyResolved
         from failpath.watch._cli import error, existing_store, user_errors
         from failpath.watch.review import parse_answer
@@ -190,10 +263,7 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             value = parse_answer(answer)
             if reviewer is None:
-                try:
-                    reviewer = getpass.getuser()
-                except Exception:
-                    reviewer = None
+                reviewer = _user()
             with existing_store(store) as opened:
                 try:
                     ticket = opened.resolve_ticket(ticket_id, value, note=note, reviewer=reviewer)

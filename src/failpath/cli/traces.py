@@ -20,7 +20,7 @@ _OUTCOME = typer.Option(None, "--outcome", help="Only this outcome: answered, cl
 _STATE = typer.Option(None, "--state", help="Only calls on which this failure state was detected (e.g. timeout).")
 _SINCE = typer.Option(None, "--since", help="Only traces from then on: 1h (one hour ago), 30m, 2d, or an ISO time.")
 _UNTIL = typer.Option(None, "--until", help="Only traces before then: 10m (ten minutes ago), or an ISO time.")
-_STORE = typer.Option(None, "--store", help="The store to read (default .failpath/failpath.db).")
+_STORE = typer.Option(None, "--store", help="The store: a file, or a postgresql:// URL (default .failpath/failpath.db).")
 _JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 

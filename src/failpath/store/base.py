@@ -24,7 +24,11 @@ class Store(abc.ABC):
     processes may open the same store at once.
     """
 
-    path: Path
+    #: Where the store is: its file, or for a server its URL without the password (what messages name).
+    path: Path | str
+    #: What ``open_store`` takes to open this same store again, in another process (the full URL of a
+    #: server, with its password if the URL held one): what worker processes are given.
+    location: str
 
     # ------------------------------------------------------------------ traces
     @abc.abstractmethod
@@ -85,6 +89,30 @@ class Store(abc.ABC):
         self, ticket_id: str, answer: Any, *, note: str | None = None, reviewer: str | None = None
     ) -> Ticket:
         """Record a human's answer. Atomic across processes: a second resolution raises ``AlreadyResolved``."""
+
+    # Review claims and the record of resolutions: both backends implement them; a store of your own
+    # that does not is still a Store (its reviewers resolve tickets without claiming them first).
+    def claim_ticket(
+        self,
+        reviewer: str,
+        *,
+        ticket_id: str | None = None,
+        queue: str | None = None,
+        lease: float = 900.0,
+        now: float | None = None,
+    ) -> Ticket | None:
+        """Claim a ticket for ``reviewer`` for ``lease`` seconds: the given one, or the oldest open one (of
+        ``queue``) nobody holds. A claim that lapses returns the ticket to the queue. None when nothing is free."""
+        raise StoreError(f"{type(self).__name__} does not support review claims; use the SQLite or PostgreSQL store")
+
+    def release_ticket(self, ticket_id: str, reviewer: str) -> Ticket:
+        """Give back ``reviewer``'s claim on a ticket, so another reviewer can take it at once."""
+        raise StoreError(f"{type(self).__name__} does not support review claims; use the SQLite or PostgreSQL store")
+
+    def ticket_resolutions(self, ticket_id: str) -> list[dict[str, Any]]:
+        """Every attempt to resolve the ticket, first first: ``reviewer, answer, note, at, accepted``
+        (empty for a store that keeps no such record)."""
+        return []
 
     @abc.abstractmethod
     def expire_tickets(self, *, older_than: float, now: float | None = None) -> list[Ticket]:

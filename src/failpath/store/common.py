@@ -10,7 +10,19 @@ from failpath.core import AlreadyResolved, StoreError, Ticket, TicketStatus
 from failpath.store.jsonsafe import dumps
 from failpath.store.records import when
 
-__all__ = ["PREFIX_END", "PREFIX_MATCHES", "ambiguous", "already_resolved", "status_value", "result_rows"]
+__all__ = [
+    "PREFIX_END",
+    "PREFIX_MATCHES",
+    "DEFAULT_LEASE",
+    "ambiguous",
+    "already_resolved",
+    "claimed_by_another",
+    "status_value",
+    "result_rows",
+]
+
+#: How long a reviewer's claim on a ticket lasts unless renewed (seconds); then the ticket returns to the queue.
+DEFAULT_LEASE = 15 * 60.0
 
 #: Every id starting with ``p`` sorts in ``[p, p + PREFIX_END)``: a prefix lookup is one index range.
 PREFIX_END = chr(0x10FFFF)
@@ -38,6 +50,14 @@ def already_resolved(ticket: Ticket) -> AlreadyResolved:
     error = AlreadyResolved(message)
     error.ticket = ticket  # type: ignore[attr-defined]
     return error
+
+
+def claimed_by_another(ticket: Ticket) -> StoreError:
+    """The error for claiming (or releasing) a ticket another reviewer holds a live claim on."""
+    return StoreError(
+        f"ticket {ticket.ticket_id} is claimed by {ticket.claimed_by} until {when(ticket.claimed_until)}; "
+        f"take another (`failpath review claim` gives the next free one) or wait for the claim to lapse"
+    )
 
 
 def status_value(status: TicketStatus | str) -> str:

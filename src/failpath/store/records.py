@@ -23,6 +23,7 @@ __all__ = [
     "row_to_trace",
     "row_to_ticket",
     "row_to_run",
+    "row_to_resolution",
     "real",
     "text",
     "when",
@@ -217,7 +218,20 @@ def row_to_ticket(row: Mapping[str, Any]) -> Ticket:
         note=row["note"],
         reviewer=row["reviewer"],
         resolved_at=row["resolved_at"],
+        claimed_by=row["claimed_by"],
+        claimed_until=row["claimed_until"],
     )
+
+
+def row_to_resolution(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One attempt to resolve a ticket, as :meth:`Store.ticket_resolutions` returns it, from a ``resolutions`` row."""
+    return {
+        "reviewer": row["reviewer"],
+        "answer": _loads(row["answer"]),
+        "note": row["note"],
+        "at": row["at"],
+        "accepted": bool(row["accepted"]),
+    }
 
 
 def row_to_run(row: Mapping[str, Any]) -> dict[str, Any]:

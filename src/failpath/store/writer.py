@@ -3,7 +3,8 @@
 Backend-neutral. A backend gives the writer two functions: ``connect()``, which opens a connection
 the writer thread keeps (anything with ``close()``), and ``write_rows(connection, batch)``, which
 writes one :class:`RowBatch` in one transaction and raises if it could not; ``is_transient(error)``
-says which of its errors are worth trying again (a lock held by another writer, a lost connection).
+says which of its errors are worth trying again (a lock held by another writer, a lost connection),
+and ``retry_delays`` how long to wait before each new try.
 """
 
 from __future__ import annotations
@@ -72,12 +73,17 @@ class TraceWriter:
         batch_size: int,
         flush_interval: float,
         max_pending: int,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
     ) -> None:
         self.pending: collections.deque[Trace | QueuedTicket] = collections.deque()
         self.max_pending = max_pending
         self._connect = connect
         self._write_rows = write_rows
         self._is_transient = is_transient
+        self._retry_delays = tuple(retry_delays)
+        # Set when a batch used up its retries on a transient error: the next batches get one try each
+        # (no waiting) until one is written, so a store whose server is gone closes without a long wait.
+        self._unreachable = False
         self._batch_size = batch_size
         self._flush_interval = max(flush_interval, 0.001)  # 0 would spin while idle
         self._wake = threading.Event()
@@ -216,15 +222,18 @@ class TraceWriter:
         rows = self._render(batch)
         if not len(rows):
             return
-        for attempt in range(len(RETRY_DELAYS) + 1):
+        delays = () if self._unreachable else self._retry_delays
+        for attempt in range(len(delays) + 1):
             try:
                 self._write_rows(connection, rows)
                 self.written += len(rows)
+                self._unreachable = False
                 return
             except Exception as exc:
                 # A transient error (another writer held the lock too long) is worth trying again;
                 # anything else (read-only file, full disk, damaged file) is reported at once.
-                if not self._is_transient(exc) or attempt == len(RETRY_DELAYS):
+                if not self._is_transient(exc) or attempt == len(delays):
+                    self._unreachable = self._is_transient(exc)
                     self._give_up(len(rows), exc)
                     return
-                time.sleep(RETRY_DELAYS[attempt])
+                time.sleep(delays[attempt])

@@ -42,12 +42,12 @@ def user_errors() -> Iterator[None]:
 
 @contextlib.contextmanager
 def existing_store(path: Path | None) -> Iterator[Any]:
-    """Open the store at ``path`` for a command that reads it; a missing file is an error, not a new store."""
-    from failpath.store.base import DEFAULT_STORE_PATH
-    from failpath.store.opening import open_store
+    """Open the store at ``path`` (a file, or a PostgreSQL URL) for a command that reads it; a missing
+    file is an error, not a new store."""
+    from failpath.store.opening import open_store, store_location
 
-    where = Path(path) if path is not None else DEFAULT_STORE_PATH
-    if not where.exists():
+    where = store_location(path)
+    if isinstance(where, Path) and not where.exists():
         hint = "pass --store with the path of your store" if path is None else "check the path"
         raise ConfigError(f"no store at {where}: {hint} (guarded calls create it on their first trace)")
     store = open_store(where)

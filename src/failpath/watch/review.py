@@ -217,7 +217,7 @@ def case_for(ticket: Ticket) -> tuple[dict[str, Any], bool]:
     """The case made from a resolved ticket, and whether its input is only the redacted preview.
 
     The case is ``{"id": "review-<ticket id>", "input", "expected": <the human answer>, "tags"}``; the
-    tags name the queue and the failure state that escalated the call. The input is the raw input when
+    tags name the queue, the failure state that escalated the call, and the reviewer who answered. The input is the raw input when
     the policy stored it (``store_raw_inputs=True``), else the redacted preview. A stored raw input is
     the input's canonical text: a structured input (a dict or list) is stored as JSON, so text that
     reads as a JSON object or array is exported as that object or array.
@@ -232,6 +232,8 @@ def case_for(ticket: Ticket) -> tuple[dict[str, Any], bool]:
         if isinstance(parsed, (dict, list)):
             value = parsed
     tags = ["review", f"queue:{ticket.queue}"] + ([f"state:{ticket.state}"] if ticket.state else [])
+    if ticket.reviewer:
+        tags.append(f"reviewer:{ticket.reviewer}")
     case = {"id": f"review-{ticket.ticket_id}", "input": value, "expected": ticket.answer, "tags": tags}
     return case, from_preview
 

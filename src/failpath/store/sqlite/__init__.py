@@ -75,6 +75,9 @@ class SQLiteStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, Qu
     newer failpath.
     """
 
+    #: Which SQL the store's read connection speaks (see :mod:`failpath.store.trace_queries`).
+    sql_dialect = "sqlite"
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -90,6 +93,7 @@ class SQLiteStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, Qu
         if flush_interval < 0:
             raise ValueError(f"flush_interval must be >= 0 seconds, got {flush_interval}")
         self.path = Path(path)
+        self.location = str(self.path)
         self.queue_tickets = bool(queue_tickets)
         self._busy_timeout = float(busy_timeout)
         prepare_file(self.path, self._busy_timeout)

@@ -118,7 +118,25 @@ MIGRATIONS: tuple[Migration, ...] = (
 )""",
         ),
     ),
-    Migration(3, "agent run checkpoints: one row per completed step of a run", CHECKPOINT_TABLES),
+    Migration(
+        3,
+        "review claims with an expiry, and every resolution of a ticket with its reviewer",
+        (
+            "ALTER TABLE tickets ADD COLUMN claimed_by TEXT",
+            "ALTER TABLE tickets ADD COLUMN claimed_until REAL",
+            """CREATE TABLE resolutions (
+    id        INTEGER PRIMARY KEY,
+    ticket_id TEXT NOT NULL,
+    reviewer  TEXT,
+    answer    TEXT,
+    note      TEXT,
+    at        REAL NOT NULL,
+    accepted  INTEGER NOT NULL
+)""",
+            "CREATE INDEX resolutions_ticket ON resolutions(ticket_id, id)",
+        ),
+    ),
+    Migration(4, "agent run checkpoints: one row per completed step of a run", CHECKPOINT_TABLES),
 )
 
 #: The version of the tables above, kept in ``PRAGMA user_version``.

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from failpath.core import StoreError, Ticket, TicketNotFound, TicketStatus
-from failpath.store.common import already_resolved, ambiguous, status_value
+from failpath.store.common import DEFAULT_LEASE, already_resolved, ambiguous, claimed_by_another, status_value
 from failpath.store.jsonsafe import dumps
-from failpath.store.records import real, row_to_ticket, text, ticket_row
+from failpath.store.records import real, row_to_resolution, row_to_ticket, text, ticket_row
 from failpath.store.sqlite.connections import INSERT_TICKET, by_prefix
 from failpath.store.writer import QueuedTicket
 
@@ -97,23 +97,106 @@ class TicketQueries:
         """Record a human's answer. Atomic across processes: a second resolution raises ``AlreadyResolved``.
 
         ``AlreadyResolved`` names who resolved the ticket and when; it carries the stored ticket as
-        its ``ticket`` attribute.
+        its ``ticket`` attribute. Every attempt, accepted or not, is kept with its reviewer
+        (:meth:`ticket_resolutions`). A claim does not stop another reviewer's answer: the first wins.
         """
         with self.read_connection(flush=self.queue_tickets) as connection:
             full_id = self._find_ticket(connection, ticket_id)["ticket_id"]
         now = time.time()
         with self._transaction() as connection:
             changed = connection.execute(
-                "UPDATE tickets SET status = ?, answer = ?, note = ?, reviewer = ?, resolved_at = ? "
+                "UPDATE tickets SET status = ?, answer = ?, note = ?, reviewer = ?, resolved_at = ?, claimed_until = NULL "
                 "WHERE ticket_id = ? AND status = ?",
                 (TicketStatus.RESOLVED.value, dumps(answer), text(note), text(reviewer), now, full_id,
                  TicketStatus.OPEN.value),
             ).rowcount
+            connection.execute(
+                "INSERT INTO resolutions (ticket_id, reviewer, answer, note, at, accepted) VALUES (?, ?, ?, ?, ?, ?)",
+                (full_id, text(reviewer), dumps(answer), text(note), now, 1 if changed == 1 else 0),
+            )
             row = connection.execute("SELECT * FROM tickets WHERE ticket_id = ?", (full_id,)).fetchone()
         ticket = row_to_ticket(row)
         if changed != 1:
             raise already_resolved(ticket)
         return ticket
+
+    def claim_ticket(
+        self,
+        reviewer: str,
+        *,
+        ticket_id: str | None = None,
+        queue: str | None = None,
+        lease: float = DEFAULT_LEASE,
+        now: float | None = None,
+    ) -> Ticket | None:
+        """Claim a ticket for ``reviewer`` for ``lease`` seconds: the given one, or else the oldest open one
+        (of ``queue``) that nobody holds. Returns the claimed ticket, or None when no ticket is free.
+
+        A claim that lapses returns the ticket to the queue; the same reviewer claiming again renews it.
+        Claiming a given ticket another reviewer holds raises ``StoreError`` naming them; a resolved or
+        expired one raises ``AlreadyResolved``. Several reviewers claiming at once each get a different
+        ticket (the claim is one write transaction).
+        """
+        if not reviewer:
+            raise StoreError("a claim needs the reviewer's name")
+        now = time.time() if now is None else float(now)
+        until = now + float(lease)
+        if self.queue_tickets:
+            self.flush()
+        if ticket_id is not None:
+            with self.read_connection(flush=False) as connection:
+                full_id = self._find_ticket(connection, ticket_id)["ticket_id"]
+            with self._transaction() as connection:
+                connection.execute(
+                    "UPDATE tickets SET claimed_by = ?, claimed_until = ? WHERE ticket_id = ? AND status = ? "
+                    "AND (claimed_until IS NULL OR claimed_until <= ? OR claimed_by = ?)",
+                    (reviewer, until, full_id, TicketStatus.OPEN.value, now, reviewer),
+                )
+                row = connection.execute("SELECT * FROM tickets WHERE ticket_id = ?", (full_id,)).fetchone()
+            ticket = row_to_ticket(row)
+            if ticket.status is not TicketStatus.OPEN:
+                raise already_resolved(ticket)
+            if ticket.claimed_by != reviewer or ticket.claimed_until != until:
+                raise claimed_by_another(ticket)
+            return ticket
+        where = "status = ? AND (claimed_until IS NULL OR claimed_until <= ?)"
+        params: list[Any] = [TicketStatus.OPEN.value, now]
+        if queue is not None:
+            where += " AND queue = ?"
+            params.append(queue)
+        with self._transaction() as connection:  # BEGIN IMMEDIATE: one claimer at a time picks a ticket
+            found = connection.execute(
+                f"SELECT ticket_id FROM tickets WHERE {where} ORDER BY created, rowid LIMIT 1", params
+            ).fetchone()
+            if found is None:
+                return None
+            connection.execute(
+                "UPDATE tickets SET claimed_by = ?, claimed_until = ? WHERE ticket_id = ?", (reviewer, until, found[0])
+            )
+            row = connection.execute("SELECT * FROM tickets WHERE ticket_id = ?", (found[0],)).fetchone()
+        return row_to_ticket(row)
+
+    def release_ticket(self, ticket_id: str, reviewer: str) -> Ticket:
+        """Give back ``reviewer``'s claim on a ticket (it returns to the queue at once); ``StoreError`` if another holds it."""
+        with self.read_connection(flush=self.queue_tickets) as connection:
+            full_id = self._find_ticket(connection, ticket_id)["ticket_id"]
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE tickets SET claimed_by = NULL, claimed_until = NULL WHERE ticket_id = ? AND claimed_by = ?",
+                (full_id, reviewer),
+            )
+            row = connection.execute("SELECT * FROM tickets WHERE ticket_id = ?", (full_id,)).fetchone()
+        ticket = row_to_ticket(row)
+        if ticket.claimed_by is not None and ticket.claimed_until is not None and ticket.claimed_until > time.time():
+            raise claimed_by_another(ticket)
+        return ticket
+
+    def ticket_resolutions(self, ticket_id: str) -> list[dict[str, Any]]:
+        """Every attempt to resolve the ticket, first first: ``reviewer, answer, note, at, accepted``."""
+        with self.read_connection(flush=self.queue_tickets) as connection:
+            full_id = self._find_ticket(connection, ticket_id)["ticket_id"]
+            rows = connection.execute("SELECT * FROM resolutions WHERE ticket_id = ? ORDER BY id", (full_id,)).fetchall()
+        return [row_to_resolution(row) for row in rows]
 
     def expire_tickets(self, *, older_than: float, now: float | None = None) -> list[Ticket]:
         """Mark open tickets created more than ``older_than`` seconds ago, or past their deadline, as expired.

@@ -1,0 +1,131 @@
+"""The PostgreSQL store's check runs and their result rows (written synchronously: committed when the call returns)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
+from typing import Any
+
+from failpath.core import StoreError
+from failpath.store.common import ambiguous, result_rows
+from failpath.store.jsonsafe import dumps
+from failpath.store.postgres.connections import RESULT_LOCK
+from failpath.store.postgres.traces import by_prefix
+from failpath.store.records import row_to_run
+
+__all__ = ["RunQueries"]
+
+
+class RunQueries:
+    """The run methods of :class:`~failpath.store.postgres.PostgresStore`, which supplies the names declared here."""
+
+    path: str
+    read_connection: Callable[..., AbstractContextManager[Any]]
+    _transaction: Callable[[], AbstractContextManager[Any]]
+
+    def create_run(self, run_id: str, *, kind: str, config: Mapping[str, Any]) -> None:
+        """Register a run (``kind`` is e.g. ``"check"``) with its configuration (rendered JSON-safe).
+
+        Raises ``StoreError`` if the run id exists already (resume it with ``get_run`` instead).
+        """
+        if not run_id:
+            raise StoreError("a run id cannot be empty")
+        with self._transaction() as connection:
+            inserted = connection.execute(
+                "INSERT INTO runs (run_id, kind, config, created) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (run_id, kind, dumps(config), time.time()),
+            ).rowcount
+        if not inserted:
+            raise StoreError(f"a run {run_id!r} exists already in {self.path}: resume it, or choose another run id")
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """The run's record: ``run_id, kind, config, created, finished, summary`` (a unique prefix works).
+
+        ``finished`` and ``summary`` are None until :meth:`finish_run`. Raises ``StoreError`` when the
+        prefix matches several runs.
+        """
+        with self.read_connection(flush=False) as connection:
+            row = connection.execute("SELECT * FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+            if row is None:
+                rows = by_prefix(connection, "runs", "run_id", run_id)
+                if not rows:
+                    return None
+                if len(rows) > 1:
+                    raise StoreError(ambiguous("run", run_id, [r["run_id"] for r in rows]))
+                row = rows[0]
+        return row_to_run(row)
+
+    def list_runs(self, *, kind: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first (same records as :meth:`get_run`)."""
+        sql = "SELECT * FROM runs"
+        params: list[Any] = []
+        if kind is not None:
+            sql += " WHERE kind = %s"
+            params.append(kind)
+        sql += " ORDER BY created DESC, seq DESC"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(max(0, int(limit)))
+        with self.read_connection(flush=False) as connection:
+            return [row_to_run(row) for row in connection.execute(sql, params)]
+
+    def add_results(self, run_id: str, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+        """Store result rows ``(key, data)``; a key already stored for the run is ignored. Returns rows added.
+
+        The rows are committed (in one transaction) before this returns. Raises ``StoreError`` if the
+        run was not created.
+        """
+        prepared = result_rows(run_id, rows)
+        with self._transaction() as connection:
+            if connection.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,)).fetchone() is None:
+                raise StoreError(f"no run {run_id!r} in {self.path}: call create_run first")
+            if not prepared:
+                return 0
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (RESULT_LOCK,))  # ids in commit order
+            _, keys, data, written = zip(*prepared)
+            return connection.execute(
+                "INSERT INTO results (run_id, key, data, written) "
+                "SELECT %s, k, d, w FROM unnest(%s::text[], %s::text[], %s::float8[]) WITH ORDINALITY AS u(k, d, w, n) "
+                "ORDER BY n ON CONFLICT DO NOTHING",
+                (run_id, list(keys), list(data), list(written)),
+            ).rowcount
+
+    def result_keys(self, run_id: str) -> set[str]:
+        """Keys of the results stored for the run (what a resumed run skips)."""
+        with self.read_connection(flush=False) as connection:
+            return {row["key"] for row in connection.execute("SELECT key FROM results WHERE run_id = %s", (run_id,))}
+
+    def results(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's result rows, ``{"key", "data", "written"}`` each, in the order they were written."""
+        with self.read_connection(flush=False) as connection:
+            fetched = connection.execute(
+                "SELECT key, data, written FROM results WHERE run_id = %s ORDER BY id", (run_id,)
+            ).fetchall()
+        return [{"key": row["key"], "data": json.loads(row["data"]), "written": row["written"]} for row in fetched]
+
+    def results_after(self, run_id: str, after: int = 0) -> tuple[list[tuple[str, Any]], int]:
+        """The run's result rows stored after position ``after`` as ``(key, data)``, in the order written,
+        and the position to pass next time (0 reads from the start): for reading a run while it is written.
+
+        Positions are the rows' ids, which grow in commit order (see :meth:`add_results`), so rows
+        committed by other processes meanwhile are read by a later call, never skipped.
+        """
+        with self.read_connection(flush=False) as connection:
+            fetched = connection.execute(
+                "SELECT id, key, data FROM results WHERE run_id = %s AND id > %s ORDER BY id", (run_id, int(after))
+            ).fetchall()
+        if not fetched:
+            return [], after
+        loads = json.loads
+        return [(row["key"], loads(row["data"])) for row in fetched], int(fetched[-1]["id"])
+
+    def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        """Mark the run finished and keep its summary (rendered JSON-safe). ``StoreError`` if no such run."""
+        with self._transaction() as connection:
+            changed = connection.execute(
+                "UPDATE runs SET finished = %s, summary = %s WHERE run_id = %s", (time.time(), dumps(summary), run_id)
+            ).rowcount
+        if not changed:
+            raise StoreError(f"no run {run_id!r} in {self.path}: call create_run first")
