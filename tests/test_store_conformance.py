@@ -846,3 +846,39 @@ def test_reading_a_run_while_processes_add_its_rows_misses_none_and_repeats_none
         rows, position = reader.results_after("run", position)
         seen += [key for key, _ in rows]
     assert len(seen) == len(set(seen)) == 3 * 40 * 5
+
+
+def test_agent_checkpoints_claim_their_number_once_and_read_back_in_order(store):
+    assert store.checkpoints("run-a") == []
+    assert store.add_checkpoint("run-a", 0, "start", {"input": "refund order 7"}) is True
+    assert store.add_checkpoint("run-a", 2, "tool", {"tool": "refund", "result": {"ok": True, "amount": 12.5}}) is True
+    assert store.add_checkpoint("run-a", 1, "model", {"text": "caf\u00e9"}) is True
+    # The number is taken: a second writer of step 1 is told, and nothing changes.
+    assert store.add_checkpoint("run-a", 1, "model", {"text": "another"}) is False
+    assert store.checkpoints("run-a") == [
+        (0, "start", {"input": "refund order 7"}),
+        (1, "model", {"text": "caf\u00e9"}),
+        (2, "tool", {"tool": "refund", "result": {"ok": True, "amount": 12.5}}),
+    ]
+    assert store.checkpoints("run-b") == []
+    for run_id, seq in (("", 0), ("run-a", -1), ("run-a", True), ("run-a", 1.0)):
+        with pytest.raises(StoreError):
+            store.add_checkpoint(run_id, seq, "model", {})
+
+
+def test_threads_racing_for_one_checkpoint_number_exactly_one_gets_it(store):
+    wins: list[int] = []
+    start = threading.Barrier(8)
+
+    def claim(i: int) -> None:
+        start.wait()
+        if store.add_checkpoint("run-race", 0, "tool", {"writer": i}):
+            wins.append(i)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+    assert store.checkpoints("run-race") == [(0, "tool", {"writer": wins[0]})]

@@ -157,11 +157,11 @@ class Store(abc.ABC):
     def add_checkpoint(self, run_id: str, seq: int, kind: str, data: Mapping[str, Any]) -> bool:
         """Write checkpoint ``seq`` of an agent run (on disk when this returns); False, writing nothing,
         when the run has checkpoint ``seq`` already (another process continued the run first)."""
-        raise StoreError(f"{type(self).__name__} does not keep agent run checkpoints; use a SQLite store (open_store(path))")
+        raise StoreError(f"{type(self).__name__} does not keep agent run checkpoints; use a store opened by open_store (a SQLite file or a postgresql:// URL)")
 
     def checkpoints(self, run_id: str) -> list[tuple[int, str, Any]]:
         """The run's checkpoints as ``(seq, kind, data)``, in order (empty for a run with none)."""
-        raise StoreError(f"{type(self).__name__} does not keep agent run checkpoints; use a SQLite store (open_store(path))")
+        raise StoreError(f"{type(self).__name__} does not keep agent run checkpoints; use a store opened by open_store (a SQLite file or a postgresql:// URL)")
 
     # ------------------------------------------------------------------ lifecycle
     @abc.abstractmethod

@@ -19,6 +19,7 @@ __all__ = [
     "claimed_by_another",
     "status_value",
     "result_rows",
+    "check_checkpoint",
 ]
 
 #: How long a reviewer's claim on a ticket lasts unless renewed (seconds); then the ticket returns to the queue.
@@ -78,3 +79,11 @@ def result_rows(run_id: str, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> l
             raise TypeError(f"result keys are strings, got {key!r} ({type(key).__name__}) for run {run_id!r}")
         prepared.append((run_id, key, dumps(data), now))
     return prepared
+
+
+def check_checkpoint(run_id: str, seq: int) -> None:
+    """Refuse a checkpoint that no backend can key: an empty run id, or a number that is not an integer >= 0."""
+    if not run_id:
+        raise StoreError("a run id cannot be empty")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise StoreError(f"checkpoint number {seq!r} must be an integer of at least 0")

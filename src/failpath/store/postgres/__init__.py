@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from failpath.core import StoreError
+from failpath.store.postgres.checkpoints import CheckpointQueries
 from failpath.store.postgres.connections import WriterConnection, is_transient, make_batch_writer, redact
 from failpath.store.postgres.runs import RunQueries
 from failpath.store.postgres.schema import SCHEMA_VERSION, prepare_database
@@ -34,7 +35,7 @@ __all__ = ["PostgresStore", "SCHEMA_VERSION", "RETRY_DELAYS"]
 RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 
 
-class PostgresStore(TraceQueries, TicketQueries, RunQueries, QueuedStore):
+class PostgresStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, QueuedStore):
     """A failpath store in a PostgreSQL database, shared by threads, processes and machines.
 
     ``PostgresStore(url, batch_size=1024, flush_interval=0.05, max_pending=100_000, queue_tickets=False,

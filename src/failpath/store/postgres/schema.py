@@ -1,7 +1,7 @@
 """The PostgreSQL store's tables, as a versioned list of migrations, and what happens on first use.
 
 Versions match the SQLite store's (1: the tables, 2: the ``schema_version`` table, 3: review
-claims and the record of resolutions); each migration applied is recorded in ``schema_version``, whose highest
+claims and the record of resolutions, 4: agent run checkpoints); each migration applied is recorded in ``schema_version``, whose highest
 version is the store's. On first use of a database:
 
 - a database without failpath's tables gets every migration, in one transaction;
@@ -22,6 +22,7 @@ from typing import Any
 
 from failpath.core import StoreError
 from failpath.store.migrations import Migration, migrations_to_apply, schema_version
+from failpath.store.postgres.checkpoints import CHECKPOINT_TABLES
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "MIGRATION_LOCK", "prepare_database"]
 
@@ -141,6 +142,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX resolutions_ticket ON resolutions(ticket_id, id)",
         ),
     ),
+    Migration(4, "agent run checkpoints: one row per completed step of a run", CHECKPOINT_TABLES),
 )
 
 #: The version of the tables above: the highest version in ``schema_version``.

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from failpath.core import StoreError
+from failpath.store.common import check_checkpoint
 from failpath.store.jsonsafe import dumps
 
 __all__ = ["CHECKPOINT_TABLES", "CheckpointQueries"]
@@ -46,10 +46,7 @@ class CheckpointQueries:
         Returns False, writing nothing, when the run has a checkpoint ``seq`` already: another process
         continued the run first.
         """
-        if not run_id:
-            raise StoreError("a run id cannot be empty")
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise StoreError(f"checkpoint number {seq!r} must be an integer of at least 0")
+        check_checkpoint(run_id, seq)
         with self._transaction() as connection:
             inserted = connection.execute(
                 "INSERT OR IGNORE INTO run_checkpoints (run_id, seq, kind, data, written) VALUES (?, ?, ?, ?, ?)",
