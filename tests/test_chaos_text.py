@@ -355,6 +355,7 @@ def test_marks_that_separate_nothing_whose_labels_could_swap_stay_transformed():
     assert declared.apply(NAME, random.Random(0)).contract is LabelContract.TRANSFORMED
 
 
+@needs_shared_data
 def test_a_comma_between_address_fields_keeps_the_labels():
     labeled = [c for c in CASES if any(t.endswith(",") for t, _ in c.expected[:-1])][:300]
     assert len(labeled) >= 50
