@@ -5,7 +5,9 @@
     python3 bench/check_startup.py --src OTHER/src  # the same, for another copy of the package
 
 Each round starts, in random order, one fresh Python process per variant and times it from start to
-exit (wall clock; median over the rounds):
+exit (wall clock; median over the rounds), after one untimed warm-up run of each. Bytecode is cached
+in a scratch directory (``PYTHONPYCACHEPREFIX``), as for an installed package, even where the
+environment sets ``PYTHONDONTWRITEBYTECODE``; ``--no-cache-bytecode`` measures the compile too:
 
 - ``numpy``: ``python -c "import numpy"``, the floor every variant pays (and the baseline of the ratio);
 - ``check N``, ``check 2N``: ``import failpath``, then ``fp.check`` of N (2N) cases with ``suites=[]``,
@@ -21,10 +23,12 @@ N cases, summed by package (self time), largest first: where the fixed cost goes
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -57,10 +61,10 @@ print(",".join(name for name in ("scipy", "pydantic", "hypothesis") if name in s
 """
 
 
-def run(code: str, src: Path, *flags: str) -> tuple[float, str, str]:
+def run(code: str, src: Path, env: dict[str, str], *flags: str) -> tuple[float, str, str]:
     prefix = f"import sys; sys.path.insert(0, {str(src)!r})\n"
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, *flags, "-c", prefix + code], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, *flags, "-c", prefix + code], capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"a benchmark process failed:\n{done.stderr}")
@@ -87,19 +91,41 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=1000, help="N: the checks run N and 2N cases")
     parser.add_argument("--top", type=int, default=12, help="packages listed in the import breakdown")
     parser.add_argument("--src", type=Path, default=Path(__file__).resolve().parents[1] / "src")
+    parser.add_argument("--no-cache-bytecode", dest="cache_bytecode", action="store_false",
+                        help="compile every module in every process (as with PYTHONDONTWRITEBYTECODE=1)")
     args = parser.parse_args()
     variants = {
         "numpy": "import numpy",
         f"check {args.cases}": CHECK.format(n=args.cases),
         f"check {2 * args.cases}": CHECK.format(n=2 * args.cases),
     }
+    with tempfile.TemporaryDirectory() as cache:
+        report(args, variants, _environment(args.cache_bytecode, cache))
+
+
+def _environment(cache_bytecode: bool, cache: str) -> dict[str, str]:
+    """The processes' environment: bytecode cached in a scratch directory (as an installed package
+    has it), or, with ``--no-cache-bytecode``, every module compiled from source in every process."""
+    env = dict(os.environ)
+    if cache_bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = cache
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.pop("PYTHONPYCACHEPREFIX", None)
+    return env
+
+
+def report(args: argparse.Namespace, variants: dict[str, str], env: dict[str, str]) -> None:
     times: dict[str, list[float]] = {name: [] for name in variants}
     loaded = ""
+    for name in variants:  # warm-up, not timed: fills the bytecode cache and the disk cache
+        run(variants[name], args.src, env)
     for _ in range(args.rounds):
         order = list(variants)
         random.shuffle(order)
         for name in order:
-            elapsed, printed, _ = run(variants[name], args.src)
+            elapsed, printed, _ = run(variants[name], args.src, env)
             times[name].append(elapsed)
             if name != "numpy":
                 loaded = printed
@@ -113,7 +139,7 @@ def main() -> None:
     print(f"fixed cost 2*T(N) - T(2N): {fixed * 1e3:.0f} ms ({fixed / floor:.2f} x import numpy); "
           f"per case: {(double - single) / args.cases * 1e6:.0f} us")
     print(f"imported by the check: {loaded}")
-    _, _, stderr = run(CHECK.format(n=args.cases), args.src, "-X", "importtime")
+    _, _, stderr = run(CHECK.format(n=args.cases), args.src, env, "-X", "importtime")
     print(f"\nimport time by package (self, one run of check {args.cases}):")
     for group, seconds in import_breakdown(stderr, args.top):
         print(f"  {group:<32}{seconds * 1e3:>8.0f} ms")
