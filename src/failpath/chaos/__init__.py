@@ -8,7 +8,8 @@
 * search: :func:`search` composes perturbations to find a silent failure and shrinks it (Hypothesis);
   :func:`shrink` shrinks failing steps you already have.
 
-Hypothesis is imported only when :func:`search` runs.
+Hypothesis is imported only when :func:`search` runs, and the audit module when one of its names is
+first used.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 from failpath.chaos import faults
-from failpath.chaos.audit import AuditSample, PerturbationAudit, SuiteAudit, audit_suite
 from failpath.chaos.base import (
     FAMILIES,
     Chain,
@@ -116,11 +116,17 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # search imports Hypothesis: load it only when asked for.
+    # search imports Hypothesis, and a check needs no audit: load them only when asked for.
     if name in ("search", "shrink", "replay", "SearchResult", "DEFAULT_SEARCH_PERTURBATIONS"):
         from failpath.chaos import finder
 
         value = getattr(finder, name)
+        globals()[name] = value
+        return value
+    if name in ("audit_suite", "SuiteAudit", "PerturbationAudit", "AuditSample"):
+        from failpath.chaos import audit
+
+        value = getattr(audit, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'failpath.chaos' has no attribute {name!r}")

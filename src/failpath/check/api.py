@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from failpath.check.config import DEFAULT_SUITES
 from failpath.check.execute import Execution, Stored, execute
 from failpath.check.explain import worst_cases as explain_worst
-from failpath.check.plan import DEFAULT_COSTS, Plan, judge_name, make_plan, name_of
+from failpath.check.plan import DEFAULT_COSTS, DEFAULT_SUITES, Plan, judge_name, make_plan, name_of
 from failpath.check.result import CheckResult, Verdict, WorstCase
 from failpath.check.summarise import Summary, summarise
 from failpath.check.verdict import decide

@@ -41,6 +41,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from failpath.check.plan import DEFAULT_SUITES  # defined with the plan, so fp.check needs no pydantic
 from failpath.core import STATES, ConfigError
 
 __all__ = [
@@ -55,8 +56,6 @@ __all__ = [
     "key_lines",
 ]
 
-#: Suites run when none are named: hostile first, then realistic mess, then model-side faults.
-DEFAULT_SUITES: tuple[str, ...] = ("hostile", "realistic", "fault")
 
 _SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 

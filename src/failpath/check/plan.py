@@ -20,12 +20,15 @@ from failpath.check.metrics import derive_int_seed
 from failpath.core import STATES, Case, ConfigError
 
 __all__ = [
-    "CLEAN", "DEFAULT_COSTS", "Plan", "WorkItem", "make_plan", "plan_items", "split_cases", "key_digest",
+    "CLEAN", "DEFAULT_COSTS", "DEFAULT_SUITES", "Plan", "WorkItem", "make_plan", "plan_items", "split_cases", "key_digest",
     "key_digests", "judge_name", "name_of", "bare_policy",
 ]
 
 #: The suite name of the clean pass (always run, last).
 CLEAN = "clean"
+
+#: Suites run when none are named: hostile first, then realistic mess, then model-side faults.
+DEFAULT_SUITES: tuple[str, ...] = ("hostile", "realistic", "fault")
 
 #: Costs of the answer / clarify / escalate policy: (cost if the model's answer is right, if it is wrong).
 DEFAULT_COSTS: dict[str, tuple[float, float]] = {
@@ -256,9 +259,13 @@ def make_plan(
     case_list = tuple(as_cases(cases))
     judge = as_judge(judge)
     _preflight_judge(judge, case_list)
-    from failpath.chaos import ordered
+    suites = tuple(suites)
+    if suites:  # the chaos package (its perturbation tables) is loaded only when a suite runs
+        from failpath.chaos import ordered
 
-    suite_list = tuple(ordered(suites))
+        suite_list = tuple(ordered(suites))
+    else:
+        suite_list = ()
     if any(s.name == CLEAN for s in suite_list):
         raise ConfigError("'clean' is not a chaos suite: the clean pass always runs, last")
     cost_table = _cost_table(costs)

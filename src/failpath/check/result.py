@@ -6,6 +6,7 @@ terminal, HTML and JSON reports are built from; ``CheckResult.from_dict`` reads 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -274,7 +275,7 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe document of every figure (NaN and infinities become None), versioned by ``schema``."""
-        return _clean_floats(_adapter().dump_python(self, mode="json"))
+        return _clean_floats(_plain(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CheckResult":
@@ -290,6 +291,36 @@ def _adapter() -> Any:
     from pydantic import TypeAdapter
 
     return TypeAdapter(CheckResult)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as pydantic's ``dump_python(mode="json")`` writes it, without building its schema.
+
+    Building pydantic's serializer for ``CheckResult`` costs more than the rest of a small check's
+    start-up, so the result's own dataclasses, tuples, lists, string-keyed dicts and plain scalars are
+    converted here; any other value (a case's input or output of another type) goes through
+    ``pydantic_core.to_jsonable_python``, the conversion pydantic applies to ``Any``. A test compares
+    the two on real results.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind in _RESULT_TYPES:
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if kind is tuple or kind is list:
+        return [_plain(item) for item in value]
+    if kind is dict and all(type(key) is str for key in value):
+        return {key: _plain(item) for key, item in value.items()}
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+_RESULT_TYPES = (
+    Criterion, Verdict, ConfidenceQuality, PolicyFigures, GroupFigures, StateCoverage, ThresholdReport,
+    Reproduction, WorstCase, CheckResult,
+)
 
 
 def _clean_floats(value: Any) -> Any:

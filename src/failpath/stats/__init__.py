@@ -1,4 +1,4 @@
-"""Statistics for confidence, risk and thresholds (numpy and scipy only).
+"""Statistics for confidence, risk and thresholds (numpy and the standard library).
 
 Definitions are part of the interface; every function's docstring states its own. Shared
 conventions: an item is *answered* at threshold ``t`` when ``confidence >= t``; ``correct`` holds
@@ -10,8 +10,9 @@ Requests of one case share its difficulty, so wherever a case makes several requ
 independent unit is the case: :func:`case_rate_upper_bound`, :func:`select_threshold_by_case` and
 :func:`pass_k_lower_bound` give each case one loss in [0, 1] and bound the mean over cases.
 
-``scipy.special`` (exact binomial and Beta functions) is imported inside the functions that need
-it, so importing this package loads numpy only; ``scipy.stats`` is not used.
+The exact binomial tails and their inverse in ``p`` (for Clopper–Pearson) are computed in numpy
+(:mod:`failpath.stats._special`, tested against scipy), so neither importing this package nor
+computing a check's figures loads scipy.
 """
 
 from failpath.stats._inputs import StatsInputError, expand_groups

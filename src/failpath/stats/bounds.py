@@ -32,6 +32,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from failpath.stats._inputs import StatsInputError, as_correct, as_probability
+from failpath.stats._special import binomial_cdf, xlogy
 
 __all__ = [
     "MeanBound",
@@ -184,8 +185,6 @@ def case_rate_upper_bound(
 
 def _hb_p_value(total: np.ndarray, n: np.ndarray, a: float | np.ndarray) -> np.ndarray:
     """Hoeffding–Bentkus p-value from the sum ``total`` of ``n`` losses in [0, 1] (arrays broadcast)."""
-    from scipy.special import bdtr, xlogy
-
     total, n, a = np.broadcast_arrays(np.asarray(total, dtype=float), np.asarray(n), np.asarray(a, dtype=float))
     tolerance = 8.0 * np.maximum(n, 1) * np.finfo(float).eps
     successes = np.ceil(total - tolerance)
@@ -193,7 +192,7 @@ def _hb_p_value(total: np.ndarray, n: np.ndarray, a: float | np.ndarray) -> np.n
         observed = np.minimum(np.where(n > 0, total / np.maximum(n, 1), 0.0), a)
         divergence = xlogy(observed, observed / a) + xlogy(1 - observed, (1 - observed) / (1 - a))
         hoeffding = np.exp(-n * divergence)
-        bentkus = math.e * bdtr(successes, n, a)
+        bentkus = math.e * binomial_cdf(successes, n, a)
     return np.where(n > 0, np.minimum(np.minimum(hoeffding, bentkus), 1.0), 1.0)
 
 

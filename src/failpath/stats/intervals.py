@@ -10,6 +10,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from failpath.stats._inputs import StatsInputError, as_correct, as_probability
+from failpath.stats._special import binomial_p_for_cdf, binomial_p_for_sf
 
 __all__ = [
     "FEW_FLIPS",
@@ -75,8 +76,6 @@ def clopper_pearson(
     ``"lower"``: ``[Beta(alpha; k, n-k+1), 1]``. ``k`` and ``n`` may be arrays (broadcast); the
     interval's fields are then arrays. With n = 0 the interval is [0, 1] and the estimate NaN.
     """
-    from scipy.special import betaincinv  # the Beta quantile: betaincinv(a, b, q) == beta.ppf(q, a, b)
-
     level = as_probability(alpha, "alpha")
     successes, trials = _counts(k, n)
     if alternative == "two-sided":
@@ -87,8 +86,10 @@ def clopper_pearson(
         raise StatsInputError(f"alternative must be 'two-sided', 'upper' or 'lower', got {alternative!r}")
     with np.errstate(invalid="ignore", divide="ignore"):
         estimate = np.where(trials > 0, successes / np.maximum(trials, 1), np.nan)
-        low = np.where(successes > 0, betaincinv(successes, trials - successes + 1, tail), 0.0)
-        high = np.where(successes < trials, betaincinv(successes + 1, trials - successes, 1.0 - tail), 1.0)
+        # The Beta quantiles of the interval, for whole k and n: Beta(tail; k, n-k+1) is the p with
+        # P[Binomial(n, p) >= k] = tail, and Beta(1-tail; k+1, n-k) the p with P[Binomial(n, p) <= k] = tail.
+        low = np.where(successes > 0, binomial_p_for_sf(successes, trials, tail), 0.0)
+        high = np.where(successes < trials, binomial_p_for_cdf(successes, trials, tail), 1.0)
     if alternative == "upper":
         low = np.zeros_like(high)
     elif alternative == "lower":

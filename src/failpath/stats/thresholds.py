@@ -22,6 +22,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from failpath.stats._inputs import StatsInputError, as_pair, as_probability, as_scores
+from failpath.stats._special import binomial_cdf
 from failpath.stats.bounds import _hb_p_value, _hb_upper_bound
 
 __all__ = [
@@ -132,11 +133,9 @@ def p_value_binomial(n_errors: Any, n_trials: Any, max_risk: float) -> Any:
     Small values are evidence that the risk is at most ``max_risk``. With ``n_trials == 0`` it is 1
     (no evidence). Accepts arrays.
     """
-    from scipy.special import bdtr  # the binomial CDF as a plain ufunc
-
     level = as_probability(max_risk, "max_risk")
     errors, trials = _whole_counts(n_errors, n_trials)
-    value = np.where(trials > 0, bdtr(errors, trials, level), 1.0)
+    value = np.where(trials > 0, binomial_cdf(errors, trials, level), 1.0)
     return float(value) if value.ndim == 0 else value
 
 
