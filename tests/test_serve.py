@@ -317,3 +317,21 @@ def test_add_reviewer_prints_a_token_once_that_signs_in(tmp_path):
     listed = CliRunner().invoke(app, ["serve", "reviewers", "--store", location])
     assert "ana" in listed.output and token not in listed.output
     assert CliRunner().invoke(app, ["serve", "remove-reviewer", "bo", "--store", location]).exit_code == 2
+
+
+def test_the_compose_file_runs_serve_with_options_it_has_over_postgresql():
+    import yaml
+    from typer.testing import CliRunner
+
+    from failpath.cli import app
+
+    root = __import__("pathlib").Path(__file__).resolve().parent.parent
+    compose = yaml.safe_load((root / "compose.yaml").read_text())
+    assert set(compose["services"]) == {"db", "serve"}
+    command = compose["services"]["serve"]["command"][-1]
+    assert "failpath serve" in command and "[postgres,serve]" in command
+    assert compose["services"]["serve"]["environment"]["FAILPATH_STORE"].startswith("postgresql://")
+    usage = CliRunner().invoke(app, ["serve", "--help"], terminal_width=200).output
+    for option in ("--host", "--port", "--store"):
+        assert option in command and option in usage
+    assert "127.0.0.1" in usage  # the default bind
