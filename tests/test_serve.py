@@ -34,9 +34,11 @@ def make_ticket(store, **changes) -> str:
     return store.create_ticket(Ticket(**fields))
 
 
-@pytest.fixture
-def store(tmp_path):
-    with open_store(str(tmp_path / "store.db")) as opened:
+@pytest.fixture(params=("sqlite", "postgres"))
+def store(request, tmp_path):
+    """A store on each backend: the page reads and writes only through the Store interface."""
+    location = str(tmp_path / "store.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    with open_store(location) as opened:
         yield opened
 
 
