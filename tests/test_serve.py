@@ -337,3 +337,11 @@ def test_the_compose_file_runs_serve_with_options_it_has_over_postgresql():
     for option in ("--host", "--port", "--store"):
         assert option in command and option in usage
     assert "127.0.0.1" in usage  # the default bind
+
+
+def test_a_page_says_only_its_own_words_after_a_change_never_a_link_s(store):
+    ticket_id = make_ticket(store)
+    client = signed_in(store)
+    assert "Your token expired" not in client.get("/queue", params={"message": "Your token expired", "done": "Your token expired"}).text
+    assert _post(client, f"/tickets/{ticket_id}/answer", ticket_id, answer='"x"').headers["location"].endswith("?done=answered")
+    assert "the waiting caller receives it" in client.get(f"/tickets/{ticket_id}", params={"done": "answered"}).text

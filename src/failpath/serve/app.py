@@ -38,6 +38,14 @@ QUEUE_PAGE_SIZE = 200
 APPROVAL_STATE = "risky_tool_call"
 
 _TRACE_OUTCOMES = (*OUTCOME_KINDS, "raised")
+
+#: What a page says after a change, named in its address (``?done=answered``): a fixed list, so a link
+#: someone sends a reviewer cannot put words of its own on the page.
+_DONE = {
+    "answered": "Answered: the waiting caller receives it.",
+    "passed": "Passed: the ticket is back in the queue.",
+    "none-free": "No open ticket is free to claim.",
+}
 #: The queue's orders. Oldest first is the store's own order (one index range, whatever the queue's size);
 #: nearest deadline first reads every open ticket the filters leave (see bench/README.md for its cost).
 _SORTS = {"oldest": "oldest first", "deadline": "nearest deadline first"}
@@ -138,7 +146,7 @@ class _Pages:
     def _render(self, request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
         values.setdefault("reviewer", request.session.get("reviewer"))
         values.setdefault("error", None)
-        values.setdefault("message", request.query_params.get("message"))
+        values.setdefault("message", _DONE.get(request.query_params.get("done", "")))
         html = self.templates.get_template(name).render(csrf=csrf_token(request.session), now=time.time(), **values)
         return HTMLResponse(html, status_code=status)
 
@@ -222,7 +230,7 @@ class _Pages:
         queue = str(form.get("queue") or "") or None
         ticket = await run_in_threadpool(lambda: self.store.claim_ticket(reviewer, queue=queue, lease=self.lease))
         if ticket is None:
-            return RedirectResponse("/queue?message=" + _quote("no open ticket is free to claim"), status_code=303)
+            return RedirectResponse("/queue?done=none-free", status_code=303)
         return RedirectResponse(f"/tickets/{ticket.ticket_id}", status_code=303)
 
     # ------------------------------------------------------------------ one ticket
@@ -266,7 +274,7 @@ class _Pages:
             await run_in_threadpool(self.store.release_ticket, ticket_id, reviewer)
         except (StoreError, FailpathError) as exc:
             return await run_in_threadpool(self.ticket, request, str(exc), 409)
-        return RedirectResponse("/queue?message=" + _quote(f"passed ticket {ticket_id}: back in the queue"), status_code=303)
+        return RedirectResponse("/queue?done=passed", status_code=303)
 
     async def answer(self, request: Request) -> Response:
         reviewer, form, refusal = await self._checked(request)
@@ -305,7 +313,7 @@ class _Pages:
             return self._render(request, "missing.html", status=404, what=str(exc))
         except StoreError as exc:
             return await run_in_threadpool(self.ticket, request, str(exc), 409)
-        return RedirectResponse(f"/tickets/{ticket_id}?message=" + _quote("answered: the waiting caller receives it"), status_code=303)
+        return RedirectResponse(f"/tickets/{ticket_id}?done=answered", status_code=303)
 
     # ------------------------------------------------------------------ traces
     def traces(self, request: Request) -> Response:
@@ -386,8 +394,3 @@ def _run_row(run: dict[str, Any]) -> dict[str, Any]:
         "silent_failure_rate": chaos.get("silent_failure_rate"),
     }
 
-
-def _quote(text: str) -> str:
-    from urllib.parse import quote
-
-    return quote(text, safe="")
