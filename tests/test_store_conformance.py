@@ -882,3 +882,37 @@ def test_threads_racing_for_one_checkpoint_number_exactly_one_gets_it(store):
         t.join()
     assert len(wins) == 1
     assert store.checkpoints("run-race") == [(0, "tool", {"writer": wins[0]})]
+
+
+# --------------------------------------------------------------------------- reviewers of the review page
+
+
+def test_reviewers_are_kept_by_the_digest_of_their_token_never_the_token(store):
+    import hashlib
+
+    digest = hashlib.sha256(b"secret-token").hexdigest()
+    store.add_reviewer("ana", digest)
+    store.add_reviewer("bo", hashlib.sha256(b"other").hexdigest())
+    assert store.reviewer_for_token(digest) == "ana"
+    assert store.reviewer_for_token(hashlib.sha256(b"wrong").hexdigest()) is None
+    assert [r["name"] for r in store.list_reviewers()] == ["ana", "bo"]
+    assert all(r["created"] > 0 for r in store.list_reviewers())
+    with pytest.raises(StoreError, match="exists already"):
+        store.add_reviewer("ana", hashlib.sha256(b"again").hexdigest())
+    with pytest.raises(StoreError, match="SHA-256"):
+        store.add_reviewer("cy", "secret-token")  # a raw token is refused: only digests are stored
+    with pytest.raises(StoreError, match="reviewer name"):
+        store.add_reviewer(" ana", digest)
+    assert store.remove_reviewer("ana") is True
+    assert store.reviewer_for_token(digest) is None
+    assert store.remove_reviewer("ana") is False
+
+
+def test_a_reviewer_added_in_one_store_signs_in_through_another_on_the_same_location(location):
+    import hashlib
+
+    digest = hashlib.sha256(b"t").hexdigest()
+    with open_store(location) as first:
+        first.add_reviewer("ana", digest)
+    with open_store(location) as second:
+        assert second.reviewer_for_token(digest) == "ana"

@@ -48,6 +48,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "failpath.cli.traces",
     "failpath.cli.drift",
     "failpath.cli.review",
+    "failpath.cli.serve",
     "failpath.cli.report",
     "failpath.cli.compare",
     "failpath.cli.init",

@@ -163,6 +163,25 @@ class Store(abc.ABC):
         """The run's checkpoints as ``(seq, kind, data)``, in order (empty for a run with none)."""
         raise StoreError(f"{type(self).__name__} does not keep agent run checkpoints; use a store opened by open_store (a SQLite file or a postgresql:// URL)")
 
+    # ------------------------------------------------------------------ reviewers of the review page
+    # Not abstract: a store without reviewers still keeps everything else (``failpath serve`` needs them).
+    def add_reviewer(self, name: str, token_hash: str) -> None:
+        """Register reviewer ``name`` with the SHA-256 hex digest of their sign-in token (never the token);
+        raises ``StoreError`` when the name is taken."""
+        raise StoreError(f"{type(self).__name__} does not keep reviewers; use the SQLite or PostgreSQL store")
+
+    def reviewer_for_token(self, token_hash: str) -> str | None:
+        """The name of the reviewer whose token has this digest, or None."""
+        return None
+
+    def list_reviewers(self) -> list[dict[str, Any]]:
+        """Every reviewer as ``{"name", "created"}``, by name (empty for a store that keeps none)."""
+        return []
+
+    def remove_reviewer(self, name: str) -> bool:
+        """Remove reviewer ``name``; their token stops working at once. False when there was none."""
+        return False
+
     # ------------------------------------------------------------------ lifecycle
     @abc.abstractmethod
     def close(self) -> None:

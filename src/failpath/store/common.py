@@ -20,6 +20,7 @@ __all__ = [
     "status_value",
     "result_rows",
     "check_checkpoint",
+    "check_reviewer",
 ]
 
 #: How long a reviewer's claim on a ticket lasts unless renewed (seconds); then the ticket returns to the queue.
@@ -87,3 +88,11 @@ def check_checkpoint(run_id: str, seq: int) -> None:
         raise StoreError("a run id cannot be empty")
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
         raise StoreError(f"checkpoint number {seq!r} must be an integer of at least 0")
+
+
+def check_reviewer(name: str, token_hash: str) -> None:
+    """Refuse a reviewer no page can sign in: a blank or untrimmed name, or a token digest that is not hex SHA-256."""
+    if not isinstance(name, str) or not name.strip() or name != name.strip() or len(name) > 100:
+        raise StoreError(f"reviewer name {name!r} must be 1 to 100 characters without leading or trailing spaces")
+    if not isinstance(token_hash, str) or len(token_hash) != 64 or any(c not in "0123456789abcdef" for c in token_hash):
+        raise StoreError("a reviewer's token must be stored as its SHA-256 digest (64 lowercase hex digits), never the token itself")

@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from failpath.core import StoreError
 from failpath.store.postgres.checkpoints import CheckpointQueries
+from failpath.store.postgres.reviewers import ReviewerQueries
 from failpath.store.postgres.connections import WriterConnection, is_transient, make_batch_writer, redact
 from failpath.store.postgres.runs import RunQueries
 from failpath.store.postgres.schema import SCHEMA_VERSION, prepare_database
@@ -35,7 +36,7 @@ __all__ = ["PostgresStore", "SCHEMA_VERSION", "RETRY_DELAYS"]
 RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 
 
-class PostgresStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, QueuedStore):
+class PostgresStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, ReviewerQueries, QueuedStore):
     """A failpath store in a PostgreSQL database, shared by threads, processes and machines.
 
     ``PostgresStore(url, batch_size=1024, flush_interval=0.05, max_pending=100_000, queue_tickets=False,

@@ -23,6 +23,7 @@ from typing import Any
 from failpath.core import StoreError
 from failpath.store.migrations import Migration, migrations_to_apply, schema_version
 from failpath.store.postgres.checkpoints import CHECKPOINT_TABLES
+from failpath.store.postgres.reviewers import REVIEWER_TABLES
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "MIGRATION_LOCK", "prepare_database"]
 
@@ -143,6 +144,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(4, "agent run checkpoints: one row per completed step of a run", CHECKPOINT_TABLES),
+    Migration(5, "reviewers of the review page: a name and the SHA-256 digest of a sign-in token", REVIEWER_TABLES),
 )
 
 #: The version of the tables above: the highest version in ``schema_version``.

@@ -19,6 +19,7 @@ from typing import Any
 from failpath.core import StoreError
 from failpath.store.queued import QueuedStore
 from failpath.store.sqlite.checkpoints import CheckpointQueries
+from failpath.store.sqlite.reviewers import ReviewerQueries
 from failpath.store.sqlite.connections import Connector, is_transient, make_batch_writer
 from failpath.store.sqlite.runs import RunQueries
 from failpath.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION, prepare_file
@@ -29,7 +30,7 @@ from failpath.store.writer import TraceWriter
 __all__ = ["SQLiteStore", "SCHEMA_VERSION", "APPLICATION_ID"]
 
 
-class SQLiteStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, QueuedStore):
+class SQLiteStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, ReviewerQueries, QueuedStore):
     """A failpath store in one SQLite file (WAL mode), safe to share between threads and processes.
 
     ``SQLiteStore(path, batch_size=256, flush_interval=0.05, busy_timeout=30.0, max_pending=100_000, queue_tickets=False)``

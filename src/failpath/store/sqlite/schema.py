@@ -20,6 +20,7 @@ from pathlib import Path
 from failpath.core import StoreError
 from failpath.store.migrations import Migration, migrations_to_apply, schema_version
 from failpath.store.sqlite.checkpoints import CHECKPOINT_TABLES
+from failpath.store.sqlite.reviewers import REVIEWER_TABLES
 from failpath.store.sqlite.connections import Connector
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "APPLICATION_ID", "prepare_file"]
@@ -137,6 +138,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(4, "agent run checkpoints: one row per completed step of a run", CHECKPOINT_TABLES),
+    Migration(5, "reviewers of the review page: a name and the SHA-256 digest of a sign-in token", REVIEWER_TABLES),
 )
 
 #: The version of the tables above, kept in ``PRAGMA user_version``.
