@@ -43,8 +43,8 @@ def group(result, suite, perturbation=None):
 def test_full_policy_ships_with_every_criterion_passed(shipped):
     result, _, _ = shipped
     assert [c.name for c in result.verdict.reasons] == [
-        "states_handled", "states_exercised", "silent_failure_bound", "coverage_floor", "no_escapes",
-        "hostile_answers_stable",
+        "states_handled", "states_exercised", "silent_failure_bound", "coverage_floor", "over_refusal",
+        "no_escapes", "hostile_answers_stable",
     ]
     assert result.verdict.ship, result.verdict.failed
     assert result.verdict.label == "READY TO SHIP" and result.verdict.exit_code == 0
@@ -121,18 +121,22 @@ def test_baseline_block_for_the_drift_monitor(shipped):
 def test_result_document_is_versioned_json_safe_and_stored(shipped):
     result, _, run = shipped
     document = result.to_dict()
-    assert document["schema"] == SCHEMA == "failpath.check/1"
+    assert document["schema"] == SCHEMA == "failpath.check/2"
     text = json.dumps(document, allow_nan=False)
     assert CheckResult.from_dict(json.loads(text)) == result
     assert run["finished"] is not None and run["summary"] == json.loads(text)
     with pytest.raises(ValueError, match="schema"):
         CheckResult.from_dict({**document, "schema": "other/9"})
+    # A document of schema 1 (before the per-family bounds) still reads; the new fields take their defaults.
+    old = {k: v for k, v in document.items() if k not in ("silent_failure_families", "over_refusal")}
+    read = CheckResult.from_dict({**old, "schema": "failpath.check/1"})
+    assert read.silent_failure_families == () and read.over_refusal is None and read.verdict == result.verdict
     with pytest.raises(Exception):
         result.verdict.ship = False  # frozen
 
 
 def test_partial_policy_is_demo_with_worst_cases_and_nothing_certified(tmp_path):
-    result = fp.check(**toy_kwargs(tmp_path, policy=partial_policy()))
+    result = fp.check(**toy_kwargs(tmp_path, policy=partial_policy(), silent_failure_budget=0.05))
     failed = {c.name for c in result.verdict.failed}
     assert failed == {"silent_failure_bound", "hostile_answers_stable"}
     assert result.verdict.exit_code == 1 and result.verdict.label == "READY TO DEMO"

@@ -24,13 +24,21 @@ from failpath.check.metrics import (
     derive_int_seed,
     gap_from_counts,
 )
-from failpath.check.plan import CLEAN
-from failpath.check.result import ConfidenceQuality, GroupFigures, StateCoverage, ThresholdReport
+from failpath.check.plan import BUDGET_FAMILIES, CLEAN
+from failpath.check.result import (
+    ConfidenceQuality,
+    FamilyBound,
+    GroupFigures,
+    OverRefusal,
+    RefusalFigures,
+    StateCoverage,
+    ThresholdReport,
+)
 from failpath.check.tally import ANSWERED, ESCAPED, OUTCOMES, Tallied
 from failpath.check.verdict import coverage_from_counts
 from failpath.core import OUTCOME_KINDS, STATES
 
-__all__ = ["Summary", "summarise", "thresholds", "baseline", "curves"]
+__all__ = ["Summary", "summarise", "silent_failure_families", "over_refusal", "thresholds", "baseline", "curves"]
 
 _HANDLED_CODES = np.asarray([OUTCOMES.index(k) for k in HANDLED_KINDS], dtype=np.int8)
 
@@ -54,6 +62,8 @@ class Summary:
     escapes: int
     flips: int
     n_hostile_answered: int
+    families: tuple[FamilyBound, ...] = ()
+    over_refusal: OverRefusal | None = None
 
 
 def _count(mask: np.ndarray) -> int:
@@ -193,6 +203,115 @@ def summarise(
         escapes=_count(c["outcome"] == ESCAPED),
         flips=t.hostile_flips,
         n_hostile_answered=_count(hostile_answered),
+        families=silent_failure_families(t, budgets),
+        over_refusal=over_refusal(t, budgets),
+    )
+
+
+def _case_bound(requests: np.ndarray, failures: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
+    """(mean over cases of each case's failure share, its Hoeffding–Bentkus upper bound), over cases with requests."""
+    made = requests > 0
+    if not made.any():
+        return None, None
+    from failpath import stats
+
+    bound = stats.case_rate_upper_bound(requests[made], failures[made], confidence)
+    return bound.estimate, bound.bound
+
+
+def silent_failure_families(t: Tallied, budgets: Mapping[str, Any]) -> tuple[FamilyBound, ...]:
+    """The silent-failure criterion's figures: one per family present on the evaluation half, and the mix.
+
+    Each family present (clean, realistic, hostile, fault) is judged alone against its own budget
+    (``budgets["silent_failure_families"]``), on the upper bound at 1 − delta of the mean over cases of
+    each case's silent-failure share (:func:`failpath.stats.case_rate_upper_bound`: the case is the
+    independent unit). When a traffic mix is declared (``budgets["mix"]``), the families it weighs are
+    judged together instead: the weighted sum of their case means against the weighted sum of their
+    budgets, bounded by the weighted sum of their upper bounds, each at 1 − delta / k for the k families
+    of the mix (Bonferroni: all k bounds hold together with probability at least 1 − delta, so their
+    weighted sum bounds the weighted rate). A family of the mix with no evaluated request fails the
+    criterion, as nothing bounds it. Requests are never pooled across families.
+    """
+    delta = float(budgets["delta"])
+    per_family = budgets.get("silent_failure_families") or {f: float(budgets["silent_failure"]) for f in BUDGET_FAMILIES}
+    mix = budgets.get("mix") or {}
+    counts = {f: t.case_counts(f) for f in BUDGET_FAMILIES}
+    present = [f for f in BUDGET_FAMILIES if counts[f][0].sum() > 0]
+    result = []
+    for family in present:
+        if family in mix:
+            continue
+        requests, silent = counts[family]
+        rate, upper = _case_bound(requests, silent, 1.0 - delta)
+        result.append(FamilyBound(
+            family=family, n=int(requests.sum()), n_cases=int(np.count_nonzero(requests)),
+            silent_failures=int(silent.sum()), rate=rate, upper=upper, confidence=1.0 - delta,
+            budget=per_family[family], passed=upper is not None and upper <= per_family[family],
+        ))
+    if mix:
+        level = 1.0 - delta / len(mix)
+        rate_sum = upper_sum = 0.0
+        missing = False
+        for family, weight in mix.items():
+            requests, silent = counts[family]
+            rate, upper = _case_bound(requests, silent, level)
+            if upper is None:
+                missing = True
+                continue
+            rate_sum += weight * rate
+            upper_sum += weight * upper
+        budget = sum(weight * per_family[family] for family, weight in mix.items())
+        n = sum(int(counts[f][0].sum()) for f in mix)
+        n_cases = int(np.count_nonzero(sum(counts[f][0] for f in mix)))
+        result.append(FamilyBound(
+            family="mix", n=n, n_cases=n_cases, silent_failures=sum(int(counts[f][1].sum()) for f in mix),
+            rate=None if missing else rate_sum, upper=None if missing else min(1.0, upper_sum), confidence=level,
+            budget=budget, passed=not missing and upper_sum <= budget, weights=dict(mix),
+        ))
+    return tuple(result)
+
+
+def over_refusal(t: Tallied, budgets: Mapping[str, Any]) -> OverRefusal | None:
+    """The over-refusal criterion's figures on the realistic family (None when the run has none).
+
+    Over the realistic requests of the evaluation half that the raw system answered right: each case's
+    share of them the policy ended in a handled outcome (clarify, escalate, abstain, default); the
+    criterion bounds the mean over cases of that share (Hoeffding–Bentkus, 1 − delta) against
+    ``budgets["false_alarm"]``. ``groups`` gives the same count per realistic suite and perturbation, with
+    the deciding state of each refusal: the detector responsible.
+    """
+    from failpath.check.plan import DEFAULT_FALSE_ALARM
+
+    code = t.family_code("realistic")
+    c = t.columns
+    right = (c["family"] == code) & c["evaluation"] & c["raw_correct"]
+    if code < 0 or not right.any():
+        return None
+    delta = float(budgets["delta"])
+    budget = float(budgets.get("false_alarm", DEFAULT_FALSE_ALARM))
+    refused = right & np.isin(c["outcome"], _HANDLED_CODES)
+    n_cases = len(t.case_ids)
+    requests = np.bincount(c["case"][right], minlength=n_cases)
+    refusals = np.bincount(c["case"][refused], minlength=n_cases)
+    rate, upper = _case_bound(requests, refusals, 1.0 - delta)
+    groups = []
+    for suite in dict.fromkeys(t.leaves[int(i)].suite for i in np.unique(c["leaf"][right])):
+        leaves = [i for i, leaf in enumerate(t.leaves) if leaf.suite == suite]
+        members = [(None, leaves)] + [(t.leaves[i].perturbation, [i]) for i in sorted(leaves, key=lambda i: t.leaves[i].perturbation)]
+        for perturbation, codes in members:
+            in_group = np.isin(c["leaf"], np.asarray(codes, dtype=np.int32))
+            n_right, n_refused = _count(right & in_group), _count(refused & in_group)
+            if not n_right:
+                continue
+            states = np.bincount(c["state"][refused & in_group], minlength=len(t.state_names))
+            groups.append(RefusalFigures(
+                suite=suite, perturbation=perturbation, raw_right=n_right, refused=n_refused,
+                rate=n_refused / n_right,
+                by_state={t.state_names[i]: int(k) for i, k in enumerate(states.tolist()) if k},
+            ))
+    return OverRefusal(
+        n=_count(right), n_cases=int(np.count_nonzero(requests)), refused=_count(refused), rate=rate, upper=upper,
+        confidence=1.0 - delta, budget=budget, passed=upper is not None and upper <= budget, groups=tuple(groups),
     )
 
 
@@ -203,6 +322,12 @@ def _scored(t: Tallied, mask: np.ndarray, *, governed_only: bool = False) -> tup
     if governed_only:
         keep &= c["governed"]
     return c["raw_confidence"][keep], c["raw_correct"][keep]
+
+
+def threshold_budget(budgets: Mapping[str, Any]) -> float:
+    """The risk budget of the certified threshold: the smallest of the families' silent-failure budgets."""
+    families = budgets.get("silent_failure_families")
+    return float(min(families.values())) if families else float(budgets["silent_failure"])
 
 
 def thresholds(t: Tallied, budgets: Mapping[str, Any], costs: Mapping[str, Any]) -> ThresholdReport:
@@ -217,7 +342,7 @@ def thresholds(t: Tallied, budgets: Mapping[str, Any], costs: Mapping[str, Any])
     """
     from failpath import stats
 
-    risk_budget = float(budgets["silent_failure"])
+    risk_budget = threshold_budget(budgets)
     delta = float(budgets["delta"])
     evaluation = t.columns["evaluation"]
     n_calibration, n_evaluation = _count(~evaluation), _count(evaluation)
