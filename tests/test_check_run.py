@@ -155,7 +155,7 @@ def test_partial_policy_is_demo_with_worst_cases_and_nothing_certified(tmp_path)
 
 def test_threshold_certified_on_calibration_and_measured_on_evaluation(tmp_path):
     result = fp.check(**toy_kwargs(
-        tmp_path, system=ToySystem(hash_confidence=0.3), cases=make_cases(100), suites=[HOSTILE, REALISTIC],
+        tmp_path, system=ToySystem(hash_confidence=0.3), cases=make_cases(400), suites=[HOSTILE, REALISTIC],
         silent_failure_budget=0.05, worst_cases=0,
     ))
     t = result.thresholds
@@ -164,7 +164,7 @@ def test_threshold_certified_on_calibration_and_measured_on_evaluation(tmp_path)
     # handle and the nul inputs raise, so neither holds the threshold up.
     assert t.certified and 0.2 < t.threshold <= 0.9 and t.risk_budget == 0.05 and t.delta == 0.05
     assert t.evaluation_risk == 0.0 and t.calibration_risk == 0.0
-    assert "joint risk" in t.message
+    assert "joint risk" in t.message and "200 cases" in t.message and "over cases" in t.method
     # Measured on the evaluation half only, per request.
     with open_store(tmp_path / "store.db") as store:
         evaluation = [r["data"] for r in store.results(result.run_id) if r["data"]["split"] == "evaluation"]
@@ -172,13 +172,17 @@ def test_threshold_certified_on_calibration_and_measured_on_evaluation(tmp_path)
                 and r["raw_confidence"] is not None and r["raw_confidence"] >= t.threshold]
     assert answered and all(r["raw_correct"] for r in answered)
     assert t.evaluation_coverage == pytest.approx(len(answered) / len(evaluation))
-    assert t.n_calibration == 200  # 50 calibration cases x (clean, hash, nul, pad)
-    # The cost-optimal rule is fitted on the governed calls (50 cases x (clean, pad)).
-    assert t.cost_policy is not None and t.cost_policy["n"] == 100
+    # Holm over the 101 grid points asks p <= 0.05 / 101 of the first threshold: with no error at all,
+    # Hoeffding-Bentkus needs some 170 cases for a 5% budget, hence 400 cases (200 per half).
+    assert t.n_calibration == 800  # 200 calibration cases x (clean, hash, nul, pad)
+    # The cost-optimal rule is chosen on the same requests and capped by the certified threshold; its
+    # figures are those of the governed calls (200 cases x (clean, pad)).
+    assert t.cost_policy is not None and t.cost_policy["n"] == 400
+    assert t.cost_policy["cap"] == t.threshold and t.cost_policy["tau_answer"] >= t.threshold
     assert t.cost_policy["costs"] == {"answer": [0.0, 10.0], "clarify": [1.0, 4.0], "escalate": [3.0, 3.0]}
     # A budget the "?" answers break cannot be certified, and says so.
     strict = fp.check(**toy_kwargs(
-        tmp_path, system=ToySystem(hash_confidence=0.3), cases=make_cases(100), suites=[HOSTILE, REALISTIC],
+        tmp_path, system=ToySystem(hash_confidence=0.3), cases=make_cases(400), suites=[HOSTILE, REALISTIC],
         silent_failure_budget=0.02, worst_cases=0, store=tmp_path / "strict.db",
     ))
     assert not strict.thresholds.certified and "NOTHING CERTIFIED" in strict.thresholds.message

@@ -214,3 +214,43 @@ def test_the_same_run_without_the_refusing_rule_passes_over_refusal(tmp_path):
     result = fp.check(**toy_kwargs(tmp_path, suites=[HOSTILE, realistic, FAULTS], cases=make_cases(100), worst_cases=0))
     assert result.over_refusal.refused == 0 and result.over_refusal.passed
     assert _criterion(result, "over_refusal").passed
+
+
+def test_the_cost_policy_is_capped_by_the_certified_threshold_over_cases(tmp_path):
+    """Cheap escalation would make answering from 0.5 up the cheapest rule; the certified threshold caps it."""
+    from failpath import stats
+
+    class Graded(ToySystem):
+        # Wrong, with confidence 0.6, on every seventh case; right at 0.9 otherwise.
+        def __call__(self, text):
+            number = text.split()[-1]
+            if number.isdigit() and int(number) % 7 == 3:
+                return Prediction("WRONG", 0.6)
+            return super().__call__(text)
+
+    costs = {"answer": (0.0, 1.0), "escalate": (5.0, 5.0)}  # a wrong answer is cheaper than any escalation
+    result = fp.check(**toy_kwargs(
+        tmp_path, system=Graded(), cases=make_cases(400), suites=[REALISTIC], worst_cases=0, costs=costs,
+        silent_failure_budget=0.05,
+    ))
+    t = result.thresholds
+    assert t.certified and t.threshold > 0.6
+    cost = t.cost_policy
+    # Uncapped, answering the wrong 0.6 answers too would be cheapest; capped, none of them is answered.
+    confidence, correct, _ = _calibration_arrays_of(result, tmp_path / "store.db")
+    assert stats.cost_optimal_policy(confidence, correct, costs).tau_answer <= 0.6
+    assert cost["cap"] == t.threshold and cost["tau_answer"] >= t.threshold
+    assert cost["n_answer_errors"] == 0 and cost["n_answer"] > 0
+
+
+def _calibration_arrays_of(result, path):
+    """The governed calibration requests of a stored run: raw confidence and correctness (and the case)."""
+    from failpath.store import open_store
+
+    rows = []
+    with open_store(path) as store:
+        rows = [r["data"] for r in store.results(result.run_id)]
+    kept = [r for r in rows if r["split"] == "calibration" and r["state"] in (None, "low_confidence")
+            and r["raw_error"] is None and r["raw_confidence"] is not None]
+    return (np.array([r["raw_confidence"] for r in kept]), np.array([bool(r["raw_correct"]) for r in kept]),
+            [r["case_id"] for r in kept])

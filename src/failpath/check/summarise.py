@@ -333,12 +333,15 @@ def threshold_budget(budgets: Mapping[str, Any]) -> float:
 def thresholds(t: Tallied, budgets: Mapping[str, Any], costs: Mapping[str, Any]) -> ThresholdReport:
     """Certify a confidence threshold on the calibration half; measure it on the evaluation half.
 
-    The risk is the one the verdict's budget counts: silent failures per request (joint risk). The
-    threshold governs the calls no other rule handled (their deciding state is none, or
-    ``low_confidence``); the calls an injection, anomaly or fault rule handled are never answered at
-    any threshold, so they count as requests with no silent failure. The guarantee reads "answering the
-    governed calls from the threshold up, silent failures stay at most ``silent_failure`` per request,
-    with probability at least 1 - ``delta``", for traffic drawn like the check's.
+    The risk is the one the verdict's budget counts: silent failures per request (joint risk), with
+    the case as the independent unit (:func:`failpath.stats.select_threshold_by_case`: each case's share
+    of requests answered and wrong, Hoeffding–Bentkus p-values over cases, Holm). The threshold governs
+    the calls no other rule handled (their deciding state is none, or ``low_confidence``); the calls an
+    injection, anomaly or fault rule handled are never answered at any threshold, so they count, with
+    their case, as requests with no silent failure. The guarantee reads "answering the governed calls
+    from the threshold up, the mean over cases of each case's silent-failure share stays at most the
+    budget, with probability at least 1 - ``delta``", for traffic drawn like the check's. The budget is
+    the smallest of the families' silent-failure budgets.
     """
     from failpath import stats
 
@@ -346,9 +349,9 @@ def thresholds(t: Tallied, budgets: Mapping[str, Any], costs: Mapping[str, Any])
     delta = float(budgets["delta"])
     evaluation = t.columns["evaluation"]
     n_calibration, n_evaluation = _count(~evaluation), _count(evaluation)
-    confidence, correct = _scored(t, ~evaluation, governed_only=True)
-    method = "Learn-then-Test, exact binomial p-values, Holm"
-    if not confidence.size:
+    confidence, correct, cases = _calibration_arrays(t)
+    method = "Learn-then-Test, Hoeffding–Bentkus p-values over cases, Holm"
+    if not np.any(confidence >= 0.0):
         return ThresholdReport(
             certified=False, threshold=None, risk_budget=risk_budget, delta=delta, method=method,
             n_calibration=0, calibration_coverage=None, calibration_risk=None, evaluation_coverage=None,
@@ -356,11 +359,8 @@ def thresholds(t: Tallied, budgets: Mapping[str, Any], costs: Mapping[str, Any])
             message="NOTHING CERTIFIED: the raw system gave no confidence on the calibration half, so no "
             "threshold can be chosen; the only guaranteed policy is never to answer.",
         )
-    # Requests the threshold never answers sit below every grid point.
-    never = n_calibration - confidence.size
-    chosen = stats.select_threshold(
-        np.concatenate([confidence, np.full(never, -1.0)]), np.concatenate([correct, np.ones(never, dtype=bool)]),
-        max_risk=risk_budget, delta=delta, method="holm", risk="joint",
+    chosen = stats.select_threshold_by_case(
+        confidence, correct, cases, max_risk=risk_budget, delta=delta, method="holm", risk="joint",
     )
     ev_cov = ev_risk = ev_sfr = None
     if chosen.certified and n_evaluation:
@@ -377,27 +377,73 @@ def thresholds(t: Tallied, budgets: Mapping[str, Any], costs: Mapping[str, Any])
         delta=delta,
         method=method,
         n_calibration=n_calibration,
-        calibration_coverage=chosen.coverage,
+        calibration_coverage=chosen.n_answered / n_calibration if chosen.certified else chosen.coverage,
         calibration_risk=(chosen.n_errors / chosen.n_answered) if chosen.n_answered else None,
         evaluation_coverage=ev_cov,
         evaluation_risk=ev_risk,
         evaluation_silent_failure_rate=ev_sfr,
         message=chosen.summary(),
-        cost_policy=_cost_policy(confidence, correct, costs, risk_budget, delta),
+        cost_policy=_cost_policy(t, confidence, correct, costs, chosen),
     )
 
 
-def _cost_policy(confidence: np.ndarray, correct: np.ndarray, costs: Mapping[str, Any], risk: float, delta: float) -> dict[str, Any]:
-    """The answer / clarify / escalate policy of least expected cost on the calibration half (or why there is none)."""
+def _calibration_arrays(t: Tallied) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Confidence, correctness and case of every calibration request, as the threshold sees them.
+
+    The governed requests with a raw confidence keep theirs; every other calibration request (handled
+    by another rule, or without a confidence) is one the threshold never answers: confidence -1 (below
+    every grid point), counted right, with its case.
+    """
+    c = t.columns
+    calibration = ~c["evaluation"]
+    scored = calibration & c["raw_answered"] & ~np.isnan(c["raw_confidence"]) & c["governed"]
+    confidence = np.where(scored, c["raw_confidence"], -1.0)[calibration]
+    correct = np.where(scored, c["raw_correct"], True)[calibration]
+    return confidence, correct, c["case"][calibration]
+
+
+def _cost_policy(
+    t: Tallied, confidence: np.ndarray, correct: np.ndarray, costs: Mapping[str, Any], cap: Any
+) -> dict[str, Any]:
+    """The answer / clarify / escalate rule of least cost on the calibration half, capped by the certified threshold.
+
+    The rule is chosen on the same requests as the certified threshold (the never-answered ones included),
+    among the pairs ``tau_answer >= tau_clarify`` of the grid (and never): ``tau_answer`` may not go below
+    the certified threshold (``cap``; nothing certified: never answer). Among equally cheap pairs the
+    highest ``tau_answer`` wins, then the highest ``tau_clarify``. The reported counts and mean cost are
+    then those of the rule on the governed calibration requests (:func:`failpath.stats.evaluate_policy`).
+    """
     from failpath import stats
 
+    floor = cap.threshold if cap.certified else math.inf
+    grid = np.asarray(cap.grid, dtype=float)
+    candidates = [math.inf, *grid.tolist()]
+    best: tuple[float, float, float] | None = None
     try:
-        policy = stats.cost_optimal_policy(confidence, correct, costs, max_risk=risk, delta=delta, risk="joint")
+        for tau_answer in candidates:
+            if tau_answer < floor:
+                continue
+            for tau_clarify in candidates:
+                if tau_clarify > tau_answer:
+                    continue
+                if "clarify" not in costs and tau_clarify != tau_answer:
+                    continue
+                cost = stats.evaluate_policy(
+                    confidence, correct, costs, tau_answer=tau_answer, tau_clarify=tau_clarify
+                ).mean_cost
+                if best is None or cost < best[0] - 1e-12 * max(1.0, abs(best[0])):
+                    best = (cost, tau_answer, tau_clarify)
+        assert best is not None
+        governed = confidence >= 0.0
+        policy = stats.evaluate_policy(
+            confidence[governed], correct[governed], costs, tau_answer=best[1], tau_clarify=best[2]
+        )
     except stats.StatsInputError as exc:
         return {"error": str(exc)}
     return {
         "tau_answer": _finite(policy.tau_answer),
         "tau_clarify": _finite(policy.tau_clarify),
+        "cap": _finite(floor),
         "mean_cost": policy.mean_cost,
         "n_answer": policy.n_answer,
         "n_clarify": policy.n_clarify,
