@@ -254,3 +254,20 @@ def _calibration_arrays_of(result, path):
             and r["raw_error"] is None and r["raw_confidence"] is not None]
     return (np.array([r["raw_confidence"] for r in kept]), np.array([bool(r["raw_correct"]) for r in kept]),
             [r["case_id"] for r in kept])
+
+
+def test_states_exercised_says_why_a_state_never_fired(tmp_path):
+    from test_check_toy import _rules
+
+    refuse_all = fp.on(fp.State("closed", lambda value, _: True, stage="input")).do(fp.Abstain("closed"))
+    policy = fp.Policy("toy-closed", rules=[refuse_all, *_rules(True)], store=False)
+    result = fp.check(**toy_kwargs(tmp_path, policy=policy, worst_cases=0))
+    by_state = {s.state: s for s in result.states}
+    assert by_state["timeout"].fired == 0
+    assert "the rule on closed decided every fault variant before the model ran" in by_state["timeout"].detail
+    criterion = _criterion(result, "states_exercised")
+    assert not criterion.passed and "timeout (the rule on closed decided every fault variant" in criterion.detail
+
+    no_faults = fp.check(**toy_kwargs(tmp_path / "nf", suites=[HOSTILE, REALISTIC], worst_cases=0))
+    timeout = next(s for s in no_faults.states if s.state == "timeout")
+    assert timeout.detail == "handled but never exercised: no fault suite ran (add 'fault' to the suites)"

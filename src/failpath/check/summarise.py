@@ -187,7 +187,7 @@ def summarise(
     clean_eval = is_clean & evaluation
     chaos_eval = ~is_clean & evaluation
     hostile_answered = (c["family"] == t.family_code("hostile")) & evaluation & (c["outcome"] == ANSWERED)
-    states = coverage_from_counts(t.fired, t.decided, t.ended, handled, budgets["accepted"])
+    states = _with_reasons(coverage_from_counts(t.fired, t.decided, t.ended, handled, budgets["accepted"]), t)
     return Summary(
         clean=g.figures(clean_eval, clean_leaves, CLEAN, CLEAN, None),
         chaos=g.figures(chaos_eval, chaos_leaves, "chaos", "chaos", None),
@@ -206,6 +206,34 @@ def summarise(
         families=silent_failure_families(t, budgets),
         over_refusal=over_refusal(t, budgets),
     )
+
+
+#: The states only the model side reaches: the fault suite is what exercises them.
+MODEL_SIDE_STATES = ("provider_error", "timeout", "invalid_output", "unexpected")
+
+
+def _with_reasons(states: Sequence[StateCoverage], t: Tallied) -> tuple[StateCoverage, ...]:
+    """Each handled state that never fired, with why: no fault suite ran, or one rule decided every fault
+    variant before the model was called, or simply no request of the run was detected as it."""
+    import dataclasses
+
+    c = t.columns
+    fault = c["family"] == t.family_code("fault")
+    deciders = np.bincount(c["state"][fault], minlength=len(t.state_names)) if fault.any() else None
+    result = []
+    for s in states:
+        if s.handled_by and s.fired == 0:
+            if s.state in MODEL_SIDE_STATES and deciders is None:
+                why = "no fault suite ran (add 'fault' to the suites)"
+            elif s.state in MODEL_SIDE_STATES and deciders is not None and deciders.max() == _count(fault) \
+                    and t.state_names[int(deciders.argmax())] not in ("none", *MODEL_SIDE_STATES):
+                why = (f"the rule on {t.state_names[int(deciders.argmax())]} decided every fault variant before "
+                       "the model ran, so no fault reached the model")
+            else:
+                why = "no request of this run was detected as it"
+            s = dataclasses.replace(s, detail=f"handled but never exercised: {why}")
+        result.append(s)
+    return tuple(result)
 
 
 def _case_bound(requests: np.ndarray, failures: np.ndarray, confidence: float) -> tuple[float | None, float | None]:

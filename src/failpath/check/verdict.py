@@ -220,7 +220,9 @@ def decide(
     exercised_ok = sum(1 for s in handled if s.ok)
     problems = []
     if never:
-        problems.append("never exercised: " + ", ".join(never))
+        prefix = "handled but never exercised: "
+        why = {s.state: s.detail[len(prefix):] for s in handled if s.fired == 0 and s.detail.startswith(prefix)}
+        problems.append("never exercised: " + ", ".join(f"{n} ({why[n]})" if n in why else n for n in never))
     if strayed:
         problems.append("did not end in the declared action: " + ", ".join(strayed))
     c2 = Criterion(
