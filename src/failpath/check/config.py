@@ -152,7 +152,8 @@ class BudgetsConfig(_Strict):
     family, or a table ``[budgets.silent_failure]`` of per-family values (families left out: 0.02).
     ``mix``: the share of production traffic of each family (``[budgets.mix]``, summing to 1); the
     families it names are judged together on the weighted rate. ``false_alarm``: the upper bound of the
-    share of realistic requests the raw system answers right that the policy refuses. ``coverage_floor``: the share of clean requests answered must be at least this.
+    share of realistic requests the raw system answers right that the policy refuses.
+    ``coverage_floor``: the share of clean requests answered must be at least this.
     ``delta``: 1 − confidence level of the bounds and of the threshold guarantee. ``accepted``: failure
     states left without a rule on purpose, each with a written reason.
     """

@@ -76,7 +76,8 @@ class Plan:
     names they were given as (None when given as objects), which worker processes import.
     ``budgets`` is the document stored with the result (``silent_failure`` as given,
     ``silent_failure_families`` (each family's budget), ``mix`` (the declared traffic mix or None),
-    ``false_alarm``, ``coverage_floor``, ``delta``, ``accepted``, ``costs``); ``split`` maps each case id to ``calibration`` or ``evaluation``.
+    ``false_alarm``, ``coverage_floor``, ``delta``, ``accepted``, ``costs``); ``split`` maps each case
+    id to ``calibration`` or ``evaluation``.
     """
 
     system: Any
@@ -340,7 +341,9 @@ def make_plan(
         "cases_digest": _cases_digest(case_list),
     }
     budgets = {
-        "silent_failure": dict(silent_failure_budget) if isinstance(silent_failure_budget, Mapping) else silent_failure_budget,
+        "silent_failure": (
+            dict(silent_failure_budget) if isinstance(silent_failure_budget, Mapping) else silent_failure_budget
+        ),
         "silent_failure_families": families,
         "mix": declared_mix,
         "false_alarm": float(false_alarm_budget),

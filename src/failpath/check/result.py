@@ -236,10 +236,11 @@ class ThresholdReport:
 
     Learn-then-Test over a fixed grid, Hoeffding–Bentkus p-values over cases, family-wise correction
     ``method``: when ``certified``, answering only when ``confidence >= threshold`` keeps the mean over
-    cases of each case's silent-failure share at most ``risk_budget`` with probability at least 1 − ``delta``. When nothing is certified, ``threshold`` is
-    None and the only guaranteed policy is never to answer. ``evaluation_*`` are measured at the
-    threshold on the evaluation half. ``cost_policy`` is the cost-optimal answer/clarify/escalate rule, its ``tau_answer`` never below ``cap``
-    (the certified threshold; None: never answer).
+    cases of each case's silent-failure share at most ``risk_budget`` with probability at least
+    1 − ``delta``. When nothing is certified, ``threshold`` is None and the only guaranteed policy is
+    never to answer. ``evaluation_*`` are measured at the threshold on the evaluation half.
+    ``cost_policy`` is the cost-optimal answer/clarify/escalate rule, its ``tau_answer`` never below
+    ``cap`` (the certified threshold; None: never answer).
     """
 
     certified: bool

@@ -325,7 +325,8 @@ def over_refusal(t: Tallied, budgets: Mapping[str, Any]) -> OverRefusal | None:
     groups = []
     for suite in dict.fromkeys(t.leaves[int(i)].suite for i in np.unique(c["leaf"][right])):
         leaves = [i for i, leaf in enumerate(t.leaves) if leaf.suite == suite]
-        members = [(None, leaves)] + [(t.leaves[i].perturbation, [i]) for i in sorted(leaves, key=lambda i: t.leaves[i].perturbation)]
+        by_name = sorted(leaves, key=lambda i: t.leaves[i].perturbation)
+        members = [(None, leaves)] + [(t.leaves[i].perturbation, [i]) for i in by_name]
         for perturbation, codes in members:
             in_group = np.isin(c["leaf"], np.asarray(codes, dtype=np.int32))
             n_right, n_refused = _count(right & in_group), _count(refused & in_group)
