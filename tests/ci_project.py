@@ -43,7 +43,10 @@ expected = "label"
 name = "text"
 
 [budgets]
-silent_failure = 0.05
+# 20 evaluation cases: with no failure at all, the case-level bounds at 95% are 13.9% (silent
+# failures) and about 16% (over-refusal); budgets below those could never pass on so few cases.
+silent_failure = 0.15
+false_alarm = 0.2
 
 [budgets.accepted]
 anomalous_input = "Inputs are short labels; an anomaly detector adds nothing here."

@@ -55,7 +55,10 @@ expected = "label"
 name = "text"
 
 [budgets]
-silent_failure = 0.05
+# 20 evaluation cases: with no failure at all, the case-level bounds at 95% are 13.9% (silent
+# failures) and about 16% (over-refusal); budgets below those could never pass on so few cases.
+silent_failure = 0.15
+false_alarm = 0.2
 
 [budgets.accepted]
 anomalous_input = "Inputs are short labels; an anomaly detector adds nothing here."
@@ -88,7 +91,7 @@ def test_ship_exits_0_prints_the_verdict_first_and_writes_json(project):
     assert result.exit_code == 0, result.output
     assert result.output.index("READY TO SHIP") < result.output.index("The gap")
     document = json.loads((project / "out" / "result.json").read_text())
-    assert document["schema"] == "failpath.check/1" and document["verdict"]["ship"] is True
+    assert document["schema"] == "failpath.check/2" and document["verdict"]["ship"] is True
     with open_store(project / "store.db") as store:
         assert store.get_run(document["run_id"])["summary"]["verdict"]["ship"] is True
 

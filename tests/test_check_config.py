@@ -53,7 +53,8 @@ def test_a_complete_config_loads(tmp_path):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (("silent_failure = 0.01", "silent_failure = 1.5"), r"failpath\.toml:18: budgets\.silent_failure = 1\.5: Input should be less than 1"),
+        (("silent_failure = 0.01", "silent_failure = 1.5"), r"failpath\.toml:18: budgets\.silent_failure = 1\.5: must be a number strictly between 0 and 1"),
+            (("silent_failure = 0.01", "silent_failure = {clean = 0.01, daily = 0.02}"), r"failpath\.toml:18: budgets\.silent_failure = .*unknown families 'daily'; use clean, realistic, hostile, fault"),
         (("seed = 3", 'seed = "three"'), r"failpath\.toml:4: seed = 'three': Input should be a valid integer"),
         (('system = "myapp.model:parse"', 'system = "myapp.model.parse"'), r"failpath\.toml:1: system = 'myapp\.model\.parse': must be 'module:attr'"),
         (("concurrency = 8", "concurency = 8"), r"failpath\.toml:5: concurency = 8: unknown key"),

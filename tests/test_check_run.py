@@ -43,8 +43,8 @@ def group(result, suite, perturbation=None):
 def test_full_policy_ships_with_every_criterion_passed(shipped):
     result, _, _ = shipped
     assert [c.name for c in result.verdict.reasons] == [
-        "states_handled", "states_exercised", "silent_failure_bound", "coverage_floor", "no_escapes",
-        "hostile_answers_stable",
+        "states_handled", "states_exercised", "silent_failure_bound", "coverage_floor", "over_refusal",
+        "no_escapes", "hostile_answers_stable",
     ]
     assert result.verdict.ship, result.verdict.failed
     assert result.verdict.label == "READY TO SHIP" and result.verdict.exit_code == 0
@@ -121,18 +121,22 @@ def test_baseline_block_for_the_drift_monitor(shipped):
 def test_result_document_is_versioned_json_safe_and_stored(shipped):
     result, _, run = shipped
     document = result.to_dict()
-    assert document["schema"] == SCHEMA == "failpath.check/1"
+    assert document["schema"] == SCHEMA == "failpath.check/2"
     text = json.dumps(document, allow_nan=False)
     assert CheckResult.from_dict(json.loads(text)) == result
     assert run["finished"] is not None and run["summary"] == json.loads(text)
     with pytest.raises(ValueError, match="schema"):
         CheckResult.from_dict({**document, "schema": "other/9"})
+    # A document of schema 1 (before the per-family bounds) still reads; the new fields take their defaults.
+    old = {k: v for k, v in document.items() if k not in ("silent_failure_families", "over_refusal")}
+    read = CheckResult.from_dict({**old, "schema": "failpath.check/1"})
+    assert read.silent_failure_families == () and read.over_refusal is None and read.verdict == result.verdict
     with pytest.raises(Exception):
         result.verdict.ship = False  # frozen
 
 
 def test_partial_policy_is_demo_with_worst_cases_and_nothing_certified(tmp_path):
-    result = fp.check(**toy_kwargs(tmp_path, policy=partial_policy()))
+    result = fp.check(**toy_kwargs(tmp_path, policy=partial_policy(), silent_failure_budget=0.05))
     failed = {c.name for c in result.verdict.failed}
     assert failed == {"silent_failure_bound", "hostile_answers_stable"}
     assert result.verdict.exit_code == 1 and result.verdict.label == "READY TO DEMO"
@@ -151,7 +155,7 @@ def test_partial_policy_is_demo_with_worst_cases_and_nothing_certified(tmp_path)
 
 def test_threshold_certified_on_calibration_and_measured_on_evaluation(tmp_path):
     result = fp.check(**toy_kwargs(
-        tmp_path, system=ToySystem(hash_confidence=0.3), cases=make_cases(100), suites=[HOSTILE, REALISTIC],
+        tmp_path, system=ToySystem(hash_confidence=0.3), cases=make_cases(400), suites=[HOSTILE, REALISTIC],
         silent_failure_budget=0.05, worst_cases=0,
     ))
     t = result.thresholds
@@ -160,7 +164,7 @@ def test_threshold_certified_on_calibration_and_measured_on_evaluation(tmp_path)
     # handle and the nul inputs raise, so neither holds the threshold up.
     assert t.certified and 0.2 < t.threshold <= 0.9 and t.risk_budget == 0.05 and t.delta == 0.05
     assert t.evaluation_risk == 0.0 and t.calibration_risk == 0.0
-    assert "joint risk" in t.message
+    assert "joint risk" in t.message and "200 cases" in t.message and "over cases" in t.method
     # Measured on the evaluation half only, per request.
     with open_store(tmp_path / "store.db") as store:
         evaluation = [r["data"] for r in store.results(result.run_id) if r["data"]["split"] == "evaluation"]
@@ -168,13 +172,17 @@ def test_threshold_certified_on_calibration_and_measured_on_evaluation(tmp_path)
                 and r["raw_confidence"] is not None and r["raw_confidence"] >= t.threshold]
     assert answered and all(r["raw_correct"] for r in answered)
     assert t.evaluation_coverage == pytest.approx(len(answered) / len(evaluation))
-    assert t.n_calibration == 200  # 50 calibration cases x (clean, hash, nul, pad)
-    # The cost-optimal rule is fitted on the governed calls (50 cases x (clean, pad)).
-    assert t.cost_policy is not None and t.cost_policy["n"] == 100
+    # Holm over the 101 grid points asks p <= 0.05 / 101 of the first threshold: with no error at all,
+    # Hoeffding-Bentkus needs some 170 cases for a 5% budget, hence 400 cases (200 per half).
+    assert t.n_calibration == 800  # 200 calibration cases x (clean, hash, nul, pad)
+    # The cost-optimal rule is chosen on the same requests and capped by the certified threshold; its
+    # figures are those of the governed calls (200 cases x (clean, pad)).
+    assert t.cost_policy is not None and t.cost_policy["n"] == 400
+    assert t.cost_policy["cap"] == t.threshold and t.cost_policy["tau_answer"] >= t.threshold
     assert t.cost_policy["costs"] == {"answer": [0.0, 10.0], "clarify": [1.0, 4.0], "escalate": [3.0, 3.0]}
     # A budget the "?" answers break cannot be certified, and says so.
     strict = fp.check(**toy_kwargs(
-        tmp_path, system=ToySystem(hash_confidence=0.3), cases=make_cases(100), suites=[HOSTILE, REALISTIC],
+        tmp_path, system=ToySystem(hash_confidence=0.3), cases=make_cases(400), suites=[HOSTILE, REALISTIC],
         silent_failure_budget=0.02, worst_cases=0, store=tmp_path / "strict.db",
     ))
     assert not strict.thresholds.certified and "NOTHING CERTIFIED" in strict.thresholds.message

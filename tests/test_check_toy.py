@@ -127,7 +127,10 @@ def toy_kwargs(tmp_path, **overrides):
         seed=7,
         concurrency=4,
         store=tmp_path / "store.db",
-        silent_failure_budget=0.05,
+        # 20 evaluation cases: with no failure at all, the case-level bounds at 95% are 13.9% (silent
+        # failures) and 16.2% (over-refusal, 17 raw-right cases); budgets below those could never pass.
+        silent_failure_budget=0.15,
+        false_alarm_budget=0.2,
         accepted=ACCEPTED,
         worst_cases=3,
         worst_case_seconds=2.0,

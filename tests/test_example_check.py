@@ -127,7 +127,11 @@ def test_the_shipping_policy_fixes_what_the_report_showed(results):
     careful, shipping, _ = results
     assert shipping.policy == "addresses-shipping"
     assert shipping.chaos.with_policy.silent_failure_rate < careful.chaos.with_policy.silent_failure_rate / 2
-    assert _criterion(shipping, "silent_failure_bound").passed
+    # Judged per family: no hostile input gets a wrong answer through, and fewer realistic ones do.
+    families = {f.family: f for f in shipping.silent_failure_families}
+    careful_families = {f.family: f for f in careful.silent_failure_families}
+    assert families["hostile"].silent_failures == 0
+    assert families["realistic"].rate < careful_families["realistic"].rate
     assert _criterion(shipping, "hostile_answers_stable").passed
     fired = {s.state: s.fired for s in shipping.states}
     assert fired["foreign_characters"] > 0

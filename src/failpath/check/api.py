@@ -51,7 +51,9 @@ def check(
     store: Any = None,
     run_id: str | None = None,
     resume: bool | str | None = None,
-    silent_failure_budget: float = 0.02,
+    silent_failure_budget: float | Mapping[str, float] = 0.02,
+    mix: Mapping[str, float] | None = None,
+    false_alarm_budget: float = 0.10,
     coverage_floor: float = 0.5,
     delta: float = 0.05,
     accepted: Mapping[str, str] | None = None,
@@ -73,8 +75,14 @@ def check(
     ``store`` (a ``Store`` or a path; default ``.failpath/failpath.db``) under ``run_id``; pass
     ``resume=True`` (the latest unfinished run) or ``resume=RUN_ID`` to continue a killed run.
 
-    Budgets: ``silent_failure_budget`` (the upper confidence bound of the silent-failure rate under chaos
-    must be within it), ``coverage_floor`` (share of clean requests answered), ``delta`` (1 − confidence
+    Budgets: ``silent_failure_budget`` (one number for every family, or a mapping such as
+    ``{"clean": 0.02, "realistic": 0.02, "hostile": 0.01, "fault": 0.01}``; families left out take 0.02):
+    each family present in the run (clean, realistic, hostile, fault) is judged alone, on the upper
+    confidence bound of its silent-failure rate with the case as the unit; ``mix`` (the share of
+    production traffic of each family, e.g. ``{"clean": 0.6, "realistic": 0.35, "hostile": 0.05}``)
+    judges the families it names together on that weighted rate instead; ``false_alarm_budget`` (the
+    upper bound of the share of realistic requests the raw system answers right that the policy
+    refuses), ``coverage_floor`` (share of clean requests answered), ``delta`` (1 − confidence
     of the bounds and of the threshold guarantee), ``accepted`` (failure states left without a rule, each
     with a written reason; the states the policy waives, ``Policy(waive=...)``, count as accepted too). ``executor="process"`` deals the cases out to one worker
     process per core (at most ``concurrency``), for a CPU-bound local model or a fast system: the system,
@@ -88,7 +96,8 @@ def check(
     plan = make_plan(
         system, cases, policy=policy, judge=judge, suites=suites, seed=seed, concurrency=concurrency,
         executor=executor, silent_failure_budget=silent_failure_budget, coverage_floor=coverage_floor, delta=delta,
-        accepted=accepted, calibration_share=calibration_share, costs=costs,
+        accepted=accepted, calibration_share=calibration_share, costs=costs, mix=mix,
+        false_alarm_budget=false_alarm_budget,
     )
     store_obj, owned = _open(store)
     recorded: str | None = None  # the run's id once its record exists
@@ -220,7 +229,10 @@ def _open_run(
         done = frozenset() if summary is not None else frozenset(store.result_keys(run["run_id"]))
         return _Record(run_id=run["run_id"], resumed=True, done=done, summary=summary)
     run_id = run_id or f"chk-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
-    budgets = {k: plan.budgets[k] for k in ("silent_failure", "coverage_floor", "delta", "accepted")}
+    budgets = {
+        k: plan.budgets[k]
+        for k in ("silent_failure", "silent_failure_families", "mix", "false_alarm", "coverage_floor", "delta", "accepted")
+    }
     store.create_run(
         run_id,
         kind=RUN_KIND,
@@ -239,13 +251,13 @@ def _handled(plan: Plan) -> dict[str, tuple[str, ...]]:
 def _decide(summary: Summary, budgets: Mapping[str, Any]) -> Verdict:
     return decide(
         states=summary.states,
-        chaos=summary.chaos,
+        families=summary.families,
+        over_refusal=summary.over_refusal,
         clean=summary.clean,
         escapes=summary.escapes,
         n_rows=summary.n_rows,
         flips=summary.flips,
         n_hostile_answered=summary.n_hostile_answered,
-        silent_failure_budget=float(budgets["silent_failure"]),
         coverage_floor=float(budgets["coverage_floor"]),
         delta=float(budgets["delta"]),
     )
@@ -301,6 +313,8 @@ def _result(
         resumed=record.resumed,
         reused=stored.reused,
         notes=tuple(notes),
+        silent_failure_families=summary.families,
+        over_refusal=summary.over_refusal,
     )
 
 

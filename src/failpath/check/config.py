@@ -23,9 +23,17 @@ A complete example::
     name = "token_labels"
 
     [budgets]
-    silent_failure = 0.02                 # upper confidence bound of the silent-failure rate under chaos
+    silent_failure = 0.02                 # per family: upper bound of its silent-failure rate, cases as the unit
+    false_alarm = 0.10                    # upper bound of the realistic requests answered right by the model that the policy refuses
     coverage_floor = 0.5
     delta = 0.05
+    # [budgets.silent_failure]            # or per family (families left out: 0.02)
+    # clean = 0.02
+    # hostile = 0.01
+    # [budgets.mix]                       # or judge the families on the traffic mix expected in production
+    # clean = 0.6
+    # realistic = 0.35
+    # hostile = 0.05
 
     [budgets.accepted]
     inconsistent = "A deterministic parser: sampling it twice always agrees."
@@ -131,22 +139,52 @@ def _written_reason(reason: str) -> str:
 
 
 StateName = Annotated[str, AfterValidator(_known_state)]
+FamilyName = Literal["clean", "realistic", "hostile", "fault"]
 Reason = Annotated[str, AfterValidator(_written_reason)]
 
 
 class BudgetsConfig(_Strict):
     """``[budgets]``: what the verdict demands.
 
-    ``silent_failure``: the upper confidence bound of the silent-failure rate under chaos must be at most
-    this (per request). ``coverage_floor``: the share of clean requests answered must be at least this.
+    ``silent_failure``: for each family present (clean, realistic, hostile, fault), the upper confidence
+    bound of its silent-failure rate (case as the unit) must be at most this; one number for every
+    family, or a table ``[budgets.silent_failure]`` of per-family values (families left out: 0.02).
+    ``mix``: the share of production traffic of each family (``[budgets.mix]``, summing to 1); the
+    families it names are judged together on the weighted rate. ``false_alarm``: the upper bound of the
+    share of realistic requests the raw system answers right that the policy refuses.
+    ``coverage_floor``: the share of clean requests answered must be at least this.
     ``delta``: 1 − confidence level of the bounds and of the threshold guarantee. ``accepted``: failure
     states left without a rule on purpose, each with a written reason.
     """
 
-    silent_failure: float = Field(default=0.02, gt=0.0, lt=1.0)
+    silent_failure: float | dict[FamilyName, float] = 0.02
+    mix: dict[FamilyName, Annotated[float, Field(ge=0.0, le=1.0)]] | None = None
+    false_alarm: float = Field(default=0.10, gt=0.0, le=1.0)
     coverage_floor: float = Field(default=0.5, ge=0.0, le=1.0)
     delta: float = Field(default=0.05, gt=0.0, lt=1.0)
     accepted: dict[StateName, Reason] = Field(default_factory=dict)
+
+    @field_validator("silent_failure", mode="before")
+    @classmethod
+    def _budget_per_family(cls, value: Any) -> Any:
+        from failpath.check.plan import silent_failure_budgets
+
+        try:
+            silent_failure_budgets(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc).replace("silent_failure_budget must", "must")) from None
+        return value
+
+    @field_validator("mix", mode="before")
+    @classmethod
+    def _shares_of_traffic(cls, value: Any) -> Any:
+        from failpath.check.plan import traffic_mix
+
+        try:
+            traffic_mix(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class CheckConfig(_Strict):
@@ -461,6 +499,8 @@ def check_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
         "concurrency": c.concurrency,
         "executor": c.executor,
         "silent_failure_budget": c.budgets.silent_failure,
+        "mix": c.budgets.mix,
+        "false_alarm_budget": c.budgets.false_alarm,
         "coverage_floor": c.budgets.coverage_floor,
         "delta": c.budgets.delta,
         "accepted": dict(c.budgets.accepted),

@@ -21,7 +21,8 @@ from failpath.core import STATES, Case, ConfigError
 
 __all__ = [
     "CLEAN", "DEFAULT_COSTS", "DEFAULT_SUITES", "Plan", "WorkItem", "make_plan", "plan_items", "split_cases", "key_digest",
-    "key_digests", "judge_name", "name_of", "bare_policy",
+    "key_digests", "judge_name", "name_of", "bare_policy", "BUDGET_FAMILIES", "DEFAULT_SILENT_FAILURE",
+    "DEFAULT_FALSE_ALARM", "silent_failure_budgets", "traffic_mix",
 ]
 
 #: The suite name of the clean pass (always run, last).
@@ -29,6 +30,16 @@ CLEAN = "clean"
 
 #: Suites run when none are named: hostile first, then realistic mess, then model-side faults.
 DEFAULT_SUITES: tuple[str, ...] = ("hostile", "realistic", "fault")
+
+#: The families whose silent-failure budgets are judged separately: the clean pass and the chaos families.
+BUDGET_FAMILIES: tuple[str, ...] = (CLEAN, "realistic", "hostile", "fault")
+
+#: The silent-failure budget of a family when none is given: the upper bound of its rate, per request.
+DEFAULT_SILENT_FAILURE = 0.02
+
+#: The over-refusal budget when none is given: the upper bound of the share of realistic requests the
+#: raw system answers right that the policy refuses.
+DEFAULT_FALSE_ALARM = 0.10
 
 #: Costs of the answer / clarify / escalate policy: (cost if the model's answer is right, if it is wrong).
 DEFAULT_COSTS: dict[str, tuple[float, float]] = {
@@ -66,8 +77,10 @@ class Plan:
 
     ``system`` and ``policy`` are the objects; ``system_spec`` and ``policy_spec`` the ``"module:attr"``
     names they were given as (None when given as objects), which worker processes import.
-    ``budgets`` is the document stored with the result (``silent_failure``, ``coverage_floor``,
-    ``delta``, ``accepted``, ``costs``); ``split`` maps each case id to ``calibration`` or ``evaluation``.
+    ``budgets`` is the document stored with the result (``silent_failure`` as given,
+    ``silent_failure_families`` (each family's budget), ``mix`` (the declared traffic mix or None),
+    ``false_alarm``, ``coverage_floor``, ``delta``, ``accepted``, ``costs``); ``split`` maps each case
+    id to ``calibration`` or ``evaluation``.
     """
 
     system: Any
@@ -184,8 +197,8 @@ def _check_numbers(
 ) -> None:
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise ConfigError(f"concurrency must be a whole number of at least 1, got {concurrency!r}")
+    silent_failure_budgets(silent_failure_budget)
     for label, value, low, high in (
-        ("silent_failure_budget", silent_failure_budget, 0.0, 1.0),
         ("delta", delta, 0.0, 1.0),
         ("calibration_share", calibration_share, 0.0, 1.0),
     ):
@@ -195,6 +208,54 @@ def _check_numbers(
         raise ConfigError(f"coverage_floor must be a number in [0, 1], got {coverage_floor!r}")
     if executor not in ("auto", "thread", "process"):
         raise ConfigError(f"executor must be 'auto', 'thread' or 'process', got {executor!r}")
+
+
+def silent_failure_budgets(budget: Any) -> dict[str, float]:
+    """Each family's silent-failure budget from one number (every family) or a mapping family -> number.
+
+    Families a mapping leaves out take :data:`DEFAULT_SILENT_FAILURE`. ``ConfigError`` names an unknown
+    family or a budget outside (0, 1).
+    """
+    if isinstance(budget, Mapping):
+        unknown = sorted(set(budget) - set(BUDGET_FAMILIES))
+        if unknown:
+            raise ConfigError(
+                f"silent_failure budget names unknown families {', '.join(map(repr, unknown))}; "
+                f"use {', '.join(BUDGET_FAMILIES)}"
+            )
+        given = dict(budget)
+    else:
+        given = {family: budget for family in BUDGET_FAMILIES}
+    budgets = {}
+    for family in BUDGET_FAMILIES:
+        value = given.get(family, DEFAULT_SILENT_FAILURE)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+            label = "silent_failure_budget" if not isinstance(budget, Mapping) else f"silent_failure budget of {family}"
+            raise ConfigError(f"{label} must be a number strictly between 0 and 1, got {value!r}")
+        budgets[family] = float(value)
+    return budgets
+
+
+def traffic_mix(mix: Mapping[str, Any] | None) -> dict[str, float] | None:
+    """The declared traffic mix (family -> share of production traffic), checked; None when not declared.
+
+    Shares are numbers in [0, 1] over known families summing to 1 (within 1e-6); families with a share of
+    0 are dropped. ``ConfigError`` names what is wrong.
+    """
+    if mix is None:
+        return None
+    if not isinstance(mix, Mapping) or not mix:
+        raise ConfigError(f"mix must map families to their share of traffic, e.g. {{'clean': 0.6, 'realistic': 0.4}}; got {mix!r}")
+    unknown = sorted(set(mix) - set(BUDGET_FAMILIES))
+    if unknown:
+        raise ConfigError(f"mix names unknown families {', '.join(map(repr, unknown))}; use {', '.join(BUDGET_FAMILIES)}")
+    for family, share in mix.items():
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+            raise ConfigError(f"mix share of {family} must be a number in [0, 1], got {share!r}")
+    total = float(sum(mix.values()))
+    if abs(total - 1.0) > 1e-6:
+        raise ConfigError(f"mix shares must sum to 1 (they are the shares of production traffic), they sum to {total:g}")
+    return {family: float(mix[family]) for family in BUDGET_FAMILIES if mix.get(family, 0.0) > 0.0}
 
 
 def _check_accepted(accepted: Mapping[str, str] | None) -> dict[str, str]:
@@ -247,9 +308,16 @@ def make_plan(
     accepted: Mapping[str, str] | None,
     calibration_share: Any,
     costs: Mapping[str, Any] | None,
+    mix: Mapping[str, Any] | None = None,
+    false_alarm_budget: Any = DEFAULT_FALSE_ALARM,
 ) -> Plan:
     """Read and validate every argument of a check; ``ConfigError`` or ``DatasetError`` naming what is wrong."""
     _check_numbers(concurrency, silent_failure_budget, coverage_floor, delta, calibration_share, executor)
+    if isinstance(false_alarm_budget, bool) or not isinstance(false_alarm_budget, (int, float)) \
+            or not 0.0 < false_alarm_budget <= 1.0:
+        raise ConfigError(f"false_alarm_budget must be a number in (0, 1], got {false_alarm_budget!r}")
+    families = silent_failure_budgets(silent_failure_budget)
+    declared_mix = traffic_mix(mix)
     accepted = _check_accepted(accepted)
     system_spec = system if isinstance(system, str) else None
     policy_spec = policy if isinstance(policy, str) else None
@@ -280,7 +348,12 @@ def make_plan(
         "cases_digest": _cases_digest(case_list),
     }
     budgets = {
-        "silent_failure": silent_failure_budget,
+        "silent_failure": (
+            dict(silent_failure_budget) if isinstance(silent_failure_budget, Mapping) else silent_failure_budget
+        ),
+        "silent_failure_families": families,
+        "mix": declared_mix,
+        "false_alarm": float(false_alarm_budget),
         "coverage_floor": coverage_floor,
         "delta": delta,
         "accepted": accepted,

@@ -1,7 +1,8 @@
 """The values a check produces: figures per suite, the verdict, and the whole ``CheckResult``.
 
-``CheckResult.to_dict()`` is the stable, versioned document (``"schema": "failpath.check/1"``) the
-terminal, HTML and JSON reports are built from; ``CheckResult.from_dict`` reads it back.
+``CheckResult.to_dict()`` is the stable, versioned document (``"schema": "failpath.check/2"``) the
+terminal, HTML and JSON reports are built from; ``CheckResult.from_dict`` reads it back (documents of
+schema ``failpath.check/1`` too: the fields added since then take their defaults).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ __all__ = [
     "ConfidenceQuality",
     "PolicyFigures",
     "GroupFigures",
+    "FamilyBound",
+    "RefusalFigures",
+    "OverRefusal",
     "StateCoverage",
     "ThresholdReport",
     "Reproduction",
@@ -26,8 +30,13 @@ __all__ = [
     "CheckResult",
 ]
 
-#: The version of the ``CheckResult.to_dict()`` document.
-SCHEMA = "failpath.check/1"
+#: The version of the ``CheckResult.to_dict()`` document. Version 2: the ``silent_failure_bound``
+#: criterion is judged per family (or on a declared traffic mix) with the case as the unit
+#: (``silent_failure_families``), and the ``over_refusal`` criterion was added.
+SCHEMA = "failpath.check/2"
+
+#: Earlier versions :meth:`CheckResult.from_dict` still reads.
+READABLE_SCHEMAS = ("failpath.check/1", SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,70 @@ class GroupFigures:
 
 
 @dataclass(frozen=True)
+class FamilyBound:
+    """The silent-failure criterion on one family of requests, or on the declared traffic mix.
+
+    ``family`` is ``clean``, ``realistic``, ``hostile`` or ``fault`` (the requests of that family on the
+    evaluation half, with the policy), or ``mix``: the traffic mix declared in ``[budgets.mix]``, whose
+    ``weights`` name the families it weighs. ``rate`` is the mean over cases of each case's share of
+    silent failures (each case weighted equally; for ``mix``, the weighted sum of the families' rates);
+    ``upper`` is its upper confidence bound at ``confidence`` (Hoeffding–Bentkus over the per-case shares,
+    so it holds however strongly a case's variants are correlated; for ``mix``, the weighted sum of the
+    families' bounds, each at 1 − delta / (number of families in the mix): Bonferroni). ``passed`` when
+    ``upper`` is at most ``budget``. ``upper`` is None when the family had no evaluated request.
+    """
+
+    family: str
+    n: int
+    n_cases: int
+    silent_failures: int
+    rate: float | None
+    upper: float | None
+    confidence: float
+    budget: float
+    passed: bool
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefusalFigures:
+    """Over-refusal on one realistic perturbation (or one suite, ``perturbation`` None).
+
+    Of the ``raw_right`` requests the raw system answered right, ``refused`` ended in a handled outcome
+    (clarify, escalate, abstain, default) with the policy; ``by_state`` counts those refusals by the
+    deciding failure state (the detector responsible; ``"none"`` when no state decided).
+    """
+
+    suite: str
+    perturbation: str | None
+    raw_right: int
+    refused: int
+    rate: float | None
+    by_state: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OverRefusal:
+    """The over-refusal criterion: how much of what the raw system gets right on realistic input the policy refuses.
+
+    ``rate`` is the mean over cases (with at least one raw-right realistic request) of each case's share
+    of refused raw-right requests; ``upper`` its Hoeffding–Bentkus upper bound at ``confidence`` over
+    those ``n_cases``; ``passed`` when ``upper`` is at most ``budget`` (``false_alarm`` in ``[budgets]``).
+    ``groups`` break it down per realistic suite and perturbation.
+    """
+
+    n: int
+    n_cases: int
+    refused: int
+    rate: float | None
+    upper: float | None
+    confidence: float
+    budget: float
+    passed: bool
+    groups: tuple[RefusalFigures, ...] = ()
+
+
+@dataclass(frozen=True)
 class StateCoverage:
     """One failure state: the actions that handle it, or the reason it was accepted, and how the run exercised it.
 
@@ -162,11 +235,13 @@ class StateCoverage:
 class ThresholdReport:
     """The confidence threshold chosen on the calibration half, and its guarantee.
 
-    Learn-then-Test over a fixed grid, exact binomial p-values, family-wise correction ``method``: when
-    ``certified``, answering only when ``confidence >= threshold`` keeps the selective risk at most
-    ``risk_budget`` with probability at least 1 − ``delta``. When nothing is certified, ``threshold`` is
-    None and the only guaranteed policy is never to answer. ``evaluation_*`` are measured at the
-    threshold on the evaluation half. ``cost_policy`` is the cost-optimal answer/clarify/escalate rule.
+    Learn-then-Test over a fixed grid, Hoeffding–Bentkus p-values over cases, family-wise correction
+    ``method``: when ``certified``, answering only when ``confidence >= threshold`` keeps the mean over
+    cases of each case's silent-failure share at most ``risk_budget`` with probability at least
+    1 − ``delta``. When nothing is certified, ``threshold`` is None and the only guaranteed policy is
+    never to answer. ``evaluation_*`` are measured at the threshold on the evaluation half.
+    ``cost_policy`` is the cost-optimal answer/clarify/escalate rule, its ``tau_answer`` never below
+    ``cap`` (the certified threshold; None: never answer).
     """
 
     certified: bool
@@ -261,6 +336,8 @@ class CheckResult:
     resumed: bool = False
     reused: int = 0
     notes: tuple[str, ...] = ()
+    silent_failure_families: tuple[FamilyBound, ...] = ()
+    over_refusal: OverRefusal | None = None
     schema: str = SCHEMA
 
     @property
@@ -281,9 +358,9 @@ class CheckResult:
     def from_dict(cls, data: dict[str, Any]) -> "CheckResult":
         """Read back a document written by ``to_dict`` (raises ``ValueError`` for another schema)."""
         schema = data.get("schema")
-        if schema != SCHEMA:
+        if schema not in READABLE_SCHEMAS:
             raise ValueError(f"not a check result of schema {SCHEMA!r} (schema is {schema!r})")
-        return _adapter().validate_python(data)
+        return _adapter().validate_python({**data, "schema": SCHEMA})
 
 
 @lru_cache(maxsize=1)

@@ -24,13 +24,21 @@ from failpath.check.metrics import (
     derive_int_seed,
     gap_from_counts,
 )
-from failpath.check.plan import CLEAN
-from failpath.check.result import ConfidenceQuality, GroupFigures, StateCoverage, ThresholdReport
+from failpath.check.plan import BUDGET_FAMILIES, CLEAN
+from failpath.check.result import (
+    ConfidenceQuality,
+    FamilyBound,
+    GroupFigures,
+    OverRefusal,
+    RefusalFigures,
+    StateCoverage,
+    ThresholdReport,
+)
 from failpath.check.tally import ANSWERED, ESCAPED, OUTCOMES, Tallied
 from failpath.check.verdict import coverage_from_counts
 from failpath.core import OUTCOME_KINDS, STATES
 
-__all__ = ["Summary", "summarise", "thresholds", "baseline", "curves"]
+__all__ = ["Summary", "summarise", "silent_failure_families", "over_refusal", "thresholds", "baseline", "curves"]
 
 _HANDLED_CODES = np.asarray([OUTCOMES.index(k) for k in HANDLED_KINDS], dtype=np.int8)
 
@@ -54,6 +62,8 @@ class Summary:
     escapes: int
     flips: int
     n_hostile_answered: int
+    families: tuple[FamilyBound, ...] = ()
+    over_refusal: OverRefusal | None = None
 
 
 def _count(mask: np.ndarray) -> int:
@@ -177,7 +187,7 @@ def summarise(
     clean_eval = is_clean & evaluation
     chaos_eval = ~is_clean & evaluation
     hostile_answered = (c["family"] == t.family_code("hostile")) & evaluation & (c["outcome"] == ANSWERED)
-    states = coverage_from_counts(t.fired, t.decided, t.ended, handled, budgets["accepted"])
+    states = _with_reasons(coverage_from_counts(t.fired, t.decided, t.ended, handled, budgets["accepted"]), t)
     return Summary(
         clean=g.figures(clean_eval, clean_leaves, CLEAN, CLEAN, None),
         chaos=g.figures(chaos_eval, chaos_leaves, "chaos", "chaos", None),
@@ -193,6 +203,144 @@ def summarise(
         escapes=_count(c["outcome"] == ESCAPED),
         flips=t.hostile_flips,
         n_hostile_answered=_count(hostile_answered),
+        families=silent_failure_families(t, budgets),
+        over_refusal=over_refusal(t, budgets),
+    )
+
+
+#: The states only the model side reaches: the fault suite is what exercises them.
+MODEL_SIDE_STATES = ("provider_error", "timeout", "invalid_output", "unexpected")
+
+
+def _with_reasons(states: Sequence[StateCoverage], t: Tallied) -> tuple[StateCoverage, ...]:
+    """Each handled state that never fired, with why: no fault suite ran, or one rule decided every fault
+    variant before the model was called, or simply no request of the run was detected as it."""
+    import dataclasses
+
+    c = t.columns
+    fault = c["family"] == t.family_code("fault")
+    deciders = np.bincount(c["state"][fault], minlength=len(t.state_names)) if fault.any() else None
+    result = []
+    for s in states:
+        if s.handled_by and s.fired == 0:
+            if s.state in MODEL_SIDE_STATES and deciders is None:
+                why = "no fault suite ran (add 'fault' to the suites)"
+            elif s.state in MODEL_SIDE_STATES and deciders is not None and deciders.max() == _count(fault) \
+                    and t.state_names[int(deciders.argmax())] not in ("none", *MODEL_SIDE_STATES):
+                why = (f"the rule on {t.state_names[int(deciders.argmax())]} decided every fault variant before "
+                       "the model ran, so no fault reached the model")
+            else:
+                why = "no request of this run was detected as it"
+            s = dataclasses.replace(s, detail=f"handled but never exercised: {why}")
+        result.append(s)
+    return tuple(result)
+
+
+def _case_bound(requests: np.ndarray, failures: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
+    """(mean over cases of each case's failure share, its Hoeffding–Bentkus upper bound), over cases with requests."""
+    made = requests > 0
+    if not made.any():
+        return None, None
+    from failpath import stats
+
+    bound = stats.case_rate_upper_bound(requests[made], failures[made], confidence)
+    return bound.estimate, bound.bound
+
+
+def silent_failure_families(t: Tallied, budgets: Mapping[str, Any]) -> tuple[FamilyBound, ...]:
+    """The silent-failure criterion's figures: one per family present on the evaluation half, and the mix.
+
+    Each family present (clean, realistic, hostile, fault) is judged alone against its own budget
+    (``budgets["silent_failure_families"]``), on the upper bound at 1 − delta of the mean over cases of
+    each case's silent-failure share (:func:`failpath.stats.case_rate_upper_bound`: the case is the
+    independent unit). When a traffic mix is declared (``budgets["mix"]``), the families it weighs are
+    judged together instead: the weighted sum of their case means against the weighted sum of their
+    budgets, bounded by the weighted sum of their upper bounds, each at 1 − delta / k for the k families
+    of the mix (Bonferroni: all k bounds hold together with probability at least 1 − delta, so their
+    weighted sum bounds the weighted rate). A family of the mix with no evaluated request fails the
+    criterion, as nothing bounds it. Requests are never pooled across families.
+    """
+    delta = float(budgets["delta"])
+    per_family = budgets.get("silent_failure_families") or {f: float(budgets["silent_failure"]) for f in BUDGET_FAMILIES}
+    mix = budgets.get("mix") or {}
+    counts = {f: t.case_counts(f) for f in BUDGET_FAMILIES}
+    present = [f for f in BUDGET_FAMILIES if counts[f][0].sum() > 0]
+    result = []
+    for family in present:
+        if family in mix:
+            continue
+        requests, silent = counts[family]
+        rate, upper = _case_bound(requests, silent, 1.0 - delta)
+        result.append(FamilyBound(
+            family=family, n=int(requests.sum()), n_cases=int(np.count_nonzero(requests)),
+            silent_failures=int(silent.sum()), rate=rate, upper=upper, confidence=1.0 - delta,
+            budget=per_family[family], passed=upper is not None and upper <= per_family[family],
+        ))
+    if mix:
+        level = 1.0 - delta / len(mix)
+        rate_sum = upper_sum = 0.0
+        missing = False
+        for family, weight in mix.items():
+            requests, silent = counts[family]
+            rate, upper = _case_bound(requests, silent, level)
+            if upper is None:
+                missing = True
+                continue
+            rate_sum += weight * rate
+            upper_sum += weight * upper
+        budget = sum(weight * per_family[family] for family, weight in mix.items())
+        n = sum(int(counts[f][0].sum()) for f in mix)
+        n_cases = int(np.count_nonzero(sum(counts[f][0] for f in mix)))
+        result.append(FamilyBound(
+            family="mix", n=n, n_cases=n_cases, silent_failures=sum(int(counts[f][1].sum()) for f in mix),
+            rate=None if missing else rate_sum, upper=None if missing else min(1.0, upper_sum), confidence=level,
+            budget=budget, passed=not missing and upper_sum <= budget, weights=dict(mix),
+        ))
+    return tuple(result)
+
+
+def over_refusal(t: Tallied, budgets: Mapping[str, Any]) -> OverRefusal | None:
+    """The over-refusal criterion's figures on the realistic family (None when the run has none).
+
+    Over the realistic requests of the evaluation half that the raw system answered right: each case's
+    share of them the policy ended in a handled outcome (clarify, escalate, abstain, default); the
+    criterion bounds the mean over cases of that share (Hoeffding–Bentkus, 1 − delta) against
+    ``budgets["false_alarm"]``. ``groups`` gives the same count per realistic suite and perturbation, with
+    the deciding state of each refusal: the detector responsible.
+    """
+    from failpath.check.plan import DEFAULT_FALSE_ALARM
+
+    code = t.family_code("realistic")
+    c = t.columns
+    right = (c["family"] == code) & c["evaluation"] & c["raw_correct"]
+    if code < 0 or not right.any():
+        return None
+    delta = float(budgets["delta"])
+    budget = float(budgets.get("false_alarm", DEFAULT_FALSE_ALARM))
+    refused = right & np.isin(c["outcome"], _HANDLED_CODES)
+    n_cases = len(t.case_ids)
+    requests = np.bincount(c["case"][right], minlength=n_cases)
+    refusals = np.bincount(c["case"][refused], minlength=n_cases)
+    rate, upper = _case_bound(requests, refusals, 1.0 - delta)
+    groups = []
+    for suite in dict.fromkeys(t.leaves[int(i)].suite for i in np.unique(c["leaf"][right])):
+        leaves = [i for i, leaf in enumerate(t.leaves) if leaf.suite == suite]
+        by_name = sorted(leaves, key=lambda i: t.leaves[i].perturbation)
+        members = [(None, leaves)] + [(t.leaves[i].perturbation, [i]) for i in by_name]
+        for perturbation, codes in members:
+            in_group = np.isin(c["leaf"], np.asarray(codes, dtype=np.int32))
+            n_right, n_refused = _count(right & in_group), _count(refused & in_group)
+            if not n_right:
+                continue
+            states = np.bincount(c["state"][refused & in_group], minlength=len(t.state_names))
+            groups.append(RefusalFigures(
+                suite=suite, perturbation=perturbation, raw_right=n_right, refused=n_refused,
+                rate=n_refused / n_right,
+                by_state={t.state_names[i]: int(k) for i, k in enumerate(states.tolist()) if k},
+            ))
+    return OverRefusal(
+        n=_count(right), n_cases=int(np.count_nonzero(requests)), refused=_count(refused), rate=rate, upper=upper,
+        confidence=1.0 - delta, budget=budget, passed=upper is not None and upper <= budget, groups=tuple(groups),
     )
 
 
@@ -205,25 +353,34 @@ def _scored(t: Tallied, mask: np.ndarray, *, governed_only: bool = False) -> tup
     return c["raw_confidence"][keep], c["raw_correct"][keep]
 
 
+def threshold_budget(budgets: Mapping[str, Any]) -> float:
+    """The risk budget of the certified threshold: the smallest of the families' silent-failure budgets."""
+    families = budgets.get("silent_failure_families")
+    return float(min(families.values())) if families else float(budgets["silent_failure"])
+
+
 def thresholds(t: Tallied, budgets: Mapping[str, Any], costs: Mapping[str, Any]) -> ThresholdReport:
     """Certify a confidence threshold on the calibration half; measure it on the evaluation half.
 
-    The risk is the one the verdict's budget counts: silent failures per request (joint risk). The
-    threshold governs the calls no other rule handled (their deciding state is none, or
-    ``low_confidence``); the calls an injection, anomaly or fault rule handled are never answered at
-    any threshold, so they count as requests with no silent failure. The guarantee reads "answering the
-    governed calls from the threshold up, silent failures stay at most ``silent_failure`` per request,
-    with probability at least 1 - ``delta``", for traffic drawn like the check's.
+    The risk is the one the verdict's budget counts: silent failures per request (joint risk), with
+    the case as the independent unit (:func:`failpath.stats.select_threshold_by_case`: each case's share
+    of requests answered and wrong, Hoeffding–Bentkus p-values over cases, Holm). The threshold governs
+    the calls no other rule handled (their deciding state is none, or ``low_confidence``); the calls an
+    injection, anomaly or fault rule handled are never answered at any threshold, so they count, with
+    their case, as requests with no silent failure. The guarantee reads "answering the governed calls
+    from the threshold up, the mean over cases of each case's silent-failure share stays at most the
+    budget, with probability at least 1 - ``delta``", for traffic drawn like the check's. The budget is
+    the smallest of the families' silent-failure budgets.
     """
     from failpath import stats
 
-    risk_budget = float(budgets["silent_failure"])
+    risk_budget = threshold_budget(budgets)
     delta = float(budgets["delta"])
     evaluation = t.columns["evaluation"]
     n_calibration, n_evaluation = _count(~evaluation), _count(evaluation)
-    confidence, correct = _scored(t, ~evaluation, governed_only=True)
-    method = "Learn-then-Test, exact binomial p-values, Holm"
-    if not confidence.size:
+    confidence, correct, cases = _calibration_arrays(t)
+    method = "Learn-then-Test, Hoeffding–Bentkus p-values over cases, Holm"
+    if not np.any(confidence >= 0.0):
         return ThresholdReport(
             certified=False, threshold=None, risk_budget=risk_budget, delta=delta, method=method,
             n_calibration=0, calibration_coverage=None, calibration_risk=None, evaluation_coverage=None,
@@ -231,11 +388,8 @@ def thresholds(t: Tallied, budgets: Mapping[str, Any], costs: Mapping[str, Any])
             message="NOTHING CERTIFIED: the raw system gave no confidence on the calibration half, so no "
             "threshold can be chosen; the only guaranteed policy is never to answer.",
         )
-    # Requests the threshold never answers sit below every grid point.
-    never = n_calibration - confidence.size
-    chosen = stats.select_threshold(
-        np.concatenate([confidence, np.full(never, -1.0)]), np.concatenate([correct, np.ones(never, dtype=bool)]),
-        max_risk=risk_budget, delta=delta, method="holm", risk="joint",
+    chosen = stats.select_threshold_by_case(
+        confidence, correct, cases, max_risk=risk_budget, delta=delta, method="holm", risk="joint",
     )
     ev_cov = ev_risk = ev_sfr = None
     if chosen.certified and n_evaluation:
@@ -252,27 +406,73 @@ def thresholds(t: Tallied, budgets: Mapping[str, Any], costs: Mapping[str, Any])
         delta=delta,
         method=method,
         n_calibration=n_calibration,
-        calibration_coverage=chosen.coverage,
+        calibration_coverage=chosen.n_answered / n_calibration if chosen.certified else chosen.coverage,
         calibration_risk=(chosen.n_errors / chosen.n_answered) if chosen.n_answered else None,
         evaluation_coverage=ev_cov,
         evaluation_risk=ev_risk,
         evaluation_silent_failure_rate=ev_sfr,
         message=chosen.summary(),
-        cost_policy=_cost_policy(confidence, correct, costs, risk_budget, delta),
+        cost_policy=_cost_policy(t, confidence, correct, costs, chosen),
     )
 
 
-def _cost_policy(confidence: np.ndarray, correct: np.ndarray, costs: Mapping[str, Any], risk: float, delta: float) -> dict[str, Any]:
-    """The answer / clarify / escalate policy of least expected cost on the calibration half (or why there is none)."""
+def _calibration_arrays(t: Tallied) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Confidence, correctness and case of every calibration request, as the threshold sees them.
+
+    The governed requests with a raw confidence keep theirs; every other calibration request (handled
+    by another rule, or without a confidence) is one the threshold never answers: confidence -1 (below
+    every grid point), counted right, with its case.
+    """
+    c = t.columns
+    calibration = ~c["evaluation"]
+    scored = calibration & c["raw_answered"] & ~np.isnan(c["raw_confidence"]) & c["governed"]
+    confidence = np.where(scored, c["raw_confidence"], -1.0)[calibration]
+    correct = np.where(scored, c["raw_correct"], True)[calibration]
+    return confidence, correct, c["case"][calibration]
+
+
+def _cost_policy(
+    t: Tallied, confidence: np.ndarray, correct: np.ndarray, costs: Mapping[str, Any], cap: Any
+) -> dict[str, Any]:
+    """The answer / clarify / escalate rule of least cost on the calibration half, capped by the certified threshold.
+
+    The rule is chosen on the same requests as the certified threshold (the never-answered ones included),
+    among the pairs ``tau_answer >= tau_clarify`` of the grid (and never): ``tau_answer`` may not go below
+    the certified threshold (``cap``; nothing certified: never answer). Among equally cheap pairs the
+    highest ``tau_answer`` wins, then the highest ``tau_clarify``. The reported counts and mean cost are
+    then those of the rule on the governed calibration requests (:func:`failpath.stats.evaluate_policy`).
+    """
     from failpath import stats
 
+    floor = cap.threshold if cap.certified else math.inf
+    grid = np.asarray(cap.grid, dtype=float)
+    candidates = [math.inf, *grid.tolist()]
+    best: tuple[float, float, float] | None = None
     try:
-        policy = stats.cost_optimal_policy(confidence, correct, costs, max_risk=risk, delta=delta, risk="joint")
+        for tau_answer in candidates:
+            if tau_answer < floor:
+                continue
+            for tau_clarify in candidates:
+                if tau_clarify > tau_answer:
+                    continue
+                if "clarify" not in costs and tau_clarify != tau_answer:
+                    continue
+                cost = stats.evaluate_policy(
+                    confidence, correct, costs, tau_answer=tau_answer, tau_clarify=tau_clarify
+                ).mean_cost
+                if best is None or cost < best[0] - 1e-12 * max(1.0, abs(best[0])):
+                    best = (cost, tau_answer, tau_clarify)
+        assert best is not None
+        governed = confidence >= 0.0
+        policy = stats.evaluate_policy(
+            confidence[governed], correct[governed], costs, tau_answer=best[1], tau_clarify=best[2]
+        )
     except stats.StatsInputError as exc:
         return {"error": str(exc)}
     return {
         "tau_answer": _finite(policy.tau_answer),
         "tau_clarify": _finite(policy.tau_clarify),
+        "cap": _finite(floor),
         "mean_cost": policy.mean_cost,
         "n_answer": policy.n_answer,
         "n_clarify": policy.n_clarify,

@@ -50,6 +50,7 @@ _COLUMNS: dict[str, Any] = {
     "raw_answered": np.bool_,  # the raw call returned (raw_error is None)
     "raw_confidence": np.float64,  # NaN when missing or not a number in [0, 1]
     "governed": np.bool_,  # deciding state in THRESHOLD_GOVERNED
+    "state": np.int16,  # index into the deciding states (0: none)
     "unchanged": np.bool_,  # the variant's contract keeps the expected answer
     "digest": np.uint64,  # the key's digest (plan.key_digest)
 }
@@ -94,6 +95,7 @@ class Tallied:
     ended: Mapping[str, int]
     hostile_flips: int
     silent: tuple[Mapping[str, Any], ...]
+    state_names: tuple[str, ...] = ("none",)
 
     @property
     def n(self) -> int:
@@ -161,6 +163,7 @@ class RowTally:
         self._case_index: dict[str, int] = {}
         self._family_index: dict[str, int] = {}
         self._leaf_index: dict[tuple[str, str], int] = {}
+        self._state_index: dict[str, int] = {"none": 0}
         self._contracts: list[set[str]] = []
         # (leaf, evaluation, states, actions, deciding state) -> calls
         self._signatures: Counter[tuple[Any, ...]] = Counter()
@@ -213,6 +216,7 @@ class RowTally:
         p["raw_answered"].append(r.get("raw_error") is None)
         p["raw_confidence"].append(float(raw_confidence) if is_valid_confidence(raw_confidence) else np.nan)
         p["governed"].append(state in THRESHOLD_GOVERNED)
+        p["state"].append(self._index(self._state_index, state) if state else 0)
         p["unchanged"].append(contract == "unchanged")
         p["digest"].append(digest)
         self.rows += 1
@@ -283,6 +287,7 @@ class RowTally:
             ended=ended,
             hostile_flips=self._flips(columns),
             silent=tuple(silent),
+            state_names=tuple(self._state_index),
         )
 
     def _states(self) -> tuple[dict[str, int], dict[str, int], dict[str, int], list[Counter[str]]]:

@@ -6,12 +6,18 @@ Criteria, in the order a report lists them:
    rule of the policy, or accepted in the configuration with a written reason.
 2. ``states_exercised``: every state the policy handles was detected at least once in this run, and
    every call on which it was detected took one of the actions its rule declares.
-3. ``silent_failure_bound``: the exact upper confidence bound (1 − delta) of the silent-failure rate
-   under chaos (every chaos request of the evaluation half, with the policy) is within the budget.
+3. ``silent_failure_bound``: for each family present on the evaluation half (clean, realistic, hostile,
+   fault), the upper confidence bound (1 − delta) of its silent-failure rate, with the case as the
+   independent unit (mean over cases of each case's share), is within that family's budget; or, for the
+   families a declared traffic mix weighs, the bound of the weighted rate is within the weighted budget
+   (see :func:`failpath.check.summarise.silent_failure_families`). Never a pooled count.
 4. ``coverage_floor``: the share of clean evaluation requests answered is at least the floor, so
    abstaining on everything cannot pass.
-5. ``no_escapes``: no guarded call raised (over the whole run).
-6. ``hostile_answers_stable``: no hostile input changed an answer while the outcome stayed Answered
+5. ``over_refusal``: of the realistic requests the raw system answered right, the share the policy
+   refused (a handled outcome) has its upper bound (1 − delta, case as the unit) within ``false_alarm``,
+   so refusing messy input cannot pass (see :func:`failpath.check.summarise.over_refusal`).
+6. ``no_escapes``: no guarded call raised (over the whole run).
+7. ``hostile_answers_stable``: no hostile input changed an answer while the outcome stayed Answered
    (see :func:`hostile_flips`).
 """
 
@@ -20,10 +26,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from failpath.check.result import Criterion, GroupFigures, StateCoverage, Verdict
+from failpath.check.result import Criterion, FamilyBound, GroupFigures, OverRefusal, StateCoverage, Verdict
 from failpath.core import STATES
 
-__all__ = ["state_coverage", "coverage_from_counts", "hostile_flips", "decide"]
+__all__ = [
+    "state_coverage", "coverage_from_counts", "hostile_flips", "silent_failure_criterion", "over_refusal_criterion",
+    "decide",
+]
 
 
 def state_coverage(
@@ -128,16 +137,69 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
+def _family_figure(f: FamilyBound) -> str:
+    name = f.family if f.family != "mix" else "mix (" + ", ".join(f"{k} {v:g}" for k, v in f.weights.items()) + ")"
+    if f.upper is None:
+        return f"{name}: no evaluated request (budget {_pct(f.budget)})"
+    return f"{name} {_pct(f.rate)} ≤ {_pct(f.upper)} (budget {_pct(f.budget)})"
+
+
+def silent_failure_criterion(families: Sequence[FamilyBound]) -> Criterion:
+    """``silent_failure_bound``: every family (and the declared mix) within its budget; the figure names the worst."""
+    if not families:
+        return Criterion(
+            name="silent_failure_bound", passed=False, figure="no request was evaluated",
+            detail="no family had an evaluated request, so nothing bounds the silent-failure rate",
+        )
+    failed = [f for f in families if not f.passed]
+    worst = failed[0] if failed else max(families, key=lambda f: (f.upper or 0.0) / f.budget)
+    level = f"{100 * families[0].confidence:g}%" if all(f.family != "mix" for f in families) else "1 − delta"
+    parts = []
+    for f in families:
+        bound = "no request" if f.upper is None else f"{_pct(f.rate)} ≤ {_pct(f.upper)} vs {_pct(f.budget)}"
+        parts.append(f"{f.family} {'PASS' if f.passed else 'FAIL'} {bound} ({f.silent_failures}/{f.n}, {f.n_cases} cases)")
+    return Criterion(
+        name="silent_failure_bound",
+        passed=not failed,
+        figure=f"{'worst' if not failed else 'over budget'}: {_family_figure(worst)}, bounds at {level} over cases",
+        detail="; ".join(parts),
+    )
+
+
+def over_refusal_criterion(o: OverRefusal | None) -> Criterion:
+    """``over_refusal``: the share of realistic raw-right requests the policy refused, bounded over cases, within budget.
+
+    The detail names the perturbations refused most and the deciding state responsible for each.
+    """
+    if o is None:
+        return Criterion(
+            name="over_refusal", passed=True, figure="not measured",
+            detail="no realistic request the raw system answered right was evaluated",
+        )
+    worst = sorted((g for g in o.groups if g.perturbation is not None and g.refused), key=lambda g: (-g.rate, g.perturbation))
+    notes = []
+    for g in worst[:3]:
+        state, _ = max(g.by_state.items(), key=lambda kv: (kv[1], kv[0]))
+        notes.append(f"{state} refused {100 * g.rate:.0f}% of `{g.perturbation}` variants the model gets right ({g.refused}/{g.raw_right})")
+    return Criterion(
+        name="over_refusal",
+        passed=o.passed,
+        figure=f"{_pct(o.rate)} of raw-right realistic requests refused, ≤ {_pct(o.upper)} at {100 * o.confidence:g}% (budget {_pct(o.budget)})",
+        detail=("; ".join(notes) if notes else "the policy refused no realistic request the model gets right")
+        + f" ({o.refused} of {o.n} requests, {o.n_cases} cases)",
+    )
+
+
 def decide(
     *,
     states: Sequence[StateCoverage],
-    chaos: GroupFigures,
+    families: Sequence[FamilyBound],
+    over_refusal: OverRefusal | None,
     clean: GroupFigures,
     escapes: int,
     n_rows: int,
     flips: int,
     n_hostile_answered: int,
-    silent_failure_budget: float,
     coverage_floor: float,
     delta: float,
 ) -> Verdict:
@@ -158,7 +220,9 @@ def decide(
     exercised_ok = sum(1 for s in handled if s.ok)
     problems = []
     if never:
-        problems.append("never exercised: " + ", ".join(never))
+        prefix = "handled but never exercised: "
+        why = {s.state: s.detail[len(prefix):] for s in handled if s.fired == 0 and s.detail.startswith(prefix)}
+        problems.append("never exercised: " + ", ".join(f"{n} ({why[n]})" if n in why else n for n in never))
     if strayed:
         problems.append("did not end in the declared action: " + ", ".join(strayed))
     c2 = Criterion(
@@ -167,16 +231,7 @@ def decide(
         figure=f"{exercised_ok}/{len(handled)} handled states exercised",
         detail="; ".join(problems) if problems else ("no state is handled" if not handled else "every handled state was exercised and took its action"),
     )
-    w = chaos.with_policy
-    upper = w.silent_failure_upper
-    c3 = Criterion(
-        name="silent_failure_bound",
-        passed=upper is not None and upper <= silent_failure_budget,
-        figure=f"{_pct(w.silent_failure_rate)} observed, ≤ {_pct(upper)} at {100 * (1 - delta):g}% (budget {_pct(silent_failure_budget)})",
-        detail=f"{w.silent_failures} silent failures in {w.n} chaos requests"
-        if w.n
-        else "no chaos request was evaluated",
-    )
+    c3 = silent_failure_criterion(families)
     coverage = clean.with_policy.coverage
     c4 = Criterion(
         name="coverage_floor",
@@ -198,5 +253,5 @@ def decide(
         if flips == 0
         else "hostile inputs changed answers the guard let through",
     )
-    reasons = (c1, c2, c3, c4, c5, c6)
+    reasons = (c1, c2, c3, c4, over_refusal_criterion(over_refusal), c5, c6)
     return Verdict(ship=all(c.passed for c in reasons), reasons=reasons)

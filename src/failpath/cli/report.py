@@ -1,6 +1,6 @@
 """``failpath report [RUN_ID]`` and ``failpath runs``: rebuild any report from the store, list the runs.
 
-Nothing is re-run: a check stores its result document (``failpath.check/1``) with the run, and every
+Nothing is re-run: a check stores its result document (``failpath.check/2``) with the run, and every
 report is rendered from it; the JUnit, CSV and JSONL files also read the run's stored request rows. Exit code 2 for an unknown run, a missing store or a run that did not finish.
 """
 

@@ -6,7 +6,7 @@ reports live in :mod:`failpath.report.html` and :mod:`failpath.report.json_repor
 :mod:`failpath.report.junit`, the rows of every request in :mod:`failpath.report.rows`, the Markdown
 summary in :mod:`failpath.report.markdown`; :mod:`failpath.report.outputs` picks one by a file's
 extension and writes it atomically. Every report is
-built from ``CheckResult.to_dict()`` (schema ``failpath.check/1``), so a stored run can be reported
+built from ``CheckResult.to_dict()`` (schema ``failpath.check/2``), so a stored run can be reported
 again without running anything. Submodules load on first use.
 """
 

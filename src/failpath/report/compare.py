@@ -1,7 +1,7 @@
 """Compare two check runs: what changed, by how much, and whether it is more than noise.
 
 ``compare_runs(doc_a, rows_a, doc_b, rows_b)`` takes run A (the baseline, e.g. the main branch's last
-run) and run B (the change), each as its ``failpath.check/1`` document and its request rows
+run) and run B (the change), each as its ``failpath.check/2`` document and its request rows
 (:func:`failpath.report.rows.read_request_rows`), and returns a :class:`Comparison`:
 
 - **criteria**: each criterion of the verdict in A and in B, passed or failed, with its figure;

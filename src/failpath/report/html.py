@@ -1,6 +1,6 @@
 """The HTML report: one self-contained file, charts inline as SVG, every shown value escaped.
 
-``render(result)`` returns the page for a ``CheckResult``, its ``failpath.check/1`` dict or a
+``render(result)`` returns the page for a ``CheckResult``, its ``failpath.check/2`` dict or a
 ``failpath.report/1`` document; ``write(result, path)`` saves it. The page loads nothing: no script,
 no external font, style or image, and a Content-Security-Policy that forbids them. Inputs and outputs
 are shown as text (chaos inputs carry markup and script by design), with invisible and control
@@ -31,7 +31,7 @@ _MAX_ACCURACY_BARS = 40
 
 
 def render(result: Any) -> str:
-    """The HTML page for ``result``: a ``CheckResult``, its ``failpath.check/1`` dict or a ``failpath.report/1`` document."""
+    """The HTML page for ``result``: a ``CheckResult``, its ``failpath.check/2`` dict or a ``failpath.report/1`` document."""
     document = build_report(result)
     template = _environment().get_template("report.html.j2")
     return template.render(**_view(document))

@@ -1,6 +1,6 @@
 """The JSON report: the check's result plus every figure the reports draw, as one versioned document.
 
-``build_report(result)`` returns ``{"schema": "failpath.report/1", "check": <failpath.check/1>, ...}``:
+``build_report(result)`` returns ``{"schema": "failpath.report/1", "check": <failpath.check/2>, ...}``:
 the check result untouched (its ``curves`` hold the risk–coverage points, the oracle's, and the
 reliability bins), and beside it the figures the reports derive from it: an exact interval for every
 accuracy, and the outcome mix of each group with and without the policy. The HTML report is
@@ -28,7 +28,9 @@ __all__ = [
 ]
 
 REPORT_SCHEMA = "failpath.report/1"
-CHECK_SCHEMA = "failpath.check/1"
+CHECK_SCHEMA = "failpath.check/2"
+#: Check documents a report is built from: this version and the earlier ones ``CheckResult.from_dict`` reads.
+_READABLE_CHECK = ("failpath.check/1", CHECK_SCHEMA)
 _MIX_KINDS = ("right", "silent_failure", "clarify", "escalated", "abstained", "defaulted", "error")
 
 
@@ -37,7 +39,7 @@ class ReportError(FailpathError):
 
 
 def check_document(result: Any) -> dict[str, Any]:
-    """The ``failpath.check/1`` document of ``result`` (a ``CheckResult``, its dict, or a report document)."""
+    """The ``failpath.check/2`` document of ``result`` (a ``CheckResult``, its dict, or a report document)."""
     if hasattr(result, "to_dict") and callable(result.to_dict):
         result = result.to_dict()
     if not isinstance(result, Mapping):
@@ -45,7 +47,7 @@ def check_document(result: Any) -> dict[str, Any]:
     if result.get("schema") == REPORT_SCHEMA:
         result = result.get("check") or {}
     schema = result.get("schema")
-    if schema != CHECK_SCHEMA:
+    if schema not in _READABLE_CHECK:
         raise ReportError(
             f"not a check result: schema is {schema!r}, expected {CHECK_SCHEMA!r} "
             "(give the output of `failpath report --format json` or CheckResult.to_dict())"

@@ -77,7 +77,7 @@ def render_output(
     *,
     comparison: str | None = None,
 ) -> str:
-    """The text of ``document`` (a ``failpath.check/1`` document) in ``fmt``; ``rows`` for the formats that
+    """The text of ``document`` (a ``failpath.check/2`` document) in ``fmt``; ``rows`` for the formats that
     need them; ``comparison`` (Markdown, from :mod:`failpath.report.compare`) is appended to a Markdown summary."""
     if fmt.needs_rows and rows is None:
         raise ValueError(f"the {fmt.name} format needs the run's request rows")
