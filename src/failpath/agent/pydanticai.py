@@ -26,7 +26,7 @@ from typing import Any
 
 from failpath.agent.actions import Block, FeedBack, RequireApproval, Withhold
 from failpath.agent.record import RunRecord
-from failpath.agent.runner import _TERMINAL, _agent_rules, _Segment
+from failpath.agent.segment import TERMINAL as _TERMINAL, Segment as _Segment, agent_rules as _agent_rules
 from failpath.agent.tracing import build_run_trace, step_entry
 from failpath.core import (
     Abstained,
