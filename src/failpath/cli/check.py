@@ -83,7 +83,7 @@ def _write_outputs(result: Any, outputs: list[Path], store: Any, out: Any, compa
     return failed
 
 
-def check(
+def check(  # long: 40 of its lines are the options with their help; the body is under 60
     config: Optional[Path] = typer.Argument(
         None, metavar="CONFIG", help="The failpath.toml to run (default: ./failpath.toml).", show_default=False
     ),
@@ -124,8 +124,6 @@ def check(
     Exit code 0 only for READY TO SHIP, 1 only for READY TO DEMO (with --baseline, a regression beyond the
     intervals makes it READY TO DEMO), 130 if interrupted, 2 for any error (--debug: traceback).
     """
-    import json
-
     from rich.console import Console
 
     import failpath.check.api as api
@@ -139,30 +137,7 @@ def check(
 
         for path in outputs:
             output_format(path)  # an unknown extension is refused before the run, not after it
-        if example:
-            kwargs = _example_kwargs(example)
-        else:
-            from failpath.check.config import check_kwargs, load_config
-
-            path = config if config is not None else Path("failpath.toml")
-            if config is None and not path.is_file():
-                raise _fail(
-                    "no failpath.toml in this folder; pass the path of your config "
-                    "(failpath check path/to/failpath.toml) or run the bundled example (failpath check --example addresses)"
-                )
-            kwargs = check_kwargs(load_config(path))
-        if seed is not None:
-            kwargs["seed"] = seed
-        if concurrency is not None:
-            kwargs["concurrency"] = concurrency
-        if executor is not None:
-            if executor not in ("auto", "thread", "process"):
-                raise _fail(f"--executor {executor}: choose auto, thread or process")
-            kwargs["executor"] = executor
-        if store is not None:
-            kwargs["store"] = store
-        if resume is not None:
-            kwargs["resume"] = True if resume == LATEST else resume
+        kwargs = _run_kwargs(config, example, seed, concurrency, executor, store, resume)
         if baseline is not None:
             from failpath.cli.report import load_check_document
             from failpath.store import DEFAULT_STORE_PATH
@@ -175,25 +150,16 @@ def check(
     except FailpathError as exc:
         raise _fail(str(exc)) from None
     except api.CheckInterrupted as stop:
-        again = ["failpath", "check"]
-        again += ["--example", example] if example else ([str(config)] if config is not None else [])
-        again += ["--resume", stop.run_id] + (["--store", str(store)] if store is not None else [])
-        kept = "its results so far are" if stop.stored is None else f"{stop.stored:,} results are"
-        typer.secho(
-            f"interrupted: run {stop.run_id} stopped and {kept} kept in {stop.store}; continue it with: {shlex.join(again)}",
-            err=True, fg=typer.colors.YELLOW,
-        )
-        raise typer.Exit(130) from None
+        raise _interrupted(stop, config, example, store) from None
     from failpath.cli._console import stdout_console
     from failpath.report import terminal
 
     out = stdout_console()
     terminal.render(result, out)
-    failed: list[str] = []
     comparison = None
     if baseline is not None:
         from failpath.cli.compare import compare_stored
-        from failpath.report.compare import render_markdown, render_terminal
+        from failpath.report.compare import render_terminal
         from failpath.store import DEFAULT_STORE_PATH
 
         try:
@@ -201,6 +167,71 @@ def check(
         except FailpathError as exc:
             raise _fail(f"the run {result.run_id} is stored, but it cannot be compared with {baseline}: {exc}") from None
         out.print(render_terminal(comparison))
+    failed = _write_reports(result, out, json_path, outputs, None if no_html else html_path, kwargs.get("store"), comparison)
+    if failed:
+        raise _fail(f"the run {result.run_id} is stored, but " + "; and ".join(failed))
+    if comparison is not None and comparison.exit_code and result.verdict.ship:
+        # 1 means READY TO DEMO and nothing else: a regression against the baseline is said as such.
+        out.print(
+            f"verdict against the baseline: READY TO DEMO - figures worse than run {comparison.run_a} "
+            "beyond their intervals (listed above)",
+            markup=False, highlight=False,
+        )
+    raise typer.Exit(max(result.verdict.exit_code, comparison.exit_code if comparison else 0))
+
+
+def _run_kwargs(
+    config: Path | None, example: str | None, seed: int | None, concurrency: int | None,
+    executor: str | None, store: Path | None, resume: str | None,
+) -> dict[str, Any]:
+    """The arguments of ``failpath.check.api.check`` from the config (or the example) and the command's options."""
+    if example:
+        kwargs = _example_kwargs(example)
+    else:
+        from failpath.check.config import check_kwargs, load_config
+
+        path = config if config is not None else Path("failpath.toml")
+        if config is None and not path.is_file():
+            raise _fail(
+                "no failpath.toml in this folder; pass the path of your config "
+                "(failpath check path/to/failpath.toml) or run the bundled example (failpath check --example addresses)"
+            )
+        kwargs = check_kwargs(load_config(path))
+    if seed is not None:
+        kwargs["seed"] = seed
+    if concurrency is not None:
+        kwargs["concurrency"] = concurrency
+    if executor is not None:
+        if executor not in ("auto", "thread", "process"):
+            raise _fail(f"--executor {executor}: choose auto, thread or process")
+        kwargs["executor"] = executor
+    if store is not None:
+        kwargs["store"] = store
+    if resume is not None:
+        kwargs["resume"] = True if resume == LATEST else resume
+    return kwargs
+
+
+def _interrupted(stop: Any, config: Path | None, example: str | None, store: Path | None) -> typer.Exit:
+    """Say where an interrupted run's results are kept and the command that continues it; exit 130."""
+    again = ["failpath", "check"]
+    again += ["--example", example] if example else ([str(config)] if config is not None else [])
+    again += ["--resume", stop.run_id] + (["--store", str(store)] if store is not None else [])
+    kept = "its results so far are" if stop.stored is None else f"{stop.stored:,} results are"
+    typer.secho(
+        f"interrupted: run {stop.run_id} stopped and {kept} kept in {stop.store}; continue it with: {shlex.join(again)}",
+        err=True, fg=typer.colors.YELLOW,
+    )
+    return typer.Exit(130)
+
+
+def _write_reports(
+    result: Any, out: Any, json_path: Path | None, outputs: list[Path], html_path: Path | None, store: Any, comparison: Any,
+) -> list[str]:
+    """Write the JSON result, the ``--output`` reports and the HTML report; what could not be written."""
+    import json
+
+    failed: list[str] = []
     if json_path is not None:
         try:
             json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -211,8 +242,10 @@ def check(
                 f"failpath report {result.run_id} --format json --output PATH (the result is its \"check\" field)"
             )
     if outputs:
-        failed += _write_outputs(result, outputs, kwargs.get("store"), out, render_markdown(comparison) if comparison else None)
-    if not no_html:
+        from failpath.report.compare import render_markdown
+
+        failed += _write_outputs(result, outputs, store, out, render_markdown(comparison) if comparison else None)
+    if html_path is not None:
         from failpath.report import html
 
         try:
@@ -224,16 +257,7 @@ def check(
             )
         else:
             out.print(f"HTML report: {written.resolve()}", markup=False, highlight=False)
-    if failed:
-        raise _fail(f"the run {result.run_id} is stored, but " + "; and ".join(failed))
-    if comparison is not None and comparison.exit_code and result.verdict.ship:
-        # 1 means READY TO DEMO and nothing else: a regression against the baseline is said as such.
-        out.print(
-            f"verdict against the baseline: READY TO DEMO - figures worse than run {comparison.run_a} "
-            "beyond their intervals (listed above)",
-            markup=False, highlight=False,
-        )
-    raise typer.Exit(max(result.verdict.exit_code, comparison.exit_code if comparison else 0))
+    return failed
 
 
 def register(app: typer.Typer) -> None:
