@@ -78,3 +78,20 @@ def test_the_rule_catches_a_long_function_and_accepts_a_reason() -> None:
     nested = f"class A:\n    def g(self):\n" + "".join(f"        y{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
     assert long_functions(nested) == [("A.g", 2, MAX_FUNCTION_LINES + 1)]
     assert long_functions(f"def f():\n    return 1\n") == []
+
+
+@pytest.mark.parametrize(
+    "module, names",
+    [
+        ("failpath.agent.runner", ["Agent", "RunBusy"]),
+        ("failpath.chaos.text", None),  # every name of its __all__
+    ],
+)
+def test_names_stay_importable_where_they_were_after_a_split(module: str, names: list[str] | None) -> None:
+    import importlib
+
+    imported = importlib.import_module(module)
+    for name in names or imported.__all__:
+        assert getattr(imported, name, None) is not None, f"{module}.{name} is gone; re-export it from {module}"
+    if names is None:
+        assert {"TextPerturbation", "Abbreviate", "Expand", "DropPunctuation", "MoveUnitToFront"} <= set(imported.__all__)
