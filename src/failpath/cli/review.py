@@ -293,7 +293,7 @@ def export(
     store: Optional[Path] = _STORE,
 ) -> None:
     """Write resolved tickets as labeled cases for the next `failpath check`, under the column names of
-    its dataset ([dataset] of failpath.toml; id, input, expected, tags without one), so the file can be
+    its dataset (the dataset table of failpath.toml; id, input, expected, tags without one), so the file can be
     listed in dataset.paths as it is."""
     import io
     import os
