@@ -26,7 +26,7 @@ from typing import Any
 
 from failpath.agent.actions import Block, FeedBack, RequireApproval, Withhold
 from failpath.agent.record import RunRecord
-from failpath.agent.runner import _TERMINAL, _agent_rules, _Segment
+from failpath.agent.segment import TERMINAL as _TERMINAL, Segment as _Segment, agent_rules as _agent_rules
 from failpath.agent.tracing import build_run_trace, step_entry
 from failpath.core import (
     Abstained,
@@ -255,18 +255,7 @@ def _capability_class() -> type:
             return request_context
 
         async def after_model_request(self, ctx: Any, *, request_context: Any, response: Any) -> Any:
-            record = self.record
-            record.model_turns += 1
-            usage = getattr(response, "usage", None)
-            tokens = {"input_tokens": float(getattr(usage, "input_tokens", 0) or 0), "output_tokens": float(getattr(usage, "output_tokens", 0) or 0)}
-            record.tokens_in += tokens["input_tokens"]
-            record.tokens_out += tokens["output_tokens"]
-            calls = [p for p in response.parts if getattr(p, "part_kind", "") == "tool-call"]
-            text = "".join(getattr(p, "content", "") for p in response.parts if getattr(p, "part_kind", "") == "text")
-            entry = step_entry("model", "model", latency_ms=(_perf() - self._last) * 1000.0, usage=tokens, text=text or None)
-            if calls:
-                entry["calls"] = [c.tool_name for c in calls]
-            record.steps.append(entry)
+            _record_response(self.record, response, self._last)
             return response
 
         async def wrap_tool_validate(self, ctx: Any, *, call: Any, tool_def: Any, args: Any, handler: Any) -> Any:
@@ -282,69 +271,95 @@ def _capability_class() -> type:
                 raise pydantic_ai.ModelRetry(message) from None
 
         async def wrap_tool_execute(self, ctx: Any, *, call: Any, tool_def: Any, args: Any, handler: Any) -> Any:
-            guard, record = self.guard, self.record
-            entry = step_entry("tool", call.tool_name, call_id=call.tool_call_id, arguments=args)
-            record.steps.append(entry)
-            why = guard._budget(record, "tool")
-            if why is not None:
-                entry["state"] = "budget_exceeded"
-                raise _Stop(guard._ended(record, "budget_exceeded", why))
-            fingerprint = f"{call.tool_name}({canonical_text(args)})"
-            loop = guard._rules.get("loop_detected")
-            if loop:
-                detector = loop[0][0]
-                seen = record.fingerprints[fingerprint] + 1
-                if seen >= detector.block:
-                    _, message = guard._settle(record, entry, "loop_detected", f"{fingerprint} would be call {seen} with the same arguments in this run (block={detector.block})")
-                    entry["result"] = preview(message)
-                    return message
-            for detector, _ in guard._rules.get("risky_tool_call", ()):
-                risky = detector.check_call(call.tool_name, dict(args) if isinstance(args, dict) else {})
-                if risky:
-                    _, message = guard._settle(record, entry, "risky_tool_call", risky)
-                    entry["result"] = preview(message)
-                    return message
-            record.fingerprints[fingerprint] += 1
-            retries = 0
-            while True:
-                start = _perf()
-                record.tool_calls += 1
-                try:
-                    result = await handler(args)
-                    error = None
-                except (pydantic_ai.ModelRetry, _Stop):
-                    raise
-                except Exception as exc:
-                    result, error = None, exc
-                entry["latency_ms"] = round(entry.get("latency_ms", 0.0) + (_perf() - start) * 1000.0, 3)
-                if error is None:
-                    break
-                record.tool_failures += 1
-                described = f"{type(error).__name__}: {error}"
-                entry["error"] = described
-                rules = guard._rules.get("tool_error") or []
-                retry = next((a for _, i in rules[:1] for a in guard.policy.rules[i].actions if isinstance(a, Retry)), None)
-                status = getattr(error, "status", None)
-                transient = not (isinstance(error, ProviderFailure) and status is not None and not is_transient_status(status))
-                if retry is not None and retries < retry.times and transient and guard._budget(record, "tool") is None:
-                    retries += 1
-                    record.states.append("tool_error")
-                    record.actions.append("retry")
-                    continue
-                _, message = guard._settle(record, entry, "tool_error", described)
-                entry["result"] = preview(message)
-                return message
-            text = canonical_text(result)
-            for detector, _ in guard._rules.get("tool_output_injection", ()):
-                why = detector.check_output(text)
-                if why is not None:
-                    _, message = guard._settle(record, entry, "tool_output_injection", f"{call.tool_name}: {why}")
-                    entry["result"] = preview(message)
-                    return message
-            entry["result"] = preview(text)
-            return result
+            return await _execute_tool(pydantic_ai, self.guard, self.record, call, args, handler)
 
     return FailpathCapability
+
+
+def _record_response(record: Any, response: Any, started: float) -> None:
+    """Count a model response of a pydantic-ai run (its turn and tokens) and add its step to the record."""
+    record.model_turns += 1
+    usage = getattr(response, "usage", None)
+    tokens = {"input_tokens": float(getattr(usage, "input_tokens", 0) or 0), "output_tokens": float(getattr(usage, "output_tokens", 0) or 0)}
+    record.tokens_in += tokens["input_tokens"]
+    record.tokens_out += tokens["output_tokens"]
+    calls = [p for p in response.parts if getattr(p, "part_kind", "") == "tool-call"]
+    text = "".join(getattr(p, "content", "") for p in response.parts if getattr(p, "part_kind", "") == "text")
+    entry = step_entry("model", "model", latency_ms=(_perf() - started) * 1000.0, usage=tokens, text=text or None)
+    if calls:
+        entry["calls"] = [c.tool_name for c in calls]
+    record.steps.append(entry)
+
+
+async def _execute_tool(pydantic_ai: Any, guard: Any, record: Any, call: Any, args: Any, handler: Any) -> Any:
+    """A tool call of a pydantic-ai run under the policy: its result, or the message the model reads in its place."""
+    entry = step_entry("tool", call.tool_name, call_id=call.tool_call_id, arguments=args)
+    record.steps.append(entry)
+    why = guard._budget(record, "tool")
+    if why is not None:
+        entry["state"] = "budget_exceeded"
+        raise _Stop(guard._ended(record, "budget_exceeded", why))
+    fingerprint = f"{call.tool_name}({canonical_text(args)})"
+    loop = guard._rules.get("loop_detected")
+    if loop:
+        detector = loop[0][0]
+        seen = record.fingerprints[fingerprint] + 1
+        if seen >= detector.block:
+            _, message = guard._settle(record, entry, "loop_detected", f"{fingerprint} would be call {seen} with the same arguments in this run (block={detector.block})")
+            entry["result"] = preview(message)
+            return message
+    for detector, _ in guard._rules.get("risky_tool_call", ()):
+        risky = detector.check_call(call.tool_name, dict(args) if isinstance(args, dict) else {})
+        if risky:
+            _, message = guard._settle(record, entry, "risky_tool_call", risky)
+            entry["result"] = preview(message)
+            return message
+    record.fingerprints[fingerprint] += 1
+    result, message = await _run_tool(pydantic_ai, guard, record, entry, args, handler)
+    if message is not None:
+        entry["result"] = preview(message)
+        return message
+    text = canonical_text(result)
+    for detector, _ in guard._rules.get("tool_output_injection", ()):
+        why = detector.check_output(text)
+        if why is not None:
+            _, message = guard._settle(record, entry, "tool_output_injection", f"{call.tool_name}: {why}")
+            entry["result"] = preview(message)
+            return message
+    entry["result"] = preview(text)
+    return result
+
+
+async def _run_tool(pydantic_ai: Any, guard: Any, record: Any, entry: dict[str, Any], args: Any, handler: Any) -> tuple[Any, str | None]:
+    """Run the tool, again while the first rule on ``tool_error`` retries: (its result, None), or (None, the message for the model)."""
+    retries = 0
+    while True:
+        start = _perf()
+        record.tool_calls += 1
+        try:
+            result = await handler(args)
+            error = None
+        except (pydantic_ai.ModelRetry, _Stop):
+            raise
+        except Exception as exc:
+            result, error = None, exc
+        entry["latency_ms"] = round(entry.get("latency_ms", 0.0) + (_perf() - start) * 1000.0, 3)
+        if error is None:
+            return result, None
+        record.tool_failures += 1
+        described = f"{type(error).__name__}: {error}"
+        entry["error"] = described
+        rules = guard._rules.get("tool_error") or []
+        retry = next((a for _, i in rules[:1] for a in guard.policy.rules[i].actions if isinstance(a, Retry)), None)
+        status = getattr(error, "status", None)
+        transient = not (isinstance(error, ProviderFailure) and status is not None and not is_transient_status(status))
+        if retry is not None and retries < retry.times and transient and guard._budget(record, "tool") is None:
+            retries += 1
+            record.states.append("tool_error")
+            record.actions.append("retry")
+            continue
+        _, message = guard._settle(record, entry, "tool_error", described)
+        return None, message
 
 
 def guard_pydantic_ai(

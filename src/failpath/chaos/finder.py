@@ -290,21 +290,7 @@ def search(
     answer, such as the comma of ``Smith, John``) is skipped like one that does not apply: there is no
     expected answer to be wrong against.
     """
-    from hypothesis import HealthCheck, Phase, Verbosity, find, settings, target
-    from hypothesis import strategies as st
-    from hypothesis.errors import Flaky, NoSuchExample
-
-    if not isinstance(case, Case):
-        raise ConfigError(f"search needs a failpath Case, got {type(case).__name__}")
-    if not callable(system) or not callable(judge):
-        raise ConfigError("search needs a callable system and a callable judge(output, expected) -> bool")
-    if max_examples < 1 or max_steps < 1:
-        raise ConfigError(f"search: max_examples and max_steps must be positive, got {max_examples} and {max_steps}")
-    perts = tuple(perturbations) if perturbations is not None else DEFAULT_SEARCH_PERTURBATIONS
-    names = [p.name for p in perts]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"search: perturbation names must be unique, got {names}")
-
+    perts = _checked_perturbations(system, case, judge, perturbations, max_examples, max_steps)
     start = time.monotonic()
     state = _Search(system, case, judge, {p.name: p for p in perts}, min_confidence, start + timeout)
 
@@ -317,6 +303,43 @@ def search(
     usable = [p.name for p in perts if any(_step(p, case, p.name, s) is not None for s in range(4))]
     if not usable:
         return SearchResult(found=False, n_tried=state.calls, case_id=case.id, elapsed_s=time.monotonic() - start)
+
+    found = _find(state, usable, max_examples=max_examples, max_steps=max_steps, seed=seed)
+    if found is None:
+        return SearchResult(
+            found=False, n_tried=state.calls, case_id=case.id, elapsed_s=time.monotonic() - start, timed_out=state.timed_out
+        )
+
+    steps, minimal = _minimize(state, [tuple(s) for s in found])
+    outcome = state.cache[steps]  # evaluated by _minimize (cached, even once time is out)
+    return _result(state, outcome, steps, minimal, start)
+
+
+def _checked_perturbations(
+    system: Any, case: Any, judge: Any, perturbations: Sequence[Perturbation] | None, max_examples: int, max_steps: int
+) -> tuple[Perturbation, ...]:
+    """The perturbations :func:`search` composes, once its arguments are checked (a ``ConfigError`` names the wrong one)."""
+    if not isinstance(case, Case):
+        raise ConfigError(f"search needs a failpath Case, got {type(case).__name__}")
+    if not callable(system) or not callable(judge):
+        raise ConfigError("search needs a callable system and a callable judge(output, expected) -> bool")
+    if max_examples < 1 or max_steps < 1:
+        raise ConfigError(f"search: max_examples and max_steps must be positive, got {max_examples} and {max_steps}")
+    perts = tuple(perturbations) if perturbations is not None else DEFAULT_SEARCH_PERTURBATIONS
+    names = [p.name for p in perts]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"search: perturbation names must be unique, got {names}")
+    return perts
+
+
+def _find(state: _Search, usable: list[str], *, max_examples: int, max_steps: int, seed: int) -> Sequence[Step] | None:
+    """Hypothesis's search over compositions of the ``usable`` perturbations: a failing one, or None.
+
+    Out of time, the best failure seen so far (``state.best``, perhaps None).
+    """
+    from hypothesis import HealthCheck, Phase, Verbosity, find, settings, target
+    from hypothesis import strategies as st
+    from hypothesis.errors import Flaky, NoSuchExample
 
     steps_strategy = st.lists(
         st.tuples(st.sampled_from(usable), st.integers(min_value=0, max_value=2**16 - 1)),
@@ -344,19 +367,11 @@ def search(
     )
     try:
         with _storage_outside_working_directory():
-            found: Sequence[Step] | None = find(steps_strategy, condition, settings=config, random=random.Random(seed))
+            return find(steps_strategy, condition, settings=config, random=random.Random(seed))
     except NoSuchExample:
-        found = None
+        return None
     except (_OutOfTime, Flaky):
-        found = state.best
-    if found is None:
-        return SearchResult(
-            found=False, n_tried=state.calls, case_id=case.id, elapsed_s=time.monotonic() - start, timed_out=state.timed_out
-        )
-
-    steps, minimal = _minimize(state, [tuple(s) for s in found])
-    outcome = state.cache[steps]  # evaluated by _minimize (cached, even once time is out)
-    return _result(state, outcome, steps, minimal, start)
+        return state.best
 
 
 def shrink(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from failpath.chaos.base import Edit, LabelContract, NotApplicable, Perturbation, TextDoc, Variant, is_token_aligned
-from failpath.chaos.text import TextPerturbation, _apply_to_a_field
+from failpath.chaos.textedit import TextPerturbation, _apply_to_a_field
 from failpath.core import Case
 
 __all__ = [

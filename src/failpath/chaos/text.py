@@ -13,19 +13,22 @@ Every perturbation here works on three kinds of input:
 Character-level edits (typos, OCR confusions, dropped or doubled letters) only touch letters, never a
 token that holds a digit, and never a token labeled as a number or identifier: a house number, a ZIP
 code or a unit number is never changed by a perturbation that claims to keep the label.
+
+The base class lives in :mod:`failpath.chaos.textedit` and the table-driven rewrites (``Abbreviate``,
+``Expand``) in :mod:`failpath.chaos.table_edits`; every name is importable from here.
 """
 
 from __future__ import annotations
 
-import functools
 import random
 import re
-from dataclasses import dataclass, replace
-from typing import Any, Literal, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
-from failpath.chaos.base import Edit, LabelContract, NotApplicable, Perturbation, TextDoc, Variant
-from failpath.chaos.tables import ADDRESS_TABLES, UNIT_DESIGNATORS, AbbreviationTable, normalize_form, split_punctuation
-from failpath.core import Case
+from failpath.chaos.base import Edit, LabelContract, NotApplicable, TextDoc
+from failpath.chaos.table_edits import Abbreviate, Expand
+from failpath.chaos.tables import UNIT_DESIGNATORS, AbbreviationTable, split_punctuation
+from failpath.chaos.textedit import TextPerturbation
 
 __all__ = [
     "IDENTIFIER_LABELS",
@@ -72,76 +75,6 @@ ADDRESS_LABELS: frozenset[str] = frozenset(
         "USPSBoxID", "USPSBoxGroupType", "USPSBoxGroupID", "IntersectionSeparator", "Recipient", "NotAddress",
     }
 )  # fmt: skip
-
-
-class TextPerturbation(Perturbation):
-    """Base of perturbations that edit text in place (keeping tokens aligned with their labels).
-
-    Subclasses implement :meth:`edit`, which changes a :class:`~failpath.chaos.base.TextDoc` (recording
-    its edits there) or returns :class:`NotApplicable`.
-    """
-
-    def edit(self, doc: TextDoc, rng: random.Random) -> NotApplicable | None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def apply(self, case: Case, rng: random.Random) -> Variant | NotApplicable:
-        """Perturb the text of ``case`` (or one string field of a record)."""
-        if isinstance(case.input, str):
-            doc = TextDoc.from_case(case)
-            result = self.edit(doc, rng)
-            if isinstance(result, NotApplicable):
-                return result
-            text = doc.text
-            if not doc.edits or text == case.input:
-                return NotApplicable(f"{self.name} left the text as it was")
-            if doc.labels is not None:
-                contract, expected = self._labeled_contract(doc), doc.expected()
-            else:  # plain text: a label-transforming edit leaves a plain answer unchanged
-                contract = LabelContract.UNCHANGED if self.contract is LabelContract.TRANSFORMED else self.contract
-                expected = case.expected
-            return self._variant(case, text, expected, _sorted(doc.edits), contract)
-        if isinstance(case.input, Mapping):
-            return _apply_to_a_field(self, case, rng, lambda text: self._edit_text(text, rng))
-        return NotApplicable(f"{self.name} needs text or a record, got {type(case.input).__name__}")
-
-    def _labeled_contract(self, doc: TextDoc) -> LabelContract:
-        """The contract of a variant of a token-aligned case, once ``doc`` is edited (default: the declared one)."""
-        return self.contract
-
-    def _edit_text(self, text: str, rng: random.Random) -> tuple[str, list[Edit]] | NotApplicable:
-        doc = TextDoc.from_text(text)
-        result = self.edit(doc, rng)
-        if isinstance(result, NotApplicable):
-            return result
-        if doc.text == text:
-            return NotApplicable(f"{self.name} left the text as it was")
-        return doc.text, doc.edits
-
-
-def _sorted(edits: Sequence[Edit]) -> list[Edit]:
-    return sorted(edits, key=lambda e: (e.token if e.token is not None else -1, e.position or 0))
-
-
-def _apply_to_a_field(perturbation: Perturbation, case: Case, rng: random.Random, edit_text: Any) -> Variant | NotApplicable:
-    """Apply a text edit to one string field of a record, chosen by ``rng`` among the fields it applies to."""
-    record: Mapping[str, Any] = case.input
-    keys = [k for k, v in record.items() if isinstance(v, str)]
-    if not keys:
-        return NotApplicable(f"{perturbation.name}: the record has no text field")
-    rng.shuffle(keys)
-    reasons = []
-    for key in keys:
-        result = edit_text(record[key])
-        if isinstance(result, NotApplicable):
-            reasons.append(result.reason)
-            continue
-        text, edits = result
-        new = dict(record)
-        new[key] = text
-        edits = [replace(e, field=str(key)) for e in edits]
-        contract = perturbation.contract_for(case)
-        return perturbation._variant(case, new, case.expected, edits, contract)
-    return NotApplicable(f"{perturbation.name}: no field it applies to ({reasons[0]})")
 
 
 # --------------------------------------------------------------------------- which tokens a character edit may touch
@@ -428,173 +361,6 @@ class DropPunctuation(TextPerturbation):
 def _separator(token: str) -> bool:
     """True when ``token`` ends in a comma, semicolon or colon among its trailing marks (``Smith,``, ``St.,``)."""
     return any(ch in _SEPARATORS for ch in split_punctuation(token)[1])
-
-
-# --------------------------------------------------------------------------- abbreviation and expansion
-
-
-@dataclass(frozen=True)
-class _Match:
-    start: int
-    end: int
-    table: AbbreviationTable
-    canonical: str
-    is_canonical: bool
-
-
-class _MergedTables:
-    """The forms of several tables in one index, so each phrase of a text is looked up once for all of them.
-
-    ``index`` maps a normalized form to ``(table order, table, canonical)`` for every table listing it;
-    ``starts`` holds the first word of every form of two words or more, so a phrase is only built when
-    its first word can begin one.
-    """
-
-    __slots__ = ("index", "starts", "max_words")
-
-    def __init__(self, tables: tuple[AbbreviationTable, ...]):
-        index: dict[str, list[tuple[int, AbbreviationTable, str]]] = {}
-        starts: set[str] = set()
-        for order, table in enumerate(tables):
-            for key, canonical in table._index.items():
-                index.setdefault(key, []).append((order, table, canonical))
-                if " " in key:
-                    starts.add(key.split(" ", 1)[0])
-        self.index = {key: tuple(entries) for key, entries in index.items()}
-        self.starts = frozenset(starts)
-        self.max_words = max((table.max_words for table in tables), default=1)
-
-
-@functools.lru_cache(maxsize=64)
-def _merged(tables: tuple[AbbreviationTable, ...]) -> _MergedTables:
-    return _MergedTables(tables)
-
-
-@functools.lru_cache(maxsize=8192)
-def _read_token(token: str) -> tuple[str, bool, str]:
-    """A token's core, whether trailing punctuation follows it, and the core's normalized form."""
-    core, punct = split_punctuation(token)
-    return core, bool(punct), normalize_form(core)
-
-
-def _find_matches(doc: TextDoc, tables: Sequence[AbbreviationTable]) -> list[_Match]:
-    """Left to right, the longest phrase at each position that some table lists (tables tried in order)."""
-    raw = doc.tokens
-    read = [_read_token(t) for t in raw]
-    cores = [core for core, _, _ in read]
-    trailing = [punct for _, punct, _ in read]
-    keys = [key for _, _, key in read]
-    merged = _merged(tuple(tables))
-    index, starts, max_words = merged.index, merged.starts, merged.max_words
-    labels_of = doc.labels
-    found: list[_Match] = []
-    size = len(raw)
-    i = 0
-    while i < size:
-        # Every (table, length) whose index holds the phrase, in the order the tables are tried:
-        # table by table, the longest phrase first.
-        candidates: list[tuple[int, int, AbbreviationTable, str, str]] = []
-        first = keys[i]
-        if " " in first:  # a token holding a blank other than a space (NBSP, say)
-            first = first.split(" ", 1)[0]
-        longest = min(max_words, size - i) if first in starts else 1
-        for n in range(longest, 0, -1):
-            end = i + n
-            if n > 1 and any(trailing[i : end - 1]):
-                continue  # "New, York" is not one phrase
-            key = keys[i] if n == 1 else " ".join(keys[i:end])
-            entries = index.get(key)
-            if entries is None:
-                continue
-            for order, table, canonical in entries:
-                if n <= table.max_words:
-                    candidates.append((order, -n, table, canonical, key))
-        match = None
-        if candidates:
-            if len(candidates) > 1:
-                candidates.sort(key=lambda c: (c[0], c[1]))
-            for _, minus_n, table, canonical, key in candidates:
-                end = i - minus_n
-                phrase = " ".join(cores[i:end])
-                if labels_of is not None:
-                    labels = set(labels_of[i:end])
-                    if len(labels) != 1 or (table.labels and not labels <= table.labels):
-                        continue
-                else:
-                    if table.is_ambiguous(phrase):
-                        continue
-                    if table.plain_context is not None and not table.plain_context(raw, cores, i, end):
-                        continue
-                is_canonical = key == normalize_form(canonical)
-                match = _Match(i, end, table, canonical, is_canonical)
-                break
-        if match:
-            found.append(match)
-            i = match.end
-        else:
-            i += 1
-    return found
-
-
-def _styled(form: str, original: str, written_as_listed: bool = False) -> str:
-    if written_as_listed:  # "WI" is written as the table lists it: write "Wisconsin", not "WISCONSIN"
-        return form
-    letters = [ch for ch in original if ch.isalpha()]
-    if letters and all(ch.islower() for ch in letters):
-        return form.lower()
-    if len(letters) > 1 and all(ch.isupper() for ch in letters):
-        return form.upper()
-    return form
-
-
-@dataclass(frozen=True, kw_only=True)
-class _TableEdit(TextPerturbation):
-    family: str = "realistic"
-    contract: LabelContract = LabelContract.TRANSFORMED
-    tables: tuple[AbbreviationTable, ...] = ADDRESS_TABLES
-    intensity: int | None = 1  # how many words are rewritten (None: all)
-
-    def _target(self, match: _Match) -> str | None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def edit(self, doc: TextDoc, rng: random.Random) -> NotApplicable | None:
-        matches = [(m, t) for m in _find_matches(doc, self.tables) if (t := self._target(m))]
-        if not matches:
-            return NotApplicable(f"{self.name}: no word from the tables ({', '.join(t.name for t in self.tables)}) to rewrite")
-        n = len(matches) if self.intensity is None else min(self.intensity, len(matches))
-        chosen = sorted(rng.sample(matches, n), key=lambda mt: mt[0].start, reverse=True)
-        for match, target in chosen:  # right to left, so token indexes stay those of the input
-            original = " ".join(doc.tokens[match.start : match.end])
-            trailing = split_punctuation(doc.tokens[match.end - 1])[1]
-            if self.name == "expand":
-                trailing = trailing.replace(".", "")
-            core = " ".join(split_punctuation(t)[0] for t in doc.tokens[match.start : match.end])
-            listed = {f.replace(".", "") for f in (match.canonical, *match.table.entries[match.canonical])}
-            as_listed = core.replace(".", "") in listed
-            words = [_styled(w, core, as_listed) for w in target.split()]
-            words[-1] += trailing
-            doc.replace_span(match.start, match.end, words, self.name)
-        return None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Abbreviate(_TableEdit):
-    """A full word replaced by its standard abbreviation from a table (``Avenue`` -> ``Ave``, ``Illinois`` -> ``IL``)."""
-
-    name: str = "abbreviate"
-
-    def _target(self, match: _Match) -> str | None:
-        return match.table.abbreviation(match.canonical) if match.is_canonical else None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Expand(_TableEdit):
-    """An abbreviation replaced by its full form from a table (``Ste`` -> ``Suite``, ``NY`` -> ``New York``)."""
-
-    name: str = "expand"
-
-    def _target(self, match: _Match) -> str | None:
-        return None if match.is_canonical else match.canonical
 
 
 # --------------------------------------------------------------------------- token order

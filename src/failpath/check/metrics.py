@@ -225,6 +225,7 @@ def gap_from_counts(
     return clean_acc, chaos_acc, estimate, low, high, flip_rate
 
 
+# long: one pass over the rows gathers every count the figures need (a hot path: one loop, not one per figure)
 def group_figures(
     rows: Sequence[Mapping[str, Any]],
     *,

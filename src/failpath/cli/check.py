@@ -83,158 +83,183 @@ def _write_outputs(result: Any, outputs: list[Path], store: Any, out: Any, compa
     return failed
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``check`` command to the ``failpath`` app."""
+def check(  # long: 40 of its lines are the options with their help; the body is under 60
+    config: Optional[Path] = typer.Argument(
+        None, metavar="CONFIG", help="The failpath.toml to run (default: ./failpath.toml).", show_default=False
+    ),
+    example: Optional[str] = typer.Option(None, "--example", metavar="NAME", help="Run a bundled example instead, e.g. addresses."),
+    resume: Optional[str] = typer.Option(
+        None, "--resume", metavar="[RUN_ID]",
+        help="Continue a killed run: the latest unfinished one, or RUN_ID. Nothing is lost or repeated.",
+    ),
+    store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store (default .failpath/failpath.db)."),
+    seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="Seed of the split, the variants and the search."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", metavar="N", min=1, help="Requests in flight at once."),
+    executor: Optional[str] = typer.Option(
+        None, "--executor", metavar="auto|thread|process",
+        help="How requests run: auto (an event loop or threads), thread, or process (every core: chunks of cases in worker processes).",
+    ),
+    json_path: Optional[Path] = typer.Option(None, "--json", metavar="PATH", help="Also write the result document (JSON) to PATH."),
+    html_path: Path = typer.Option(
+        Path(DEFAULT_HTML_NAME), "--html", metavar="PATH", help="Where to write the HTML report (one self-contained file)."
+    ),
+    no_html: bool = typer.Option(False, "--no-html", help="Do not write the HTML report."),
+    outputs: Optional[List[Path]] = typer.Option(
+        None, "--output", "-o", metavar="PATH",
+        help="Also write a report to PATH, its format chosen by the extension (repeatable): .junit.xml (JUnit, "
+        "for CI dashboards), .csv or .jsonl (one row per request), .md (Markdown summary), .json, .html, .txt.",
+    ),
+    baseline: Optional[str] = typer.Option(
+        None, "--baseline", metavar="RUN",
+        help="Compare the run with this earlier check run ('latest': the latest finished one in the baseline store): "
+        "exit 1 also when a figure got worse beyond its interval; a Markdown --output gets the comparison.",
+    ),
+    baseline_store: Optional[Path] = typer.Option(
+        None, "--baseline-store", metavar="PATH", help="The store holding the --baseline run, when it is another file."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Run the guarded system over the dataset, hostile and realistic suites first, clean last; print the verdict.
 
-    @app.command("check", cls=_CheckCommand)
-    def check(
-        config: Optional[Path] = typer.Argument(
-            None, metavar="CONFIG", help="The failpath.toml to run (default: ./failpath.toml).", show_default=False
-        ),
-        example: Optional[str] = typer.Option(None, "--example", metavar="NAME", help="Run a bundled example instead, e.g. addresses."),
-        resume: Optional[str] = typer.Option(
-            None, "--resume", metavar="[RUN_ID]",
-            help="Continue a killed run: the latest unfinished one, or RUN_ID. Nothing is lost or repeated.",
-        ),
-        store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store (default .failpath/failpath.db)."),
-        seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="Seed of the split, the variants and the search."),
-        concurrency: Optional[int] = typer.Option(None, "--concurrency", metavar="N", min=1, help="Requests in flight at once."),
-        executor: Optional[str] = typer.Option(
-            None, "--executor", metavar="auto|thread|process",
-            help="How requests run: auto (an event loop or threads), thread, or process (every core: chunks of cases in worker processes).",
-        ),
-        json_path: Optional[Path] = typer.Option(None, "--json", metavar="PATH", help="Also write the result document (JSON) to PATH."),
-        html_path: Path = typer.Option(
-            Path(DEFAULT_HTML_NAME), "--html", metavar="PATH", help="Where to write the HTML report (one self-contained file)."
-        ),
-        no_html: bool = typer.Option(False, "--no-html", help="Do not write the HTML report."),
-        outputs: Optional[List[Path]] = typer.Option(
-            None, "--output", "-o", metavar="PATH",
-            help="Also write a report to PATH, its format chosen by the extension (repeatable): .junit.xml (JUnit, "
-            "for CI dashboards), .csv or .jsonl (one row per request), .md (Markdown summary), .json, .html, .txt.",
-        ),
-        baseline: Optional[str] = typer.Option(
-            None, "--baseline", metavar="RUN",
-            help="Compare the run with this earlier check run ('latest': the latest finished one in the baseline store): "
-            "exit 1 also when a figure got worse beyond its interval; a Markdown --output gets the comparison.",
-        ),
-        baseline_store: Optional[Path] = typer.Option(
-            None, "--baseline-store", metavar="PATH", help="The store holding the --baseline run, when it is another file."
-        ),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    ) -> None:
-        """Run the guarded system over the dataset, hostile and realistic suites first, clean last; print the verdict.
+    Exit code 0 only for READY TO SHIP, 1 only for READY TO DEMO (with --baseline, a regression beyond the
+    intervals makes it READY TO DEMO), 130 if interrupted, 2 for any error (--debug: traceback).
+    """
+    from rich.console import Console
 
-        Exit code 0 only for READY TO SHIP, 1 only for READY TO DEMO (with --baseline, a regression beyond the
-        intervals makes it READY TO DEMO), 130 if interrupted, 2 for any error (--debug: traceback).
-        """
-        import json
+    import failpath.check.api as api
+    from failpath.core import FailpathError
 
-        from rich.console import Console
+    if example and config is not None:
+        raise _fail("give a CONFIG file or --example NAME, not both")
+    outputs = list(outputs or ())
+    try:
+        from failpath.report.outputs import output_format
 
-        import failpath.check.api as api
-        from failpath.core import FailpathError
-
-        if example and config is not None:
-            raise _fail("give a CONFIG file or --example NAME, not both")
-        outputs = list(outputs or ())
-        try:
-            from failpath.report.outputs import output_format
-
-            for path in outputs:
-                output_format(path)  # an unknown extension is refused before the run, not after it
-            if example:
-                kwargs = _example_kwargs(example)
-            else:
-                from failpath.check.config import check_kwargs, load_config
-
-                path = config if config is not None else Path("failpath.toml")
-                if config is None and not path.is_file():
-                    raise _fail(
-                        "no failpath.toml in this folder; pass the path of your config "
-                        "(failpath check path/to/failpath.toml) or run the bundled example (failpath check --example addresses)"
-                    )
-                kwargs = check_kwargs(load_config(path))
-            if seed is not None:
-                kwargs["seed"] = seed
-            if concurrency is not None:
-                kwargs["concurrency"] = concurrency
-            if executor is not None:
-                if executor not in ("auto", "thread", "process"):
-                    raise _fail(f"--executor {executor}: choose auto, thread or process")
-                kwargs["executor"] = executor
-            if store is not None:
-                kwargs["store"] = store
-            if resume is not None:
-                kwargs["resume"] = True if resume == LATEST else resume
-            if baseline is not None:
-                from failpath.cli.report import load_check_document
-                from failpath.store import DEFAULT_STORE_PATH
-
-                baseline_store = baseline_store or kwargs.get("store") or DEFAULT_STORE_PATH
-                # "latest": the latest finished check in the baseline store, taken before this run starts;
-                # an unknown run stops here, before the run
-                baseline = load_check_document(None if baseline == LATEST else baseline, baseline_store)["run_id"]
-            result = api.check(**kwargs, quiet=quiet, console=Console(stderr=True))
-        except FailpathError as exc:
-            raise _fail(str(exc)) from None
-        except api.CheckInterrupted as stop:
-            again = ["failpath", "check"]
-            again += ["--example", example] if example else ([str(config)] if config is not None else [])
-            again += ["--resume", stop.run_id] + (["--store", str(store)] if store is not None else [])
-            kept = "its results so far are" if stop.stored is None else f"{stop.stored:,} results are"
-            typer.secho(
-                f"interrupted: run {stop.run_id} stopped and {kept} kept in {stop.store}; continue it with: {shlex.join(again)}",
-                err=True, fg=typer.colors.YELLOW,
-            )
-            raise typer.Exit(130) from None
-        from failpath.cli._console import stdout_console
-        from failpath.report import terminal
-
-        out = stdout_console()
-        terminal.render(result, out)
-        failed: list[str] = []
-        comparison = None
+        for path in outputs:
+            output_format(path)  # an unknown extension is refused before the run, not after it
+        kwargs = _run_kwargs(config, example, seed, concurrency, executor, store, resume)
         if baseline is not None:
-            from failpath.cli.compare import compare_stored
-            from failpath.report.compare import render_markdown, render_terminal
+            from failpath.cli.report import load_check_document
             from failpath.store import DEFAULT_STORE_PATH
 
-            try:
-                comparison = compare_stored(baseline, baseline_store, result.run_id, kwargs.get("store") or DEFAULT_STORE_PATH)
-            except FailpathError as exc:
-                raise _fail(f"the run {result.run_id} is stored, but it cannot be compared with {baseline}: {exc}") from None
-            out.print(render_terminal(comparison))
-        if json_path is not None:
-            try:
-                json_path.parent.mkdir(parents=True, exist_ok=True)
-                json_path.write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            except OSError as exc:
-                failed.append(
-                    f"the JSON result could not be written: {exc}; choose another --json path, or rebuild it with: "
-                    f"failpath report {result.run_id} --format json --output PATH (the result is its \"check\" field)"
-                )
-        if outputs:
-            failed += _write_outputs(result, outputs, kwargs.get("store"), out, render_markdown(comparison) if comparison else None)
-        if not no_html:
-            from failpath.report import html
+            baseline_store = baseline_store or kwargs.get("store") or DEFAULT_STORE_PATH
+            # "latest": the latest finished check in the baseline store, taken before this run starts;
+            # an unknown run stops here, before the run
+            baseline = load_check_document(None if baseline == LATEST else baseline, baseline_store)["run_id"]
+        result = api.check(**kwargs, quiet=quiet, console=Console(stderr=True))
+    except FailpathError as exc:
+        raise _fail(str(exc)) from None
+    except api.CheckInterrupted as stop:
+        raise _interrupted(stop, config, example, store) from None
+    from failpath.cli._console import stdout_console
+    from failpath.report import terminal
 
-            try:
-                written = html.write(result, html_path)
-            except OSError as exc:
-                failed.append(
-                    f"the HTML report could not be written: {exc}; choose another --html path, or rebuild it with: "
-                    f"failpath report {result.run_id} --format html --output PATH"
-                )
-            else:
-                out.print(f"HTML report: {written.resolve()}", markup=False, highlight=False)
-        if failed:
-            raise _fail(f"the run {result.run_id} is stored, but " + "; and ".join(failed))
-        if comparison is not None and comparison.exit_code and result.verdict.ship:
-            # 1 means READY TO DEMO and nothing else: a regression against the baseline is said as such.
-            out.print(
-                f"verdict against the baseline: READY TO DEMO - figures worse than run {comparison.run_a} "
-                "beyond their intervals (listed above)",
-                markup=False, highlight=False,
+    out = stdout_console()
+    terminal.render(result, out)
+    comparison = None
+    if baseline is not None:
+        from failpath.cli.compare import compare_stored
+        from failpath.report.compare import render_terminal
+        from failpath.store import DEFAULT_STORE_PATH
+
+        try:
+            comparison = compare_stored(baseline, baseline_store, result.run_id, kwargs.get("store") or DEFAULT_STORE_PATH)
+        except FailpathError as exc:
+            raise _fail(f"the run {result.run_id} is stored, but it cannot be compared with {baseline}: {exc}") from None
+        out.print(render_terminal(comparison))
+    failed = _write_reports(result, out, json_path, outputs, None if no_html else html_path, kwargs.get("store"), comparison)
+    if failed:
+        raise _fail(f"the run {result.run_id} is stored, but " + "; and ".join(failed))
+    if comparison is not None and comparison.exit_code and result.verdict.ship:
+        # 1 means READY TO DEMO and nothing else: a regression against the baseline is said as such.
+        out.print(
+            f"verdict against the baseline: READY TO DEMO - figures worse than run {comparison.run_a} "
+            "beyond their intervals (listed above)",
+            markup=False, highlight=False,
+        )
+    raise typer.Exit(max(result.verdict.exit_code, comparison.exit_code if comparison else 0))
+
+
+def _run_kwargs(
+    config: Path | None, example: str | None, seed: int | None, concurrency: int | None,
+    executor: str | None, store: Path | None, resume: str | None,
+) -> dict[str, Any]:
+    """The arguments of ``failpath.check.api.check`` from the config (or the example) and the command's options."""
+    if example:
+        kwargs = _example_kwargs(example)
+    else:
+        from failpath.check.config import check_kwargs, load_config
+
+        path = config if config is not None else Path("failpath.toml")
+        if config is None and not path.is_file():
+            raise _fail(
+                "no failpath.toml in this folder; pass the path of your config "
+                "(failpath check path/to/failpath.toml) or run the bundled example (failpath check --example addresses)"
             )
-        raise typer.Exit(max(result.verdict.exit_code, comparison.exit_code if comparison else 0))
+        kwargs = check_kwargs(load_config(path))
+    if seed is not None:
+        kwargs["seed"] = seed
+    if concurrency is not None:
+        kwargs["concurrency"] = concurrency
+    if executor is not None:
+        if executor not in ("auto", "thread", "process"):
+            raise _fail(f"--executor {executor}: choose auto, thread or process")
+        kwargs["executor"] = executor
+    if store is not None:
+        kwargs["store"] = store
+    if resume is not None:
+        kwargs["resume"] = True if resume == LATEST else resume
+    return kwargs
+
+
+def _interrupted(stop: Any, config: Path | None, example: str | None, store: Path | None) -> typer.Exit:
+    """Say where an interrupted run's results are kept and the command that continues it; exit 130."""
+    again = ["failpath", "check"]
+    again += ["--example", example] if example else ([str(config)] if config is not None else [])
+    again += ["--resume", stop.run_id] + (["--store", str(store)] if store is not None else [])
+    kept = "its results so far are" if stop.stored is None else f"{stop.stored:,} results are"
+    typer.secho(
+        f"interrupted: run {stop.run_id} stopped and {kept} kept in {stop.store}; continue it with: {shlex.join(again)}",
+        err=True, fg=typer.colors.YELLOW,
+    )
+    return typer.Exit(130)
+
+
+def _write_reports(
+    result: Any, out: Any, json_path: Path | None, outputs: list[Path], html_path: Path | None, store: Any, comparison: Any,
+) -> list[str]:
+    """Write the JSON result, the ``--output`` reports and the HTML report; what could not be written."""
+    import json
+
+    failed: list[str] = []
+    if json_path is not None:
+        try:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        except OSError as exc:
+            failed.append(
+                f"the JSON result could not be written: {exc}; choose another --json path, or rebuild it with: "
+                f"failpath report {result.run_id} --format json --output PATH (the result is its \"check\" field)"
+            )
+    if outputs:
+        from failpath.report.compare import render_markdown
+
+        failed += _write_outputs(result, outputs, store, out, render_markdown(comparison) if comparison else None)
+    if html_path is not None:
+        from failpath.report import html
+
+        try:
+            written = html.write(result, html_path)
+        except OSError as exc:
+            failed.append(
+                f"the HTML report could not be written: {exc}; choose another --html path, or rebuild it with: "
+                f"failpath report {result.run_id} --format html --output PATH"
+            )
+        else:
+            out.print(f"HTML report: {written.resolve()}", markup=False, highlight=False)
+    return failed
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``check`` command to the ``failpath`` app."""
+    app.command("check", cls=_CheckCommand)(check)

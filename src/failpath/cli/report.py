@@ -69,57 +69,85 @@ def load_check_document(run_id: str | None, store: Path | None) -> dict[str, Any
     return dict(run["summary"])
 
 
+def report(
+    run_id: Optional[str] = typer.Argument(None, metavar="[RUN_ID]", help="The check run (a unique prefix works; default: the latest).", show_default=False),
+    format: Optional[Format] = typer.Option(
+        None, "--format", "-f",
+        help="terminal, html (one self-contained file) or json; without it, each --output's extension chooses its format.",
+        show_default=False,
+    ),
+    outputs: Optional[List[Path]] = typer.Option(
+        None, "--output", "-o", metavar="PATH",
+        help="Write the report to PATH (repeatable). Without --format the extension chooses: .junit.xml, .csv, .jsonl, "
+        f".md, .json, .html, .txt. With --format html the default is ./{DEFAULT_HTML_NAME}; terminal and json print.",
+    ),
+    store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store: a file, or a postgresql:// URL (default .failpath/failpath.db)."),
+) -> None:
+    """Rebuild the report of a check run from the store, in the terminal or as files chosen by extension.
+
+    The extensions: .junit.xml (JUnit XML), .csv and .jsonl (one row per request), .md (Markdown
+    summary), .json, .html, .txt.
+    """
+    from failpath.core import FailpathError
+    from failpath.report import json_report
+
+    outputs = list(outputs or ())
+    if format is not None and len(outputs) > 1:
+        raise _fail(f"--format {format.value} writes one file; drop --format to write several, each in the format its extension chooses")
+    document = load_check_document(run_id, store)
+    output = outputs[0] if outputs else None
+    try:
+        json_report.check_document(document)
+        if format is None and outputs:
+            _by_extension(document, outputs, store)
+        elif format is None or format is Format.terminal:
+            _terminal(document, output)
+        elif format is Format.json:
+            if output is None:
+                typer.echo(json_report.render(document))
+            else:
+                typer.echo(f"wrote the JSON report to {json_report.write(document, output)}")
+        else:
+            from failpath.report import html
+
+            path = html.write(document, output if output is not None else Path(DEFAULT_HTML_NAME))
+            typer.echo(f"wrote the HTML report to {path}")
+    except FailpathError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write {exc.filename or output}: {exc.strerror or exc}") from None
+
+
+def runs(
+    ctx: typer.Context,
+    store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store: a file, or a postgresql:// URL (default .failpath/failpath.db)."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show the newest N runs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
+) -> None:
+    """List the runs in the store (checks and agent runs), newest first, with their verdicts; `runs show|resume RUN` for an agent run."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import json
+
+    from failpath.core import FailpathError
+    from failpath.store import open_store
+
+    path = _store_path(store)
+    try:
+        with open_store(path) as opened:
+            records = [_summary(run) for run in opened.list_runs(limit=limit)]
+            shown = opened.path  # a server's URL without its password
+    except FailpathError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(records, indent=2, ensure_ascii=False))
+        return
+    _runs_table(records, shown)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``report`` and ``runs`` commands to the ``failpath`` app."""
-
-    @app.command("report")
-    def report(
-        run_id: Optional[str] = typer.Argument(None, metavar="[RUN_ID]", help="The check run (a unique prefix works; default: the latest).", show_default=False),
-        format: Optional[Format] = typer.Option(
-            None, "--format", "-f",
-            help="terminal, html (one self-contained file) or json; without it, each --output's extension chooses its format.",
-            show_default=False,
-        ),
-        outputs: Optional[List[Path]] = typer.Option(
-            None, "--output", "-o", metavar="PATH",
-            help="Write the report to PATH (repeatable). Without --format the extension chooses: .junit.xml, .csv, .jsonl, "
-            f".md, .json, .html, .txt. With --format html the default is ./{DEFAULT_HTML_NAME}; terminal and json print.",
-        ),
-        store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store: a file, or a postgresql:// URL (default .failpath/failpath.db)."),
-    ) -> None:
-        """Rebuild the report of a check run from the store, in the terminal or as files chosen by extension.
-
-        The extensions: .junit.xml (JUnit XML), .csv and .jsonl (one row per request), .md (Markdown
-        summary), .json, .html, .txt.
-        """
-        from failpath.core import FailpathError
-        from failpath.report import json_report
-
-        outputs = list(outputs or ())
-        if format is not None and len(outputs) > 1:
-            raise _fail(f"--format {format.value} writes one file; drop --format to write several, each in the format its extension chooses")
-        document = load_check_document(run_id, store)
-        output = outputs[0] if outputs else None
-        try:
-            json_report.check_document(document)
-            if format is None and outputs:
-                _by_extension(document, outputs, store)
-            elif format is None or format is Format.terminal:
-                _terminal(document, output)
-            elif format is Format.json:
-                if output is None:
-                    typer.echo(json_report.render(document))
-                else:
-                    typer.echo(f"wrote the JSON report to {json_report.write(document, output)}")
-            else:
-                from failpath.report import html
-
-                path = html.write(document, output if output is not None else Path(DEFAULT_HTML_NAME))
-                typer.echo(f"wrote the HTML report to {path}")
-        except FailpathError as exc:
-            raise _fail(str(exc)) from None
-        except OSError as exc:
-            raise _fail(f"cannot write {exc.filename or output}: {exc.strerror or exc}") from None
+    app.command("report")(report)
 
     from failpath.cli.runs import register_run_commands
 
@@ -127,32 +155,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="runs")
     register_run_commands(runs_app)  # runs show|resume: an agent run's steps, resuming one
 
-    @runs_app.callback()
-    def runs(
-        ctx: typer.Context,
-        store: Optional[Path] = typer.Option(None, "--store", metavar="PATH", help="The store: a file, or a postgresql:// URL (default .failpath/failpath.db)."),
-        limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show the newest N runs."),
-        as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
-    ) -> None:
-        """List the runs in the store (checks and agent runs), newest first, with their verdicts; `runs show|resume RUN` for an agent run."""
-        if ctx.invoked_subcommand is not None:
-            return
-        import json
-
-        from failpath.core import FailpathError
-        from failpath.store import open_store
-
-        path = _store_path(store)
-        try:
-            with open_store(path) as opened:
-                records = [_summary(run) for run in opened.list_runs(limit=limit)]
-                shown = opened.path  # a server's URL without its password
-        except FailpathError as exc:
-            raise _fail(str(exc)) from None
-        if as_json:
-            typer.echo(json.dumps(records, indent=2, ensure_ascii=False))
-            return
-        _runs_table(records, shown)
+    runs_app.callback()(runs)
 
 
 def _by_extension(document: dict[str, Any], outputs: list[Path], store: Path | None) -> None:

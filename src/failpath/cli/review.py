@@ -106,6 +106,234 @@ def _user() -> str | None:
         return None
 
 
+def list_(
+    status: str = typer.Option("open", "--status", help="open, resolved, expired, or all."),
+    queue: Optional[str] = typer.Option(None, "--queue", help="Only tickets of this queue."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most this many, oldest first."),
+    store: Optional[Path] = _STORE,
+    json_output: bool = _JSON,
+) -> None:
+    """List review tickets, oldest first (open ones by default)."""
+    from failpath.core import ConfigError, TicketStatus
+    from failpath.cli._console import stdout_console
+    from failpath.watch._cli import existing_store, print_json, user_errors
+
+    with user_errors():
+        choices = [s.value for s in TicketStatus]
+        if status != "all" and status not in choices:
+            raise ConfigError(f"--status: unknown status {status!r}; choose one of {', '.join(choices)}, all")
+        with existing_store(store) as opened:
+            tickets = opened.list_tickets(status=None if status == "all" else status, queue=queue, limit=limit)
+    if json_output:
+        print_json([_ticket_dict(t) for t in tickets])
+        return
+    out = stdout_console()
+    out.print(_tickets_table(tickets, f"{len(tickets)} {'' if status == 'all' else status + ' '}ticket(s)"))
+
+
+def show(
+    ticket_id: str = typer.Argument(..., metavar="ID", help="The ticket id (a unique prefix works)."),
+    store: Optional[Path] = _STORE,
+    json_output: bool = _JSON,
+) -> None:
+    """Show one ticket: the input, what the model said, why it was escalated, and any answer."""
+    import json
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from failpath.cli.traces import printable
+    from failpath.cli._console import stdout_console
+    from failpath.watch._cli import existing_store, print_json, user_errors
+    from failpath.watch.timespec import format_time
+
+    with user_errors():
+        with existing_store(store) as opened:
+            ticket = opened.get_ticket(ticket_id)
+            attempts = opened.ticket_resolutions(ticket.ticket_id)
+    if json_output:
+        print_json({**_ticket_dict(ticket), "resolutions": attempts})
+        return
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    rows = [
+        ("ticket", ticket.ticket_id),
+        ("queue", ticket.queue),
+        ("status", ticket.status.value),
+        ("created", format_time(ticket.created)),
+        ("deadline", "-" if ticket.deadline is None else format_time(ticket.deadline)),
+        ("default", json.dumps(ticket.default, ensure_ascii=False)),
+        ("policy", ticket.policy),
+        ("trace", ticket.trace_id or "-"),
+        ("state", ticket.state or "-"),
+        ("input", printable(ticket.input_raw if ticket.input_raw is not None else ticket.input_preview, 4000)
+         + ("" if ticket.input_raw is not None else "  (redacted preview)")),
+        ("model output", printable(json.dumps(ticket.output, ensure_ascii=False, default=str), 4000)),
+        ("confidence", "-" if ticket.confidence is None else f"{ticket.confidence:.4f}"),
+    ]
+    if ticket.resolved_at is not None or ticket.answer is not None:
+        rows += [
+            ("answer", printable(json.dumps(ticket.answer, ensure_ascii=False, default=str), 4000)),
+            ("note", ticket.note or "-"),
+            ("reviewer", ticket.reviewer or "-"),
+            ("resolved", "-" if ticket.resolved_at is None else format_time(ticket.resolved_at)),
+        ]
+    if ticket.status.value == "open" and ticket.claimed_until is not None and ticket.claimed_until > time.time():
+        rows.append(("claimed", f"by {ticket.claimed_by} until {format_time(ticket.claimed_until)}"))
+    for attempt in attempts:
+        rows.append((
+            "resolution",
+            f"{format_time(attempt['at'])} by {attempt['reviewer'] or 'an unnamed reviewer'}: "
+            + printable(json.dumps(attempt["answer"], ensure_ascii=False, default=str), 200)
+            + ("" if attempt["accepted"] else "  (refused: resolved already)"),
+        ))
+    for key, value in rows:
+        grid.add_row(Text(key), Text(value))
+    stdout_console().print(grid)
+
+
+def claim(
+    ticket_id: Optional[str] = typer.Argument(None, metavar="[ID]", help="A ticket to claim (default: the oldest free one)."),
+    queue: Optional[str] = typer.Option(None, "--queue", help="Take the oldest free ticket of this queue."),
+    reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who claims it (default: your user name)."),
+    lease: str = typer.Option("15m", "--for", help="How long the claim lasts (10m, 1h); then the ticket returns to the queue."),
+    store: Optional[Path] = _STORE,
+    json_output: bool = _JSON,
+) -> None:
+    """Claim a ticket to work on, so other reviewers are given other tickets. Exits 1 when none is free."""
+    from failpath.core import AlreadyResolved
+    from failpath.watch._cli import error, existing_store, print_json, user_errors
+    from failpath.watch.timespec import format_time, parse_duration
+
+    with user_errors():
+        seconds = parse_duration(lease, option="--for")
+        who = reviewer or _user()
+        if not who:
+            raise error("--reviewer: give your name (it could not be read from the system)")
+        with existing_store(store) as opened:
+            try:
+                ticket = opened.claim_ticket(who, ticket_id=ticket_id, queue=queue, lease=seconds)
+            except AlreadyResolved as exc:
+                raise error(f"{exc}; nothing changed", code=1) from None
+    if ticket is None:
+        raise error("no free ticket" + (f" in queue {queue!r}" if queue else "") + " to claim", code=1)
+    if json_output:
+        print_json(_ticket_dict(ticket))
+        return
+    typer.echo(f"claimed ticket {ticket.ticket_id} in queue {ticket.queue!r} for {who} until {format_time(ticket.claimed_until)}")
+
+
+def release(
+    ticket_id: str = typer.Argument(..., metavar="ID", help="The ticket id (a unique prefix works)."),
+    reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who holds the claim (default: your user name)."),
+    store: Optional[Path] = _STORE,
+) -> None:
+    """Give back your claim on a ticket: it returns to the queue at once."""
+    from failpath.watch._cli import existing_store, user_errors
+
+    with user_errors():
+        with existing_store(store) as opened:
+            ticket = opened.release_ticket(ticket_id, reviewer or _user() or "")
+    typer.echo(f"released ticket {ticket.ticket_id}")
+
+
+def resolve(
+    ticket_id: str = typer.Argument(..., metavar="ID", help="The ticket id (a unique prefix works)."),
+    answer: str = typer.Option(..., "--answer", help='The right answer, as JSON: \'"Boston"\', \'{"city": "Boston"}\', 42.'),
+    note: Optional[str] = typer.Option(None, "--note", help="Why, for the record."),
+    reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who decided (default: your user name)."),
+    store: Optional[Path] = _STORE,
+) -> None:
+    """Resolve a ticket with the right answer. A ticket resolves once: a second attempt exits 1, naming who resolved it."""
+    from failpath.core import AlreadyResolved
+    from failpath.watch._cli import error, existing_store, user_errors
+    from failpath.watch.review import parse_answer
+
+    with user_errors():
+        value = parse_answer(answer)
+        if reviewer is None:
+            reviewer = _user()
+        with existing_store(store) as opened:
+            try:
+                ticket = opened.resolve_ticket(ticket_id, value, note=note, reviewer=reviewer)
+            except AlreadyResolved as exc:
+                raise error(f"{exc}; nothing changed", code=1) from None
+    typer.echo(f"resolved ticket {ticket.ticket_id} in queue {ticket.queue!r}" + (f" as {reviewer}" if reviewer else ""))
+
+
+def expire(
+    older_than: str = typer.Option(..., "--older-than", help="Expire open tickets created longer ago than this (24h, 7d)."),
+    store: Optional[Path] = _STORE,
+    json_output: bool = _JSON,
+) -> None:
+    """Expire open tickets older than --older-than, and those past their deadline; they end in their default."""
+    from failpath.watch._cli import existing_store, print_json, user_errors
+    from failpath.watch.timespec import parse_duration
+
+    with user_errors():
+        seconds = parse_duration(older_than, option="--older-than")
+        with existing_store(store) as opened:
+            expired = opened.expire_tickets(older_than=seconds)
+    if json_output:
+        print_json([_ticket_dict(t) for t in expired])
+        return
+    typer.echo(f"expired {len(expired)} ticket(s)" + (": " + ", ".join(t.ticket_id[:12] for t in expired) if expired else ""))
+
+
+def export(
+    format_: str = typer.Option("jsonl", "--format", help="Output format: jsonl (one case per line)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (default: stdout)."),
+    queue: Optional[str] = typer.Option(None, "--queue", help="Only tickets of this queue."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", metavar="PATH",
+        help="The failpath.toml whose [dataset] column names the cases get (default: ./failpath.toml when it exists).",
+    ),
+    store: Optional[Path] = _STORE,
+) -> None:
+    """Write resolved tickets as labeled cases for the next `failpath check`, under the column names of
+    its dataset (the dataset table of failpath.toml; id, input, expected, tags without one), so the file can be
+    listed in dataset.paths as it is."""
+    import io
+    import os
+    import sys
+    import tempfile
+
+    from failpath.core import ConfigError
+    from failpath.watch._cli import existing_store, user_errors, warn
+    from failpath.watch.review import export_cases
+
+    with user_errors():
+        if format_ != "jsonl":
+            raise ConfigError(f"--format: {format_!r} is not supported; use --format jsonl")
+        if output is not None and output.exists() and not force:
+            raise ConfigError(f"--output: {output} exists; pass --force to overwrite it, or choose another path")
+        columns = _dataset_columns(config)
+        buffer = io.StringIO()
+        with existing_store(store) as opened:
+            result = export_cases(buffer, store=opened, queue=queue, columns=columns)
+        if output is None:
+            sys.stdout.write(buffer.getvalue())
+        else:
+            folder = output.parent if str(output.parent) else Path(".")
+            if not folder.is_dir():
+                raise ConfigError(f"--output: the folder {folder} does not exist; create it or choose another path")
+            # Written next to the target and renamed: a failed export never leaves half a file.
+            handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=folder)
+            try:
+                with os.fdopen(handle, "w", encoding="utf-8") as file:
+                    file.write(buffer.getvalue())
+                os.replace(temporary, output)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+    if result.warning:
+        warn(result.warning)
+    where = "stdout" if output is None else str(output)
+    typer.echo(f"exported {result.written} case(s) to {where}", err=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``review`` command group to the ``failpath`` app."""
     review = typer.Typer(
@@ -115,230 +343,10 @@ def register(app: typer.Typer) -> None:
     )
     app.add_typer(review, name="review")
 
-    @review.command("list")
-    def list_(
-        status: str = typer.Option("open", "--status", help="open, resolved, expired, or all."),
-        queue: Optional[str] = typer.Option(None, "--queue", help="Only tickets of this queue."),
-        limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most this many, oldest first."),
-        store: Optional[Path] = _STORE,
-        json_output: bool = _JSON,
-    ) -> None:
-        """List review tickets, oldest first (open ones by default)."""
-        from failpath.core import ConfigError, TicketStatus
-        from failpath.cli._console import stdout_console
-        from failpath.watch._cli import existing_store, print_json, user_errors
-
-        with user_errors():
-            choices = [s.value for s in TicketStatus]
-            if status != "all" and status not in choices:
-                raise ConfigError(f"--status: unknown status {status!r}; choose one of {', '.join(choices)}, all")
-            with existing_store(store) as opened:
-                tickets = opened.list_tickets(status=None if status == "all" else status, queue=queue, limit=limit)
-        if json_output:
-            print_json([_ticket_dict(t) for t in tickets])
-            return
-        out = stdout_console()
-        out.print(_tickets_table(tickets, f"{len(tickets)} {'' if status == 'all' else status + ' '}ticket(s)"))
-
-    @review.command("show")
-    def show(
-        ticket_id: str = typer.Argument(..., metavar="ID", help="The ticket id (a unique prefix works)."),
-        store: Optional[Path] = _STORE,
-        json_output: bool = _JSON,
-    ) -> None:
-        """Show one ticket: the input, what the model said, why it was escalated, and any answer."""
-        import json
-
-        from rich.table import Table
-        from rich.text import Text
-
-        from failpath.cli.traces import printable
-        from failpath.cli._console import stdout_console
-        from failpath.watch._cli import existing_store, print_json, user_errors
-        from failpath.watch.timespec import format_time
-
-        with user_errors():
-            with existing_store(store) as opened:
-                ticket = opened.get_ticket(ticket_id)
-                attempts = opened.ticket_resolutions(ticket.ticket_id)
-        if json_output:
-            print_json({**_ticket_dict(ticket), "resolutions": attempts})
-            return
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold")
-        grid.add_column()
-        rows = [
-            ("ticket", ticket.ticket_id),
-            ("queue", ticket.queue),
-            ("status", ticket.status.value),
-            ("created", format_time(ticket.created)),
-            ("deadline", "-" if ticket.deadline is None else format_time(ticket.deadline)),
-            ("default", json.dumps(ticket.default, ensure_ascii=False)),
-            ("policy", ticket.policy),
-            ("trace", ticket.trace_id or "-"),
-            ("state", ticket.state or "-"),
-            ("input", printable(ticket.input_raw if ticket.input_raw is not None else ticket.input_preview, 4000)
-             + ("" if ticket.input_raw is not None else "  (redacted preview)")),
-            ("model output", printable(json.dumps(ticket.output, ensure_ascii=False, default=str), 4000)),
-            ("confidence", "-" if ticket.confidence is None else f"{ticket.confidence:.4f}"),
-        ]
-        if ticket.resolved_at is not None or ticket.answer is not None:
-            rows += [
-                ("answer", printable(json.dumps(ticket.answer, ensure_ascii=False, default=str), 4000)),
-                ("note", ticket.note or "-"),
-                ("reviewer", ticket.reviewer or "-"),
-                ("resolved", "-" if ticket.resolved_at is None else format_time(ticket.resolved_at)),
-            ]
-        if ticket.status.value == "open" and ticket.claimed_until is not None and ticket.claimed_until > time.time():
-            rows.append(("claimed", f"by {ticket.claimed_by} until {format_time(ticket.claimed_until)}"))
-        for attempt in attempts:
-            rows.append((
-                "resolution",
-                f"{format_time(attempt['at'])} by {attempt['reviewer'] or 'an unnamed reviewer'}: "
-                + printable(json.dumps(attempt["answer"], ensure_ascii=False, default=str), 200)
-                + ("" if attempt["accepted"] else "  (refused: resolved already)"),
-            ))
-        for key, value in rows:
-            grid.add_row(Text(key), Text(value))
-        stdout_console().print(grid)
-
-    @review.command("claim")
-    def claim(
-        ticket_id: Optional[str] = typer.Argument(None, metavar="[ID]", help="A ticket to claim (default: the oldest free one)."),
-        queue: Optional[str] = typer.Option(None, "--queue", help="Take the oldest free ticket of this queue."),
-        reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who claims it (default: your user name)."),
-        lease: str = typer.Option("15m", "--for", help="How long the claim lasts (10m, 1h); then the ticket returns to the queue."),
-        store: Optional[Path] = _STORE,
-        json_output: bool = _JSON,
-    ) -> None:
-        """Claim a ticket to work on, so other reviewers are given other tickets. Exits 1 when none is free."""
-        from failpath.core import AlreadyResolved
-        from failpath.watch._cli import error, existing_store, print_json, user_errors
-        from failpath.watch.timespec import format_time, parse_duration
-
-        with user_errors():
-            seconds = parse_duration(lease, option="--for")
-            who = reviewer or _user()
-            if not who:
-                raise error("--reviewer: give your name (it could not be read from the system)")
-            with existing_store(store) as opened:
-                try:
-                    ticket = opened.claim_ticket(who, ticket_id=ticket_id, queue=queue, lease=seconds)
-                except AlreadyResolved as exc:
-                    raise error(f"{exc}; nothing changed", code=1) from None
-        if ticket is None:
-            raise error("no free ticket" + (f" in queue {queue!r}" if queue else "") + " to claim", code=1)
-        if json_output:
-            print_json(_ticket_dict(ticket))
-            return
-        typer.echo(f"claimed ticket {ticket.ticket_id} in queue {ticket.queue!r} for {who} until {format_time(ticket.claimed_until)}")
-
-    @review.command("release")
-    def release(
-        ticket_id: str = typer.Argument(..., metavar="ID", help="The ticket id (a unique prefix works)."),
-        reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who holds the claim (default: your user name)."),
-        store: Optional[Path] = _STORE,
-    ) -> None:
-        """Give back your claim on a ticket: it returns to the queue at once."""
-        from failpath.watch._cli import existing_store, user_errors
-
-        with user_errors():
-            with existing_store(store) as opened:
-                ticket = opened.release_ticket(ticket_id, reviewer or _user() or "")
-        typer.echo(f"released ticket {ticket.ticket_id}")
-
-    @review.command("resolve")
-    def resolve(
-        ticket_id: str = typer.Argument(..., metavar="ID", help="The ticket id (a unique prefix works)."),
-        answer: str = typer.Option(..., "--answer", help='The right answer, as JSON: \'"Boston"\', \'{"city": "Boston"}\', 42.'),
-        note: Optional[str] = typer.Option(None, "--note", help="Why, for the record."),
-        reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who decided (default: your user name)."),
-        store: Optional[Path] = _STORE,
-    ) -> None:
-        """Resolve a ticket with the right answer. A ticket resolves once: a second attempt exits 1, naming who resolved it."""
-        from failpath.core import AlreadyResolved
-        from failpath.watch._cli import error, existing_store, user_errors
-        from failpath.watch.review import parse_answer
-
-        with user_errors():
-            value = parse_answer(answer)
-            if reviewer is None:
-                reviewer = _user()
-            with existing_store(store) as opened:
-                try:
-                    ticket = opened.resolve_ticket(ticket_id, value, note=note, reviewer=reviewer)
-                except AlreadyResolved as exc:
-                    raise error(f"{exc}; nothing changed", code=1) from None
-        typer.echo(f"resolved ticket {ticket.ticket_id} in queue {ticket.queue!r}" + (f" as {reviewer}" if reviewer else ""))
-
-    @review.command("expire")
-    def expire(
-        older_than: str = typer.Option(..., "--older-than", help="Expire open tickets created longer ago than this (24h, 7d)."),
-        store: Optional[Path] = _STORE,
-        json_output: bool = _JSON,
-    ) -> None:
-        """Expire open tickets older than --older-than, and those past their deadline; they end in their default."""
-        from failpath.watch._cli import existing_store, print_json, user_errors
-        from failpath.watch.timespec import parse_duration
-
-        with user_errors():
-            seconds = parse_duration(older_than, option="--older-than")
-            with existing_store(store) as opened:
-                expired = opened.expire_tickets(older_than=seconds)
-        if json_output:
-            print_json([_ticket_dict(t) for t in expired])
-            return
-        typer.echo(f"expired {len(expired)} ticket(s)" + (": " + ", ".join(t.ticket_id[:12] for t in expired) if expired else ""))
-
-    @review.command("export")
-    def export(
-        format_: str = typer.Option("jsonl", "--format", help="Output format: jsonl (one case per line)."),
-        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (default: stdout)."),
-        queue: Optional[str] = typer.Option(None, "--queue", help="Only tickets of this queue."),
-        force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
-        config: Optional[Path] = typer.Option(
-            None, "--config", metavar="PATH",
-            help="The failpath.toml whose [dataset] column names the cases get (default: ./failpath.toml when it exists).",
-        ),
-        store: Optional[Path] = _STORE,
-    ) -> None:
-        """Write resolved tickets as labeled cases for the next `failpath check`, under the column names of
-        its dataset ([dataset] of failpath.toml; id, input, expected, tags without one), so the file can be
-        listed in dataset.paths as it is."""
-        import io
-        import os
-        import sys
-        import tempfile
-
-        from failpath.core import ConfigError
-        from failpath.watch._cli import existing_store, user_errors, warn
-        from failpath.watch.review import export_cases
-
-        with user_errors():
-            if format_ != "jsonl":
-                raise ConfigError(f"--format: {format_!r} is not supported; use --format jsonl")
-            if output is not None and output.exists() and not force:
-                raise ConfigError(f"--output: {output} exists; pass --force to overwrite it, or choose another path")
-            columns = _dataset_columns(config)
-            buffer = io.StringIO()
-            with existing_store(store) as opened:
-                result = export_cases(buffer, store=opened, queue=queue, columns=columns)
-            if output is None:
-                sys.stdout.write(buffer.getvalue())
-            else:
-                folder = output.parent if str(output.parent) else Path(".")
-                if not folder.is_dir():
-                    raise ConfigError(f"--output: the folder {folder} does not exist; create it or choose another path")
-                # Written next to the target and renamed: a failed export never leaves half a file.
-                handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=folder)
-                try:
-                    with os.fdopen(handle, "w", encoding="utf-8") as file:
-                        file.write(buffer.getvalue())
-                    os.replace(temporary, output)
-                except BaseException:
-                    Path(temporary).unlink(missing_ok=True)
-                    raise
-        if result.warning:
-            warn(result.warning)
-        where = "stdout" if output is None else str(output)
-        typer.echo(f"exported {result.written} case(s) to {where}", err=True)
+    review.command("list")(list_)
+    review.command("show")(show)
+    review.command("claim")(claim)
+    review.command("release")(release)
+    review.command("resolve")(resolve)
+    review.command("expire")(expire)
+    review.command("export")(export)

@@ -104,6 +104,140 @@ def _filters(policy: str | None, outcome: str | None, state: str | None, since: 
     )
 
 
+def list_(
+    policy: Optional[str] = _POLICY,
+    outcome: Optional[str] = _OUTCOME,
+    state: Optional[str] = _STATE,
+    since: Optional[str] = _SINCE,
+    until: Optional[str] = _UNTIL,
+    limit: int = typer.Option(50, "--limit", "-n", min=1, help="At most this many traces, newest first."),
+    oldest_first: bool = typer.Option(False, "--oldest-first", help="Oldest first instead."),
+    store: Optional[Path] = _STORE,
+    json_output: bool = _JSON,
+) -> None:
+    """List traces matching the filters, newest first."""
+    from failpath.cli._console import stdout_console
+    from failpath.watch._cli import existing_store, print_json, trace_dict, user_errors
+
+    now = time.time()
+    with user_errors():
+        filters = _filters(policy, outcome, state, since, until, now)
+        with existing_store(store) as opened:
+            found = opened.query_traces(**filters, limit=limit, newest_first=not oldest_first)
+            total = opened.count_traces(**filters)
+    if json_output:
+        print_json([trace_dict(t) for t in found])
+        return
+    shown = f"{len(found)} of {total} trace(s)" + (" (newest first)" if not oldest_first else "")
+    stdout_console().print(_table(found, shown))
+
+
+def tail(
+    policy: Optional[str] = _POLICY,
+    outcome: Optional[str] = _OUTCOME,
+    state: Optional[str] = _STATE,
+    lines: int = typer.Option(10, "--lines", "-n", min=0, help="Show this many of the latest traces first."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new traces as they are written."),
+    interval: float = typer.Option(1.0, "--interval", min=0.05, help="Seconds between two reads while following."),
+    duration: Optional[str] = typer.Option(None, "--for", help="Stop following after this long (e.g. 30s); default: until Ctrl-C."),
+    store: Optional[Path] = _STORE,
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object per trace and line."),
+) -> None:
+    """Show the latest traces; with --follow, keep printing new ones as guarded calls write them."""
+    import json as _json
+
+    from failpath.store import trace_queries as q
+    from failpath.watch._cli import existing_store, outcome_option, trace_dict, user_errors
+    from failpath.watch.timespec import parse_duration
+
+    def emit(found: list[Any]) -> None:
+        for t in found:
+            typer.echo(_json.dumps(trace_dict(t), ensure_ascii=False) if json_output else trace_line(t))
+
+    with user_errors():
+        where = q.TraceFilter(policy=policy, outcome=outcome_option(outcome), state=state)
+        stop_after = parse_duration(duration, option="--for") if duration is not None else None
+        with existing_store(store) as opened:
+            found, cursor = q.last_traces(opened, where, lines)
+            emit(found)
+            if not follow:
+                return
+            give_up = None if stop_after is None else time.monotonic() + stop_after
+            try:
+                while give_up is None or time.monotonic() < give_up:
+                    pause = interval if give_up is None else max(0.0, min(interval, give_up - time.monotonic()))
+                    time.sleep(pause)
+                    while True:
+                        found, cursor = q.traces_after(opened, cursor, where)
+                        emit(found)
+                        if len(found) < 1000:
+                            break
+            except KeyboardInterrupt:
+                pass
+
+
+def show(
+    trace_id: str = typer.Argument(..., metavar="ID", help="The trace id (a unique prefix works)."),
+    store: Optional[Path] = _STORE,
+    json_output: bool = _JSON,
+) -> None:
+    """Show one trace in full: input preview, states, actions, every attempt, the outcome."""
+    from failpath.cli._console import stdout_console
+    from failpath.watch._cli import error, existing_store, print_json, trace_dict, user_errors
+
+    with user_errors():
+        with existing_store(store) as opened:
+            trace = opened.get_trace(trace_id)
+    if trace is None:
+        raise error(f"no trace with id {trace_id!r} in the store; list ids with `failpath traces list`")
+    if json_output:
+        print_json(trace_dict(trace))
+        return
+    stdout_console().print(_details(trace))
+
+
+def stats(
+    policy: Optional[str] = _POLICY,
+    outcome: Optional[str] = _OUTCOME,
+    state: Optional[str] = _STATE,
+    since: Optional[str] = _SINCE,
+    until: Optional[str] = _UNTIL,
+    window: Optional[str] = typer.Option(None, "--window", help="Figures per window of this length (5m, 1h, 1d); default: one span."),
+    last: int = typer.Option(48, "--last", min=1, help="Show at most this many of the latest windows in the table (JSON has all)."),
+    raw_confidence: bool = typer.Option(
+        False, "--raw-confidence", help="Confidence as the system gave it on its first call, for every call (slower); default: of the answers given."
+    ),
+    store: Optional[Path] = _STORE,
+    json_output: bool = _JSON,
+) -> None:
+    """Calls, outcome and failure-state shares, degraded answers, latency p50/p95/p99 and confidence, per window."""
+    import dataclasses
+
+    from failpath.cli._console import stdout_console
+    from failpath.watch._cli import existing_store, print_json, user_errors
+    from failpath.watch.stats import trace_stats
+    from failpath.watch.timespec import parse_duration
+
+    now = time.time()
+    with user_errors():
+        filters = _filters(policy, outcome, state, since, until, now)
+        seconds = parse_duration(window, option="--window") if window is not None else None
+        with existing_store(store) as opened:
+            result = trace_stats(opened, **filters, window=seconds, raw_confidence=raw_confidence)
+    if json_output:
+        print_json(result.to_dict())
+        return
+    shown = result
+    if len(result.windows) > last:
+        shown = dataclasses.replace(result, windows=result.windows[-last:])
+    out = stdout_console()
+    out.print(shown)
+    if shown is not result:
+        out.print(f"[dim]{len(result.windows) - last} older window(s) not shown; use --last or --json[/dim]")
+    if result.total.calls == 0:
+        out.print("[yellow]no trace matches these filters[/yellow]")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``traces`` command group to the ``failpath`` app."""
     traces = typer.Typer(
@@ -113,139 +247,10 @@ def register(app: typer.Typer) -> None:
     )
     app.add_typer(traces, name="traces")
 
-    @traces.command("list")
-    def list_(
-        policy: Optional[str] = _POLICY,
-        outcome: Optional[str] = _OUTCOME,
-        state: Optional[str] = _STATE,
-        since: Optional[str] = _SINCE,
-        until: Optional[str] = _UNTIL,
-        limit: int = typer.Option(50, "--limit", "-n", min=1, help="At most this many traces, newest first."),
-        oldest_first: bool = typer.Option(False, "--oldest-first", help="Oldest first instead."),
-        store: Optional[Path] = _STORE,
-        json_output: bool = _JSON,
-    ) -> None:
-        """List traces matching the filters, newest first."""
-        from failpath.cli._console import stdout_console
-        from failpath.watch._cli import existing_store, print_json, trace_dict, user_errors
-
-        now = time.time()
-        with user_errors():
-            filters = _filters(policy, outcome, state, since, until, now)
-            with existing_store(store) as opened:
-                found = opened.query_traces(**filters, limit=limit, newest_first=not oldest_first)
-                total = opened.count_traces(**filters)
-        if json_output:
-            print_json([trace_dict(t) for t in found])
-            return
-        shown = f"{len(found)} of {total} trace(s)" + (" (newest first)" if not oldest_first else "")
-        stdout_console().print(_table(found, shown))
-
-    @traces.command("tail")
-    def tail(
-        policy: Optional[str] = _POLICY,
-        outcome: Optional[str] = _OUTCOME,
-        state: Optional[str] = _STATE,
-        lines: int = typer.Option(10, "--lines", "-n", min=0, help="Show this many of the latest traces first."),
-        follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new traces as they are written."),
-        interval: float = typer.Option(1.0, "--interval", min=0.05, help="Seconds between two reads while following."),
-        duration: Optional[str] = typer.Option(None, "--for", help="Stop following after this long (e.g. 30s); default: until Ctrl-C."),
-        store: Optional[Path] = _STORE,
-        json_output: bool = typer.Option(False, "--json", help="Print one JSON object per trace and line."),
-    ) -> None:
-        """Show the latest traces; with --follow, keep printing new ones as guarded calls write them."""
-        import json as _json
-
-        from failpath.store import trace_queries as q
-        from failpath.watch._cli import existing_store, outcome_option, trace_dict, user_errors
-        from failpath.watch.timespec import parse_duration
-
-        def emit(found: list[Any]) -> None:
-            for t in found:
-                typer.echo(_json.dumps(trace_dict(t), ensure_ascii=False) if json_output else trace_line(t))
-
-        with user_errors():
-            where = q.TraceFilter(policy=policy, outcome=outcome_option(outcome), state=state)
-            stop_after = parse_duration(duration, option="--for") if duration is not None else None
-            with existing_store(store) as opened:
-                found, cursor = q.last_traces(opened, where, lines)
-                emit(found)
-                if not follow:
-                    return
-                give_up = None if stop_after is None else time.monotonic() + stop_after
-                try:
-                    while give_up is None or time.monotonic() < give_up:
-                        pause = interval if give_up is None else max(0.0, min(interval, give_up - time.monotonic()))
-                        time.sleep(pause)
-                        while True:
-                            found, cursor = q.traces_after(opened, cursor, where)
-                            emit(found)
-                            if len(found) < 1000:
-                                break
-                except KeyboardInterrupt:
-                    pass
-
-    @traces.command("show")
-    def show(
-        trace_id: str = typer.Argument(..., metavar="ID", help="The trace id (a unique prefix works)."),
-        store: Optional[Path] = _STORE,
-        json_output: bool = _JSON,
-    ) -> None:
-        """Show one trace in full: input preview, states, actions, every attempt, the outcome."""
-        from failpath.cli._console import stdout_console
-        from failpath.watch._cli import error, existing_store, print_json, trace_dict, user_errors
-
-        with user_errors():
-            with existing_store(store) as opened:
-                trace = opened.get_trace(trace_id)
-        if trace is None:
-            raise error(f"no trace with id {trace_id!r} in the store; list ids with `failpath traces list`")
-        if json_output:
-            print_json(trace_dict(trace))
-            return
-        stdout_console().print(_details(trace))
-
-    @traces.command("stats")
-    def stats(
-        policy: Optional[str] = _POLICY,
-        outcome: Optional[str] = _OUTCOME,
-        state: Optional[str] = _STATE,
-        since: Optional[str] = _SINCE,
-        until: Optional[str] = _UNTIL,
-        window: Optional[str] = typer.Option(None, "--window", help="Figures per window of this length (5m, 1h, 1d); default: one span."),
-        last: int = typer.Option(48, "--last", min=1, help="Show at most this many of the latest windows in the table (JSON has all)."),
-        raw_confidence: bool = typer.Option(
-            False, "--raw-confidence", help="Confidence as the system gave it on its first call, for every call (slower); default: of the answers given."
-        ),
-        store: Optional[Path] = _STORE,
-        json_output: bool = _JSON,
-    ) -> None:
-        """Calls, outcome and failure-state shares, degraded answers, latency p50/p95/p99 and confidence, per window."""
-        import dataclasses
-
-        from failpath.cli._console import stdout_console
-        from failpath.watch._cli import existing_store, print_json, user_errors
-        from failpath.watch.stats import trace_stats
-        from failpath.watch.timespec import parse_duration
-
-        now = time.time()
-        with user_errors():
-            filters = _filters(policy, outcome, state, since, until, now)
-            seconds = parse_duration(window, option="--window") if window is not None else None
-            with existing_store(store) as opened:
-                result = trace_stats(opened, **filters, window=seconds, raw_confidence=raw_confidence)
-        if json_output:
-            print_json(result.to_dict())
-            return
-        shown = result
-        if len(result.windows) > last:
-            shown = dataclasses.replace(result, windows=result.windows[-last:])
-        out = stdout_console()
-        out.print(shown)
-        if shown is not result:
-            out.print(f"[dim]{len(result.windows) - last} older window(s) not shown; use --last or --json[/dim]")
-        if result.total.calls == 0:
-            out.print("[yellow]no trace matches these filters[/yellow]")
+    traces.command("list")(list_)
+    traces.command("tail")(tail)
+    traces.command("show")(show)
+    traces.command("stats")(stats)
 
 
 def _details(trace: Any) -> Any:

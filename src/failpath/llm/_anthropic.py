@@ -30,6 +30,7 @@ _TRUNCATED = {
 }
 
 
+# long: its docstring documents every option (32 lines); the body builds one request per call in prepare()
 def anthropic(
     client: Any,
     *,

@@ -27,6 +27,7 @@ from failpath.llm._tools import openai_messages, openai_tools, tool_definitions
 _ADAPTER = "fp.llm.openai"
 
 
+# long: its docstring documents every option (34 lines); the body builds one request per call in prepare()
 def openai(
     client: Any,
     *,

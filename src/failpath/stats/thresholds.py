@@ -154,6 +154,7 @@ def p_value_hoeffding_bentkus(n_errors: Any, n_trials: Any, max_risk: float) -> 
     return float(value) if value.ndim == 0 else value
 
 
+# long: a 31-line docstring on the guarantee; the body checks the inputs, then runs the one Learn-then-Test procedure
 def select_threshold(
     confidence: Any,
     correct: Any,
@@ -278,6 +279,7 @@ def select_threshold(
     )
 
 
+# long: a 25-line docstring on the per-case guarantee; the body is the same Learn-then-Test steps as select_threshold
 def select_threshold_by_case(
     confidence: Any,
     correct: Any,

@@ -299,60 +299,79 @@ def compare(
     until: float | None = None,
 ) -> DriftReport:
     """Test every monitored figure of ``production`` against ``baseline`` (see the module docstring)."""
+    n_base = int(baseline["n"])
+    figures = [
+        _coverage_figure(baseline, production, thresholds),
+        _confidence_figure(baseline, production, thresholds),
+        *_rate_figures(baseline, production, thresholds),
+    ]
+    figures = _holm(figures, thresholds)
+    return DriftReport(
+        baseline_run_id=baseline_run_id,
+        policy=policy or str(baseline["policy"]),
+        since=since,
+        until=until,
+        n=production.n,
+        baseline_n=n_base,
+        figures=tuple(figures),
+        thresholds=thresholds,
+    )
+
+
+def _coverage_figure(baseline: Mapping[str, Any], production: ProductionSample, thresholds: DriftThresholds) -> DriftFigure:
+    """Coverage: the answered share against the baseline's, by an exact binomial test (see :func:`_coverage_p_value`)."""
+    coverage = float(baseline["coverage"])
+    prod_coverage = production.answered / production.n
+    p_coverage, (low, high) = _coverage_p_value(production.answered, production.n, coverage, int(baseline["n"]))
+    return DriftFigure(
+        name="coverage",
+        test="exact binomial",
+        baseline=coverage,
+        production=prod_coverage,
+        change=prod_coverage - coverage,
+        min_change=thresholds.min_coverage_change,
+        p_value=p_coverage,
+        note=f"calibrated {low:.1%}–{high:.1%}",
+    )
+
+
+def _confidence_figure(baseline: Mapping[str, Any], production: ProductionSample, thresholds: DriftThresholds) -> DriftFigure:
+    """The confidence distribution against the baseline's sample, by a two-sample KS test (untested when a side has none)."""
     import numpy as np
     from scipy import stats
-
-    n_base = int(baseline["n"])
-    n_prod = production.n
-    figures: list[DriftFigure] = []
-
-    coverage = float(baseline["coverage"])
-    prod_coverage = production.answered / n_prod
-    p_coverage, (low, high) = _coverage_p_value(production.answered, n_prod, coverage, n_base)
-    figures.append(
-        DriftFigure(
-            name="coverage",
-            test="exact binomial",
-            baseline=coverage,
-            production=prod_coverage,
-            change=prod_coverage - coverage,
-            min_change=thresholds.min_coverage_change,
-            p_value=p_coverage,
-            note=f"calibrated {low:.1%}–{high:.1%}",
-        )
-    )
 
     base_conf = _clean_confidences(baseline["confidence_sample"])
     prod_conf = _clean_confidences(production.confidences)
     if len(base_conf) and len(prod_conf):
         ks = stats.ks_2samp(base_conf, prod_conf)
-        figures.append(
-            DriftFigure(
-                name="confidence",
-                test="two-sample KS",
-                baseline=float(np.median(base_conf)),
-                production=float(np.median(prod_conf)),
-                change=float(ks.statistic),
-                min_change=thresholds.min_ks_distance,
-                p_value=float(ks.pvalue),
-                note=f"{len(base_conf)} vs {len(prod_conf)}",
-            )
+        return DriftFigure(
+            name="confidence",
+            test="two-sample KS",
+            baseline=float(np.median(base_conf)),
+            production=float(np.median(prod_conf)),
+            change=float(ks.statistic),
+            min_change=thresholds.min_ks_distance,
+            p_value=float(ks.pvalue),
+            note=f"{len(base_conf)} vs {len(prod_conf)}",
         )
-    else:
-        side = "baseline" if not len(base_conf) else "production"
-        figures.append(
-            DriftFigure(
-                name="confidence",
-                test="two-sample KS",
-                baseline=float(np.median(base_conf)) if len(base_conf) else None,
-                production=float(np.median(prod_conf)) if len(prod_conf) else None,
-                change=None,
-                min_change=thresholds.min_ks_distance,
-                p_value=None,
-                note=f"no confidence on the {side} side",
-            )
-        )
+    side = "baseline" if not len(base_conf) else "production"
+    return DriftFigure(
+        name="confidence",
+        test="two-sample KS",
+        baseline=float(np.median(base_conf)) if len(base_conf) else None,
+        production=float(np.median(prod_conf)) if len(prod_conf) else None,
+        change=None,
+        min_change=thresholds.min_ks_distance,
+        p_value=None,
+        note=f"no confidence on the {side} side",
+    )
 
+
+def _rate_figures(baseline: Mapping[str, Any], production: ProductionSample, thresholds: DriftThresholds) -> list[DriftFigure]:
+    """The rate of each failure state (the always-monitored ones included) and of each outcome but answered."""
+    n_base = int(baseline["n"])
+    n_prod = production.n
+    figures: list[DriftFigure] = []
     state_rates: Mapping[str, float] = baseline["state_rates"]
     states = list(dict.fromkeys([*ALWAYS_MONITORED_STATES, *state_rates, *production.state_counts]))
     for state in states:
@@ -381,18 +400,7 @@ def compare(
                 thresholds.min_rate_change,
             )
         )
-
-    figures = _holm(figures, thresholds)
-    return DriftReport(
-        baseline_run_id=baseline_run_id,
-        policy=policy or str(baseline["policy"]),
-        since=since,
-        until=until,
-        n=n_prod,
-        baseline_n=n_base,
-        figures=tuple(figures),
-        thresholds=thresholds,
-    )
+    return figures
 
 
 #: Confidence gap of the interval around the calibrated coverage in :func:`_coverage_p_value`.

@@ -1,0 +1,121 @@
+"""What a run does between two checkpoints, how a step ends the run, and the checkpoint write itself.
+
+The agent's model step, tool step and approvals (:mod:`failpath.agent.modelstep`,
+:mod:`failpath.agent.toolstep`, :mod:`failpath.agent.approvals`) collect what they do in a
+:class:`Segment`; :func:`commit` writes it as the run's next checkpoint. A step that ends the run
+raises :class:`Ended` with the outcome, which the driver in :mod:`failpath.agent.runner` catches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from typing import Any
+
+from failpath.agent.record import RunRecord
+from failpath.agent.states import (
+    InvalidToolArgs,
+    LoopDetected,
+    RiskyToolCall,
+    ToolError,
+    ToolOutcomeUnknown,
+    ToolOutputInjection,
+)
+from failpath.core import FailpathError, Outcome
+from failpath.guard.actions import Abstain, ClarifyAction, Default, Escalate, Raise
+from failpath.guard.states import BudgetExceeded, Unexpected
+
+__all__ = ["RunBusy", "Ended", "Segment", "TERMINAL", "commit", "awaited", "is_async", "agent_rules"]
+
+perf = time.perf_counter
+
+# The actions that end a run (every other action settles a state and lets the run go on).
+TERMINAL = (Abstain, Default, ClarifyAction, Escalate, Raise)
+
+
+class RunBusy(FailpathError):
+    """Another process continued this run first (it wrote the step this one was about to write); this one stopped."""
+
+
+class Ended(Exception):
+    """Internal: the run ended with this outcome (raised through the step functions)."""
+
+    def __init__(self, outcome: Outcome | None, exception: BaseException | None = None, *, quiet: bool = False):
+        self.outcome = outcome
+        self.exception = exception
+        self.quiet = quiet  # nothing new happened (a run still waiting): no checkpoint, no trace
+
+
+class Segment:
+    """What the driver has done since its last checkpoint (the next checkpoint carries it)."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+        self.states: list[str] = []
+        self.actions: list[str] = []
+        self.notes: list[str] = []
+        self.explanations: dict[str, Any] = {}
+        self.usage: dict[str, float] = {}
+        self.model_calls = 0
+        self.tool_runs = 0
+        self.tool_failures = 0
+
+    def data(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in ("steps", "states", "actions", "notes", "explanations", "usage"):
+            value = getattr(self, key)
+            if value:
+                out[key] = value
+        for key in ("model_calls", "tool_runs", "tool_failures"):
+            value = getattr(self, key)
+            if value:
+                out[key] = value
+        return out
+
+
+def commit(record: RunRecord, store: Any, seg: Segment, kind: str, data: dict[str, Any]) -> None:
+    """Write the next checkpoint (claiming its number) and fold it into the record."""
+    now = perf()
+    payload = {**data, **seg.data(), "active": now - record.segment_start}
+    if store is not None and record.checkpointed:
+        if not store.add_checkpoint(record.run_id, record.seq, kind, payload):
+            raise RunBusy(f"run {record.run_id}: another process continued it (checkpoint {record.seq} exists); this one stopped")
+    record.apply(record.seq, kind, payload)
+    record.segment_start = now
+    if seg is record.current:
+        record.current = Segment()
+
+
+def is_async(fn: Any) -> bool:
+    """True for an ``async def`` function or an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def awaited(record: RunRecord, value: Any) -> Any:
+    """``value``, or what it resolves to when it is awaitable (awaited on the run's event loop)."""
+    if not inspect.isawaitable(value):
+        return value
+    if record.loop is None:
+        if inspect.iscoroutine(value):
+            value.close()
+        raise TypeError("the model step or tool returned an awaitable in a sync run; run the agent with `await agent.arun(...)`")
+    return asyncio.run_coroutine_threadsafe(_await(value), record.loop).result()
+
+
+def agent_rules(policy: Any) -> dict[str, list[tuple[Any, int]]]:
+    """``{state name: [(detector, rule index), ...]}`` for the rules an agent reads itself, in rule order."""
+    kinds = (ToolError, InvalidToolArgs, ToolOutputInjection, RiskyToolCall, LoopDetected, ToolOutcomeUnknown, BudgetExceeded, Unexpected)
+    rules: dict[str, list[tuple[Any, int]]] = {}
+    for index, rule in enumerate(policy.rules):
+        if isinstance(rule.state, kinds):
+            rules.setdefault(rule.state.name, []).append((rule.state, index))
+    for name in ("provider_error", "timeout", "invalid_output"):
+        for index, rule in enumerate(policy.rules):
+            if rule.state.name == name:
+                rules.setdefault(name, []).append((rule.state, index))
+    return rules
