@@ -416,3 +416,16 @@ def test_an_answer_the_guard_got_elsewhere_is_judged_on_its_own(tmp_path):
     for row in rows.values():
         assert row["outcome"] == "answered" and row["degraded"] is True
         assert row["raw_correct"] is False and row["correct"] is True and row["score"] == 1.0
+
+
+def test_a_store_without_a_file_gets_a_scratch_store_of_its_own_removed_at_the_end():
+    # A PostgreSQL store has a URL, not a file: two checks at once must not share one scratch file.
+    from types import SimpleNamespace
+
+    from failpath.check.api import _scratch
+
+    server = SimpleNamespace(path="postgresql://failpath@db/failpath")
+    with _scratch(server) as first, _scratch(server) as second:
+        assert first.path != second.path
+        assert first.path.exists() and second.path.exists()
+    assert not first.path.parent.exists() and not second.path.parent.exists()

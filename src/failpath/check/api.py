@@ -179,18 +179,21 @@ def _scratch(store: Any) -> Iterator[Any]:
     from failpath.store import open_store
 
     path = getattr(store, "path", None)
-    if isinstance(path, Path) and str(path) not in ("", ":memory:"):
-        path = path.with_name(path.stem + "-check-traces.db")
-    else:
-        import tempfile
+    with contextlib.ExitStack() as cleanup:
+        if isinstance(path, Path) and str(path) not in ("", ":memory:"):
+            path = path.with_name(path.stem + "-check-traces.db")
+        else:
+            # A store with no file (a server, or memory): a folder of this run's own, removed at the end,
+            # so checks running at once never share one scratch file.
+            import tempfile
 
-        path = Path(tempfile.gettempdir()) / "failpath-check-traces.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = open_store(path, queue_tickets=True)  # nobody answers these tickets live
-    try:
-        yield scratch
-    finally:
-        scratch.close()
+            path = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="failpath-check-"))) / "traces.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = open_store(path, queue_tickets=True)  # nobody answers these tickets live
+        try:
+            yield scratch
+        finally:
+            scratch.close()
 
 
 def _find_run(store: Any, resume: Any) -> dict[str, Any]:
