@@ -6,6 +6,7 @@ This module imports nothing from the rest of the package.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
@@ -38,6 +39,7 @@ __all__ = [
     "SystemTimeout",
     "ProviderFailure",
     "TRANSIENT_STATUSES",
+    "safe_text",
     "is_transient_status",
     "OutputRejected",
 ]
@@ -314,6 +316,25 @@ class OutputRejected(Exception):
     def __init__(self, message: str, *, raw: Any = None):
         super().__init__(message)
         self.raw = raw
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def safe_text(text: str) -> str:
+    """``text`` with every lone surrogate (U+D800 to U+DFFF) replaced by U+FFFD, so it can be encoded as UTF-8.
+
+    ``json.loads('"caf\\ud800"')`` makes such a string from valid JSON, and neither SQLite nor
+    PostgreSQL can store one: every text the store writes, and every preview, passes through here.
+    Text that is already valid (all but the odd one) is returned as it is, without a copy.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def is_valid_confidence(c: Any) -> bool:

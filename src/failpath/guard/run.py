@@ -11,7 +11,7 @@ import dataclasses
 import time
 from typing import Any
 
-from failpath.core import Attempt
+from failpath.core import Attempt, safe_text
 from failpath.guard.actions import Retry
 from failpath.guard.steps import NO_VOTE, CallStep, Route
 from failpath.guard.stores import StoreHandle
@@ -217,5 +217,5 @@ def describe_error(exc: BaseException) -> str:
         message = str(exc)
     except Exception:
         message = "<unprintable>"
-    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    text = safe_text(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
     return text if len(text) <= 500 else text[:499] + "…"

@@ -1,6 +1,7 @@
 """How the guard writes down an input or an output: canonical text, digest, redacted preview, JSON-safe value.
 
-Traces keep a sha256 digest of the input and a redacted preview by default; the raw input only when the
+Traces keep a sha256 digest of the input and a redacted preview by default (lone surrogates replaced by U+FFFD,
+as in every text the store writes); the raw input only when the
 policy opts in. Redaction masks e-mail addresses, phone numbers and long runs of digits (card, account
 and ID numbers), then truncates.
 """
@@ -14,6 +15,8 @@ import math
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from failpath.core import safe_text
 
 __all__ = ["canonical_text", "digest", "redact", "preview", "jsonable", "PREVIEW_CHARS"]
 
@@ -78,7 +81,7 @@ def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     """The redacted, truncated preview of an input kept in a trace."""
     if len(text) > limit * 4:
         text = text[: limit * 4]  # redaction never needs more than this to fill the preview
-    masked = redact(text)
+    masked = safe_text(redact(text))
     if len(masked) > limit:
         return masked[: limit - 1] + "…"
     return masked
@@ -94,7 +97,7 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
     if value is None or kind is bool or kind is int:
         return value
     if kind is str:
-        return value if len(value) <= _MAX_TEXT else value[:_MAX_TEXT] + "…"
+        return safe_text(value if len(value) <= _MAX_TEXT else value[:_MAX_TEXT] + "…")
     if kind is float:
         return value if math.isfinite(value) else repr(value)
     if kind is dict and _depth < _MAX_DEPTH and len(value) <= _MAX_ITEMS:
@@ -103,9 +106,10 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
             for k, v in value.items():
                 if type(k) is not str:
                     k = _key(k)
+                k = safe_text(k)
                 item = type(v)
                 # Short strings, ints, bools and None are kept as they are: no call for the common fields.
-                if (item is str and len(v) <= _MAX_TEXT) or item is int or item is bool or v is None:
+                if (item is str and len(v) <= _MAX_TEXT and v.isascii()) or item is int or item is bool or v is None:
                     out[k] = v
                 else:
                     out[k] = jsonable(v, _depth + 1)
@@ -152,12 +156,12 @@ def _render(value: Any, depth: int) -> Any:
 
 
 def _key(key: Any) -> str:
-    return key if isinstance(key, str) else _safe_repr(key)
+    return safe_text(str.__str__(key)) if isinstance(key, str) else _safe_repr(key)
 
 
 def _safe_repr(value: Any) -> str:
     try:
-        text = repr(value)
+        text = safe_text(repr(value))
     except Exception:
         return f"<unrepresentable {type(value).__name__}>"
     return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
