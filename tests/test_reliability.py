@@ -108,3 +108,123 @@ def test_a_dataset_case_holding_a_surrogate_has_a_digest():
     from failpath.check.plan import _cases_digest
 
     assert len(_cases_digest([fp.Case(id="a" + BAD, input=BAD, expected={"x": BAD})])) == 64
+
+
+# --------------------------------------------------------------------------- odd values (items 10, 11, 12)
+
+np = pytest.importorskip("numpy")
+import decimal  # noqa: E402
+import fractions  # noqa: E402
+import math  # noqa: E402
+
+UNEXPECTED = [fp.on(fp.Unexpected()).do(fp.Abstain("unexpected rule"))]
+
+
+class FloatSub(float):
+    pass
+
+
+class StrSub(str):
+    pass
+
+
+class ListSub(list):
+    pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    [np.float64("nan"), np.float32("nan"), decimal.Decimal("NaN"), decimal.Decimal("sNaN"), FloatSub("nan"),
+     np.array([]), np.zeros((2, 0)), StrSub(" \n\t"), ListSub()],
+    ids=["np.float64", "np.float32", "Decimal", "Decimal-sNaN", "float-subclass", "empty-array", "empty-2d-array",
+         "whitespace-str-subclass", "empty-list-subclass"],
+)
+def test_odd_empty_and_nan_outputs_are_invalid_output(value):
+    policy = fp.Policy("p", [fp.on(fp.InvalidOutput()).do(fp.Abstain("invalid"))] + UNEXPECTED, store=False)
+    outcome = policy.wrap(lambda x: value)("a")
+    assert isinstance(outcome, fp.Abstained) and outcome.state == "invalid_output"
+
+
+@pytest.mark.parametrize("value", [np.float64(0.5), np.array([0.0]), StrSub("x"), decimal.Decimal("0"), FloatSub(1.5)],
+                         ids=["np.float64", "array", "str-subclass", "Decimal", "float-subclass"])
+def test_odd_but_usable_outputs_are_answered(value):
+    policy = fp.Policy("p", [fp.on(fp.InvalidOutput()).do(fp.Abstain("invalid"))] + UNEXPECTED, store=False)
+    assert isinstance(policy.wrap(lambda x: value)("a"), fp.Answered)
+
+
+@pytest.mark.parametrize("confidence", [np.float32(0.9), decimal.Decimal("0.9"), fractions.Fraction(9, 10), np.float64(0.9)],
+                         ids=["np.float32", "Decimal", "Fraction", "np.float64"])
+def test_numpy_decimal_and_fraction_confidences_are_numbers(confidence):
+    policy = fp.Policy("p", [fp.on(fp.LowConfidence(below=0.5)).do(fp.Abstain("low"))] + UNEXPECTED, store=False)
+    outcome = policy.wrap(lambda x: fp.Prediction("v", confidence))("a")
+    assert isinstance(outcome, fp.Answered) and type(outcome.confidence) is float
+    assert outcome.confidence == pytest.approx(0.9)
+    low = policy.wrap(lambda x: fp.Prediction("v", confidence / 3))("a")
+    assert isinstance(low, fp.Abstained) and low.state == "low_confidence"
+
+
+def test_a_huge_int_confidence_is_low_confidence_not_unexpected():
+    policy = fp.Policy("p", [fp.on(fp.LowConfidence(below=0.5)).do(fp.Abstain("low"))] + UNEXPECTED, store=False)
+    outcome = policy.wrap(lambda x: fp.Prediction("v", 10**5000))("a")
+    assert isinstance(outcome, fp.Abstained) and outcome.state == "low_confidence"
+
+
+def test_an_inconsistent_key_returning_a_list_compares_by_its_rendering():
+    answers = iter(["a", "a", "b"])
+    rule = fp.on(fp.Inconsistent(samples=3, min_agreement=0.6, key=lambda v: [v])).do(fp.Abstain("inc"))
+    outcome = fp.Policy("p", [rule] + UNEXPECTED, store=False).wrap(lambda x: next(answers))("q")
+    assert isinstance(outcome, fp.Answered) and outcome.value == "a"
+
+
+def test_nan_vote_keys_agree_with_nothing_and_reach_the_inconsistent_rule():
+    rule = fp.on(fp.Inconsistent(samples=3, key=lambda v: math.nan)).do(fp.Abstain("inc"))
+    outcome = fp.Policy("p", [rule] + UNEXPECTED, store=False).wrap(lambda x: "v")("q")
+    assert isinstance(outcome, fp.Abstained) and outcome.state == "inconsistent"
+
+
+def test_a_state_predicate_returning_an_array_does_not_fire_and_is_noted(tmp_path):
+    rule = fp.on(fp.State("arr", lambda i, p: np.array([True, False]))).do(fp.Abstain("arr"))
+    policy = fp.Policy("p", [rule] + UNEXPECTED, store=str(tmp_path / "s.db"))
+    outcome = policy.wrap(lambda x: "v")("q")
+    policy.close()
+    assert isinstance(outcome, fp.Answered)
+    with open_store(str(tmp_path / "s.db")) as store:
+        notes = store.get_trace(outcome.trace_id).detail["notes"]
+    assert any("ndarray has no truth value" in note for note in notes)
+
+
+class Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no text")
+
+
+def test_an_exception_whose_str_raises_reaches_the_users_rule(tmp_path):
+    def system(x):
+        raise Unprintable()
+
+    def question(x):
+        raise Unprintable()
+
+    policy = fp.Policy("p", [fp.on(fp.ProviderError(Unprintable)).do(fp.Clarify(question), fp.Abstain("pe"))] + UNEXPECTED,
+                       store=str(tmp_path / "s.db"))
+    outcome = policy.wrap(system)("q")
+    policy.close()
+    assert isinstance(outcome, fp.Abstained) and outcome.state == "provider_error" and outcome.reason == "pe"
+    with open_store(str(tmp_path / "s.db")) as store:
+        trace = store.get_trace(outcome.trace_id)
+    assert trace.attempts[0].error == "Unprintable: <unprintable>"
+    assert any("question function raised Unprintable: <unprintable>" in note for note in trace.detail["notes"])
+
+
+def test_huge_ints_in_usage_and_retry_after_reach_the_users_rules():
+    budget = fp.Policy("b", [fp.on(fp.BudgetExceeded()).do(fp.Abstain("budget"))] + UNEXPECTED, store=False,
+                       budget=fp.Budget(tokens=100))
+    outcome = budget.wrap(lambda x: fp.Prediction("v", 0.9, {"usage": {"input_tokens": 10**5000}}))("q")
+    assert outcome.state != "unexpected"
+
+    def rate_limited(x):
+        raise fp.ProviderFailure("rate limited", status=429, retry_after=10**5000)
+
+    retrying = fp.Policy("r", [fp.on(fp.ProviderError()).do(fp.Retry(2), fp.Abstain("provider"))] + UNEXPECTED, store=False)
+    outcome = retrying.wrap(rate_limited)("q")
+    assert isinstance(outcome, fp.Abstained) and outcome.state == "provider_error" and outcome.reason == "provider"

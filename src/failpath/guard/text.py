@@ -18,7 +18,7 @@ from typing import Any
 
 from failpath.core import safe_text
 
-__all__ = ["canonical_text", "digest", "redact", "preview", "jsonable", "PREVIEW_CHARS"]
+__all__ = ["canonical_text", "digest", "redact", "preview", "jsonable", "safe_repr", "describe_error", "PREVIEW_CHARS"]
 
 #: Longest input preview kept in a trace, in characters (the rest is cut and marked with "…").
 PREVIEW_CHARS = 160
@@ -165,3 +165,19 @@ def _safe_repr(value: Any) -> str:
     except Exception:
         return f"<unrepresentable {type(value).__name__}>"
     return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
+
+
+def safe_repr(value: Any) -> str:
+    """``repr(value)``, cut at 4000 characters; never raises (an int too long to print, a broken ``__repr__``)."""
+    return _safe_repr(value)
+
+
+def describe_error(exc: BaseException) -> str:
+    """``"ExceptionType: message"``, cut at 500 characters; never raises (an exception whose ``__str__`` raises
+    is ``"ExceptionType: <unprintable>"``)."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<unprintable>"
+    text = safe_text(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
+    return text if len(text) <= 500 else text[:499] + "…"

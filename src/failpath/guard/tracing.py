@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 from failpath.core import Abstained, Answered, Attempt, Clarify, Defaulted, Escalated, Trace
-from failpath.guard.run import Run, describe_error
+from failpath.guard.run import Run
 from failpath.guard.steps import Resolution
-from failpath.guard.text import digest, jsonable, preview
+from failpath.guard.text import describe_error, digest, jsonable, preview
 
 __all__ = ["build_trace", "clean_trace", "KIND_OF"]
 
