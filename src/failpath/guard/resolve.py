@@ -15,7 +15,7 @@ from failpath.core import Abstained, Answered, Clarify, Defaulted, Escalated, Ti
 from failpath.guard.actions import Abstain, ClarifyAction, Default, Escalate, Raise
 from failpath.guard.run import Run
 from failpath.guard.steps import Resolution
-from failpath.guard.text import describe_error, preview
+from failpath.guard.text import describe_error, preview, private
 from failpath.guard.trace_ids import next_trace_id
 
 __all__ = ["answered", "resolve", "last_resort", "internal_error"]
@@ -81,7 +81,7 @@ def _open_ticket(run: Run, action: Escalate, state: str) -> str | None:
         trace_id=run.trace_id,
         input_preview=preview(run.text),
         input_raw=run.text if run.table.store_raw_inputs else None,
-        output=run.last_output,
+        output=run.last_output if run.table.store_raw_inputs else private(run.last_output, run.text),
         confidence=run.last_confidence,
         state=state,
         deadline=None if action.deadline is None else created + action.deadline,

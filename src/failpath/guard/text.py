@@ -1,9 +1,11 @@
 """How the guard writes down an input or an output: canonical text, digest, redacted preview, JSON-safe value.
 
 Traces keep a sha256 digest of the input and a redacted preview by default (lone surrogates replaced by U+FFFD,
-as in every text the store writes); the raw input only when the
-policy opts in. Redaction masks e-mail addresses, phone numbers and long runs of digits (card, account
-and ID numbers), then truncates.
+as in every text the store writes); the raw input only when the policy opts in. Redaction masks the
+secrets of :data:`SECRET_PATTERNS` (API keys, tokens, private keys, US social security numbers), e-mail
+addresses, phone numbers and long runs of digits (card, account and ID numbers); the preview is then
+truncated. Without raw inputs, :func:`private` applies the same redaction to every other text a trace
+or ticket keeps (outputs, errors, questions, explanations, notes).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from typing import Any
 
 from failpath.core import safe_text
 
-__all__ = ["canonical_text", "digest", "redact", "preview", "jsonable", "safe_repr", "describe_error", "PREVIEW_CHARS"]
+__all__ = [
+    "canonical_text", "digest", "redact", "preview", "private", "jsonable", "safe_repr", "describe_error",
+    "PREVIEW_CHARS", "SECRET_PATTERNS",
+]
 
 #: Longest input preview kept in a trace, in characters (the rest is cut and marked with "…").
 PREVIEW_CHARS = 160
@@ -26,6 +31,28 @@ PREVIEW_CHARS = 160
 _MAX_TEXT = 4000  # longest string kept in a JSON-safe rendering of an output
 _MAX_ITEMS = 200  # most items kept from one container
 _MAX_DEPTH = 8
+
+#: The secret formats redaction masks, each ``(name, regular expression)``; a match becomes ``<name>``.
+SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("private-key", r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|.*)"),
+    ("api-key", r"\bsk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"),  # OpenAI and Anthropic keys
+    ("api-key", r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),  # Stripe secret and restricted keys
+    ("api-key", r"\bAIza[0-9A-Za-z_-]{35}"),  # Google API keys
+    ("aws-key-id", r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b"),
+    ("github-token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
+    ("slack-token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+    ("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+    ("ssn", r"\b\d{3}-\d{2}-\d{4}\b"),
+)
+_SECRET = re.compile("|".join(f"(?P<s{i}>{pattern})" for i, (_, pattern) in enumerate(SECRET_PATTERNS)), re.DOTALL)
+_SECRET_NAMES = {f"s{i}": f"<{name}>" for i, (name, _) in enumerate(SECRET_PATTERNS)}
+# Characters one of SECRET_PATTERNS needs: a text without them is not searched.
+_SECRET_HINTS = re.compile(r"[-_]|AIza|A(?:KI|SI|BI|CC|GP|ID|RO|NP|NV|IP)A")
+
+
+def _mask_secret(match: re.Match[str]) -> str:
+    return _SECRET_NAMES[match.lastgroup or ""]
+
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # A run of digits with the separators phone and card numbers use; how many digits it holds decides.
@@ -69,7 +96,10 @@ def digest(text: str) -> str:
 
 
 def redact(text: str) -> str:
-    """``text`` with e-mail addresses, phone numbers and long digit runs (10 or more digits; 8 after a +) masked."""
+    """``text`` with the secrets of :data:`SECRET_PATTERNS`, e-mail addresses, phone numbers and long digit runs
+    (10 or more digits; 8 after a +) masked."""
+    if _SECRET_HINTS.search(text) is not None:
+        text = _SECRET.sub(_mask_secret, text)
     if "@" in text:
         text = _EMAIL.sub("<email>", text)
     if _LONG_DIGIT_RUN.search(text) is None:
@@ -85,6 +115,29 @@ def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     if len(masked) > limit:
         return masked[: limit - 1] + "…"
     return masked
+
+
+def private(value: Any, text: str) -> Any:
+    """A JSON-safe ``value`` (an output, an error, a question, ``detail``) as a trace keeps it without raw inputs.
+
+    Every string, keys included, is redacted as the preview is (:func:`redact`), and a verbatim copy of an
+    input ``text`` longer than the preview is replaced by ``<input>``: a stored text never shows more of the
+    input than its preview does, nor any secret or personal number the preview masks.
+    """
+    kind = type(value)
+    if kind is str:
+        return _private_text(value, text)
+    if kind is dict:
+        return {_private_text(k, text) if type(k) is str else k: private(v, text) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [private(v, text) for v in value]
+    return value
+
+
+def _private_text(value: str, text: str) -> str:
+    if len(text) > PREVIEW_CHARS and text in value:
+        value = value.replace(text, "<input>")
+    return redact(value)
 
 
 def jsonable(value: Any, _depth: int = 0) -> Any:
