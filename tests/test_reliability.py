@@ -310,3 +310,63 @@ def test_without_raw_inputs_no_secret_reaches_the_store_file(tmp_path, raw):
             assert "<input>" in json.dumps([t.output for t in traces])
             tickets = store.list_tickets()
             assert len(tickets) == 2 and "<email>" in json.dumps([t.output for t in tickets])
+
+
+# --------------------------------------------------------------------------- files owner-only, written whole (items 15, 4)
+
+import os  # noqa: E402
+import stat  # noqa: E402
+
+from failpath.report import files as report_files  # noqa: E402
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_a_new_store_is_owner_only(tmp_path):
+    folder = tmp_path / "fresh" / ".failpath"
+    policy = fp.Policy("p", [fp.on(fp.Unexpected()).do(fp.Abstain("x"))], store=str(folder / "failpath.db"))
+    policy.wrap(lambda x: "ok")("a")
+    policy.flush()
+    assert _mode(folder) == 0o700
+    made = [p for p in folder.iterdir()]
+    assert {p.name for p in made} >= {"failpath.db", "failpath.db-wal"}
+    assert all(_mode(p) == 0o600 for p in made), {p.name: oct(_mode(p)) for p in made}
+    policy.close()
+
+
+def test_reports_are_written_owner_only_and_keep_the_mode_of_a_file_they_replace(tmp_path):
+    new = report_files.write_atomic(tmp_path / "out" / "report.json", "{}\n")
+    assert _mode(new) == 0o600 and new.read_text() == "{}\n"
+    shared = tmp_path / "shared.html"
+    shared.write_text("old")
+    os.chmod(shared, 0o644)
+    report_files.write_atomic(shared, "new")
+    assert _mode(shared) == 0o644 and shared.read_text() == "new"
+
+
+def test_a_report_that_cannot_be_written_whole_leaves_the_previous_file(tmp_path, monkeypatch):
+    target = tmp_path / "report.html"
+    target.write_text("<p>previous</p>")
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report_files.os, "fsync", full_disk)
+    with pytest.raises(OSError):
+        report_files.write_atomic(target, "<p>new</p>" * 1000)
+    assert target.read_text() == "<p>previous</p>"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary file left behind
+
+
+def test_html_and_json_reports_go_through_the_atomic_writer(tmp_path, monkeypatch):
+    from failpath.report import html, json_report
+
+    written = []
+    monkeypatch.setattr(report_files, "write_atomic", lambda path, text: written.append(path) or path)
+    monkeypatch.setattr(html, "render", lambda result: "<html></html>")
+    monkeypatch.setattr(json_report, "render", lambda result: "{}")
+    html.write(object(), tmp_path / "r.html")
+    json_report.write(object(), tmp_path / "r.json")
+    assert written == [tmp_path / "r.html", tmp_path / "r.json"]

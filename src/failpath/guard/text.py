@@ -46,8 +46,11 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 _SECRET = re.compile("|".join(f"(?P<s{i}>{pattern})" for i, (_, pattern) in enumerate(SECRET_PATTERNS)), re.DOTALL)
 _SECRET_NAMES = {f"s{i}": f"<{name}>" for i, (name, _) in enumerate(SECRET_PATTERNS)}
-# Characters one of SECRET_PATTERNS needs: a text without them is not searched.
-_SECRET_HINTS = re.compile(r"[-_]|AIza|A(?:KI|SI|BI|CC|GP|ID|RO|NP|NV|IP)A")
+# What a text must hold for one of SECRET_PATTERNS to match: a text without any is not searched.
+_SECRET_HINTS = re.compile(r"[-_]|eyJ|AIza|A(?:KI|SI|BI|CC|GP|ID|RO|NP|NV|IP)A")
+# What a text must hold for redaction to change it (a secret's hint, an @, a long digit run): one search
+# that most short texts (names, streets, house numbers, labels) fail, so they are returned untouched.
+_MAYBE_REDACTED = re.compile(r"[-_@]|\d[\d \t().]{6,}\d|eyJ|AIza|A(?:KI|SI|BI|CC|GP|ID|RO|NP|NV|IP)A")
 
 
 def _mask_secret(match: re.Match[str]) -> str:
@@ -98,6 +101,8 @@ def digest(text: str) -> str:
 def redact(text: str) -> str:
     """``text`` with the secrets of :data:`SECRET_PATTERNS`, e-mail addresses, phone numbers and long digit runs
     (10 or more digits; 8 after a +) masked."""
+    if _MAYBE_REDACTED.search(text) is None:
+        return text
     if _SECRET_HINTS.search(text) is not None:
         text = _SECRET.sub(_mask_secret, text)
     if "@" in text:
@@ -127,15 +132,42 @@ def private(value: Any, text: str) -> Any:
     kind = type(value)
     if kind is str:
         return _private_text(value, text)
+    if kind is dict and _untouched(value, text):
+        return value
     if kind is dict:
-        return {_private_text(k, text) if type(k) is str else k: private(v, text) for k, v in value.items()}
+        changed = False
+        items = []
+        for k, v in value.items():
+            kept_key = _private_text(k, text) if type(k) is str else k
+            kept = v if v is None or type(v) is int or type(v) is float or type(v) is bool else private(v, text)
+            changed = changed or kept_key is not k or kept is not v
+            items.append((kept_key, kept))
+        return dict(items) if changed else value  # unchanged: the same object, nothing copied
     if kind is list or kind is tuple:
-        return [private(v, text) for v in value]
+        kept_items = [private(v, text) for v in value]
+        return value if kind is list and all(a is b for a, b in zip(kept_items, value)) else kept_items
     return value
 
 
+_FLAT = frozenset({str, int, float, bool, type(None)})
+
+
+def _untouched(value: dict, text: str) -> bool:
+    """True when redaction cannot change the flat dict ``value`` (string keys; string, number or None
+    values): one search over all its text instead of one per string (most outputs are such dicts)."""
+    strings = []
+    for k, v in value.items():
+        if type(k) is not str or type(v) not in _FLAT:
+            return False
+        strings.append(k)
+        if type(v) is str:
+            strings.append(v)
+    joined = "\n".join(strings)
+    return _MAYBE_REDACTED.search(joined) is None and (len(text) <= PREVIEW_CHARS or text not in joined)
+
+
 def _private_text(value: str, text: str) -> str:
-    if len(text) > PREVIEW_CHARS and text in value:
+    if len(text) > PREVIEW_CHARS and len(value) >= len(text) and text in value:
         value = value.replace(text, "<input>")
     return redact(value)
 

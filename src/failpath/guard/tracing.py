@@ -118,13 +118,13 @@ def _private(run: Run, output: Any, detail: dict[str, Any] | None) -> tuple[Any,
             kept[key] = private(value, text)
         return kept[key]
 
-    attempts = tuple(
-        a if a.error is None and a.output is None
-        else Attempt(a.number, a.action, a.system, a.state, None if a.error is None else private(a.error, text),
-                     keep(a.output), a.confidence, a.latency_ms, a.usage)
-        for a in run.attempts
-    )
-    return keep(output), attempts, private(detail, text) if detail else detail
+    attempts = []
+    for a in run.attempts:
+        error, shown = (None if a.error is None else private(a.error, text)), keep(a.output)
+        if error is not a.error or shown is not a.output:  # rebuilt only when redaction changed something
+            a = Attempt(a.number, a.action, a.system, a.state, error, shown, a.confidence, a.latency_ms, a.usage)
+        attempts.append(a)
+    return keep(output), tuple(attempts), private(detail, text) if detail else detail
 
 
 def _answer_output(run: Run, outcome: Answered) -> Any:
