@@ -370,3 +370,38 @@ def test_html_and_json_reports_go_through_the_atomic_writer(tmp_path, monkeypatc
     html.write(object(), tmp_path / "r.html")
     json_report.write(object(), tmp_path / "r.json")
     assert written == [tmp_path / "r.html", tmp_path / "r.json"]
+
+
+# --------------------------------------------------------------------------- reading datasets and configs (item 17)
+
+from failpath.check.datasets import load_cases  # noqa: E402
+
+
+def test_jsonl_lines_end_at_newline_only(tmp_path):
+    rows = [{"id": "a", "input": "one\u2028two\x85three\u2029four\x0cfive", "expected": "x"},
+            {"id": "b", "input": "plain", "expected": "y"}]
+    path = tmp_path / "cases.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\r\n", encoding="utf-8")
+    cases = load_cases(path)
+    assert [c.id for c in cases] == ["a", "b"] and cases[0].input == rows[0]["input"]
+    path.write_text(json.dumps(rows[0], ensure_ascii=False) + "\n{bad\n", encoding="utf-8")
+    with pytest.raises(fp.DatasetError, match=r"cases.jsonl:2: bad JSON"):
+        load_cases(path)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column_or_line(tmp_path):
+    csv_path = tmp_path / "excel.csv"
+    csv_path.write_bytes("id,input,expected\r\nc1,\"multi\r\nline\u2028cell\",x\r\nc2,b,y\r\n".encode("utf-8-sig"))
+    cases = load_cases(csv_path)
+    assert [c.id for c in cases] == ["c1", "c2"] and cases[0].input == "multi\r\nline\u2028cell"
+    jsonl_path = tmp_path / "bom.jsonl"
+    jsonl_path.write_bytes('{"id": "j1", "input": "a", "expected": "b"}\n'.encode("utf-8-sig"))
+    assert [c.id for c in load_cases(jsonl_path)] == ["j1"]
+
+
+def test_a_failpath_toml_with_a_byte_order_mark_loads(tmp_path):
+    from failpath.check.config import load_config
+
+    path = tmp_path / "failpath.toml"
+    path.write_bytes('system = "myapp.model:parse"\n\n[dataset]\npath = "cases.jsonl"\n'.encode("utf-8-sig"))
+    assert load_config(path).config.system == "myapp.model:parse"

@@ -231,7 +231,7 @@ def load_config(path: str | Path) -> LoadedConfig:
     if not file.is_file():
         raise ConfigError(f"{file}: configuration file not found; pass the path of your failpath.toml")
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")  # a byte-order mark is not TOML
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{file}: not UTF-8 text ({exc.reason})") from exc
     try:

@@ -108,6 +108,11 @@ def clean_trace(run: Run, outcome: Answered) -> Trace:
 def _private(run: Run, output: Any, detail: dict[str, Any] | None) -> tuple[Any, tuple[Attempt, ...], Any]:
     """The output, attempts and detail as a trace keeps them without raw inputs (see :func:`private`)."""
     text = run.text
+    attempts_ = run.attempts
+    if not detail and len(attempts_) == 1 and attempts_[0].output is output and attempts_[0].error is None:
+        shown = private(output, text)  # the clean call: one rendering, shared by the answer and its attempt
+        if shown is output:
+            return output, (attempts_[0],), detail
     kept: dict[int, Any] = {}  # a rendering shared by the answer and its attempt is redacted once
 
     def keep(value: Any) -> Any:
