@@ -405,3 +405,30 @@ def test_a_failpath_toml_with_a_byte_order_mark_loads(tmp_path):
     path = tmp_path / "failpath.toml"
     path.write_bytes('system = "myapp.model:parse"\n\n[dataset]\npath = "cases.jsonl"\n'.encode("utf-8-sig"))
     assert load_config(path).config.system == "myapp.model:parse"
+
+
+# --------------------------------------------------------------------------- a project's modules shadow no library (item 19)
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+
+
+def test_a_scipy_py_beside_failpath_toml_does_not_shadow_the_library(tmp_path):
+    (tmp_path / "scipy.py").write_text("raise ImportError('the project file scipy.py was imported')\n")
+    (tmp_path / "hypothesis.py").write_text("raise ImportError('the project file hypothesis.py was imported')\n")
+    (tmp_path / "helper.py").write_text("SUFFIX = '!'\n")
+    (tmp_path / "mysystem.py").write_text("import helper\n\ndef parse(text):\n    return text + helper.SUFFIX\n")
+    (tmp_path / "cases.jsonl").write_text('{"id": "1", "input": "a", "expected": "a!"}\n')
+    (tmp_path / "failpath.toml").write_text('system = "mysystem:parse"\n\n[dataset]\npath = "cases.jsonl"\n')
+    script = textwrap.dedent(f"""
+        from failpath.check.config import check_kwargs, load_config
+        kwargs = check_kwargs(load_config({str(tmp_path / "failpath.toml")!r}))
+        import scipy.stats, hypothesis
+        import mysystem
+        assert mysystem.parse("a") == "a!"
+        print(scipy.__file__ != {str(tmp_path / "scipy.py")!r}, hypothesis.__file__ != {str(tmp_path / "hypothesis.py")!r})
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path.parent, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]
