@@ -432,3 +432,39 @@ def test_a_scipy_py_beside_failpath_toml_does_not_shadow_the_library(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path.parent, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True"]
+
+
+# --------------------------------------------------------------------------- bidi text and "$" in reports (item 21)
+
+from failpath.report.bidi import isolate  # noqa: E402
+
+
+def test_right_to_left_text_is_isolated_and_plain_text_is_not_touched():
+    assert isolate("case-17") == "case-17" and isolate("café") == "café"
+    assert isolate("evil\u202eid") == "\u2068evil\u202eid\u2069"
+    assert isolate("שלום") == "\u2068שלום\u2069"
+
+
+def test_the_html_report_isolates_a_value_with_an_override(monkeypatch):
+    from failpath.report import html
+
+    template = html._environment().from_string("<p>{{ name }} confidence 1.00</p>")
+    shown = template.render(name="run \u202eevil")
+    assert shown == "<p>\u2068run \u202eevil\u2069 confidence 1.00</p>"
+    assert template.render(name="<b>") == "<p>&lt;b&gt; confidence 1.00</p>"
+
+
+def test_the_terminal_report_escapes_overrides_and_isolates_right_to_left_letters():
+    from failpath.report.terminal import visible
+
+    assert visible("id\u202eevil") == "id\\u202eevil"
+    assert visible("מזהה-7") == "\u2068מזהה-7\u2069"
+    assert visible("plain id") == "plain id"
+
+
+def test_a_dollar_sign_in_a_chart_label_is_plain_text():
+    from failpath.report import charts
+
+    svg = charts.accuracy_chart([{"label": "clean $x$ and $\\frac{", "accuracy": 0.9, "low": 0.8, "high": 0.95},
+                                 {"label": "suite $5 $", "accuracy": 0.5}], level="95%")
+    assert "clean $x$ and $\\frac{" in svg and "suite $5 $" in svg

@@ -307,7 +307,9 @@ def _visible_char_by_char(text: str, limit: int) -> str:
         else:
             out.append(ch)
     shown = "".join(out)
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+    from failpath.report.bidi import isolate
+
+    return isolate(shown if len(shown) <= limit else shown[: limit - 1] + "…")  # right-to-left text isolated
 
 
 @settings(max_examples=300, deadline=None)
