@@ -468,3 +468,36 @@ def test_a_dollar_sign_in_a_chart_label_is_plain_text():
     svg = charts.accuracy_chart([{"label": "clean $x$ and $\\frac{", "accuracy": 0.9, "low": 0.8, "high": 0.95},
                                  {"label": "suite $5 $", "accuracy": 0.5}], level="95%")
     assert "clean $x$ and $\\frac{" in svg and "suite $5 $" in svg
+
+
+# --------------------------------------------------------------------------- worker threads end with close() (item 9)
+
+import threading  # noqa: E402
+import time  # noqa: E402
+
+
+def _failpath_workers() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("failpath-leak-"))
+
+
+def test_closing_a_policy_with_a_time_limit_ends_its_worker_threads():
+    policies = []
+    for i in range(20):
+        rules = [fp.on(fp.Timeout(after=5.0)).do(fp.Abstain("slow")), fp.on(fp.Unexpected()).do(fp.Abstain("x"))]
+        policy = fp.Policy(f"leak-{i}", rules, store=False, deadline=10.0)
+        assert isinstance(policy.wrap(lambda x: "ok")("a"), fp.Answered)
+        policies.append(policy)
+    assert _failpath_workers() == 20
+    for policy in policies:
+        policy.close()
+    give_up = time.monotonic() + 5.0
+    while _failpath_workers() and time.monotonic() < give_up:
+        time.sleep(0.01)
+    assert _failpath_workers() == 0
+    # A closed policy still works, and its new worker goes away with the next close().
+    assert isinstance(policies[0].wrap(lambda x: "again")("a"), fp.Answered)
+    policies[0].close()
+    give_up = time.monotonic() + 5.0
+    while _failpath_workers() and time.monotonic() < give_up:
+        time.sleep(0.01)
+    assert _failpath_workers() == 0

@@ -208,8 +208,14 @@ class Policy:
     def close(self) -> None:
         """Flush and close the stores this policy opened (stores passed in are flushed). Idempotent.
 
-        A closed policy still works: the next call opens its store again.
+        A closed policy still works: the next call opens its store again. The idle worker threads of a
+        ``Timeout`` rule or a ``deadline`` exit (a call still running ends on its own; a later call starts
+        a new worker).
         """
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown()
         _close_handles(self._handles)
 
     def __reduce__(self) -> tuple[Any, ...]:
