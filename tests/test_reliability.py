@@ -501,3 +501,39 @@ def test_closing_a_policy_with_a_time_limit_ends_its_worker_threads():
     while _failpath_workers() and time.monotonic() < give_up:
         time.sleep(0.01)
     assert _failpath_workers() == 0
+
+
+# --------------------------------------------------------------------------- a store that fails to open is tried again (item 3)
+
+from failpath.guard import stores as guard_stores  # noqa: E402
+
+
+def test_a_store_that_fails_to_open_is_tried_again_and_losses_are_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(guard_stores, "OPEN_RETRY_DELAYS", (0.05, 0.2))
+    blocker = tmp_path / "not-yet"
+    blocker.write_text("a file where the store's folder should be")
+    path = blocker / "store.db"
+    policy = fp.Policy("p", [fp.on(fp.Unexpected()).do(fp.Escalate(queue="q"))], store=str(path))
+    guarded = policy.wrap(lambda x: "ok")
+    for i in range(5):
+        assert isinstance(guarded(f"lost {i}"), fp.Answered)
+    with pytest.raises(fp.StoreError, match=r"^5 traces were not written: the trace store .* could not be opened"):
+        policy.flush()
+    blocker.unlink()  # the folder can be made now (a remount, space freed)
+    time.sleep(0.3)
+    for i in range(7):
+        guarded(f"kept {i}")
+    policy.flush()
+    assert path.exists() and count_traces(str(path)) == 7
+    assert policy.close() == 0
+
+
+def test_close_returns_how_many_traces_were_lost(tmp_path, monkeypatch):
+    monkeypatch.setattr(guard_stores, "OPEN_RETRY_DELAYS", (60.0, 60.0))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    policy = fp.Policy("p", [fp.on(fp.Unexpected()).do(fp.Abstain("x"))], store=str(blocker / "s.db"))
+    for i in range(3):
+        policy.wrap(lambda x: "ok")("a")
+    assert policy.close() == 3
+    assert policy.close() == 0
