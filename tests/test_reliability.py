@@ -537,3 +537,64 @@ def test_close_returns_how_many_traces_were_lost(tmp_path, monkeypatch):
         policy.wrap(lambda x: "ok")("a")
     assert policy.close() == 3
     assert policy.close() == 0
+
+
+# --------------------------------------------------------------------------- the property: odd values lose nothing, leak nothing
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SECRET_EMAIL = "jane.roe@example.com"
+
+# Any code point, lone surrogates included (st.text leaves them out).
+any_text = st.lists(st.integers(0, 0x10FFFF), max_size=30).map(lambda codes: "".join(map(chr, codes)))
+odd_values = st.one_of(
+    any_text,
+    st.just(json.loads('"caf\\ud800"')),
+    st.integers(min_value=10**4400, max_value=10**4400 + 5),
+    st.sampled_from([np.float32("nan"), np.float64(0.5), np.array([]), np.array([1.0, 2.0]), np.int64(7),
+                     decimal.Decimal("NaN"), decimal.Decimal("0.5"), FloatSub("nan"), StrSub("  "), ListSub(),
+                     float("inf"), None, b"\xff\xfe", {"k\udc80": [1, {2, 3}]}]),
+    st.dictionaries(any_text, any_text, max_size=3),
+)
+odd_confidences = st.one_of(st.none(), st.floats(allow_nan=True), st.sampled_from(
+    [np.float32(0.9), decimal.Decimal("0.2"), 10**5000, -(10**5000), "high", True]))
+
+
+class OddError(Exception):
+    def __init__(self, payload):
+        super().__init__(payload)
+        self.payload = payload
+
+    def __str__(self):
+        raise RuntimeError("no text for you")
+
+
+@pytest.fixture(scope="module")
+def property_store(tmp_path_factory):
+    return tmp_path_factory.mktemp("property") / "store.db"
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=any_text, value=odd_values, confidence=odd_confidences, behaviour=st.sampled_from(["return", "predict", "raise"]))
+def test_odd_values_end_in_a_typed_outcome_with_one_stored_trace_and_no_raw_input(property_store, text, value, confidence, behaviour):
+    rules = [
+        fp.on(fp.InvalidOutput()).do(fp.Clarify(lambda i: f"Did you mean {i}?")),
+        fp.on(fp.LowConfidence(below=0.5)).do(fp.Escalate(queue="review")),
+        fp.on(fp.ProviderError(OddError)).do(fp.Abstain("provider")),
+    ] + UNEXPECTED
+    policy = fp.Policy("property", rules, store=str(property_store))
+
+    def system(x):
+        if behaviour == "raise":
+            raise OddError(x)
+        return fp.Prediction(value, confidence) if behaviour == "predict" else value
+
+    before = count_traces(str(property_store))
+    outcome = policy.wrap(system)(f"{text} {SECRET_EMAIL}")
+    assert type(outcome) in (fp.Answered, fp.Clarify, fp.Escalated, fp.Abstained, fp.Defaulted)
+    assert outcome.state != "unexpected", outcome
+    policy.flush()
+    assert policy.close() == 0
+    assert count_traces(str(property_store)) == before + 1
+    assert SECRET_EMAIL.encode() not in _store_bytes(property_store)
