@@ -114,10 +114,11 @@ def _load_file(file: Path, format: str | None, columns: Columns, encoding: str, 
     if not file.is_file():
         raise DatasetError(f"{file}: dataset file not found (check dataset.path or dataset.paths in failpath.toml)")
     kind = (format or file.suffix.lstrip(".")).lower()
+    read_as = encoding
     if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
-        encoding = "utf-8-sig"  # a byte-order mark (Excel writes one) is not part of the first column's name
+        read_as = "utf-8-sig"  # a byte-order mark (Excel writes one) is not part of the first column's name
     try:
-        with open(file, encoding=encoding, newline="") as handle:  # line ends kept as written (a CSV cell's too)
+        with open(file, encoding=read_as, newline="") as handle:  # line ends kept as written (a CSV cell's too)
             text = handle.read()
     except UnicodeDecodeError as exc:
         line = file.read_bytes()[: exc.start].count(b"\n") + 1
