@@ -210,6 +210,11 @@ def test_failpath_toml_store_may_be_a_postgres_url(postgres_url, tmp_path, monke
     (tmp_path / "cases.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (tmp_path / "failpath.toml").write_text(CONFIG.replace('store = "store.db"', f'store = "{postgres_url}"'), encoding="utf-8")
     monkeypatch.chdir(tmp_path)
+    import tempfile
+
+    # The check's scratch trace store lives in the temporary folder: this test's own, so a store another
+    # failpath version left in the shared one cannot refuse this run.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     result = runner.invoke(app, ["check", "--json", "out.json", "--quiet"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     run_id = json.loads((tmp_path / "out.json").read_text())["run_id"]
