@@ -232,4 +232,5 @@ def test_an_escalated_call_hands_its_ticket_the_attempts_rendering(renderings):
     policy = _policy(store, fp.on(fp.LowConfidence(below=0.9)).do(fp.Escalate(queue="review")))
     outcome, trace = policy.wrap(lambda text: fp.Prediction({"n": text}, confidence=0.2)).call_traced("5 Oak Rd")
     assert isinstance(outcome, fp.Escalated) and len(renderings) == 1
-    assert store.tickets[outcome.ticket_id].output is trace.attempts[0].output
+    # Rendered once (then redacted for the ticket and the trace alike: no raw inputs stored).
+    assert store.tickets[outcome.ticket_id].output == trace.attempts[0].output == {"n": "5 Oak Rd"}

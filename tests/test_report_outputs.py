@@ -219,7 +219,7 @@ def test_write_atomic_replaces_the_file_keeps_its_mode_and_leaves_no_temporary(t
     assert path.read_text() == "second\n" and (path.stat().st_mode & 0o777) == 0o640
     assert [p.name for p in path.parent.iterdir()] == ["summary.md"]
     fresh = outputs.write_atomic(tmp_path / "fresh.csv", "x\n")
-    assert fresh.stat().st_mode & 0o777 == 0o644
+    assert fresh.stat().st_mode & 0o777 == 0o600  # a new report is its owner's only
 
 
 def test_write_outputs_goes_on_after_a_file_that_cannot_be_written(stored, tmp_path):
@@ -307,7 +307,9 @@ def _visible_char_by_char(text: str, limit: int) -> str:
         else:
             out.append(ch)
     shown = "".join(out)
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+    from failpath.report.bidi import isolate
+
+    return isolate(shown if len(shown) <= limit else shown[: limit - 1] + "…")  # right-to-left text isolated
 
 
 @settings(max_examples=300, deadline=None)

@@ -98,12 +98,32 @@ def test_a_batch_still_failing_after_every_retry_is_counted_lost_and_the_writer_
     writer.stop()
 
 
-def test_an_error_that_is_not_transient_is_given_up_at_once():
+def test_an_error_that_is_not_transient_is_not_waited_for_and_each_trace_is_tried_once_alone():
     backend = ListBackend(broken=PermissionError("read-only"))
     writer = writer_for(backend)
     writer.pending.extend(make_trace(i) for i in range(3))
     assert writer.flush(5.0)
-    assert backend.tries == 1 and writer.lost == 3 and isinstance(writer.error, PermissionError)
+    assert backend.tries == 1 + 3 and writer.lost == 3 and isinstance(writer.error, PermissionError)
+    writer.stop()
+
+
+class PoisonBackend(ListBackend):
+    """Refuses (like a database meeting a value it cannot encode) any batch holding a trace whose preview says "poison"."""
+
+    def write_rows(self, connection: "ListBackend", rows: RowBatch) -> None:
+        self.tries += 1
+        if any("poison" in row[10] for row in rows.traces):
+            raise UnicodeEncodeError("utf-8", "poison", 0, 1, "surrogates not allowed")
+        self.batches.append(rows)
+
+
+def test_a_batch_the_backend_refuses_is_written_trace_by_trace_and_only_the_refused_one_is_lost():
+    backend = PoisonBackend()
+    writer = writer_for(backend, batch_size=256)
+    writer.pending.extend(make_trace(i, input_preview="poison" if i == 5 else f"#{i}") for i in range(12))
+    assert writer.flush(5.0)
+    assert writer.lost == 1 and writer.written == 11 and isinstance(writer.error, UnicodeEncodeError)
+    assert sorted(row[0] for b in backend.batches for row in b.traces) == [f"w-{i:04d}" for i in range(12) if i != 5]
     writer.stop()
 
 

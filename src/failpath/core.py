@@ -6,6 +6,8 @@ This module imports nothing from the rest of the package.
 from __future__ import annotations
 
 import math
+import numbers
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
@@ -38,6 +40,8 @@ __all__ = [
     "SystemTimeout",
     "ProviderFailure",
     "TRANSIENT_STATUSES",
+    "safe_text",
+    "real_number",
     "is_transient_status",
     "OutputRejected",
 ]
@@ -316,13 +320,50 @@ class OutputRejected(Exception):
         self.raw = raw
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def safe_text(text: str) -> str:
+    """``text`` with every lone surrogate (U+D800 to U+DFFF) replaced by U+FFFD, so it can be encoded as UTF-8.
+
+    ``json.loads('"caf\\ud800"')`` makes such a string from valid JSON, and neither SQLite nor
+    PostgreSQL can store one: every text the store writes, and every preview, passes through here.
+    Text that is already valid (all but the odd one) is returned as it is, without a copy.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def real_number(value: Any) -> float | None:
+    """``value`` as a float when it is a real number, else None.
+
+    Numbers are ``int``, ``float``, their subclasses, numpy scalars (``np.float32`` softmax outputs),
+    ``Decimal`` and ``Fraction``; a bool, a complex number or anything else is not. An int too large for
+    a float is an infinity of its sign; NaN stays NaN (a signalling ``Decimal`` NaN is NaN too).
+    """
+    if type(value) is float:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Number):
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
+    except (TypeError, ValueError, ArithmeticError):
+        try:
+            return math.nan if value.is_nan() else None  # type: ignore[union-attr]  # Decimal('sNaN')
+        except Exception:
+            return None
+
+
 def is_valid_confidence(c: Any) -> bool:
-    """True when ``c`` is a real number in [0, 1] (not NaN, not a bool)."""
+    """True when ``c`` is a real number (see :func:`real_number`) in [0, 1]: not NaN, not a bool."""
     if type(c) is float:  # the usual case; NaN fails both comparisons
         return 0.0 <= c <= 1.0
-    return (
-        isinstance(c, (int, float))
-        and not isinstance(c, bool)
-        and not math.isnan(c)
-        and 0.0 <= c <= 1.0
-    )
+    number = real_number(c)
+    return number is not None and 0.0 <= number <= 1.0

@@ -268,7 +268,7 @@ def load_config(path: str | Path) -> LoadedConfig:
     if not file.is_file():
         raise ConfigError(f"{file}: configuration file not found; pass the path of your failpath.toml")
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")  # a byte-order mark is not TOML
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{file}: not UTF-8 text ({exc.reason})") from exc
     try:
@@ -439,8 +439,9 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
 def check_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
     """The keyword arguments of ``fp.check`` for a loaded configuration.
 
-    Imports the system and the policy (the config file's folder is put on ``sys.path`` first, so a
-    project's own modules are found) and reads the dataset, so every mistake surfaces here, before
+    Imports the system and the policy (each named module from the config file's folder, else the
+    working directory; both folders go at the end of ``sys.path`` for the project's other modules, so a
+    ``scipy.py`` beside failpath.toml shadows no library) and reads the dataset, so every mistake surfaces here, before
     any model call, as a ``ConfigError`` naming the key and line (or a ``DatasetError`` naming the
     dataset file and line).
     """
@@ -450,15 +451,16 @@ def check_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
     from failpath.check.judges import _import_attr, get_judge
 
     c = loaded.config
-    for folder in (str(loaded.base_dir.resolve()), str(Path.cwd())):
+    folders = (str(loaded.base_dir.resolve()), str(Path.cwd()))
+    for folder in folders:  # last: a scipy.py beside failpath.toml must not shadow scipy
         if folder not in sys.path:
-            sys.path.insert(0, folder)
+            sys.path.append(folder)
     for key in ("system", "policy"):
         spec = getattr(c, key)
         if spec is None:
             continue
         try:
-            obj = _import_attr(spec, key)
+            obj = _import_attr(spec, key, folders)
         except ConfigError as exc:
             raise loaded.error((key,), spec, str(exc).removeprefix(f"{key} {spec!r}: ")) from exc
         if key == "system" and not callable(obj):

@@ -7,6 +7,7 @@ Every problem a user can cause (missing file or column, bad JSON, empty file, du
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -113,8 +114,12 @@ def _load_file(file: Path, format: str | None, columns: Columns, encoding: str, 
     if not file.is_file():
         raise DatasetError(f"{file}: dataset file not found (check dataset.path or dataset.paths in failpath.toml)")
     kind = (format or file.suffix.lstrip(".")).lower()
+    read_as = encoding
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        read_as = "utf-8-sig"  # a byte-order mark (Excel writes one) is not part of the first column's name
     try:
-        text = file.read_text(encoding=encoding)
+        with open(file, encoding=read_as, newline="") as handle:  # line ends kept as written (a CSV cell's too)
+            text = handle.read()
     except UnicodeDecodeError as exc:
         line = file.read_bytes()[: exc.start].count(b"\n") + 1
         raise DatasetError(f"{file}:{line}: not valid {encoding} text ({exc.reason}); save the file as UTF-8") from exc
@@ -145,7 +150,9 @@ def _unreadable_json(exc: RecursionError | ValueError) -> str:
 
 def _read_jsonl(file: Path, text: str, columns: Columns, first_seen: dict[str, int]) -> list[Case]:
     cases: list[Case] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only: U+2028, U+0085 and the other breaks str.splitlines() knows are valid
+    # inside a JSON string (json.dumps(ensure_ascii=False) writes them as they are).
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{file}:{lineno}"
@@ -162,10 +169,10 @@ def _read_jsonl(file: Path, text: str, columns: Columns, first_seen: dict[str, i
 
 
 def _read_csv(file: Path, text: str, columns: Columns, first_seen: dict[str, int], delimiter: str) -> list[Case]:
-    lines = text.splitlines(keepends=True)
-    if not any(line.strip() for line in lines):
+    if not text.strip():
         raise DatasetError(f"{file}: the dataset is empty; it needs a header line and at least one labeled case")
-    reader = csv.reader(lines, delimiter=delimiter)
+    # newline="": records end at \r, \n or \r\n only, and quoted cells keep their line breaks (as csv wants).
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
     except csv.Error as exc:

@@ -18,6 +18,7 @@ import functools
 import importlib
 import math
 import string
+import sys
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -395,13 +396,20 @@ def _raised_at(exc: BaseException) -> str:
     return f" at {inner[-1].filename}:{inner[-1].lineno}" if inner else ""
 
 
-def _import_attr(spec: str, what: str) -> Any:
+def _import_attr(spec: str, what: str, folders: Sequence[str] = ()) -> Any:
     """The object ``module:attr`` names; any failure to import it (missing module, SyntaxError, an
-    exception or ``sys.exit`` at import) is a ``ConfigError`` naming the module and where it failed."""
+    exception or ``sys.exit`` at import) is a ``ConfigError`` naming the module and where it failed.
+
+    With ``folders`` (a project's: the config file's, the working directory), the named module's top-level
+    package is taken from the first of them that holds it, before ``sys.path`` is searched: only that
+    module comes from there, so a ``scipy.py`` or ``hypothesis.py`` beside it shadows nothing (callers put
+    the folders at the end of ``sys.path``, for the project's other modules).
+    """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(f"{what} must be given as 'module:attr', got {spec!r}")
     try:
+        _load_top_level_from(module_name.partition(".")[0], folders)
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"{what} {spec!r}: cannot import module {module_name!r} ({exc})") from exc
@@ -427,6 +435,27 @@ def _import_attr(spec: str, what: str) -> Any:
         except AttributeError:
             raise ConfigError(f"{what} {spec!r}: module {module_name!r} has no attribute {attr!r}") from None
     return obj
+
+
+def _load_top_level_from(name: str, folders: Sequence[str]) -> None:
+    """Import the top-level module ``name`` from the first of ``folders`` holding it (once per process)."""
+    if not folders or name in sys.modules:
+        return
+    import importlib.machinery
+    import importlib.util
+
+    for folder in folders:
+        found = importlib.machinery.PathFinder.find_spec(name, [str(folder)])
+        if found is None or found.loader is None:
+            continue
+        module = importlib.util.module_from_spec(found)
+        sys.modules[name] = module
+        try:
+            found.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return
 
 
 def _function_judge(function: str | Callable[[Any, Any], Any] | None = None, pass_score: float = 1.0) -> FunctionJudge:

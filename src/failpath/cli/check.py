@@ -234,8 +234,9 @@ def _write_reports(
     failed: list[str] = []
     if json_path is not None:
         try:
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            from failpath.report.files import write_atomic
+
+            write_atomic(json_path, json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")
         except OSError as exc:
             failed.append(
                 f"the JSON result could not be written: {exc}; choose another --json path, or rebuild it with: "

@@ -182,9 +182,13 @@ def _terminal(document: dict[str, Any], output: Path | None) -> None:
     if output is None:
         terminal.render(document, stdout_console())
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w", encoding="utf-8") as handle:
-        terminal.render(document, file_console(handle))
+    import io
+
+    from failpath.report.files import write_atomic
+
+    buffer = io.StringIO()
+    terminal.render(document, file_console(buffer))
+    write_atomic(output, buffer.getvalue())
     typer.echo(f"wrote the terminal report to {output}")
 
 

@@ -16,13 +16,13 @@ import types
 from collections.abc import Generator
 from typing import Any
 
-from failpath.core import Prediction, ProviderFailure, is_transient_status, is_valid_confidence
+from failpath.core import Prediction, ProviderFailure, is_transient_status, is_valid_confidence, real_number
 from failpath.guard.actions import Fallback, Retry
 from failpath.guard.resolve import answered, last_resort, resolve
-from failpath.guard.run import Run, describe_error
+from failpath.guard.run import Run
 from failpath.guard.states import LowConfidence, State, basic_output_problem
 from failpath.guard.steps import NO_VOTE, SAMPLE, CallResult, Resolution, Route, SleepStep, Step
-from failpath.guard.text import jsonable
+from failpath.guard.text import canonical_text, describe_error, jsonable, safe_repr
 
 __all__ = ["check_input", "read_result", "read_value", "steps"]
 
@@ -45,7 +45,7 @@ def check_input(run: Run) -> Route | None:
                 why = detector.check_input(run.value, run.text)
             except Exception as exc:
                 why = None
-                run.note(f"{detector.name}: detector raised {type(exc).__name__}: {exc}")
+                run.note(f"{detector.name}: detector raised {describe_error(exc)}")
         if why:
             return (detector.name, index, why, True)
     return None
@@ -123,8 +123,8 @@ def _may_call_again(run: Run, action: Retry | Fallback, name: str, index: int, i
         run.note(f"retry skipped: the provider answered {status}, which the same request cannot fix")
         return None
     wait = action.wait_before(run.retries_used(index))
-    retry_after = getattr(error, "retry_after", None)
-    if isinstance(retry_after, (int, float)) and retry_after > wait:
+    retry_after = real_number(getattr(error, "retry_after", None))  # an int too large for a float is infinite
+    if retry_after is not None and retry_after > wait:
         if retry_after > action.max_wait:
             run.skip_rest(index)
             run.note(f"retry skipped: the provider asked to wait {retry_after:g}s, more than max_wait={action.max_wait:g}s")
@@ -184,11 +184,13 @@ def read_value(run: Run, raw: Any, latency_ms: float, action: str) -> Any:
         value, confidence, meta = raw, None, None
     run.last_raw = value
     run.last_output = output = jsonable(value)  # the one rendering of this value: attempt, ticket and trace share it
-    if confidence is None or (type(confidence) is float and 0.0 <= confidence <= 1.0) or is_valid_confidence(confidence):
+    if confidence is None or (type(confidence) is float and 0.0 <= confidence <= 1.0):
         valid_confidence = confidence
+    elif is_valid_confidence(confidence):
+        valid_confidence = real_number(confidence)  # np.float32, Decimal, Fraction: kept as a float
     else:
         valid_confidence = None
-        run.note(f"attempt {len(run.attempts) + 1}: confidence {confidence!r} is not a number in [0, 1]; kept as none")
+        run.note(f"attempt {len(run.attempts) + 1}: confidence {safe_repr(confidence)} is not a number in [0, 1]; kept as none")
     run.last_confidence = valid_confidence
 
     route = _check_value(run, value, output)
@@ -217,7 +219,7 @@ def _check_value(run: Run, value: Any, output: Any) -> Route | None:
             try:
                 why, checked = detector.check(checked)
             except Exception as exc:
-                why = f"validation raised {type(exc).__name__}: {exc}"
+                why = f"validation raised {describe_error(exc)}"
             if why:
                 return ("invalid_output", index, why, False)
         if checked is not value:
@@ -271,10 +273,20 @@ def _sampled(run: Run) -> Generator[Step, Any, Route | None]:
 
 
 def _vote(run: Run, detector: Any, value: Any) -> Any:
+    """The answer's vote: its key; an unhashable key (a list) by its JSON rendering; no vote when the key
+    raised or is not equal to itself (NaN, which agrees with nothing)."""
     try:
-        return detector.vote_key(value)
+        key = detector.vote_key(value)
+        try:
+            hash(key)
+        except TypeError:
+            key = canonical_text(key)
+        if not key == key:
+            run.note(f"inconsistent: key {safe_repr(key)} is not equal to itself; the answer does not vote")
+            return NO_VOTE
+        return key
     except Exception as exc:
-        run.note(f"inconsistent: key raised {type(exc).__name__}: {exc}")
+        run.note(f"inconsistent: key raised {describe_error(exc)}")
         return NO_VOTE
 
 
@@ -294,7 +306,7 @@ def _sample(run: Run, detector: Any, result: CallResult) -> tuple[Any, Any, floa
             usage = run.add_usage(raw.meta.get("usage"))
     else:
         value, confidence = raw, None
-    confidence = confidence if is_valid_confidence(confidence) else None
+    confidence = real_number(confidence) if is_valid_confidence(confidence) else None
     output = jsonable(value)
     saved = (run.answer, run.answer_confidence, run.answer_output, run.last_confidence)
     route = _check_value(run, value, output)

@@ -110,12 +110,16 @@ class GuardedBase:
 
     def _deliver(self, run: Run, trace: Trace) -> None:
         """Hand the trace to the store and the exporters; their errors are logged, never raised."""
-        store = self._store.get()
+        handle = self._store
+        store = handle.get()
         if store is not None:
             try:
                 store.write_trace(trace)
             except Exception as exc:
+                handle.not_written()
                 log.error("failpath: could not write trace %s (%s: %s)", trace.trace_id, type(exc).__name__, exc)
+        elif not handle.disabled:
+            handle.not_written()  # the store could not be opened (it is tried again with backoff)
         for exporter in self._table.exporters:
             try:
                 exporter.export(trace)

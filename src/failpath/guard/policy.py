@@ -205,12 +205,20 @@ class Policy:
         for handle in list(self._handles):
             handle.flush()
 
-    def close(self) -> None:
+    def close(self) -> int:
         """Flush and close the stores this policy opened (stores passed in are flushed). Idempotent.
 
-        A closed policy still works: the next call opens its store again.
+        Returns how many traces were lost since the last ``flush()`` (a store that could not be opened or
+        could not write them; each loss is logged too); ``flush()`` raises ``StoreError`` instead.
+        A closed policy still works: the next call opens its store again. The idle worker threads of a
+        ``Timeout`` rule or a ``deadline`` exit (a call still running ends on its own; a later call starts
+        a new worker).
         """
-        _close_handles(self._handles)
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown()
+        return _close_handles(self._handles)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as its constructor's arguments (a check's worker processes rebuild it the same way).
@@ -255,9 +263,8 @@ def _rebuild_policy(cls: type, name: str, kwargs: dict[str, Any]) -> Policy:
     return cls(name, **kwargs)
 
 
-def _close_handles(handles: list[StoreHandle]) -> None:
-    for handle in list(handles):
-        handle.close()
+def _close_handles(handles: list[StoreHandle]) -> int:
+    return sum(handle.close() for handle in list(handles))
 
 
 def _checked_rules(name: str, rules: Any) -> tuple[Rule, ...]:

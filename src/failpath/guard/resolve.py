@@ -13,9 +13,9 @@ from typing import Any
 
 from failpath.core import Abstained, Answered, Clarify, Defaulted, Escalated, Ticket
 from failpath.guard.actions import Abstain, ClarifyAction, Default, Escalate, Raise
-from failpath.guard.run import Run, describe_error
+from failpath.guard.run import Run
 from failpath.guard.steps import Resolution
-from failpath.guard.text import preview
+from failpath.guard.text import describe_error, preview, private
 from failpath.guard.trace_ids import next_trace_id
 
 __all__ = ["answered", "resolve", "last_resort", "internal_error"]
@@ -44,7 +44,7 @@ def resolve(run: Run, action: Any, state: str) -> Resolution | None:
         try:
             question = action.ask(run.value)
         except Exception as exc:
-            run.note(f"clarify: the question function raised {type(exc).__name__}: {exc}")
+            run.note(f"clarify: the question function raised {describe_error(exc)}")
             return None
         run.set_detail("question", question)
         return Resolution(Clarify(question=question, state=state, trace_id=trace_id))
@@ -81,7 +81,7 @@ def _open_ticket(run: Run, action: Escalate, state: str) -> str | None:
         trace_id=run.trace_id,
         input_preview=preview(run.text),
         input_raw=run.text if run.table.store_raw_inputs else None,
-        output=run.last_output,
+        output=run.last_output if run.table.store_raw_inputs else private(run.last_output, run.text),
         confidence=run.last_confidence,
         state=state,
         deadline=None if action.deadline is None else created + action.deadline,
@@ -90,7 +90,7 @@ def _open_ticket(run: Run, action: Escalate, state: str) -> str | None:
     try:
         return store.create_ticket(ticket)
     except Exception as exc:
-        run.note(f"escalate to {action.queue!r}: the store refused the ticket ({type(exc).__name__}: {exc})")
+        run.note(f"escalate to {action.queue!r}: the store refused the ticket ({describe_error(exc)})")
         return None
 
 

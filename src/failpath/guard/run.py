@@ -11,15 +11,15 @@ import dataclasses
 import time
 from typing import Any
 
-from failpath.core import Attempt
+from failpath.core import Attempt, real_number
 from failpath.guard.actions import Retry
 from failpath.guard.steps import NO_VOTE, CallStep, Route
 from failpath.guard.stores import StoreHandle
 from failpath.guard.table import PolicyTable
-from failpath.guard.text import canonical_text
+from failpath.guard.text import canonical_text, safe_repr
 from failpath.guard.trace_ids import next_trace_id
 
-__all__ = ["Run", "describe_error"]
+__all__ = ["Run"]
 
 _perf = time.perf_counter
 
@@ -133,10 +133,12 @@ class Run:
         if not usage or not hasattr(usage, "get"):
             return None
         try:
-            tokens_in = float(usage.get("input_tokens") or 0)
-            tokens_out = float(usage.get("output_tokens") or 0)
+            tokens_in = real_number(usage.get("input_tokens") or 0)
+            tokens_out = real_number(usage.get("output_tokens") or 0)
+            if tokens_in is None or tokens_out is None or tokens_in != tokens_in or tokens_out != tokens_out:
+                raise ValueError("not a number")
         except (TypeError, ValueError):
-            self.note(f"usage {usage!r} is not numeric; ignored")
+            self.note(f"usage {safe_repr(usage)} is not numeric; ignored")
             return None
         recorded: dict[str, float] = {"input_tokens": tokens_in, "output_tokens": tokens_out}
         self.tokens_in += tokens_in
@@ -209,13 +211,3 @@ class Run:
             self.detail is None and self.explanations is None and self.notes is None and not self.actions
             and not self.states and not self.tokens_in and not self.tokens_out
         )
-
-
-def describe_error(exc: BaseException) -> str:
-    """``"ExceptionType: message"``, cut at 500 characters; never raises."""
-    try:
-        message = str(exc)
-    except Exception:
-        message = "<unprintable>"
-    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    return text if len(text) <= 500 else text[:499] + "…"

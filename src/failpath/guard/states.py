@@ -23,8 +23,8 @@ import re
 from collections.abc import Callable, Hashable
 from typing import Any, ClassVar
 
-from failpath.core import AGENT_STATES, STATES, OutputRejected, PolicyError, Prediction, ProviderFailure
-from failpath.guard.text import canonical_text
+from failpath.core import AGENT_STATES, STATES, OutputRejected, PolicyError, Prediction, ProviderFailure, real_number
+from failpath.guard.text import canonical_text, describe_error, safe_repr
 
 __all__ = [
     "FailureState",
@@ -229,7 +229,7 @@ class InvalidOutput(FailureState):
             try:
                 ok = self.validator(value)
             except (ValueError, TypeError, AssertionError, KeyError, IndexError) as exc:
-                return _first_line(f"validator rejected it: {exc}"), value
+                return _first_line(f"validator rejected it: {describe_error(exc)}"), value
             if not ok:
                 return f"validator {_short(self.validator)} returned {ok!r}", value
         return None, value
@@ -254,6 +254,33 @@ def basic_output_problem(value: Any) -> str | None:
         return None if value.strip() else "the system returned empty text"
     if kind in (list, dict, tuple, set, frozenset, bytes) and not value:
         return f"the system returned an empty {kind.__name__}"
+    if kind in _PLAIN:
+        return None
+    return _odd_output_problem(value)
+
+
+# Types basic_output_problem answers on its own: anything else may be a subclass, a numpy value or a Decimal.
+_PLAIN = frozenset({str, int, bool, float, list, dict, tuple, set, frozenset, bytes})
+_CONTAINERS = (list, dict, tuple, set, frozenset, bytes, bytearray, str)
+
+
+def _odd_output_problem(value: Any) -> str | None:
+    """What :func:`basic_output_problem` says of a value of another type: NaN from numpy, ``Decimal`` or a
+    float subclass, a whitespace ``str`` subclass, an empty container subclass or an empty numpy array."""
+    name = type(value).__name__
+    try:
+        if isinstance(value, str):
+            return None if str.strip(value) else f"the system returned empty text ({name})"
+        if isinstance(value, _CONTAINERS):
+            return None if len(value) else f"the system returned an empty {name}"
+        number = real_number(value)
+        if number is not None:
+            return f"the system returned NaN ({name})" if number != number else None
+        module = type(value).__module__
+        if (module == "numpy" or module.startswith("numpy.")) and getattr(value, "size", None) == 0:
+            return f"the system returned an empty numpy {name}"
+    except Exception:  # a container whose __len__ raises: not ours to judge here
+        return None
     return None
 
 
@@ -275,10 +302,12 @@ class LowConfidence(FailureState):
         """The explanation when ``confidence`` is low (or unusable), else None."""
         if confidence is None:
             return "the system gave no confidence"
-        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
-            return f"confidence {confidence!r} is not a number"
-        if math.isnan(confidence) or not 0.0 <= confidence <= 1.0:
-            return f"confidence {confidence!r} is not in [0, 1]"
+        number = real_number(confidence)  # np.float32 and Decimal confidences are numbers too
+        if number is None:
+            return f"confidence {safe_repr(confidence)} is not a number"
+        if math.isnan(number) or not 0.0 <= number <= 1.0:
+            return f"confidence {safe_repr(confidence)} is not in [0, 1]"
+        confidence = number
         if confidence < self.below:
             return f"confidence {confidence:.3g} < {self.below:g}"
         return None
@@ -386,9 +415,12 @@ class State(FailureState):
         try:
             hit = self.predicate(value, prediction)
         except Exception as exc:
-            return None, f"{type(exc).__name__}: {exc}"
-        if not hit:
-            return None, None
+            return None, describe_error(exc)
+        try:
+            if not hit:
+                return None, None
+        except Exception as exc:  # a numpy array of several values has no truth value
+            return None, f"its result {type(hit).__name__} has no truth value ({describe_error(exc)})"
         return (hit if isinstance(hit, str) else f"{self.name} holds"), None
 
     def subsumes(self, other: FailureState) -> bool:

@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 from failpath.core import Abstained, Answered, Attempt, Clarify, Defaulted, Escalated, Trace
-from failpath.guard.run import Run, describe_error
+from failpath.guard.run import Run
 from failpath.guard.steps import Resolution
-from failpath.guard.text import digest, jsonable, preview
+from failpath.guard.text import describe_error, digest, jsonable, preview, private
 
 __all__ = ["build_trace", "clean_trace", "KIND_OF"]
 
@@ -48,6 +48,10 @@ def build_trace(run: Run, resolution: Resolution) -> Trace:
     else:
         detail["raised"] = describe_error(resolution.exception)
     text = run.text
+    if table.store_raw_inputs:
+        attempts = tuple(run.attempts)
+    else:
+        output, attempts, detail = _private(run, output, detail)
     return Trace(
         run.trace_id,
         run.time,
@@ -61,7 +65,7 @@ def build_trace(run: Run, resolution: Resolution) -> Trace:
         tuple(run.states),
         tuple(run.actions),
         run.decided,
-        tuple(run.attempts),
+        attempts,
         degraded,
         (_perf() - run.start) * 1000.0,
         run.ticket_id,
@@ -74,6 +78,11 @@ def clean_trace(run: Run, outcome: Answered) -> Trace:
     """What :func:`build_trace` builds for ``Answered`` when ``run.is_clean()``, without its general cases."""
     table = run.table
     text = run.text
+    output = _answer_output(run, outcome)
+    if table.store_raw_inputs:
+        attempts = tuple(run.attempts)
+    else:
+        output, attempts, _ = _private(run, output, None)
     return Trace(
         run.trace_id,
         run.time,
@@ -82,18 +91,45 @@ def clean_trace(run: Run, outcome: Answered) -> Trace:
         preview(text),
         "answered",
         text if table.store_raw_inputs else None,
-        _answer_output(run, outcome),
+        output,
         outcome.confidence,
         (),
         (),
         run.decided,
-        tuple(run.attempts),
+        attempts,
         outcome.degraded,
         (_perf() - run.start) * 1000.0,
         run.ticket_id,
         {},
         {},
     )
+
+
+def _private(run: Run, output: Any, detail: dict[str, Any] | None) -> tuple[Any, tuple[Attempt, ...], Any]:
+    """The output, attempts and detail as a trace keeps them without raw inputs (see :func:`private`)."""
+    text = run.text
+    attempts_ = run.attempts
+    if not detail and len(attempts_) == 1 and attempts_[0].output is output and attempts_[0].error is None:
+        shown = private(output, text)  # the clean call: one rendering, shared by the answer and its attempt
+        if shown is output:
+            return output, (attempts_[0],), detail
+    kept: dict[int, Any] = {}  # a rendering shared by the answer and its attempt is redacted once
+
+    def keep(value: Any) -> Any:
+        if value is None or type(value) in (int, float, bool):
+            return value
+        key = id(value)
+        if key not in kept:
+            kept[key] = private(value, text)
+        return kept[key]
+
+    attempts = []
+    for a in run.attempts:
+        error, shown = (None if a.error is None else private(a.error, text)), keep(a.output)
+        if error is not a.error or shown is not a.output:  # rebuilt only when redaction changed something
+            a = Attempt(a.number, a.action, a.system, a.state, error, shown, a.confidence, a.latency_ms, a.usage)
+        attempts.append(a)
+    return keep(output), tuple(attempts), private(detail, text) if detail else detail
 
 
 def _answer_output(run: Run, outcome: Answered) -> Any:

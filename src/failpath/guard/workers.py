@@ -56,9 +56,21 @@ class DaemonPool:
 
     def _reset(self) -> None:
         """Forget every worker (in a forked child, whose copies of them do not run)."""
-        self._queue: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0
+        self._closed = False
+
+    def shutdown(self) -> None:
+        """Let every idle worker exit now, and each busy one when its call returns (a stuck call runs on).
+
+        The pool still takes calls afterwards, each on a worker that exits when it is done.
+        """
+        with self._lock:
+            idle, self._idle = self._idle, 0
+            self._closed = True
+        for _ in range(idle):
+            self._queue.put(None)  # wakes one idle worker, which exits
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Job:
         """Run ``fn(arg)`` in a worker thread; wait for it with ``job.wait(timeout)``."""
@@ -78,6 +90,8 @@ class DaemonPool:
     def _work(self) -> None:
         while True:
             job = self._queue.get()
+            if job is None:  # shutdown()
+                return
             if not job.abandoned:
                 try:
                     job.value = job.fn(job.arg)
@@ -86,7 +100,7 @@ class DaemonPool:
             job.done.release()
             del job
             with self._lock:
-                if self._idle >= self._max_idle:
+                if self._closed or self._idle >= self._max_idle:
                     return
                 self._idle += 1
 

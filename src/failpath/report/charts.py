@@ -45,6 +45,7 @@ _LABELS = {
 
 _RC = {
     "svg.fonttype": "none",  # text stays text: small, selectable, no embedded glyph paths
+    "text.parse_math": False,  # labels are plain text: a "$" in a suite or case name is not mathtext
     "font.family": "sans-serif",
     "font.size": 9,
     "axes.spines.top": False,

@@ -39,10 +39,9 @@ def render(result: Any) -> str:
 
 def write(result: Any, path: str | Path) -> Path:
     """Write the HTML report to ``path`` (parent folders created) and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(result), encoding="utf-8")
-    return path
+    from failpath.report.files import write_atomic
+
+    return write_atomic(path, render(result))
 
 
 # --------------------------------------------------------------------------- jinja
@@ -54,6 +53,7 @@ def _environment() -> Any:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
         autoescape=True,  # every value is escaped, whatever the template's name
+        finalize=_isolated,  # a value with right-to-left text or overrides cannot reorder its line
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -181,6 +181,15 @@ def token_table(output: Any, expected: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- the page's data
+
+
+def _isolated(value: Any) -> Any:
+    """Every value the template prints: text (not markup) isolated when it could reorder its neighbours."""
+    if type(value) is str:
+        from failpath.report.bidi import isolate
+
+        return isolate(value)
+    return value
 
 
 def _view(document: Mapping[str, Any]) -> dict[str, Any]:

@@ -76,10 +76,9 @@ def render(result: Any, *, indent: int | None = 2) -> str:
 
 def write(result: Any, path: str | Path) -> Path:
     """Write the JSON report to ``path`` (parent folders created) and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(result) + "\n", encoding="utf-8")
-    return path
+    from failpath.report.files import write_atomic
+
+    return write_atomic(path, render(result) + "\n")
 
 
 # --------------------------------------------------------------------------- derived figures

@@ -20,14 +20,13 @@ reader (a CI step, a browser) never sees half a report.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from failpath.core import ConfigError
+from failpath.report.files import write_atomic
 
 __all__ = ["OUTPUT_FORMATS", "OutputFormat", "output_format", "render_output", "write_atomic", "write_outputs", "needs_rows"]
 
@@ -116,23 +115,6 @@ def render_output(
         terminal.render(document, Console(file=buffer, width=100, no_color=True, force_terminal=False))
         return buffer.getvalue()
     raise ValueError(f"unknown format {fmt.name!r}")
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` (UTF-8, parent folders created) through a temporary file renamed over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-        # mkstemp makes the file private (0600); a report keeps the mode of the file it replaces, else 0644
-        os.chmod(temporary, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_outputs(

@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from failpath.report import wording
+from failpath.report.bidi import isolate
 
 __all__ = ["render", "build", "visible", "difference"]
 
@@ -43,7 +44,8 @@ _OUTCOME_COLUMNS = (
 
 def visible(value: Any, limit: int = 120) -> str:
     """``value`` as one line of plain text: JSON for structures, invisible and control characters escaped
-    (``\\u200b``, ``\\x00``), newlines shown as ``\\n``, cut to ``limit`` characters."""
+    (``\\u200b``, ``\\x00``, the ``\\u202e`` override), newlines shown as ``\\n``, cut to ``limit`` characters;
+    text with right-to-left letters is isolated (U+2068 … U+2069) so it cannot reorder the rest of the line."""
     if isinstance(value, str):
         text = value
     else:
@@ -52,7 +54,7 @@ def visible(value: Any, limit: int = 120) -> str:
         except (TypeError, ValueError):
             text = repr(value)
     if text.isprintable():  # nothing to escape (checked in C): only the cut remains
-        return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+        return isolate(text if len(text) <= limit else text[: max(0, limit - 1)] + "…")
     out: list[str] = []
     for ch in text:
         if ch == "\n":
@@ -69,7 +71,7 @@ def visible(value: Any, limit: int = 120) -> str:
     shown = "".join(out)
     if len(shown) > limit:
         shown = shown[: max(0, limit - 1)] + "…"
-    return shown
+    return isolate(shown)  # right-to-left letters cannot reorder the rest of the line
 
 
 def _t(value: Any, style: str = "", limit: int = 120) -> Text:

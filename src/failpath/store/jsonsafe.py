@@ -9,6 +9,8 @@ fail a write because of an odd value, so :func:`to_json_safe` turns each into pl
 - pydantic models become ``model_dump(mode="json")``; dataclasses become a dict of their fields;
   enums become their value; ``datetime``/``date``/``time`` become ISO 8601 text;
 - ``bytes`` become text (UTF-8, undecodable bytes as ``\\xNN`` escapes);
+- lone surrogates (``"\\ud800"``, which ``json.loads`` accepts) become U+FFFD, so the text can be encoded;
+- integers too long for Python to print (more than 4300 digits) become ``"<integer of about N digits>"``;
 - NaN and infinities become the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``;
 - numpy scalars and arrays become Python numbers and lists;
 - anything else becomes its ``repr`` (and ``"<unrepresentable T>"`` if even that raises);
@@ -26,12 +28,18 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from failpath.core import safe_text
+
 __all__ = ["to_json_safe", "dumps", "MAX_DEPTH"]
 
 #: Containers nested deeper than this are rendered with ``repr`` (this also stops cycles).
 MAX_DEPTH = 64
 
-_EXACT_SCALARS = frozenset({str, int, bool, type(None)})
+_EXACT_SCALARS = frozenset({str, bool, type(None)})
+
+# Python refuses to print an int of more than 4300 digits (sys.int_info.default_max_str_digits); an int
+# of at most this many bits has fewer than 4300 digits.
+_MAX_INT_BITS = 14_000
 
 
 
@@ -58,10 +66,13 @@ _ENCODE = _make_encoder()
 def dumps(value: Any) -> str:
     """``value`` as compact JSON text; never raises (odd values are rendered by :func:`to_json_safe`)."""
     try:
-        return _ENCODE(value)
+        return safe_text(_ENCODE(value))
     except (TypeError, ValueError, RecursionError):
         pass
-    return _ENCODE(to_json_safe(value))
+    try:
+        return safe_text(_ENCODE(to_json_safe(value)))
+    except (TypeError, ValueError, RecursionError):  # nothing left but its repr, as a JSON string
+        return safe_text(_ENCODE(_repr(value)))
 
 
 def to_json_safe(value: Any, _depth: int = 0) -> Any:
@@ -76,6 +87,8 @@ def _render(value: Any, depth: int) -> Any:
     kind = type(value)
     if kind in _EXACT_SCALARS:
         return value
+    if kind is int:
+        return _int(value)
     if kind is float:
         return _float(value)
     if isinstance(value, enum.Enum):
@@ -85,7 +98,7 @@ def _render(value: Any, depth: int) -> Any:
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
-        return int.__index__(value)
+        return _int(int.__index__(value))
     if isinstance(value, float):
         return _float(float(value))
     if depth >= MAX_DEPTH:
@@ -111,6 +124,12 @@ def _render(value: Any, depth: int) -> Any:
     if isinstance(value, complex):
         return str(value)
     return _repr(value)
+
+
+def _int(value: int) -> int | str:
+    if value.bit_length() <= _MAX_INT_BITS:
+        return value
+    return f"<integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
 
 
 def _float(value: float) -> float | str:

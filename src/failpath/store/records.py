@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from failpath.core import Attempt, Ticket, TicketStatus, Trace
+from failpath.core import Attempt, Ticket, TicketStatus, Trace, safe_text
 from failpath.store.jsonsafe import dumps
 
 __all__ = [
@@ -55,10 +55,10 @@ def real(value: Any) -> float | None:
 
 
 def text(value: Any) -> str | None:
-    """A string for a TEXT column, or None."""
+    """A string for a TEXT column, or None; lone surrogates become U+FFFD (no database can store them)."""
     if value is None:
         return None
-    return value if type(value) is str else str(value)
+    return safe_text(value if type(value) is str else str(value))
 
 
 def _loads(text_: str | None) -> Any:

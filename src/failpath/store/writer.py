@@ -202,38 +202,61 @@ class TraceWriter:
         self.error = error
         _log.error("failpath: %d traces could not be written: %r", count, error)
 
-    def _render(self, batch: list[Trace | QueuedTicket]) -> RowBatch:
-        """The rows of the batch; an item that cannot be rendered is given up on its own."""
-        rows = RowBatch()
+    def _render(self, batch: list[Trace | QueuedTicket]) -> list[RowBatch]:
+        """The rows of each item of the batch; an item that cannot be rendered is given up on its own."""
+        parts = []
         for item in batch:
+            rows = RowBatch()
             try:
                 if type(item) is QueuedTicket:
                     rows.tickets.append(ticket_row(item.ticket, item.ticket_id, item.created))
-                    continue
-                row, states = trace_rows(item)
+                else:
+                    row, states = trace_rows(item)
+                    rows.traces.append(row)
+                    rows.states.extend(states)
             except Exception as exc:  # a trace whose fields are not what Trace declares
                 self._give_up(1, exc)
                 continue
-            rows.traces.append(row)
-            rows.states.extend(states)
-        return rows
+            parts.append(rows)
+        return parts
 
     def _write(self, connection: Any, batch: list[Trace | QueuedTicket]) -> None:
-        rows = self._render(batch)
-        if not len(rows):
+        """Write the batch in one transaction; if that fails for a reason other than a transient one,
+        write its items one by one, so only an item the store refuses is lost (never its neighbours)."""
+        parts = self._render(batch)
+        if not parts:
             return
+        rows = RowBatch()
+        for part in parts:
+            rows.traces.extend(part.traces)
+            rows.states.extend(part.states)
+            rows.tickets.extend(part.tickets)
+        error = self._write_with_retries(connection, rows)
+        if error is None:
+            return
+        if len(parts) == 1 or self._is_transient(error):
+            self._give_up(len(rows), error)
+            return
+        for part in parts:  # one item (a value the database cannot take) may have failed the whole batch
+            error = self._write_with_retries(connection, part)
+            if error is not None:
+                self._give_up(len(part), error)
+
+    def _write_with_retries(self, connection: Any, rows: RowBatch) -> Exception | None:
+        """Write ``rows`` in one transaction, trying again after a transient error; the last error, or None."""
         delays = () if self._unreachable else self._retry_delays
         for attempt in range(len(delays) + 1):
             try:
                 self._write_rows(connection, rows)
                 self.written += len(rows)
                 self._unreachable = False
-                return
+                return None
             except Exception as exc:
                 # A transient error (another writer held the lock too long) is worth trying again;
-                # anything else (read-only file, full disk, damaged file) is reported at once.
+                # anything else (read-only file, full disk, damaged file, a value it cannot take) is
+                # reported at once.
                 if not self._is_transient(exc) or attempt == len(delays):
                     self._unreachable = self._is_transient(exc)
-                    self._give_up(len(rows), exc)
-                    return
+                    return exc
                 time.sleep(delays[attempt])
+        return None  # not reached: the last attempt returns

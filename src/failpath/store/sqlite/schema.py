@@ -13,6 +13,7 @@ check) and each migration applied is recorded in the ``schema_version`` table. O
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -155,7 +156,8 @@ def prepare_file(path: Path, busy_timeout: float) -> None:
     if path.is_dir():
         raise StoreError(f"store path {path} is a folder: give the path of a file inside it, e.g. {path / 'failpath.db'}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new store folder is its owner's only
+        _create_private(path)
     except OSError as exc:
         raise StoreError(
             f"cannot create the folder {path.parent} for the store {path}: {exc.strerror or exc}; "
@@ -174,6 +176,15 @@ def prepare_file(path: Path, busy_timeout: float) -> None:
                 f"pass another --store path, or move that file away"
             ) from None
         raise StoreError(f"cannot open the store {path}: {exc}; check the path and its permissions") from None
+
+
+def _create_private(path: Path) -> None:
+    """Create the store file owner-only (0600) if it does not exist: SQLite gives its ``-wal`` and ``-shm``
+    files the database file's mode, so they are private too."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _check_and_migrate(connection: sqlite3.Connection, path: Path) -> None:
