@@ -448,25 +448,14 @@ def check_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
     import sys
 
     from failpath.check.datasets import load_cases
-    from failpath.check.judges import _import_attr, get_judge
+    from failpath.check.judges import get_judge
 
     c = loaded.config
     folders = (str(loaded.base_dir.resolve()), str(Path.cwd()))
     for folder in folders:  # last: a scipy.py beside failpath.toml must not shadow scipy
         if folder not in sys.path:
             sys.path.append(folder)
-    for key in ("system", "policy"):
-        spec = getattr(c, key)
-        if spec is None:
-            continue
-        try:
-            obj = _import_attr(spec, key, folders)
-        except ConfigError as exc:
-            raise loaded.error((key,), spec, str(exc).removeprefix(f"{key} {spec!r}: ")) from exc
-        if key == "system" and not callable(obj):
-            raise loaded.error((key,), spec, f"is a {type(obj).__name__}, not a callable input -> output")
-        if key == "policy" and not callable(getattr(obj, "wrap", None)):
-            raise loaded.error((key,), spec, f"is a {type(obj).__name__}, not a failpath.Policy")
+    _import_system_and_policy(loaded, folders)
     try:
         judge = get_judge(c.judge.name, **c.judge.options)
     except ConfigError as exc:
@@ -518,3 +507,22 @@ def check_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
     if c.store is not None:
         kwargs["store"] = loaded.resolve(c.store)
     return kwargs
+
+
+def _import_system_and_policy(loaded: LoadedConfig, folders: tuple[str, ...]) -> None:
+    """Import the configured system and policy now, so a mistake in either is a ``ConfigError`` naming the key."""
+    from failpath.check.judges import _import_attr
+
+    c = loaded.config
+    for key in ("system", "policy"):
+        spec = getattr(c, key)
+        if spec is None:
+            continue
+        try:
+            obj = _import_attr(spec, key, folders)
+        except ConfigError as exc:
+            raise loaded.error((key,), spec, str(exc).removeprefix(f"{key} {spec!r}: ")) from exc
+        if key == "system" and not callable(obj):
+            raise loaded.error((key,), spec, f"is a {type(obj).__name__}, not a callable input -> output")
+        if key == "policy" and not callable(getattr(obj, "wrap", None)):
+            raise loaded.error((key,), spec, f"is a {type(obj).__name__}, not a failpath.Policy")
