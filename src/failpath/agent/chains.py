@@ -43,20 +43,9 @@ def decide(agent: Any, record: RunRecord, seg: Segment, state: str, why: Any, *,
 def end_with(agent: Any, record: RunRecord, store: Any, seg: Segment, action: Any, state: str, why: Any) -> None:
     """Run a terminal action: raises ``Ended`` when it resolves the run, returns when it could not."""
     trace_id = record.trace_id
-    if isinstance(action, Default):
-        seg.actions.append("default")
-        raise Ended(Defaulted(value=action.value, reason=action.reason, state=state, trace_id=trace_id))
-    if isinstance(action, Abstain):
-        seg.actions.append("abstain")
-        raise Ended(Abstained(reason=action.reason, state=state, trace_id=trace_id))
-    if isinstance(action, ClarifyAction):
-        seg.actions.append("clarify")
-        try:
-            question = action.ask(record.value)
-        except Exception as exc:
-            seg.notes.append(f"clarify: the question function raised {type(exc).__name__}: {exc}")
-            return
-        raise Ended(Clarify(question=question, state=state, trace_id=trace_id))
+    outcome = plain_outcome(action, record.value, state, trace_id, seg.actions, seg.notes)
+    if outcome is not None:
+        raise Ended(outcome)
     if isinstance(action, Escalate):
         seg.actions.append("escalate")
         ticket_id = open_ticket(agent, record, store, seg, action.queue, state, action.deadline, action.default, why)
@@ -67,6 +56,24 @@ def end_with(agent: Any, record: RunRecord, store: Any, seg: Segment, action: An
         seg.actions.append("raise")
         message = f"{agent.policy.name}: {state}" + (f": {why}" if isinstance(why, str) else "")
         raise Ended(None, exception=action.make(message))
+
+
+def plain_outcome(action: Any, value: Any, state: str, trace_id: str, actions: list[str], notes: list[str]) -> Any:
+    """The outcome of an action that needs no store (``Default``, ``Abstain``, ``fp.Clarify``), its name
+    added to ``actions``; None for any other action, or when the question function raised (noted)."""
+    if isinstance(action, Default):
+        actions.append("default")
+        return Defaulted(value=action.value, reason=action.reason, state=state, trace_id=trace_id)
+    if isinstance(action, Abstain):
+        actions.append("abstain")
+        return Abstained(reason=action.reason, state=state, trace_id=trace_id)
+    if isinstance(action, ClarifyAction):
+        actions.append("clarify")
+        try:
+            return Clarify(question=action.ask(value), state=state, trace_id=trace_id)
+        except Exception as exc:
+            notes.append(f"clarify: the question function raised {type(exc).__name__}: {exc}")
+    return None
 
 
 def last_resort(record: RunRecord, seg: Segment, state: str) -> None:

@@ -25,15 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from failpath.agent.actions import Block, FeedBack, RequireApproval, Withhold
+from failpath.agent.chains import plain_outcome
 from failpath.agent.record import RunRecord
 from failpath.agent.segment import TERMINAL as _TERMINAL, Segment as _Segment, agent_rules as _agent_rules
 from failpath.agent.tracing import build_run_trace, step_entry
 from failpath.core import (
     Abstained,
     Answered,
-    Clarify,
     ConfigError,
-    Defaulted,
     Escalated,
     Outcome,
     PolicyError,
@@ -41,7 +40,7 @@ from failpath.core import (
     Ticket,
     is_transient_status,
 )
-from failpath.guard.actions import Abstain, ClarifyAction, Default, Escalate, Raise, Retry
+from failpath.guard.actions import Escalate, Raise, Retry
 from failpath.guard.rules import Budget
 from failpath.guard.text import canonical_text, jsonable, preview
 from failpath.guard.trace_ids import next_trace_id
@@ -152,20 +151,9 @@ class GuardedPydanticAgent:
     def _terminal(self, record: RunRecord, action: Any, state: str, why: Any) -> None:
         """Raise ``_Stop`` with the outcome of an action that ends the run; return when it cannot."""
         trace_id = record.trace_id
-        if isinstance(action, Default):
-            record.actions.append("default")
-            raise _Stop(Defaulted(value=action.value, reason=action.reason, state=state, trace_id=trace_id))
-        if isinstance(action, Abstain):
-            record.actions.append("abstain")
-            raise _Stop(Abstained(reason=action.reason, state=state, trace_id=trace_id))
-        if isinstance(action, ClarifyAction):
-            record.actions.append("clarify")
-            try:
-                question = action.ask(record.value)
-            except Exception as exc:
-                record.notes.append(f"clarify: the question function raised {type(exc).__name__}: {exc}")
-                return
-            raise _Stop(Clarify(question=question, state=state, trace_id=trace_id))
+        outcome = plain_outcome(action, record.value, state, trace_id, record.actions, record.notes)
+        if outcome is not None:
+            raise _Stop(outcome)
         if isinstance(action, (Escalate, RequireApproval)):
             record.actions.append(action.name)
             default = action.default.name if isinstance(action, RequireApproval) else action.default
