@@ -13,6 +13,7 @@ from failpath.llm._common import (
     check_confidence_method,
     check_params,
     check_schema,
+    feedback_messages,
     logprob_confidence,
     parse_output,
     prediction,
@@ -103,11 +104,12 @@ def openai(
 
     definitions = None if tools is None else openai_tools(tool_definitions(tools, adapter=_ADAPTER))
 
-    def prepare(value: Any) -> dict[str, Any]:
+    def prepare(value: Any, feedback: Any = None) -> dict[str, Any]:
         if definitions is not None:
             messages = openai_messages(render_input(value, template), adapter=_ADAPTER)
         else:
             messages = to_messages(render_input(value, template), adapter=_ADAPTER)
+        messages.extend(feedback_messages(feedback))
         if system_text:
             messages.insert(0, {"role": "system", "content": system_text})
         kwargs: dict[str, Any] = {"model": model, "messages": messages}
