@@ -265,3 +265,15 @@ def test_litellms_own_schema_validation_error_is_an_output_rejected():
     mapped = map_litellm_error(error, litellm_sdk, timeout=None)
     assert isinstance(mapped, fp.OutputRejected) and mapped.raw == '{"category": 3}'
     assert map_litellm_error(ValueError("a bug"), litellm_sdk, timeout=None) is None  # not the provider's doing: propagates
+
+
+def test_the_readme_litellm_lines_build_systems():
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### LiteLLM", 1)[1].split("###", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    namespace = {"fp": fp, "TicketLabel": Ticket}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own documentation; builds, sends nothing
+    assert namespace["classify"].name == "litellm:anthropic/claude-haiku-4-5" and namespace["classify"].schema is Ticket
+    assert namespace["local"].is_async and namespace["local"].request("hi")["api_base"] == "http://127.0.0.1:8000/v1"

@@ -4,6 +4,9 @@ first and corrects itself once the request tells it what was wrong.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 import failpath as fp
@@ -132,3 +135,17 @@ def test_stored_feedback_is_redacted(provider, openai_client, tmp_path):
         stored = store.get_trace(trace.trace_id)
     message = stored.detail["feedback"][0]["message"]
     assert "not valid JSON" in message and "<email>" in message and "jane.doe@example.com" not in message
+
+
+def test_the_readme_reask_policy_builds_and_reasks(provider, openai_client):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Re-ask: let the model correct itself", 1)[1].split("###", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    namespace = {"fp": fp}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    policy = namespace["policy"]
+    provider.set_responder("openai", lambda r: openai_completion(TICKET_JSON if told_about_json(r.body["messages"]) else SLOPPY, logprobs=0.0))
+    system = fp.llm.openai(openai_client, model="gpt-4o-mini", schema=Ticket, logprobs=True)
+    outcome, trace = fp.Policy(policy.name, policy.rules, store=False).wrap(system).call_traced("charged twice")
+    assert outcome.value.category == "billing" and trace.actions == ("reask",)
+    assert [a.name for a in policy.rules[0].actions] == ["reask", "abstain"]
