@@ -263,3 +263,27 @@ def test_the_check_runs_reasks_and_records_them(tmp_path):
     clean = [r for r in reasked if r["suite"] == "clean"]
     assert clean and all(r["outcome"] == "answered" and r["correct"] for r in clean)
     assert all(r["raw_output"] == "?" for r in clean)  # the raw system, called once, still answers "?"
+
+
+def test_an_agent_refuses_a_reask_and_names_what_to_use():
+    policy = fp.Policy("p", rules(fp.on(fp.InvalidOutput()).do(fp.Reask(1), fp.Abstain("no"))), store=False)
+    with pytest.raises(fp.PolicyError, match=r"rule 1 on invalid_output: Reask\(1\) re-asks a guarded system; in an agent, use FeedBack"):
+        fp.Agent(policy, model=lambda messages: "x")
+
+
+async def test_the_check_reasks_an_async_system(tmp_path):
+    from test_check_toy import full_policy
+
+    class AsyncToy:
+        async def __call__(self, text, feedback=None):
+            return ToyWithFeedback()(text, feedback)
+
+    policy = fp.Policy("toy-reask", [
+        fp.on(fp.LowConfidence(below=0.5)).do(fp.Reask(1), fp.Abstain("unsure")) if r.state.name == "low_confidence" else r
+        for r in full_policy().rules
+    ], store=False)
+    result = await asyncio.to_thread(fp.check, **toy_kwargs(tmp_path, system=AsyncToy(), policy=policy, suites=[REALISTIC]))
+    with open_store(tmp_path / "store.db") as store:
+        rows = [r["data"] for r in store.results(result.run_id)]
+    clean = [r for r in rows if "reask" in r["actions"] and r["suite"] == "clean"]
+    assert clean and all(r["outcome"] == "answered" and r["correct"] for r in clean)
