@@ -287,3 +287,22 @@ async def test_the_check_reasks_an_async_system(tmp_path):
         rows = [r["data"] for r in store.results(result.run_id)]
     clean = [r for r in rows if "reask" in r["actions"] and r["suite"] == "clean"]
     assert clean and all(r["outcome"] == "answered" and r["correct"] for r in clean)
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+def test_samples_after_a_reask_are_drawn_with_its_feedback(is_async):
+    system = Corrects()
+    target = system
+    if is_async:
+        async def target(text, feedback=None):
+            return system(text, feedback)
+
+    policy = fp.Policy("t", rules(
+        fp.on(fp.InvalidOutput(validator=is_dict)).do(fp.Reask(1), fp.Abstain("no")),
+        fp.on(fp.Inconsistent(samples=3)).do(fp.Abstain("disagree")),
+    ), store=False)
+    guarded = policy.wrap(target)
+    outcome, trace = asyncio.run(guarded.call_traced("q")) if is_async else guarded.call_traced("q")
+    assert outcome.value == {"city": "Springfield"}, trace
+    assert [a.action for a in trace.attempts] == ["call", "reask", "sample", "sample"]
+    assert system.feedback[0] is None and all(f is not None for f in system.feedback[1:])

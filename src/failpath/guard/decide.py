@@ -96,6 +96,7 @@ def steps(run: Run, route: Any) -> Generator[Step, Any, Resolution]:
                     run.degraded = True
                 if feedback is not None:
                     _record_feedback(run, feedback)
+                run.asking = feedback
                 result = yield run.call_step(feedback=feedback)
                 route = yield from _judge(run, result, action.name)
                 break
@@ -306,7 +307,7 @@ def _sampled(run: Run) -> Generator[Step, Any, Route | None]:
     if blocked is not None:
         return run.budget_route(f"{blocked}; cannot draw {detector.samples - 1} more samples")
     run.actions.append("sample")
-    samples = yield run.call_step(detector.samples - 1)
+    samples = yield run.call_step(detector.samples - 1, run.asking)  # after a re-ask, samples of the corrected request
     votes = [(_vote(run, detector, run.answer), run.answer, run.answer_confidence, run.answer_output)]
     for sample in samples:
         votes.append(_sample(run, detector, sample))

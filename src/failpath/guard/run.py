@@ -49,6 +49,7 @@ class Run:
     decided: str | None = None
     ticket_id: str | None = None
     feedback: Any = None  # the latest fp.Feedback a re-ask sent
+    asking: Any = None  # the fp.Feedback of the call being read (its samples are drawn with it), or None
 
     def __init__(self, table: PolicyTable, system: Any, system_name: str, system_async: bool, value: Any, store: StoreHandle):
         self.table = table
