@@ -45,7 +45,7 @@ class Retry(Action):
     ``max_wait``, the retry is skipped and the chain moves on. A provider error whose status a retry
     cannot fix (``ProviderFailure.status`` for which ``core.is_transient_status`` is False: 400, 401, 404, ...) is
     not retried either. A wait that would run past the policy's deadline ends in ``budget_exceeded``
-    instead.
+    instead. ``Retry`` sends the same input again; ``Reask`` also tells the system what was wrong.
     """
 
     name = "retry"
