@@ -306,3 +306,19 @@ def test_samples_after_a_reask_are_drawn_with_its_feedback(is_async):
     assert outcome.value == {"city": "Springfield"}, trace
     assert [a.action for a in trace.attempts] == ["call", "reask", "sample", "sample"]
     assert system.feedback[0] is None and all(f is not None for f in system.feedback[1:])
+
+
+def test_the_check_refuses_a_reask_its_system_cannot_take_before_any_call(tmp_path):
+    from test_check_toy import ToySystem
+
+    calls = []
+
+    class Counting(ToySystem):
+        def __call__(self, text):
+            calls.append(text)
+            return super().__call__(text)
+
+    policy = fp.Policy("r", rules(fp.on(fp.InvalidOutput()).do(fp.Reask(1), fp.Abstain("no"))), store=False)
+    with pytest.raises(fp.PolicyError, match=r"Reask\(1\) calls Counting again .* takes no feedback keyword argument"):
+        fp.check(**toy_kwargs(tmp_path, system=Counting(), policy=policy))
+    assert calls == []
