@@ -19,6 +19,7 @@ __all__ = [
     "AGENT_STATES",
     "Prediction",
     "Case",
+    "Feedback",
     "Outcome",
     "Answered",
     "Clarify",
@@ -96,6 +97,30 @@ class Case:
     input: Any
     expected: Any
     tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """What was wrong with a system's previous answer, handed to the system when ``fp.Reask`` calls it again.
+
+    A system that can correct itself takes it as a keyword argument, ``system(input, feedback=...)``
+    (the LLM adapters do: they send the previous answer back as the assistant's turn and ``message`` as
+    the user's). ``state`` is the failure state found on the answer (``invalid_output``,
+    ``low_confidence``, ...), ``problem`` what the detector or the system said was wrong (the validation
+    error, the refusal, the truncation), ``answer`` the previous answer as the system gave it (``None``
+    when it gave none, as with a refusal without text), ``message`` the instruction written for the
+    model, and ``earlier`` the feedback of the earlier re-asks of the same call, oldest first.
+    """
+
+    state: str
+    problem: str
+    answer: Any = None
+    message: str = ""
+    earlier: tuple[Feedback, ...] = ()
+
+    def turns(self) -> tuple[Feedback, ...]:
+        """Every re-ask of this call so far, oldest first, this one last."""
+        return (*self.earlier, self)
 
 
 # --------------------------------------------------------------------------- outcomes

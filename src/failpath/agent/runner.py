@@ -26,7 +26,7 @@ from failpath.agent.tools import Tool, tool_table
 from failpath.agent.toolstep import tool_step
 from failpath.agent.tracing import build_run_trace
 from failpath.core import AGENT_STATES, Abstained, Escalated, Outcome, PolicyError, StoreError
-from failpath.guard.actions import Fallback, Retry
+from failpath.guard.actions import Fallback, Reask, Retry
 from failpath.guard.lint import Finding, LintResult
 from failpath.guard.rules import Budget
 from failpath.guard.text import jsonable
@@ -256,6 +256,11 @@ class Agent:
                 continue
             for _, index in rules:
                 for action in self.policy.rules[index].actions:
+                    if isinstance(action, Reask):
+                        raise PolicyError(
+                            f"Policy({self.policy.name!r}), rule {index + 1} on {state_name}: {action!r} re-asks a guarded system; "
+                            "in an agent, use FeedBack (the model reads the problem at its next step) or Retry"
+                        )
                     if isinstance(action, TERMINAL) or isinstance(action, allowed):
                         continue
                     raise PolicyError(

@@ -1,7 +1,7 @@
 """The guard: wrap a model call so every call ends in one typed outcome and leaves one trace.
 
 A :class:`Policy` maps failure states (detectors such as :class:`Timeout` or :class:`LowConfidence`) to
-chains of actions (:class:`Retry`, :class:`Fallback`, ``fp.Clarify``, :class:`Escalate`, :class:`Abstain`,
+chains of actions (:class:`Retry`, :class:`Reask`, :class:`Fallback`, ``fp.Clarify``, :class:`Escalate`, :class:`Abstain`,
 :class:`Default`, :class:`Raise`). ``policy.wrap(system)`` or ``@policy.guard`` gives the guarded system.
 
 This package imports only the standard library and ``failpath.core``; pydantic, tenacity and the store
@@ -10,7 +10,7 @@ are imported when a policy first needs them, scikit-learn when an ``NgramScorer`
 
 from __future__ import annotations
 
-from failpath.guard.actions import Abstain, Action, ClarifyAction, Default, Escalate, Fallback, Raise, Retry
+from failpath.guard.actions import Abstain, Action, ClarifyAction, Default, Escalate, Fallback, Raise, Reask, Retry
 from failpath.guard.anomaly import InputScorer, ProfileScorer, ToleratedReference, tolerated_reference
 from failpath.guard.engine import AsyncGuardedSystem, GuardedSystem
 from failpath.guard.input_states import AnomalousInput, EmptyInput, InjectionSuspected
@@ -49,6 +49,7 @@ __all__ = [
     "State",
     "Action",
     "Retry",
+    "Reask",
     "Fallback",
     "ClarifyAction",
     "Escalate",

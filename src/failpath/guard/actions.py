@@ -1,6 +1,6 @@
 """Actions: what a rule does in its failure state. A rule's actions form a chain.
 
-``Retry`` and ``Fallback`` call a system again; if that call fails, the failure is handled by the rule of
+``Retry``, ``Reask`` and ``Fallback`` call a system again; if that call fails, the failure is handled by the rule of
 its own state (a rule that has already used an action never uses it twice). The other actions end the
 call: ``Clarify`` (the outcome class ``fp.Clarify`` used as an action), ``Escalate``, ``Abstain``,
 ``Default`` and ``Raise``. An action that cannot resolve the call (an ``Escalate`` with no store to put
@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from failpath.core import Clarify, PolicyError
 
-__all__ = ["Action", "Retry", "Fallback", "ClarifyAction", "Escalate", "Abstain", "Default", "Raise", "as_action"]
+__all__ = ["Action", "Retry", "Reask", "Fallback", "ClarifyAction", "Escalate", "Abstain", "Default", "Raise", "as_action"]
 
 
 class Action:
@@ -45,7 +45,7 @@ class Retry(Action):
     ``max_wait``, the retry is skipped and the chain moves on. A provider error whose status a retry
     cannot fix (``ProviderFailure.status`` for which ``core.is_transient_status`` is False: 400, 401, 404, ...) is
     not retried either. A wait that would run past the policy's deadline ends in ``budget_exceeded``
-    instead.
+    instead. ``Retry`` sends the same input again; ``Reask`` also tells the system what was wrong.
     """
 
     name = "retry"
@@ -92,6 +92,77 @@ class Retry(Action):
     def __repr__(self) -> str:
         extra = "" if not self.backoff else f", backoff={getattr(self.backoff, '__name__', self.backoff)!r}" if callable(self.backoff) else f", backoff={self.backoff:g}"
         return f"Retry({self.times}{extra})"
+
+
+_REASK_MESSAGES = {
+    "invalid_output": "Your previous answer could not be used: {problem}\nAnswer the same request again, correcting this.",
+    "low_confidence": "Your previous answer was not certain enough ({problem}).\nReconsider the request and answer it again.",
+    "inconsistent": "Your answers to this request disagreed ({problem}).\nReconsider it carefully and give one answer.",
+}
+_REASK_OTHER = "Your previous answer was flagged as {state}: {problem}\nAnswer the same request again, correcting this."
+
+
+class Reask(Retry):
+    """Call the same system again, up to ``times`` more times, telling it what was wrong with its answer.
+
+    The system receives an ``fp.Feedback`` as a keyword argument: ``system(input, feedback=...)``, with
+    the failure state, the problem (the validation error, the refusal, the truncation, the low
+    confidence), its previous answer and ``message``, the instruction for the model. The LLM adapters
+    (``fp.llm.openai``, ``fp.llm.anthropic``, ``fp.llm.litellm``) send the previous answer back as the
+    assistant's turn and the message as the user's, as Instructor and pydantic-ai re-ask. A plain
+    system takes part by accepting a ``feedback`` keyword (``def parse(text, feedback=None)``);
+    ``policy.wrap`` refuses a system that cannot take it.
+
+    ``message`` replaces the default instruction: a format string with ``{state}`` and ``{problem}``.
+    ``backoff``, ``jitter`` and ``max_wait`` are ``Retry``'s. A re-ask needs an answer to correct: on a
+    timeout or a provider error (no answer came back) it is skipped with a note and the chain moves on
+    (``policy.lint()`` warns); use ``Retry`` there. Traces record each re-ask as an attempt with the
+    action ``reask``, and the messages sent in ``detail["feedback"]`` (redacted like every other text
+    unless ``store_raw_inputs=True``).
+    """
+
+    name = "reask"
+
+    def __init__(
+        self, times: int = 1, backoff: float | Any = 0.0, *, message: str | None = None, jitter: float = 0.0, max_wait: float = 30.0
+    ):
+        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+            raise _error(f"Reask({times!r})", f"times must be an integer of at least 1, got {times!r}")
+        super().__init__(times, backoff, jitter=jitter, max_wait=max_wait)
+        if message is not None:
+            if not isinstance(message, str) or not message.strip():
+                raise _error(f"Reask({times}, message={message!r})", "message must be non-empty text, a format string with {state} and {problem}")
+            try:
+                message.format(state="invalid_output", problem="the answer is not valid JSON")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise _error(
+                    f"Reask({times}, message={message!r})",
+                    f"message is a format string whose only fields are {{state}} and {{problem}} ({type(exc).__name__}: {exc}); "
+                    "double a literal brace: {{ }}",
+                ) from None
+        self.message = message
+
+    def instruction(self, state: str, problem: str) -> str:
+        """The message for the model when the answer was found in ``state`` because of ``problem``."""
+        template = self.message or _REASK_MESSAGES.get(state, _REASK_OTHER)
+        return template.format(state=state, problem=problem)
+
+    def __repr__(self) -> str:
+        return "Re" + super().__repr__().replace("Retry(", "ask(", 1)
+
+
+def takes_feedback(system: Any) -> bool:
+    """True when ``system`` accepts a ``feedback`` keyword argument (``fp.Reask`` calls it with one)."""
+    try:
+        parameters = inspect.signature(system).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    for parameter in parameters:
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            return True
+        if parameter.name == "feedback" and parameter.kind is not inspect.Parameter.POSITIONAL_ONLY:
+            return True
+    return False
 
 
 class Fallback(Action):
@@ -245,4 +316,4 @@ def as_action(value: Any, where: str) -> Action:
         return ClarifyAction(value.question)
     if isinstance(value, type) and (issubclass(value, Action) or value is Clarify):
         raise _error(where, f"{value.__name__} is a class; build it, e.g. fp.{value.__name__ if value is not ClarifyAction else 'Clarify'}(...)")
-    raise _error(where, f"{value!r} is not an action; use fp.Retry, fp.Fallback, fp.Clarify, fp.Escalate, fp.Abstain, fp.Default or fp.Raise")
+    raise _error(where, f"{value!r} is not an action; use fp.Retry, fp.Reask, fp.Fallback, fp.Clarify, fp.Escalate, fp.Abstain, fp.Default or fp.Raise")

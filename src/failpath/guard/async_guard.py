@@ -87,7 +87,7 @@ class AsyncGuardedSystem(GuardedBase):
 async def _call_async(step: CallStep, input: Any) -> CallResult:
     """One call of ``step.system``: awaited (cancelled at its time limit), or called inline when it is sync."""
     started = _perf()
-    system = step.system
+    system = step.bound()
     if not step.is_async:  # a sync fallback under an async guard: called inline
         try:
             value = system(input)

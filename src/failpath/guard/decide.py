@@ -16,8 +16,8 @@ import types
 from collections.abc import Generator
 from typing import Any
 
-from failpath.core import Prediction, ProviderFailure, is_transient_status, is_valid_confidence, real_number
-from failpath.guard.actions import Fallback, Retry
+from failpath.core import Feedback, OutputRejected, Prediction, ProviderFailure, is_transient_status, is_valid_confidence, real_number
+from failpath.guard.actions import Fallback, Reask, Retry, takes_feedback
 from failpath.guard.resolve import answered, last_resort, resolve
 from failpath.guard.run import Run
 from failpath.guard.states import LowConfidence, State, basic_output_problem
@@ -73,6 +73,11 @@ def steps(run: Run, route: Any) -> Generator[Step, Any, Resolution]:
                 name, index, why, input_side = run.record(("unexpected", table.unexpected_index, why, input_side))
                 continue
             if isinstance(action, (Retry, Fallback)):
+                feedback = None
+                if isinstance(action, Reask):
+                    feedback = _feedback(run, action, name, why, index, input_side)
+                    if feedback is None:
+                        continue  # nothing to correct, or a system that cannot take feedback (noted)
                 wait = _may_call_again(run, action, name, index, input_side)
                 if wait is None:
                     continue  # this action is skipped (noted): the chain moves on
@@ -80,7 +85,7 @@ def steps(run: Run, route: Any) -> Generator[Step, Any, Resolution]:
                     name, index, why, input_side = run.record(wait)
                     continue
                 if isinstance(action, Retry):
-                    run.actions.append("retry")
+                    run.actions.append(action.name)
                     if wait > 0:
                         yield SleepStep(wait)
                 else:
@@ -89,7 +94,10 @@ def steps(run: Run, route: Any) -> Generator[Step, Any, Resolution]:
                     run.system_name = action.system_name
                     run.system_async = action.is_async
                     run.degraded = True
-                result = yield run.call_step()
+                if feedback is not None:
+                    _record_feedback(run, feedback)
+                run.asking = feedback
+                result = yield run.call_step(feedback=feedback)
                 route = yield from _judge(run, result, action.name)
                 break
             resolution = resolve(run, action, name)
@@ -134,6 +142,43 @@ def _may_call_again(run: Run, action: Retry | Fallback, name: str, index: int, i
     if wait > 0 and deadline is not None and _perf() - run.start + wait >= deadline:
         return run.budget_route(f"waiting {wait:.3g}s to retry would pass the deadline of {deadline:g}s")
     return wait
+
+
+def _feedback(run: Run, action: Reask, name: str, why: Any, index: int, input_side: bool) -> Feedback | None:
+    """What a re-ask tells the system about its answer; None (noted, the rule's ``Reask`` used up) when there
+    is no answer to correct (an input refused, a timeout, a provider error) or the system takes no feedback."""
+    error = run.last_error
+    if input_side or name in ("timeout", "budget_exceeded") or (
+        error is not None and not isinstance(error, OutputRejected) and name != "invalid_output"
+    ):
+        run.skip_rest(index)
+        run.note(f"reask skipped on {name}: no answer came back to correct; use Retry for this state")
+        return None
+    if not takes_feedback(run.system):
+        run.skip_rest(index)
+        run.note(f"reask skipped: {run.system_name} takes no feedback= keyword argument")
+        return None
+    if error is not None:
+        answer = getattr(error, "raw", None)
+        try:
+            problem = str(error) or describe_error(error)
+        except Exception:
+            problem = describe_error(error)
+    else:
+        answer = None if run.last_raw is NO_VOTE else run.last_raw
+        problem = why if isinstance(why, str) else safe_repr(why)
+    earlier = run.feedback.turns() if run.feedback is not None else ()
+    return Feedback(name, problem, answer, action.instruction(name, problem), earlier)
+
+
+def _record_feedback(run: Run, feedback: Feedback) -> None:
+    """Keep the re-ask's message in the trace's detail, with the number of the attempt it goes with."""
+    run.feedback = feedback
+    sent = run.detail.get("feedback") if run.detail is not None else None
+    if sent is None:
+        sent = []
+        run.set_detail("feedback", sent)
+    sent.append({"attempt": len(run.attempts) + 1, "state": feedback.state, "message": feedback.message})
 
 
 def _judge(run: Run, result: CallResult, action: str) -> Generator[Step, Any, Route | None]:
@@ -262,7 +307,7 @@ def _sampled(run: Run) -> Generator[Step, Any, Route | None]:
     if blocked is not None:
         return run.budget_route(f"{blocked}; cannot draw {detector.samples - 1} more samples")
     run.actions.append("sample")
-    samples = yield run.call_step(detector.samples - 1)
+    samples = yield run.call_step(detector.samples - 1, run.asking)  # after a re-ask, samples of the corrected request
     votes = [(_vote(run, detector, run.answer), run.answer, run.answer_confidence, run.answer_output)]
     for sample in samples:
         votes.append(_sample(run, detector, sample))

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from failpath.core import PolicyError
-from failpath.guard.actions import _is_async
+from failpath.guard.actions import Fallback, Reask, _is_async, takes_feedback
 from failpath.guard.async_guard import AsyncGuardedSystem
 from failpath.guard.guarded import GuardedBase, GuardPolicy, system_name
 from failpath.guard.stores import StoreHandle
@@ -34,6 +34,7 @@ def make_guarded(policy: GuardPolicy, system: Callable[[Any], Any], *, name: str
         raise PolicyError(f"{system!r} is guarded already; wrap the original system (guarded.system)")
     if not callable(system):
         raise PolicyError(f"policy {policy.name!r}: cannot guard {system!r}; give a callable input -> output")
+    _check_feedback(policy, system, name)
     if _is_async(system):
         return AsyncGuardedSystem(policy, system, name=name, store=store)
     for fallback in policy.table.fallbacks():
@@ -43,3 +44,19 @@ def make_guarded(policy: GuardPolicy, system: Callable[[Any], Any], *, name: str
                 "a sync guarded system can only fall back to a sync system"
             )
     return GuardedSystem(policy, system, name=name, store=store)
+
+
+def _check_feedback(policy: GuardPolicy, system: Callable[[Any], Any], name: str | None) -> None:
+    """Refuse a policy whose ``Reask`` would call a system (the primary, or the fallback before it in its
+    chain) that takes no ``feedback`` keyword: the re-ask could never run."""
+    for number, rule in enumerate(policy.table.rules, start=1):
+        current, current_name = system, system_name(system, name)
+        for action in rule.actions:
+            if isinstance(action, Fallback):
+                current, current_name = action.system, action.system_name
+            elif isinstance(action, Reask) and not takes_feedback(current):
+                raise PolicyError(
+                    f"policy {policy.name!r}, rule {number} on {rule.state.name}: {action!r} calls {current_name} again "
+                    "with feedback=fp.Feedback(...), but it takes no feedback keyword argument; "
+                    "add one (def system(input, feedback=None)), or use fp.Retry to call it again unchanged"
+                )

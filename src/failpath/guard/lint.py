@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from failpath.core import STATES
-from failpath.guard.actions import ClarifyAction, Escalate, Fallback, Retry
+from failpath.guard.actions import ClarifyAction, Escalate, Fallback, Reask, Retry
 from failpath.guard.states import Timeout
 from failpath.guard.table import PolicyTable
 
@@ -26,7 +26,7 @@ class Finding:
     """One thing lint found.
 
     ``code`` is stable (``unhandled-state``, ``shadowed-rule``, ``unreachable-action``,
-    ``chain-not-terminal``, ``retry-never-runs``, ``rule-never-fires``, ``escalate-without-store``,
+    ``chain-not-terminal``, ``retry-never-runs``, ``reask-without-answer``, ``rule-never-fires``, ``escalate-without-store``,
     ``timeout-without-after``, ``waived-state``, ``state-cannot-happen``, ``unexpected-unreachable``); ``rule`` is the rule's 1-based number when the finding is
     about one rule; ``state`` the failure state concerned.
     """
@@ -204,6 +204,14 @@ def _lint_chain(store_disabled: bool, number: int, rule: Any, label: str, findin
             if state.name == "budget_exceeded":
                 findings.append(
                     Finding("retry-never-runs", "warning", f"{action!r} on budget_exceeded never runs: the budget for more calls is spent", rule=number, state=state.name)
+                )
+            elif isinstance(action, Reask) and state.name in ("timeout", "provider_error"):
+                findings.append(
+                    Finding(
+                        "reask-without-answer", "warning",
+                        f"{action!r} on {state.name} never runs: no answer comes back to correct, so the re-ask is skipped; use fp.Retry",
+                        rule=number, state=state.name,
+                    )
                 )
             continue
         rest = rule.actions[k + 1 :]

@@ -48,6 +48,8 @@ class Run:
     answer_output: Any = None  # the JSON-safe rendering of ``answer``, once made
     decided: str | None = None
     ticket_id: str | None = None
+    feedback: Any = None  # the latest fp.Feedback a re-ask sent
+    asking: Any = None  # the fp.Feedback of the call being read (its samples are drawn with it), or None
 
     def __init__(self, table: PolicyTable, system: Any, system_name: str, system_async: bool, value: Any, store: StoreHandle):
         self.table = table
@@ -65,8 +67,9 @@ class Run:
         self.actions: list[str] = []
         self.last_raw: Any = NO_VOTE  # the latest call's value as the system returned it
 
-    def call_step(self, count: int | None = None) -> CallStep:
-        """The step that calls the current system (``count`` calls for samples), under the time left."""
+    def call_step(self, count: int | None = None, feedback: Any = None) -> CallStep:
+        """The step that calls the current system (``count`` calls for samples; with ``feedback`` for a
+        re-ask), under the time left."""
         table = self.table
         limit = table.timeout_after
         is_deadline = False
@@ -74,7 +77,7 @@ class Run:
             remaining = max(table.deadline - (_perf() - self.start), 1e-3)
             if limit is None or remaining < limit:
                 limit, is_deadline = remaining, True
-        return CallStep(self.system, self.system_async, limit, is_deadline, count)
+        return CallStep(self.system, self.system_async, limit, is_deadline, count, feedback)
 
     # ------------------------------------------------------------------ attempts
     def add_attempt(

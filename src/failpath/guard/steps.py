@@ -7,6 +7,7 @@ draws several samples). When the machine has decided, it returns a :class:`Resol
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -21,6 +22,7 @@ class CallStep:
 
     ``limit_is_deadline``: the limit is what is left of the policy's deadline, not the ``Timeout`` rule's.
     ``count`` None: one call, its ``CallResult`` is sent back; an integer: that many calls, a list is sent back.
+    ``feedback``: an ``fp.Feedback`` to pass as ``system(input, feedback=...)`` (a re-ask), or None.
     """
 
     system: Any
@@ -28,6 +30,13 @@ class CallStep:
     limit: float | None
     limit_is_deadline: bool
     count: int | None = None
+    feedback: Any = None
+
+    def bound(self) -> Any:
+        """What to call with the input alone: ``system``, or ``system`` with ``feedback=`` bound for a re-ask."""
+        if self.feedback is None:
+            return self.system
+        return functools.partial(self.system, feedback=self.feedback)
 
 
 @dataclass(frozen=True, slots=True)

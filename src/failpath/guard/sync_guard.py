@@ -82,9 +82,9 @@ class GuardedSystem(GuardedBase):
     def _call(self, step: CallStep, input: Any) -> CallResult:
         """One call of ``step.system``: in a worker thread when it has a time limit, else directly."""
         if step.limit is None or self._pool is None:
-            return _call_direct(step.system, input)
+            return _call_direct(step.bound(), input)
         started = _perf()
-        job = self._pool.submit(step.system, input)
+        job = self._pool.submit(step.bound(), input)
         if not job.wait(step.limit):
             return CallResult(None, None, (_perf() - started) * 1000.0, True, step.limit, step.limit_is_deadline)
         error = job.error

@@ -143,5 +143,5 @@ def _add_resolving_attempt(run: Run) -> None:
     """Record the action that ended the call (not a call itself) as the last attempt."""
     if run.actions and run.decided is not None:
         last = run.actions[-1]
-        if last not in ("retry", "fallback", "sample"):
+        if last not in ("retry", "reask", "fallback", "sample"):
             run.attempts.append(Attempt(len(run.attempts) + 1, last, None, run.decided, None, None, None, 0.0, {}))

@@ -11,6 +11,7 @@ from failpath.llm._common import (
     Template,
     check_params,
     check_schema,
+    feedback_messages,
     json_schema_of,
     parse_output,
     prediction,
@@ -108,13 +109,15 @@ def anthropic(
 
     definitions = None if tools is None else anthropic_tools(tool_definitions(tools, adapter=_ADAPTER))
 
-    def prepare(value: Any) -> dict[str, Any]:
+    def prepare(value: Any, feedback: Any = None) -> dict[str, Any]:
         if definitions is not None:
             system_parts, messages = anthropic_messages(render_input(value, template), adapter=_ADAPTER)
+            messages.extend(feedback_messages(feedback))
         else:
             messages = to_messages(render_input(value, template), adapter=_ADAPTER)
             system_parts = [m["content"] for m in messages if m["role"] == "system"]
             messages = [m for m in messages if m["role"] != "system"]
+        messages.extend(feedback_messages(feedback))
         if not messages:
             raise TypeError(f"{_ADAPTER}: the messages hold only system messages; add a user message")
         if system_text:

@@ -96,6 +96,37 @@ def to_messages(value: Any, *, adapter: str) -> Messages:
     )
 
 
+def answer_text(answer: Any) -> str:
+    """A previous answer as the text the model would have written: text as is, a schema instance as JSON."""
+    if answer is None:
+        return ""
+    if isinstance(answer, str):
+        return answer
+    from pydantic import TypeAdapter
+
+    try:
+        return TypeAdapter(type(answer)).dump_json(answer).decode()
+    except Exception:
+        try:
+            return json.dumps(answer, ensure_ascii=False, default=str)
+        except Exception:
+            return repr(answer)
+
+
+def feedback_messages(feedback: Any) -> Messages:
+    """The turns a re-ask appends to the conversation: for each re-ask so far, the model's previous answer
+    (as the assistant; left out when it gave no text) and what was wrong with it (as the user)."""
+    if feedback is None:
+        return []
+    messages: Messages = []
+    for turn in feedback.turns():
+        text = answer_text(turn.answer)
+        if text.strip():
+            messages.append({"role": "assistant", "content": text})
+        messages.append({"role": "user", "content": turn.message or turn.problem})
+    return messages
+
+
 # --------------------------------------------------------------------------- schema
 
 

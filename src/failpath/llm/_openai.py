@@ -13,6 +13,7 @@ from failpath.llm._common import (
     check_confidence_method,
     check_params,
     check_schema,
+    feedback_messages,
     logprob_confidence,
     parse_output,
     prediction,
@@ -103,11 +104,12 @@ def openai(
 
     definitions = None if tools is None else openai_tools(tool_definitions(tools, adapter=_ADAPTER))
 
-    def prepare(value: Any) -> dict[str, Any]:
+    def prepare(value: Any, feedback: Any = None) -> dict[str, Any]:
         if definitions is not None:
             messages = openai_messages(render_input(value, template), adapter=_ADAPTER)
         else:
             messages = to_messages(render_input(value, template), adapter=_ADAPTER)
+        messages.extend(feedback_messages(feedback))
         if system_text:
             messages.insert(0, {"role": "system", "content": system_text})
         kwargs: dict[str, Any] = {"model": model, "messages": messages}
@@ -152,44 +154,48 @@ def _usage(completion: Any, model: str) -> dict[str, Any]:
     return {"input_tokens": usage.prompt_tokens or 0, "output_tokens": usage.completion_tokens or 0, "model": model}
 
 
-def _interpret(completion: Any, *, schema: Any, confidence: ConfidenceMethod, model: str) -> Prediction:
+def _interpret(
+    completion: Any, *, schema: Any, confidence: ConfidenceMethod, model: str, adapter: str = _ADAPTER, provider: str = "openai"
+) -> Prediction:
+    """The ``Prediction`` of a chat completion (OpenAI's, or LiteLLM's, which has the same shape)."""
     meta: dict[str, Any] = {
-        "provider": "openai",
+        "provider": provider,
         "model": getattr(completion, "model", None),
         "usage": _usage(completion, model),
         "response_id": getattr(completion, "id", None),
     }
     choices = getattr(completion, "choices", None) or []
     if not choices:
-        raise rejected(f"{_ADAPTER}: the response has no choices", raw=None, meta=meta)
+        raise rejected(f"{adapter}: the response has no choices", raw=None, meta=meta)
     choice = choices[0]
     message = choice.message
     text = message.content
     meta["finish_reason"] = choice.finish_reason
-    if message.refusal:
-        meta["refusal"] = message.refusal
-        raise rejected(f"{_ADAPTER}: the model refused: {message.refusal[:200]!r}", raw=message.refusal, meta=meta)
+    refusal = getattr(message, "refusal", None)
+    if refusal:
+        meta["refusal"] = refusal
+        raise rejected(f"{adapter}: the model refused: {refusal[:200]!r}", raw=refusal, meta=meta)
     if choice.finish_reason == "length":
         raise rejected(
-            f"{_ADAPTER}: the answer was cut off at the token limit (finish_reason='length'); "
+            f"{adapter}: the answer was cut off at the token limit (finish_reason='length'); "
             "raise max_tokens or shorten the task",
             raw=text,
             meta=meta,
         )
     if choice.finish_reason == "content_filter":
-        raise rejected(f"{_ADAPTER}: the answer was withheld by the content filter", raw=text, meta=meta)
+        raise rejected(f"{adapter}: the answer was withheld by the content filter", raw=text, meta=meta)
     calls = getattr(message, "tool_calls", None)
     if calls:
         meta["tool_calls"] = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments} for c in calls if getattr(c, "function", None)]
         return prediction(text or None, None, meta)
     if text is None or not text.strip():
         detail = " (the model called a tool instead)" if calls else ""
-        raise rejected(f"{_ADAPTER}: the answer is empty{detail}", raw=text, meta=meta)
+        raise rejected(f"{adapter}: the answer is empty{detail}", raw=text, meta=meta)
 
     token_logprobs = _content_logprobs(choice)
     if token_logprobs is not None:
         meta["logprob_tokens"] = len(token_logprobs)
-    value = parse_output(text, schema, adapter=_ADAPTER, meta=meta)
+    value = parse_output(text, schema, adapter=adapter, meta=meta)
     return prediction(value, logprob_confidence(token_logprobs or [], confidence), meta)
 
 

@@ -12,8 +12,10 @@ class LLMSystem:
 
     ``name`` (``"openai:gpt-4o-mini"``) is how traces name it; ``provider``, ``model`` and ``schema``
     say what it calls. Each call is one independent request: no state is kept between calls, so the
-    guard may call it again to retry or to sample. Errors come out as failpath's ``ProviderFailure``,
-    ``SystemTimeout`` and ``OutputRejected``.
+    guard may call it again to retry or to sample. ``fp.Reask`` calls it with ``feedback=`` (an
+    ``fp.Feedback``): the request then ends with the previous answer as the assistant's turn and what was
+    wrong with it as the user's. Errors come out as failpath's ``ProviderFailure``, ``SystemTimeout``
+    and ``OutputRejected``.
     """
 
     is_async = False
@@ -26,7 +28,7 @@ class LLMSystem:
         model: str,
         schema: Any,
         send: Callable[[Mapping[str, Any]], Any],
-        prepare: Callable[[Any], dict[str, Any]],
+        prepare: Callable[[Any, Any], dict[str, Any]],
         interpret: Callable[[Any], Prediction],
         translate: Callable[[BaseException], BaseException | None],
     ) -> None:
@@ -40,13 +42,13 @@ class LLMSystem:
         self._interpret = interpret
         self._translate = translate
 
-    def request(self, input: Any) -> dict[str, Any]:  # noqa: A002 - failpath's word for a system's argument
+    def request(self, input: Any, feedback: Any = None) -> dict[str, Any]:  # noqa: A002 - failpath's word for a system's argument
         """The keyword arguments this system would pass to the SDK for ``input`` (nothing is sent)."""
-        return self._prepare(input)
+        return self._prepare(input, feedback)
 
-    def __call__(self, input: Any) -> Prediction:  # noqa: A002
-        """Send one request and return the answer as a ``Prediction``."""
-        kwargs = self._prepare(input)
+    def __call__(self, input: Any, feedback: Any = None) -> Prediction:  # noqa: A002
+        """Send one request and return the answer as a ``Prediction`` (``feedback``: a re-ask's ``fp.Feedback``)."""
+        kwargs = self._prepare(input, feedback)
         try:
             response = self._send(kwargs)
         except Exception as exc:
@@ -67,9 +69,9 @@ class AsyncLLMSystem(LLMSystem):
 
     is_async = True
 
-    async def __call__(self, input: Any) -> Prediction:  # type: ignore[override]  # noqa: A002
-        """Send one request and return the answer as a ``Prediction``."""
-        kwargs = self._prepare(input)
+    async def __call__(self, input: Any, feedback: Any = None) -> Prediction:  # type: ignore[override]  # noqa: A002
+        """Send one request and return the answer as a ``Prediction`` (``feedback``: a re-ask's ``fp.Feedback``)."""
+        kwargs = self._prepare(input, feedback)
         try:
             response = await self._send(kwargs)
         except Exception as exc:
