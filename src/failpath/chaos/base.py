@@ -101,6 +101,10 @@ class SystemFault(Protocol):
         """``system`` misbehaving on some of its calls, chosen by ``seed``."""
         ...
 
+    def wrap_variant(self, system: Callable[..., Any], seed: int, case_id: str, variant: int = 0) -> Callable[..., Any]:
+        """``system`` misbehaving for one variant of one case, chosen by ``(seed, case_id, variant)`` alone."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Variant:
@@ -108,7 +112,8 @@ class Variant:
 
     ``perturbation`` is the name of the perturbation (``"a+b"`` for a chain), ``case_id`` and ``index``
     say which case and which draw it came from. ``fault`` is set for fault perturbations: the input is
-    unchanged and the system must be wrapped with ``variant.fault.wrap(system, seed)`` before the call.
+    unchanged and the system must be wrapped with ``variant.fault.wrap_variant(system, seed, case_id, index)``
+    before the call.
     """
 
     input: Any

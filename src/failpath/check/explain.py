@@ -110,7 +110,7 @@ def _reproduce(
     # realistic perturbations that keep the answer, together with it.
     attempts: list[list[Any]] = [list(DEFAULT_SEARCH_PERTURBATIONS)]
     if own is not None and isinstance(own, chaos.Fault):
-        raw_system = own.wrap(system, seed)
+        raw_system = own.wrap_variant(system, seed, row["case_id"], row.get("variant") or 0)
     elif own is not None:
         attempts = [[own], [own, *(p for p in DEFAULT_SEARCH_PERTURBATIONS if p.name != own.name)]]
     guarded = policy.wrap(raw_system).with_store(scratch)
