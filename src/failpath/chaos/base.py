@@ -239,6 +239,34 @@ def _aligned_labels(expected: Any, tokens: list[str]) -> list[str] | None:
     return labels
 
 
+# --------------------------------------------------------------------------- module:attr
+
+
+def import_spec(spec: str, what: str) -> Any:
+    """The object ``"module:attr"`` names (``attr`` may be dotted); ``ConfigError`` naming ``what`` and ``spec``
+    when the module cannot be imported or has no such attribute. The module must be importable as it is."""
+    import importlib
+
+    from failpath.core import ConfigError
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"{what} {spec!r}: give it as 'module:attr', e.g. 'mypkg.chaos:my_suite'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{what} {spec!r}: cannot import module {module_name!r} ({exc})") from exc
+    except Exception as exc:
+        raise ConfigError(f"{what} {spec!r}: importing module {module_name!r} raised {type(exc).__name__}: {exc}") from exc
+    found: Any = module
+    for part in attr.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise ConfigError(f"{what} {spec!r}: module {module_name!r} has no attribute {attr!r}") from None
+    return found
+
+
 # --------------------------------------------------------------------------- seeds
 
 

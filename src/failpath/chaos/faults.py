@@ -37,6 +37,7 @@ from failpath.chaos.base import (
     Variant,
     derive_rng,
     derive_seed,
+    import_spec,
     unit_interval,
 )
 from failpath.core import Case, ConfigError, Prediction, ProviderFailure, SystemTimeout
@@ -309,10 +310,17 @@ FAULT_KINDS: tuple[str, ...] = tuple(f.name for f in FAULTS)
 
 
 def get_fault(name: str) -> Fault:
-    """The built-in fault called ``name``; ``ConfigError`` listing the valid names otherwise."""
+    """The built-in fault called ``name``, or the :class:`Fault` value ``"module:attr"`` names; ``ConfigError``
+    listing the valid names otherwise."""
     for fault in FAULTS:
         if fault.name == name:
             return fault
+    if isinstance(name, str) and ":" in name:
+        found = import_spec(name, "fault")
+        if not isinstance(found, Fault):
+            hint = " (a class: name an instance of it)" if isinstance(found, type) and issubclass(found, Fault) else ""
+            raise ConfigError(f"fault {name!r} is a {type(found).__name__}{hint}, not a failpath.chaos.faults.Fault")
+        return found
     raise ConfigError(f"unknown fault kind {name!r}; valid kinds: {', '.join(FAULT_KINDS)}")
 
 

@@ -23,6 +23,7 @@ from failpath.chaos import records as _r
 from failpath.chaos import text as _t
 from failpath.chaos.base import (
     FAMILIES,
+    import_spec,
     Chain,
     LabelContract,
     NotApplicable,
@@ -303,9 +304,15 @@ PERTURBATIONS: Mapping[str, Perturbation] = MappingProxyType({p.name: p for s in
 
 
 def get_suite(suite: str | Suite) -> Suite:
-    """The suite called ``suite`` (a :class:`Suite` value is returned as is); ``ConfigError`` listing the valid names."""
+    """The suite called ``suite``: a registered name, or ``"module:attr"`` naming a :class:`Suite` value
+    (imported now; a :class:`Suite` value is returned as is). ``ConfigError`` names a wrong entry."""
     if isinstance(suite, Suite):
         return suite
+    if isinstance(suite, str) and ":" in suite:
+        found = import_spec(suite, "suite")
+        if not isinstance(found, Suite):
+            raise ConfigError(f"suite {suite!r} is a {type(found).__name__}, not a failpath.chaos.Suite; name a Suite value")
+        return found
     try:
         return _REGISTRY[suite]
     except (KeyError, TypeError):
