@@ -44,7 +44,8 @@ class LabelContract(str, Enum):
     * ``TRANSFORMED``: the expected answer is transformed consistently with the input
       (token-aligned labels follow their tokens).
     * ``NOT_PRESERVED``: the answer may legitimately change; the variant is scored only on
-      "right or handled" (``expected`` keeps the original answer for reference).
+      "right or handled" (``expected`` keeps the original answer for reference); a check counts a
+      realistic one only as answered or handled, never right nor wrong against that stale answer.
     """
 
     UNCHANGED = "unchanged"

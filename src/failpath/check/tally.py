@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from failpath.check.metrics import is_judged
 from failpath.check.plan import CLEAN, key_digest
 from failpath.core import OUTCOME_KINDS, is_valid_confidence
 
@@ -52,6 +53,7 @@ _COLUMNS: dict[str, Any] = {
     "governed": np.bool_,  # deciding state in THRESHOLD_GOVERNED
     "state": np.int16,  # index into the deciding states (0: none)
     "unchanged": np.bool_,  # the variant's contract keeps the expected answer
+    "judged": np.bool_,  # its answer can be judged right or wrong (metrics.is_judged); else neither
     "digest": np.uint64,  # the key's digest (plan.key_digest)
 }
 
@@ -106,14 +108,21 @@ class Tallied:
         """The code of ``family`` in the ``family`` column (-1 when no row has it)."""
         return self.families.index(family) if family in self.families else -1
 
+    @property
+    def judged(self) -> np.ndarray:
+        """The ``judged`` column (every request judged when the columns were made without one)."""
+        found = self.columns.get("judged")
+        return found if found is not None else np.ones(self.n, dtype=bool)
+
     def case_counts(self, family: str, *, evaluation_only: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Per case (indexed like ``case_ids``): its requests in ``family`` and its silent failures among them.
 
         A silent failure is an Answered outcome whose value is wrong; with ``evaluation_only`` only the
         evaluation half counts. This is what a bound with the case as the independent unit is made of.
+        Requests that cannot be judged (see :func:`failpath.check.metrics.is_judged`) count in neither.
         """
         c = self.columns
-        mask = c["family"] == self.family_code(family)
+        mask = (c["family"] == self.family_code(family)) & self.judged
         if evaluation_only:
             mask &= c["evaluation"]
         silent = mask & (c["outcome"] == ANSWERED) & ~c["correct"]
@@ -201,7 +210,8 @@ class RowTally:
         family = r.get("family")
         evaluation = r["split"] == "evaluation"
         outcome = OUTCOMES.index(r["outcome"])
-        correct = bool(r.get("correct"))
+        judged = is_judged(r)
+        correct = judged and bool(r.get("correct"))
         raw_confidence = r.get("raw_confidence")
         state = r.get("state")
         contract = r.get("contract") or "unchanged"
@@ -212,12 +222,13 @@ class RowTally:
         p["evaluation"].append(evaluation)
         p["outcome"].append(outcome)
         p["correct"].append(correct)
-        p["raw_correct"].append(bool(r.get("raw_correct")))
+        p["raw_correct"].append(judged and bool(r.get("raw_correct")))
         p["raw_answered"].append(r.get("raw_error") is None)
         p["raw_confidence"].append(float(raw_confidence) if is_valid_confidence(raw_confidence) else np.nan)
         p["governed"].append(state in THRESHOLD_GOVERNED)
         p["state"].append(self._index(self._state_index, state) if state else 0)
         p["unchanged"].append(contract == "unchanged")
+        p["judged"].append(judged)
         p["digest"].append(digest)
         self.rows += 1
         self._signatures[(leaf, evaluation, tuple(r.get("states") or ()), tuple(r.get("actions") or ()), state)] += 1
@@ -228,7 +239,7 @@ class RowTally:
         if evaluation and outcome == ANSWERED:
             if family == "hostile" and contract == "unchanged":
                 self._hostile_answer(case, r.get("value"))
-            if not correct and self.worst:
+            if not correct and judged and self.worst:
                 self._candidate(leaf_name, key, r)
 
     def _hostile_answer(self, case: int, value: Any) -> None:
