@@ -205,6 +205,7 @@ class RowTally:
         self._clean: dict[int, tuple[bool, Any]] = {}  # case -> (answered, answer)
         self._clean_ok: dict[int, bool] = {}  # case -> raw answer right on the clean input, and no silent failure there
         self._best: dict[int, dict[str, Any]] = {}  # case -> its most confident silent failure (a small row)
+        self._best_rank: dict[int, tuple[float, str]] = {}  # case -> that row's _silent_order
 
     def add(self, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
         """Fold ``(key, row)`` pairs in; returns how many were tallied."""
@@ -279,10 +280,12 @@ class RowTally:
 
     def _candidate(self, case: int, key: str, row: Mapping[str, Any]) -> None:
         """Keep a silent failure when it is its case's most confident one so far (a small copy of the row)."""
-        kept = self._best.get(case)
-        candidate = {"key": key, "confidence": row.get("confidence")}
-        if kept is not None and _silent_order(kept) <= _silent_order(candidate):
+        c = row.get("confidence")
+        rank = (-(c if is_valid_confidence(c) else -1.0), key)  # as _silent_order
+        kept = self._best_rank.get(case)
+        if kept is not None and kept <= rank:
             return
+        self._best_rank[case] = rank
         self._best[case] = {"key": key, **{name: row.get(name) for name in _CANDIDATE_FIELDS}}
 
     def _flush(self) -> None:
@@ -312,7 +315,7 @@ class RowTally:
             for i, (s, p) in enumerate(leaf_names)
         )
         silent = worst_candidates(self._best, self._clean_ok, self.worst)
-        self._best = {}
+        self._best, self._best_rank = {}, {}
         return Tallied(
             columns=columns,
             case_ids=case_ids,
