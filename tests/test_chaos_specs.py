@@ -132,3 +132,12 @@ def test_the_readme_documents_module_attr_suites_and_faults():
     assert 'faults = ["timeout", "rate_limited", "mypkg.chaos:gateway_502"]' in readme
     text = textwrap.dedent(readme)
     assert "module:attr" in text
+
+
+def test_perturb_takes_a_module_attr_suite(project, monkeypatch):
+    monkeypatch.syspath_prepend(str(project))
+    shown = CliRunner().invoke(app, ["perturb", "Smith, John", "--suite", "chaosproj:names_suite", "--seed", "1"])
+    assert shown.exit_code == 0, shown.output
+    assert "suite names" in shown.output
+    wrong = CliRunner().invoke(app, ["perturb", "Smith, John", "--suite", "chaosproj:not_a_suite"])
+    assert wrong.exit_code == 2 and "is a int, not a failpath.chaos.Suite" in wrong.output
