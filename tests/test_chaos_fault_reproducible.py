@@ -153,3 +153,30 @@ def test_threads_processes_async_and_resume_store_the_same_fault_rows(tmp_path, 
     assert rows(store, resumed.run_id) == expected
     for part in ("verdict", "chaos", "groups", "states"):
         assert resumed.to_dict()[part] == threads.to_dict()[part] == procs.to_dict()[part], part
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class JitteryRateLimit(faults.ProviderError):
+    """The README's example of a fault that varies."""
+
+    name: str = "jittery_rate_limit"
+    status: int = 429
+
+    def strike(self, rng):
+        return dataclasses.replace(self, retry_after=rng.uniform(0.01, 0.2))
+
+
+def test_a_varying_fault_draws_the_same_choice_for_the_same_call_of_the_same_variant():
+    def waits(case_id, calls=3):
+        wrapped = JitteryRateLimit().wrap_variant(names, 5, case_id, 0)
+        out = []
+        for _ in range(calls):
+            with pytest.raises(fp.ProviderFailure) as info:
+                wrapped("a, b")
+            out.append(info.value.retry_after)
+        return out
+
+    first = waits("x")
+    assert first == waits("x") and all(0.01 <= w <= 0.2 for w in first)
+    assert len(set(first)) == 3  # each call of the variant draws its own wait
+    assert waits("y") != first
