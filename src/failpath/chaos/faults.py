@@ -122,7 +122,7 @@ class Fault(Perturbation):
         def choose(index: int) -> Fault | None:
             if rate < 1.0 and unit_interval(seed, index, "fault-rate") >= rate:
                 return None
-            return self.strike(derive_rng(seed, index, "fault-choice"))
+            return _struck(self, seed, index, "fault-choice")
 
         return _wrap(system, choose, self.name)
 
@@ -136,12 +136,11 @@ class Fault(Perturbation):
         """
         rate = _check_rate(self.rate)
         parts = (seed, case_id, variant, self.name)
-        varies = type(self).strike is not Fault.strike  # seeding an rng costs more than most calls it is for
 
         def choose(index: int) -> Fault | None:
             if rate < 1.0 and unit_interval(*parts, index, "fault-rate") >= rate:
                 return None
-            return self.strike(derive_rng(*parts, index, "fault-choice")) if varies else self
+            return _struck(self, *parts, index, "fault-choice")
 
         return _wrap(system, choose, self.name)
 
@@ -345,9 +344,17 @@ def inject(
         if unit_interval(seed, index, "inject-rate") >= rate:
             return None
         fault = chosen[derive_seed(seed, index, "inject-kind") % len(chosen)]
-        return fault.strike(derive_rng(seed, index, "inject-choice"))
+        return _struck(fault, seed, index, "inject-choice")
 
     return _wrap(system, choose, "+".join(f.name for f in chosen))
+
+
+def _struck(fault: Fault, *parts: Any) -> Fault:
+    """``fault.strike`` with an rng seeded by ``parts``; a fault that does not override ``strike`` seeds none
+    (seeding an rng costs more than most of the calls it would be for)."""
+    if type(fault).strike is Fault.strike:
+        return fault
+    return fault.strike(derive_rng(*parts))
 
 
 def _check_rate(rate: float) -> float:
