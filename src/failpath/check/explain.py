@@ -56,9 +56,11 @@ def worst_cases(
 
     ``silent`` holds the candidate rows, worst first (see :func:`failpath.check.tally.worst_candidates`).
     """
-    from failpath.chaos.reveal import reveal
-
     chosen = choose_worst(silent, k)
+    if not chosen:
+        return []
+    from failpath.chaos.reveal import reveal  # the chaos package loads only when there is a worst case
+
     searched = [r for r in chosen if (r.get("cause") or "perturbation") == "perturbation"]
     result = []
     budget_each = seconds / max(1, len(searched))
