@@ -146,7 +146,10 @@ def test_partial_policy_is_demo_with_worst_cases_and_nothing_certified(tmp_path)
     top = result.worst_cases[0]
     assert (top.suite, top.perturbation, top.output, top.confidence) == ("toy-hostile", "hash_tag", "???", 0.95)
     assert top.reproduction.found and "#" in top.reproduction.input and top.reproduction.minimal
-    assert len(result.worst_cases) <= 3
+    assert top.cause == "perturbation"
+    # at most 3 a perturbation caused, then at most 3 cases (the inputs ending in 0) wrong on clean input
+    assert len([w for w in result.worst_cases if w.cause == "perturbation"]) <= 3 and len(result.worst_cases) <= 6
+    assert all(w.input.split()[1].endswith("0") for w in result.worst_cases if w.cause == "clean")
     # Confidently wrong answers: no threshold can be certified, and the result says so loudly.
     assert not result.thresholds.certified and result.thresholds.threshold is None
     assert "NOTHING CERTIFIED" in result.thresholds.message

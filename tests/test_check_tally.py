@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from failpath.check.explain import choose_worst
-from failpath.check.metrics import confidence_quality, derive_int_seed, group_figures
+from failpath.check.metrics import confidence_quality, derive_int_seed, group_figures, is_judged
 from failpath.check.summarise import summarise
 from failpath.check.tally import RowTally
 from failpath.check.verdict import hostile_flips, state_coverage
@@ -50,7 +50,7 @@ row_fields = st.fixed_dictionaries({
     "states": st.lists(st.sampled_from(["low_confidence", "injection_suspected", "timeout", "mine"]), max_size=3),
     "actions": st.lists(st.sampled_from(["escalate", "abstain", "retry", "fallback"]), max_size=2),
     "value": st.sampled_from(["A", "B", "boom", {"x": 1}, [1, 2], None]),
-    "contract": st.sampled_from(["unchanged", "unchanged", "transformed"]),
+    "contract": st.sampled_from(["unchanged", "unchanged", "transformed", "not_preserved"]),
 })
 
 
@@ -140,7 +140,7 @@ def test_streamed_figures_equal_the_figures_of_the_full_list_of_rows(rows, seed)
         float(r["raw_confidence"]) for r in clean_eval if is_valid_confidence(r.get("raw_confidence"))
     ]
     scored = [(float(r["raw_confidence"]), bool(r["raw_correct"])) for r in chaos_eval
-              if r.get("raw_error") is None and is_valid_confidence(r.get("raw_confidence"))]
+              if r.get("raw_error") is None and is_valid_confidence(r.get("raw_confidence")) and is_judged(r)]
     if scored:
         bins = summary.curves["reliability"]["bins"]
         for b, got in enumerate(bins):
@@ -158,10 +158,20 @@ def test_streamed_figures_equal_the_figures_of_the_full_list_of_rows(rows, seed)
 def test_the_worst_cases_kept_while_streaming_are_those_of_every_silent_failure(rows, seed, k):
     t = tally(rows, seed, worst=k)
     full = reference_rows(rows)
-    silent = [r for r in full if r["split"] == "evaluation" and r["outcome"] == "answered" and not r.get("correct")]
+    silent = [r for r in full if r["split"] == "evaluation" and r["outcome"] == "answered" and not r.get("correct") and is_judged(r)]
     silent.sort(key=lambda r: (-(r.get("confidence") if is_valid_confidence(r.get("confidence")) else -1.0), r["key"]))
-    expected = [r["key"] for r in choose_worst(silent, k)]
-    assert [r["key"] for r in choose_worst(t.silent, k)] == expected
+    clean_ok = {r["case_id"]: bool(r.get("raw_correct")) and r.get("raw_error") is None
+                and not (r["outcome"] == "answered" and not r.get("correct")) for r in full if r["suite"] == "clean"}
+    best = {}
+    for r in silent:  # each case's most confident silent failure
+        best.setdefault(r["case_id"], r)
+    ranked = [r for r in silent if best[r["case_id"]] is r]
+    caused = [r for r in ranked if clean_ok.get(r["case_id"])][:k]
+    already = [r for r in ranked if not clean_ok.get(r["case_id"])][:k]
+    expected = [(r["key"], "perturbation") for r in caused] + [(r["key"], "clean") for r in already]
+    assert [(r["key"], r["cause"]) for r in t.silent] == expected
+    assert [(r["key"], r["cause"]) for r in choose_worst(t.silent, k)] == expected
+    assert len({r["case_id"] for r in t.silent}) == len(t.silent)  # no case twice
 
 
 @settings(max_examples=20, deadline=None)
@@ -172,7 +182,7 @@ def test_per_case_counts_per_family(rows, seed):
     for family in ("clean", "hostile", "realistic", "fault"):
         n, silent = t.case_counts(family)
         for i, case in enumerate(t.case_ids):
-            mine = [r for r in full if r["family"] == family and r["case_id"] == case and r["split"] == "evaluation"]
+            mine = [r for r in full if r["family"] == family and r["case_id"] == case and r["split"] == "evaluation" and is_judged(r)]
             assert n[i] == len(mine)
             assert silent[i] == sum(1 for r in mine if r["outcome"] == "answered" and not r.get("correct"))
 
@@ -218,7 +228,7 @@ def test_memory_grows_by_the_columns_not_by_the_rows():
     assert per_request < 100, f"{per_request:.0f} bytes a request"
     assert math.isclose(float(np.mean(tallied.columns["raw_confidence"])), 0.9)
     assert Counter(tallied.fired) == Counter({"low_confidence": 80_000})
-    assert len(tallied.silent) == 5  # the worst-case candidates stay few
+    assert len(tallied.silent) == 5  # the worst-case candidates stay few (one small row per failing case while folding)
 
 
 def test_the_check_stages_import_nothing_heavy():

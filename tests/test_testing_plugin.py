@@ -33,7 +33,10 @@ def test_the_message_lists_each_failed_criterion_with_its_figure_and_the_first_f
         assert (f"✗ {reason.name}: {reason.figure}" in message) == (not reason.passed)
     assert "first failing cases (2 of the" in message
     first = demo.worst_cases[0]
-    assert f"case {first.case_id}" in message and "expected SAFE" in message
+    assert f"case {first.case_id}" in message and f"expected {first.expected}" in message
+    from failpath.report.worst import CAUSE_TITLES
+
+    assert CAUSE_TITLES[first.cause] in message  # listed under the heading of its cause
     assert message.split("first failing cases")[1].count("\n  - ") == 2
     assert f"failpath report {demo.run_id}" in message
 

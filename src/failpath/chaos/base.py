@@ -44,7 +44,8 @@ class LabelContract(str, Enum):
     * ``TRANSFORMED``: the expected answer is transformed consistently with the input
       (token-aligned labels follow their tokens).
     * ``NOT_PRESERVED``: the answer may legitimately change; the variant is scored only on
-      "right or handled" (``expected`` keeps the original answer for reference).
+      "right or handled" (``expected`` keeps the original answer for reference); a check counts a
+      realistic one only as answered or handled, never right nor wrong against that stale answer.
     """
 
     UNCHANGED = "unchanged"
@@ -101,6 +102,10 @@ class SystemFault(Protocol):
         """``system`` misbehaving on some of its calls, chosen by ``seed``."""
         ...
 
+    def wrap_variant(self, system: Callable[..., Any], seed: int, case_id: str, variant: int = 0) -> Callable[..., Any]:
+        """``system`` misbehaving for one variant of one case, chosen by ``(seed, case_id, variant)`` alone."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Variant:
@@ -108,7 +113,8 @@ class Variant:
 
     ``perturbation`` is the name of the perturbation (``"a+b"`` for a chain), ``case_id`` and ``index``
     say which case and which draw it came from. ``fault`` is set for fault perturbations: the input is
-    unchanged and the system must be wrapped with ``variant.fault.wrap(system, seed)`` before the call.
+    unchanged and the system must be wrapped with ``variant.fault.wrap_variant(system, seed, case_id, index)``
+    before the call.
     """
 
     input: Any
@@ -232,6 +238,34 @@ def _aligned_labels(expected: Any, tokens: list[str]) -> list[str] | None:
             return None
         labels.append(pair[1])
     return labels
+
+
+# --------------------------------------------------------------------------- module:attr
+
+
+def import_spec(spec: str, what: str) -> Any:
+    """The object ``"module:attr"`` names (``attr`` may be dotted); ``ConfigError`` naming ``what`` and ``spec``
+    when the module cannot be imported or has no such attribute. The module must be importable as it is."""
+    import importlib
+
+    from failpath.core import ConfigError
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"{what} {spec!r}: give it as 'module:attr', e.g. 'mypkg.chaos:my_suite'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{what} {spec!r}: cannot import module {module_name!r} ({exc})") from exc
+    except Exception as exc:
+        raise ConfigError(f"{what} {spec!r}: importing module {module_name!r} raised {type(exc).__name__}: {exc}") from exc
+    found: Any = module
+    for part in attr.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise ConfigError(f"{what} {spec!r}: module {module_name!r} has no attribute {attr!r}") from None
+    return found
 
 
 # --------------------------------------------------------------------------- seeds

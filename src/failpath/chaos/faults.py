@@ -2,8 +2,13 @@
 
 A fault does not change the input; it wraps the system. ``fault.wrap(system, seed)`` returns a system of
 the same kind (a sync callable stays sync, an async one stays async) that misbehaves on a share ``rate``
-of its calls (every call by default). Which calls misbehave is decided by ``(seed, call index)`` alone,
-so a run is reproducible. :func:`inject` wraps a system with a mix of faults at a chosen share::
+of its calls (every call by default). Which calls misbehave is decided by ``(seed, call index)`` alone.
+
+A check wraps the system once per fault variant instead (:meth:`Fault.wrap_variant`): whether call ``i``
+of the variant misbehaves, and every random choice the fault makes for it (:meth:`Fault.strike`), depend
+only on ``(seed, case id, variant, i)``, never on the order in which a thread, process or async run
+happens to send the calls, so the same seed gives the same faults however the check runs and after a
+resume. :func:`inject` wraps a system with a mix of faults at a chosen share::
 
     flaky = faults.inject(system, rate=0.2, kinds=("timeout", "rate_limited", "truncated_json"), seed=7)
 
@@ -24,7 +29,17 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from failpath.chaos.base import Edit, LabelContract, NotApplicable, Perturbation, Variant, derive_seed, unit_interval
+from failpath.chaos.base import (
+    Edit,
+    LabelContract,
+    NotApplicable,
+    Perturbation,
+    Variant,
+    derive_rng,
+    derive_seed,
+    import_spec,
+    unit_interval,
+)
 from failpath.core import Case, ConfigError, Prediction, ProviderFailure, SystemTimeout
 
 __all__ = [
@@ -74,6 +89,15 @@ class Fault(Perturbation):
         """What the caller gets instead of the system's ``output``."""
         return output
 
+    def strike(self, rng: random.Random) -> "Fault":
+        """The fault as it strikes one call, with its random choices made from ``rng`` (default: itself).
+
+        Override it for a fault that varies (a random ``retry_after``, a share of the output kept):
+        ``return dataclasses.replace(self, retry_after=rng.uniform(0.01, 0.1))``. ``rng`` is seeded by
+        the call's identity alone (see :meth:`wrap_variant`), never by the order of the calls.
+        """
+        return self
+
     def apply(self, case: Case, rng: random.Random) -> Variant | NotApplicable:
         """A variant with the input unchanged and ``fault`` set to this fault."""
         return Variant(
@@ -96,7 +120,27 @@ class Fault(Perturbation):
         rate = _check_rate(self.rate)
 
         def choose(index: int) -> Fault | None:
-            return self if rate >= 1.0 or unit_interval(seed, index, "fault-rate") < rate else None
+            if rate < 1.0 and unit_interval(seed, index, "fault-rate") >= rate:
+                return None
+            return _struck(self, seed, index, "fault-choice")
+
+        return _wrap(system, choose, self.name)
+
+    def wrap_variant(self, system: Callable[..., Any], seed: int, case_id: str, variant: int = 0) -> Callable[..., Any]:
+        """``system`` as this fault makes it misbehave for one variant of one case (what a check sends it to).
+
+        Call ``i`` of the returned system (0 first, retries after it) misbehaves when
+        ``unit_interval(seed, case_id, variant, name, i) < rate``, and :meth:`strike` makes its random
+        choices with an rng seeded by the same parts: the faults depend on ``(seed, case id, variant)``
+        alone, the same in thread, process and async runs and after a resume. Wrap afresh for each variant.
+        """
+        rate = _check_rate(self.rate)
+        parts = (seed, case_id, variant, self.name)
+
+        def choose(index: int) -> Fault | None:
+            if rate < 1.0 and unit_interval(*parts, index, "fault-rate") >= rate:
+                return None
+            return _struck(self, *parts, index, "fault-choice")
 
         return _wrap(system, choose, self.name)
 
@@ -266,10 +310,17 @@ FAULT_KINDS: tuple[str, ...] = tuple(f.name for f in FAULTS)
 
 
 def get_fault(name: str) -> Fault:
-    """The built-in fault called ``name``; ``ConfigError`` listing the valid names otherwise."""
+    """The built-in fault called ``name``, or the :class:`Fault` value ``"module:attr"`` names; ``ConfigError``
+    listing the valid names otherwise."""
     for fault in FAULTS:
         if fault.name == name:
             return fault
+    if isinstance(name, str) and ":" in name:
+        found = import_spec(name, "fault")
+        if not isinstance(found, Fault):
+            hint = " (a class: name an instance of it)" if isinstance(found, type) and issubclass(found, Fault) else ""
+            raise ConfigError(f"fault {name!r} is a {type(found).__name__}{hint}, not a failpath.chaos.faults.Fault")
+        return found
     raise ConfigError(f"unknown fault kind {name!r}; valid kinds: {', '.join(FAULT_KINDS)}")
 
 
@@ -292,9 +343,18 @@ def inject(
     def choose(index: int) -> Fault | None:
         if unit_interval(seed, index, "inject-rate") >= rate:
             return None
-        return chosen[derive_seed(seed, index, "inject-kind") % len(chosen)]
+        fault = chosen[derive_seed(seed, index, "inject-kind") % len(chosen)]
+        return _struck(fault, seed, index, "inject-choice")
 
     return _wrap(system, choose, "+".join(f.name for f in chosen))
+
+
+def _struck(fault: Fault, *parts: Any) -> Fault:
+    """``fault.strike`` with an rng seeded by ``parts``; a fault that does not override ``strike`` seeds none
+    (seeding an rng costs more than most of the calls it would be for)."""
+    if type(fault).strike is Fault.strike:
+        return fault
+    return fault.strike(derive_rng(*parts))
 
 
 def _check_rate(rate: float) -> float:

@@ -6,7 +6,7 @@ them). ``get_suite("realistic")`` returns one; ``register_suite(Suite(...))`` ad
 
 A perturbation's label contract is a claim about your data. When it does not hold (dropping the comma
 of ``Smith, John`` changes the right answer), say so: ``suite.with_contracts({"drop_punctuation":
-"not_preserved"})`` scores those variants only on "right or handled", and ``suite.without("move_unit")``
+"not_preserved"})`` counts those variants only as answered or handled, and ``suite.without("move_unit")``
 leaves a perturbation out.
 """
 
@@ -23,6 +23,7 @@ from failpath.chaos import records as _r
 from failpath.chaos import text as _t
 from failpath.chaos.base import (
     FAMILIES,
+    import_spec,
     Chain,
     LabelContract,
     NotApplicable,
@@ -155,8 +156,8 @@ class Suite:
         """This suite with the contracts you declare for your data: ``{"drop_punctuation": "not_preserved"}``.
 
         A declared contract can only weaken a perturbation's own (a variant keeps the weaker of the two):
-        ``"not_preserved"`` says the edit may change the right answer, so its variants are scored only on
-        "right or handled"; ``"transformed"`` says the answer follows the edit but is no longer the same.
+        ``"not_preserved"`` says the edit may change the right answer, so a check counts its variants only
+        as answered or handled; ``"transformed"`` says the answer follows the edit but is no longer the same.
         A chain that has a declared perturbation among its steps (``crm_mix`` holds ``drop_punctuation``)
         gets the declaration for that step too. ``name`` names the new suite (default: this suite's name).
         """
@@ -303,9 +304,15 @@ PERTURBATIONS: Mapping[str, Perturbation] = MappingProxyType({p.name: p for s in
 
 
 def get_suite(suite: str | Suite) -> Suite:
-    """The suite called ``suite`` (a :class:`Suite` value is returned as is); ``ConfigError`` listing the valid names."""
+    """The suite called ``suite``: a registered name, or ``"module:attr"`` naming a :class:`Suite` value
+    (imported now; a :class:`Suite` value is returned as is). ``ConfigError`` names a wrong entry."""
     if isinstance(suite, Suite):
         return suite
+    if isinstance(suite, str) and ":" in suite:
+        found = import_spec(suite, "suite")
+        if not isinstance(found, Suite):
+            raise ConfigError(f"suite {suite!r} is a {type(found).__name__}, not a failpath.chaos.Suite; name a Suite value")
+        return found
     try:
         return _REGISTRY[suite]
     except (KeyError, TypeError):

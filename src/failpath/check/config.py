@@ -7,7 +7,8 @@ A complete example::
 
     system = "myapp.model:parse"          # module:attr of the system (sync or async callable)
     policy = "myapp.guarding:policy"      # module:attr of the failpath.Policy
-    suites = ["hostile", "realistic", "fault"]
+    suites = ["hostile", "realistic", "fault"]   # names, or "module:attr" of a failpath.chaos.Suite
+    # faults = ["timeout", "mypkg.chaos:gateway"]   # the fault suite's faults: names, or "module:attr" of a Fault
     seed = 0
     concurrency = 32
     store = ".failpath/failpath.db"
@@ -195,6 +196,7 @@ class CheckConfig(_Strict):
     dataset: DatasetConfig
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     suites: tuple[str, ...] = DEFAULT_SUITES
+    faults: tuple[str, ...] | None = None
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     seed: int = 0
     concurrency: int = Field(default=16, ge=1, le=4096)
@@ -224,6 +226,15 @@ class CheckConfig(_Strict):
         if len(set(suites)) != len(suites):
             raise ValueError("a suite is listed twice")
         return suites
+
+    @field_validator("faults")
+    @classmethod
+    def _faults(cls, faults: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if faults is not None and not faults:
+            raise ValueError("faults is empty; name at least one fault (e.g. \"timeout\"), or leave the key out")
+        if faults is not None and len(set(faults)) != len(faults):
+            raise ValueError("a fault is listed twice")
+        return faults
 
 
 class LoadedConfig:
@@ -460,13 +471,9 @@ def check_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
         judge = get_judge(c.judge.name, **c.judge.options)
     except ConfigError as exc:
         raise loaded.error(("judge", "name"), c.judge.name, str(exc)) from None
-    try:
-        from failpath.chaos import get_suite
+    from failpath.check.suite_specs import chaos_suites
 
-        for index, suite in enumerate(c.suites):
-            get_suite(suite)
-    except ConfigError as exc:
-        raise loaded.error(("suites",), list(c.suites), str(exc)) from None
+    suites = chaos_suites(loaded, folders)
     d = c.dataset
     cases = load_cases(
         [loaded.resolve(file) for file in d.files],
@@ -485,7 +492,7 @@ def check_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
         "cases": cases,
         "policy": c.policy,
         "judge": judge,
-        "suites": list(c.suites),
+        "suites": suites,
         "seed": c.seed,
         "concurrency": c.concurrency,
         "executor": c.executor,
@@ -526,3 +533,4 @@ def _import_system_and_policy(loaded: LoadedConfig, folders: tuple[str, ...]) ->
             raise loaded.error((key,), spec, f"is a {type(obj).__name__}, not a callable input -> output")
         if key == "policy" and not callable(getattr(obj, "wrap", None)):
             raise loaded.error((key,), spec, f"is a {type(obj).__name__}, not a failpath.Policy")
+

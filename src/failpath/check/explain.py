@@ -1,8 +1,10 @@
 """The explain stage of a check: the worst silent failures, each searched back to a small reproduction.
 
-:func:`worst_cases` ranks the silent failures of the evaluation half (the candidates the tally kept)
-by confidence, takes the top ``k`` (one per suite and perturbation first), and for each searches from
-the clean case, with ``chaos.search``, for the smallest input the guarded system answers wrongly.
+:func:`worst_cases` takes the candidates the tally kept (one per case: its most confident silent
+failure) in two groups: first the failures a perturbation caused (the raw system answered the clean
+input right, the variant was answered wrong), ranked by confidence, each searched from the clean case
+with ``chaos.search`` for the smallest input the guarded system answers wrongly; then, apart, cases
+already wrong on their clean input (no perturbation needed, so no search).
 """
 
 from __future__ import annotations
@@ -19,23 +21,20 @@ __all__ = ["worst_cases", "choose_worst"]
 
 
 def choose_worst(silent: Sequence[Mapping[str, Any]], k: int) -> list[Mapping[str, Any]]:
-    """The top ``k`` of ``silent`` (ranked worst first), one per (suite, perturbation) first, so one
-    broken path does not fill the list; in the order of ``silent``."""
+    """At most ``k`` of ``silent`` (ranked worst first) for each cause, one per case, in the order of ``silent``.
+
+    A row without a ``cause`` counts as caused by its perturbation.
+    """
     chosen: list[Mapping[str, Any]] = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[str] = set()
+    taken: dict[str, int] = {}
     for r in silent:
-        if len(chosen) >= k:
-            break
-        if (r["suite"], r["perturbation"]) not in seen:
-            seen.add((r["suite"], r["perturbation"]))
-            chosen.append(r)
-    for r in silent:
-        if len(chosen) >= k:
-            break
-        if r not in chosen:
-            chosen.append(r)
-    position = {id(r): i for i, r in enumerate(silent)}
-    chosen.sort(key=lambda r: position[id(r)])
+        cause = r.get("cause") or "perturbation"
+        if r["case_id"] in seen or taken.get(cause, 0) >= k:
+            continue
+        seen.add(r["case_id"])
+        taken[cause] = taken.get(cause, 0) + 1
+        chosen.append(r)
     return chosen
 
 
@@ -52,31 +51,41 @@ def worst_cases(
     scratch: Any,
     suites: Mapping[str, Any],
 ) -> list[WorstCase]:
-    """The silent failures of the evaluation half ranked by confidence, the top ``k`` shrunk by ``chaos.search``.
+    """The worst silent failures of the evaluation half: those a perturbation caused first, shrunk by
+    ``chaos.search`` (``seconds`` shared among them), then the cases already wrong on clean input.
 
-    ``silent`` holds the candidate rows, worst first (see :class:`failpath.check.tally.RowTally`).
+    ``silent`` holds the candidate rows, worst first (see :func:`failpath.check.tally.worst_candidates`).
     """
     chosen = choose_worst(silent, k)
+    if not chosen:
+        return []
+    from failpath.chaos.reveal import reveal  # the chaos package loads only when there is a worst case
+
+    searched = [r for r in chosen if (r.get("cause") or "perturbation") == "perturbation"]
     result = []
-    budget_each = seconds / max(1, len(chosen))
+    budget_each = seconds / max(1, len(searched))
     for r in chosen:
         case = cases.get(r["case_id"])
         reproduction = None
-        if case is not None and seconds > 0:
+        cause = r.get("cause") or "perturbation"
+        if case is not None and seconds > 0 and cause == "perturbation":
             reproduction = _reproduce(case, r, policy=policy, system=system, judge=judge, seed=seed,
                                       seconds=budget_each, scratch=scratch, suites=suites)
+        text = r.get("input")
         result.append(
             WorstCase(
                 key=r["key"],
                 suite=r["suite"],
                 perturbation=r["perturbation"],
                 case_id=r["case_id"],
-                input=r.get("input"),
+                input=text,
                 expected=r.get("expected"),
                 output=r.get("value"),
                 confidence=r.get("confidence"),
                 edits=tuple(r.get("edits") or ()),
                 reproduction=reproduction,
+                cause=cause,
+                input_visible=reveal(text) if isinstance(text, str) else None,
             )
         )
     return result
@@ -110,7 +119,7 @@ def _reproduce(
     # realistic perturbations that keep the answer, together with it.
     attempts: list[list[Any]] = [list(DEFAULT_SEARCH_PERTURBATIONS)]
     if own is not None and isinstance(own, chaos.Fault):
-        raw_system = own.wrap(system, seed)
+        raw_system = own.wrap_variant(system, seed, row["case_id"], row.get("variant") or 0)
     elif own is not None:
         attempts = [[own], [own, *(p for p in DEFAULT_SEARCH_PERTURBATIONS if p.name != own.name)]]
     guarded = policy.wrap(raw_system).with_store(scratch)

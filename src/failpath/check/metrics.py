@@ -13,6 +13,12 @@ selective risk = answered-and-wrong / answered; catch rate = raw-wrong turned in
 raw-wrong; false-alarm rate = handled although raw-right / raw-right; gap = clean accuracy − accuracy
 under a perturbation, paired by case; flip rate = share of variants whose correctness differs from
 their clean case's.
+
+A realistic variant whose contract is ``not_preserved`` may have changed the right answer (dropping the
+comma of "Smith, John" makes "Smith John", whose labels are not the clean case's), so it is judged
+neither right nor wrong: it counts in ``n`` and in what the policy ended in (answered or handled), and
+in none of the figures of correctness (silent failures, accuracy, gap, catch and false-alarm rates,
+confidence quality), whose denominators are the judged requests (:func:`is_judged`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from failpath.core import OUTCOME_KINDS, is_valid_confidence
 
 __all__ = [
     "HANDLED_KINDS",
+    "is_judged",
     "policy_figures",
     "raw_figures",
     "confidence_quality",
@@ -48,6 +55,15 @@ def derive_int_seed(*parts: Any) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=4).digest(), "big")
 
 
+def is_judged(row: Mapping[str, Any]) -> bool:
+    """Whether ``row``'s answers can be judged right or wrong against its expected answer.
+
+    Not for a realistic variant whose contract is ``not_preserved``: its edit may have changed the right
+    answer, so the clean label no longer holds; it counts only as answered or handled.
+    """
+    return not (row.get("family") == "realistic" and row.get("contract") == "not_preserved")
+
+
 def _ratio(k: int, n: int) -> float | None:
     return k / n if n else None
 
@@ -63,23 +79,29 @@ def _upper(k: int, n: int, delta: float) -> float | None:
 def policy_figures(rows: Sequence[Mapping[str, Any]], *, delta: float) -> PolicyFigures:
     """What the guarded calls in ``rows`` ended in (with the policy)."""
     kinds = Counter(r["outcome"] for r in rows)
-    silent = sum(1 for r in rows if r["outcome"] == "answered" and not r.get("correct"))
-    return _policy_figures(len(rows), kinds, silent, delta=delta)
+    judged = [r for r in rows if is_judged(r)]
+    silent = sum(1 for r in judged if r["outcome"] == "answered" and not r.get("correct"))
+    scored = (len(judged), sum(1 for r in judged if r["outcome"] == "answered"))
+    return _policy_figures(len(rows), kinds, silent, delta=delta, scored=scored)
 
 
-def _policy_figures(n: int, kinds: Mapping[str, int], silent: int, *, delta: float) -> PolicyFigures:
+def _policy_figures(
+    n: int, kinds: Mapping[str, int], silent: int, *, delta: float, scored: tuple[int, int] | None = None
+) -> PolicyFigures:
+    """``scored``: the judged requests and the answered ones among them (default: every request)."""
     answered = kinds.get("answered", 0)
     escaped = kinds.get("escaped", 0)
     outcomes = {k: kinds.get(k, 0) for k in (*OUTCOME_KINDS, "escaped")}
+    n_judged, answered_judged = scored if scored is not None else (n, answered)
     return PolicyFigures(
         n=n,
         answered=answered,
         silent_failures=silent,
         escaped=escaped,
         coverage=_ratio(answered, n),
-        silent_failure_rate=_ratio(silent, n),
-        silent_failure_upper=_upper(silent, n, delta),
-        selective_risk=_ratio(silent, answered),
+        silent_failure_rate=_ratio(silent, n_judged),
+        silent_failure_upper=_upper(silent, n_judged, delta),
+        selective_risk=_ratio(silent, answered_judged),
         outcomes=outcomes,
     )
 
@@ -90,21 +112,25 @@ def raw_figures(rows: Sequence[Mapping[str, Any]], *, delta: float) -> PolicyFig
     The raw system answers whenever it returns; an exception is an escape (and counts as wrong).
     """
     escaped = sum(1 for r in rows if r.get("raw_error") is not None)
-    silent = sum(1 for r in rows if r.get("raw_error") is None and not r.get("raw_correct"))
-    return _raw_figures(len(rows), escaped, silent, delta=delta)
+    judged = [r for r in rows if is_judged(r)]
+    silent = sum(1 for r in judged if r.get("raw_error") is None and not r.get("raw_correct"))
+    scored = (len(judged), sum(1 for r in judged if r.get("raw_error") is None))
+    return _raw_figures(len(rows), escaped, silent, delta=delta, scored=scored)
 
 
-def _raw_figures(n: int, escaped: int, silent: int, *, delta: float) -> PolicyFigures:
+def _raw_figures(n: int, escaped: int, silent: int, *, delta: float, scored: tuple[int, int] | None = None) -> PolicyFigures:
+    """``scored``: the judged requests and the answered ones among them (default: every request)."""
     answered = n - escaped
+    n_judged, answered_judged = scored if scored is not None else (n, answered)
     return PolicyFigures(
         n=n,
         answered=answered,
         silent_failures=silent,
         escaped=escaped,
         coverage=_ratio(answered, n),
-        silent_failure_rate=_ratio(silent, n),
-        silent_failure_upper=_upper(silent, n, delta),
-        selective_risk=_ratio(silent, answered),
+        silent_failure_rate=_ratio(silent, n_judged),
+        silent_failure_upper=_upper(silent, n_judged, delta),
+        selective_risk=_ratio(silent, answered_judged),
         outcomes={"answered": answered, "escaped": escaped},
     )
 
@@ -120,7 +146,7 @@ def confidence_quality(rows: Sequence[Mapping[str, Any]]) -> ConfidenceQuality:
 
     Only raw answers that carried a valid confidence in [0, 1] count (``n`` of ``n_total``).
     """
-    scored = [r for r in rows if r.get("raw_error") is None and is_valid_confidence(r.get("raw_confidence"))]
+    scored = [r for r in rows if r.get("raw_error") is None and is_valid_confidence(r.get("raw_confidence")) and is_judged(r)]
     confidence = [float(r["raw_confidence"]) for r in scored]
     correct = [bool(r.get("raw_correct")) for r in scored]
     return _confidence_quality(confidence, correct, len(rows))
@@ -157,7 +183,7 @@ def _gap(
     """(clean accuracy, chaos accuracy, gap, low, high, flip rate) over the cases that have a clean row."""
     per_case: dict[str, list[bool]] = defaultdict(list)
     for r in rows:
-        if r["case_id"] in clean_raw:
+        if r["case_id"] in clean_raw and is_judged(r):
             per_case[r["case_id"]].append(bool(r.get("raw_correct")))
     return _gap_of(per_case, clean_raw, seed=seed, confidence=confidence)
 
@@ -251,12 +277,24 @@ def group_figures(
     confidence: list[float] = []
     correct: list[bool] = []
     silent = raw_escaped = raw_silent = n_wrong = n_right = caught = repaired = alarms = 0
+    n_judged = answered_judged = raw_answered_judged = 0
     for r in rows:
         outcome = r["outcome"]
         case_id = r["case_id"]
         raw_ok = bool(r.get("raw_correct"))
         raw_error = r.get("raw_error")
         kinds[outcome] += 1
+        fired = r.get("states")
+        if fired:
+            states.update(set(fired))
+        contracts.add(r.get("contract") or "unchanged")
+        case_ids.add(case_id)
+        if raw_error is not None:
+            raw_escaped += 1
+        if not is_judged(r):  # answered or handled, never right or wrong
+            continue
+        n_judged += 1
+        answered_judged += outcome == "answered"
         answered_right = outcome == "answered" and bool(r.get("correct"))
         if outcome == "answered" and not answered_right:
             silent += 1
@@ -269,25 +307,19 @@ def group_figures(
             caught += handled
             repaired += answered_right
         if raw_error is None:
+            raw_answered_judged += 1
             if not raw_ok:
                 raw_silent += 1
             c = r.get("raw_confidence")
             if is_valid_confidence(c):
                 confidence.append(float(c))
                 correct.append(raw_ok)
-        else:
-            raw_escaped += 1
-        fired = r.get("states")
-        if fired:
-            states.update(set(fired))
-        contracts.add(r.get("contract") or "unchanged")
-        case_ids.add(case_id)
         if case_id in clean_raw:
             per_case[case_id].append(raw_ok)
     n = len(rows)
     clean_acc, acc, gap, low, high, flip = _gap_of(per_case, clean_raw, seed=seed, confidence=1.0 - delta)
-    if acc is None and rows:
-        acc = n_right / n
+    if acc is None and n_judged:
+        acc = n_right / n_judged
     return GroupFigures(
         suite=suite,
         family=family,
@@ -301,8 +333,8 @@ def group_figures(
         gap_low=low,
         gap_high=high,
         flip_rate=flip,
-        with_policy=_policy_figures(n, kinds, silent, delta=delta),
-        without_policy=_raw_figures(n, raw_escaped, raw_silent, delta=delta),
+        with_policy=_policy_figures(n, kinds, silent, delta=delta, scored=(n_judged, answered_judged)),
+        without_policy=_raw_figures(n, raw_escaped, raw_silent, delta=delta, scored=(n_judged, raw_answered_judged)),
         catch_rate=_ratio(caught, n_wrong),
         false_alarm_rate=_ratio(alarms, n_right),
         repaired=repaired,

@@ -282,7 +282,12 @@ class Reproduction:
 
 @dataclass(frozen=True)
 class WorstCase:
-    """A silent failure (answered, wrong) from the evaluation half, ranked by its confidence."""
+    """A silent failure (answered, wrong) from the evaluation half, ranked by its confidence.
+
+    ``cause`` is ``"perturbation"`` when the raw system answered the case's clean input right (the
+    perturbation made it fail), ``"clean"`` when the case was already wrong on its clean input.
+    ``input_visible`` is the input with hidden and look-alike characters written as ``[U+XXXX]``.
+    """
 
     key: str
     suite: str
@@ -294,6 +299,8 @@ class WorstCase:
     confidence: float | None
     edits: tuple[dict[str, Any], ...] = ()
     reproduction: Reproduction | None = None
+    cause: str = "perturbation"
+    input_visible: str | None = None
 
 
 @dataclass(frozen=True)

@@ -72,8 +72,9 @@ def _first_call(trace: Any) -> Any | None:
 class Evaluator:
     """Calls the guarded system on a work item and turns what happened into a result row.
 
-    ``guard_factory(system)`` wraps a system with the policy (``policy.wrap``). A fault item is sent
-    to the system wrapped by its fault first (``fault.wrap(system, seed)``); wrapped systems are cached.
+    ``guard_factory(system)`` wraps a system with the policy (``policy.wrap``). A fault item is sent to
+    the system wrapped by its fault for that variant alone (``fault.wrap_variant(system, seed, case id,
+    variant)``), so which of its calls misbehave depends on the item, never on the order the items run in.
     """
 
     def __init__(self, system: Any, guard_factory: Callable[[Any], Any], judge: Any, *, seed: int):
@@ -82,23 +83,27 @@ class Evaluator:
         self.judge = judge
         self.seed = seed
         self.is_async = is_async_system(system)
-        self._systems: dict[int | None, tuple[Any, Any, Any]] = {}
+        self._plain: tuple[Any, Any] | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ systems
-    def systems(self, fault: Any) -> tuple[Any, Any]:
-        """``(guarded, raw)`` for requests under ``fault`` (None: the plain system)."""
-        key = None if fault is None else id(fault)
-        found = self._systems.get(key)
+    def systems(self, item: WorkItem) -> tuple[Any, Any]:
+        """``(guarded, raw)`` for ``item``: the plain system (built once), or one wrapped by the item's fault."""
+        fault = item.fault
+        if fault is not None:
+            wrap_variant = getattr(fault, "wrap_variant", None)
+            if wrap_variant is None:  # a fault of another kind: only the seed picks its calls
+                raw = fault.wrap(self.system, self.seed)
+            else:
+                raw = wrap_variant(self.system, self.seed, item.case_id, item.variant)
+            return self.guard_factory(raw), raw
+        found = self._plain
         if found is None:
             with self._lock:
-                found = self._systems.get(key)
-                if found is None:
-                    raw = self.system if fault is None else fault.wrap(self.system, self.seed)
-                    # The fault is kept in the entry so its id cannot be reused while cached.
-                    found = (self.guard_factory(raw), raw, fault)
-                    self._systems[key] = found
-        return found[0], found[1]
+                if self._plain is None:
+                    self._plain = (self.guard_factory(self.system), self.system)
+                found = self._plain
+        return found
 
     # ------------------------------------------------------------------ judging
     def _judge(self, output: Any, expected: Any) -> tuple[bool, float | None, str | None]:
@@ -181,7 +186,7 @@ class Evaluator:
     # ------------------------------------------------------------------ sync
     def evaluate(self, item: WorkItem) -> tuple[str, dict[str, Any]]:
         """Run one item through the guarded system (sync); never raises."""
-        guarded, raw_system = self.systems(item.fault)
+        guarded, raw_system = self.systems(item)
         start = time.perf_counter()
         outcome = trace = escape = None
         try:
@@ -209,7 +214,7 @@ class Evaluator:
     # ------------------------------------------------------------------ async
     async def aevaluate(self, item: WorkItem) -> tuple[str, dict[str, Any]]:
         """Run one item through the guarded async system; never raises."""
-        guarded, raw_system = self.systems(item.fault)
+        guarded, raw_system = self.systems(item)
         start = time.perf_counter()
         outcome = trace = escape = None
         try:

@@ -101,18 +101,20 @@ class _Groups:
         correct = c["correct"][mask]
         raw_ok = c["raw_correct"][mask]
         raw_answered = c["raw_answered"][mask]
+        judged = self.t.judged[mask]  # the rest count as answered or handled, never right or wrong
+        n_judged = _count(judged)
         handled = np.isin(outcome, _HANDLED_CODES)
         n_right = _count(raw_ok)
         confidence = c["raw_confidence"][mask]
-        scored = raw_answered & ~np.isnan(confidence)
+        scored = raw_answered & ~np.isnan(confidence) & judged
         states: Counter[str] = Counter()
         contracts: set[str] = set()
         for leaf in leaves:
             states.update(self.t.leaves[leaf].states)
             contracts |= self.t.leaves[leaf].contracts
-        clean_acc, acc, gap, low, high, flip = self.gap(c["case"][mask], raw_ok, suite, perturbation)
-        if acc is None and n:
-            acc = n_right / n
+        clean_acc, acc, gap, low, high, flip = self.gap(c["case"][mask & self.t.judged], raw_ok[judged], suite, perturbation)
+        if acc is None and n_judged:
+            acc = n_right / n_judged
         return GroupFigures(
             suite=suite,
             family=family,
@@ -126,9 +128,11 @@ class _Groups:
             gap_low=low,
             gap_high=high,
             flip_rate=flip,
-            with_policy=_policy_figures(n, kinds, _count(answered & ~correct), delta=self.delta),
-            without_policy=_raw_figures(n, n - _count(raw_answered), _count(raw_answered & ~raw_ok), delta=self.delta),
-            catch_rate=_count(~raw_ok & handled) / (n - n_right) if n - n_right else None,
+            with_policy=_policy_figures(n, kinds, _count(answered & ~correct & judged), delta=self.delta,
+                                        scored=(n_judged, _count(answered & judged))),
+            without_policy=_raw_figures(n, n - _count(raw_answered), _count(raw_answered & ~raw_ok & judged), delta=self.delta,
+                                        scored=(n_judged, _count(raw_answered & judged))),
+            catch_rate=_count(~raw_ok & handled & judged) / (n_judged - n_right) if n_judged - n_right else None,
             false_alarm_rate=_count(raw_ok & handled) / n_right if n_right else None,
             repaired=_count(~raw_ok & answered & correct),
             states=dict(sorted(states.items())),
@@ -347,7 +351,7 @@ def over_refusal(t: Tallied, budgets: Mapping[str, Any]) -> OverRefusal | None:
 def _scored(t: Tallied, mask: np.ndarray, *, governed_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Raw confidences and correctness of the rows in ``mask`` that have both (optionally: only threshold-governed rows)."""
     c = t.columns
-    keep = mask & c["raw_answered"] & ~np.isnan(c["raw_confidence"])
+    keep = mask & c["raw_answered"] & ~np.isnan(c["raw_confidence"]) & t.judged
     if governed_only:
         keep &= c["governed"]
     return c["raw_confidence"][keep], c["raw_correct"][keep]
@@ -377,7 +381,8 @@ def thresholds(t: Tallied, budgets: Mapping[str, Any], costs: Mapping[str, Any])
     risk_budget = threshold_budget(budgets)
     delta = float(budgets["delta"])
     evaluation = t.columns["evaluation"]
-    n_calibration, n_evaluation = _count(~evaluation), _count(evaluation)
+    judged = t.judged  # requests no one can judge right or wrong teach a threshold nothing
+    n_calibration, n_evaluation = _count(~evaluation & judged), _count(evaluation & judged)
     confidence, correct, cases = _calibration_arrays(t)
     method = "Learn-then-Test, Hoeffding–Bentkus p-values over cases, Holm"
     if not np.any(confidence >= 0.0):
@@ -421,10 +426,11 @@ def _calibration_arrays(t: Tallied) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
     The governed requests with a raw confidence keep theirs; every other calibration request (handled
     by another rule, or without a confidence) is one the threshold never answers: confidence -1 (below
-    every grid point), counted right, with its case.
+    every grid point), counted right, with its case. Requests that cannot be judged (a realistic
+    ``not_preserved`` variant) are left out.
     """
     c = t.columns
-    calibration = ~c["evaluation"]
+    calibration = ~c["evaluation"] & t.judged
     scored = calibration & c["raw_answered"] & ~np.isnan(c["raw_confidence"]) & c["governed"]
     confidence = np.where(scored, c["raw_confidence"], -1.0)[calibration]
     correct = np.where(scored, c["raw_correct"], True)[calibration]

@@ -4,7 +4,8 @@
 few bytes in numpy columns (where it comes from, what the guard ended in, whether the raw answer was
 right, its confidence), plus small counters: how often each combination of failure states, actions
 and deciding state occurred (per suite and perturbation), the distinct answers of hostile variants
-per case, the clean answer of each case, and the few silent failures that may be worst cases.
+per case, the clean answer of each case, and each case's most confident silent failure (the worst-case
+candidates: one small row per case that has one).
 ``finish`` returns a frozen :class:`Tallied`: the columns in the order of the rows' keys (the order
 every figure of a check is computed in), from which :mod:`failpath.check.summarise` makes the figures.
 
@@ -22,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from failpath.check.metrics import is_judged
 from failpath.check.plan import CLEAN, key_digest
 from failpath.core import OUTCOME_KINDS, is_valid_confidence
 
-__all__ = ["OUTCOMES", "THRESHOLD_GOVERNED", "RowTally", "Tallied", "Leaf"]
+__all__ = ["OUTCOMES", "THRESHOLD_GOVERNED", "CAUSES", "RowTally", "Tallied", "Leaf", "worst_candidates"]
 
 #: The outcome codes of the ``outcome`` column: the outcome kinds, then ``escaped``.
 OUTCOMES: tuple[str, ...] = (*OUTCOME_KINDS, "escaped")
@@ -52,6 +54,7 @@ _COLUMNS: dict[str, Any] = {
     "governed": np.bool_,  # deciding state in THRESHOLD_GOVERNED
     "state": np.int16,  # index into the deciding states (0: none)
     "unchanged": np.bool_,  # the variant's contract keeps the expected answer
+    "judged": np.bool_,  # its answer can be judged right or wrong (metrics.is_judged); else neither
     "digest": np.uint64,  # the key's digest (plan.key_digest)
 }
 
@@ -82,8 +85,9 @@ class Tallied:
     ``decided`` and ``ended`` count, over every row, the calls on which each state was detected, was
     the deciding state, and (when the policy handles it) ended in one of its rule's actions.
     ``hostile_flips`` counts the hostile evaluation rows whose answer changed while the outcome stayed
-    Answered (see :func:`failpath.check.verdict.hostile_flips`); ``silent`` holds the silent failures
-    that can be worst cases (full rows, at most ``k`` per suite and perturbation).
+    Answered (see :func:`failpath.check.verdict.hostile_flips`); ``silent`` holds the worst-case
+    candidates (see :func:`worst_candidates`): at most ``k`` failures a perturbation caused, then at most
+    ``k`` cases already wrong on their clean input, one row per case, each with its ``cause``.
     """
 
     columns: Mapping[str, np.ndarray]
@@ -106,14 +110,21 @@ class Tallied:
         """The code of ``family`` in the ``family`` column (-1 when no row has it)."""
         return self.families.index(family) if family in self.families else -1
 
+    @property
+    def judged(self) -> np.ndarray:
+        """The ``judged`` column (every request judged when the columns were made without one)."""
+        found = self.columns.get("judged")
+        return found if found is not None else np.ones(self.n, dtype=bool)
+
     def case_counts(self, family: str, *, evaluation_only: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Per case (indexed like ``case_ids``): its requests in ``family`` and its silent failures among them.
 
         A silent failure is an Answered outcome whose value is wrong; with ``evaluation_only`` only the
         evaluation half counts. This is what a bound with the case as the independent unit is made of.
+        Requests that cannot be judged (see :func:`failpath.check.metrics.is_judged`) count in neither.
         """
         c = self.columns
-        mask = c["family"] == self.family_code(family)
+        mask = (c["family"] == self.family_code(family)) & self.judged
         if evaluation_only:
             mask &= c["evaluation"]
         silent = mask & (c["outcome"] == ANSWERED) & ~c["correct"]
@@ -128,6 +139,29 @@ def _silent_order(row: Mapping[str, Any]) -> tuple[float, str]:
     """The worst-case ranking: most confident first (no confidence last), then by key."""
     c = row.get("confidence")
     return (-(c if is_valid_confidence(c) else -1.0), row["key"])
+
+
+#: What a worst-case candidate keeps of its row (the rest is not shown).
+_CANDIDATE_FIELDS = ("suite", "family", "perturbation", "case_id", "variant", "input", "expected", "value", "confidence", "edits")
+
+#: The causes of a worst case, in the order they are listed.
+CAUSES = ("perturbation", "clean")
+
+
+def worst_candidates(best: Mapping[Any, Mapping[str, Any]], clean_ok: Mapping[Any, bool], k: int) -> list[dict[str, Any]]:
+    """The worst-case candidates from each case's most confident silent failure (``best``, by case).
+
+    A case whose clean input the raw system answered right (and the policy did not answer wrongly:
+    ``clean_ok``) failed because of a perturbation: ``cause`` "perturbation"; any other case was
+    already wrong on its clean input: ``cause`` "clean". The top ``k`` of each, most confident first,
+    perturbation-caused failures listed first; one row per case, so no case repeats under another title.
+    """
+    ranked = sorted(best.items(), key=lambda item: _silent_order(item[1]))
+    out: list[dict[str, Any]] = []
+    for cause in CAUSES:
+        chosen = [row for case, row in ranked if (cause == "perturbation") == bool(clean_ok.get(case))][:k]
+        out += [{**row, "cause": cause} for row in chosen]
+    return out
 
 
 def _value_key(value: Any) -> Any:
@@ -169,7 +203,9 @@ class RowTally:
         self._signatures: Counter[tuple[Any, ...]] = Counter()
         self._hostile: dict[int, dict[Any, list[Any]]] = {}  # case -> answer key -> [answer, rows]
         self._clean: dict[int, tuple[bool, Any]] = {}  # case -> (answered, answer)
-        self._silent: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        self._clean_ok: dict[int, bool] = {}  # case -> raw answer right on the clean input, and no silent failure there
+        self._best: dict[int, dict[str, Any]] = {}  # case -> its most confident silent failure (a small row)
+        self._best_rank: dict[int, tuple[float, str]] = {}  # case -> that row's _silent_order
 
     def add(self, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
         """Fold ``(key, row)`` pairs in; returns how many were tallied."""
@@ -201,7 +237,8 @@ class RowTally:
         family = r.get("family")
         evaluation = r["split"] == "evaluation"
         outcome = OUTCOMES.index(r["outcome"])
-        correct = bool(r.get("correct"))
+        judged = is_judged(r)
+        correct = judged and bool(r.get("correct"))
         raw_confidence = r.get("raw_confidence")
         state = r.get("state")
         contract = r.get("contract") or "unchanged"
@@ -212,12 +249,13 @@ class RowTally:
         p["evaluation"].append(evaluation)
         p["outcome"].append(outcome)
         p["correct"].append(correct)
-        p["raw_correct"].append(bool(r.get("raw_correct")))
+        p["raw_correct"].append(judged and bool(r.get("raw_correct")))
         p["raw_answered"].append(r.get("raw_error") is None)
         p["raw_confidence"].append(float(raw_confidence) if is_valid_confidence(raw_confidence) else np.nan)
         p["governed"].append(state in THRESHOLD_GOVERNED)
         p["state"].append(self._index(self._state_index, state) if state else 0)
         p["unchanged"].append(contract == "unchanged")
+        p["judged"].append(judged)
         p["digest"].append(digest)
         self.rows += 1
         self._signatures[(leaf, evaluation, tuple(r.get("states") or ()), tuple(r.get("actions") or ()), state)] += 1
@@ -225,11 +263,12 @@ class RowTally:
             self._contracts[leaf].add(contract)
         if r["suite"] == CLEAN:
             self._clean[case] = (outcome == ANSWERED, r.get("value"))
+            self._clean_ok[case] = bool(r.get("raw_correct")) and r.get("raw_error") is None and not (outcome == ANSWERED and not correct)
         if evaluation and outcome == ANSWERED:
             if family == "hostile" and contract == "unchanged":
                 self._hostile_answer(case, r.get("value"))
-            if not correct and self.worst:
-                self._candidate(leaf_name, key, r)
+            if not correct and judged and self.worst:
+                self._candidate(case, key, r)
 
     def _hostile_answer(self, case: int, value: Any) -> None:
         answers = self._hostile.setdefault(case, {})
@@ -239,13 +278,15 @@ class RowTally:
         else:
             entry[1] += 1
 
-    def _candidate(self, leaf_name: tuple[str, str], key: str, row: Mapping[str, Any]) -> None:
-        """Keep a silent failure if it can be among the ``worst`` of its suite and perturbation."""
-        kept = self._silent.setdefault(leaf_name, [])
-        kept.append({**row, "key": key})
-        if len(kept) > 4 * self.worst:
-            kept.sort(key=_silent_order)
-            del kept[self.worst :]
+    def _candidate(self, case: int, key: str, row: Mapping[str, Any]) -> None:
+        """Keep a silent failure when it is its case's most confident one so far (a small copy of the row)."""
+        c = row.get("confidence")
+        rank = (-(c if is_valid_confidence(c) else -1.0), key)  # as _silent_order
+        kept = self._best_rank.get(case)
+        if kept is not None and kept <= rank:
+            return
+        self._best_rank[case] = rank
+        self._best[case] = {"key": key, **{name: row.get(name) for name in _CANDIDATE_FIELDS}}
 
     def _flush(self) -> None:
         for name, dtype in _COLUMNS.items():
@@ -273,10 +314,8 @@ class RowTally:
             Leaf(suite=s, perturbation=p, contracts=frozenset(self._contracts[i]), states=leaf_states[i])
             for i, (s, p) in enumerate(leaf_names)
         )
-        silent = sorted(
-            (row for kept in self._silent.values() for row in sorted(kept, key=_silent_order)[: self.worst]),
-            key=_silent_order,
-        )
+        silent = worst_candidates(self._best, self._clean_ok, self.worst)
+        self._best, self._best_rank = {}, {}
         return Tallied(
             columns=columns,
             case_ids=case_ids,

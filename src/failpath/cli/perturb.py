@@ -165,7 +165,7 @@ def _print_variants(variants: list[Any], chosen: Any, case: Any, seed: int) -> N
 
 def perturb(
     text: Optional[str] = typer.Argument(None, help="The input to perturb ('-' reads it from stdin)."),
-    suite: str = typer.Option("realistic", "--suite", "-s", help="Suite: hostile, realistic, fault, or a registered one."),
+    suite: str = typer.Option("realistic", "--suite", "-s", help="Suite: hostile, realistic, fault, a registered one, or module:attr naming a Suite (an importable module)."),
     n: int = typer.Option(10, "-n", "--count", min=1, help="How many variants to show."),
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same variants."),
     only: Optional[List[str]] = typer.Option(None, "--perturbation", "-p", help="Only these perturbations of the suite (repeatable)."),

@@ -174,10 +174,13 @@ def _metric_specs(suites: Sequence[str]) -> list[tuple[str, str, str, Any, Any]]
     def answered(row: Mapping[str, Any]) -> bool:
         return row.get("outcome") == "answered"
 
+    def judged_in(keep: Any) -> Any:  # a request no one can judge (right_* None) is in no rate of correctness
+        return lambda row: keep(row) and row.get("right_without_policy") is not None
+
     for name in [*suites, _CHAOS, _CLEAN]:
         keep = in_suite(name)
-        specs.append((name, "silent_failure_rate", "lower", keep, silent))
-        specs.append((name, "accuracy_without_policy", "higher", keep, raw_right))
+        specs.append((name, "silent_failure_rate", "lower", judged_in(keep), silent))
+        specs.append((name, "accuracy_without_policy", "higher", judged_in(keep), raw_right))
         if name == _CLEAN:
             specs.append((name, "coverage", "higher", keep, answered))
     return specs

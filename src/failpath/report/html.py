@@ -59,8 +59,11 @@ def _environment() -> Any:
         lstrip_blocks=True,
     )
     environment.filters.update(pct=pct, pts=pts, num=num, show=show, when=when)
+    from failpath.report import worst
+
     environment.globals.update(token_table=token_table, catch_sentence=_sentence(wording.catch_sentence),
-                               cost_rule=_sentence(wording.cost_rule))
+                               cost_rule=_sentence(wording.cost_rule), worst_groups=worst.groups,
+                               shown_input=worst.shown_input, shown=worst.shown, edit_text=worst.edit_text)
     return environment
 
 

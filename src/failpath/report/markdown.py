@@ -76,18 +76,26 @@ def _suites(doc: Mapping[str, Any]) -> list[str]:
 
 
 def _worst(doc: Mapping[str, Any], limit: int) -> list[str]:
-    worst = list(doc.get("worst_cases") or ())[:limit]
+    """The first ``limit`` worst cases, under the heading of their cause (see :mod:`failpath.report.worst`)."""
+    from failpath.report.worst import edits_text, groups, shown, shown_input
+
+    every = list(doc.get("worst_cases") or ())
+    worst = every[:limit]
     if not worst:
         return []
-    lines = ["", f"### Worst cases ({len(worst)} of {len(doc.get('worst_cases') or ())})", "",
-             "| # | where | input | expected | output | confidence |", "|---:|---|---|---|---|---:|"]
-    for i, case in enumerate(worst, 1):
-        confidence = case.get("confidence")
-        lines.append(
-            f"| {i} | {cell(case.get('suite'), 30)} / {cell(case.get('perturbation'), 30)}, case {cell(case.get('case_id'), 40)} "
-            f"| {cell(case.get('input'))} | {cell(case.get('expected'))} | {cell(case.get('output'))} "
-            f"| {'—' if confidence is None else f'{float(confidence):.2f}'} |"
-        )
+    lines = ["", f"### Worst cases ({len(worst)} of {len(every)})"]
+    number = 0
+    for _, title, members in groups(worst):
+        lines += ["", f"**{cell(title, 120)}**", "",
+                  "| # | where | input | edits | expected | output | confidence |", "|---:|---|---|---|---|---|---:|"]
+        for case in members:
+            number += 1
+            confidence = case.get("confidence")
+            lines.append(
+                f"| {number} | {cell(case.get('suite'), 30)} / {cell(case.get('perturbation'), 30)}, case {cell(case.get('case_id'), 40)} "
+                f"| {cell(shown_input(case))} | {cell(edits_text(case.get('edits')) or '—')} | {cell(case.get('expected'))} "
+                f"| {cell(shown(case.get('output')))} | {'—' if confidence is None else f'{float(confidence):.2f}'} |"
+            )
     return lines
 
 

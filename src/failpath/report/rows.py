@@ -75,12 +75,16 @@ def request_row(key: str, data: Mapping[str, Any]) -> dict[str, Any]:
     ``right_without_policy``: the raw system's first answer was right (an exception is wrong).
     ``right_with_policy``: the guarded call answered and was right; ``None`` when it did not answer
     (it asked, escalated, abstained, defaulted or escaped). ``silent_failure``: it answered, wrongly.
+    A request that cannot be judged (a realistic ``not_preserved`` variant: its right answer may have
+    changed) is neither right nor wrong: both ``right_*`` are ``None`` and it is no silent failure.
     """
+    from failpath.check.metrics import is_judged
     from failpath.report.terminal import visible
 
     outcome = data.get("outcome")
     answered = outcome == "answered"
-    right = bool(data.get("correct"))
+    judged = is_judged(data)
+    right = judged and bool(data.get("correct"))
     return {
         "case_id": data.get("case_id"),
         "suite": data.get("suite"),
@@ -93,7 +97,7 @@ def request_row(key: str, data: Mapping[str, Any]) -> dict[str, Any]:
         "raw_output": data.get("raw_output"),
         "raw_confidence": data.get("raw_confidence"),
         "raw_error": data.get("raw_error"),
-        "right_without_policy": data.get("raw_error") is None and bool(data.get("raw_correct")),
+        "right_without_policy": (data.get("raw_error") is None and bool(data.get("raw_correct"))) if judged else None,
         "outcome": outcome,
         "state": data.get("state"),
         "states": list(data.get("states") or ()),
@@ -101,8 +105,8 @@ def request_row(key: str, data: Mapping[str, Any]) -> dict[str, Any]:
         "output": data.get("value"),
         "confidence": data.get("confidence"),
         "degraded": bool(data.get("degraded")),
-        "right_with_policy": right if answered else None,
-        "silent_failure": answered and not right,
+        "right_with_policy": right if answered and judged else None,
+        "silent_failure": answered and judged and not right,
         "latency_ms": data.get("latency_ms"),
         "trace_id": data.get("trace_id"),
         "key": key,

@@ -250,42 +250,61 @@ def difference(expected: Any, output: Any, limit: int = 4) -> str | None:
 
 
 def _worst(doc: Mapping[str, Any]) -> Any:
+    """The worst cases: those a perturbation caused first, then, apart, those wrong on clean input."""
+    from failpath.report.worst import groups
+
     worst = doc.get("worst_cases") or ()
     if not worst:
         return Text("Worst cases: no silent failure on the evaluation half.", style="green")
-    table = Table(title="Worst cases: silent failures, most confident first", box=box.SIMPLE_HEAD,
-                  title_justify="left", show_lines=True)
-    table.add_column("#", justify="right", width=2)
-    table.add_column("where", overflow="fold", max_width=22)
-    table.add_column("what happened", overflow="fold", ratio=1)
-    for i, case in enumerate(worst, start=1):
-        where = Text(visible(f"{case.get('suite')}/{case.get('perturbation')}", 60))
-        where.append("\ncase " + visible(case.get("case_id"), 40), style="dim")
-        body = Text()
-        body.append("input    ", style="dim")
-        body.append(visible(case.get("input"), 160))
-        body.append("\nexpected ", style="dim")
-        body.append(visible(case.get("expected"), 160))
-        body.append("\nanswered ", style="dim")
-        body.append(visible(case.get("output"), 160), style="red")
-        body.append(f"  (confidence {_num(case.get('confidence'), 2)})", style="dim")
-        diff = difference(case.get("expected"), case.get("output"))
-        if diff:
-            body.append("\nwrong    ", style="dim")
-            body.append(diff, style="red")
-        repro = case.get("reproduction") or {}
-        if repro.get("found"):
-            body.append("\nminimal  ", style="dim")
-            body.append(visible(repro.get("input"), 160), style="bold")
-            edits = ", ".join(visible(e.get("kind"), 20) for e in repro.get("edits") or ()) or "input unchanged"
-            body.append(f"\n         {visible(repro.get('perturbation') or 'clean', 60)} ({edits}); "
-                        f"{'minimal' if repro.get('minimal') else 'not proven minimal'}, "
-                        f"{repro.get('n_tried', 0)} tried", style="dim")
-        elif repro:
-            body.append("\nminimal  ", style="dim")
-            body.append(visible(repro.get("note") or "not found", 160), style="dim")
-        table.add_row(str(i), where, body)
-    return table
+    tables: list[Any] = [Text("Worst cases: silent failures, most confident first, one per case", style="bold")]
+    number = 0
+    for _, title, members in groups(worst):
+        tables.append(Text(f"  {title}", style="bold"))
+        table = Table(box=box.SIMPLE_HEAD, show_lines=True)
+        table.add_column("#", justify="right", width=2)
+        table.add_column("where", overflow="fold", max_width=22)
+        table.add_column("what happened", overflow="fold", ratio=1)
+        for case in members:
+            number += 1
+            where = Text(visible(f"{case.get('suite')}/{case.get('perturbation')}", 60))
+            where.append("\ncase " + visible(case.get("case_id"), 40), style="dim")
+            table.add_row(str(number), where, _worst_body(case))
+        tables.append(table)
+    return Group(*tables)
+
+
+def _worst_body(case: Mapping[str, Any]) -> Text:
+    """One worst case: input (hidden characters revealed), expected, answer, the edits, the reproduction."""
+    from failpath.report.worst import edits_text, shown, shown_input
+
+    body = Text()
+    body.append("input    ", style="dim")
+    body.append(visible(shown_input(case), 160))
+    edits = edits_text(case.get("edits"))
+    if edits:
+        body.append("\nedits    ", style="dim")
+        body.append(visible(edits, 200))
+    body.append("\nexpected ", style="dim")
+    body.append(visible(case.get("expected"), 160))
+    body.append("\nanswered ", style="dim")
+    body.append(visible(shown(case.get("output")), 160), style="red")
+    body.append(f"  (confidence {_num(case.get('confidence'), 2)})", style="dim")
+    diff = difference(case.get("expected"), case.get("output"))
+    if diff:
+        body.append("\nwrong    ", style="dim")
+        body.append(diff, style="red")
+    repro = case.get("reproduction") or {}
+    if repro.get("found"):
+        body.append("\nminimal  ", style="dim")
+        body.append(visible(shown_input({"input": repro.get("input")}), 160), style="bold")
+        kinds = ", ".join(visible(e.get("kind"), 20) for e in repro.get("edits") or ()) or "input unchanged"
+        body.append(f"\n         {visible(repro.get('perturbation') or 'clean', 60)} ({kinds}); "
+                    f"{'minimal' if repro.get('minimal') else 'not proven minimal'}, "
+                    f"{repro.get('n_tried', 0)} tried", style="dim")
+    elif repro:
+        body.append("\nminimal  ", style="dim")
+        body.append(visible(repro.get("note") or "not found", 160), style="dim")
+    return body
 
 
 def _thresholds(doc: Mapping[str, Any]) -> Any:

@@ -59,11 +59,7 @@ def failure_message(result: Any, *, cases: int = FAILING_CASES_SHOWN) -> str:
         lines.append(f"  ✗ {criterion.get('name')}: {visible(criterion.get('figure') or '', 300)}")
         if criterion.get("detail"):
             lines.append(f"      {visible(criterion['detail'], 600)}")
-    worst = list(doc.get("worst_cases") or ())
-    if worst and cases > 0:
-        lines.append(f"first failing cases ({min(cases, len(worst))} of the {len(worst)} worst silent failures):")
-        for case in worst[:cases]:
-            lines.append(_case_line(case))
+    lines += _failing_cases(list(doc.get("worst_cases") or ()), cases)
     thresholds = doc.get("thresholds") or {}
     if thresholds and not thresholds.get("certified"):
         lines.append(visible(thresholds.get("message") or "NOTHING CERTIFIED", 400))
@@ -71,16 +67,33 @@ def failure_message(result: Any, *, cases: int = FAILING_CASES_SHOWN) -> str:
     return "\n".join(lines)
 
 
+def _failing_cases(worst: list[Mapping[str, Any]], cases: int) -> list[str]:
+    """The first ``cases`` worst cases, under the heading of their cause: those a perturbation caused first."""
+    from failpath.report.worst import groups
+
+    if not worst or cases <= 0:
+        return []
+    first = worst[:cases]
+    lines = [f"first failing cases ({len(first)} of the {len(worst)} worst silent failures):"]
+    for _, title, members in groups(first):
+        lines.append(f"  {title}:")
+        lines += [_case_line(case) for case in members]
+    return lines
+
+
 def _case_line(case: Mapping[str, Any]) -> str:
     from failpath.report.terminal import visible
+    from failpath.report.worst import edits_text, shown, shown_input
 
     confidence = case.get("confidence")
-    shown = "" if confidence is None else f" (confidence {float(confidence):.2f})"
+    confidence_text = "" if confidence is None else f" (confidence {float(confidence):.2f})"
+    edits = edits_text(case.get("edits"))
     return (
         f"  - {visible(case.get('suite'), 40)}/{visible(case.get('perturbation'), 40)}, case {visible(case.get('case_id'), 60)}: "
-        f"input {visible(case.get('input'), _VALUE_CHARS)!r}\n"
-        f"      expected {visible(case.get('expected'), _VALUE_CHARS)}\n"
-        f"      answered {visible(case.get('output'), _VALUE_CHARS)}{shown}"
+        f"input {visible(shown_input(case), _VALUE_CHARS)!r}\n"
+        + (f"      edits {visible(edits, _VALUE_CHARS)}\n" if edits else "")
+        + f"      expected {visible(case.get('expected'), _VALUE_CHARS)}\n"
+        f"      answered {visible(shown(case.get('output')), _VALUE_CHARS)}{confidence_text}"
     )
 
 
