@@ -66,9 +66,10 @@ class WriteTurns:
 class Connector:
     """Opens connections to one database file and remembers them, so they can all be closed."""
 
-    def __init__(self, path: Path, busy_timeout: float) -> None:
+    def __init__(self, path: Path, busy_timeout: float, uri: str | None = None) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
+        self.uri = uri  # a read-only store's ``file:...?mode=ro`` (or ``immutable=1``) URI
         self.connections: list[sqlite3.Connection] = []
         self.lock = threading.Lock()
         self.write_lock = WriteTurns()
@@ -76,7 +77,8 @@ class Connector:
     def connect(self, *, remember: bool = True, read_only: bool = False) -> sqlite3.Connection:
         """A new connection: autocommit (transactions are explicit), rows as ``sqlite3.Row``."""
         connection = sqlite3.connect(
-            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            self.uri or self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False,
+            uri=self.uri is not None,
         )
         try:
             connection.row_factory = sqlite3.Row
