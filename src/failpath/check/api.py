@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from failpath.check.datasets import MAX_INPUT_BYTES
 from failpath.check.execute import Execution, Stored, execute
 from failpath.check.explain import worst_cases as explain_worst
 from failpath.check.plan import DEFAULT_COSTS, DEFAULT_SUITES, Plan, judge_name, make_plan, name_of
@@ -67,6 +68,7 @@ def check(
     quiet: bool = False,
     console: Any = None,
     reports: bool = False,
+    max_input_bytes: int | None = MAX_INPUT_BYTES,
 ) -> CheckResult:
     """Check a system under its policy before shipping it; returns the frozen :class:`CheckResult`.
 
@@ -94,6 +96,9 @@ def check(
     process per core (at most ``concurrency``), for a CPU-bound local model or a fast system: the system,
     policy, judge and suites must be picklable or given as ``"module:attr"``, and ``store`` a SQLite path.
 
+    A case whose input or expected answer is longer than ``max_input_bytes`` as JSON text (default 1 MiB,
+    ``None``: no limit) is refused up front, naming the case.
+
     Raises ``DatasetError`` or ``ConfigError`` (naming what is wrong) before any model call. Ctrl-C
     during the run raises :class:`CheckInterrupted` (a ``KeyboardInterrupt``) naming the run to resume;
     the rows made so far are kept.
@@ -103,7 +108,7 @@ def check(
         system, cases, policy=policy, judge=judge, suites=suites, seed=seed, concurrency=concurrency,
         executor=executor, silent_failure_budget=silent_failure_budget, coverage_floor=coverage_floor, delta=delta,
         accepted=accepted, calibration_share=calibration_share, costs=costs, mix=mix,
-        false_alarm_budget=false_alarm_budget,
+        false_alarm_budget=false_alarm_budget, max_input_bytes=max_input_bytes,
     )
     store_obj, owned = _open(store)
     recorded: str | None = None  # the run's id once its record exists
