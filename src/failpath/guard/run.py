@@ -48,6 +48,7 @@ class Run:
     answer_output: Any = None  # the JSON-safe rendering of ``answer``, once made
     decided: str | None = None
     ticket_id: str | None = None
+    stored_trace: Any = None  # the trace written with an escalation's ticket (then not queued again)
 
     def __init__(self, table: PolicyTable, system: Any, system_name: str, system_async: bool, value: Any, store: StoreHandle):
         self.table = table

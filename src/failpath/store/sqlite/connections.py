@@ -28,26 +28,28 @@ class WriteTurns:
 
     One waiting here is woken as soon as the other commits, where SQLite's own busy handler would
     sleep for a millisecond or more; other processes still meet SQLite's lock. Synchronous writes
-    (a ticket a caller waits for) go first: the trace writer lets them pass before each batch.
+    (a ticket a caller waits for) go first: the trace writer lets the ones already waiting pass before
+    each batch, but not those that arrive after it: under a steady stream of tickets from many threads,
+    waiting for none to be waiting starved the writer (its queue, what a kill loses, grew without bound).
     """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._changed = threading.Condition(threading.Lock())
-        self._waiting = 0
+        self._arrived = 0  # synchronous writes that asked for a turn
+        self._served = 0  # ... and those that got it
 
     @contextlib.contextmanager
     def urgent(self) -> Iterator[None]:
         """A synchronous write's turn."""
         with self._changed:
-            self._waiting += 1
+            self._arrived += 1
         try:
             self._lock.acquire()
         finally:
             with self._changed:
-                self._waiting -= 1
-                if not self._waiting:
-                    self._changed.notify_all()
+                self._served += 1
+                self._changed.notify_all()
         try:
             yield
         finally:
@@ -55,10 +57,11 @@ class WriteTurns:
 
     @contextlib.contextmanager
     def background(self) -> Iterator[None]:
-        """The trace writer's turn, after every synchronous write already waiting."""
-        if self._waiting:
+        """The trace writer's turn, after the synchronous writes waiting when it asked (not later ones)."""
+        target = self._arrived
+        if self._served < target:
             with self._changed:
-                self._changed.wait_for(lambda: not self._waiting, timeout=1.0)
+                self._changed.wait_for(lambda: self._served >= target, timeout=1.0)
         with self._lock:
             yield
 
