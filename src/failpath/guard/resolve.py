@@ -74,16 +74,17 @@ def _escalate(run: Run, action: Escalate, state: str, trace_id: str) -> Resoluti
     run.set_detail("queue", action.queue)
     resolution = Resolution(Escalated(ticket_id=ticket.ticket_id, queue=action.queue, state=state, trace_id=trace_id))
     trace = None
-    if getattr(store, "ticket_carries_trace", False):
+    modern = getattr(store, "ticket_carries_trace", False)
+    if modern:
         try:
             trace = build_trace(run, resolution)
         except Exception:  # the trace is built (and its failure logged) again when the call ends
             trace = None
     try:
-        if trace is None:
-            store.create_ticket(ticket)
+        if modern:  # the wait for a store locked by another process keeps to the call's deadline
+            store.create_ticket(ticket, trace=trace, timeout=run.time_left())
         else:
-            store.create_ticket(ticket, trace=trace)
+            store.create_ticket(ticket)
     except Exception as exc:
         run.ticket_id = None
         run.detail.pop("queue", None)  # type: ignore[union-attr]

@@ -66,6 +66,11 @@ class Run:
         self.actions: list[str] = []
         self.last_raw: Any = NO_VOTE  # the latest call's value as the system returned it
 
+    def time_left(self) -> float | None:
+        """Seconds left before the policy's deadline (at least a millisecond), or None without a deadline."""
+        deadline = self.table.deadline
+        return None if deadline is None else max(deadline - (_perf() - self.start), 1e-3)
+
     def call_step(self, count: int | None = None) -> CallStep:
         """The step that calls the current system (``count`` calls for samples), under the time left."""
         table = self.table

@@ -37,13 +37,15 @@ class TicketQueries:
     _enqueue: Callable[[Any], None]
     flush: Callable[..., None]
 
-    def create_ticket(self, ticket: Ticket, trace: Trace | None = None) -> str:
+    def create_ticket(self, ticket: Ticket, trace: Trace | None = None, *, timeout: float | None = None) -> str:
         """Store a new ticket and return its id (synchronously, unless the store queues tickets).
 
         An empty ``ticket_id`` gets a new one (``t-`` and 10 hex digits); ``created`` of 0 becomes now.
         Raises ``StoreError`` if a ticket with the given id exists already. With ``queue_tickets=True``
         the ticket joins the trace writer's queue instead, and a given id that exists already is ignored.
         With ``trace``, the trace's rows are written in the ticket's transaction (or queued just before it).
+        ``timeout`` (seconds) bounds each statement of the transaction, waits for locks included
+        (``SET LOCAL statement_timeout``); a guarded call passes what is left of its deadline.
         """
         given = ticket.ticket_id
         created = real(ticket.created) or time.time()
@@ -57,6 +59,8 @@ class TicketQueries:
         for _ in range(8):
             ticket_id = given or f"t-{secrets.token_hex(5)}"
             with self._transaction() as connection:
+                if timeout is not None:
+                    connection.execute(f"SET LOCAL statement_timeout = {max(int(timeout * 1000), 1)}")
                 inserted = connection.execute(INSERT_TICKET, without_nul(ticket_row(ticket, ticket_id, created))).rowcount
                 if inserted and rows is not None:
                     connection.execute("SELECT pg_advisory_xact_lock(%s)", (TRACE_LOCK,))  # trace ids in commit order

@@ -147,12 +147,25 @@ class SQLiteStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, Re
         return connection
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction on this thread's connection (``BEGIN IMMEDIATE``: takes the write lock now)."""
+    def _transaction(self, timeout: float | None = None) -> Iterator[sqlite3.Connection]:
+        """A write transaction on this thread's connection (``BEGIN IMMEDIATE``: takes the write lock now).
+
+        ``timeout`` (seconds) bounds the wait for the lock, this process's writers' and other processes',
+        in place of ``busy_timeout``: ``StoreError`` when it runs out."""
         connection = self._thread_connection("write")
-        with self._connector.write_lock.urgent():
+        with contextlib.ExitStack() as turn:
             try:
-                connection.execute("BEGIN IMMEDIATE")
+                turn.enter_context(self._connector.write_lock.urgent(timeout))
+            except TimeoutError as exc:
+                raise StoreError(f"cannot write to the store {self.path} in time: {exc}") from None
+            try:
+                if timeout is not None:
+                    connection.execute(f"PRAGMA busy_timeout = {max(int(timeout * 1000), 1)}")
+                try:
+                    connection.execute("BEGIN IMMEDIATE")
+                finally:
+                    if timeout is not None:
+                        connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot write to the store {self.path}: {exc}") from None
             try:

@@ -40,16 +40,18 @@ class WriteTurns:
         self._served = 0  # ... and those that got it
 
     @contextlib.contextmanager
-    def urgent(self) -> Iterator[None]:
-        """A synchronous write's turn."""
+    def urgent(self, timeout: float | None = None) -> Iterator[None]:
+        """A synchronous write's turn; ``TimeoutError`` when it does not come within ``timeout`` seconds."""
         with self._changed:
             self._arrived += 1
         try:
-            self._lock.acquire()
+            got = self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0))
         finally:
             with self._changed:
                 self._served += 1
                 self._changed.notify_all()
+        if not got:
+            raise TimeoutError(f"no turn to write within {timeout:.3g}s (this process's trace writer held it)")
         try:
             yield
         finally:

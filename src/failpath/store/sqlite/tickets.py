@@ -26,11 +26,11 @@ class TicketQueries:
     path: Path
     queue_tickets: bool
     read_connection: Callable[..., AbstractContextManager[sqlite3.Connection]]
-    _transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    _transaction: Callable[..., AbstractContextManager[sqlite3.Connection]]
     _enqueue: Callable[[Any], None]
     flush: Callable[..., None]
 
-    def create_ticket(self, ticket: Ticket, trace: Trace | None = None) -> str:
+    def create_ticket(self, ticket: Ticket, trace: Trace | None = None, *, timeout: float | None = None) -> str:
         """Store a new ticket and return its id (synchronously, unless the store queues tickets).
 
         An empty ``ticket_id`` gets a new one (``t-`` and 10 hex digits); ``created`` of 0 becomes now.
@@ -38,6 +38,8 @@ class TicketQueries:
         the ticket joins the trace writer's queue instead (same durability as a trace: on disk after the
         next batch or :meth:`flush`), and a given id that exists already is ignored.
         With ``trace``, the trace's rows are written in the ticket's transaction (or queued just before it).
+        ``timeout`` (seconds) bounds the wait for the write lock (``StoreError`` when it runs out; a guarded
+        call passes what is left of its deadline).
         """
         given = ticket.ticket_id
         created = real(ticket.created) or time.time()
@@ -51,7 +53,7 @@ class TicketQueries:
         for _ in range(8):
             ticket_id = given or f"t-{secrets.token_hex(5)}"
             row = ticket_row(ticket, ticket_id, created)
-            with self._transaction() as connection:
+            with self._transaction(timeout) as connection:
                 inserted = connection.execute(INSERT_TICKET, row).rowcount
                 if inserted and rows is not None:
                     connection.execute(INSERT_TRACE, rows[0])
