@@ -123,7 +123,8 @@ class GuardedBase:
                 log.error("failpath: could not write trace %s (%s: %s)", trace.trace_id, type(exc).__name__, exc)
         elif not handle.disabled:
             handle.not_written()  # the store could not be opened (it is tried again with backoff)
-        self._export(trace)
+        if self._table.exporters:
+            self._export(trace)
 
     def _export(self, trace: Trace) -> None:
         """Hand the trace to the policy's exporters; their errors are logged, never raised."""
