@@ -70,7 +70,8 @@ class ToolOutputInjection(FailureState):
 
     def __init__(self, *, phrases: Sequence[str] = (), invisible: bool = True, role_markers: bool = True):
         try:
-            self.detector = InjectionSuspected(phrases=phrases, invisible=invisible, role_markers=role_markers)
+            # A tool's output (a web page, a file) is often long: scanned whole, not refused for its length.
+            self.detector = InjectionSuspected(phrases=phrases, invisible=invisible, role_markers=role_markers, max_chars=None)
         except Exception as exc:
             raise parameter_error("ToolOutputInjection(...)", str(exc).split(": ", 1)[-1]) from None
 

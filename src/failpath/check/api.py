@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from failpath.check.datasets import MAX_INPUT_BYTES
 from failpath.check.execute import Execution, Stored, execute
 from failpath.check.explain import worst_cases as explain_worst
 from failpath.check.plan import DEFAULT_COSTS, DEFAULT_SUITES, Plan, judge_name, make_plan, name_of
@@ -33,7 +34,7 @@ from failpath.check.summarise import Summary, summarise
 from failpath.check.verdict import decide
 from failpath.core import ConfigError
 
-__all__ = ["check", "CheckInterrupted", "DEFAULT_COSTS", "RUN_KIND"]
+__all__ = ["check", "mark_reported", "CheckInterrupted", "DEFAULT_COSTS", "RUN_KIND"]
 
 #: The ``kind`` of check runs in the store.
 RUN_KIND = "check"
@@ -66,6 +67,8 @@ def check(
     name: str | None = None,
     quiet: bool = False,
     console: Any = None,
+    reports: bool = False,
+    max_input_bytes: int | None = MAX_INPUT_BYTES,
 ) -> CheckResult:
     """Check a system under its policy before shipping it; returns the frozen :class:`CheckResult`.
 
@@ -75,6 +78,10 @@ def check(
     (names or ``Suite`` values; run hostile, realistic, fault, then the clean pass). Results stream into
     ``store`` (a ``Store`` or a path; default ``.failpath/failpath.db``) under ``run_id``; pass
     ``resume=True`` (the latest unfinished run) or ``resume=RUN_ID`` to continue a killed run.
+    ``reports=True`` says the caller writes reports once the run is done and then calls
+    :func:`mark_reported` (``failpath check`` does): with ``resume=True``, the latest such run that
+    finished without being marked (killed while its reports were written) is found too, and its
+    stored result returned, so its reports can be written.
 
     Budgets: ``silent_failure_budget`` (one number for every family, or a mapping such as
     ``{"clean": 0.02, "realistic": 0.02, "hostile": 0.01, "fault": 0.01}``; families left out take 0.02):
@@ -89,6 +96,9 @@ def check(
     process per core (at most ``concurrency``), for a CPU-bound local model or a fast system: the system,
     policy, judge and suites must be picklable or given as ``"module:attr"``, and ``store`` a SQLite path.
 
+    A case whose input or expected answer is longer than ``max_input_bytes`` as JSON text (default 1 MiB,
+    ``None``: no limit) is refused up front, naming the case.
+
     Raises ``DatasetError`` or ``ConfigError`` (naming what is wrong) before any model call. Ctrl-C
     during the run raises :class:`CheckInterrupted` (a ``KeyboardInterrupt``) naming the run to resume;
     the rows made so far are kept.
@@ -98,12 +108,15 @@ def check(
         system, cases, policy=policy, judge=judge, suites=suites, seed=seed, concurrency=concurrency,
         executor=executor, silent_failure_budget=silent_failure_budget, coverage_floor=coverage_floor, delta=delta,
         accepted=accepted, calibration_share=calibration_share, costs=costs, mix=mix,
-        false_alarm_budget=false_alarm_budget,
+        false_alarm_budget=false_alarm_budget, max_input_bytes=max_input_bytes,
     )
     store_obj, owned = _open(store)
     recorded: str | None = None  # the run's id once its record exists
     try:
-        record = _open_run(store_obj, plan, run_id=run_id, resume=resume, name=name, concurrency=concurrency, executor=executor)
+        record = _open_run(
+            store_obj, plan, run_id=run_id, resume=resume, name=name, concurrency=concurrency, executor=executor,
+            reports=reports,
+        )
         recorded = record.run_id
         if record.summary is not None:
             return CheckResult.from_dict(record.summary)
@@ -196,11 +209,31 @@ def _scratch(store: Any) -> Iterator[Any]:
             scratch.close()
 
 
+#: The checkpoint kind that records that a run's reports were written (see :func:`mark_reported`).
+REPORTED = "reports"
+
+
+def mark_reported(store: Any, run_id: str) -> None:
+    """Record in ``store`` (a ``Store`` or a path) that the reports of check run ``run_id`` were written,
+    so ``resume=True`` no longer finds it (see :func:`check`'s ``reports``)."""
+    store_obj, owned = _open(store)
+    try:
+        store_obj.add_checkpoint(run_id, 0, REPORTED, {"at": time.time()})  # False when marked already
+    finally:
+        if owned:
+            store_obj.close()
+
+
 def _find_run(store: Any, resume: Any) -> dict[str, Any]:
     if resume is True or resume == "latest":
-        for run in store.list_runs(kind=RUN_KIND):
+        runs = store.list_runs(kind=RUN_KIND)
+        for run in runs:
             if run.get("finished") is None:
                 return run
+        newest = runs[0] if runs else None
+        if newest is not None and (newest.get("config") or {}).get("reports") and newest.get("summary"):
+            if not any(kind == REPORTED for _, kind, _ in store.checkpoints(newest["run_id"])):
+                return newest  # finished, but killed before its reports were written
         raise ConfigError(f"--resume: no unfinished check run in {store.path}; start a new run")
     run = store.get_run(str(resume))
     if run is None or run.get("kind") != RUN_KIND:
@@ -223,7 +256,8 @@ def _verify_same(run: Mapping[str, Any], fingerprint: Mapping[str, Any]) -> None
 
 
 def _open_run(
-    store: Any, plan: Plan, *, run_id: str | None, resume: Any, name: str | None, concurrency: int, executor: str
+    store: Any, plan: Plan, *, run_id: str | None, resume: Any, name: str | None, concurrency: int, executor: str,
+    reports: bool = False,
 ) -> _Record:
     """The unfinished run named by ``resume`` (checked against this plan), or a new run record."""
     if resume:
@@ -242,7 +276,7 @@ def _open_run(
         kind=RUN_KIND,
         config={
             "fingerprint": plan.fingerprint, "name": name, "budgets": budgets, "concurrency": concurrency,
-            "executor": executor,
+            "executor": executor, "reports": bool(reports),
         },
     )
     return _Record(run_id=run_id, resumed=False, done=frozenset())

@@ -50,6 +50,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from failpath.check.datasets import MAX_INPUT_BYTES
 from failpath.check.plan import DEFAULT_SUITES  # defined with the plan, so fp.check needs no pydantic
 from failpath.core import STATES, ConfigError
 
@@ -96,6 +97,7 @@ class DatasetConfig(_Strict):
     json_columns: tuple[str, ...] = ()
     tags_separator: str = ";"
     limit: int | None = Field(default=None, ge=1)
+    max_input_bytes: int = Field(default=MAX_INPUT_BYTES, ge=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> "DatasetConfig":
@@ -506,6 +508,7 @@ def check_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
         "worst_cases": c.worst_cases,
         "worst_case_seconds": c.worst_case_seconds,
         "name": c.name,
+        "max_input_bytes": d.max_input_bytes,
     }
     if c.costs is not None:
         if "answer" not in c.costs or "escalate" not in c.costs:

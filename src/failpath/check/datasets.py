@@ -17,12 +17,17 @@ from typing import Any
 
 from failpath.core import Case, DatasetError
 
-__all__ = ["Columns", "load_cases", "as_cases", "MAX_NESTING"]
+__all__ = ["Columns", "load_cases", "as_cases", "check_case_sizes", "MAX_NESTING", "MAX_INPUT_BYTES"]
 
 #: The deepest nesting of lists and objects a case's input or expected value may have. Results and
 #: reports hold these values a few levels further down, and their JSON encoding stops at a few hundred
 #: levels: a deeper value is refused when the dataset is read, not after the whole run.
 MAX_NESTING = 100
+
+#: The largest input (and expected answer) a check takes by default: 1 MiB of JSON text (UTF-8). A case over
+#: it is refused before any call, naming the case; raise it with ``[dataset] max_input_bytes`` in
+#: failpath.toml or ``fp.check(max_input_bytes=...)``.
+MAX_INPUT_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -311,3 +316,35 @@ def as_cases(cases: Any) -> list[Case]:
     if not result:
         raise DatasetError("no cases: the dataset is empty")
     return result
+
+
+def check_case_sizes(cases: Sequence[Case], max_bytes: int | None = MAX_INPUT_BYTES) -> None:
+    """Raise ``DatasetError`` naming the first case whose input or expected answer is longer than
+    ``max_bytes`` as JSON text (UTF-8), before any model call: such a case would be sent, perturbed
+    (the hostile suite makes inputs longer still), traced and stored many times over, and fail only
+    minutes later. ``None`` turns the check off."""
+    if max_bytes is None:
+        return
+    from failpath.store.jsonsafe import dumps
+
+    cheap = max_bytes // 6  # a character is at most 6 bytes of JSON text (``\\uXXXX``)
+    for case in cases:
+        for field, value in (("input", case.input), ("expected answer", case.expected)):
+            if type(value) is str and len(value) <= cheap:
+                continue
+            size = len(dumps(value).encode("utf-8", "surrogatepass"))
+            if size > max_bytes:
+                raise DatasetError(
+                    f"case {case.id!r}: its {field} is {_size(size)} as JSON, over the limit of {_size(max_bytes)}; "
+                    "shorten it or leave the case out, or raise the limit ([dataset] max_input_bytes in "
+                    "failpath.toml, fp.check(max_input_bytes=...))"
+                )
+
+
+def _size(n: int) -> str:
+    """``n`` bytes in words: ``512 bytes``, ``20.0 MB``."""
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1 << 20:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / (1 << 20):.1f} MB"

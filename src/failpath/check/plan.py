@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from failpath.check.datasets import as_cases
+from failpath.check.datasets import MAX_INPUT_BYTES, as_cases, check_case_sizes
 from failpath.check.judges import _import_attr, as_judge
 from failpath.check.metrics import derive_int_seed
 from failpath.core import STATES, Case, ConfigError
@@ -310,6 +310,7 @@ def make_plan(
     costs: Mapping[str, Any] | None,
     mix: Mapping[str, Any] | None = None,
     false_alarm_budget: Any = DEFAULT_FALSE_ALARM,
+    max_input_bytes: int | None = MAX_INPUT_BYTES,
 ) -> Plan:
     """Read and validate every argument of a check; ``ConfigError`` or ``DatasetError`` naming what is wrong."""
     _check_numbers(concurrency, silent_failure_budget, coverage_floor, delta, calibration_share, executor)
@@ -325,6 +326,10 @@ def make_plan(
     # States the policy itself waives (with its written reason) count as accepted; the config's word wins.
     accepted = {**dict(getattr(policy, "waived", None) or {}), **accepted}
     case_list = tuple(as_cases(cases))
+    if max_input_bytes is not None and (isinstance(max_input_bytes, bool) or not isinstance(max_input_bytes, int)
+                                        or max_input_bytes < 1):
+        raise ConfigError(f"max_input_bytes must be a positive integer (or None for no limit), got {max_input_bytes!r}")
+    check_case_sizes(case_list, max_input_bytes)
     judge = as_judge(judge)
     _preflight_judge(judge, case_list)
     suites = tuple(suites)

@@ -141,8 +141,46 @@ def _resolve(value: Any, what: str) -> Any:
     return value
 
 
+#: How often (seconds) an idle worker looks whether its parent is still alive where the system cannot tell it.
+PARENT_POLL = 1.0
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this process end when ``parent`` (the process that started it) dies, even by SIGKILL.
+
+    On Linux the kernel is asked to send SIGKILL when the parent goes (``prctl(PR_SET_PDEATHSIG)``, through
+    ctypes); a parent that died before the request took effect is caught by the check that follows. Elsewhere
+    (and as a second line on Linux), :func:`_next_task` looks at the parent every :data:`PARENT_POLL` seconds.
+    """
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no libc to speak to: the watch in _next_task remains
+            pass
+    if os.getppid() != parent:
+        os._exit(3)
+
+
+def _next_task(tasks: Any, parent: int) -> Any:
+    """The next task from ``tasks``; ends this process (exit code 3) when the parent is gone meanwhile."""
+    while True:
+        try:
+            return tasks.get(timeout=PARENT_POLL)
+        except queue_module.Empty:
+            if os.getppid() != parent:  # the check was killed: stop (a resumed run redoes the rest)
+                os._exit(3)
+
+
 def _worker_main(index: int, setup: WorkerSetup, tasks: Any, messages: Any) -> None:
-    """A worker process: take chunks of cases from ``tasks`` until None, run each, say when it is done."""
+    """A worker process: take chunks of cases from ``tasks`` until None, run each, say when it is done.
+    It ends when the parent dies (see :func:`die_with_parent`), also while idle."""
+    die_with_parent(setup.parent)
     opened: list[Any] = []
     try:
         from failpath.store import open_store
@@ -156,7 +194,7 @@ def _worker_main(index: int, setup: WorkerSetup, tasks: Any, messages: Any) -> N
         reporter = _Reporter(messages, index, setup.parent)
         runner = ChunkRunner(setup, Evaluator(system, guard_factory(policy, scratch), setup.judge, seed=setup.seed), store, reporter.rows)
         while True:
-            task = tasks.get()
+            task = _next_task(tasks, setup.parent)
             if task is None:
                 break
             number, kind, payload = pickle.loads(task)

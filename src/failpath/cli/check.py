@@ -8,6 +8,7 @@ file, the key and the line; ``failpath.cli.main`` turns errors that escape the c
 from __future__ import annotations
 
 import shlex
+import time
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -146,7 +147,8 @@ def check(  # long: 40 of its lines are the options with their help; the body is
             # "latest": the latest finished check in the baseline store, taken before this run starts;
             # an unknown run stops here, before the run
             baseline = load_check_document(None if baseline == LATEST else baseline, baseline_store)["run_id"]
-        result = api.check(**kwargs, quiet=quiet, console=Console(stderr=True))
+        started = time.time()
+        result = api.check(**kwargs, quiet=quiet, console=Console(stderr=True), reports=True)
     except FailpathError as exc:
         raise _fail(str(exc)) from None
     except api.CheckInterrupted as stop:
@@ -155,6 +157,11 @@ def check(  # long: 40 of its lines are the options with their help; the body is
     from failpath.report import terminal
 
     out = stdout_console()
+    if result.finished < started:  # --resume found a run killed after it finished, before its reports
+        typer.secho(
+            f"run {result.run_id} had finished, but the process stopped before its reports were written: "
+            "writing them from the stored result", err=True, fg=typer.colors.YELLOW,
+        )
     terminal.render(result, out)
     comparison = None
     if baseline is not None:
@@ -170,6 +177,10 @@ def check(  # long: 40 of its lines are the options with their help; the body is
     failed = _write_reports(result, out, json_path, outputs, None if no_html else html_path, kwargs.get("store"), comparison)
     if failed:
         raise _fail(f"the run {result.run_id} is stored, but " + "; and ".join(failed))
+    try:
+        api.mark_reported(kwargs.get("store"), result.run_id)
+    except FailpathError as exc:
+        raise _fail(f"the run {result.run_id} and its reports are written, but the store could not record it: {exc}") from None
     if comparison is not None and comparison.exit_code and result.verdict.ship:
         # 1 means READY TO DEMO and nothing else: a regression against the baseline is said as such.
         out.print(

@@ -196,10 +196,14 @@ def perturb(
         text = sys.stdin.read()
     value: Any = text
     if record:
+        from failpath.store.jsonsafe import strict_loads
+
         try:
-            value = json.loads(text)
+            value = strict_loads(text)
         except json.JSONDecodeError as exc:
             raise fail(f"--record: TEXT is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); write a JSON object such as '{{\"city\": \"Chicago\"}}'")
+        except ValueError as exc:
+            raise fail(f"--record: {exc}")
         if not isinstance(value, dict):
             raise fail(f"--record: TEXT must be a JSON object, got a JSON {type(value).__name__}")
 

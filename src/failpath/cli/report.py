@@ -46,7 +46,7 @@ def _store_path(store: Path | None) -> Path | str:
 def load_check_document(run_id: str | None, store: Path | None) -> dict[str, Any]:
     """The result document of check run ``run_id`` (a unique prefix works; None: the latest finished check)."""
     from failpath.core import FailpathError
-    from failpath.store import open_store
+    from failpath.store.opening import open_store_to_read as open_store
 
     path = _store_path(store)
     try:
@@ -130,7 +130,7 @@ def runs(
     import json
 
     from failpath.core import FailpathError
-    from failpath.store import open_store
+    from failpath.store.opening import open_store_to_read as open_store
 
     path = _store_path(store)
     try:

@@ -296,9 +296,7 @@ def export(
     its dataset (the dataset table of failpath.toml; id, input, expected, tags without one), so the file can be
     listed in dataset.paths as it is."""
     import io
-    import os
     import sys
-    import tempfile
 
     from failpath.core import ConfigError
     from failpath.watch._cli import existing_store, user_errors, warn
@@ -319,19 +317,33 @@ def export(
             folder = output.parent if str(output.parent) else Path(".")
             if not folder.is_dir():
                 raise ConfigError(f"--output: the folder {folder} does not exist; create it or choose another path")
-            # Written next to the target and renamed: a failed export never leaves half a file.
-            handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=folder)
             try:
-                with os.fdopen(handle, "w", encoding="utf-8") as file:
-                    file.write(buffer.getvalue())
-                os.replace(temporary, output)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+                _write_whole(output, folder, buffer.getvalue())
+            except OSError as exc:
+                raise ConfigError(
+                    f"--output: cannot write {output} ({exc.strerror or exc}); "
+                    "choose a folder you can write to, or write to stdout without --output"
+                ) from None
     if result.warning:
         warn(result.warning)
     where = "stdout" if output is None else str(output)
     typer.echo(f"exported {result.written} case(s) to {where}", err=True)
+
+
+def _write_whole(output: Path, folder: Path, text: str) -> None:
+    """Write ``text`` to ``output`` through a temporary file in ``folder`` renamed over it: a failed export
+    never leaves half a file."""
+    import os
+    import tempfile
+
+    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, output)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def register(app: typer.Typer) -> None:

@@ -85,10 +85,14 @@ class AsyncGuardedSystem(GuardedBase):
 
 
 async def _call_async(step: CallStep, input: Any) -> CallResult:
-    """One call of ``step.system``: awaited (cancelled at its time limit), or called inline when it is sync."""
+    """One call of ``step.system``: awaited (cancelled at its time limit); a sync one (a fallback) is called
+    inline when nothing limits its time, else in a worker thread, so it never holds the event loop past
+    the limit (the thread itself runs on until the function returns: Python cannot stop it)."""
     started = _perf()
     system = step.bound()
-    if not step.is_async:  # a sync fallback under an async guard: called inline
+    if not step.is_async and step.limit is not None:
+        return await _call_in_thread(step, input, started)
+    if not step.is_async:  # a sync fallback under an async guard, with no time limit: called inline
         try:
             value = system(input)
             if inspect.isawaitable(value):
@@ -108,6 +112,23 @@ async def _call_async(step: CallStep, input: Any) -> CallResult:
     try:
         async with timer:
             value = await system(input)
+    except Exception as exc:
+        if timer.expired():
+            return CallResult(None, None, (_perf() - started) * 1000.0, True, step.limit, step.limit_is_deadline)
+        return CallResult(None, exc, (_perf() - started) * 1000.0)
+    return CallResult(value, None, (_perf() - started) * 1000.0)
+
+
+async def _call_in_thread(step: CallStep, input: Any, started: float) -> CallResult:
+    """A sync system's call under a time limit, run in a worker thread while the event loop goes on."""
+    import asyncio
+
+    timer = asyncio.timeout(step.limit)
+    try:
+        async with timer:
+            value = await asyncio.to_thread(step.bound(), input)
+            if inspect.isawaitable(value):
+                value = await value
     except Exception as exc:
         if timer.expired():
             return CallResult(None, None, (_perf() - started) * 1000.0, True, step.limit, step.limit_is_deadline)

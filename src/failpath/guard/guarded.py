@@ -78,6 +78,9 @@ class GuardedBase:
 
     def _finish(self, run: Run, resolution: Resolution) -> tuple[Outcome, Trace]:
         """Build and deliver the trace; return the outcome with it, or raise what a ``Raise`` action raises."""
+        if run.stored_trace is not None:  # written with the escalation's ticket: only the exporters are left
+            self._export(run.stored_trace)
+            return resolution.outcome, run.stored_trace  # type: ignore[return-value]
         try:
             trace = build_trace(run, resolution)
         except Exception as exc:  # never lose the outcome over its record
@@ -120,6 +123,11 @@ class GuardedBase:
                 log.error("failpath: could not write trace %s (%s: %s)", trace.trace_id, type(exc).__name__, exc)
         elif not handle.disabled:
             handle.not_written()  # the store could not be opened (it is tried again with backoff)
+        if self._table.exporters:
+            self._export(trace)
+
+    def _export(self, trace: Trace) -> None:
+        """Hand the trace to the policy's exporters; their errors are logged, never raised."""
         for exporter in self._table.exporters:
             try:
                 exporter.export(trace)

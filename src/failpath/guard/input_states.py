@@ -77,6 +77,10 @@ _ROLE_MARKERS = (
 )
 
 
+#: The longest input :class:`InjectionSuspected` scans by default (characters of the input's text).
+MAX_SCAN_CHARS = 50_000
+
+
 class InjectionSuspected(FailureState):
     """The input looks like an attempt to take over the model.
 
@@ -86,12 +90,23 @@ class InjectionSuspected(FailureState):
     chat role markers (``<|im_start|>``, ``[INST]``, ``system:`` at the start of a line, ...). Text is
     NFKC-normalized and stripped of invisible characters before phrases are matched, so full-width or
     zero-width-split phrases are caught. ``phrases`` adds your own regular expressions (case-insensitive).
+
+    ``max_chars`` (default 50,000) bounds the scan's time: the patterns take up to about 3 s per MB of
+    adversarial text, so a longer input is not scanned and fires the state ("too long to scan"), which a
+    deadline could not otherwise bound (a running regular expression cannot be stopped). Raise it for
+    long documents, or pass None to scan any length.
     """
 
     name = "injection_suspected"
     stage = "input"
 
-    def __init__(self, *, phrases: Sequence[str] = (), invisible: bool = True, role_markers: bool = True):
+    def __init__(
+        self, *, phrases: Sequence[str] = (), invisible: bool = True, role_markers: bool = True,
+        max_chars: int | None = MAX_SCAN_CHARS,
+    ):
+        if max_chars is not None and (isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1):
+            raise parameter_error(f"InjectionSuspected(max_chars={max_chars!r})", "max_chars must be a positive integer or None")
+        self.max_chars = max_chars
         if isinstance(phrases, str):
             raise parameter_error(f"InjectionSuspected(phrases={phrases!r})", "phrases must be a list of regular expressions, not one string")
         extra = tuple(phrases)
@@ -109,6 +124,11 @@ class InjectionSuspected(FailureState):
 
     def check_input(self, value: Any, text: str) -> str | None:
         """The explanation when the input looks like an injection, else None."""
+        if self.max_chars is not None and len(text) > self.max_chars:
+            return (
+                f"the input is {len(text):,} characters long, more than the {self.max_chars:,} this detector scans "
+                "in bounded time (max_chars): not scanned, treated as suspected"
+            )
         ascii_only = text.isascii()
         if self.invisible:
             hidden = None if ascii_only else _INVISIBLE_RE.search(text)
@@ -138,7 +158,10 @@ class InjectionSuspected(FailureState):
         return None
 
     def _params(self) -> dict[str, Any]:
-        return {"phrases": self.phrases or None, "invisible": self.invisible, "role_markers": self.role_markers}
+        params = {"phrases": self.phrases or None, "invisible": self.invisible, "role_markers": self.role_markers}
+        if self.max_chars != MAX_SCAN_CHARS:
+            params["max_chars"] = self.max_chars
+        return params
 
     def __repr__(self) -> str:
         return "InjectionSuspected()" if self._params() == InjectionSuspected()._params() else super().__repr__()
@@ -165,10 +188,14 @@ class AnomalousInput(FailureState):
     variants the raw system answered right, and ``AnomalousInput(ref.inputs, groups=ref.groups)``
     keeps each case's variants in one cross-fitting fold. ``save(path)`` writes the fitted detector
     to a JSON file and ``AnomalousInput.load(path)`` reads it back (built-in scorers only).
+
+    An input longer than ``max_chars`` (the attribute; default 50,000 characters, None: any length) is
+    anomalous without being scored: scoring a megabyte takes about a second, which no deadline bounds.
     """
 
     name = "anomalous_input"
     stage = "input"
+    max_chars: int | None = MAX_SCAN_CHARS
 
     def __init__(
         self,
@@ -246,6 +273,10 @@ class AnomalousInput(FailureState):
 
     def check_input(self, value: Any, text: str) -> dict[str, Any] | None:
         """The explanation (score, p-value, what was unusual) when the input is anomalous, else None."""
+        if self.max_chars is not None and len(text) > self.max_chars:
+            return {"score": None, "p_value": 0.0, "why": (
+                f"the input is {len(text):,} characters long, more than the {self.max_chars:,} this detector scores "
+                "in bounded time (max_chars): not scored, anomalous")}
         score = self._score(value, text)
         if not score > self._cutoff and not math.isnan(score):
             return None

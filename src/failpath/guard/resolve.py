@@ -17,6 +17,7 @@ from failpath.guard.run import Run
 from failpath.guard.steps import Resolution
 from failpath.guard.text import describe_error, preview, private
 from failpath.guard.trace_ids import next_trace_id
+from failpath.guard.tracing import build_trace
 
 __all__ = ["answered", "resolve", "last_resort", "internal_error"]
 
@@ -50,12 +51,7 @@ def resolve(run: Run, action: Any, state: str) -> Resolution | None:
         return Resolution(Clarify(question=question, state=state, trace_id=trace_id))
     if isinstance(action, Escalate):
         run.actions.append("escalate")
-        ticket_id = _open_ticket(run, action, state)
-        if ticket_id is None:
-            return None
-        run.ticket_id = ticket_id
-        run.set_detail("queue", action.queue)
-        return Resolution(Escalated(ticket_id=ticket_id, queue=action.queue, state=state, trace_id=trace_id))
+        return _escalate(run, action, state, trace_id)
     if isinstance(action, Raise):
         run.actions.append("raise")
         message = f"{run.table.name}: {state}"
@@ -66,14 +62,42 @@ def resolve(run: Run, action: Any, state: str) -> Resolution | None:
     raise AssertionError(f"unknown action {action!r}")
 
 
-def _open_ticket(run: Run, action: Escalate, state: str) -> str | None:
-    """Open the review ticket of an ``Escalate``: its id, or None (noted) when there is no store to keep it."""
+def _escalate(run: Run, action: Escalate, state: str, trace_id: str) -> Resolution | None:
+    """Open the review ticket of an ``Escalate`` and write the call's trace with it, in one transaction (a
+    killed process never leaves a ticket whose trace is lost); None (noted) when no store keeps the ticket."""
     store = run.store.get()
     if store is None:
         run.note(f"escalate to {action.queue!r}: no store to keep the ticket in (Policy(store=False)?)")
         return None
+    ticket = _ticket(run, action, state)
+    run.ticket_id = ticket.ticket_id
+    run.set_detail("queue", action.queue)
+    resolution = Resolution(Escalated(ticket_id=ticket.ticket_id, queue=action.queue, state=state, trace_id=trace_id))
+    trace = None
+    modern = getattr(store, "ticket_carries_trace", False)
+    if modern:
+        try:
+            trace = build_trace(run, resolution)
+        except Exception:  # the trace is built (and its failure logged) again when the call ends
+            trace = None
+    try:
+        if modern:  # the wait for a store locked by another process keeps to the call's deadline
+            store.create_ticket(ticket, trace=trace, timeout=run.time_left())
+        else:
+            store.create_ticket(ticket)
+    except Exception as exc:
+        run.ticket_id = None
+        run.detail.pop("queue", None)  # type: ignore[union-attr]
+        run.note(f"escalate to {action.queue!r}: the store refused the ticket ({describe_error(exc)})")
+        return None
+    run.stored_trace = trace
+    return resolution
+
+
+def _ticket(run: Run, action: Escalate, state: str) -> Ticket:
+    """The review ticket an ``Escalate`` opens for this call."""
     created = time.time()
-    ticket = Ticket(
+    return Ticket(
         ticket_id=next_trace_id(),  # 32 hex digits, never repeated, without a system call
         queue=action.queue,
         created=created,
@@ -87,11 +111,6 @@ def _open_ticket(run: Run, action: Escalate, state: str) -> str | None:
         deadline=None if action.deadline is None else created + action.deadline,
         default=action.default,
     )
-    try:
-        return store.create_ticket(ticket)
-    except Exception as exc:
-        run.note(f"escalate to {action.queue!r}: the store refused the ticket ({describe_error(exc)})")
-        return None
 
 
 def last_resort(run: Run, state: str) -> Resolution:

@@ -50,6 +50,7 @@ class Run:
     ticket_id: str | None = None
     feedback: Any = None  # the latest fp.Feedback a re-ask sent
     asking: Any = None  # the fp.Feedback of the call being read (its samples are drawn with it), or None
+    stored_trace: Any = None  # the trace written with an escalation's ticket (then not queued again)
 
     def __init__(self, table: PolicyTable, system: Any, system_name: str, system_async: bool, value: Any, store: StoreHandle):
         self.table = table
@@ -66,6 +67,11 @@ class Run:
         self.states: list[str] = []
         self.actions: list[str] = []
         self.last_raw: Any = NO_VOTE  # the latest call's value as the system returned it
+
+    def time_left(self) -> float | None:
+        """Seconds left before the policy's deadline (at least a millisecond), or None without a deadline."""
+        deadline = self.table.deadline
+        return None if deadline is None else max(deadline - (_perf() - self.start), 1e-3)
 
     def call_step(self, count: int | None = None, feedback: Any = None) -> CallStep:
         """The step that calls the current system (``count`` calls for samples; with ``feedback`` for a

@@ -29,6 +29,9 @@ class Store(abc.ABC):
     #: What ``open_store`` takes to open this same store again, in another process (the full URL of a
     #: server, with its password if the URL held one): what worker processes are given.
     location: str
+    #: Whether :meth:`create_ticket` takes ``trace`` and ``timeout`` (failpath's stores do; a store written
+    #: for an older interface, whose ``create_ticket`` takes the ticket only, does not).
+    ticket_carries_trace: bool = False
 
     # ------------------------------------------------------------------ traces
     @abc.abstractmethod
@@ -71,8 +74,11 @@ class Store(abc.ABC):
 
     # ------------------------------------------------------------------ review tickets
     @abc.abstractmethod
-    def create_ticket(self, ticket: Ticket) -> str:
-        """Store a new open ticket (synchronously) and return its id."""
+    def create_ticket(self, ticket: Ticket, trace: Trace | None = None, *, timeout: float | None = None) -> str:
+        """Store a new open ticket (synchronously) and return its id. With ``trace`` (the trace of the call
+        that opened the ticket), the trace is written in the same transaction, so no ticket ever points at
+        a trace a killed process did not write. ``timeout`` (seconds) bounds the wait for locks
+        (``StoreError`` when it runs out), so an escalation keeps its call's deadline."""
 
     @abc.abstractmethod
     def get_ticket(self, ticket_id: str) -> Ticket:

@@ -152,3 +152,49 @@ def _repr(value: Any) -> str:
         return repr(value)
     except Exception:
         return f"<unrepresentable {type(value).__name__}>"
+
+
+#: The most digits an integer given on the command line may have (Python's own limit for printing one).
+MAX_INT_DIGITS = 4300
+
+
+def strict_loads(text: str) -> Any:
+    """The JSON value in ``text``, refusing what JSON itself does not allow or no store can keep whole:
+    ``NaN`` and ``Infinity``, integers of more than :data:`MAX_INT_DIGITS` digits, and nesting deeper than
+    :data:`MAX_DEPTH`. Raises ``ValueError`` with a message that says which (``json.JSONDecodeError`` for
+    text that is not JSON); for values a person types, such as a review answer or a record to perturb."""
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number; give a number, or the text as a JSON string such as \"{name}\"")
+
+    def integer(digits: str) -> int:
+        if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+            raise ValueError(
+                f"an integer of {len(digits.lstrip('-'))} digits is longer than the {MAX_INT_DIGITS} digits allowed; "
+                "give it as a JSON string"
+            )
+        return int(digits)
+
+    try:
+        value = json.loads(text, parse_constant=constant, parse_int=integer)
+    except RecursionError:
+        value = None
+        depth = MAX_DEPTH + 1
+    else:
+        depth = _depth(value)
+    if depth > MAX_DEPTH:
+        raise ValueError(f"the value is nested more than {MAX_DEPTH} levels deep; flatten it")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` (plain JSON data) nests lists and objects, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (list, dict)):
+            if level > MAX_DEPTH:
+                return level
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest

@@ -9,7 +9,7 @@ from typing import Any
 from failpath.core import StoreError
 from failpath.store.base import DEFAULT_STORE_PATH, Store
 
-__all__ = ["open_store", "is_server_url", "store_location"]
+__all__ = ["open_store", "open_store_to_read", "is_server_url", "store_location"]
 
 # A URL that went through pathlib.Path lost one slash of "//" ("postgresql:/user@host/db"), and one
 # resolved against a folder (a relative path in a config file) has that folder in front of it.
@@ -62,3 +62,29 @@ def open_store(path: str | Path | None = None, **options: Any) -> Store:
     from failpath.store.sqlite import SQLiteStore  # imported on use: sqlite3 and threads stay out of import time
 
     return SQLiteStore(location, **options)
+
+
+def open_store_to_read(path: str | Path | None = None) -> Store:
+    """Open an existing store for a command that only reads it (``report``, ``runs``, ``traces``, ``review list``).
+
+    It is opened as :func:`open_store` does; when that fails because the file or its folder cannot be
+    written (a read-only mount, a snapshot), it is opened read-only instead (SQLite's read-only or
+    immutable open; see :class:`~failpath.store.sqlite.SQLiteStore`), so a store copied to read-only
+    media can still be read. ``StoreError`` with the reason when neither works.
+    """
+    location = store_location(path)
+    try:
+        return open_store(location)
+    except StoreError:
+        if isinstance(location, str) or not location.is_file() or _writable(location):
+            raise
+    from failpath.store.sqlite import SQLiteStore
+
+    return SQLiteStore(location, read_only=True)
+
+
+def _writable(path: Path) -> bool:
+    """Whether ``path`` and its folder can be written (a read-only mount says no, also to root)."""
+    import os
+
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)

@@ -52,6 +52,8 @@ class QueuedStore(Store):
     :meth:`_inherited`, the objects a forked child must keep alive but never use.
     """
 
+    ticket_carries_trace = True  # both backends write a ticket's trace in the ticket's transaction
+
     _writer: TraceWriter
     _closed: bool = False
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from failpath.core import Attempt, Ticket, TicketStatus, Trace, safe_text
+from failpath.core import Attempt, StoreError, Ticket, TicketStatus, Trace, safe_text
 from failpath.store.jsonsafe import dumps
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "row_to_ticket",
     "row_to_run",
     "row_to_resolution",
+    "damaged",
     "real",
     "text",
     "when",
@@ -71,6 +72,20 @@ def _loads_list(text_: str) -> tuple:
 
 def _loads_dict(text_: str) -> dict:
     return {} if text_ == "{}" else json.loads(text_)
+
+
+def damaged(where: str, exc: BaseException) -> StoreError:
+    """The error for a row whose cell does not decode (JSON cut short or edited by hand, an unknown status):
+    ``where`` names the row ("the traces row 'ab12'"), and the message says what to do, so a read command says so instead of failing with a traceback."""
+    return StoreError(
+        f"the store holds a damaged value in {where} ({type(exc).__name__}: {exc}); "
+        "the store file was changed outside failpath or cut short: restore it from a backup, or delete that row"
+    )
+
+
+#: What decoding a damaged cell raises: ``json.JSONDecodeError`` is a ``ValueError``; a JSON value of the
+#: wrong shape raises ``TypeError`` or ``AttributeError``.
+DECODE_ERRORS = (ValueError, TypeError, AttributeError, KeyError)
 
 
 def when(seconds: float | None) -> str:
@@ -161,7 +176,14 @@ def trace_rows(trace: Trace) -> tuple[tuple, list[tuple]]:
 
 
 def row_to_trace(row: Mapping[str, Any]) -> Trace:
-    """The :class:`~failpath.core.Trace` stored in a ``traces`` row."""
+    """The :class:`~failpath.core.Trace` stored in a ``traces`` row (``StoreError`` if a cell is damaged)."""
+    try:
+        return _row_to_trace(row)
+    except DECODE_ERRORS as exc:
+        raise damaged(f"the traces row {row['trace_id']!r}", exc) from None
+
+
+def _row_to_trace(row: Mapping[str, Any]) -> Trace:
     attempts = tuple(
         Attempt(
             number=a.get("number", i + 1),
@@ -199,7 +221,14 @@ def row_to_trace(row: Mapping[str, Any]) -> Trace:
 
 
 def row_to_ticket(row: Mapping[str, Any]) -> Ticket:
-    """The :class:`~failpath.core.Ticket` stored in a ``tickets`` row."""
+    """The :class:`~failpath.core.Ticket` stored in a ``tickets`` row (``StoreError`` if a cell is damaged)."""
+    try:
+        return _row_to_ticket(row)
+    except DECODE_ERRORS as exc:
+        raise damaged(f"the tickets row {row['ticket_id']!r}", exc) from None
+
+
+def _row_to_ticket(row: Mapping[str, Any]) -> Ticket:
     return Ticket(
         ticket_id=row["ticket_id"],
         queue=row["queue"],
@@ -225,9 +254,13 @@ def row_to_ticket(row: Mapping[str, Any]) -> Ticket:
 
 def row_to_resolution(row: Mapping[str, Any]) -> dict[str, Any]:
     """One attempt to resolve a ticket, as :meth:`Store.ticket_resolutions` returns it, from a ``resolutions`` row."""
+    try:
+        answer = _loads(row["answer"])
+    except DECODE_ERRORS as exc:
+        raise damaged(f"a resolution of ticket {row['ticket_id']!r}", exc) from None
     return {
         "reviewer": row["reviewer"],
-        "answer": _loads(row["answer"]),
+        "answer": answer,
         "note": row["note"],
         "at": row["at"],
         "accepted": bool(row["accepted"]),
@@ -236,11 +269,16 @@ def row_to_resolution(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def row_to_run(row: Mapping[str, Any]) -> dict[str, Any]:
     """A run's record as :meth:`Store.get_run` returns it, from a ``runs`` row."""
+    try:
+        config, summary = json.loads(row["config"]), _loads(row["summary"])
+    except DECODE_ERRORS as exc:
+        raise damaged(f"the runs row {row['run_id']!r}", exc) from None
     return {
         "run_id": row["run_id"],
         "kind": row["kind"],
-        "config": json.loads(row["config"]),
+        "config": config,
         "created": row["created"],
         "finished": row["finished"],
-        "summary": _loads(row["summary"]),
+        "summary": summary,
     }
+

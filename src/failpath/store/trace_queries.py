@@ -161,12 +161,14 @@ def latest_cursor(store: Store) -> int:
 
 
 def last_traces(store: Store, where: TraceFilter, count: int) -> tuple[list[Trace], int]:
-    """The ``count`` most recently written traces matching ``where``, oldest first, and the current cursor."""
+    """The ``count`` latest traces matching ``where`` (by the time of their call), oldest first, and the current
+    cursor. By time, not by write order: an escalated call's trace is written with its ticket, ahead of the
+    traces still queued from earlier calls."""
     with _reading(store) as (connection, d):
         clause, params = where.where(mark=d.mark)
         d.begin(connection)
         rows = connection.execute(
-            f"SELECT * FROM traces AS t{clause} ORDER BY t.id DESC LIMIT {d.mark}", [*params, max(0, int(count))]
+            f"SELECT * FROM traces AS t{clause} ORDER BY t.time DESC, t.id DESC LIMIT {d.mark}", [*params, max(0, int(count))]
         ).fetchall()
         cursor = int(_scalar(connection, d, "SELECT coalesce(max(id), 0) FROM traces"))
         d.end(connection)

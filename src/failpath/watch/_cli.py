@@ -43,8 +43,9 @@ def user_errors() -> Iterator[None]:
 @contextlib.contextmanager
 def existing_store(path: Path | None) -> Iterator[Any]:
     """Open the store at ``path`` (a file, or a PostgreSQL URL) for a command that reads it; a missing
-    file is an error, not a new store."""
-    from failpath.store.opening import open_store, store_location
+    file is an error, not a new store. A store on read-only media is opened read-only (its reads work,
+    a write says the store is read-only)."""
+    from failpath.store.opening import open_store_to_read as open_store, store_location
 
     where = store_location(path)
     if isinstance(where, Path) and not where.exists():

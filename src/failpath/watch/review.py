@@ -277,14 +277,23 @@ def export_cases(
 
 
 def parse_answer(text: str) -> Any:
-    """The JSON value in ``text`` (what ``review resolve --answer`` takes); raises ``ConfigError`` naming the problem."""
+    """The JSON value in ``text`` (what ``review resolve --answer`` takes); raises ``ConfigError`` naming the
+    problem: text that is not JSON, ``NaN``/``Infinity``, an integer too long to keep, nesting too deep."""
     from failpath.core import ConfigError
+    from failpath.store.jsonsafe import strict_loads
 
     try:
-        return json.loads(text)
+        return strict_loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"--answer: {text!r} is not valid JSON ({exc.msg} at column {exc.colno}); "
+            f"--answer: {_shown(text)} is not valid JSON ({exc.msg} at column {exc.colno}); "
             "quote text answers as JSON strings, e.g. --answer '\"Boston\"', or pass an object such as "
             "--answer '{\"city\": \"Boston\"}'"
         ) from None
+    except ValueError as exc:
+        raise ConfigError(f"--answer: {exc}") from None
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for a message, cut to 80 characters."""
+    return repr(text) if len(text) <= 80 else repr(text[:80]) + f"… ({len(text)} characters)"

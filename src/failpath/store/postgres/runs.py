@@ -13,7 +13,7 @@ from failpath.store.common import ambiguous, result_rows
 from failpath.store.jsonsafe import dumps
 from failpath.store.postgres.connections import RESULT_LOCK
 from failpath.store.postgres.traces import by_prefix
-from failpath.store.records import row_to_run
+from failpath.store.records import DECODE_ERRORS, damaged, row_to_run
 
 __all__ = ["RunQueries"]
 
@@ -103,7 +103,10 @@ class RunQueries:
             fetched = connection.execute(
                 "SELECT key, data, written FROM results WHERE run_id = %s ORDER BY id", (run_id,)
             ).fetchall()
-        return [{"key": row["key"], "data": json.loads(row["data"]), "written": row["written"]} for row in fetched]
+        try:
+            return [{"key": row["key"], "data": json.loads(row["data"]), "written": row["written"]} for row in fetched]
+        except DECODE_ERRORS as exc:
+            raise damaged(f"the results of run {run_id!r}", exc) from None
 
     def results_after(self, run_id: str, after: int = 0) -> tuple[list[tuple[str, Any]], int]:
         """The run's result rows stored after position ``after`` as ``(key, data)``, in the order written,
@@ -119,7 +122,10 @@ class RunQueries:
         if not fetched:
             return [], after
         loads = json.loads
-        return [(row["key"], loads(row["data"])) for row in fetched], int(fetched[-1]["id"])
+        try:
+            return [(row["key"], loads(row["data"])) for row in fetched], int(fetched[-1]["id"])
+        except DECODE_ERRORS as exc:
+            raise damaged(f"the results of run {run_id!r}", exc) from None
 
     def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
         """Mark the run finished and keep its summary (rendered JSON-safe). ``StoreError`` if no such run."""

@@ -8,13 +8,21 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from failpath.core import StoreError, Ticket, TicketNotFound, TicketStatus
+from failpath.core import StoreError, Ticket, TicketNotFound, TicketStatus, Trace
 from failpath.store.common import DEFAULT_LEASE, already_resolved, ambiguous, claimed_by_another, status_value
 from failpath.store.jsonsafe import dumps
-from failpath.store.postgres.connections import INSERT_TICKET, without_nul
+from failpath.store.postgres.connections import TRACE_LOCK, INSERT_TICKET, without_nul
 from failpath.store.postgres.traces import by_prefix
-from failpath.store.records import real, row_to_resolution, row_to_ticket, text, ticket_row
+from failpath.store.records import (
+    TRACE_COLUMNS, TRACE_STATE_COLUMNS, real, row_to_resolution, row_to_ticket, text, ticket_row, trace_rows,
+)
 from failpath.store.writer import QueuedTicket
+
+#: One trace (and its state rows) written with the ticket it opened, in the ticket's transaction.
+INSERT_ONE_TRACE = (
+    f"INSERT INTO traces ({TRACE_COLUMNS}) VALUES ({', '.join(['%s'] * 19)}) ON CONFLICT (trace_id) DO NOTHING"
+)
+INSERT_ONE_STATE = f"INSERT INTO trace_states ({TRACE_STATE_COLUMNS}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
 
 __all__ = ["TicketQueries"]
 
@@ -29,23 +37,36 @@ class TicketQueries:
     _enqueue: Callable[[Any], None]
     flush: Callable[..., None]
 
-    def create_ticket(self, ticket: Ticket) -> str:
+    def create_ticket(self, ticket: Ticket, trace: Trace | None = None, *, timeout: float | None = None) -> str:
         """Store a new ticket and return its id (synchronously, unless the store queues tickets).
 
         An empty ``ticket_id`` gets a new one (``t-`` and 10 hex digits); ``created`` of 0 becomes now.
         Raises ``StoreError`` if a ticket with the given id exists already. With ``queue_tickets=True``
         the ticket joins the trace writer's queue instead, and a given id that exists already is ignored.
+        With ``trace``, the trace's rows are written in the ticket's transaction (or queued just before it).
+        ``timeout`` (seconds) bounds each statement of the transaction, waits for locks included
+        (``SET LOCAL statement_timeout``); a guarded call passes what is left of its deadline.
         """
         given = ticket.ticket_id
         created = real(ticket.created) or time.time()
         if self.queue_tickets:
             ticket_id = given or f"t-{secrets.token_hex(8)}"
+            if trace is not None:
+                self._enqueue(trace)
             self._enqueue(QueuedTicket(ticket, ticket_id, created))
             return ticket_id
+        rows = trace_rows(trace) if trace is not None else None
         for _ in range(8):
             ticket_id = given or f"t-{secrets.token_hex(5)}"
             with self._transaction() as connection:
+                if timeout is not None:
+                    connection.execute(f"SET LOCAL statement_timeout = {max(int(timeout * 1000), 1)}")
                 inserted = connection.execute(INSERT_TICKET, without_nul(ticket_row(ticket, ticket_id, created))).rowcount
+                if inserted and rows is not None:
+                    connection.execute("SELECT pg_advisory_xact_lock(%s)", (TRACE_LOCK,))  # trace ids in commit order
+                    connection.execute(INSERT_ONE_TRACE, without_nul(rows[0]))
+                    for state_row in rows[1]:
+                        connection.execute(INSERT_ONE_STATE, without_nul(state_row))
             if inserted:
                 return ticket_id
             if given:

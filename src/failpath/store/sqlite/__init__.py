@@ -22,7 +22,7 @@ from failpath.store.sqlite.checkpoints import CheckpointQueries
 from failpath.store.sqlite.reviewers import ReviewerQueries
 from failpath.store.sqlite.connections import Connector, is_transient, make_batch_writer
 from failpath.store.sqlite.runs import RunQueries
-from failpath.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION, prepare_file
+from failpath.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION, prepare_file, read_only_uri
 from failpath.store.sqlite.tickets import TicketQueries
 from failpath.store.sqlite.traces import TraceQueries
 from failpath.store.writer import TraceWriter
@@ -70,6 +70,11 @@ class SQLiteStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, Re
     is being written (as a pre-forking server does at start-up); a fork in the middle of a SQLite
     call can leave the child's SQLite locks in an unknown state, as with any threaded program.
 
+    ``read_only=True`` opens an existing store without writing to it, for reading a store on read-only
+    media (SQLite's ``mode=ro``, or ``immutable=1`` for a cleanly closed store whose folder cannot take
+    the ``-shm`` file); its writes raise :class:`~failpath.core.StoreError`, and a store that would
+    need a migration or holds uncommitted ``-wal`` data is refused with a message.
+
     A store of an older schema version is migrated when it is opened (see
     :mod:`failpath.store.sqlite.schema`). Raises :class:`~failpath.core.StoreError` when the path is a
     folder, its folder cannot be created, the file is not a failpath store, or it was written by a
@@ -88,6 +93,7 @@ class SQLiteStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, Re
         busy_timeout: float = 30.0,
         max_pending: int = 100_000,
         queue_tickets: bool = False,
+        read_only: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -97,7 +103,12 @@ class SQLiteStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, Re
         self.location = str(self.path)
         self.queue_tickets = bool(queue_tickets)
         self._busy_timeout = float(busy_timeout)
-        prepare_file(self.path, self._busy_timeout)
+        self.read_only = bool(read_only)
+        if read_only:
+            self._uri: str | None = read_only_uri(self.path, self._busy_timeout)
+        else:
+            self._uri = None
+            prepare_file(self.path, self._busy_timeout)
         self._options = dict(batch_size=batch_size, flush_interval=flush_interval, max_pending=max_pending)
         self._open_queue()
 
@@ -105,7 +116,7 @@ class SQLiteStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, Re
         # Neither the writer thread nor the finalizer may refer to self: a dropped store is then
         # garbage collected, and its finalizer flushes it.
         self._local = threading.local()
-        self._connector = Connector(self.path, self._busy_timeout)
+        self._connector = Connector(self.path, self._busy_timeout, uri=self._uri)
         self._writer = TraceWriter(
             self._connector.connect,
             make_batch_writer(self._connector.write_lock),
@@ -136,12 +147,25 @@ class SQLiteStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, Re
         return connection
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction on this thread's connection (``BEGIN IMMEDIATE``: takes the write lock now)."""
+    def _transaction(self, timeout: float | None = None) -> Iterator[sqlite3.Connection]:
+        """A write transaction on this thread's connection (``BEGIN IMMEDIATE``: takes the write lock now).
+
+        ``timeout`` (seconds) bounds the wait for the lock, this process's writers' and other processes',
+        in place of ``busy_timeout``: ``StoreError`` when it runs out."""
         connection = self._thread_connection("write")
-        with self._connector.write_lock.urgent():
+        with contextlib.ExitStack() as turn:
             try:
-                connection.execute("BEGIN IMMEDIATE")
+                turn.enter_context(self._connector.write_lock.urgent(timeout))
+            except TimeoutError as exc:
+                raise StoreError(f"cannot write to the store {self.path} in time: {exc}") from None
+            try:
+                if timeout is not None:
+                    connection.execute(f"PRAGMA busy_timeout = {max(int(timeout * 1000), 1)}")
+                try:
+                    connection.execute("BEGIN IMMEDIATE")
+                finally:
+                    if timeout is not None:
+                        connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot write to the store {self.path}: {exc}") from None
             try:

@@ -17,6 +17,7 @@ from typing import Any
 
 from failpath.store.common import check_checkpoint
 from failpath.store.jsonsafe import dumps
+from failpath.store.records import DECODE_ERRORS, damaged
 
 __all__ = ["CHECKPOINT_TABLES", "CheckpointQueries"]
 
@@ -60,4 +61,7 @@ class CheckpointQueries:
             rows = connection.execute(
                 "SELECT seq, kind, data FROM run_checkpoints WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
-        return [(row[0], row[1], json.loads(row[2])) for row in rows]
+        try:
+            return [(row[0], row[1], json.loads(row[2])) for row in rows]
+        except DECODE_ERRORS as exc:
+            raise damaged(f"the checkpoints of run {run_id!r}", exc) from None

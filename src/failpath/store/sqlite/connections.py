@@ -28,26 +28,30 @@ class WriteTurns:
 
     One waiting here is woken as soon as the other commits, where SQLite's own busy handler would
     sleep for a millisecond or more; other processes still meet SQLite's lock. Synchronous writes
-    (a ticket a caller waits for) go first: the trace writer lets them pass before each batch.
+    (a ticket a caller waits for) go first: the trace writer lets the ones already waiting pass before
+    each batch, but not those that arrive after it: under a steady stream of tickets from many threads,
+    waiting for none to be waiting starved the writer (its queue, what a kill loses, grew without bound).
     """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._changed = threading.Condition(threading.Lock())
-        self._waiting = 0
+        self._arrived = 0  # synchronous writes that asked for a turn
+        self._served = 0  # ... and those that got it
 
     @contextlib.contextmanager
-    def urgent(self) -> Iterator[None]:
-        """A synchronous write's turn."""
+    def urgent(self, timeout: float | None = None) -> Iterator[None]:
+        """A synchronous write's turn; ``TimeoutError`` when it does not come within ``timeout`` seconds."""
         with self._changed:
-            self._waiting += 1
+            self._arrived += 1
         try:
-            self._lock.acquire()
+            got = self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0))
         finally:
             with self._changed:
-                self._waiting -= 1
-                if not self._waiting:
-                    self._changed.notify_all()
+                self._served += 1
+                self._changed.notify_all()
+        if not got:
+            raise TimeoutError(f"no turn to write within {timeout:.3g}s (this process's trace writer held it)")
         try:
             yield
         finally:
@@ -55,10 +59,11 @@ class WriteTurns:
 
     @contextlib.contextmanager
     def background(self) -> Iterator[None]:
-        """The trace writer's turn, after every synchronous write already waiting."""
-        if self._waiting:
+        """The trace writer's turn, after the synchronous writes waiting when it asked (not later ones)."""
+        target = self._arrived
+        if self._served < target:
             with self._changed:
-                self._changed.wait_for(lambda: not self._waiting, timeout=1.0)
+                self._changed.wait_for(lambda: self._served >= target, timeout=1.0)
         with self._lock:
             yield
 
@@ -66,9 +71,10 @@ class WriteTurns:
 class Connector:
     """Opens connections to one database file and remembers them, so they can all be closed."""
 
-    def __init__(self, path: Path, busy_timeout: float) -> None:
+    def __init__(self, path: Path, busy_timeout: float, uri: str | None = None) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
+        self.uri = uri  # a read-only store's ``file:...?mode=ro`` (or ``immutable=1``) URI
         self.connections: list[sqlite3.Connection] = []
         self.lock = threading.Lock()
         self.write_lock = WriteTurns()
@@ -76,7 +82,8 @@ class Connector:
     def connect(self, *, remember: bool = True, read_only: bool = False) -> sqlite3.Connection:
         """A new connection: autocommit (transactions are explicit), rows as ``sqlite3.Row``."""
         connection = sqlite3.connect(
-            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            self.uri or self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False,
+            uri=self.uri is not None,
         )
         try:
             connection.row_factory = sqlite3.Row

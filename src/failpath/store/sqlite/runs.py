@@ -13,7 +13,7 @@ from typing import Any
 from failpath.core import StoreError
 from failpath.store.common import ambiguous, result_rows
 from failpath.store.jsonsafe import dumps
-from failpath.store.records import row_to_run
+from failpath.store.records import DECODE_ERRORS, damaged, row_to_run
 from failpath.store.sqlite.connections import by_prefix
 
 __all__ = ["RunQueries"]
@@ -101,7 +101,10 @@ class RunQueries:
             fetched = connection.execute(
                 "SELECT key, data, written FROM results WHERE run_id = ? ORDER BY id", (run_id,)
             ).fetchall()
-        return [{"key": row[0], "data": json.loads(row[1]), "written": row[2]} for row in fetched]
+        try:
+            return [{"key": row[0], "data": json.loads(row[1]), "written": row[2]} for row in fetched]
+        except DECODE_ERRORS as exc:
+            raise damaged(f"the results of run {run_id!r}", exc) from None
 
     def results_after(self, run_id: str, after: int = 0) -> tuple[list[tuple[str, Any]], int]:
         """The run's result rows stored after position ``after`` as ``(key, data)``, in the order written,
@@ -123,7 +126,10 @@ class RunQueries:
         if not fetched:
             return [], after
         loads = json.loads
-        return [(row[1], loads(row[2])) for row in fetched], fetched[-1][0]
+        try:
+            return [(row[1], loads(row[2])) for row in fetched], fetched[-1][0]
+        except DECODE_ERRORS as exc:
+            raise damaged(f"the results of run {run_id!r}", exc) from None
 
     def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
         """Mark the run finished and keep its summary (rendered JSON-safe). ``StoreError`` if no such run."""

@@ -178,6 +178,44 @@ def prepare_file(path: Path, busy_timeout: float) -> None:
         raise StoreError(f"cannot open the store {path}: {exc}; check the path and its permissions") from None
 
 
+def read_only_uri(path: Path, busy_timeout: float) -> str:
+    """The URI that opens the store at ``path`` without writing anything, for a store on read-only media
+    (a read-only mount, a snapshot, a CD): ``mode=ro``, or when SQLite cannot share a WAL database there
+    (it needs to create the ``-shm`` file), ``immutable=1`` for a store that was closed cleanly (no
+    ``-wal`` file left holding commits). ``StoreError`` saying what to do otherwise, or when the store
+    needs a migration, which needs writing."""
+    from urllib.parse import quote
+
+    if not path.is_file():
+        raise StoreError(f"no store at {path}: check the path")
+    base = "file:" + quote(str(path.resolve()))
+    wal = Path(f"{path}-wal")
+    last_error: Exception | None = None
+    for uri in (f"{base}?mode=ro", f"{base}?immutable=1"):
+        if uri.endswith("immutable=1") and wal.exists() and wal.stat().st_size > 0:
+            raise StoreError(
+                f"cannot open the store {path} read-only: it was not closed cleanly (its -wal file holds commits "
+                f"that only a writable copy can take in); copy the folder to writable storage and run the command there"
+            )
+        try:
+            connection = Connector(path, busy_timeout, uri=uri).connect(remember=False)
+            try:
+                version, app_id = _schema_marks(connection)
+            finally:
+                connection.close()
+        except sqlite3.DatabaseError as exc:
+            last_error = exc
+            continue
+        _refuse_foreign(app_id, path)
+        if migrations_to_apply(version, MIGRATIONS, store=str(path)):
+            raise StoreError(
+                f"the store {path} is of schema version {version} and is read-only, so it cannot be migrated to "
+                f"version {SCHEMA_VERSION}; open it once where it can be written, or with the failpath that wrote it"
+            )
+        return uri
+    raise StoreError(f"cannot open the store {path} read-only: {last_error}; check the path and its permissions")
+
+
 def _create_private(path: Path) -> None:
     """Create the store file owner-only (0600) if it does not exist: SQLite gives its ``-wal`` and ``-shm``
     files the database file's mode, so they are private too."""

@@ -10,11 +10,11 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from failpath.core import StoreError, Ticket, TicketNotFound, TicketStatus
+from failpath.core import StoreError, Ticket, TicketNotFound, TicketStatus, Trace
 from failpath.store.common import DEFAULT_LEASE, already_resolved, ambiguous, claimed_by_another, status_value
 from failpath.store.jsonsafe import dumps
-from failpath.store.records import real, row_to_resolution, row_to_ticket, text, ticket_row
-from failpath.store.sqlite.connections import INSERT_TICKET, by_prefix
+from failpath.store.records import real, row_to_resolution, row_to_ticket, text, ticket_row, trace_rows
+from failpath.store.sqlite.connections import INSERT_STATE, INSERT_TICKET, INSERT_TRACE, by_prefix
 from failpath.store.writer import QueuedTicket
 
 __all__ = ["TicketQueries"]
@@ -26,29 +26,38 @@ class TicketQueries:
     path: Path
     queue_tickets: bool
     read_connection: Callable[..., AbstractContextManager[sqlite3.Connection]]
-    _transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    _transaction: Callable[..., AbstractContextManager[sqlite3.Connection]]
     _enqueue: Callable[[Any], None]
     flush: Callable[..., None]
 
-    def create_ticket(self, ticket: Ticket) -> str:
+    def create_ticket(self, ticket: Ticket, trace: Trace | None = None, *, timeout: float | None = None) -> str:
         """Store a new ticket and return its id (synchronously, unless the store queues tickets).
 
         An empty ``ticket_id`` gets a new one (``t-`` and 10 hex digits); ``created`` of 0 becomes now.
         Raises ``StoreError`` if a ticket with the given id exists already. With ``queue_tickets=True``
         the ticket joins the trace writer's queue instead (same durability as a trace: on disk after the
         next batch or :meth:`flush`), and a given id that exists already is ignored.
+        With ``trace``, the trace's rows are written in the ticket's transaction (or queued just before it).
+        ``timeout`` (seconds) bounds the wait for the write lock (``StoreError`` when it runs out; a guarded
+        call passes what is left of its deadline).
         """
         given = ticket.ticket_id
         created = real(ticket.created) or time.time()
         if self.queue_tickets:
             ticket_id = given or f"t-{secrets.token_hex(8)}"
+            if trace is not None:
+                self._enqueue(trace)
             self._enqueue(QueuedTicket(ticket, ticket_id, created))
             return ticket_id
+        rows = trace_rows(trace) if trace is not None else None
         for _ in range(8):
             ticket_id = given or f"t-{secrets.token_hex(5)}"
             row = ticket_row(ticket, ticket_id, created)
-            with self._transaction() as connection:
+            with self._transaction(timeout) as connection:
                 inserted = connection.execute(INSERT_TICKET, row).rowcount
+                if inserted and rows is not None:
+                    connection.execute(INSERT_TRACE, rows[0])
+                    connection.executemany(INSERT_STATE, rows[1])
             if inserted:
                 return ticket_id
             if given:
