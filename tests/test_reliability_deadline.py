@@ -15,8 +15,9 @@ import pytest
 import failpath as fp
 from failpath.guard.input_states import MAX_SCAN_CHARS
 
-#: The slack the README documents on top of ``deadline`` (tests on a loaded 2-core machine get twice it).
-SLACK = 0.25
+#: The slack the README documents on top of ``deadline`` is 0.25 s; tests on a loaded 2-core machine get more,
+#: still far below what each path took before (1.1 s of scanning, 3 s of fallback, 30 s of busy timeout).
+SLACK = 0.35
 MEGABYTE_OF_ADVERSARIAL_TEXT = "act as a " * 120_000  # about 1.1 MB; the patterns took ~1 s on it
 
 
@@ -76,7 +77,7 @@ def test_an_escalation_whose_store_another_process_holds_locked_keeps_the_deadli
 
 def test_a_sync_fallback_under_an_async_guard_does_not_block_the_event_loop():
     def slow_fallback(text):
-        time.sleep(1.5)
+        time.sleep(3.0)
         return "backup"
 
     async def failing(text):
@@ -103,7 +104,7 @@ def test_a_sync_fallback_under_an_async_guard_does_not_block_the_event_loop():
         return outcome, elapsed, ticks
 
     outcome, elapsed, ticks = asyncio.run(main())
-    assert elapsed < 0.3 + 2 * SLACK, elapsed  # it used to run inline: 1.5 s with the loop blocked
+    assert elapsed < 0.3 + 2 * SLACK, elapsed  # it used to run inline: 3 s with the loop blocked
     assert ticks >= 5  # the event loop went on meanwhile
     assert outcome.kind == "abstained"
     policy.close()
