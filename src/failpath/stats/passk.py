@@ -20,7 +20,7 @@ import numpy as np
 from failpath.stats._inputs import StatsInputError
 from failpath.stats.bounds import BoundMethod, mean_upper_bound
 
-__all__ = ["PassK", "pass_hat_k", "pass_k_lower_bound"]
+__all__ = ["PassK", "pass_hat_k", "pass_k_lower_bound", "pass_k_curve", "ShareGap", "paired_share_gap"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,60 @@ def pass_k_lower_bound(
         n_cases=int(estimates.size),
         method=complement.method,
     )
+
+
+def pass_k_curve(
+    successes: Any,
+    trials: Any,
+    confidence: float = 0.95,
+    *,
+    method: BoundMethod = "hoeffding_bentkus",
+) -> tuple[PassK, ...]:
+    """:func:`pass_k_lower_bound` for every ``k`` from 1 to the fewest trials any case had, in order of ``k``.
+
+    ``k = 1`` is pass@1 (the mean over cases of each case's share of successes). Each bound holds at
+    ``confidence`` on its own; a gate reads one ``k`` chosen in advance.
+    """
+    made = np.asarray(trials)
+    if made.ndim != 1 or made.size == 0:
+        raise StatsInputError(f"trials must be a one-dimensional, non-empty list of counts, got {made.size} values")
+    fewest = int(made.min())
+    return tuple(pass_k_lower_bound(successes, trials, k, confidence, method=method) for k in range(1, fewest + 1))
+
+
+@dataclass(frozen=True)
+class ShareGap:
+    """``estimate`` = mean over cases of ``before - after`` (shares in [0, 1]), within ``[low, high]`` at ``confidence``."""
+
+    estimate: float
+    low: float
+    high: float
+    n_cases: int
+    confidence: float
+
+
+def paired_share_gap(before: Any, after: Any, confidence: float = 0.95) -> ShareGap:
+    """The drop from ``before[i]`` to ``after[i]``, each case's share of successful trials, paired by case.
+
+    The interval holds for any number of cases and any distribution: it is
+    ``[L_down - U_up, U_down - L_up]`` for the means of ``down_i = max(d_i, 0)`` and ``up_i = max(-d_i, 0)``,
+    ``d_i = before_i - after_i``, each one-sided Hoeffding-Bentkus bound at ``(1 - confidence) / 4`` (a
+    union bound), with the case as the independent unit (Clopper-Pearson when every ``d_i`` is -1, 0 or 1).
+    """
+    from failpath.stats._inputs import as_probability
+    from failpath.stats.intervals import _exact_gap_interval
+
+    first, second = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    if first.ndim != 1 or first.shape != second.shape or first.size == 0:
+        raise StatsInputError(
+            f"before and after must be one-dimensional lists of the same non-zero length (one share per case), got {first.size} and {second.size}"
+        )
+    if not (np.all((first >= 0) & (first <= 1)) and np.all((second >= 0) & (second <= 1))):
+        raise StatsInputError("before and after must hold shares between 0 and 1")
+    level = as_probability(confidence, "confidence")
+    difference = first - second
+    low, high = _exact_gap_interval(difference, 1.0 - level)
+    return ShareGap(float(difference.mean()), max(-1.0, float(low)), min(1.0, float(high)), int(difference.size), level)
 
 
 def _whole(value: Any, name: str) -> int:
