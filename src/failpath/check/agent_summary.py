@@ -148,7 +148,8 @@ def _attacks(trials: Sequence[TrialResult], confidence: float) -> dict[str, Any]
 def compounding(clean: Sequence[TrialResult]) -> dict[str, Any]:
     """Success per step kind (a model turn, each tool), the end-to-end rate their product predicts, and the observed one.
 
-    A step succeeded when no failure state was detected on it. The prediction for a run is the product,
+    A step succeeded when no failure state was detected on it (a call held for approval counts as
+    succeeded). The prediction for a run is the product,
     over its steps, of its step kinds' rates; averaged over runs it is what independent failures would
     give. Observed well below predicted: failures compound (one bad step dooms the run); well above:
     the policy recovers from failed steps, or failures cluster in a few runs.
@@ -160,7 +161,7 @@ def compounding(clean: Sequence[TrialResult]) -> dict[str, Any]:
         for step in t.steps:
             kind = _step_kind(step)
             made[kind] += 1
-            ok[kind] += not step.get("state")
+            ok[kind] += _step_ok(step)
     rates = {kind: ok[kind] / made[kind] for kind in made}
     predicted = [math.prod(rates[_step_kind(step)] for step in t.steps) for t in runs]
     rows = [{"step": kind, "steps": made[kind], "succeeded": ok[kind], "rate": rates[kind]} for kind in sorted(made, key=lambda k: (k != "model", k))]
@@ -170,6 +171,11 @@ def compounding(clean: Sequence[TrialResult]) -> dict[str, Any]:
         "observed": sum(t.status == "succeeded" for t in runs) / len(runs) if runs else None,
         "runs": len(runs),
     }
+
+
+def _step_ok(step: Mapping[str, Any]) -> bool:
+    """A step succeeded when no failure state was detected on it; a call held for approval is not a failure."""
+    return not step.get("state") or step.get("state") == "risky_tool_call"
 
 
 def _step_kind(step: Mapping[str, Any]) -> str:
