@@ -138,3 +138,9 @@ def test_paired_share_gap_covers_the_true_drop_by_simulation():
         st.paired_share_gap([2], [1])
     with pytest.raises(st.StatsInputError, match="same non-zero length"):
         st.paired_share_gap([1, 0], [1])
+
+
+def test_upper_bounds_of_means_equal_one_bound_each():
+    groups = [np.array([0.0, 0.5, 1.0, 0.25]), np.zeros(30), np.array([1.0, 1.0]), np.linspace(0, 1, 17)]
+    together = st.upper_bounds_of_means(groups, 0.9)
+    assert together == [st.mean_upper_bound(g, 0.9).bound for g in groups]

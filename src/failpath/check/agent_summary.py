@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 
 from failpath.check.agent_trials import TrialResult
-from failpath.stats.bounds import mean_upper_bound
 from failpath.stats.intervals import clopper_pearson
-from failpath.stats.passk import paired_share_gap, pass_k_curve
+from failpath.stats.passk import paired_share_gap, pass_k_curve, upper_bounds_of_means
 
 __all__ = ["FAMILIES", "summarise_trials", "per_task", "compounding", "chaos_gaps", "worst_runs"]
 
@@ -112,15 +111,14 @@ def _silent_by_family(trials: Sequence[TrialResult], confidence: float) -> dict[
         entry = shares[t.family].setdefault(t.task_id, [0, 0])
         entry[0] += t.silent
         entry[1] += 1
+    present = [family for family in FAMILIES if shares.get(family)]
+    per = {family: np.array([s / n for s, n in shares[family].values()]) for family in present}
+    bounds = upper_bounds_of_means([per[family] for family in present], confidence)
     out = {}
-    for family in FAMILIES:
-        tasks = shares.get(family)
-        if not tasks:
-            continue
-        per = np.array([s / n for s, n in tasks.values()])
-        bound = mean_upper_bound(per, confidence)
+    for family, bound in zip(present, bounds):
+        tasks = shares[family]
         out[family] = {"silent": int(sum(s for s, _ in tasks.values())), "trials": int(sum(n for _, n in tasks.values())),
-                       "tasks": len(tasks), "rate": float(per.mean()), "upper_bound": float(bound.bound)}
+                       "tasks": len(tasks), "rate": float(per[family].mean()), "upper_bound": bound}
     return out
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ import numpy as np
 from failpath.stats._inputs import StatsInputError
 from failpath.stats.bounds import BoundMethod, mean_upper_bound
 
-__all__ = ["PassK", "pass_hat_k", "pass_k_lower_bound", "pass_k_curve", "ShareGap", "paired_share_gap"]
+__all__ = ["PassK", "pass_hat_k", "pass_k_lower_bound", "pass_k_curve", "ShareGap", "paired_share_gap", "upper_bounds_of_means"]
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,33 @@ def pass_k_curve(
     if made.ndim != 1 or made.size == 0:
         raise StatsInputError(f"trials must be a one-dimensional, non-empty list of counts, got {made.size} values")
     fewest = int(made.min())
-    return tuple(pass_k_lower_bound(successes, trials, k, confidence, method=method) for k in range(1, fewest + 1))
+    if method != "hoeffding_bentkus" or fewest < 1:
+        return tuple(pass_k_lower_bound(successes, trials, k, confidence, method=method) for k in range(1, fewest + 1))
+    # Hoeffding-Bentkus depends on the losses only through their sum: one vectorised bisection for every k.
+    first = pass_k_lower_bound(successes, trials, 1, confidence)  # checks the inputs
+    passed = np.asarray(successes).tolist()
+    counts = made.tolist()
+    estimates = np.array([[pass_hat_k(c, n, k) for c, n in zip(passed, counts)] for k in range(1, fewest + 1)])
+    complements = upper_bounds_of_means([1.0 - row for row in estimates], confidence)
+    return tuple(
+        PassK(float(row.mean()), max(0.0, 1.0 - bound), first.confidence, k, int(row.size), first.method)
+        for k, (row, bound) in enumerate(zip(estimates, complements), start=1)
+    )
+
+
+def upper_bounds_of_means(groups: Sequence[Any], confidence: float = 0.95) -> list[float]:
+    """The Hoeffding-Bentkus upper bound (:func:`~failpath.stats.mean_upper_bound`) of the mean of each group
+    of losses in [0, 1], computed together (one vectorised bisection, the same values one call each gives)."""
+    from failpath.stats._inputs import as_probability
+    from failpath.stats.bounds import _as_losses, _hb_upper_bound
+
+    level = as_probability(confidence, "confidence")
+    losses = [_as_losses(group) for group in groups]
+    if not losses:
+        return []
+    totals = np.array([values.sum() for values in losses])
+    sizes = np.array([values.size for values in losses])
+    return [float(b) for b in _hb_upper_bound(totals, sizes, 1.0 - level)]
 
 
 @dataclass(frozen=True)
