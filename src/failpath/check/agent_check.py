@@ -105,7 +105,11 @@ def check_agent(
 
     Raises ``ConfigError`` or ``DatasetError`` naming what is wrong before any run.
     """
-    return asyncio.run(acheck_agent(agent, environment, tasks, **options))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(acheck_agent(agent, environment, tasks, **options))
+    raise ConfigError("check_agent() was called inside a running event loop; there, use `await fp.acheck_agent(...)`")
 
 
 async def acheck_agent(  # long: the options are checked one by one before any run, then the run is a few lines
