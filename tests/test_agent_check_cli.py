@@ -61,6 +61,12 @@ def test_a_config_with_an_agent_table_runs_the_agent_check_and_writes_its_report
     assert document["config"]["attacks"] == ["transfer(to='mallory')"]
     page = (tmp_path / "out.html").read_text(encoding="utf-8")
     assert "READY TO DEMO" in page and "<svg" in page and "<script" not in page
+    # the result is kept in the store: `failpath report RUN` rebuilds the reports without running anything
+    again = runner.invoke(app, ["report", document["run_id"]], catch_exceptions=False)
+    assert again.exit_code == 0 and "READY TO DEMO" in again.output and "pass^k on clean trials" in again.output
+    again = runner.invoke(app, ["report", document["run_id"], "-o", "again.html", "-o", "again.json"], catch_exceptions=False)
+    assert again.exit_code == 0 and "<svg" in (tmp_path / "again.html").read_text(encoding="utf-8")
+    assert json.loads((tmp_path / "again.json").read_text(encoding="utf-8"))["figures"] == document["figures"]
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,9 @@ def check_agent(
     text; default every tool but the goal's), ``suites`` (``("realistic", "hostile")`` on the
     request text), ``chaos_trials`` (1 per task and variant), ``variants_per_task`` (2 per suite),
     ``budgets`` (an ``fp.AgentBudgets`` or its fields as a dict), ``confidence`` (0.95), ``store``
-    (a path or a ``Store``; default a scratch store removed at the end), ``progress(done, total)``.
+    (a path or a ``Store`` for the trials' traces, tickets and checkpoints; default a scratch store removed
+    at the end), ``keep`` (a path or a ``Store`` where the result is kept as a run of kind ``agent_check``;
+    default the trials' store when one is given), ``progress(done, total)``.
 
     Raises ``ConfigError`` or ``DatasetError`` naming what is wrong before any run.
     """
@@ -132,6 +134,7 @@ async def acheck_agent(  # long: the options are checked one by one before any r
     budgets: AgentBudgets | Mapping[str, Any] | None = None,
     confidence: float = 0.95,
     store: Any = None,
+    keep: Any = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> AgentCheckResult:
     """:func:`check_agent` from a running event loop."""
@@ -189,7 +192,15 @@ async def acheck_agent(  # long: the options are checked one by one before any r
         }
         result = AgentCheckResult(run_id, agent_name, verdict, figures, tuple(worst_runs(results)), tuple(results),
                                   config, handled, time.perf_counter() - started)
-        _record(opened, result)
+        if keep is not None:
+            kept, _ = _open_store(keep)
+            try:
+                _record(kept, result)
+            finally:
+                if kept is not keep:
+                    kept.close()
+        elif scratch is None:
+            _record(opened, result)
         return result
     finally:
         _close_store(opened, scratch)

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-__all__ = ["agent_kwargs", "run"]
+__all__ = ["agent_kwargs", "run", "rebuild"]
 
 
 def agent_kwargs(config: Path | None, example: str | None) -> dict[str, Any] | None:
@@ -52,6 +52,9 @@ def run(kwargs: dict[str, Any], *, seed: int | None, concurrency: int | None, st
         kwargs["concurrency"] = concurrency
     if store is not None:
         kwargs["store"] = store
+    from failpath.store import DEFAULT_STORE_PATH
+
+    kwargs.setdefault("keep", kwargs.get("store") or DEFAULT_STORE_PATH)  # `failpath report RUN` rebuilds the reports from it
     errors = Console(stderr=True)
     if not quiet:
         kwargs["progress"] = _progress(errors)
@@ -99,3 +102,42 @@ def _write(result: Any, json_path: Path | None, html_path: Path | None, out: Any
         except OSError as exc:
             failed.append(f"the HTML report could not be written to {html_path}: {exc.strerror or exc}; choose another --html path")
     return failed
+
+
+def rebuild(document: dict[str, Any], format: str | None, outputs: list[Path]) -> typer.Exit:
+    """``failpath report RUN`` for an agent check: its terminal, JSON or HTML report from the kept result."""
+    import json
+
+    from failpath.cli import fail
+    from failpath.cli._console import stdout_console
+    from failpath.report import agent_html, agent_terminal
+    from failpath.report.files import write_atomic
+
+    targets = outputs or [None]
+    for output in targets:
+        chosen = format or ("terminal" if output is None else {".json": "json", ".html": "html", ".txt": "terminal"}.get(output.suffix))
+        if chosen is None:
+            return fail(f"{output}: an agent check's report is .json, .html or .txt")
+        try:
+            if chosen == "json":
+                text = json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n"
+                if output is None:
+                    typer.echo(text, nl=False)
+                else:
+                    write_atomic(output, text)
+            elif chosen == "html":
+                written = agent_html.write(document, output or Path("failpath-report.html"))
+                typer.echo(f"wrote the HTML report to {written}")
+            elif output is None:
+                agent_terminal.render(document, stdout_console())
+            else:
+                import io
+
+                from rich.console import Console
+
+                console = Console(record=True, width=110, file=io.StringIO())
+                agent_terminal.render(document, console)
+                write_atomic(output, console.export_text())
+        except OSError as exc:
+            return fail(f"cannot write {output}: {exc.strerror or exc}")
+    return typer.Exit(0)
