@@ -219,11 +219,11 @@ def worst_runs(trials: Sequence[TrialResult], limit: int = 5) -> list[dict[str, 
 
     bad = sorted((t for t in trials if any(badness(t))), key=lambda t: badness(t), reverse=True)
     out = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[str] = set()
     for t in bad:
-        if (t.task_id, t.variant) in seen:  # one run per task and variant: show different failures
+        if _group(t) in seen:  # one run per kind of chaos (clean, tool:timeout, attack...): show different failures
             continue
-        seen.add((t.task_id, t.variant))
+        seen.add(_group(t))
         out.append({**t.to_dict(), "went_wrong_at": _went_wrong_at(t)})
         if len(out) >= limit:
             break
