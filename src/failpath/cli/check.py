@@ -121,8 +121,7 @@ def check(  # long: 40 of its lines are the options with their help; the body is
 ) -> None:
     """Run the guarded system over the dataset, hostile and realistic suites first, clean last; print the verdict.
 
-    A failpath.toml with an [agent] table (or an agent example, such as --example refunds) checks an agent
-    instead: repeated trials of each task in fresh environments, tool faults and planted instructions, pass^k.
+    A failpath.toml that declares an agent (or an agent example, such as --example refunds) checks the agent instead: repeated trials of each task in fresh environments, tool faults and planted instructions, pass^k.
 
     Exit code 0 only for READY TO SHIP, 1 only for READY TO DEMO (with --baseline, a regression beyond the
     intervals makes it READY TO DEMO), 130 if interrupted, 2 for any error (--debug: traceback).
