@@ -228,3 +228,29 @@ def test_cli_lint_runs_as_a_command():
         capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_a_collected_policy_closes_the_store_it_opened_and_leaves_a_store_passed_in_alone(tmp_path):
+    # Flushing a store passed in from a garbage-collection finalizer could wait for a lock the collecting
+    # thread holds; the store flushes itself when it is closed or dropped.
+    class Spy:
+        flushed = 0
+
+        def write_trace(self, trace):
+            pass
+
+        def create_ticket(self, ticket):
+            return "t"
+
+        def flush(self, timeout=None):
+            Spy.flushed += 1
+
+    passed_in = fp.Policy("spy", rules=[fp.on(fp.Unexpected()).do(fp.Abstain("x"))], store=Spy())
+    passed_in.trace_store.get()
+    passed_in._finalizer()
+    assert Spy.flushed == 0
+    assert passed_in.close() == 0 and Spy.flushed == 1  # an explicit close still flushes it
+    owned = fp.Policy("own", rules=[fp.on(fp.Unexpected()).do(fp.Abstain("x"))], store=tmp_path / "own.db")
+    opened = owned.trace_store.get()
+    owned._finalizer()
+    assert opened.closed

@@ -79,3 +79,68 @@ def test_pass_k_lower_bound_covers_by_simulation():
 def test_pass_k_bad_input_is_named(call, message):
     with pytest.raises(st.StatsInputError, match=message):
         call()
+
+
+# (successes, trials, k, C(c,k)/C(n,k) as an exact fraction, (c/n)^k that a naive estimate would report)
+PASS_K_VECTORS = [
+    (9, 10, 4, Fraction(3, 5), Fraction(6561, 10000)),  # promptfoo's proposed (c/n)^k reads 0.656 against 0.600
+    (7, 8, 4, Fraction(1, 2), Fraction(2401, 4096)),
+    (5, 8, 3, Fraction(5, 28), Fraction(125, 512)),
+    (4, 8, 4, Fraction(1, 70), Fraction(1, 16)),
+    (8, 8, 8, Fraction(1), Fraction(1)),
+    (3, 4, 1, Fraction(3, 4), Fraction(3, 4)),
+]
+
+
+@pytest.mark.parametrize("c, n, k, exact, naive", PASS_K_VECTORS)
+def test_pass_hat_k_vectors(c, n, k, exact, naive):
+    assert Fraction(math.comb(c, k), math.comb(n, k)) == exact
+    assert st.pass_hat_k(c, n, k) == float(exact)
+    assert float(naive) >= st.pass_hat_k(c, n, k)  # (c/n)^k never reads lower than the unbiased estimate
+
+
+def test_pass_k_curve_is_the_bound_for_every_k_up_to_the_fewest_trials():
+    successes, trials = [8, 7, 5, 8, 6] * 6, [8, 8, 8, 8, 6] * 6
+    curve = st.pass_k_curve(successes, trials, 0.9)
+    assert [p.k for p in curve] == [1, 2, 3, 4, 5, 6]
+    for p in curve:
+        assert p == st.pass_k_lower_bound(successes, trials, p.k, 0.9)
+    assert curve[0].estimate == pytest.approx(np.mean([c / n for c, n in zip(successes, trials)]))
+    assert all(a.estimate >= b.estimate for a, b in zip(curve, curve[1:]))
+
+
+def test_pass_k_lower_bound_covers_with_tasks_of_mixed_difficulty():
+    # Agent tasks are a mix: most easy, some flaky, some nearly always failing. 40 tasks, 8 trials, k = 4.
+    rng = np.random.default_rng(18)
+    kinds = np.array([0.98, 0.9, 0.6, 0.1])
+    shares = np.array([0.5, 0.25, 0.15, 0.1])
+    true = float(np.sum(shares * kinds**4))  # the population's mean pass^4
+    sims, misses = 400, 0
+    for _ in range(sims):
+        p = rng.choice(kinds, size=40, p=shares)
+        misses += st.pass_k_lower_bound(rng.binomial(8, p), np.full(40, 8), 4, 0.9).lower_bound > true
+    assert misses <= binom.ppf(0.999, sims, 0.1)
+
+
+def test_paired_share_gap_covers_the_true_drop_by_simulation():
+    rng = np.random.default_rng(5)
+    clean_p = rng.uniform(0.5, 1.0, size=30)
+    chaos_p = np.clip(clean_p - rng.uniform(0.0, 0.4, size=30), 0, 1)
+    true = float(np.mean(clean_p - chaos_p))
+    sims, misses = 300, 0
+    for _ in range(sims):
+        gap = st.paired_share_gap(rng.binomial(4, clean_p) / 4, rng.binomial(2, chaos_p) / 2, 0.9)
+        misses += not gap.low <= true <= gap.high
+    assert misses <= binom.ppf(0.999, sims, 0.1)
+    gap = st.paired_share_gap([1, 1, 0.5], [0.5, 1, 0], 0.95)
+    assert gap.estimate == pytest.approx(1 / 3) and gap.low < gap.estimate < gap.high and gap.n_cases == 3
+    with pytest.raises(st.StatsInputError, match="shares between 0 and 1"):
+        st.paired_share_gap([2], [1])
+    with pytest.raises(st.StatsInputError, match="same non-zero length"):
+        st.paired_share_gap([1, 0], [1])
+
+
+def test_upper_bounds_of_means_equal_one_bound_each():
+    groups = [np.array([0.0, 0.5, 1.0, 0.25]), np.zeros(30), np.array([1.0, 1.0]), np.linspace(0, 1, 17)]
+    together = st.upper_bounds_of_means(groups, 0.9)
+    assert together == [st.mean_upper_bound(g, 0.9).bound for g in groups]

@@ -160,3 +160,21 @@ def test_retry_delays_are_the_backends_and_an_unreachable_backend_is_not_waited_
     assert writer.flush(10)
     assert writer.written == 1 and not writer._unreachable
     writer.stop()
+
+
+def test_a_flush_on_the_writer_thread_itself_returns_instead_of_waiting_for_itself():
+    # A policy garbage-collected while the writer renders a batch flushes its store from the writer thread.
+    backend = ListBackend()
+    writer = writer_for(backend)
+    answers = []
+    write_rows = backend.write_rows
+
+    def write_and_flush(connection, rows):
+        answers.append(writer.flush(None))  # would wait forever for its own thread without the guard
+        write_rows(connection, rows)
+
+    writer._write_rows = write_and_flush
+    writer.pending.extend(make_trace(i) for i in range(3))
+    assert writer.flush(10.0)
+    assert answers == [False] and writer.written == 3
+    writer.stop()

@@ -78,6 +78,7 @@ _LAZY: dict[str, str] = {
     "LabelContract": "failpath.chaos",
     "Suite": "failpath.chaos",
     "Variant": "failpath.chaos",
+    "AttackGoal": "failpath.chaos.tool_faults",
     # --- agent
     "Agent": "failpath.agent",
     "RunBusy": "failpath.agent",
@@ -110,6 +111,12 @@ _LAZY: dict[str, str] = {
     "TokenLabels": "failpath.check",
     "NumericTolerance": "failpath.check",
     "FunctionJudge": "failpath.check",
+    "check_agent": "failpath.check",
+    "acheck_agent": "failpath.check",
+    "AgentCheckResult": "failpath.check",
+    "AgentTask": "failpath.check",
+    "AgentBudgets": "failpath.check",
+    "sqlite_snapshot": "failpath.check",
     # --- report
     # --- watch
     "OTelExporter": "failpath.watch",

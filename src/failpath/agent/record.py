@@ -55,6 +55,7 @@ class RunRecord:
         self.checkpointed = True  # False when the store keeps no checkpoints (the run cannot be resumed)
         self.current: Any = None  # the driver's work since the last checkpoint
         self.loop: Any = None  # the event loop async steps are awaited on (arun), else None
+        self.observer: Any = None  # called with the run's trace when it ends or suspends (run(observe=...))
 
     # ------------------------------------------------------------------ replay
     def apply(self, seq: int, kind: str, data: Mapping[str, Any]) -> None:

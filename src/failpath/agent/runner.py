@@ -114,7 +114,7 @@ class Agent:
         self._check_actions()
 
     # ------------------------------------------------------------------ public
-    def run(self, value: Any, *, run_id: str | None = None, loop: Any = None) -> Outcome:
+    def run(self, value: Any, *, run_id: str | None = None, loop: Any = None, observe: Callable[[Any], None] | None = None) -> Outcome:
         """Run the agent on ``value`` (the user's request) to one outcome.
 
         ``Escalated`` with state ``risky_tool_call`` means the run waits for an approval: resume it with
@@ -122,7 +122,9 @@ class Agent:
         (default: the trace id of its first outcome); a ``run_id`` the store holds already is a ``StoreError``.
         A store that keeps no checkpoints (a ``Store`` without ``add_checkpoint``) gets the trace, and the
         run cannot be resumed. ``loop`` is the event loop async steps are awaited on (what :meth:`arun`
-        passes); an agent with an async model step or tool must be run with :meth:`arun`.
+        passes); an agent with an async model step or tool must be run with :meth:`arun`. ``observe`` is
+        called with the run's ``Trace`` each time the run ends or suspends (what ``fp.check_agent`` reads
+        the steps from), whether or not the policy has a store.
         """
         if self.is_async and loop is None:
             raise PolicyError(f"Agent({self.name!r}): its model step or a tool is async; run it with `await agent.arun(...)`")
@@ -132,6 +134,7 @@ class Agent:
             raise PolicyError(f"run(run_id={run_id!r}): a run id must be non-empty text")
         record = RunRecord(run_id, trace_id, value, time.time())
         record.loop = loop
+        record.observer = observe
         store = self._store()
         if store is not None and type(store).add_checkpoint is Store.add_checkpoint:
             log.warning("failpath: %s keeps no run checkpoints; run %s cannot be resumed", type(store).__name__, run_id)
@@ -165,13 +168,14 @@ class Agent:
         loop = asyncio.get_running_loop()
         return await asyncio.to_thread(self.resume, run_id, loop=loop)
 
-    def resume(self, run_id: str, *, loop: Any = None) -> Outcome:
+    def resume(self, run_id: str, *, loop: Any = None, observe: Callable[[Any], None] | None = None) -> Outcome:
         """Continue a run from its last checkpoint (after a crash, or once its approval was decided).
 
         ``run_id`` is the run's id, or the ``trace_id`` of any outcome the run returned.
 
         A finished run returns its outcome again; a run still waiting for an approval returns
         ``Escalated`` again. Raises ``RunBusy`` when another process continues the run at the same time.
+        ``observe`` is called with the trace of the part of the run this call drives, as in :meth:`run`.
         """
         store = self._store()
         if store is None:
@@ -192,6 +196,7 @@ class Agent:
             raise PolicyError(f"Agent({self.name!r}): its model step or a tool is async; resume it with `await agent.aresume(...)`")
         record = RunRecord(run_id, start["trace_id"], start.get("input"), start.get("time") or time.time())
         record.loop = loop
+        record.observer = observe
         for seq, kind, data in checkpoints:
             record.apply(seq, kind, data)
         record.segment_start = perf()
@@ -324,6 +329,8 @@ class Agent:
                     log.warning("failpath: could not mark run %s finished (%s: %s)", record.run_id, type(exc).__name__, exc)
         trace = build_run_trace(self, record, seg, outcome, ended.exception)
         self._write_trace(store, trace)
+        if record.observer is not None:
+            record.observer(trace)
         if ended.exception is not None:
             ended.exception.add_note(f"failpath run {record.run_id}, trace {trace.trace_id}")
             return ended.exception

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,8 +171,41 @@ class Tool:
         return f"Tool({self.name!r}{flags})"
 
 
+# Argument models by (code, name, defaults): a tool defined inside a factory (one per environment, as an
+# agent check builds them) is a new function each time, with the same code and signature.
+_MODELS: dict[tuple[Any, ...], Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
 def _arguments_model(fn: Callable[..., Any], name: str) -> Any:
-    """A pydantic model of ``fn``'s named parameters (unannotated ones accept anything)."""
+    """A pydantic model of ``fn``'s named parameters (unannotated ones accept anything), built once per signature."""
+    code = getattr(fn, "__code__", None)
+    key: tuple[Any, ...] | None = None
+    if code is not None:
+        key = (code, name, getattr(fn, "__defaults__", None), _frozen(getattr(fn, "__kwdefaults__", None)))
+        try:
+            hash(key)
+        except TypeError:  # an unhashable default value: build the model every time
+            key = None
+    if key is not None:
+        with _MODELS_LOCK:
+            found = _MODELS.get(key)
+        if found is not None:
+            return found
+    model = _build_arguments_model(fn, name)
+    if key is not None:
+        with _MODELS_LOCK:
+            if len(_MODELS) > 4096:  # tools made by exec or lambdas in a loop: keep the cache bounded
+                _MODELS.clear()
+            _MODELS[key] = model
+    return model
+
+
+def _frozen(mapping: Any) -> Any:
+    return None if mapping is None else tuple(sorted(mapping.items()))
+
+
+def _build_arguments_model(fn: Callable[..., Any], name: str) -> Any:
     import pydantic
 
     fields: dict[str, Any] = {}

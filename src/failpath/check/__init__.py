@@ -41,6 +41,13 @@ _LAZY: dict[str, str] = {
     "FunctionJudge": "failpath.check.judges",
     "get_judge": "failpath.check.judges",
     "load_config": "failpath.check.config",
+    "check_agent": "failpath.check.agent_check",
+    "acheck_agent": "failpath.check.agent_check",
+    "AgentCheckResult": "failpath.check.agent_check",
+    "AgentTask": "failpath.check.agent_tasks",
+    "Trial": "failpath.check.agent_tasks",
+    "sqlite_snapshot": "failpath.check.agent_tasks",
+    "AgentBudgets": "failpath.check.agent_verdict",
     "CheckConfig": "failpath.check.config",
 }
 

@@ -122,6 +122,8 @@ def check(  # long: 40 of its lines are the options with their help; the body is
 ) -> None:
     """Run the guarded system over the dataset, hostile and realistic suites first, clean last; print the verdict.
 
+    A failpath.toml that declares an agent (or an agent example, such as --example refunds) checks the agent instead: repeated trials of each task in fresh environments, tool faults and planted instructions, pass^k.
+
     Exit code 0 only for READY TO SHIP, 1 only for READY TO DEMO (with --baseline, a regression beyond the
     intervals makes it READY TO DEMO), 130 if interrupted, 2 for any error (--debug: traceback).
     """
@@ -138,6 +140,13 @@ def check(  # long: 40 of its lines are the options with their help; the body is
 
         for path in outputs:
             output_format(path)  # an unknown extension is refused before the run, not after it
+        from failpath.cli import agent_check
+
+        agent = agent_check.agent_kwargs(config, example)  # a config with an [agent] table, or an agent example
+        if agent is not None:
+            refused = {"--resume": resume, "--executor": executor, "--baseline": baseline, "--output": outputs}
+            raise agent_check.run(agent, seed=seed, concurrency=concurrency, store=store, json_path=json_path,
+                                  html_path=None if no_html else html_path, quiet=quiet, refused=refused)
         kwargs = _run_kwargs(config, example, seed, concurrency, executor, store, resume)
         if baseline is not None:
             from failpath.cli.report import load_check_document

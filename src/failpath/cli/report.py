@@ -43,8 +43,10 @@ def _store_path(store: Path | None) -> Path | str:
     return path
 
 
-def load_check_document(run_id: str | None, store: Path | None) -> dict[str, Any]:
-    """The result document of check run ``run_id`` (a unique prefix works; None: the latest finished check)."""
+def load_check_document(run_id: str | None, store: Path | None, *, agent: bool = False) -> dict[str, Any]:
+    """The result document of check run ``run_id`` (a unique prefix works; None: the latest finished check).
+
+    With ``agent=True`` the run may also be an agent check (kind ``agent_check``)."""
     from failpath.core import FailpathError
     from failpath.store.opening import open_store_to_read as open_store
 
@@ -62,7 +64,7 @@ def load_check_document(run_id: str | None, store: Path | None) -> dict[str, Any
                     raise _fail(f"no run {run_id!r} in {opened.path}; `failpath runs --store {opened.path}` lists the runs")
     except FailpathError as exc:
         raise _fail(str(exc)) from None
-    if run.get("kind") != "check":
+    if run.get("kind") != "check" and not (agent and run.get("kind") == "agent_check"):
         raise _fail(f"run {run['run_id']} is a {run.get('kind')!r} run, not a check: it has no report")
     if not run.get("summary"):
         raise _fail(f"run {run['run_id']} has not finished: resume it with `failpath check --resume {run['run_id']}`")
@@ -94,8 +96,12 @@ def report(
     outputs = list(outputs or ())
     if format is not None and len(outputs) > 1:
         raise _fail(f"--format {format.value} writes one file; drop --format to write several, each in the format its extension chooses")
-    document = load_check_document(run_id, store)
+    document = load_check_document(run_id, store, agent=True)
     output = outputs[0] if outputs else None
+    if document.get("kind") == "agent_check":
+        from failpath.cli.agent_check import rebuild
+
+        raise rebuild(document, None if format is None else format.value, outputs)
     try:
         json_report.check_document(document)
         if format is None and outputs:

@@ -84,7 +84,7 @@ class Policy:
         self._handles_lock = threading.Lock()
         self._pool: DaemonPool | None = None
         self._pool_lock = threading.Lock()
-        self._finalizer = weakref.finalize(self, _close_handles, self._handles)
+        self._finalizer = weakref.finalize(self, _release_owned, self._handles)
 
     # ------------------------------------------------------------------ settings (read-only)
     @property
@@ -265,6 +265,13 @@ def _rebuild_policy(cls: type, name: str, kwargs: dict[str, Any]) -> Policy:
 
 def _close_handles(handles: list[StoreHandle]) -> int:
     return sum(handle.close() for handle in list(handles))
+
+
+def _release_owned(handles: list[StoreHandle]) -> int:
+    """At garbage collection: close the stores the policy opened itself. A ``Store`` passed in is left
+    alone: it is the caller's (it flushes itself when closed, dropped, or at exit), and flushing it
+    here could wait for a lock the thread running the collection holds (a deadlock)."""
+    return sum(handle.close() for handle in list(handles) if handle.owned)
 
 
 def _checked_rules(name: str, rules: Any) -> tuple[Rule, ...]:

@@ -55,6 +55,11 @@ class StoreHandle:
             self._store = spec
 
     @property
+    def owned(self) -> bool:
+        """True when this handle opened its store itself (from a path, or the default), so closes it."""
+        return self._owned
+
+    @property
     def disabled(self) -> bool:
         """True when there is no store on purpose (``store=False``)."""
         return self.spec is False

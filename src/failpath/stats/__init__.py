@@ -50,7 +50,7 @@ from failpath.stats.intervals import (
     clopper_pearson,
     paired_gap,
 )
-from failpath.stats.passk import PassK, pass_hat_k, pass_k_lower_bound
+from failpath.stats.passk import PassK, ShareGap, paired_share_gap, pass_hat_k, pass_k_curve, pass_k_lower_bound, upper_bounds_of_means
 from failpath.stats.policy import (
     ActionCost,
     BayesCutoffs,
@@ -113,6 +113,10 @@ __all__ = [
     "PassK",
     "pass_hat_k",
     "pass_k_lower_bound",
+    "pass_k_curve",
+    "ShareGap",
+    "paired_share_gap",
+    "upper_bounds_of_means",
     # cost-optimal policy
     "ActionCost",
     "BayesCutoffs",

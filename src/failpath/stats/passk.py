@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ import numpy as np
 from failpath.stats._inputs import StatsInputError
 from failpath.stats.bounds import BoundMethod, mean_upper_bound
 
-__all__ = ["PassK", "pass_hat_k", "pass_k_lower_bound"]
+__all__ = ["PassK", "pass_hat_k", "pass_k_lower_bound", "pass_k_curve", "ShareGap", "paired_share_gap", "upper_bounds_of_means"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,86 @@ def pass_k_lower_bound(
         n_cases=int(estimates.size),
         method=complement.method,
     )
+
+
+def pass_k_curve(
+    successes: Any,
+    trials: Any,
+    confidence: float = 0.95,
+    *,
+    method: BoundMethod = "hoeffding_bentkus",
+) -> tuple[PassK, ...]:
+    """:func:`pass_k_lower_bound` for every ``k`` from 1 to the fewest trials any case had, in order of ``k``.
+
+    ``k = 1`` is pass@1 (the mean over cases of each case's share of successes). Each bound holds at
+    ``confidence`` on its own; a gate reads one ``k`` chosen in advance.
+    """
+    made = np.asarray(trials)
+    if made.ndim != 1 or made.size == 0:
+        raise StatsInputError(f"trials must be a one-dimensional, non-empty list of counts, got {made.size} values")
+    fewest = int(made.min())
+    if method != "hoeffding_bentkus" or fewest < 1:
+        return tuple(pass_k_lower_bound(successes, trials, k, confidence, method=method) for k in range(1, fewest + 1))
+    # Hoeffding-Bentkus depends on the losses only through their sum: one vectorised bisection for every k.
+    first = pass_k_lower_bound(successes, trials, 1, confidence)  # checks the inputs
+    passed = np.asarray(successes).tolist()
+    counts = made.tolist()
+    estimates = np.array([[pass_hat_k(c, n, k) for c, n in zip(passed, counts)] for k in range(1, fewest + 1)])
+    complements = upper_bounds_of_means([1.0 - row for row in estimates], confidence)
+    return tuple(
+        PassK(float(row.mean()), max(0.0, 1.0 - bound), first.confidence, k, int(row.size), first.method)
+        for k, (row, bound) in enumerate(zip(estimates, complements), start=1)
+    )
+
+
+def upper_bounds_of_means(groups: Sequence[Any], confidence: float = 0.95) -> list[float]:
+    """The Hoeffding-Bentkus upper bound (:func:`~failpath.stats.mean_upper_bound`) of the mean of each group
+    of losses in [0, 1], computed together (one vectorised bisection, the same values one call each gives)."""
+    from failpath.stats._inputs import as_probability
+    from failpath.stats.bounds import _as_losses, _hb_upper_bound
+
+    level = as_probability(confidence, "confidence")
+    losses = [_as_losses(group) for group in groups]
+    if not losses:
+        return []
+    totals = np.array([values.sum() for values in losses])
+    sizes = np.array([values.size for values in losses])
+    return [float(b) for b in _hb_upper_bound(totals, sizes, 1.0 - level)]
+
+
+@dataclass(frozen=True)
+class ShareGap:
+    """``estimate`` = mean over cases of ``before - after`` (shares in [0, 1]), within ``[low, high]`` at ``confidence``."""
+
+    estimate: float
+    low: float
+    high: float
+    n_cases: int
+    confidence: float
+
+
+def paired_share_gap(before: Any, after: Any, confidence: float = 0.95) -> ShareGap:
+    """The drop from ``before[i]`` to ``after[i]``, each case's share of successful trials, paired by case.
+
+    The interval holds for any number of cases and any distribution: it is
+    ``[L_down - U_up, U_down - L_up]`` for the means of ``down_i = max(d_i, 0)`` and ``up_i = max(-d_i, 0)``,
+    ``d_i = before_i - after_i``, each one-sided Hoeffding-Bentkus bound at ``(1 - confidence) / 4`` (a
+    union bound), with the case as the independent unit (Clopper-Pearson when every ``d_i`` is -1, 0 or 1).
+    """
+    from failpath.stats._inputs import as_probability
+    from failpath.stats.intervals import _exact_gap_interval
+
+    first, second = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    if first.ndim != 1 or first.shape != second.shape or first.size == 0:
+        raise StatsInputError(
+            f"before and after must be one-dimensional lists of the same non-zero length (one share per case), got {first.size} and {second.size}"
+        )
+    if not (np.all((first >= 0) & (first <= 1)) and np.all((second >= 0) & (second <= 1))):
+        raise StatsInputError("before and after must hold shares between 0 and 1")
+    level = as_probability(confidence, "confidence")
+    difference = first - second
+    low, high = _exact_gap_interval(difference, 1.0 - level)
+    return ShareGap(float(difference.mean()), max(-1.0, float(low)), min(1.0, float(high)), int(difference.size), level)
 
 
 def _whole(value: Any, name: str) -> int:

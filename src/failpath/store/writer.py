@@ -99,6 +99,7 @@ class TraceWriter:
         # The thread starts with the first queued trace: a store only read from, or only written to
         # synchronously (runs, results), never has one (and a process without threads can fork safely).
         self._thread: threading.Thread | None = None
+        self._writer_ident: int | None = None  # the writer thread's id, set by the thread itself as it starts
         self._starting = threading.Lock()
 
     def start(self) -> None:
@@ -115,9 +116,15 @@ class TraceWriter:
 
     # -- called from any thread
     def flush(self, timeout: float | None) -> bool:
-        """Wait until every trace appended before this call is written; False if ``timeout`` ran out."""
+        """Wait until every trace appended before this call is written; False if ``timeout`` ran out.
+
+        Called on the writer thread itself (a policy garbage-collected while a batch is rendered flushes
+        its store from there), it returns False at once: the thread cannot wait for its own work.
+        """
         if not self.pending:
             return True
+        if threading.get_ident() == self._writer_ident:
+            return False
         if self._thread is None:
             self.start()
         with self._progress:
@@ -153,6 +160,7 @@ class TraceWriter:
 
     # -- the writer thread
     def _run(self) -> None:
+        self._writer_ident = threading.get_ident()
         connection: Any = None
         pending, wake = self.pending, self._wake
         try:

@@ -8,4 +8,11 @@ models make. ``--base-url URL --model NAME`` runs the same desk against any Open
 
 from failpath.examples.refunds.desk import REFUND_APPROVAL_ABOVE, build_agent, build_policy, create_database, tools_for
 
-__all__ = ["REFUND_APPROVAL_ABOVE", "build_agent", "build_policy", "create_database", "tools_for"]
+__all__ = ["REFUND_APPROVAL_ABOVE", "build_agent", "build_policy", "create_database", "tools_for", "agent_check_kwargs"]
+
+
+def agent_check_kwargs() -> dict:
+    """``failpath check --example refunds``: the desk's agent check under its shipping policy (see :mod:`.checking`)."""
+    from failpath.examples.refunds.checking import agent_check_kwargs as desk
+
+    return desk("ship")

@@ -59,6 +59,8 @@ def tools_for(database: str | Path, *, mail_up: bool = False) -> list[Any]:
                 raise LookupError(f"no order {order_id}")
             if amount <= 0 or amount > total[0]:
                 raise ValueError(f"amount must be between 0 and the order total {total[0]:.2f}")
+            if db.execute("SELECT 1 FROM refunds WHERE order_id = ?", (order_id,)).fetchone() is not None:
+                raise ValueError(f"order {order_id} was refunded already; a second refund needs a person")
             db.execute("INSERT INTO refunds VALUES (?, ?)", (order_id, amount))
         return f"refunded {amount:.2f} on order {order_id}"
 
