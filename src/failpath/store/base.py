@@ -80,9 +80,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_tickets(
-        self, *, status: TicketStatus | str | None = None, queue: str | None = None, limit: int | None = None
+        self,
+        *,
+        status: TicketStatus | str | None = None,
+        queue: str | None = None,
+        limit: int | None = None,
+        order: str = "oldest",
     ) -> list[Ticket]:
-        """Tickets, oldest first, filtered by status and queue."""
+        """Tickets filtered by status and queue, oldest first; with ``order="deadline"``, nearest deadline
+        first (tickets without a deadline last, oldest first). Either order is read from an index, so a
+        page of a large queue costs the page, not the queue."""
 
     @abc.abstractmethod
     def resolve_ticket(

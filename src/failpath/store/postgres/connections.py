@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import errors
 
-from failpath.store.records import TICKET_COLUMNS, TRACE_COLUMNS, TRACE_STATE_COLUMNS
+from failpath.store.records import TICKET_COLUMNS, TICKET_WIDTH, TRACE_COLUMNS, TRACE_STATE_COLUMNS
 from failpath.store.writer import RowBatch
 
 __all__ = [
@@ -37,7 +37,7 @@ TRACE_LOCK = 0x66707401
 RESULT_LOCK = 0x66707402
 
 INSERT_TICKET = (
-    f"INSERT INTO tickets ({TICKET_COLUMNS}) VALUES ({', '.join(['%s'] * 17)}) ON CONFLICT (ticket_id) DO NOTHING"
+    f"INSERT INTO tickets ({TICKET_COLUMNS}) VALUES ({', '.join(['%s'] * TICKET_WIDTH)}) ON CONFLICT (ticket_id) DO NOTHING"
 )
 
 _STAGE_TRACES = (

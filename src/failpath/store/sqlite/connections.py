@@ -13,14 +13,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from failpath.store.common import PREFIX_END, PREFIX_MATCHES
-from failpath.store.records import TICKET_COLUMNS, TRACE_COLUMNS, TRACE_STATE_COLUMNS
+from failpath.store.records import TICKET_COLUMNS, TICKET_WIDTH, TRACE_COLUMNS, TRACE_STATE_COLUMNS
 from failpath.store.writer import RowBatch
 
 __all__ = ["Connector", "WriteTurns", "INSERT_TRACE", "INSERT_STATE", "INSERT_TICKET", "make_batch_writer", "is_transient", "by_prefix"]
 
 INSERT_TRACE = f"INSERT OR IGNORE INTO traces ({TRACE_COLUMNS}) VALUES ({', '.join('?' * 19)})"
 INSERT_STATE = f"INSERT OR IGNORE INTO trace_states ({TRACE_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
-INSERT_TICKET = f"INSERT OR IGNORE INTO tickets ({TICKET_COLUMNS}) VALUES ({', '.join('?' * 17)})"
+INSERT_TICKET = f"INSERT OR IGNORE INTO tickets ({TICKET_COLUMNS}) VALUES ({', '.join('?' * TICKET_WIDTH)})"
 
 
 class WriteTurns:

@@ -140,6 +140,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(4, "agent run checkpoints: one row per completed step of a run", CHECKPOINT_TABLES),
     Migration(5, "reviewers of the review page: a name and the SHA-256 digest of a sign-in token", REVIEWER_TABLES),
+    Migration(
+        6,
+        "each ticket's output schema (what an answer must match), and the queue's deadline order as an index",
+        (
+            "ALTER TABLE tickets ADD COLUMN output_schema TEXT",
+            # Nearest deadline first: tickets with a deadline (ascending), then those without, oldest first.
+            "CREATE INDEX tickets_status_deadline ON tickets(status, deadline, created)",
+        ),
+    ),
 )
 
 #: The version of the tables above, kept in ``PRAGMA user_version``.
