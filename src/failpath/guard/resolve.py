@@ -86,6 +86,7 @@ def _open_ticket(run: Run, action: Escalate, state: str) -> str | None:
         state=state,
         deadline=None if action.deadline is None else created + action.deadline,
         default=action.default,
+        output_schema=action.output_schema if action.output_schema is not None else run.table.output_schema,
     )
     try:
         return store.create_ticket(ticket)
