@@ -660,6 +660,11 @@ def test_four_processes_write_4000_traces_into_one_store(location):
         assert again.count_traces(since=1_700_000_000.0 + 999) == 4  # i == 999 in each writer process
         for n in range(4):
             assert again.get_trace(f"pr{n}-0999") is not None
+        from failpath.watch.stats import trace_stats
+
+        rolled = trace_stats(again)  # the hourly rollup, kept by five writers at once
+        assert rolled.approximate and rolled.total.calls == 4200
+        assert rolled.total.states == trace_stats(again, exact=True).total.states == {"low_confidence": 800}
 
 
 # --------------------------------------------------------------------------- several reviewers: claims and resolutions

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import errors
 
+from failpath.store import rollup
 from failpath.store.records import TICKET_COLUMNS, TICKET_WIDTH, TRACE_COLUMNS, TRACE_STATE_COLUMNS
 from failpath.store.writer import RowBatch
 
@@ -166,10 +167,12 @@ def make_batch_writer() -> Callable[[WriterConnection, RowBatch], None]:
                             copy.write_row(row)
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", (TRACE_LOCK,))
                 if rows.traces:
+                    before = rollup.last_id(cursor)  # under the lock: every id above it is this batch's
                     cursor.execute(
                         f"INSERT INTO traces ({TRACE_COLUMNS}) SELECT {TRACE_COLUMNS} FROM staged_traces "
                         "ON CONFLICT (trace_id) DO NOTHING"
                     )
+                    rollup.fold_new_traces(cursor, "%s", before)
                 if rows.states:
                     cursor.execute(
                         f"INSERT INTO trace_states ({TRACE_STATE_COLUMNS}) SELECT {TRACE_STATE_COLUMNS} "

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from failpath.store.common import PREFIX_END, PREFIX_MATCHES
+from failpath.store import rollup
 from failpath.store.records import TICKET_COLUMNS, TICKET_WIDTH, TRACE_COLUMNS, TRACE_STATE_COLUMNS
 from failpath.store.writer import RowBatch
 
@@ -114,7 +115,11 @@ def make_batch_writer(write_lock: WriteTurns) -> Callable[[sqlite3.Connection, R
             connection.execute("BEGIN IMMEDIATE")
             try:
                 if rows.traces:
+                    cursor = connection.cursor()
+                    cursor.row_factory = None
+                    before = rollup.last_id(cursor)
                     connection.executemany(INSERT_TRACE, rows.traces)
+                    rollup.fold_new_traces(cursor, "?", before)  # what this batch inserted, once
                 if rows.states:
                     connection.executemany(INSERT_STATE, rows.states)
                 if rows.tickets:
