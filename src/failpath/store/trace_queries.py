@@ -397,6 +397,10 @@ def rollup_rows(store: Store, where: TraceFilter) -> RollupRows | None:
                 f"SELECT hour, outcome, calls, degraded, states, latency, confidence FROM trace_rollup{clause} ORDER BY hour", params
             ).fetchall()
             span, span_params = where.where("t", mark=d.mark)
-            first, last = cursor.execute(f"SELECT min(t.time), max(t.time) FROM traces AS t{span}", span_params).fetchone()
+            # Two subqueries: SQLite answers a lone min() or max() from an index, but scans for both at once.
+            first, last = cursor.execute(
+                f"SELECT (SELECT min(t.time) FROM traces AS t{span}), (SELECT max(t.time) FROM traces AS t{span})",
+                [*span_params, *span_params],
+            ).fetchone()
         d.end(connection)
     return RollupRows(first_hour, end_hour, rows, first, last)

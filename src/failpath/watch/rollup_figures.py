@@ -53,8 +53,15 @@ def rollup_figures(
     if found is None:
         return None
     parts = _Parts()
-    for hour, outcome, calls, degraded, states, latency, confidence in found.rows:
-        parts.add_rollup_row(int(hour), outcome, int(calls), int(degraded), json.loads(states), latency, confidence)
+    if found.rows:
+        hours, outcomes, calls, degraded, states, latency, confidence = zip(*found.rows)
+        parts.hours.extend(int(h) for h in hours)
+        parts.outcome.extend(outcomes)
+        parts.calls.extend(int(c) for c in calls)
+        parts.degraded.extend(int(d) for d in degraded)
+        parts.states.extend(json.loads("[" + ",".join(states) + "]"))  # one parse for every row
+        parts.latency.extend(latency)
+        parts.confidence.extend(confidence)
     for since, until in _edges(where, found.first_hour, found.end_hour):
         edge = TraceFilter(policy=where.policy, outcome=where.outcome, since=since, until=until)
         columns = trace_columns(store, edge, window=rollup.HOUR)  # state counts per hour
@@ -90,22 +97,9 @@ class _Parts:
         self.calls: list[int] = []
         self.degraded: list[int] = []
         self.states: list[dict[str, int]] = []
-        self.latency: list[tuple[int, Any]] = []  # (piece, HISTOGRAM_DTYPE array)
-        self.confidence: list[tuple[int, Any]] = []
-
-    def add_rollup_row(self, hour: int, outcome: str, calls: int, degraded: int, states: dict, latency: bytes, confidence: bytes) -> None:
-        import numpy as np
-
-        from failpath.store.rollup import HISTOGRAM_DTYPE
-
-        piece = len(self.hours)
-        self.hours.append(hour)
-        self.outcome.append(outcome)
-        self.calls.append(calls)
-        self.degraded.append(degraded)
-        self.states.append(states)
-        self.latency.append((piece, np.frombuffer(latency, dtype=HISTOGRAM_DTYPE)))
-        self.confidence.append((piece, np.frombuffer(confidence, dtype=HISTOGRAM_DTYPE)))
+        self.latency: list[bytes] = []  # each piece's histogram, as the rollup stores it (HISTOGRAM_DTYPE)
+        self.confidence: list[bytes] = []
+        self._codes: dict[bool, tuple[list[str], Any, Any, Any]] = {}
 
     def add_traces(self, columns: Any) -> None:
         """The traces of a partial hour (a :class:`~failpath.store.trace_queries.TraceColumns`), one piece
@@ -128,7 +122,6 @@ class _Parts:
             in_hour = hours == hour
             for code in np.unique(rows["outcome"][in_hour]).tolist():
                 mask = in_hour & (rows["outcome"] == code)
-                piece = len(self.hours)
                 self.hours.append(hour)
                 self.outcome.append(names[code])
                 self.calls.append(int(mask.sum()))
@@ -136,9 +129,29 @@ class _Parts:
                 # A partial hour's state counts go with its first outcome piece: windows hold whole hours.
                 first_piece = code == np.unique(rows["outcome"][in_hour])[0]
                 self.states.append(states_by_hour.get(hour, {}) if first_piece else {})
-                self.latency.append((piece, _histogram(latency[mask])))
+                self.latency.append(_histogram(latency[mask]))
                 picked = [c for c, m in zip(conf, mask.tolist()) if m and c is not None]
-                self.confidence.append((piece, _histogram(np.array(picked, dtype=np.int64))))
+                self.confidence.append(_histogram(np.array(picked, dtype=np.int64)))
+
+    def _coded(self, outcomes: bool) -> tuple[list[str], Any, Any, Any]:
+        """``(names, piece, name code, count)`` of every outcome (or failure state) count of every piece
+        (made once: the span and the windows both need them)."""
+        found = self._codes.get(outcomes)
+        if found is None:
+            found = self._codes[outcomes] = self._code(outcomes)
+        return found
+
+    def _code(self, outcomes: bool) -> tuple[list[str], Any, Any, Any]:
+        import numpy as np
+
+        names: dict[str, int] = {}
+        if outcomes:
+            codes = [names.setdefault(name, len(names)) for name in self.outcome]
+            return list(names), np.arange(len(codes), dtype=np.int64), np.array(codes, dtype=np.int64), np.array(self.calls, dtype=np.int64)
+        flat = [(piece, names.setdefault(name, len(names)), count)
+                for piece, found in enumerate(self.states) for name, count in found.items()]
+        piece, code, count = (np.array(column, dtype=np.int64) for column in zip(*flat)) if flat else (np.zeros(0, dtype=np.int64),) * 3
+        return list(names), piece, code, count
 
     def figures(self, group: Any, bounds: list, latency_qs: tuple[float, ...], confidence_qs: tuple[float, ...]) -> GroupFigures:
         """The figures of each group, ``group[piece]`` being the group of each piece."""
@@ -149,32 +162,82 @@ class _Parts:
         n = len(bounds)
         calls = np.bincount(group, weights=self.calls, minlength=n).astype(np.int64)
         degraded = np.bincount(group, weights=self.degraded, minlength=n).astype(np.int64)
-        outcomes: list[dict[str, int]] = [{} for _ in range(n)]
-        states: list[dict[str, int]] = [{} for _ in range(n)]
-        for piece, g in enumerate(group.tolist()):
-            outcomes[g][self.outcome[piece]] = outcomes[g].get(self.outcome[piece], 0) + self.calls[piece]
-            for name, count in self.states[piece].items():
-                states[g][name] = states[g].get(name, 0) + count
+        outcomes = _named_counts(group, n, *self._coded(outcomes=True))
+        states = _named_counts(group, n, *self._coded(outcomes=False))
         lat_g, lat_b, lat_n = _flatten(self.latency, group)
         conf_g, conf_b, conf_n = _flatten(self.confidence, group)
-        latency_values = rollup.latency_values(lat_b)
-        confidence_values = rollup.confidence_values(conf_b)
-        histogram = np.zeros((n, 10), dtype=np.int64)
-        np.add.at(histogram, (conf_g, conf_b // 100), conf_n)  # bin b lies in bin b // 100 of the ten
+        # Latency buckets as columns in order: every bucket from the lowest to the highest seen (the zero
+        # bucket, 0 ms, first), or only those seen when that range is wide (outliers a million times apart).
+        real = lat_b != rollup.ZERO_BUCKET
+        lowest = int(lat_b[real].min()) if real.any() else 0
+        columns = np.where(real, lat_b - lowest + 1, 0)
+        width = int(columns.max()) + 1 if len(columns) else 1
+        if width <= 4096:
+            buckets = np.where(np.arange(width) == 0, rollup.ZERO_BUCKET, np.arange(width) + lowest - 1)
+        else:
+            buckets, columns = np.unique(lat_b, return_inverse=True)
+            columns, width = columns.reshape(-1), len(buckets)
+        latency_values = rollup.latency_values(buckets)
+        confidence = _dense(conf_g, conf_b, conf_n, n, 1000)
         return GroupFigures(
             bounds=bounds,
             calls=calls,
-            outcomes=[{k: v for k, v in o.items() if v} for o in outcomes],
-            states=[dict(sorted((k, v) for k, v in s.items() if v)) for s in states],
+            outcomes=outcomes,
+            states=[dict(sorted(s.items())) for s in states],
             degraded=degraded,
-            latency=_histogram_quantiles(lat_g, latency_values, lat_n, n, latency_qs),
-            confidence_n=np.bincount(conf_g, weights=conf_n, minlength=n).astype(np.int64),
-            confidence=_histogram_quantiles(conf_g, confidence_values, conf_n, n, confidence_qs),
-            histogram=histogram,
+            latency=_quantiles(_dense(lat_g, columns, lat_n, n, width), latency_values, latency_qs),
+            confidence_n=confidence.sum(axis=1).astype(np.int64),
+            confidence=_quantiles(confidence, rollup.confidence_values(np.arange(1000)), confidence_qs),
+            histogram=confidence.reshape(n, 10, 100).sum(axis=2).astype(np.int64),  # bin b lies in bin b // 100
         )
 
 
-def _histogram(buckets: Any) -> Any:
+def _named_counts(group: Any, n_groups: int, names: list[str], piece: Any, code: Any, count: Any) -> list[dict[str, int]]:
+    """Each group's sum of the pieces' counts per name, without the names counted 0."""
+    import numpy as np
+
+    if not names:
+        return [{} for _ in range(n_groups)]
+    width = len(names)
+    sums = np.bincount(group[piece] * width + code, weights=count, minlength=n_groups * width).reshape(n_groups, width)
+    return [{name: int(v) for name, v in zip(names, row) if v} for row in sums.astype(np.int64).tolist()]
+
+
+def _dense(group: Any, columns: Any, counts: Any, n_groups: int, width: int) -> Any:
+    """``[n_groups, width]`` counts: each group's histogram over the columns."""
+    import numpy as np
+
+    return np.bincount(group * width + columns, weights=counts, minlength=n_groups * width).reshape(n_groups, width)
+
+
+def _quantiles(dense: Any, values: Any, quantiles: tuple[float, ...]) -> Any:
+    """``[groups, len(quantiles)]`` quantiles of each row's histogram (NaN for an empty row): numpy's linear
+    interpolation between the order statistics at ranks ``floor((n - 1) q)`` and the next, each read as
+    the value of its column (``values``, increasing)."""
+    import numpy as np
+
+    cumulative = np.cumsum(dense, axis=1)
+    totals = cumulative[:, -1] if dense.shape[1] else np.zeros(len(dense))
+    out = np.full((len(dense), len(quantiles)), np.nan)
+    filled = totals > 0
+    cumulative, totals = cumulative[filled], totals[filled]
+    # Each row's running counts, lifted above the previous row's: one sorted array, one search per quantile.
+    width = dense.shape[1]
+    lift = (totals.max() + 1) * np.arange(len(totals)) if len(totals) else totals
+    flat = (cumulative + lift[:, None]).reshape(-1)
+    for i, q in enumerate(quantiles):
+        position = (totals - 1) * q
+        below = np.floor(position)
+        above = np.minimum(below + 1, totals - 1)
+        # The first column whose running count passes the rank holds that order statistic.
+        low = values[np.searchsorted(flat, below + lift, side="right") - np.arange(len(totals)) * width]
+        high = values[np.searchsorted(flat, above + lift, side="right") - np.arange(len(totals)) * width]
+        out[filled, i] = low + (position - below) * (high - low)
+    return out
+
+
+def _histogram(buckets: Any) -> bytes:
+    """A piece's histogram of bucket numbers, packed as the rollup packs it."""
     import numpy as np
 
     from failpath.store.rollup import HISTOGRAM_DTYPE
@@ -182,39 +245,16 @@ def _histogram(buckets: Any) -> Any:
     values, counts = np.unique(buckets, return_counts=True)
     out = np.empty(len(values), dtype=HISTOGRAM_DTYPE)
     out["bucket"], out["count"] = values, counts
-    return out
+    return out.tobytes()
 
 
-def _flatten(histograms: list[tuple[int, Any]], group: Any) -> tuple[Any, Any, Any]:
-    """Every ``(group, bucket, count)`` of the pieces' histograms, as three arrays."""
+def _flatten(histograms: list[bytes], group: Any) -> tuple[Any, Any, Any]:
+    """Every ``(group, bucket, count)`` of the pieces' packed histograms, as three arrays (one read of all)."""
     import numpy as np
 
-    sizes = [len(h) for _, h in histograms]
-    if not sum(sizes):
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty
-    pieces = np.repeat(np.array([p for p, _ in histograms], dtype=np.int64), sizes)
-    joined = np.concatenate([h for _, h in histograms])
+    from failpath.store.rollup import HISTOGRAM_DTYPE
+
+    width = np.dtype(HISTOGRAM_DTYPE).itemsize
+    joined = np.frombuffer(b"".join(histograms), dtype=HISTOGRAM_DTYPE)
+    pieces = np.repeat(np.arange(len(histograms), dtype=np.int64), [len(h) // width for h in histograms])
     return group[pieces], joined["bucket"].astype(np.int64), joined["count"].astype(np.int64)
-
-
-def _histogram_quantiles(group: Any, values: Any, counts: Any, n_groups: int, quantiles: tuple[float, ...]) -> Any:
-    """``[n_groups, len(quantiles)]`` quantiles from weighted values (NaN for an empty group): numpy's
-    linear interpolation between the order statistics at ranks ``floor((n - 1) q)`` and the next."""
-    import numpy as np
-
-    order = np.lexsort((values, group))
-    group, values, counts = group[order], values[order], counts[order]
-    cumulative = np.cumsum(counts)
-    totals = np.bincount(group, weights=counts, minlength=n_groups).astype(np.int64)
-    before = np.concatenate(([0], np.cumsum(totals)[:-1]))  # items in the groups before each group
-    out = np.full((n_groups, len(quantiles)), np.nan)
-    filled = totals > 0
-    for i, q in enumerate(quantiles):
-        position = (totals[filled] - 1) * q
-        below = np.floor(position).astype(np.int64)
-        above = np.minimum(below + 1, totals[filled] - 1)
-        low = values[np.searchsorted(cumulative, before[filled] + below, side="right")]
-        high = values[np.searchsorted(cumulative, before[filled] + above, side="right")]
-        out[filled, i] = low + (position - below) * (high - low)
-    return out
