@@ -11,8 +11,9 @@ histograms, so they are approximate, within the bounds below (see :func:`latency
 - a latency quantile is within 1% (relative) of the exact one;
 - a confidence quantile is within 0.0005 (absolute) of the exact one.
 
-The writer folds each batch into the rollup in the batch's own transaction (the traces it inserted,
-read back by id, so a batch written twice after a lost commit counts once); deleting traces removes
+The writer folds each batch into the rollup in the batch's own transaction, from the traces it
+inserted (read back by id on SQLite, returned by the insert on PostgreSQL), so a batch written twice
+after a lost commit counts once; deleting traces removes
 their hours and recomputes the hour cut in two. A store migrated to schema version 6 with traces
 already in it has no rollup for them until :func:`rebuild` runs (``trace_rollup_state.complete``
 says whether it is whole); until then ``traces stats`` reads the traces, as before.
@@ -45,6 +46,8 @@ __all__ = [
     "Partial",
     "aggregate",
     "fold_new_traces",
+    "fold_rows",
+    "TRACE_FIGURES",
     "remove_before",
     "rebuild",
     "is_complete",
@@ -213,12 +216,19 @@ def aggregate(rows: Iterable[Sequence[Any]]) -> dict[tuple[int, str, str], Parti
 
 def _merge(cursor: Any, mark: str, parts: dict[tuple[int, str, str], Partial]) -> None:
     """Add ``parts`` to the rows the rollup holds (inside the caller's write transaction)."""
+    if not parts:
+        return
+    hours = [key[0] for key in parts]
+    stored = {  # one read for every key of the batch: its hours' rows
+        (row[0], row[1], row[2]): row[3:]
+        for row in cursor.execute(
+            f"SELECT hour, policy, outcome, calls, degraded, states, latency, confidence FROM trace_rollup "
+            f"WHERE hour >= {mark} AND hour <= {mark}", (min(hours), max(hours)),
+        ).fetchall()
+    }
     rows = []
     for key, part in parts.items():
-        found = cursor.execute(
-            f"SELECT calls, degraded, states, latency, confidence FROM trace_rollup WHERE hour = {mark} "
-            f"AND policy = {mark} AND outcome = {mark}", key,
-        ).fetchone()
+        found = stored.get(key)
         if found is not None:
             total = Partial.from_row(found)
             total.add(part)
@@ -244,7 +254,12 @@ def fold_new_traces(cursor: Any, mark: str, after_id: int) -> None:
     ``cursor`` returns plain tuples; the caller holds the trace write lock, so no other writer's traces
     have ids above ``after_id``.
     """
-    rows = cursor.execute(f"SELECT {TRACE_FIGURES} FROM traces WHERE id > {mark}", (after_id,)).fetchall()
+    fold_rows(cursor, mark, cursor.execute(f"SELECT {TRACE_FIGURES} FROM traces WHERE id > {mark}", (after_id,)).fetchall())
+
+
+def fold_rows(cursor: Any, mark: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Fold traces just inserted, given as rows of :data:`TRACE_FIGURES` (``INSERT ... RETURNING`` them),
+    into the rollup, inside the caller's write transaction."""
     if rows:
         _merge(cursor, mark, aggregate(rows))
 
@@ -288,6 +303,10 @@ def rebuild(cursor: Any, mark: str, *, since: float | None = None, until: float 
     cursor.execute(f"DELETE FROM trace_rollup{where}", hour_params)
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     parts: dict[tuple[int, str, str], Partial] = {}
+    if since is not None and until is not None:  # a few hours: one read through the time index
+        rows = cursor.execute(f"SELECT {TRACE_FIGURES} FROM traces{where}", params).fetchall()
+        _upsert(cursor, mark, [part.row(key) for key, part in aggregate(rows).items()])
+        return len(rows)
     read, after = 0, 0
     while True:  # by id, a chunk at a time: memory stays bounded however many traces there are
         page = f" AND id > {mark}" if where else f" WHERE id > {mark}"

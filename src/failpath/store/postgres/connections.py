@@ -167,12 +167,11 @@ def make_batch_writer() -> Callable[[WriterConnection, RowBatch], None]:
                             copy.write_row(row)
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", (TRACE_LOCK,))
                 if rows.traces:
-                    before = rollup.last_id(cursor)  # under the lock: every id above it is this batch's
-                    cursor.execute(
+                    inserted = cursor.execute(  # only the rows inserted come back: a batch retried counts once
                         f"INSERT INTO traces ({TRACE_COLUMNS}) SELECT {TRACE_COLUMNS} FROM staged_traces "
-                        "ON CONFLICT (trace_id) DO NOTHING"
-                    )
-                    rollup.fold_new_traces(cursor, "%s", before)
+                        f"ON CONFLICT (trace_id) DO NOTHING RETURNING {rollup.TRACE_FIGURES}"
+                    ).fetchall()
+                    rollup.fold_rows(cursor, "%s", inserted)
                 if rows.states:
                     cursor.execute(
                         f"INSERT INTO trace_states ({TRACE_STATE_COLUMNS}) SELECT {TRACE_STATE_COLUMNS} "
