@@ -131,3 +131,17 @@ def test_the_command_says_whether_its_quantiles_are_approximate(filled):
     assert "quantiles approximate" in table and "--exact" in table
     usage = runner.invoke(app, ["traces", "stats", "--help"], terminal_width=200).output
     assert "within 1%" in " ".join(usage.split()) and "--exact" in usage
+
+
+def test_a_store_of_your_own_keeps_no_rollup_and_says_so():
+    from failpath.core import StoreError
+    from failpath.store.base import Store
+
+    class Mine(Store):  # every abstract method, nothing else
+        pass
+
+    for name in list(Mine.__abstractmethods__):
+        setattr(Mine, name, lambda self, *a, **k: None)
+    Mine.__abstractmethods__ = frozenset()
+    with pytest.raises(StoreError, match="Mine keeps no trace rollup"):
+        Mine().rebuild_trace_rollup()

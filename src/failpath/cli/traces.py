@@ -253,15 +253,11 @@ def rollup(store: Optional[Path] = _STORE) -> None:
     """Rebuild the hourly rollup `traces stats` reads, from every trace: needed once for a store that held
     traces before it had a rollup (until then `traces stats` reads every trace). Takes about as long as
     `traces stats --exact` over the whole store."""
-    from failpath.core import ConfigError
     from failpath.watch._cli import existing_store, user_errors
 
     with user_errors():
         with existing_store(store) as opened:
-            rebuild = getattr(opened, "rebuild_trace_rollup", None)
-            if rebuild is None:
-                raise ConfigError(f"{type(opened).__name__} keeps no rollup; use a SQLite file or a postgresql:// URL")
-            read = rebuild()
+            read = opened.rebuild_trace_rollup()
     typer.echo(f"rebuilt the hourly rollup from {read} trace(s)")
 
 

@@ -170,6 +170,12 @@ class Store(abc.ABC):
         """The run's checkpoints as ``(seq, kind, data)``, in order (empty for a run with none)."""
         raise StoreError(f"{type(self).__name__} does not keep agent run checkpoints; use a store opened by open_store (a SQLite file or a postgresql:// URL)")
 
+    # ------------------------------------------------------------------ the hourly trace rollup
+    # Not abstract: a store without a rollup still answers ``traces stats``, by reading every trace.
+    def rebuild_trace_rollup(self) -> int:
+        """Recompute the hourly rollup ``traces stats`` reads from every trace; returns how many were read."""
+        raise StoreError(f"{type(self).__name__} keeps no trace rollup; use a SQLite file or a postgresql:// URL")
+
     # ------------------------------------------------------------------ reviewers of the review page
     # Not abstract: a store without reviewers still keeps everything else (``failpath serve`` needs them).
     def add_reviewer(self, name: str, token_hash: str) -> None:
