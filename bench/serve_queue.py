@@ -108,7 +108,10 @@ def run(args: argparse.Namespace) -> None:
             rows = [
                 ("GET /queue (oldest 200 of all queues)", page()),
                 ("GET /queue?queue=refunds", page(queue="refunds")),
-                ("GET /queue?sort=deadline (reads every open ticket)", page(sort="deadline")),
+                ("list_tickets(open, limit=200, order='deadline')",
+                 lambda: store.list_tickets(status="open", limit=QUEUE_PAGE_SIZE, order="deadline")),
+                ("GET /queue?sort=deadline (nearest deadline first)", page(sort="deadline")),
+                ("GET /queue?sort=deadline&queue=refunds", page(sort="deadline", queue="refunds")),
             ]
             print(f"baseline list_tickets(status='open', limit={QUEUE_PAGE_SIZE}): {baseline:.1f} ms")
             for label, fn in rows:

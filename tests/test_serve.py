@@ -151,6 +151,23 @@ def test_the_queue_orders_by_deadline_when_asked(store):
     assert page.index(soon[:12]) < page.index(late[:12])
 
 
+def test_the_deadline_order_pages_from_the_store_and_says_when_there_are_more(store, monkeypatch):
+    from failpath.serve import app as serve_app
+
+    monkeypatch.setattr(serve_app, "QUEUE_PAGE_SIZE", 3)
+    undated = make_ticket(store, created=1.0)
+    dated = [make_ticket(store, created=10.0 + i, deadline=4_000_000_000.0 - i) for i in range(3)]
+    client = signed_in(store)
+    page = client.get("/queue", params={"sort": "deadline"}).text
+    shown = [t for t in (undated, *dated) if t[:12] in page]
+    assert shown == dated and page.index(dated[2][:12]) < page.index(dated[1][:12]) < page.index(dated[0][:12])
+    assert "Showing the first 3" in page
+    store.resolve_ticket(dated[0], "x")
+    page = client.get("/queue", params={"sort": "deadline"}).text
+    assert page.index(dated[2][:12]) < page.index(dated[1][:12]) < page.index(undated[:12])
+    assert "Showing the first" not in page  # exactly a page: nothing more to say
+
+
 def test_the_ticket_page_shows_input_output_state_why_and_attempts(store):
     store.write_trace(Trace(
         trace_id="tr-1", time=1_700_000_000.0, policy="addresses", input_digest="0" * 64,

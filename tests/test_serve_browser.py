@@ -208,3 +208,52 @@ def test_an_unsigned_request_is_refused_and_a_post_without_the_csrf_token_too(ch
 
     with open_store(site.store) as opened:
         assert opened.get_ticket(ticket_id).status == TicketStatus.OPEN
+
+
+_SCHEMA_CALLER = textwrap.dedent(
+    """
+    import json, sys
+    from pydantic import BaseModel
+    import failpath as fp
+    from failpath import review
+
+    class Address(BaseModel):
+        street: str
+        city: str
+
+    store = sys.argv[1]
+    policy = fp.Policy("addresses", rules=[
+        fp.on(fp.InvalidOutput(schema=Address)).do(fp.Abstain("off schema")),
+        fp.on(fp.LowConfidence(below=0.9)).do(fp.Escalate(queue="addresses", deadline=120, default=None)),
+        fp.on(fp.Unexpected()).do(fp.Abstain("unexpected")),
+    ], store=store)
+    outcome = policy.wrap(lambda text: fp.Prediction({"street": "12 Main St", "city": "Springfeld"}, 0.4))("12 Main St")
+    print(json.dumps({"ticket": outcome.ticket_id}), flush=True)
+    answered = review.get(outcome.ticket_id, store=store).wait_sync(timeout=90, poll_interval=0.1)
+    print(json.dumps({"kind": answered.kind, "value": answered.value}), flush=True)
+    """
+)
+
+
+def test_an_answer_off_the_policys_schema_is_refused_next_to_the_field_and_the_corrected_one_reaches_the_caller(chromium, site):
+    caller = subprocess.Popen([sys.executable, "-c", _SCHEMA_CALLER, site.store], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ticket_id = json.loads(caller.stdout.readline())["ticket"]
+        page = _sign_in(chromium, site, "ana")
+        page.goto(f"{site.url}/tickets/{ticket_id}")
+        assert "street" in page.inner_text("#answer-fields") and "city" in page.inner_text("#answer-fields")
+        page.fill("#answer-text", json.dumps({"street": "12 Main St"}))
+        page.click("#send-answer")
+        assert "'city' is a required property" in page.inner_text("#answer-problems")
+        assert page.get_attribute("#answer-text", "aria-describedby") == "answer-problems"
+        assert json.loads(page.input_value("#answer-text")) == {"street": "12 Main St"}  # what was typed is kept
+        assert page.inner_text("#status") == "open"
+        page.fill("#answer-text", json.dumps({"street": "12 Main St", "city": "Springfield"}))
+        page.click("#send-answer")
+        page.wait_for_url(f"**/tickets/{ticket_id}?done=answered")
+        assert page.inner_text("#status") == "resolved" and page.locator("#answer-problems").count() == 0
+        answered = json.loads(caller.stdout.readline())
+        assert answered == {"kind": "answered", "value": {"street": "12 Main St", "city": "Springfield"}}
+    finally:
+        caller.kill()
+        caller.wait(10)

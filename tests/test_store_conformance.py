@@ -302,6 +302,52 @@ def test_list_tickets_filters_and_order(store):
         store.list_tickets(status="closed")
 
 
+ADDRESS_SCHEMA = {
+    "title": "Address",
+    "type": "object",
+    "properties": {"street": {"type": "string"}, "zip": {"anyOf": [{"type": "string"}, {"type": "null"}]}},
+    "required": ["street"],
+}
+
+
+@pytest.mark.parametrize("queued", [False, True])
+def test_a_ticket_keeps_its_output_schema(location, queued):
+    with open_store(location, queue_tickets=queued) as store:
+        with_schema = store.create_ticket(make_ticket(output_schema=ADDRESS_SCHEMA))
+        without = store.create_ticket(make_ticket())
+        assert store.get_ticket(with_schema).output_schema == ADDRESS_SCHEMA
+        assert store.get_ticket(without).output_schema is None
+        listed = {t.ticket_id: t.output_schema for t in store.list_tickets()}
+        assert listed == {with_schema: ADDRESS_SCHEMA, without: None}
+        store.resolve_ticket(with_schema, {"street": "Main St", "zip": None})
+        assert store.get_ticket(with_schema).output_schema == ADDRESS_SCHEMA
+
+
+def test_list_tickets_by_nearest_deadline_then_the_undated_oldest_first(store):
+    now = 1_000_000.0
+    spec = [  # (created, deadline, queue)
+        (now - 50, now + 300, "q1"),
+        (now - 40, None, "q2"),
+        (now - 30, now + 100, "q2"),
+        (now - 60, None, "q1"),
+        (now - 20, now + 100, "q1"),  # same deadline as the third: the older one first
+        (now - 10, now + 5, "q2"),
+    ]
+    ids = [store.create_ticket(make_ticket(created=c, deadline=d, queue=q)) for c, d, q in spec]
+    by_deadline = [ids[5], ids[2], ids[4], ids[0], ids[3], ids[1]]
+    assert [t.ticket_id for t in store.list_tickets(status="open", order="deadline")] == by_deadline
+    assert [t.ticket_id for t in store.list_tickets(order="deadline")] == by_deadline
+    for limit in range(len(ids) + 1):
+        assert [t.ticket_id for t in store.list_tickets(status="open", order="deadline", limit=limit)] == by_deadline[:limit]
+    assert [t.ticket_id for t in store.list_tickets(status="open", queue="q1", order="deadline")] == [ids[4], ids[0], ids[3]]
+    assert [t.ticket_id for t in store.list_tickets(status="open", order="oldest", limit=2)] == [ids[3], ids[0]]
+    store.resolve_ticket(ids[5], "done")
+    assert [t.ticket_id for t in store.list_tickets(status="open", order="deadline", limit=2)] == [ids[2], ids[4]]
+    assert [t.ticket_id for t in store.list_tickets(status="resolved", order="deadline")] == [ids[5]]
+    with pytest.raises(StoreError, match="unknown ticket order 'newest': use one of oldest, deadline"):
+        store.list_tickets(order="newest")
+
+
 def test_resolve_ticket_then_second_resolution_is_refused(store):
     ticket_id = store.create_ticket(make_ticket())
     resolved = store.resolve_ticket(ticket_id[:7], {"street": "Main Street"}, note="checked", reviewer="ana")
@@ -614,6 +660,11 @@ def test_four_processes_write_4000_traces_into_one_store(location):
         assert again.count_traces(since=1_700_000_000.0 + 999) == 4  # i == 999 in each writer process
         for n in range(4):
             assert again.get_trace(f"pr{n}-0999") is not None
+        from failpath.watch.stats import trace_stats
+
+        rolled = trace_stats(again)  # the hourly rollup, kept by five writers at once
+        assert rolled.approximate and rolled.total.calls == 4200
+        assert rolled.total.states == trace_stats(again, exact=True).total.states == {"low_confidence": 800}
 
 
 # --------------------------------------------------------------------------- several reviewers: claims and resolutions

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 import failpath as fp
 from failpath.cli import app
-from failpath.core import Attempt, StoreError
+from failpath.core import Attempt, StoreError, Ticket
 from failpath.store import open_store
 from failpath.store import trace_queries as q
 from failpath.store.opening import store_location
@@ -122,6 +122,32 @@ def test_a_newer_schema_is_refused_naming_both_versions_and_left_alone(postgres_
     with pytest.raises(StoreError, match=rf"newer failpath \(schema version {SCHEMA_VERSION + 2}; this version reads up to {SCHEMA_VERSION}\)"):
         open_store(postgres_url)
     assert len(_recorded(postgres_url)) == SCHEMA_VERSION + 1
+
+
+def test_a_version_5_database_is_migrated_to_output_schemas_and_the_deadline_index(postgres_url):
+    from failpath.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
+
+    with psycopg.connect(postgres_url) as connection:  # a store as the previous version of failpath left it
+        for migration in MIGRATIONS[:5]:
+            for statement in migration.statements:
+                connection.execute(statement)
+        for migration in MIGRATIONS[:5]:
+            connection.execute("INSERT INTO schema_version VALUES (%s, %s, 0)", (migration.version, migration.description))
+        connection.execute(
+            "INSERT INTO tickets (ticket_id, queue, created, policy, input_preview, status, deadline) "
+            "VALUES ('t-old-1', 'review', 10, 'addresses', 'x', 'open', NULL), ('t-old-2', 'review', 20, 'addresses', 'y', 'open', 99)"
+        )
+    with open_store(postgres_url) as store:
+        assert [t.ticket_id for t in store.list_tickets(order="deadline")] == ["t-old-2", "t-old-1"]
+        assert store.get_ticket("t-old-1").output_schema is None
+        store.create_ticket(Ticket(ticket_id="t-new", queue="review", created=30.0, policy="addresses", trace_id=None,
+                                   input_preview="z", input_raw=None, output=None, confidence=None, state=None,
+                                   output_schema={"type": "string"}))
+        assert store.get_ticket("t-new").output_schema == {"type": "string"}
+    assert [v for v, _ in _recorded(postgres_url)] == list(range(1, SCHEMA_VERSION + 1)) and SCHEMA_VERSION == 6
+    with psycopg.connect(postgres_url) as connection:
+        indexes = {r[0] for r in connection.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'tickets'")}
+    assert "tickets_status_deadline" in indexes
 
 
 def test_another_applications_tables_are_refused_not_taken_over(postgres_url):

@@ -131,7 +131,8 @@ def test_show_a_trace_by_prefix(populated):
 def test_stats_match_the_traces(populated):
     path, outcomes, _ = populated
     listed = as_json(run("traces", "list", "--store", str(path), "--json", "--policy", "airports", "-n", "100"))
-    stats = as_json(run("traces", "stats", "--store", str(path), "--json", "--policy", "airports"))
+    stats = as_json(run("traces", "stats", "--store", str(path), "--json", "--policy", "airports", "--exact"))
+    assert stats["quantiles"] == "exact"
     total = stats["total"]
     n = len(listed)
     assert total["calls"] == n
@@ -147,6 +148,13 @@ def test_stats_match_the_traces(populated):
     assert stats["confidence"] == "answers given" and total["confidence"]["n"] == len(answers) == kinds["answered"]
     assert total["confidence"]["quantiles"]["p05"] == pytest.approx(np.quantile(answers, 0.05))
     assert total["degraded"] == sum(t["degraded"] for t in listed)
+    # Without --exact, whole hours come from the store's hourly rollup: the same counts, quantiles within its bounds.
+    rolled = as_json(run("traces", "stats", "--store", str(path), "--json", "--policy", "airports"))
+    assert rolled["quantiles"].startswith("approximate")
+    assert {k: rolled["total"][k] for k in ("calls", "outcomes", "states", "degraded")} == {k: total[k] for k in ("calls", "outcomes", "states", "degraded")}
+    for p in (50, 95, 99):
+        assert rolled["total"]["latency_ms"][f"p{p}"] == pytest.approx(np.percentile(latencies, p), rel=0.01)
+    assert rolled["total"]["confidence"]["quantiles"]["p05"] == pytest.approx(np.quantile(answers, 0.05), abs=0.0005)
 
     raw_stats = as_json(run("traces", "stats", "--store", str(path), "--json", "--policy", "airports", "--raw-confidence"))
     raw = [t["attempts"][0]["confidence"] for t in listed if t["attempts"] and t["attempts"][0]["action"] == "call"]

@@ -37,6 +37,7 @@ __all__ = [
     "DatasetError",
     "StoreError",
     "AlreadyResolved",
+    "InvalidAnswer",
     "TicketNotFound",
     "SystemTimeout",
     "ProviderFailure",
@@ -272,6 +273,9 @@ class Ticket:
     resolved_at: float | None = None
     claimed_by: str | None = None  # the reviewer working on it, until claimed_until (Unix seconds)
     claimed_until: float | None = None
+    # The JSON Schema (a JSON-safe dict) a reviewer's answer must match: the policy's declared output
+    # type, or the ``schema`` its ``Escalate`` names; None when the policy declares none.
+    output_schema: Any = None
 
 
 # --------------------------------------------------------------------------- errors
@@ -303,6 +307,14 @@ class TicketNotFound(StoreError):
 
 class AlreadyResolved(StoreError):
     """The ticket was resolved (or expired) already; a second resolution is refused."""
+
+
+class InvalidAnswer(FailpathError):
+    """A reviewer's answer does not match the ticket's output schema; ``problems`` lists each mismatch."""
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.problems = problems
 
 
 class SystemTimeout(TimeoutError):

@@ -1,8 +1,8 @@
 """``failpath review list|show|claim|release|resolve|expire|export``: the human review queue.
 
 Exit codes: 0 done; 1 the ticket was resolved or expired already (someone else got there first:
-nothing changed), or ``claim`` found no free ticket; 2 a usage or input error (bad ``--answer`` JSON,
-unknown ticket id, bad duration, a ticket another reviewer holds, an output file that exists).
+nothing changed), or ``claim`` found no free ticket; 2 a usage or input error (bad ``--answer`` JSON, an
+answer that does not match the ticket's output schema, unknown ticket id, bad duration, a ticket another reviewer holds, an output file that exists).
 """
 
 from __future__ import annotations
@@ -109,21 +109,25 @@ def _user() -> str | None:
 def list_(
     status: str = typer.Option("open", "--status", help="open, resolved, expired, or all."),
     queue: Optional[str] = typer.Option(None, "--queue", help="Only tickets of this queue."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most this many, oldest first."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most this many, the first in --sort order."),
+    sort: str = typer.Option("oldest", "--sort", help="oldest (first), or deadline (nearest first; those without one last)."),
     store: Optional[Path] = _STORE,
     json_output: bool = _JSON,
 ) -> None:
-    """List review tickets, oldest first (open ones by default)."""
+    """List review tickets, oldest first or by nearest deadline (open ones by default)."""
     from failpath.core import ConfigError, TicketStatus
     from failpath.cli._console import stdout_console
+    from failpath.store.common import TICKET_ORDERS
     from failpath.watch._cli import existing_store, print_json, user_errors
 
     with user_errors():
         choices = [s.value for s in TicketStatus]
         if status != "all" and status not in choices:
             raise ConfigError(f"--status: unknown status {status!r}; choose one of {', '.join(choices)}, all")
+        if sort not in TICKET_ORDERS:
+            raise ConfigError(f"--sort: unknown order {sort!r}; choose one of {', '.join(TICKET_ORDERS)}")
         with existing_store(store) as opened:
-            tickets = opened.list_tickets(status=None if status == "all" else status, queue=queue, limit=limit)
+            tickets = opened.list_tickets(status=None if status == "all" else status, queue=queue, limit=limit, order=sort)
     if json_output:
         print_json([_ticket_dict(t) for t in tickets])
         return
@@ -172,6 +176,7 @@ def show(
         ("model output", printable(json.dumps(ticket.output, ensure_ascii=False, default=str), 4000)),
         ("confidence", "-" if ticket.confidence is None else f"{ticket.confidence:.4f}"),
     ]
+    rows += _answer_rows(ticket)
     if ticket.resolved_at is not None or ticket.answer is not None:
         rows += [
             ("answer", printable(json.dumps(ticket.answer, ensure_ascii=False, default=str), 4000)),
@@ -191,6 +196,23 @@ def show(
     for key, value in rows:
         grid.add_row(Text(key), Text(value))
     stdout_console().print(grid)
+
+
+def _answer_rows(ticket: Any) -> list[tuple[str, str]]:
+    """What an answer must be, when the ticket carries an output schema: its fields, or the schema itself."""
+    import json
+
+    from failpath.watch.answers import schema_fields
+
+    if ticket.output_schema is None:
+        return []
+    fields = schema_fields(ticket.output_schema)
+    if not fields:
+        return [("answer schema", json.dumps(ticket.output_schema, ensure_ascii=False)[:400])]
+    return [
+        ("answer field", f"{f.name}: {f.type}" + ("" if f.required else " (optional)") + (f" - {f.description}" if f.description else ""))
+        for f in fields
+    ]
 
 
 def claim(
@@ -245,16 +267,21 @@ def resolve(
     reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who decided (default: your user name)."),
     store: Optional[Path] = _STORE,
 ) -> None:
-    """Resolve a ticket with the right answer. A ticket resolves once: a second attempt exits 1, naming who resolved it."""
+    """Resolve a ticket with the right answer. A ticket resolves once: a second attempt exits 1, naming who resolved it.
+
+    When the ticket carries the policy's output schema, the answer must match it: a mismatch exits 2,
+    naming each field that is wrong, and the ticket stays open (`review show` lists the fields).
+    """
     from failpath.core import AlreadyResolved
     from failpath.watch._cli import error, existing_store, user_errors
-    from failpath.watch.review import parse_answer
+    from failpath.watch.review import check_answer, parse_answer
 
     with user_errors():
         value = parse_answer(answer)
         if reviewer is None:
             reviewer = _user()
         with existing_store(store) as opened:
+            check_answer(opened.get_ticket(ticket_id), value)
             try:
                 ticket = opened.resolve_ticket(ticket_id, value, note=note, reviewer=reviewer)
             except AlreadyResolved as exc:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from failpath.core import Clarify, PolicyError
+from failpath.guard.schemas import output_json_schema
 
 __all__ = ["Action", "Retry", "Reask", "Fallback", "ClarifyAction", "Escalate", "Abstain", "Default", "Raise", "as_action"]
 
@@ -229,13 +230,17 @@ class Escalate(Action):
     """A human decides: open a ticket in the review queue ``queue``; the outcome is ``Escalated(ticket_id, queue)``.
 
     ``deadline`` (seconds) is how long the ticket may wait; past it the ticket expires to ``default``
-    (a JSON-safe value). Needs a store for the ticket: with ``Policy(store=False)`` the escalation
-    cannot happen and the next action in the chain runs (``policy.lint()`` reports it).
+    (a JSON-safe value). ``schema`` is what a reviewer's answer must match: a pydantic model, a
+    dataclass, a ``TypedDict``, any type pydantic can describe, or a JSON Schema dict; without it the
+    ticket takes the policy's declared output type (``InvalidOutput(schema=Model)``), if any. The
+    ticket keeps it as JSON Schema (``output_schema``). Needs a store for the ticket: with
+    ``Policy(store=False)`` the escalation cannot happen and the next action in the chain runs
+    (``policy.lint()`` reports it).
     """
 
     name = "escalate"
 
-    def __init__(self, queue: str = "review", *, deadline: float | None = None, default: Any = None):
+    def __init__(self, queue: str = "review", *, deadline: float | None = None, default: Any = None, schema: Any = None):
         if not isinstance(queue, str) or not queue.strip():
             raise _error(f"Escalate(queue={queue!r})", "queue must be a non-empty name, such as 'review'")
         if deadline is not None and (
@@ -249,6 +254,8 @@ class Escalate(Action):
         self.queue = queue
         self.deadline = None if deadline is None else float(deadline)
         self.default = default
+        #: The JSON Schema answers to this queue's tickets must match (None: the policy's, if it declares one).
+        self.output_schema = None if schema is None else output_json_schema(schema, f"Escalate({queue!r}, schema=...)")
 
     def __repr__(self) -> str:
         return f"Escalate(queue={self.queue!r})"

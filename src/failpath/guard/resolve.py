@@ -110,6 +110,7 @@ def _ticket(run: Run, action: Escalate, state: str) -> Ticket:
         state=state,
         deadline=None if action.deadline is None else created + action.deadline,
         default=action.default,
+        output_schema=action.output_schema if action.output_schema is not None else run.table.output_schema,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from failpath.core import OutputRejected, ProviderFailure
 from failpath.guard.actions import Fallback
 from failpath.guard.rules import Budget, Rule
+from failpath.guard.schemas import output_json_schema
 from failpath.guard.states import (
     BudgetExceeded,
     Inconsistent,
@@ -58,6 +59,9 @@ class PolicyTable:
     budget_index: int | None
     unexpected_index: int
     invalid_index: int | None
+    #: The JSON Schema of the policy's declared output type (the first ``InvalidOutput(schema=Model)``
+    #: rule's model), which its review tickets carry; None when it declares none.
+    output_schema: Any = None
     classify_cache: dict[type, tuple[str, int | None]] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -121,6 +125,7 @@ class PolicyTable:
             budget_index=first.get(BudgetExceeded),
             unexpected_index=first[Unexpected],
             invalid_index=first.get(InvalidOutput),
+            output_schema=_declared_schema(name, invalid),
         )
 
     def classify(self, exc: BaseException) -> tuple[str, int | None]:
@@ -177,3 +182,11 @@ class PolicyTable:
                 if action.name not in names:
                     names.append(action.name)
         return {state: tuple(names) for state, names in handled.items()}
+
+
+def _declared_schema(name: str, invalid: list[tuple[InvalidOutput, int]]) -> Any:
+    """The JSON Schema of the first ``InvalidOutput(schema=Model)`` rule's model, or None."""
+    for state, _ in invalid:
+        if state.schema is not None:
+            return output_json_schema(state.schema, f"Policy({name!r}): InvalidOutput(schema={state.schema.__name__})")
+    return None

@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from failpath.core import OUTCOME_KINDS, AlreadyResolved, FailpathError, StoreError, TicketNotFound, TicketStatus
 from failpath.serve.access import REPORT_POLICY, csrf_ok, csrf_token, security_headers, token_digest
+from failpath.watch.answers import answer_problems, schema_fields
 
 __all__ = ["create_app", "QUEUE_PAGE_SIZE", "APPROVAL_STATE"]
 
@@ -46,8 +47,8 @@ _DONE = {
     "passed": "Passed: the ticket is back in the queue.",
     "none-free": "No open ticket is free to claim.",
 }
-#: The queue's orders. Oldest first is the store's own order (one index range, whatever the queue's size);
-#: nearest deadline first reads every open ticket the filters leave (see bench/README.md for its cost).
+#: The queue's orders, both the store's (``Store.list_tickets(order=...)``): each reads one page from an
+#: index, whatever the queue's size (see bench/README.md).
 _SORTS = {"oldest": "oldest first", "deadline": "nearest deadline first"}
 
 
@@ -215,13 +216,11 @@ class _Pages:
         if status not in {s.value for s in TicketStatus}:
             return self._render(request, "queue.html", status=400, tickets=[], more=False, filters=filters, sorts=_SORTS,
                                 approval_state=APPROVAL_STATE, error=f"unknown status {status!r}: choose open, resolved or expired")
-        tickets = self.store.list_tickets(status=status, queue=queue, limit=QUEUE_PAGE_SIZE if sort == "oldest" else None)
-        if sort == "deadline":
-            tickets = sorted(tickets, key=lambda t: (t.deadline is None, t.deadline or 0.0, t.created))
+        # One more than a page: whether there are more is known without counting the queue.
+        tickets = self.store.list_tickets(status=status, queue=queue, limit=QUEUE_PAGE_SIZE + 1, order=sort)
         shown = tickets[:QUEUE_PAGE_SIZE]
-        return self._render(request, "queue.html", tickets=shown, more=len(tickets) > len(shown) or len(shown) == QUEUE_PAGE_SIZE,
-                            filters=filters, sorts=_SORTS,
-                            approval_state=APPROVAL_STATE)
+        return self._render(request, "queue.html", tickets=shown, more=len(tickets) > len(shown),
+                            filters=filters, sorts=_SORTS, approval_state=APPROVAL_STATE)
 
     async def claim_next(self, request: Request) -> Response:
         reviewer, form, refusal = await self._checked(request)
@@ -234,7 +233,10 @@ class _Pages:
         return RedirectResponse(f"/tickets/{ticket.ticket_id}", status_code=303)
 
     # ------------------------------------------------------------------ one ticket
-    def ticket(self, request: Request, error: str | None = None, status: int = 200, draft: str | None = None) -> Response:
+    def ticket(
+        self, request: Request, error: str | None = None, status: int = 200, draft: str | None = None,
+        problems: tuple[str, ...] = (),
+    ) -> Response:
         reviewer = self._reviewer(request)
         if reviewer is None:
             return self._refused(request)
@@ -252,6 +254,7 @@ class _Pages:
             held_by=ticket.claimed_by if held else None, error=error,
             approval=ticket.state == APPROVAL_STATE,
             draft=draft if draft is not None else _pretty(ticket.output),
+            fields=schema_fields(ticket.output_schema), problems=problems,
         )
 
     async def claim(self, request: Request) -> Response:
@@ -287,8 +290,16 @@ class _Pages:
             value = json.loads(text)
         except ValueError as exc:
             message = f"the answer is not JSON ({exc}); write a string in double quotes, e.g. \"Boston\", or an object"
-            return await run_in_threadpool(self.ticket, request, message, 400, text)
-        return await self._resolve(request, ticket_id, value, note, reviewer)
+            return await run_in_threadpool(self.ticket, request, "The answer was not recorded.", 400, text, (message,))
+        try:
+            ticket = await run_in_threadpool(self.store.get_ticket, ticket_id)
+        except TicketNotFound as exc:
+            return self._render(request, "missing.html", status=404, what=str(exc))
+        problems = answer_problems(ticket.output_schema, value)
+        if problems:  # the ticket stays open; the form keeps what the reviewer wrote
+            message = "The answer was not recorded: it does not match the policy's output schema (see below the answer)."
+            return await run_in_threadpool(self.ticket, request, message, 400, text, tuple(problems))
+        return await self._resolve(request, ticket.ticket_id, value, note, reviewer)
 
     async def reject(self, request: Request) -> Response:
         reviewer, form, refusal = await self._checked(request)

@@ -86,9 +86,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_tickets(
-        self, *, status: TicketStatus | str | None = None, queue: str | None = None, limit: int | None = None
+        self,
+        *,
+        status: TicketStatus | str | None = None,
+        queue: str | None = None,
+        limit: int | None = None,
+        order: str = "oldest",
     ) -> list[Ticket]:
-        """Tickets, oldest first, filtered by status and queue."""
+        """Tickets filtered by status and queue, oldest first; with ``order="deadline"``, nearest deadline
+        first (tickets without a deadline last, oldest first). Either order is read from an index, so a
+        page of a large queue costs the page, not the queue."""
 
     @abc.abstractmethod
     def resolve_ticket(
@@ -168,6 +175,12 @@ class Store(abc.ABC):
     def checkpoints(self, run_id: str) -> list[tuple[int, str, Any]]:
         """The run's checkpoints as ``(seq, kind, data)``, in order (empty for a run with none)."""
         raise StoreError(f"{type(self).__name__} does not keep agent run checkpoints; use a store opened by open_store (a SQLite file or a postgresql:// URL)")
+
+    # ------------------------------------------------------------------ the hourly trace rollup
+    # Not abstract: a store without a rollup still answers ``traces stats``, by reading every trace.
+    def rebuild_trace_rollup(self) -> int:
+        """Recompute the hourly rollup ``traces stats`` reads from every trace; returns how many were read."""
+        raise StoreError(f"{type(self).__name__} keeps no trace rollup; use a SQLite file or a postgresql:// URL")
 
     # ------------------------------------------------------------------ reviewers of the review page
     # Not abstract: a store without reviewers still keeps everything else (``failpath serve`` needs them).

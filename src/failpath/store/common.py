@@ -18,6 +18,8 @@ __all__ = [
     "already_resolved",
     "claimed_by_another",
     "status_value",
+    "TICKET_ORDERS",
+    "ticket_order",
     "result_rows",
     "check_checkpoint",
     "check_reviewer",
@@ -69,6 +71,18 @@ def status_value(status: TicketStatus | str) -> str:
     except ValueError:
         choices = ", ".join(s.value for s in TicketStatus)
         raise StoreError(f"unknown ticket status {status!r}: use one of {choices}") from None
+
+
+#: The orders :meth:`Store.list_tickets` lists tickets in: oldest first, or nearest deadline first (tickets
+#: with a deadline by deadline, then those without one, oldest first). Both are one index range.
+TICKET_ORDERS = ("oldest", "deadline")
+
+
+def ticket_order(order: str) -> str:
+    """``order`` checked against :data:`TICKET_ORDERS`; ``StoreError`` naming the choices for another."""
+    if order not in TICKET_ORDERS:
+        raise StoreError(f"unknown ticket order {order!r}: use one of {', '.join(TICKET_ORDERS)}")
+    return order
 
 
 def result_rows(run_id: str, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, str, str, float]]:

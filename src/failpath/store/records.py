@@ -18,6 +18,7 @@ __all__ = [
     "TRACE_COLUMNS",
     "TRACE_STATE_COLUMNS",
     "TICKET_COLUMNS",
+    "TICKET_WIDTH",
     "trace_rows",
     "ticket_row",
     "row_to_trace",
@@ -40,8 +41,10 @@ TRACE_STATE_COLUMNS = "state, time, trace_id, policy, outcome"
 #: The ``tickets`` columns, in the order of :func:`ticket_row` (``default`` is quoted: a keyword in SQL).
 TICKET_COLUMNS = (
     'ticket_id, queue, created, policy, trace_id, input_preview, input_raw, output, confidence, state, status, '
-    'deadline, "default", answer, note, reviewer, resolved_at'
+    'deadline, "default", answer, note, reviewer, resolved_at, output_schema'
 )
+#: How many columns :func:`ticket_row` fills (the placeholders of a backend's ticket insert).
+TICKET_WIDTH = len(TICKET_COLUMNS.split(","))
 
 
 def real(value: Any) -> float | None:
@@ -118,6 +121,7 @@ def ticket_row(ticket: Ticket, ticket_id: str, created: float) -> tuple:
         text(ticket.note),
         text(ticket.reviewer),
         real(ticket.resolved_at),
+        None if ticket.output_schema is None else dumps(ticket.output_schema),
     )
 
 
@@ -249,6 +253,7 @@ def _row_to_ticket(row: Mapping[str, Any]) -> Ticket:
         resolved_at=row["resolved_at"],
         claimed_by=row["claimed_by"],
         claimed_until=row["claimed_until"],
+        output_schema=_loads(row["output_schema"]),
     )
 
 

@@ -32,6 +32,8 @@ __all__ = [
     "last_traces",
     "trace_columns",
     "drift_sample",
+    "RollupRows",
+    "rollup_rows",
 ]
 
 
@@ -348,3 +350,59 @@ def drift_sample(store: Store, *, policy: str, since: float | None, until: float
         state_counts=states,
         confidences=confidences,
     )
+
+
+# --------------------------------------------------------------------------- the hourly rollup
+
+
+@dataclass(frozen=True)
+class RollupRows:
+    """What the rollup holds for the whole hours ``[first_hour, end_hour)`` of a query (None: unbounded).
+
+    ``rows`` are ``(hour, outcome, calls, degraded, states JSON, latency bytes, confidence bytes)`` in hour
+    order (see :mod:`failpath.store.rollup`); ``first`` and ``last`` are the start times of the first and
+    last matching traces over the whole query, partial hours included.
+    """
+
+    first_hour: int | None
+    end_hour: int | None
+    rows: list[tuple]
+    first: float | None
+    last: float | None
+
+
+def rollup_rows(store: Store, where: TraceFilter) -> RollupRows | None:
+    """The rollup's rows for the whole hours of ``where``, or None when it cannot answer: a state filter
+    (the rollup is by policy and outcome), no whole hour in the time window, or a rollup still to be
+    rebuilt after a migration."""
+    from failpath.store import rollup
+
+    if where.state is not None:
+        return None
+    first_hour = None if where.since is None else -int(-float(where.since) // rollup.HOUR)  # ceil
+    end_hour = None if where.until is None else rollup.hour_of(float(where.until))
+    if first_hour is not None and end_hour is not None and first_hour >= end_hour:
+        return None
+    clauses, params = [], []
+    for column, value in (("hour >=", first_hour), ("hour <", end_hour), ("policy =", where.policy), ("outcome =", where.outcome)):
+        if value is not None:
+            clauses.append(f"{column} {{mark}}")
+            params.append(value)
+    with _reading(store) as (connection, d):
+        d.begin(connection)  # the rollup and the span read in one snapshot
+        with contextlib.closing(_plain_cursor(connection, d)) as cursor:
+            if not rollup.is_complete(cursor):
+                d.end(connection)
+                return None
+            clause = (" WHERE " + " AND ".join(clauses)).replace("{mark}", d.mark) if clauses else ""
+            rows = cursor.execute(
+                f"SELECT hour, outcome, calls, degraded, states, latency, confidence FROM trace_rollup{clause} ORDER BY hour", params
+            ).fetchall()
+            span, span_params = where.where("t", mark=d.mark)
+            # Two subqueries: SQLite answers a lone min() or max() from an index, but scans for both at once.
+            first, last = cursor.execute(
+                f"SELECT (SELECT min(t.time) FROM traces AS t{span}), (SELECT max(t.time) FROM traces AS t{span})",
+                [*span_params, *span_params],
+            ).fetchone()
+        d.end(connection)
+    return RollupRows(first_hour, end_hour, rows, first, last)

@@ -6,6 +6,9 @@ A policy's ``Escalate`` action puts a :class:`~failpath.core.Ticket` in the stor
     ticket = fp.review.get(ticket_id, store="path/to/failpath.db")
     ticket.resolve({"city": "Boston"}, note="checked the map", reviewer="ana")
 
+An answer must match the ticket's output schema when it has one (the policy's declared output type):
+``resolve`` raises ``InvalidAnswer`` naming each mismatch, and records nothing.
+
 or, for a caller that can hold a request open for a human decision::
 
     outcome = await fp.review.get(ticket_id, store=store).wait(timeout=30)
@@ -39,6 +42,7 @@ from failpath.core import (
     TicketStatus,
 )
 from failpath.watch._store import StoreLike, using_store as _using
+from failpath.watch.answers import check_answer
 
 __all__ = [
     "ReviewTicket",
@@ -46,6 +50,7 @@ __all__ = [
     "get",
     "list_tickets",
     "resolve",
+    "check_answer",
     "expire",
     "export_cases",
     "ticket_outcome",
@@ -96,7 +101,9 @@ class ReviewTicket:
             return ReviewTicket(store.get_ticket(self.ticket.ticket_id), self.store)
 
     def resolve(self, answer: Any, *, note: str | None = None, reviewer: str | None = None) -> "ReviewTicket":
-        """Record a human's answer; raises ``AlreadyResolved`` if someone resolved or expired it first."""
+        """Record a human's answer; raises ``InvalidAnswer`` (nothing recorded) when it does not match the
+        ticket's output schema, ``AlreadyResolved`` if someone resolved or expired it first."""
+        check_answer(self.ticket, answer)
         with _using(self.store) as store:
             return ReviewTicket(
                 store.resolve_ticket(self.ticket.ticket_id, answer, note=note, reviewer=reviewer), self.store
@@ -170,17 +177,20 @@ def list_tickets(
     status: TicketStatus | str | None = TicketStatus.OPEN,
     queue: str | None = None,
     limit: int | None = None,
+    order: str = "oldest",
 ) -> list[ReviewTicket]:
-    """Tickets oldest first, by status (``None`` for all) and queue."""
+    """Tickets by status (``None`` for all) and queue, oldest first, or nearest deadline first with ``order="deadline"``."""
     with _using(store) as opened:
-        return [ReviewTicket(t, store) for t in opened.list_tickets(status=status, queue=queue, limit=limit)]
+        return [ReviewTicket(t, store) for t in opened.list_tickets(status=status, queue=queue, limit=limit, order=order)]
 
 
 def resolve(
     ticket_id: str, answer: Any, *, store: StoreLike = None, note: str | None = None, reviewer: str | None = None
 ) -> ReviewTicket:
-    """Resolve a ticket by id; raises ``TicketNotFound``, or ``AlreadyResolved`` for a second resolution."""
+    """Resolve a ticket by id; raises ``TicketNotFound``, ``InvalidAnswer`` (nothing recorded) for an answer
+    that does not match the ticket's output schema, or ``AlreadyResolved`` for a second resolution."""
     with _using(store) as opened:
+        check_answer(opened.get_ticket(ticket_id), answer)
         return ReviewTicket(opened.resolve_ticket(ticket_id, answer, note=note, reviewer=reviewer), store)
 
 

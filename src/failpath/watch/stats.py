@@ -20,6 +20,9 @@ __all__ = ["WindowStats", "TraceStats", "trace_stats", "CONFIDENCE_BINS", "spark
 CONFIDENCE_BINS = 10
 #: Quantiles of confidence reported per window.
 CONFIDENCE_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+_LATENCY_QUANTILES = (0.5, 0.95, 0.99)
+#: What an approximate ``traces stats`` says of its quantiles (read from the rollup's histograms).
+APPROXIMATE_QUANTILES = "approximate: latency within 1% (relative), confidence within 0.0005 of the exact quantile"
 _BLOCKS = " ▁▂▃▄▅▆▇█"
 
 
@@ -89,12 +92,14 @@ class TraceStats:
     total: WindowStats
     windows: tuple[WindowStats, ...]
     raw_confidence: bool = False  # confidence is the system's raw one on its first call, not the answer's
+    approximate: bool = False  # quantiles read from the store's hourly rollup (see APPROXIMATE_QUANTILES)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe data (what ``failpath traces stats --json`` prints)."""
         return {
             "filters": dict(self.filters),
             "window_seconds": self.window,
+            "quantiles": APPROXIMATE_QUANTILES if self.approximate else "exact",
             "confidence": "raw (first call)" if self.raw_confidence else "answers given",
             "total": self.total.to_dict(),
             "windows": [w.to_dict() for w in self.windows],
@@ -114,6 +119,8 @@ class TraceStats:
         if total.calls:
             span = f"{total.calls} call(s) from {format_time(total.start)} to {format_time(total.end)}"  # type: ignore[arg-type]
         header = Text(span + (f" ({filters})" if filters else ""), style="bold")
+        if self.approximate and total.calls:
+            header.append(f"\nquantiles {APPROXIMATE_QUANTILES} (--exact reads every trace)", style="dim")
 
         summary = Table(box=box.SIMPLE_HEAD, title="all calls", title_justify="left")
         summary.add_column("outcomes", no_wrap=True)
@@ -187,6 +194,7 @@ def trace_stats(
     until: float | None = None,
     window: float | None = None,
     raw_confidence: bool = False,
+    exact: bool = False,
 ) -> TraceStats:
     """Statistics of the matching traces: over the whole span, and per ``window`` seconds if given.
 
@@ -194,6 +202,11 @@ def trace_stats(
     Confidence is that of the answers given (``Trace.confidence``); with ``raw_confidence``, the
     system's own on its first call, for every call that reached the system (what the policy's
     thresholds judge and what drift compares; several times slower on a large store).
+
+    Without a state filter or ``raw_confidence``, and with a window of whole hours (or none), the figures
+    of whole hours come from the store's hourly rollup (:mod:`failpath.watch.rollup_figures`), which the
+    trace writer keeps: counts are exact, but quantiles are approximate (latency within 1%, confidence
+    within 0.0005; ``TraceStats.approximate`` says so). ``exact=True`` reads every trace instead.
     """
     import numpy as np
 
@@ -203,7 +216,16 @@ def trace_stats(
     if window is not None and not (window > 0 and math.isfinite(window)):
         raise ValueError(f"window must be a positive number of seconds, got {window!r}")
     where = TraceFilter(policy=policy, outcome=outcome, state=state, since=since, until=until)
+    filters = {"policy": policy, "outcome": outcome, "state": state, "since": since, "until": until}
     with _using(store) as opened:
+        if not exact and not raw_confidence:
+            from failpath.watch.rollup_figures import rollup_figures
+
+            found = rollup_figures(opened, where, window, _LATENCY_QUANTILES, CONFIDENCE_QUANTILES)
+            if found is not None:
+                total, per_window = found
+                return TraceStats(filters=filters, window=window, total=_from_groups(total)[0],
+                                  windows=tuple(_from_groups(per_window)) if per_window else (), approximate=True)
         columns = trace_columns(opened, where, window=window, raw_confidence=raw_confidence)
 
     rows = columns.rows
@@ -224,8 +246,32 @@ def trace_stats(
             per_bucket.setdefault(int(bucket), {})[name] = count
         bounds = [(int(b) * window, (int(b) + 1) * window) for b in present]
         windows = tuple(_summaries(rows, names, group, bounds, [per_bucket.get(int(b), {}) for b in present]))
-    filters = {"policy": policy, "outcome": outcome, "state": state, "since": since, "until": until}
     return TraceStats(filters=filters, window=window, total=total, windows=windows, raw_confidence=raw_confidence)
+
+
+def _from_groups(groups: Any) -> list[WindowStats]:
+    """The :class:`WindowStats` of each group of :class:`~failpath.watch.rollup_figures.GroupFigures`."""
+    out = []
+    for g, (start, end) in enumerate(groups.bounds):
+        has_calls, has_conf = bool(groups.calls[g]), bool(groups.confidence_n[g])
+        out.append(
+            WindowStats(
+                start=start,
+                end=end,
+                calls=int(groups.calls[g]),
+                outcomes=dict(groups.outcomes[g]),
+                states=dict(groups.states[g]),
+                degraded=int(groups.degraded[g]),
+                latency_ms={p: float(groups.latency[g, i]) if has_calls else None for i, p in enumerate(("p50", "p95", "p99"))},
+                confidence_n=int(groups.confidence_n[g]),
+                confidence_quantiles={
+                    f"p{round(q * 100):02d}": float(groups.confidence[g, i]) if has_conf else None
+                    for i, q in enumerate(CONFIDENCE_QUANTILES)
+                },
+                confidence_histogram=tuple(int(c) for c in groups.histogram[g]),
+            )
+        )
+    return out
 
 
 def _summaries(

@@ -16,7 +16,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import errors
 
-from failpath.store.records import TICKET_COLUMNS, TRACE_COLUMNS, TRACE_STATE_COLUMNS
+from failpath.store import rollup
+from failpath.store.records import TICKET_COLUMNS, TICKET_WIDTH, TRACE_COLUMNS, TRACE_STATE_COLUMNS
 from failpath.store.writer import RowBatch
 
 __all__ = [
@@ -37,7 +38,7 @@ TRACE_LOCK = 0x66707401
 RESULT_LOCK = 0x66707402
 
 INSERT_TICKET = (
-    f"INSERT INTO tickets ({TICKET_COLUMNS}) VALUES ({', '.join(['%s'] * 17)}) ON CONFLICT (ticket_id) DO NOTHING"
+    f"INSERT INTO tickets ({TICKET_COLUMNS}) VALUES ({', '.join(['%s'] * TICKET_WIDTH)}) ON CONFLICT (ticket_id) DO NOTHING"
 )
 
 _STAGE_TRACES = (
@@ -166,10 +167,11 @@ def make_batch_writer() -> Callable[[WriterConnection, RowBatch], None]:
                             copy.write_row(row)
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", (TRACE_LOCK,))
                 if rows.traces:
-                    cursor.execute(
+                    inserted = cursor.execute(  # only the rows inserted come back: a batch retried counts once
                         f"INSERT INTO traces ({TRACE_COLUMNS}) SELECT {TRACE_COLUMNS} FROM staged_traces "
-                        "ON CONFLICT (trace_id) DO NOTHING"
-                    )
+                        f"ON CONFLICT (trace_id) DO NOTHING RETURNING {rollup.TRACE_FIGURES}"
+                    ).fetchall()
+                    rollup.fold_rows(cursor, "%s", inserted)
                 if rows.states:
                     cursor.execute(
                         f"INSERT INTO trace_states ({TRACE_STATE_COLUMNS}) SELECT {TRACE_STATE_COLUMNS} "

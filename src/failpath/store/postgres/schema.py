@@ -1,7 +1,8 @@
 """The PostgreSQL store's tables, as a versioned list of migrations, and what happens on first use.
 
 Versions match the SQLite store's (1: the tables, 2: the ``schema_version`` table, 3: review
-claims and the record of resolutions, 4: agent run checkpoints); each migration applied is recorded in ``schema_version``, whose highest
+claims and the record of resolutions, 4: agent run checkpoints, 5: reviewers, 6: tickets' output schemas,
+the deadline index and the trace rollup); each migration applied is recorded in ``schema_version``, whose highest
 version is the store's. On first use of a database:
 
 - a database without failpath's tables gets every migration, in one transaction;
@@ -22,6 +23,7 @@ from typing import Any
 
 from failpath.core import StoreError
 from failpath.store.migrations import Migration, migrations_to_apply, schema_version
+from failpath.store.rollup import rollup_tables
 from failpath.store.postgres.checkpoints import CHECKPOINT_TABLES
 from failpath.store.postgres.reviewers import REVIEWER_TABLES
 
@@ -145,6 +147,16 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(4, "agent run checkpoints: one row per completed step of a run", CHECKPOINT_TABLES),
     Migration(5, "reviewers of the review page: a name and the SHA-256 digest of a sign-in token", REVIEWER_TABLES),
+    Migration(
+        6,
+        "each ticket's output schema, the queue's deadline order as an index, and the hourly trace rollup",
+        (
+            *rollup_tables("BYTEA"),
+            "ALTER TABLE tickets ADD COLUMN output_schema TEXT",
+            # Nearest deadline first: tickets with a deadline (ascending), then those without, oldest first.
+            "CREATE INDEX tickets_status_deadline ON tickets(status, deadline, created, seq)",
+        ),
+    ),
 )
 
 #: The version of the tables above: the highest version in ``schema_version``.

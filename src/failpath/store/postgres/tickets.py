@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from failpath.core import StoreError, Ticket, TicketNotFound, TicketStatus, Trace
-from failpath.store.common import DEFAULT_LEASE, already_resolved, ambiguous, claimed_by_another, status_value
+from failpath.store.common import DEFAULT_LEASE, already_resolved, ambiguous, claimed_by_another, status_value, ticket_order
 from failpath.store.jsonsafe import dumps
 from failpath.store.postgres.connections import TRACE_LOCK, INSERT_TICKET, without_nul
 from failpath.store.postgres.traces import by_prefix
@@ -90,9 +90,16 @@ class TicketQueries:
             return row_to_ticket(self._find_ticket(connection, ticket_id))
 
     def list_tickets(
-        self, *, status: TicketStatus | str | None = None, queue: str | None = None, limit: int | None = None
+        self,
+        *,
+        status: TicketStatus | str | None = None,
+        queue: str | None = None,
+        limit: int | None = None,
+        order: str = "oldest",
     ) -> list[Ticket]:
-        """Tickets, oldest first, filtered by status and queue."""
+        """Tickets filtered by status and queue, oldest first, or with ``order="deadline"`` nearest deadline
+        first (then those without a deadline, oldest first: PostgreSQL sorts NULL last, as the index
+        on ``(status, deadline, created, seq)`` holds them)."""
         where: list[str] = []
         params: list[Any] = []
         if status is not None:
@@ -102,7 +109,7 @@ class TicketQueries:
             where.append("queue = %s")
             params.append(queue)
         sql = "SELECT * FROM tickets" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY created, seq"
+        sql += " ORDER BY created, seq" if ticket_order(order) == "oldest" else " ORDER BY deadline, created, seq"
         if limit is not None:
             sql += " LIMIT %s"
             params.append(max(0, int(limit)))

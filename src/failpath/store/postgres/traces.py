@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
 from failpath.core import StoreError, Trace
+from psycopg.rows import tuple_row
+
+from failpath.store import rollup
 from failpath.store.common import PREFIX_END, PREFIX_MATCHES, ambiguous
 from failpath.store.records import row_to_trace
+from failpath.store.postgres.connections import TRACE_LOCK
 from failpath.store.trace_queries import TraceFilter
 
 __all__ = ["TraceQueries", "by_prefix"]
+
+
+def _tuples(connection: Any) -> Any:
+    """A cursor on ``connection`` whose rows are plain tuples."""
+    return connection.cursor(row_factory=tuple_row)
 
 
 def by_prefix(connection: Any, table: str, column: str, prefix: str) -> list[dict[str, Any]]:
@@ -121,5 +131,19 @@ class TraceQueries:
             where += " AND policy = %s"
             params.append(policy)
         with self._transaction() as connection:
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (TRACE_LOCK,))  # as the trace writer: the rollup's turn
             connection.execute(f"DELETE FROM trace_states WHERE {where}", params)
-            return connection.execute(f"DELETE FROM traces WHERE {where}", params).rowcount
+            deleted = connection.execute(f"DELETE FROM traces WHERE {where}", params).rowcount
+            with contextlib.closing(_tuples(connection)) as cursor:
+                rollup.remove_before(cursor, "%s", float(until), policy)
+            return deleted
+
+    def rebuild_trace_rollup(self) -> int:
+        """Recompute the hourly rollup ``traces stats`` reads from every trace (one transaction; it reads
+        every trace, so it takes as long as a full ``traces stats --exact``). Needed once for a store that
+        held traces before schema version 6; returns how many traces were read."""
+        self.flush()
+        with self._transaction() as connection:
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (TRACE_LOCK,))  # as the trace writer: the rollup's turn
+            with contextlib.closing(_tuples(connection)) as cursor:
+                return rollup.rebuild(cursor, "%s")

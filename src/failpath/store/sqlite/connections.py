@@ -13,14 +13,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from failpath.store.common import PREFIX_END, PREFIX_MATCHES
-from failpath.store.records import TICKET_COLUMNS, TRACE_COLUMNS, TRACE_STATE_COLUMNS
+from failpath.store import rollup
+from failpath.store.records import TICKET_COLUMNS, TICKET_WIDTH, TRACE_COLUMNS, TRACE_STATE_COLUMNS
 from failpath.store.writer import RowBatch
 
 __all__ = ["Connector", "WriteTurns", "INSERT_TRACE", "INSERT_STATE", "INSERT_TICKET", "make_batch_writer", "is_transient", "by_prefix"]
 
 INSERT_TRACE = f"INSERT OR IGNORE INTO traces ({TRACE_COLUMNS}) VALUES ({', '.join('?' * 19)})"
 INSERT_STATE = f"INSERT OR IGNORE INTO trace_states ({TRACE_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
-INSERT_TICKET = f"INSERT OR IGNORE INTO tickets ({TICKET_COLUMNS}) VALUES ({', '.join('?' * 17)})"
+INSERT_TICKET = f"INSERT OR IGNORE INTO tickets ({TICKET_COLUMNS}) VALUES ({', '.join('?' * TICKET_WIDTH)})"
 
 
 class WriteTurns:
@@ -121,7 +122,11 @@ def make_batch_writer(write_lock: WriteTurns) -> Callable[[sqlite3.Connection, R
             connection.execute("BEGIN IMMEDIATE")
             try:
                 if rows.traces:
+                    cursor = connection.cursor()
+                    cursor.row_factory = None
+                    before = rollup.last_id(cursor)
                     connection.executemany(INSERT_TRACE, rows.traces)
+                    rollup.fold_new_traces(cursor, "?", before)  # what this batch inserted, once
                 if rows.states:
                     connection.executemany(INSERT_STATE, rows.states)
                 if rows.tickets:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from failpath.core import StoreError
 from failpath.store.migrations import Migration, migrations_to_apply, schema_version
+from failpath.store.rollup import rollup_tables
 from failpath.store.sqlite.checkpoints import CHECKPOINT_TABLES
 from failpath.store.sqlite.reviewers import REVIEWER_TABLES
 from failpath.store.sqlite.connections import Connector
@@ -140,6 +141,16 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(4, "agent run checkpoints: one row per completed step of a run", CHECKPOINT_TABLES),
     Migration(5, "reviewers of the review page: a name and the SHA-256 digest of a sign-in token", REVIEWER_TABLES),
+    Migration(
+        6,
+        "each ticket's output schema, the queue's deadline order as an index, and the hourly trace rollup",
+        (
+            *rollup_tables("BLOB"),
+            "ALTER TABLE tickets ADD COLUMN output_schema TEXT",
+            # Nearest deadline first: tickets with a deadline (ascending), then those without, oldest first.
+            "CREATE INDEX tickets_status_deadline ON tickets(status, deadline, created)",
+        ),
+    ),
 )
 
 #: The version of the tables above, kept in ``PRAGMA user_version``.

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from failpath.core import StoreError, Ticket, TicketNotFound, TicketStatus, Trace
-from failpath.store.common import DEFAULT_LEASE, already_resolved, ambiguous, claimed_by_another, status_value
+from failpath.store.common import DEFAULT_LEASE, already_resolved, ambiguous, claimed_by_another, status_value, ticket_order
 from failpath.store.jsonsafe import dumps
 from failpath.store.records import real, row_to_resolution, row_to_ticket, text, ticket_row, trace_rows
 from failpath.store.sqlite.connections import INSERT_STATE, INSERT_TICKET, INSERT_TRACE, by_prefix
@@ -81,9 +81,15 @@ class TicketQueries:
             return row_to_ticket(self._find_ticket(connection, ticket_id))
 
     def list_tickets(
-        self, *, status: TicketStatus | str | None = None, queue: str | None = None, limit: int | None = None
+        self,
+        *,
+        status: TicketStatus | str | None = None,
+        queue: str | None = None,
+        limit: int | None = None,
+        order: str = "oldest",
     ) -> list[Ticket]:
-        """Tickets, oldest first, filtered by status and queue."""
+        """Tickets filtered by status and queue, oldest first, or with ``order="deadline"`` nearest deadline
+        first (then those without a deadline, oldest first)."""
         where: list[str] = []
         params: list[Any] = []
         if status is not None:
@@ -92,13 +98,23 @@ class TicketQueries:
         if queue is not None:
             where.append("queue = ?")
             params.append(queue)
-        sql = "SELECT * FROM tickets" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY created, rowid"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(max(0, int(limit)))
+        count = -1 if limit is None else max(0, int(limit))  # LIMIT -1: no limit
+        if ticket_order(order) == "oldest":
+            sql = "SELECT * FROM tickets" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created, rowid LIMIT ?"
+            sql_params = [*params, count]
+        else:
+            # SQLite sorts NULL first and its indexes cannot put it last: two ranges of the index on
+            # (status, deadline, created), each read in order as far as the limit, then put one after the other.
+            dated = " WHERE " + " AND ".join([*where, "deadline IS NOT NULL"])
+            undated = " WHERE " + " AND ".join([*where, "deadline IS NULL"])
+            sql = (
+                f"SELECT * FROM (SELECT *, 0 AS part FROM tickets{dated} ORDER BY deadline, created, rowid LIMIT ?) "
+                f"UNION ALL SELECT * FROM (SELECT *, 1 AS part FROM tickets{undated} ORDER BY created, rowid LIMIT ?) "
+                "ORDER BY part, deadline, created LIMIT ?"
+            )
+            sql_params = [*params, count, *params, count, count]
         with self.read_connection(flush=self.queue_tickets) as connection:
-            return [row_to_ticket(row) for row in connection.execute(sql, params)]
+            return [row_to_ticket(row) for row in connection.execute(sql, sql_params)]
 
     def resolve_ticket(
         self, ticket_id: str, answer: Any, *, note: str | None = None, reviewer: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -9,12 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from failpath.core import StoreError, Trace
+from failpath.store import rollup
 from failpath.store.common import ambiguous
 from failpath.store.records import row_to_trace
 from failpath.store.sqlite.connections import by_prefix
 from failpath.store.trace_queries import TraceFilter
 
 __all__ = ["TraceQueries"]
+
+
+def _tuples(connection: sqlite3.Connection) -> sqlite3.Cursor:
+    """A cursor on ``connection`` whose rows are plain tuples."""
+    cursor = connection.cursor()
+    cursor.row_factory = None
+    return cursor
 
 
 def _trace_filters(
@@ -120,4 +129,16 @@ class TraceQueries:
             params.append(policy)
         with self._transaction() as connection:
             connection.execute(f"DELETE FROM trace_states WHERE {where}", params)
-            return connection.execute(f"DELETE FROM traces WHERE {where}", params).rowcount
+            deleted = connection.execute(f"DELETE FROM traces WHERE {where}", params).rowcount
+            with contextlib.closing(_tuples(connection)) as cursor:
+                rollup.remove_before(cursor, "?", float(until), policy)
+            return deleted
+
+    def rebuild_trace_rollup(self) -> int:
+        """Recompute the hourly rollup ``traces stats`` reads from every trace (one transaction; it reads
+        every trace, so it takes as long as a full ``traces stats --exact``). Needed once for a store that
+        held traces before schema version 6; returns how many traces were read."""
+        self.flush()
+        with self._transaction() as connection:
+            with contextlib.closing(_tuples(connection)) as cursor:
+                return rollup.rebuild(cursor, "?")
