@@ -145,3 +145,22 @@ def test_a_store_of_your_own_keeps_no_rollup_and_says_so():
     Mine.__abstractmethods__ = frozenset()
     with pytest.raises(StoreError, match="Mine keeps no trace rollup"):
         Mine().rebuild_trace_rollup()
+
+
+def test_an_escalated_calls_trace_written_with_its_ticket_is_in_the_rollup(location):
+    """An escalation writes its trace in the ticket's own transaction, not through the trace writer's
+    batches; the rollup must count it all the same."""
+    import failpath as fp
+
+    with open_store(location) as store:
+        policy = fp.Policy("esc", [fp.on(fp.LowConfidence(below=0.8)).do(fp.Escalate(queue="q")),
+                                   fp.on(fp.Unexpected()).do(fp.Abstain("x"))], store=store)
+        guarded = policy.wrap(lambda text: fp.Prediction(text, confidence=0.1 if text.startswith("low") else 0.95))
+        outcomes = [guarded(f"{'low' if i % 3 == 0 else 'high'} {i}") for i in range(30)]
+        store.flush()
+        assert sum(isinstance(o, fp.Escalated) for o in outcomes) == 10
+        fast, exact = trace_stats(store), trace_stats(store, exact=True)
+        assert fast.approximate and exact.total.calls == 30
+        assert fast.total.calls == 30 and fast.total.outcomes == exact.total.outcomes
+        assert fast.total.states == exact.total.states
+        policy.close()

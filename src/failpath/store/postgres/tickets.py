@@ -8,8 +8,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+from psycopg.rows import tuple_row
+
 from failpath.core import StoreError, Ticket, TicketNotFound, TicketStatus, Trace
 from failpath.store.common import DEFAULT_LEASE, already_resolved, ambiguous, claimed_by_another, status_value, ticket_order
+from failpath.store import rollup
 from failpath.store.jsonsafe import dumps
 from failpath.store.postgres.connections import TRACE_LOCK, INSERT_TICKET, without_nul
 from failpath.store.postgres.traces import by_prefix
@@ -64,7 +67,11 @@ class TicketQueries:
                 inserted = connection.execute(INSERT_TICKET, without_nul(ticket_row(ticket, ticket_id, created))).rowcount
                 if inserted and rows is not None:
                     connection.execute("SELECT pg_advisory_xact_lock(%s)", (TRACE_LOCK,))  # trace ids in commit order
-                    connection.execute(INSERT_ONE_TRACE, without_nul(rows[0]))
+                    with connection.cursor(row_factory=tuple_row) as cursor:  # the rollup counts it as the writer's traces
+                        inserted_trace = cursor.execute(
+                            f"{INSERT_ONE_TRACE} RETURNING {rollup.TRACE_FIGURES}", without_nul(rows[0])
+                        ).fetchall()
+                        rollup.fold_rows(cursor, "%s", inserted_trace)
                     for state_row in rows[1]:
                         connection.execute(INSERT_ONE_STATE, without_nul(state_row))
             if inserted:

@@ -12,6 +12,7 @@ from typing import Any
 
 from failpath.core import StoreError, Ticket, TicketNotFound, TicketStatus, Trace
 from failpath.store.common import DEFAULT_LEASE, already_resolved, ambiguous, claimed_by_another, status_value, ticket_order
+from failpath.store import rollup
 from failpath.store.jsonsafe import dumps
 from failpath.store.records import real, row_to_resolution, row_to_ticket, text, ticket_row, trace_rows
 from failpath.store.sqlite.connections import INSERT_STATE, INSERT_TICKET, INSERT_TRACE, by_prefix
@@ -56,7 +57,11 @@ class TicketQueries:
             with self._transaction(timeout) as connection:
                 inserted = connection.execute(INSERT_TICKET, row).rowcount
                 if inserted and rows is not None:
+                    cursor = connection.cursor()
+                    cursor.row_factory = None
+                    before = rollup.last_id(cursor)
                     connection.execute(INSERT_TRACE, rows[0])
+                    rollup.fold_new_traces(cursor, "?", before)  # the rollup counts it as the writer's traces
                     connection.executemany(INSERT_STATE, rows[1])
             if inserted:
                 return ticket_id
