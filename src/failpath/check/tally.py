@@ -14,6 +14,7 @@ about 150 MB.
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from failpath.check.plan import CLEAN, key_digest
+from failpath.check.severity import UNGRADED
 from failpath.core import OUTCOME_KINDS, is_valid_confidence
 
 __all__ = ["OUTCOMES", "THRESHOLD_GOVERNED", "RowTally", "Tallied", "Leaf"]
@@ -53,7 +55,14 @@ _COLUMNS: dict[str, Any] = {
     "state": np.int16,  # index into the deciding states (0: none)
     "unchanged": np.bool_,  # the variant's contract keeps the expected answer
     "digest": np.uint64,  # the key's digest (plan.key_digest)
+    # The severity of a wrong answer with the policy (answered and wrong) and without it (raw answer
+    # wrong): the graded value, or UNGRADED when nothing graded it; NaN for a right or no answer.
+    "severity": np.float32,
+    "raw_severity": np.float32,
 }
+
+#: The most severe wrong answers kept (each of: with the policy, without it) for the reports.
+SEVERE_KEPT = 5
 
 #: Rows gathered in Python lists before they move into numpy columns.
 _FLUSH_EVERY = 16384
@@ -83,7 +92,9 @@ class Tallied:
     the deciding state, and (when the policy handles it) ended in one of its rule's actions.
     ``hostile_flips`` counts the hostile evaluation rows whose answer changed while the outcome stayed
     Answered (see :func:`failpath.check.verdict.hostile_flips`); ``silent`` holds the silent failures
-    that can be worst cases (full rows, at most ``k`` per suite and perturbation).
+    that can be worst cases (full rows, at most ``k`` per suite and perturbation). ``severe`` and
+    ``severe_raw`` hold the most severe wrong answers of the evaluation half (full rows, most severe first,
+    at most :data:`SEVERE_KEPT`): answered with the policy, and given by the raw system.
     """
 
     columns: Mapping[str, np.ndarray]
@@ -96,6 +107,8 @@ class Tallied:
     hostile_flips: int
     silent: tuple[Mapping[str, Any], ...]
     state_names: tuple[str, ...] = ("none",)
+    severe: tuple[Mapping[str, Any], ...] = ()
+    severe_raw: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def n(self) -> int:
@@ -128,6 +141,31 @@ def _silent_order(row: Mapping[str, Any]) -> tuple[float, str]:
     """The worst-case ranking: most confident first (no confidence last), then by key."""
     c = row.get("confidence")
     return (-(c if is_valid_confidence(c) else -1.0), row["key"])
+
+
+def _severity(value: Any) -> float:
+    """A row's stored severity, or :data:`UNGRADED` when none was graded (or it is not a number in [0, 1])."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0:
+        return float(value)
+    return UNGRADED
+
+
+class _Reversed:
+    """A key that sorts backwards, so the heaps keep the first key among equally severe rows."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __lt__(self, other: "_Reversed") -> bool:
+        return self.key > other.key
+
+    def __gt__(self, other: "_Reversed") -> bool:
+        return self.key < other.key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and self.key == other.key
 
 
 def _value_key(value: Any) -> Any:
@@ -170,6 +208,9 @@ class RowTally:
         self._hostile: dict[int, dict[Any, list[Any]]] = {}  # case -> answer key -> [answer, rows]
         self._clean: dict[int, tuple[bool, Any]] = {}  # case -> (answered, answer)
         self._silent: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        # (severity, confidence, -order, row) heaps of the most severe wrong answers, with and without the policy
+        self._severe: list[tuple[Any, ...]] = []
+        self._severe_raw: list[tuple[Any, ...]] = []
 
     def add(self, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
         """Fold ``(key, row)`` pairs in; returns how many were tallied."""
@@ -219,6 +260,16 @@ class RowTally:
         p["state"].append(self._index(self._state_index, state) if state else 0)
         p["unchanged"].append(contract == "unchanged")
         p["digest"].append(digest)
+        silent = outcome == ANSWERED and not correct
+        raw_wrong = r.get("raw_error") is None and not r.get("raw_correct")
+        severity = _severity(r.get("severity")) if silent else np.nan
+        raw_severity = _severity(r.get("raw_severity")) if raw_wrong else np.nan
+        p["severity"].append(severity)
+        p["raw_severity"].append(raw_severity)
+        if evaluation and silent:
+            self._keep_severe(self._severe, severity, r.get("confidence"), key, r)
+        if evaluation and raw_wrong:
+            self._keep_severe(self._severe_raw, raw_severity, r.get("raw_confidence"), key, r)
         self.rows += 1
         self._signatures[(leaf, evaluation, tuple(r.get("states") or ()), tuple(r.get("actions") or ()), state)] += 1
         if evaluation:
@@ -230,6 +281,14 @@ class RowTally:
                 self._hostile_answer(case, r.get("value"))
             if not correct and self.worst:
                 self._candidate(leaf_name, key, r)
+
+    def _keep_severe(self, heap: list[tuple[Any, ...]], severity: float, confidence: Any, key: str, row: Mapping[str, Any]) -> None:
+        """Keep ``row`` if it is among the :data:`SEVERE_KEPT` most severe (then most confident, then first by key)."""
+        rank = (severity, confidence if is_valid_confidence(confidence) else -1.0, _Reversed(key))
+        if len(heap) < SEVERE_KEPT:
+            heapq.heappush(heap, (*rank, {**row, "key": key}))
+        elif rank > heap[0][:3]:
+            heapq.heapreplace(heap, (*rank, {**row, "key": key}))
 
     def _hostile_answer(self, case: int, value: Any) -> None:
         answers = self._hostile.setdefault(case, {})
@@ -288,6 +347,8 @@ class RowTally:
             hostile_flips=self._flips(columns),
             silent=tuple(silent),
             state_names=tuple(self._state_index),
+            severe=tuple(entry[-1] for entry in sorted(self._severe, reverse=True)),
+            severe_raw=tuple(entry[-1] for entry in sorted(self._severe_raw, reverse=True)),
         )
 
     def _states(self) -> tuple[dict[str, int], dict[str, int], dict[str, int], list[Counter[str]]]:
