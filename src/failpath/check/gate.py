@@ -26,7 +26,8 @@ def _pct(x: float | None) -> str:
 
 def too_few_cases(f: FamilyBound) -> str | None:
     """``"N cases cannot show a rate under B; need at least M"`` when even no failure at all could not
-    bring ``f``'s bound within its budget (None otherwise, and for the mix)."""
+    bring ``f``'s bound (at its level) within its budget: M evaluation cases are needed. None otherwise,
+    and for the mix."""
     if f.family == "mix" or f.upper is None or f.passed:
         return None
     from failpath import stats
@@ -34,8 +35,7 @@ def too_few_cases(f: FamilyBound) -> str | None:
     needed = stats.cases_needed(f.budget, f.confidence)
     if f.n_cases >= needed:
         return None
-    return (f"{f.n_cases} cases cannot show a rate under {_pct(f.budget)} at {100 * f.confidence:g}% even with no "
-            f"failure; need at least {needed} evaluation cases")
+    return f"{f.n_cases} cases cannot show a rate under {_pct(f.budget)}; need at least {needed}"
 
 
 def families_run_criterion(evaluated: Mapping[str, int], ran: Mapping[str, int], waived: Mapping[str, str]) -> Criterion:
@@ -54,10 +54,7 @@ def families_run_criterion(evaluated: Mapping[str, int], ran: Mapping[str, int],
             if ran.get(family, 0) > 0:
                 notes.append(f"{family} ran but none of its {ran[family]} requests fell on the evaluation half; add cases")
             else:
-                notes.append(
-                    f"no {family} suite ran: add one to the suites ('{family}' in suites = [...], or fp.check(suites=...)) "
-                    f"or waive it with a reason ([waive] {family} = \"why\", or fp.check(waive={{'{family}': 'why'}}))"
-                )
+                notes.append(f"no {family} suite ran: add one to suites, or waive it: [waive] {family} = \"why\"")
     n_run = sum(1 for f in REQUIRED_FAMILIES if evaluated.get(f, 0) > 0)
     n_waived = sum(1 for f in REQUIRED_FAMILIES if f in waived and not evaluated.get(f, 0))
     return Criterion(
@@ -78,7 +75,7 @@ def severe_criterion(report: SeverityReport | None) -> Criterion:
         )
     failed = [f for f in report.families if not f.passed]
     worst = failed[0] if failed else max(report.families, key=lambda f: (f.upper or 0.0) / f.budget)
-    graded = report.graded_by or "no severity configured: every wrong answer counts as severe"
+    graded = f"graded by {report.graded_by}" if report.graded_by else "no severity configured: every wrong answer counts as severe"
     parts = []
     for f in report.families:
         bound = "no request" if f.upper is None else f"{_pct(f.rate)} ≤ {_pct(f.upper)} vs {_pct(f.budget)}"
@@ -87,10 +84,11 @@ def severe_criterion(report: SeverityReport | None) -> Criterion:
                      + (f": {note}" if note else ""))
     head = "over budget" if failed else "worst"
     figure = (f"{head}: {worst.family} {_pct(worst.rate)} ≤ {_pct(worst.upper)} (budget {_pct(worst.budget)}); "
-              f"{report.severe_with_policy} severe silent failures, {report.severe_without_policy} without the policy")
+              f"{report.severe_with_policy} severe silent failures, {report.severe_without_policy} without the policy; "
+              f"severity ≥ {report.cut:g}, {graded}")
     return Criterion(
         name="severe_silent_failure",
         passed=not failed,
         figure=figure,
-        detail=f"severity ≥ {report.cut:g} ({graded}); " + "; ".join(parts),
+        detail="; ".join(parts),
     )

@@ -92,9 +92,10 @@ def _verdict_suite(root: ET.Element, doc: Mapping[str, Any]) -> None:
 
 def _worst_thing_output(case: ET.Element, doc: Mapping[str, Any]) -> None:
     """The answer to "what is the worst thing this can do?" as the severe criterion's ``system-out``."""
+    from failpath.report.terminal import visible
     from failpath.report.worst_thing import TITLE, worst_thing
 
-    section = worst_thing(doc)
+    section = worst_thing(doc, visible)
     if section is None:
         return
     lines = [f"{TITLE}: {section.headline}", section.graded, f"Severe rate per family: {section.bounds}", section.raw]

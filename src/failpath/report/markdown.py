@@ -93,9 +93,10 @@ def _worst(doc: Mapping[str, Any], limit: int) -> list[str]:
 
 def _worst_thing(doc: Mapping[str, Any]) -> list[str]:
     """The section answering "what is the worst thing this can do, and have we handled it?"."""
+    from failpath.report.terminal import visible
     from failpath.report.worst_thing import TITLE, worst_thing
 
-    section = worst_thing(doc)
+    section = worst_thing(doc, visible)
     if section is None:
         return []
     lines = ["", f"### {TITLE}", "", f"**{cell(section.headline, 400)}**", "", cell(section.graded, 400), "",

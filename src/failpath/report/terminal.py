@@ -292,7 +292,7 @@ def _worst_thing(doc: Mapping[str, Any]) -> Any:
     """The panel answering "what is the worst thing this can do, and have we handled it?"."""
     from failpath.report.worst_thing import TITLE, worst_thing
 
-    section = worst_thing(doc)
+    section = worst_thing(doc, visible)
     if section is None:
         return Text("")
     body = Text(section.headline, style="bold green" if section.passed else "bold red")

@@ -9,7 +9,7 @@ the policy did with each.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,19 +46,16 @@ def _pct(x: Any) -> str:
     return "n/a" if x is None else f"{100 * float(x):.2f}%"
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    from failpath.report.terminal import visible
-
-    return visible(value, limit)
+Show = Callable[[Any, int], str]
 
 
-def _case_line(case: Mapping[str, Any], *, raw: bool) -> str:
+def _case_line(case: Mapping[str, Any], show: Show, *, raw: bool) -> str:
     graded = "" if case.get("graded", True) else " (ungraded: counted as severe)"
     confidence = case.get("confidence")
     line = (
-        f"severity {float(case.get('severity') or 0):g}{graded} · {case.get('family')}/{case.get('perturbation')} "
-        f"case {_short(case.get('case_id'), 40)}: {_short(case.get('input'))} → {_short(case.get('output'))} "
-        f"(expected {_short(case.get('expected'))}"
+        f"severity {float(case.get('severity') or 0):g}{graded} · {show(case.get('family'), 20)}/{show(case.get('perturbation'), 40)} "
+        f"case {show(case.get('case_id'), 40)}: {show(case.get('input'), 80)} → {show(case.get('output'), 80)} "
+        f"(expected {show(case.get('expected'), 80)}"
         + ("" if confidence is None else f", confidence {float(confidence):.2f}") + ")"
     )
     if raw:
@@ -67,8 +64,12 @@ def _case_line(case: Mapping[str, Any], *, raw: bool) -> str:
     return line
 
 
-def worst_thing(doc: Mapping[str, Any], limit: int = 3) -> WorstThing | None:
-    """The section for a check result document (None for a result made before severity was measured)."""
+def worst_thing(doc: Mapping[str, Any], show: Show, limit: int = 3) -> WorstThing | None:
+    """The section for a check result document (None for a result made before severity was measured).
+
+    ``show(value, limit)`` turns an input, output or expected value into one line of inert text
+    (:func:`failpath.report.terminal.visible`): chaos inputs hold control and bidirectional characters.
+    """
     sev = doc.get("severity")
     if not sev:
         return None
@@ -115,6 +116,6 @@ def worst_thing(doc: Mapping[str, Any], limit: int = 3) -> WorstThing | None:
         graded=graded,
         bounds=bounds,
         raw=raw,
-        with_policy=tuple(_case_line(c, raw=False) for c in list(sev.get("worst") or ())[:limit]),
-        without_policy=tuple(_case_line(c, raw=True) for c in list(sev.get("worst_without_policy") or ())[:limit]),
+        with_policy=tuple(_case_line(c, show, raw=False) for c in list(sev.get("worst") or ())[:limit]),
+        without_policy=tuple(_case_line(c, show, raw=True) for c in list(sev.get("worst_without_policy") or ())[:limit]),
     )
