@@ -284,3 +284,22 @@ def test_every_report_answers_the_worst_thing_and_the_store_rebuilds_it(tmp_path
     clean = fp.check(**toy_kwargs(tmp_path / "clean", worst_cases=0))
     assert "No severe silent failure got through the policy" in markdown.render(clean)
     assert "No severity is configured, so every wrong answer counts as severe" in markdown.render(clean)
+
+
+def test_the_address_example_declares_what_is_severe():
+    from failpath.examples.addresses import SEVERITY, check_kwargs
+
+    kwargs = check_kwargs(n=3)
+    assert kwargs["severity"] is SEVERITY and SEVERITY["ZipCode"] == "severe"
+    judge = TokenLabels(severity=SEVERITY)
+    expected = [("12", "AddressNumber"), ("Main", "StreetName"), ("St", "StreetNamePostType"),
+                ("Springfield", "PlaceName"), ("IL", "StateName"), ("62704", "ZipCode")]
+    case = Case("a", "12 Main St Springfield IL 62704", expected)
+    wrong_zip = [*expected[:5], ("62704", "OccupancyIdentifier")]
+    wrong_suffix = [expected[0], expected[1], ("St", "StreetName"), *expected[3:]]
+    wrong_town = [*expected[:3], ("Springfield", "StreetName"), *expected[4:]]
+    assert judge.grade(case, wrong_zip) == 1.0
+    assert judge.grade(case, wrong_town) == 1.0  # labelled StreetName: a severe label it got wrong on that token
+    assert judge.grade(case, [*expected[:3], ("Springfield", "LandmarkName"), *expected[4:]]) == 0.5
+    assert judge.grade(case, wrong_suffix) == 1.0  # St taken into the street name: StreetName is wrong too
+    assert judge.grade(case, [*expected[:2], ("St", "OccupancyType"), *expected[3:]]) == 0.25
