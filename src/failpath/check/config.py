@@ -11,6 +11,7 @@ A complete example::
     seed = 0
     concurrency = 32
     store = ".failpath/failpath.db"
+    # severity = "myapp.grading:severity" # how bad a wrong answer is: fn(case, output) -> [0, 1] or a label
 
     [dataset]
     path = "data/addresses.jsonl"         # .jsonl or .csv, relative to this file
@@ -22,8 +23,7 @@ A complete example::
     [judge]
     name = "token_labels"
 
-    # severity = "myapp.grading:severity" # how bad a wrong answer is: fn(case, output) -> [0, 1] or a label
-    #                                      # (or weights: severity = { ZipCode = "severe" } for fields / token_labels)
+    # severity = { ZipCode = "severe" }  # how bad each wrong label is (fields / token_labels judges)
 
     [budgets]
     silent_failure = 0.02                 # per family: upper bound of its silent-failure rate, cases as the unit
