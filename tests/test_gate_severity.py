@@ -303,3 +303,25 @@ def test_the_address_example_declares_what_is_severe():
     assert judge.grade(case, [*expected[:3], ("Springfield", "LandmarkName"), *expected[4:]]) == 0.5
     assert judge.grade(case, wrong_suffix) == 1.0  # St taken into the street name: StreetName is wrong too
     assert judge.grade(case, [*expected[:2], ("St", "OccupancyType"), *expected[3:]]) == 0.25
+
+
+def test_failpath_toml_takes_a_severity_function_or_weights_and_the_severe_budget(tmp_path):
+    from failpath.check.config import check_kwargs, load_config
+    from ci_project import write_project
+
+    config = write_project(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    top = 'severity = "test_gate_severity:grade_toy"\n'
+    config.write_text(top + text.replace("severe_silent_failure = 0.15", "severe_silent_failure = 0.2"), encoding="utf-8")
+    kwargs = check_kwargs(load_config(config))
+    assert kwargs["severity"] is grade_toy and kwargs["severe_silent_failure_budget"] == 0.2
+    config.write_text('severity = { last = "severe", first = 0.3 }\n' + text, encoding="utf-8")
+    assert check_kwargs(load_config(config))["severity"] == {"last": "severe", "first": 0.3}
+    for bad, message in (
+        ('severity = "test_gate_severity:nothing_here"\n', r"failpath\.toml:1: severity = .*has no attribute 'nothing_here'"),
+        ('severity = { last = "awful" }\n', r"failpath\.toml:1: severity = .*unknown severity label 'awful'"),
+        ('severity = "no colon"\n', r"failpath\.toml:1: severity = 'no colon': must be 'module:attr'"),
+    ):
+        config.write_text(bad + text, encoding="utf-8")
+        with pytest.raises(ConfigError, match=message):
+            check_kwargs(load_config(config))
