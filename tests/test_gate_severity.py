@@ -261,6 +261,9 @@ def test_too_few_cases_say_how_many_are_needed(tmp_path):
     severe = _criterion(result, "severe_silent_failure")
     assert not severe.passed and not result.ship
     assert "20 cases cannot show a rate under 0.50%; need at least 598" in severe.detail
+    text = markdown.render(result)
+    assert "No severe silent failure got through the policy" in text
+    assert "too few cases to show the budget: clean (20 cases of the 598 needed), realistic (20 cases of the 598 needed)" in text
     assert stats.cases_needed(0.005) == 598 and stats.cases_needed(0.02) == 149 and stats.cases_needed(0.15) == 19
     for budget in (0.3, 0.02, 0.005, 0.001):
         n = stats.cases_needed(budget, 0.9)

@@ -49,6 +49,19 @@ def _pct(x: Any) -> str:
 Show = Callable[[Any, int], str]
 
 
+def _too_few(families: list[Mapping[str, Any]]) -> str:
+    """The families that failed with no severe silent failure at all: too few cases, and how many they need."""
+    from failpath import stats
+
+    parts = []
+    for f in families:
+        if f.get("passed") or f.get("silent_failures") or f.get("family") == "mix" or f.get("upper") is None:
+            continue
+        needed = stats.cases_needed(float(f.get("budget") or 1.0), float(f.get("confidence") or 0.95))
+        parts.append(f"{f.get('family')} ({f.get('n_cases')} cases of the {needed} needed)")
+    return ", ".join(parts)
+
+
 def _case_line(case: Mapping[str, Any], show: Show, *, raw: bool) -> str:
     graded = "" if case.get("graded", True) else " (ungraded: counted as severe)"
     confidence = case.get("confidence")
@@ -84,15 +97,16 @@ def worst_thing(doc: Mapping[str, Any], show: Show, limit: int = 3) -> WorstThin
             f"No severe silent failure got through the policy on the evaluation half; the severe rate is at most "
             f"{_pct(worst_upper)} in every family at {level} (budget {_pct(budget)})"
         )
-        if not passed:
-            headline += ": too few cases to show it is within the budget"
     else:
-        failing = [f.get("family") for f in families if not f.get("passed")]
+        over = [str(f.get("family")) for f in families if not f.get("passed") and f.get("silent_failures")]
         headline = (
             f"{n_with} severe silent failure{'s' if n_with != 1 else ''} got through the policy on the evaluation half"
-            + (f"; over the severe budget of {_pct(budget)}: {', '.join(map(str, failing))}" if failing
-               else f", within the severe budget of {_pct(budget)} in every family at {level}")
+            + (f"; over the severe budget of {_pct(budget)}: {', '.join(over)}" if over
+               else f", within the severe budget of {_pct(budget)} in every family at {level}" if passed else "")
         )
+    short = _too_few(families)
+    if short:
+        headline += f"; too few cases to show the budget: {short}"
     graded_by = sev.get("graded_by")
     graded = (
         f"Severity graded by {graded_by}; severe means at least {float(sev.get('cut') or 0):g}."
