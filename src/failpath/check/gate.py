@@ -74,7 +74,8 @@ def severe_criterion(report: SeverityReport | None) -> Criterion:
             detail="no family had an evaluated request, so nothing bounds the severe silent-failure rate",
         )
     failed = [f for f in report.families if not f.passed]
-    worst = failed[0] if failed else max(report.families, key=lambda f: (f.upper or 0.0) / f.budget)
+    # The family to name first: one whose severe failures break the budget before one that only lacks cases.
+    worst = max(failed or report.families, key=lambda f: (f.silent_failures > 0, (f.upper or 0.0) / f.budget))
     graded = f"graded by {report.graded_by}" if report.graded_by else "no severity configured: every wrong answer counts as severe"
     parts = []
     for f in report.families:
