@@ -105,12 +105,12 @@ def register(app: typer.Typer) -> None:
     @app.command("lint")
     def lint(
         reference: str = typer.Argument(
-            None, metavar="[MODULE:POLICY]",
+            None, metavar="MODULE:POLICY",
             help="The policy to lint, e.g. failpath.examples.policy:policy (default: the policy of ./failpath.toml).",
         ),
         config: str = typer.Option(
             None, "--config", metavar="PATH",
-            help="A failpath.toml whose [waive] (or [budgets.accepted]) waivers count, as they do for failpath check.",
+            help="A failpath.toml whose waivers (its waive table, or budgets.accepted) count, as they do for failpath check.",
         ),
         json_output: bool = typer.Option(False, "--json", help="Print the findings as JSON instead of a table."),
     ) -> None:
