@@ -328,3 +328,14 @@ def test_failpath_toml_takes_a_severity_function_or_weights_and_the_severe_budge
         config.write_text(bad + text, encoding="utf-8")
         with pytest.raises(ConfigError, match=message):
             check_kwargs(load_config(config))
+
+
+def test_a_declared_mix_judges_severe_failures_on_the_weighted_rate(tmp_path):
+    result = fp.check(**_severe_kwargs(tmp_path, severity=grade_toy, mix={"clean": 0.9, "realistic": 0.1}))
+    by_family = {f.family: f for f in result.severity.families}
+    assert set(by_family) == {"hostile", "fault", "mix"}
+    mix = by_family["mix"]
+    assert mix.weights == {"clean": 0.9, "realistic": 0.1} and mix.confidence == pytest.approx(1 - 0.05 / 2)
+    share = np.mean([index_of(c) % 5 == 1 for c in _evaluation_ids(make_cases(100))])
+    assert mix.rate == pytest.approx(0.1 * share)  # clean has no severe failure
+    assert mix.budget == pytest.approx(0.15)
