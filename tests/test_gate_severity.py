@@ -284,6 +284,16 @@ def test_every_report_answers_the_worst_thing_and_the_store_rebuilds_it(tmp_path
     assert 'id="worst-thing"' in page and "severe silent failures got through the policy" in page
     xml = junit.render(stored)
     assert "The worst thing it can do:" in xml
+    from typer.testing import CliRunner
+
+    from failpath.cli import app
+
+    out = tmp_path / "rebuilt.md"
+    done = CliRunner().invoke(app, ["report", result.run_id, "--store", str(tmp_path / "store.db"), "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    assert "### The worst thing it can do" in out.read_text(encoding="utf-8")
+    shown = CliRunner().invoke(app, ["report", result.run_id, "--store", str(tmp_path / "store.db")], env={"COLUMNS": "200"})
+    assert "The worst thing it can do" in shown.output and "severe silent failures got through the policy" in shown.output
     clean = fp.check(**toy_kwargs(tmp_path / "clean", worst_cases=0))
     assert "No severe silent failure got through the policy" in markdown.render(clean)
     assert "No severity is configured, so every wrong answer counts as severe" in markdown.render(clean)
