@@ -58,6 +58,8 @@ name = "text"
 # 20 evaluation cases: with no failure at all, the case-level bounds at 95% are 13.9% (silent
 # failures) and about 16% (over-refusal); budgets below those could never pass on so few cases.
 silent_failure = 0.15
+# No severity is configured, so every wrong answer counts as severe; 0.5% would need 598 evaluation cases.
+severe_silent_failure = 0.15
 false_alarm = 0.2
 
 [budgets.accepted]

@@ -61,7 +61,7 @@ def test_a_complete_config_loads(tmp_path):
         (('path = "data/cases.csv"\n', ""), r"failpath\.toml:7: dataset = .*: name the dataset: path = .*, or paths = \["),
         (('path = "data/cases.csv"\n', 'path = "a.csv"\npaths = ["b.csv"]\n'), r"failpath\.toml:7: dataset = .*give path \(one file\) or paths"),
         (("inconsistent = ", "inconsistant = "), r"failpath\.toml:22: budgets\.accepted\.inconsistant = .*unknown failure state 'inconsistant'"),
-        (('"A deterministic parser: two samples always agree."', '"ok"'), r"failpath\.toml:22: budgets\.accepted\.inconsistent = 'ok': an accepted state needs a written reason"),
+        (('"A deterministic parser: two samples always agree."', '"ok"'), r"failpath\.toml:22: budgets\.accepted\.inconsistent = 'ok': a waiver needs a written reason of at least 10 characters"),
         (('suites = ["hostile", "realistic"]', 'suites = ["hostile", "clean"]'), r"failpath\.toml:3: suites = .*clean pass always runs last"),
         (("concurrency = 8", "concurrency = 0"), r"failpath\.toml:5: concurrency = 0: Input should be greater than or equal to 1"),
     ],

@@ -43,8 +43,8 @@ def group(result, suite, perturbation=None):
 def test_full_policy_ships_with_every_criterion_passed(shipped):
     result, _, _ = shipped
     assert [c.name for c in result.verdict.reasons] == [
-        "states_handled", "states_exercised", "silent_failure_bound", "coverage_floor", "over_refusal",
-        "no_escapes", "hostile_answers_stable",
+        "states_handled", "states_exercised", "families_run", "silent_failure_bound", "severe_silent_failure",
+        "coverage_floor", "over_refusal", "no_escapes", "hostile_answers_stable",
     ]
     assert result.verdict.ship, result.verdict.failed
     assert result.verdict.label == "READY TO SHIP" and result.verdict.exit_code == 0
@@ -138,7 +138,8 @@ def test_result_document_is_versioned_json_safe_and_stored(shipped):
 def test_partial_policy_is_demo_with_worst_cases_and_nothing_certified(tmp_path):
     result = fp.check(**toy_kwargs(tmp_path, policy=partial_policy(), silent_failure_budget=0.05))
     failed = {c.name for c in result.verdict.failed}
-    assert failed == {"silent_failure_bound", "hostile_answers_stable"}
+    # No severity is configured, so its silent failures are severe ones too.
+    assert failed == {"silent_failure_bound", "severe_silent_failure", "hostile_answers_stable"}
     assert result.verdict.exit_code == 1 and result.verdict.label == "READY TO DEMO"
     flips = next(c for c in result.verdict.reasons if c.name == "hostile_answers_stable")
     # Every hash variant is answered "???"; it changed the answer wherever the clean input was answered.

@@ -130,6 +130,9 @@ def toy_kwargs(tmp_path, **overrides):
         # 20 evaluation cases: with no failure at all, the case-level bounds at 95% are 13.9% (silent
         # failures) and 16.2% (over-refusal, 17 raw-right cases); budgets below those could never pass.
         silent_failure_budget=0.15,
+        # No severity is configured, so every wrong answer counts as severe: the severe budget must be
+        # as loose as the silent-failure one on so few cases (598 evaluation cases are needed for 0.5%).
+        severe_silent_failure_budget=0.15,
         false_alarm_budget=0.2,
         accepted=ACCEPTED,
         worst_cases=3,

@@ -248,7 +248,7 @@ def test_usage_errors_of_every_command_exit_2(project):
         (("check", "--shipit"), "No such option"),
         (("check", "--concurrency", "0"), "--concurrency"),
         (("check", "nowhere.toml", "-q"), "configuration file not found"),
-        (("lint",), "Missing argument"),
+        (("lint", "--config", "nowhere.toml"), "configuration file not found"),
         (("lint", "shop"), "write the policy as module:attribute"),
         (("perturb", "sku 1", "--suite", "nosuch"), "unknown suite"),
         (("report", "--store", "nowhere.db"), "no store"),

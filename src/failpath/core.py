@@ -16,6 +16,8 @@ __version__ = "0.1.0"  # the package's version (pyproject.toml reads it from her
 
 __all__ = [
     "STATES",
+    "MIN_REASON_LENGTH",
+    "reason_problem",
     "AGENT_STATES",
     "Prediction",
     "Case",
@@ -49,6 +51,21 @@ __all__ = [
 ]
 
 #: The catalog of built-in failure states, in the order a report lists them.
+#: The fewest characters (after stripping spaces) of the written reason a waiver needs: a failure state
+#: left without a rule or a chaos family left out of a check is waived with a sentence saying why.
+MIN_REASON_LENGTH = 10
+
+
+def reason_problem(reason: object) -> str | None:
+    """What is wrong with a waiver's written reason (None when it is a sentence of at least
+    :data:`MIN_REASON_LENGTH` characters), in words a user can act on."""
+    if not isinstance(reason, str):
+        return f"needs a written reason as text (a sentence saying why), got {type(reason).__name__}"
+    if len(reason.strip()) < MIN_REASON_LENGTH:
+        return f"needs a written reason of at least {MIN_REASON_LENGTH} characters (a sentence saying why), got {reason!r}"
+    return None
+
+
 STATES: tuple[str, ...] = (
     "provider_error",
     "timeout",

@@ -18,6 +18,7 @@ A check is a pipeline of stages, each in its own module:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -28,8 +29,10 @@ from typing import Any
 from failpath.check.datasets import MAX_INPUT_BYTES
 from failpath.check.execute import Execution, Stored, execute
 from failpath.check.explain import worst_cases as explain_worst
+from failpath.check.gate import families_run_criterion, severe_criterion
 from failpath.check.plan import DEFAULT_COSTS, DEFAULT_SUITES, Plan, judge_name, make_plan, name_of
-from failpath.check.result import CheckResult, Verdict, WorstCase
+from failpath.check.result import CheckResult, Criterion, SeverityReport, Verdict, WorstCase
+from failpath.check.severe import severity_report
 from failpath.check.summarise import Summary, summarise
 from failpath.check.verdict import decide
 from failpath.core import ConfigError
@@ -54,11 +57,14 @@ def check(
     run_id: str | None = None,
     resume: bool | str | None = None,
     silent_failure_budget: float | Mapping[str, float] = 0.02,
+    severe_silent_failure_budget: float = 0.005,
+    severity: Any = None,
     mix: Mapping[str, float] | None = None,
     false_alarm_budget: float = 0.10,
     coverage_floor: float = 0.5,
     delta: float = 0.05,
     accepted: Mapping[str, str] | None = None,
+    waive: Mapping[str, str] | None = None,
     calibration_share: float = 0.5,
     worst_cases: int = 5,
     worst_case_seconds: float = 20.0,
@@ -91,8 +97,19 @@ def check(
     judges the families it names together on that weighted rate instead; ``false_alarm_budget`` (the
     upper bound of the share of realistic requests the raw system answers right that the policy
     refuses), ``coverage_floor`` (share of clean requests answered), ``delta`` (1 − confidence
-    of the bounds and of the threshold guarantee), ``accepted`` (failure states left without a rule, each
-    with a written reason; the states the policy waives, ``Policy(waive=...)``, count as accepted too). ``executor="process"`` deals the cases out to one worker
+    of the bounds and of the threshold guarantee).
+
+    Severity: ``severity`` grades how bad a wrong answer is, a function ``severity(case, output)``
+    returning a number in [0, 1] or ``"minor"``, ``"major"``, ``"severe"`` (or ``"module:attr"``), or
+    weights per field or label for the ``fields`` and ``token_labels`` judges (``{"zip": "severe"}``);
+    silent failures of severity at least 0.75 are held per family to ``severe_silent_failure_budget``
+    (default 0.5%). Without ``severity`` every wrong answer counts as severe
+    (:mod:`failpath.check.severity`).
+
+    Waivers: ``waive`` maps a failure state left without a rule, or a required chaos family left out
+    of the run (``realistic``, ``hostile``, ``fault``), to a written reason of at least 10 characters;
+    READY TO SHIP needs each required family run or waived. ``accepted`` is the older spelling for
+    states; the states the policy waives, ``Policy(waive=...)``, count as waived too. ``executor="process"`` deals the cases out to one worker
     process per core (at most ``concurrency``), for a CPU-bound local model or a fast system: the system,
     policy, judge and suites must be picklable or given as ``"module:attr"``, and ``store`` a SQLite path.
 
@@ -108,7 +125,8 @@ def check(
         system, cases, policy=policy, judge=judge, suites=suites, seed=seed, concurrency=concurrency,
         executor=executor, silent_failure_budget=silent_failure_budget, coverage_floor=coverage_floor, delta=delta,
         accepted=accepted, calibration_share=calibration_share, costs=costs, mix=mix,
-        false_alarm_budget=false_alarm_budget, max_input_bytes=max_input_bytes,
+        false_alarm_budget=false_alarm_budget, max_input_bytes=max_input_bytes, waive=waive,
+        severe_silent_failure_budget=severe_silent_failure_budget, severity=severity,
     )
     store_obj, owned = _open(store)
     recorded: str | None = None  # the run's id once its record exists
@@ -130,13 +148,15 @@ def check(
                 stored.tally, suites=plan.suite_names, handled=_handled(plan), budgets=plan.budgets, costs=plan.costs,
                 seed=plan.seed, policy_name=name_of(plan.policy), run_id=record.run_id,
             )
-            verdict = _decide(summary, plan.budgets)
+            severity_figures = severity_report(stored.tally, plan.budgets)
+            verdict = _decide(summary, plan.budgets, severity_figures, _families_run(stored.tally, plan.budgets))
             worst = explain_worst(
                 stored.tally.silent, k=worst_cases, seconds=worst_case_seconds, policy=plan.policy, system=plan.system,
                 judge=plan.judge, cases={c.id: c for c in plan.cases}, seed=plan.seed, scratch=scratch,
                 suites={s.name: s for s in plan.suites},
             )
         result = _result(plan, record, stored, summary, verdict, worst, name=name, started=started)
+        result = dataclasses.replace(result, severity=severity_figures)
         store_obj.finish_run(record.run_id, result.to_dict())
         return result
     except KeyboardInterrupt as exc:
@@ -269,7 +289,10 @@ def _open_run(
     run_id = run_id or f"chk-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
     budgets = {
         k: plan.budgets[k]
-        for k in ("silent_failure", "silent_failure_families", "mix", "false_alarm", "coverage_floor", "delta", "accepted")
+        for k in (
+            "silent_failure", "silent_failure_families", "mix", "false_alarm", "coverage_floor", "delta", "accepted",
+            "waived_families", "severe_silent_failure", "severity",
+        )
     }
     store.create_run(
         run_id,
@@ -286,7 +309,16 @@ def _handled(plan: Plan) -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in plan.policy.handled_states().items()}
 
 
-def _decide(summary: Summary, budgets: Mapping[str, Any]) -> Verdict:
+def _families_run(tally: Any, budgets: Mapping[str, Any]) -> Criterion:
+    """The ``families_run`` criterion from the tallied rows and the run's family waivers."""
+    from failpath.check.plan import REQUIRED_FAMILIES
+
+    evaluated = {f: int(tally.case_counts(f)[0].sum()) for f in REQUIRED_FAMILIES}
+    ran = {f: int(tally.case_counts(f, evaluation_only=False)[0].sum()) for f in REQUIRED_FAMILIES}
+    return families_run_criterion(evaluated, ran, budgets.get("waived_families") or {})
+
+
+def _decide(summary: Summary, budgets: Mapping[str, Any], severity: SeverityReport, families_run: Criterion) -> Verdict:
     return decide(
         states=summary.states,
         families=summary.families,
@@ -298,6 +330,8 @@ def _decide(summary: Summary, budgets: Mapping[str, Any]) -> Verdict:
         n_hostile_answered=summary.n_hostile_answered,
         coverage_floor=float(budgets["coverage_floor"]),
         delta=float(budgets["delta"]),
+        families_run=families_run,
+        severe=severe_criterion(severity),
     )
 
 

@@ -12,6 +12,7 @@ A complete example::
     seed = 0
     concurrency = 32
     store = ".failpath/failpath.db"
+    # severity = "myapp.grading:severity" # how bad a wrong answer is: fn(case, output) -> [0, 1] or a label
 
     [dataset]
     path = "data/addresses.jsonl"         # .jsonl or .csv, relative to this file
@@ -23,8 +24,11 @@ A complete example::
     [judge]
     name = "token_labels"
 
+    # severity = { ZipCode = "severe" }  # how bad each wrong label is (fields / token_labels judges)
+
     [budgets]
     silent_failure = 0.02                 # per family: upper bound of its silent-failure rate, cases as the unit
+    severe_silent_failure = 0.005         # per family: the same for silent failures of severity >= 0.75
     false_alarm = 0.10                    # upper bound of the realistic requests answered right by the model that the policy refuses
     coverage_floor = 0.5
     delta = 0.05
@@ -36,8 +40,11 @@ A complete example::
     # realistic = 0.35
     # hostile = 0.05
 
-    [budgets.accepted]
+    [waive]                               # failure states left without a rule, chaos families left out: why
     inconsistent = "A deterministic parser: sampling it twice always agrees."
+    # fault = "The system is a local function: it makes no call that can time out or fail."
+
+``[budgets.accepted]`` is the older spelling of ``[waive]`` for failure states; both are read.
 """
 
 from __future__ import annotations
@@ -136,14 +143,28 @@ def _known_state(state: str) -> str:
 
 
 def _written_reason(reason: str) -> str:
-    if len(reason.strip()) < 10:
-        raise ValueError("an accepted state needs a written reason (a sentence saying why it needs no rule)")
+    from failpath.core import reason_problem
+
+    problem = reason_problem(reason)
+    if problem:
+        raise ValueError(f"a waiver {problem}")
     return reason.strip()
+
+
+def _waivable(name: str) -> str:
+    from failpath.check.plan import REQUIRED_FAMILIES
+
+    if name not in STATES and name not in REQUIRED_FAMILIES:
+        raise ValueError(
+            f"{name!r} is neither a catalog failure state ({', '.join(STATES)}) nor a chaos family ({', '.join(REQUIRED_FAMILIES)})"
+        )
+    return name
 
 
 StateName = Annotated[str, AfterValidator(_known_state)]
 FamilyName = Literal["clean", "realistic", "hostile", "fault"]
 Reason = Annotated[str, AfterValidator(_written_reason)]
+Waivable = Annotated[str, AfterValidator(_waivable)]
 
 
 class BudgetsConfig(_Strict):
@@ -157,10 +178,13 @@ class BudgetsConfig(_Strict):
     share of realistic requests the raw system answers right that the policy refuses.
     ``coverage_floor``: the share of clean requests answered must be at least this.
     ``delta``: 1 − confidence level of the bounds and of the threshold guarantee. ``accepted``: failure
-    states left without a rule on purpose, each with a written reason.
+    states left without a rule on purpose, each with a written reason (the older spelling of ``[waive]``).
+    ``severe_silent_failure``: for each family, the upper bound of its rate of severe silent failures
+    (severity at least 0.75; every wrong answer when no severity is configured).
     """
 
     silent_failure: float | dict[FamilyName, float] = 0.02
+    severe_silent_failure: float = Field(default=0.005, gt=0.0, le=1.0)
     mix: dict[FamilyName, Annotated[float, Field(ge=0.0, le=1.0)]] | None = None
     false_alarm: float = Field(default=0.10, gt=0.0, le=1.0)
     coverage_floor: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -200,6 +224,8 @@ class CheckConfig(_Strict):
     suites: tuple[str, ...] = DEFAULT_SUITES
     faults: tuple[str, ...] | None = None
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    waive: dict[Waivable, Reason] = Field(default_factory=dict)
+    severity: str | dict[str, str | float] | None = None
     seed: int = 0
     concurrency: int = Field(default=16, ge=1, le=4096)
     executor: Literal["auto", "thread", "process"] = "auto"
@@ -214,6 +240,20 @@ class CheckConfig(_Strict):
     @classmethod
     def _spec(cls, value: str | None) -> str | None:
         return _check_spec(value)
+
+    @field_validator("severity")
+    @classmethod
+    def _severity(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return _check_spec(value)
+        if isinstance(value, dict):
+            from failpath.check.severity import severity_weights
+
+            try:
+                severity_weights(value, "severity")
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("judge", mode="before")
     @classmethod
@@ -504,6 +544,9 @@ def check_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
         "coverage_floor": c.budgets.coverage_floor,
         "delta": c.budgets.delta,
         "accepted": dict(c.budgets.accepted),
+        "waive": dict(c.waive),
+        "severe_silent_failure_budget": c.budgets.severe_silent_failure,
+        "severity": _severity_function(loaded, folders) if isinstance(c.severity, str) else c.severity,
         "calibration_share": c.calibration_share,
         "worst_cases": c.worst_cases,
         "worst_case_seconds": c.worst_case_seconds,
@@ -517,6 +560,20 @@ def check_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
     if c.store is not None:
         kwargs["store"] = loaded.resolve(c.store)
     return kwargs
+
+
+def _severity_function(loaded: LoadedConfig, folders: tuple[str, ...]) -> Any:
+    """The ``severity = "module:attr"`` function, imported now so a mistake names the key and line."""
+    from failpath.check.judges import _import_attr
+
+    spec = loaded.config.severity
+    try:
+        fn = _import_attr(str(spec), "severity", folders)
+    except ConfigError as exc:
+        raise loaded.error(("severity",), spec, str(exc).removeprefix(f"severity {spec!r}: ")) from exc
+    if not callable(fn):
+        raise loaded.error(("severity",), spec, f"is a {type(fn).__name__}, not a function severity(case, output)")
+    return fn
 
 
 def _import_system_and_policy(loaded: LoadedConfig, folders: tuple[str, ...]) -> None:

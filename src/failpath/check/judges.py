@@ -24,7 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from failpath.core import ConfigError
+from failpath.check.severity import severity_weights, worst_of
+from failpath.core import Case, ConfigError
 
 __all__ = [
     "Judge",
@@ -247,12 +248,17 @@ class Fields:
     (``{"name": "numeric", "abs_tol": 0.01}``), or a judge. ``score`` is the share of fields that
     match; the output is right when that share is at least ``min_score`` (default 1.0: every field).
     A missing field in the output is wrong; extra fields are ignored unless ``strict``.
+
+    ``severity`` grades a wrong answer: field -> severity (a number in [0, 1] or ``minor``, ``major``,
+    ``severe``; ``"*"`` for the fields not named, else ``minor``); the answer's severity is the largest
+    of the fields it got wrong (see :mod:`failpath.check.severity`).
     """
 
     fields: tuple[str, ...] | None = None
     normalizers: Mapping[str, Any] = field(default_factory=dict)
     min_score: float = 1.0
     strict: bool = False
+    severity: Mapping[str, Any] = field(default_factory=dict)
     name: str = field(default="fields", init=False)
 
     def __post_init__(self) -> None:
@@ -262,6 +268,14 @@ class Fields:
             raise ConfigError(f"fields judge: min_score must be in [0, 1], got {self.min_score!r}")
         judges = {str(k): _field_judge(v) for k, v in dict(self.normalizers).items()}
         object.__setattr__(self, "normalizers", judges)
+        object.__setattr__(self, "severity", severity_weights(self.severity, "fields judge"))
+
+    def grade(self, case: Case, output: Any) -> float | None:
+        """The severity of a wrong ``output`` for ``case``: the largest weight of its wrong fields (None: no weights)."""
+        if not self.severity:
+            return None
+        wrong = [name for name, ok in self.field_scores(output, case.expected).items() if not ok]
+        return worst_of(wrong, self.severity)
 
     def field_scores(self, output: Any, expected: Any) -> dict[str, bool]:
         """Each compared field and whether the output got it right."""
@@ -312,11 +326,46 @@ class TokenLabels:
     ``score`` aligns the normalized tokens (difflib, so one inserted or dropped token does not ruin
     the rest) and counts aligned tokens whose labels agree, divided by the longer sequence's length.
     ``case_sensitive=True`` keeps case; ``strip_punctuation=False`` compares tokens with their punctuation.
+
+    ``severity`` grades a wrong answer: label -> severity (a number in [0, 1] or ``minor``, ``major``,
+    ``severe``; ``"*"`` for the labels not named, else ``minor``); the answer's severity is the largest
+    weight of the labels it got wrong: an expected token whose label it missed, or an output token it
+    labelled so wrongly (see :mod:`failpath.check.severity`). An output that is not a list of pairs gets
+    every expected label wrong.
     """
 
     case_sensitive: bool = False
     strip_punctuation: bool = True
+    severity: Mapping[str, Any] = field(default_factory=dict)
     name: str = field(default="token_labels", init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity", severity_weights(self.severity, "token_labels judge"))
+
+    def wrong_labels(self, output: Any, expected: Any) -> set[str]:
+        """The labels ``output`` got wrong: on expected tokens not matched with their label, and on output tokens
+        not matched with theirs (tokens aligned as in :meth:`score`)."""
+        a, b = self.pairs(output), self.pairs(expected)
+        if b is None:
+            return set()
+        if a is None:
+            return {label for _, label in b}
+        matcher = difflib.SequenceMatcher(None, [t for t, _ in a], [t for t, _ in b], autojunk=False)
+        right_a: set[int] = set()
+        right_b: set[int] = set()
+        for block in matcher.get_matching_blocks():
+            for k in range(block.size):
+                if a[block.a + k][1] == b[block.b + k][1]:
+                    right_a.add(block.a + k)
+                    right_b.add(block.b + k)
+        wrong = {label for i, (_, label) in enumerate(b) if i not in right_b}
+        return wrong | {label for i, (_, label) in enumerate(a) if i not in right_a}
+
+    def grade(self, case: Case, output: Any) -> float | None:
+        """The severity of a wrong ``output`` for ``case``: the largest weight of its wrong labels (None: no weights)."""
+        if not self.severity:
+            return None
+        return worst_of(self.wrong_labels(output, case.expected), self.severity)
 
     def _token(self, token: Any) -> str:
         return _normal_token(str(token), self.case_sensitive, self.strip_punctuation)

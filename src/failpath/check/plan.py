@@ -17,12 +17,13 @@ from typing import Any
 from failpath.check.datasets import MAX_INPUT_BYTES, as_cases, check_case_sizes
 from failpath.check.judges import _import_attr, as_judge
 from failpath.check.metrics import derive_int_seed
-from failpath.core import STATES, Case, ConfigError
+from failpath.core import STATES, Case, ConfigError, reason_problem
 
 __all__ = [
     "CLEAN", "DEFAULT_COSTS", "DEFAULT_SUITES", "Plan", "WorkItem", "make_plan", "plan_items", "split_cases", "key_digest",
     "key_digests", "judge_name", "name_of", "bare_policy", "BUDGET_FAMILIES", "DEFAULT_SILENT_FAILURE",
-    "DEFAULT_FALSE_ALARM", "silent_failure_budgets", "traffic_mix",
+    "DEFAULT_FALSE_ALARM", "silent_failure_budgets", "traffic_mix", "REQUIRED_FAMILIES", "DEFAULT_SEVERE_SILENT_FAILURE",
+    "waivers",
 ]
 
 #: The suite name of the clean pass (always run, last).
@@ -40,6 +41,15 @@ DEFAULT_SILENT_FAILURE = 0.02
 #: The over-refusal budget when none is given: the upper bound of the share of realistic requests the
 #: raw system answers right that the policy refuses.
 DEFAULT_FALSE_ALARM = 0.10
+
+#: The chaos families READY TO SHIP requires: a run without one of them is judged on less than production
+#: brings, so each must run (on the evaluation half) or be waived with a written reason.
+REQUIRED_FAMILIES: tuple[str, ...] = ("realistic", "hostile", "fault")
+
+#: The severe silent-failure budget of every family when none is given: the upper bound of the rate of
+#: answered-and-wrong requests whose severity is at least the severe cut (see :mod:`failpath.check.severity`).
+#: A quarter of the silent-failure budget: the failures that do real harm must be rarer than the rest.
+DEFAULT_SEVERE_SILENT_FAILURE = 0.005
 
 #: Costs of the answer / clarify / escalate policy: (cost if the model's answer is right, if it is wrong).
 DEFAULT_COSTS: dict[str, tuple[float, float]] = {
@@ -123,7 +133,10 @@ def judge_name(judge: Any) -> str:
 def _judge_fingerprint(judge: Any) -> str:
     """What identifies a judge across processes (a function's module and name, never its address)."""
     from failpath.check.judges import FunctionJudge
+    from failpath.check.severity import GradedJudge, describe_function
 
+    if isinstance(judge, GradedJudge):
+        return f"{_judge_fingerprint(judge.judge)} graded by {describe_function(judge.function)}"
     if isinstance(judge, FunctionJudge):
         fn = judge.fn
         return f"function:{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__qualname__)}:{judge.pass_score}"
@@ -258,14 +271,37 @@ def traffic_mix(mix: Mapping[str, Any] | None) -> dict[str, float] | None:
     return {family: float(mix[family]) for family in BUDGET_FAMILIES if mix.get(family, 0.0) > 0.0}
 
 
-def _check_accepted(accepted: Mapping[str, str] | None) -> dict[str, str]:
-    accepted = dict(accepted or {})
-    for state, reason in accepted.items():
-        if state not in STATES:
-            raise ConfigError(f"accepted state {state!r} is not in the catalog ({', '.join(STATES)})")
-        if not isinstance(reason, str) or len(reason.strip()) < 10:
-            raise ConfigError(f"accepted state {state!r} needs a written reason (a sentence), got {reason!r}")
-    return accepted
+def waivers(waive: Mapping[str, str] | None, accepted: Mapping[str, str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """``(states, families)``: the waivers of a check, each ``{name: reason}``, checked.
+
+    ``waive`` maps a catalog failure state (left without a rule) or a required chaos family (left out of
+    the run: ``realistic``, ``hostile``, ``fault``) to a written reason of at least
+    :data:`failpath.core.MIN_REASON_LENGTH` characters. ``accepted`` is the older spelling for states
+    (``[budgets.accepted]``); both are honoured, ``waive`` winning on a state named in both.
+    """
+    states: dict[str, str] = {}
+    families: dict[str, str] = {}
+    for label, given in (("accepted", accepted), ("waive", waive)):
+        if given is None:
+            continue
+        if not isinstance(given, Mapping):
+            raise ConfigError(f"{label} must map failure states or families to a written reason, got {given!r}")
+        for name, reason in given.items():
+            if name in REQUIRED_FAMILIES and label == "waive":
+                target = families
+            elif name in STATES:
+                target = states
+            else:
+                families_hint = f" nor a chaos family ({', '.join(REQUIRED_FAMILIES)})" if label == "waive" else ""
+                raise ConfigError(
+                    f"{'accepted state' if label == 'accepted' else 'waive'} {name!r} is not in the catalog of failure "
+                    f"states ({', '.join(STATES)}){families_hint}"
+                )
+            problem = reason_problem(reason)
+            if problem:
+                raise ConfigError(f"{'accepted state' if label == 'accepted' else 'waive'} {name!r} {problem}")
+            target[name] = reason.strip()
+    return states, families
 
 
 def _system_and_policy(system: Any, policy: Any) -> tuple[Any, Any]:
@@ -292,6 +328,7 @@ def bare_policy() -> Any:
     return Policy("no-policy", rules=[on(Unexpected()).do(Abstain("no policy: the call failed"))], store=False)
 
 
+# long: the keyword arguments of fp.check, each read and checked in turn, then the budgets document
 def make_plan(
     system: Any,
     cases: Any,
@@ -311,15 +348,18 @@ def make_plan(
     mix: Mapping[str, Any] | None = None,
     false_alarm_budget: Any = DEFAULT_FALSE_ALARM,
     max_input_bytes: int | None = MAX_INPUT_BYTES,
+    waive: Mapping[str, str] | None = None,
+    severe_silent_failure_budget: Any = DEFAULT_SEVERE_SILENT_FAILURE,
+    severity: Any = None,
 ) -> Plan:
     """Read and validate every argument of a check; ``ConfigError`` or ``DatasetError`` naming what is wrong."""
     _check_numbers(concurrency, silent_failure_budget, coverage_floor, delta, calibration_share, executor)
-    if isinstance(false_alarm_budget, bool) or not isinstance(false_alarm_budget, (int, float)) \
-            or not 0.0 < false_alarm_budget <= 1.0:
-        raise ConfigError(f"false_alarm_budget must be a number in (0, 1], got {false_alarm_budget!r}")
+    for label, value in (("false_alarm_budget", false_alarm_budget), ("severe_silent_failure_budget", severe_silent_failure_budget)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+            raise ConfigError(f"{label} must be a number in (0, 1], got {value!r}")
     families = silent_failure_budgets(silent_failure_budget)
     declared_mix = traffic_mix(mix)
-    accepted = _check_accepted(accepted)
+    accepted, waived_families = waivers(waive, accepted)
     system_spec = system if isinstance(system, str) else None
     policy_spec = policy if isinstance(policy, str) else None
     system, policy = _system_and_policy(system, policy)
@@ -330,7 +370,11 @@ def make_plan(
                                         or max_input_bytes < 1):
         raise ConfigError(f"max_input_bytes must be a positive integer (or None for no limit), got {max_input_bytes!r}")
     check_case_sizes(case_list, max_input_bytes)
-    judge = as_judge(judge)
+    from failpath.check.severity import graded, judge_severity
+
+    if isinstance(severity, str):
+        severity = _import_attr(severity, "severity")
+    judge = graded(as_judge(judge), severity)
     _preflight_judge(judge, case_list)
     suites = tuple(suites)
     if suites:  # the chaos package (its perturbation tables) is loaded only when a suite runs
@@ -362,6 +406,9 @@ def make_plan(
         "coverage_floor": coverage_floor,
         "delta": delta,
         "accepted": accepted,
+        "waived_families": waived_families,
+        "severe_silent_failure": float(severe_silent_failure_budget),
+        "severity": judge_severity(judge),
         "costs": {k: list(v) for k, v in cost_table.items()},
     }
     return Plan(

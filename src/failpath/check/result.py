@@ -27,6 +27,8 @@ __all__ = [
     "ThresholdReport",
     "Reproduction",
     "WorstCase",
+    "SevereCase",
+    "SeverityReport",
     "CheckResult",
 ]
 
@@ -304,6 +306,62 @@ class WorstCase:
 
 
 @dataclass(frozen=True)
+class SevereCase:
+    """One of the most severe wrong answers of the evaluation half.
+
+    ``policy`` says whose answer it is: ``"with"`` (the guarded system answered it: a silent failure) or
+    ``"without"`` (the raw system gave it; ``outcome`` is then what the policy did with that request:
+    ``answered`` when it let the wrong answer through, else how it handled it).
+    """
+
+    key: str
+    family: str
+    suite: str
+    perturbation: str
+    case_id: str
+    input: Any
+    expected: Any
+    output: Any
+    severity: float
+    confidence: float | None
+    policy: str
+    outcome: str
+    graded: bool = True
+
+
+@dataclass(frozen=True)
+class SeverityReport:
+    """The answer to "what is the worst thing this can do, and have we handled it?".
+
+    ``graded_by`` says how wrong answers were graded (a function, or a judge's weights); None when no
+    severity was configured, in which case every wrong answer counts as severity 1 (``ungraded``), so
+    leaving severity out can only make the budget harder. A silent failure is severe when its severity
+    is at least ``cut``. ``families`` bound the severe silent-failure rate per family (or on the declared
+    mix) against ``budget``, with the case as the unit, as the silent-failure criterion does.
+    ``severe_with_policy`` counts the severe silent failures on the evaluation half, ``severe_without_policy``
+    the severe wrong answers the raw system gave there, ``severe_handled`` those of them the policy ended in
+    a handled outcome (clarify, escalate, abstain, default); ``worst`` lists the most severe with the policy,
+    ``worst_without_policy`` those of the raw system and what the policy did with each.
+    """
+
+    graded_by: str | None
+    cut: float
+    budget: float
+    families: tuple[FamilyBound, ...]
+    n: int
+    severe_with_policy: int
+    severe_without_policy: int
+    severe_handled: int = 0
+    worst: tuple[SevereCase, ...] = ()
+    worst_without_policy: tuple[SevereCase, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """True when every family (and the mix) is within the severe budget."""
+        return bool(self.families) and all(f.passed for f in self.families)
+
+
+@dataclass(frozen=True)
 class CheckResult:
     """Everything a check measured, and its verdict. Frozen; ``to_dict``/``from_dict`` for storage.
 
@@ -345,6 +403,7 @@ class CheckResult:
     notes: tuple[str, ...] = ()
     silent_failure_families: tuple[FamilyBound, ...] = ()
     over_refusal: OverRefusal | None = None
+    severity: SeverityReport | None = None
     schema: str = SCHEMA
 
     @property

@@ -26,7 +26,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from failpath.check.plan import WorkItem, bare_policy
-from failpath.core import Answered, Defaulted, Prediction
+from failpath.check.severity import grade
+from failpath.core import Answered, Case, Defaulted, Prediction
 
 __all__ = ["Evaluator", "RowSink", "Pace", "run_items", "guard_factory", "is_async_system", "preview"]
 
@@ -117,6 +118,15 @@ class Evaluator:
             score = float(ok)
         return ok, score, None
 
+    def _grade(self, row: dict[str, Any], item: WorkItem, output: Any, key: str) -> float | None:
+        """Grade a wrong answer's severity into ``row[key]`` (nothing when the judge grades nothing)."""
+        value, error = grade(self.judge, Case(item.case_id, item.input, item.expected), output)
+        if value is not None:
+            row[key] = value
+        if error:
+            row["severity_error"] = error
+        return value
+
     def _row(
         self,
         item: WorkItem,
@@ -152,6 +162,8 @@ class Evaluator:
         }
         if raw_judge_error:
             row["judge_error"] = raw_judge_error
+        if raw_error is None and not raw_correct:
+            self._grade(row, item, raw_output, "raw_severity")
         if outcome is None:
             row.update(
                 outcome="escaped", escape=escape, state=None, states=[], actions=[], value=None,
@@ -168,6 +180,11 @@ class Evaluator:
                 correct, score, judge_error = self._judge(value, item.expected)
             if judge_error:
                 row["judge_error"] = judge_error
+            if not correct:
+                if "raw_severity" in row and raw_error is None and type(value) is type(raw_output) and value == raw_output:
+                    row["severity"] = row["raw_severity"]
+                else:
+                    self._grade(row, item, value, "severity")
         row.update(
             outcome=outcome.kind,
             escape=None,

@@ -15,6 +15,7 @@ about 150 MB.
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,6 +26,7 @@ import numpy as np
 
 from failpath.check.metrics import is_judged
 from failpath.check.plan import CLEAN, key_digest
+from failpath.check.severity import UNGRADED
 from failpath.core import OUTCOME_KINDS, is_valid_confidence
 
 __all__ = ["OUTCOMES", "THRESHOLD_GOVERNED", "CAUSES", "RowTally", "Tallied", "Leaf", "worst_candidates"]
@@ -56,7 +58,14 @@ _COLUMNS: dict[str, Any] = {
     "unchanged": np.bool_,  # the variant's contract keeps the expected answer
     "judged": np.bool_,  # its answer can be judged right or wrong (metrics.is_judged); else neither
     "digest": np.uint64,  # the key's digest (plan.key_digest)
+    # The severity of a wrong answer with the policy (answered and wrong) and without it (raw answer
+    # wrong): the graded value, or UNGRADED when nothing graded it; NaN for a right or no answer.
+    "severity": np.float32,
+    "raw_severity": np.float32,
 }
+
+#: The most severe wrong answers kept (each of: with the policy, without it) for the reports.
+SEVERE_KEPT = 5
 
 #: Rows gathered in Python lists before they move into numpy columns.
 _FLUSH_EVERY = 16384
@@ -87,7 +96,9 @@ class Tallied:
     ``hostile_flips`` counts the hostile evaluation rows whose answer changed while the outcome stayed
     Answered (see :func:`failpath.check.verdict.hostile_flips`); ``silent`` holds the worst-case
     candidates (see :func:`worst_candidates`): at most ``k`` failures a perturbation caused, then at most
-    ``k`` cases already wrong on their clean input, one row per case, each with its ``cause``.
+    ``k`` cases already wrong on their clean input, one row per case, each with its ``cause``. ``severe`` and
+    ``severe_raw`` hold the most severe wrong answers of the evaluation half (full rows, most severe first,
+    at most :data:`SEVERE_KEPT`): answered with the policy, and given by the raw system.
     """
 
     columns: Mapping[str, np.ndarray]
@@ -100,6 +111,8 @@ class Tallied:
     hostile_flips: int
     silent: tuple[Mapping[str, Any], ...]
     state_names: tuple[str, ...] = ("none",)
+    severe: tuple[Mapping[str, Any], ...] = ()
+    severe_raw: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def n(self) -> int:
@@ -164,6 +177,31 @@ def worst_candidates(best: Mapping[Any, Mapping[str, Any]], clean_ok: Mapping[An
     return out
 
 
+def _severity(value: Any) -> float:
+    """A row's stored severity, or :data:`UNGRADED` when none was graded (or it is not a number in [0, 1])."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0:
+        return float(value)
+    return UNGRADED
+
+
+class _Reversed:
+    """A key that sorts backwards, so the heaps keep the first key among equally severe rows."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __lt__(self, other: "_Reversed") -> bool:
+        return self.key > other.key
+
+    def __gt__(self, other: "_Reversed") -> bool:
+        return self.key < other.key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and self.key == other.key
+
+
 def _value_key(value: Any) -> Any:
     """A hashable stand-in for an answer, equal for equal answers (the rows hold JSON values)."""
     if type(value) is str:
@@ -206,6 +244,9 @@ class RowTally:
         self._clean_ok: dict[int, bool] = {}  # case -> raw answer right on the clean input, and no silent failure there
         self._best: dict[int, dict[str, Any]] = {}  # case -> its most confident silent failure (a small row)
         self._best_rank: dict[int, tuple[float, str]] = {}  # case -> that row's _silent_order
+        # (severity, confidence, -order, row) heaps of the most severe wrong answers, with and without the policy
+        self._severe: list[tuple[Any, ...]] = []
+        self._severe_raw: list[tuple[Any, ...]] = []
 
     def add(self, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
         """Fold ``(key, row)`` pairs in; returns how many were tallied."""
@@ -257,6 +298,16 @@ class RowTally:
         p["unchanged"].append(contract == "unchanged")
         p["judged"].append(judged)
         p["digest"].append(digest)
+        silent = judged and outcome == ANSWERED and not correct  # a not_preserved variant is never wrong
+        raw_wrong = judged and r.get("raw_error") is None and not r.get("raw_correct")
+        severity = _severity(r.get("severity")) if silent else np.nan
+        raw_severity = _severity(r.get("raw_severity")) if raw_wrong else np.nan
+        p["severity"].append(severity)
+        p["raw_severity"].append(raw_severity)
+        if evaluation and silent:
+            self._keep_severe(self._severe, severity, r.get("confidence"), key, r)
+        if evaluation and raw_wrong:
+            self._keep_severe(self._severe_raw, raw_severity, r.get("raw_confidence"), key, r)
         self.rows += 1
         self._signatures[(leaf, evaluation, tuple(r.get("states") or ()), tuple(r.get("actions") or ()), state)] += 1
         if evaluation:
@@ -269,6 +320,14 @@ class RowTally:
                 self._hostile_answer(case, r.get("value"))
             if not correct and judged and self.worst:
                 self._candidate(case, key, r)
+
+    def _keep_severe(self, heap: list[tuple[Any, ...]], severity: float, confidence: Any, key: str, row: Mapping[str, Any]) -> None:
+        """Keep ``row`` if it is among the :data:`SEVERE_KEPT` most severe (then most confident, then first by key)."""
+        rank = (severity, confidence if is_valid_confidence(confidence) else -1.0, _Reversed(key))
+        if len(heap) < SEVERE_KEPT:
+            heapq.heappush(heap, (*rank, {**row, "key": key}))
+        elif rank > heap[0][:3]:
+            heapq.heapreplace(heap, (*rank, {**row, "key": key}))
 
     def _hostile_answer(self, case: int, value: Any) -> None:
         answers = self._hostile.setdefault(case, {})
@@ -327,6 +386,8 @@ class RowTally:
             hostile_flips=self._flips(columns),
             silent=tuple(silent),
             state_names=tuple(self._state_index),
+            severe=tuple(entry[-1] for entry in sorted(self._severe, reverse=True)),
+            severe_raw=tuple(entry[-1] for entry in sorted(self._severe_raw, reverse=True)),
         )
 
     def _states(self) -> tuple[dict[str, int], dict[str, int], dict[str, int], list[Counter[str]]]:

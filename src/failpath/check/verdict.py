@@ -6,18 +6,24 @@ Criteria, in the order a report lists them:
    rule of the policy, or accepted in the configuration with a written reason.
 2. ``states_exercised``: every state the policy handles was detected at least once in this run, and
    every call on which it was detected took one of the actions its rule declares.
-3. ``silent_failure_bound``: for each family present on the evaluation half (clean, realistic, hostile,
+3. ``families_run``: the realistic, hostile and fault families each ran on the evaluation half, or are
+   waived with a written reason (see :func:`failpath.check.gate.families_run_criterion`).
+4. ``silent_failure_bound``: for each family present on the evaluation half (clean, realistic, hostile,
    fault), the upper confidence bound (1 − delta) of its silent-failure rate, with the case as the
    independent unit (mean over cases of each case's share), is within that family's budget; or, for the
    families a declared traffic mix weighs, the bound of the weighted rate is within the weighted budget
-   (see :func:`failpath.check.summarise.silent_failure_families`). Never a pooled count.
-4. ``coverage_floor``: the share of clean evaluation requests answered is at least the floor, so
+   (see :func:`failpath.check.summarise.silent_failure_families`). Never a pooled count. A family with
+   too few cases to show a rate under its budget even with no failure says so, and how many it needs.
+5. ``severe_silent_failure``: the same per family for the silent failures whose severity is at least the
+   severe cut, against the much smaller ``severe_silent_failure`` budget; with no severity configured every
+   wrong answer counts as severe (see :func:`failpath.check.gate.severe_criterion`).
+6. ``coverage_floor``: the share of clean evaluation requests answered is at least the floor, so
    abstaining on everything cannot pass.
-5. ``over_refusal``: of the realistic requests the raw system answered right, the share the policy
+7. ``over_refusal``: of the realistic requests the raw system answered right, the share the policy
    refused (a handled outcome) has its upper bound (1 − delta, case as the unit) within ``false_alarm``,
    so refusing messy input cannot pass (see :func:`failpath.check.summarise.over_refusal`).
-6. ``no_escapes``: no guarded call raised (over the whole run).
-7. ``hostile_answers_stable``: no hostile input changed an answer while the outcome stayed Answered
+8. ``no_escapes``: no guarded call raised (over the whole run).
+9. ``hostile_answers_stable``: no hostile input changed an answer while the outcome stayed Answered
    (see :func:`hostile_flips`).
 """
 
@@ -26,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from failpath.check.gate import too_few_cases
 from failpath.check.result import Criterion, FamilyBound, GroupFigures, OverRefusal, StateCoverage, Verdict
 from failpath.core import STATES
 
@@ -157,7 +164,9 @@ def silent_failure_criterion(families: Sequence[FamilyBound]) -> Criterion:
     parts = []
     for f in families:
         bound = "no request" if f.upper is None else f"{_pct(f.rate)} ≤ {_pct(f.upper)} vs {_pct(f.budget)}"
-        parts.append(f"{f.family} {'PASS' if f.passed else 'FAIL'} {bound} ({f.silent_failures}/{f.n}, {f.n_cases} cases)")
+        note = too_few_cases(f)
+        parts.append(f"{f.family} {'PASS' if f.passed else 'FAIL'} {bound} ({f.silent_failures}/{f.n}, {f.n_cases} cases)"
+                     + (f": {note}" if note else ""))
     return Criterion(
         name="silent_failure_bound",
         passed=not failed,
@@ -202,8 +211,13 @@ def decide(
     n_hostile_answered: int,
     coverage_floor: float,
     delta: float,
+    families_run: Criterion | None = None,
+    severe: Criterion | None = None,
 ) -> Verdict:
-    """The verdict from the figures of a run (see the module docstring for the criteria)."""
+    """The verdict from the figures of a run (see the module docstring for the criteria).
+
+    ``families_run`` and ``severe`` are the criteria of :mod:`failpath.check.gate`, made by the caller.
+    """
     catalog = [s for s in states if s.state in STATES]
     unhandled = [s.state for s in catalog if not s.handled_by and not s.accepted]
     n_handled = sum(1 for s in catalog if s.handled_by)
@@ -253,5 +267,7 @@ def decide(
         if flips == 0
         else "hostile inputs changed answers the guard let through",
     )
-    reasons = (c1, c2, c3, c4, over_refusal_criterion(over_refusal), c5, c6)
+    gated = tuple(c for c in (families_run,) if c is not None)
+    severe_part = tuple(c for c in (severe,) if c is not None)
+    reasons = (c1, c2, *gated, c3, *severe_part, c4, over_refusal_criterion(over_refusal), c5, c6)
     return Verdict(ship=all(c.passed for c in reasons), reasons=reasons)

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,8 +132,10 @@ _WHAT_HAPPENS = {
 }
 
 
-def lint_table(policy: PolicyTable, *, store_disabled: bool) -> LintResult:
-    """Lint a compiled policy (what ``policy.lint()`` calls); ``store_disabled``: the policy has ``store=False``."""
+def lint_table(policy: PolicyTable, *, store_disabled: bool, waived: Mapping[str, str] | None = None) -> LintResult:
+    """Lint a compiled policy (what ``policy.lint()`` calls); ``store_disabled``: the policy has ``store=False``;
+    ``waived``: the states waived with their reasons (default: the policy's own)."""
+    waived = dict(policy.waived if waived is None else waived)
     findings: list[Finding] = []
     rules = policy.rules
     has_budget = policy.has_budget
@@ -143,8 +145,8 @@ def lint_table(policy: PolicyTable, *, store_disabled: bool) -> LintResult:
     for state in STATES:
         if state in present or state == "unexpected":
             continue
-        if state in policy.waived:
-            findings.append(Finding("waived-state", "note", f"{state} is waived: {policy.waived[state]}", state=state))
+        if state in waived:
+            findings.append(Finding("waived-state", "note", f"{state} is waived: {waived[state]}", state=state))
             continue
         if state == "budget_exceeded" and not has_budget:
             findings.append(Finding("state-cannot-happen", "note", "no max_attempts, deadline or budget is set, so budget_exceeded cannot happen", state=state))
@@ -182,7 +184,7 @@ def lint_table(policy: PolicyTable, *, store_disabled: bool) -> LintResult:
 
     order = {s: k for k, s in enumerate(SEVERITIES)}
     findings.sort(key=lambda f: (order[f.severity], f.rule or 0))
-    return LintResult(policy=policy.name, findings=tuple(findings), handled=policy.handled_states(), waived=dict(policy.waived))
+    return LintResult(policy=policy.name, findings=tuple(findings), handled=policy.handled_states(), waived=waived)
 
 
 def _lint_chain(store_disabled: bool, number: int, rule: Any, label: str, findings: list[Finding]) -> None:

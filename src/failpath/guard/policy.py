@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
 
-from failpath.core import STATES, PolicyError
+from failpath.core import STATES, PolicyError, reason_problem
 from failpath.guard.actions import Fallback
 from failpath.guard.engine import AsyncGuardedSystem, GuardedSystem, make_guarded
 from failpath.guard.lint import LintResult, lint_table
@@ -44,7 +44,8 @@ class Policy:
     - ``store_raw_inputs``: keep the raw input in traces and tickets (off: only a digest and a redacted preview).
     - ``exporters``: objects with ``export(trace)``, called after every call; their errors are logged, never raised.
     - ``waive``: ``{state: reason}`` for catalog states that cannot happen to this system (a deterministic
-      parser is never ``inconsistent``); ``lint`` lists them as waived instead of unhandled.
+      parser is never ``inconsistent``), each reason a sentence of at least ``failpath.core.MIN_REASON_LENGTH``
+      (10) characters; ``lint`` lists them as waived instead of unhandled, and ``fp.check`` counts them as waived.
     """
 
     def __init__(
@@ -186,9 +187,17 @@ class Policy:
         """Each failure state some rule handles, with the names of its actions (in the order they can run)."""
         return self.table.handled_states()
 
-    def lint(self) -> LintResult:
-        """Find the catalog states no rule handles and the rules or actions that can never run."""
-        return lint_table(self.table, store_disabled=self._store.disabled)
+    def lint(self, waive: Mapping[str, str] | None = None) -> LintResult:
+        """Find the catalog states no rule handles and the rules or actions that can never run.
+
+        ``waive`` adds waivers declared outside the policy (``[waive]`` of a ``failpath.toml``, which
+        ``failpath check`` honours too): ``{state: reason}``, checked as ``Policy(waive=...)`` is, except that
+        a waiver of a state the policy handles is ignored (the rule wins). Names that are not failure states
+        (the chaos families a check may waive) are not lint's and are skipped.
+        """
+        extra = {s: r for s, r in dict(waive or {}).items() if s in STATES and s not in self.handled_states()}
+        return lint_table(self.table, store_disabled=self._store.disabled,
+                          waived={**self.waived, **_checked_waivers(self.name, self.rules, extra)})
 
     @property
     def uses_timeout(self) -> bool:
@@ -303,16 +312,17 @@ def _check_budgets(name: str, max_attempts: Any, deadline: Any, budget: Any) -> 
 
 
 def _checked_waivers(name: str, rules: tuple[Rule, ...], waive: Mapping[str, str] | None) -> dict[str, str]:
-    """``{state: reason}`` after checking each state is a catalog state with no rule, and the reason is text."""
+    """``{state: reason}`` after checking each state is a catalog state with no rule, and the reason is a sentence."""
     waived: dict[str, str] = {}
     for state, reason in dict(waive or {}).items():
-        if not isinstance(reason, str) or not reason.strip():
-            raise PolicyError(f"Policy({name!r}, waive={{{state!r}: {reason!r}}}): say why the state cannot happen, as text")
         if state not in STATES:
             raise PolicyError(f"Policy({name!r}, waive={{{state!r}: ...}}): {state!r} is not a catalog state; the catalog is {', '.join(STATES)}")
         if state == "unexpected":
             raise PolicyError(f"Policy({name!r}, waive={{'unexpected': ...}}): unexpected cannot be waived")
         if any(rule.state.name == state for rule in rules):
             raise PolicyError(f"Policy({name!r}, waive={{{state!r}: ...}}): {state} has a rule, so it is handled, not waived; drop one of the two")
-        waived[state] = reason
+        problem = reason_problem(reason)
+        if problem:
+            raise PolicyError(f"Policy({name!r}, waive={{{state!r}: {reason!r}}}): the waiver {problem}")
+        waived[state] = reason.strip()
     return waived

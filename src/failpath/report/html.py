@@ -198,6 +198,10 @@ def _isolated(value: Any) -> Any:
 def _view(document: Mapping[str, Any]) -> dict[str, Any]:
     from markupsafe import Markup
 
+    from failpath.report.terminal import visible
+    from failpath.report.worst_thing import TITLE as WORST_THING_TITLE
+    from failpath.report.worst_thing import worst_thing
+
     from failpath.report import charts
 
     check = document["check"]
@@ -253,6 +257,8 @@ def _view(document: Mapping[str, Any]) -> dict[str, Any]:
         "certified": wording.certified(check.get("thresholds")),
         "nothing_certified": wording.nothing_certified(check.get("thresholds")),
         "csp": CONTENT_SECURITY_POLICY,
+        "worst_thing": worst_thing(check, visible),
+        "worst_thing_title": WORST_THING_TITLE,
     }
 
 

@@ -86,6 +86,22 @@ def _verdict_suite(root: ET.Element, doc: Mapping[str, Any]) -> None:
             failure = ET.SubElement(case, "failure", {"message": figure, "type": "criterion"})
             detail = criterion.get("detail")
             failure.text = figure + (f"\n{_text(detail, 2000)}" if detail else "")
+        if criterion.get("name") == "severe_silent_failure":
+            _worst_thing_output(case, doc)
+
+
+def _worst_thing_output(case: ET.Element, doc: Mapping[str, Any]) -> None:
+    """The answer to "what is the worst thing this can do?" as the severe criterion's ``system-out``."""
+    from failpath.report.terminal import visible
+    from failpath.report.worst_thing import TITLE, worst_thing
+
+    section = worst_thing(doc, visible)
+    if section is None:
+        return
+    lines = [f"{TITLE}: {section.headline}", section.graded, f"Severe rate per family: {section.bounds}", section.raw]
+    lines += [f"with the policy: {line}" for line in section.with_policy]
+    lines += [f"without the policy: {line}" for line in section.without_policy]
+    ET.SubElement(case, "system-out").text = "\n".join(_text(line, 600) for line in lines)
 
 
 def _failing(row: Mapping[str, Any]) -> str | None:

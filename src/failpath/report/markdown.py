@@ -99,6 +99,25 @@ def _worst(doc: Mapping[str, Any], limit: int) -> list[str]:
     return lines
 
 
+def _worst_thing(doc: Mapping[str, Any]) -> list[str]:
+    """The section answering "what is the worst thing this can do, and have we handled it?"."""
+    from failpath.report.terminal import visible
+    from failpath.report.worst_thing import TITLE, worst_thing
+
+    section = worst_thing(doc, visible)
+    if section is None:
+        return []
+    lines = ["", f"### {TITLE}", "", f"**{cell(section.headline, 400)}**", "", cell(section.graded, 400), "",
+             f"Severe silent failures per family: {cell(section.bounds, 600)}"]
+    if section.with_policy:
+        lines += ["", "With the policy (answered, wrong, most severe first):", ""]
+        lines += [f"- {cell(line, 400)}" for line in section.with_policy]
+    lines += ["", cell(section.raw, 400)]
+    if section.without_policy:
+        lines += [""] + [f"- {cell(line, 400)}" for line in section.without_policy]
+    return lines
+
+
 def render(result: Any, *, worst_cases: int = WORST_CASES_SHOWN, comparison: str | None = None) -> str:
     """The Markdown summary of a check result (``CheckResult``, its document or a report document).
 
@@ -128,6 +147,7 @@ def render(result: Any, *, worst_cases: int = WORST_CASES_SHOWN, comparison: str
     thresholds = doc.get("thresholds") or {}
     if thresholds and not thresholds.get("certified"):
         lines += ["", f"> **{cell(thresholds.get('message') or 'NOTHING CERTIFIED', 400)}**"]
+    lines += _worst_thing(doc)
     lines += ["", "### Suites", "", *_suites(doc)]
     lines += _worst(doc, worst_cases)
     if comparison:

@@ -307,6 +307,26 @@ def _worst_body(case: Mapping[str, Any]) -> Text:
     return body
 
 
+def _worst_thing(doc: Mapping[str, Any]) -> Any:
+    """The panel answering "what is the worst thing this can do, and have we handled it?"."""
+    from failpath.report.worst_thing import TITLE, worst_thing
+
+    section = worst_thing(doc, visible)
+    if section is None:
+        return Text("")
+    body = Text(section.headline, style="bold green" if section.passed else "bold red")
+    body.append("\n" + section.graded, style="dim")
+    body.append("\nSevere silent failures per family: " + section.bounds)
+    for line in section.with_policy:
+        body.append("\n  with the policy: ", style="dim")
+        body.append(line, style="red")
+    body.append("\n" + section.raw)
+    for line in section.without_policy:
+        body.append("\n  without the policy: ", style="dim")
+        body.append(line)
+    return Panel(body, title=TITLE, title_align="left", border_style="green" if section.passed else "red")
+
+
 def _thresholds(doc: Mapping[str, Any]) -> Any:
     t = doc.get("thresholds") or {}
     if not t:
@@ -352,7 +372,7 @@ def build(result: Any) -> Group:
     if doc.get("schema") == "failpath.report/1":  # a JSON report document wraps the check
         doc = dict(doc.get("check") or {})
     parts: list[Any] = [_banner(doc), _gap_table(doc), _mix_table(doc), _catch_line(doc), Text(""),
-                        _states_table(doc), _worst(doc), _thresholds(doc), _confidence(doc)]
+                        _states_table(doc), _worst_thing(doc), _worst(doc), _thresholds(doc), _confidence(doc)]
     notes = [n for n in doc.get("notes") or () if "NOTHING CERTIFIED" not in n]
     for note in notes:
         parts.append(Text("note: " + visible(note, 300), style="yellow"))

@@ -22,6 +22,7 @@ from failpath.stats.bounds import (
     MeanBound,
     case_counts,
     case_rate_upper_bound,
+    cases_needed,
     mean_upper_bound,
     p_value_bounded_mean,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "p_value_bounded_mean",
     "case_counts",
     "case_rate_upper_bound",
+    "cases_needed",
     # thresholds with a guarantee
     "ThresholdResult",
     "threshold_grid",

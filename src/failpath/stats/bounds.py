@@ -35,6 +35,7 @@ from failpath.stats._inputs import StatsInputError, as_correct, as_probability
 from failpath.stats._special import binomial_cdf, xlogy
 
 __all__ = [
+    "cases_needed",
     "MeanBound",
     "CaseCounts",
     "BET_CAP",
@@ -178,6 +179,26 @@ def case_rate_upper_bound(
     """
     made, failed = _case_counts(requests, failures)
     return mean_upper_bound(failed / made, confidence, method=method)
+
+
+def cases_needed(budget: float, confidence: float = 0.95) -> int:
+    """The fewest cases whose Hoeffding–Bentkus upper bound can be at most ``budget`` (every loss 0).
+
+    With ``n`` cases and no failure at all the bound is ``1 - (1 - confidence) ** (1 / n)``, so a rate
+    under ``budget`` can be shown only from ``ceil(log(1 - confidence) / log(1 - budget))`` cases on
+    (149 for 2% at 95%, 598 for 0.5%). Fewer cases fail any budget below that bound whatever happened.
+    """
+    level = as_probability(confidence, "confidence")
+    if isinstance(budget, (int, float)) and not isinstance(budget, bool) and budget >= 1.0:
+        return 1  # every rate is at most 1
+    limit = as_probability(budget, "budget")
+    n = max(1, math.ceil(math.log(1.0 - level) / math.log1p(-limit)))
+    # The closed form can be one off from floating point: settle it on the bound itself.
+    while n > 1 and float(_hb_upper_bound(np.asarray(0.0), np.asarray(n - 1), 1.0 - level)) <= limit:
+        n -= 1
+    while float(_hb_upper_bound(np.asarray(0.0), np.asarray(n), 1.0 - level)) > limit:
+        n += 1
+    return n
 
 
 # --------------------------------------------------------------------------- internals

@@ -18,11 +18,12 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
     ) from None
 
 from failpath.examples.addresses.data import case_from_pairs, generate_addresses, load_parserator_xml
-from failpath.examples.addresses.example import check_kwargs
+from failpath.examples.addresses.example import SEVERITY, check_kwargs
 from failpath.examples.addresses.policy import careful_policy, foreign_characters, shipping_policy
 from failpath.examples.addresses.system import AddressParser, is_labeled_tokens
 
 __all__ = [
+    "SEVERITY",
     "AddressParser",
     "case_from_pairs",
     "careful_policy",

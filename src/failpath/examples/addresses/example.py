@@ -16,6 +16,7 @@ __all__ = [
     "REFERENCE_SIZE",
     "SILENT_FAILURE_BUDGET",
     "COVERAGE_FLOOR",
+    "SEVERITY",
     "FAULT_SUITE",
     "check_kwargs",
     "reference_addresses",
@@ -29,6 +30,16 @@ REFERENCE_SEED = 10_000
 SILENT_FAILURE_BUDGET = 0.02
 #: The share of clean addresses that must be answered without a human.
 COVERAGE_FLOOR = 0.75
+#: How bad a wrong label is (the token_labels judge's severity weights): a wrong ZIP code, house number
+#: or street sends the parcel to another address (severe); a wrong town or state is usually caught by
+#: the ZIP code (major); any other label wrong (a unit type, a street suffix) is minor.
+SEVERITY = {
+    "ZipCode": "severe",
+    "AddressNumber": "severe",
+    "StreetName": "severe",
+    "PlaceName": "major",
+    "StateName": "major",
+}
 
 
 #: The built-in fault suite (its ``crash`` fault exercises the policy's ``Unexpected`` rule). A fault
@@ -54,6 +65,7 @@ def check_kwargs(n: int = 1000, seed: int = 0, *, policy: str = "careful") -> di
         "seed": seed,
         "executor": "process",  # a CPU-bound local model: every core tags addresses
         "silent_failure_budget": SILENT_FAILURE_BUDGET,
+        "severity": SEVERITY,
         "coverage_floor": COVERAGE_FLOOR,
         "worst_cases": 5,
         "worst_case_seconds": 5.0,
