@@ -37,6 +37,10 @@ A complete example::
 
     [budgets.accepted]
     inconsistent = "A deterministic parser: sampling it twice always agrees."
+
+    [detector]                            # for a policy with AnomalousInput(fit="check")
+    save = "detector.json"                # the detector the check fitted, for production
+    shifted = "data/other-domain.jsonl"   # inputs from another domain: each input detector's flag rate
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ __all__ = [
     "DatasetConfig",
     "JudgeConfig",
     "BudgetsConfig",
+    "DetectorConfig",
     "CheckConfig",
     "LoadedConfig",
     "load_config",
@@ -187,6 +192,20 @@ class BudgetsConfig(_Strict):
         return value
 
 
+class DetectorConfig(_Strict):
+    """``[detector]``: the anomaly detector the check fits, and the shifted-domain sample it is measured on.
+
+    ``save``: where to write the detector fitted by the check (a policy with ``AnomalousInput(fit="check")``),
+    for ``AnomalousInput.load`` in production. ``shifted``: one file or a list of files of inputs from another
+    domain (``.txt``: one input a line; ``.jsonl``: a JSON string a line, or an object holding the dataset's
+    input column, or ``shifted_input`` when given); the report gives each input detector's flag rate on them.
+    """
+
+    save: Path | None = None
+    shifted: Path | tuple[Path, ...] | None = None
+    shifted_input: str | None = None
+
+
 class CheckConfig(_Strict):
     """The whole ``failpath.toml`` of a check."""
 
@@ -196,6 +215,7 @@ class CheckConfig(_Strict):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     suites: tuple[str, ...] = DEFAULT_SUITES
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
     seed: int = 0
     concurrency: int = Field(default=16, ge=1, le=4096)
     executor: Literal["auto", "thread", "process"] = "auto"
@@ -506,6 +526,31 @@ def check_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
         kwargs["costs"] = dict(c.costs)
     if c.store is not None:
         kwargs["store"] = loaded.resolve(c.store)
+    kwargs.update(_detector_kwargs(loaded))
+    return kwargs
+
+
+def _detector_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
+    """``save_detector`` and ``shifted`` from ``[detector]``; the shifted files are read now (``ConfigError`` names the key)."""
+    from failpath.check.fitting import read_inputs
+
+    d = loaded.config.detector
+    kwargs: dict[str, Any] = {}
+    if d.save is not None:
+        kwargs["save_detector"] = loaded.resolve(d.save)
+    if d.shifted is not None:
+        files = (d.shifted,) if isinstance(d.shifted, Path) else d.shifted
+        key = d.shifted_input or loaded.config.dataset.input
+        sources: dict[str, tuple[Any, ...]] = {}
+        for file in files:
+            try:
+                inputs = read_inputs(loaded.resolve(file), key)
+            except ConfigError as exc:
+                raise loaded.error(("detector", "shifted"), str(file), str(exc)) from None
+            if not inputs:
+                raise loaded.error(("detector", "shifted"), str(file), "the file holds no input")
+            sources[file.stem] = inputs
+        kwargs["shifted"] = sources
     return kwargs
 
 
