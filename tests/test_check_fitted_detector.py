@@ -223,3 +223,64 @@ def test_the_shifted_sample_from_files_and_from_failpath_toml(tmp_path):
     config.write_text('system = "names_system:parse"\n[dataset]\npath = "cases.jsonl"\ninput = "text"\n[detector]\nshifted = "nowhere.jsonl"\n')
     with pytest.raises(fp.ConfigError, match=r"failpath.toml:6: detector.shifted = 'nowhere.jsonl': .*not found"):
         check_kwargs(load_config(config))
+
+
+NAMES_PROJECT = '''
+import failpath as fp
+
+
+def parse(text):
+    tokens = text.split()
+    if len(tokens) == 2 and tokens[0].endswith(","):
+        return [(tokens[0], "Surname"), (tokens[1], "GivenName")]
+    if len(tokens) == 2:
+        return [(tokens[0], "GivenName"), (tokens[1], "Surname")]
+    return [(t, "Unknown") for t in tokens]
+
+
+policy = fp.Policy(
+    "names",
+    rules=[
+        fp.on(fp.AnomalousInput(fit="check", scorer=fp.NgramScorer())).do(fp.Clarify("Is that a name?")),
+        fp.on(fp.Unexpected()).do(fp.Abstain("failed")),
+    ],
+    store=False,
+)
+'''
+
+
+def test_failpath_check_saves_the_detector_its_spawned_workers_used(tmp_path, monkeypatch):
+    """--save-detector and [detector] shifted through the CLI, with worker processes that import the policy afresh."""
+    from typer.testing import CliRunner
+
+    import failpath.check.processes as processes
+    from failpath.cli import app
+
+    (tmp_path / "names_project.py").write_text(NAMES_PROJECT)
+    with (tmp_path / "cases.jsonl").open("w") as out:
+        for case in name_cases(120, seed=4):
+            out.write(json.dumps({"id": case.id, "input": case.input, "expected": case.expected}) + "\n")
+    (tmp_path / "addresses.txt").write_text("\n".join(addresses(40)) + "\n")
+    (tmp_path / "failpath.toml").write_text(
+        'system = "names_project:parse"\npolicy = "names_project:policy"\nsuites = ["realistic"]\nexecutor = "process"\n'
+        'concurrency = 2\nworst_cases = 0\n[dataset]\npath = "cases.jsonl"\n[judge]\nname = "token_labels"\n'
+        '[budgets.accepted]\n' + "".join(f'{s} = "Not part of this small test of the detector."\n' for s in (
+            "empty_input", "injection_suspected", "timeout", "provider_error", "invalid_output", "inconsistent",
+            "low_confidence", "budget_exceeded")) +
+        '[detector]\nshifted = "addresses.txt"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(processes, "START_METHOD", "spawn")
+    result = CliRunner().invoke(app, ["check", "-q", "--no-html", "--json", "out.json", "--save-detector", "det.json"],
+                                catch_exceptions=False)
+    assert result.exit_code in (0, 1), result.output
+    assert "Input detectors" in result.output and "shifted: addresses" in result.output
+    document = json.loads((tmp_path / "out.json").read_text())
+    (figures,) = document["detectors"]
+    assert figures["fitted_by_check"] and figures["saved_to"] == "det.json"
+    # Every request ran, most in the spawned workers: a worker whose policy had the detector unfitted
+    # could not have guarded a call (PolicyError).
+    assert document["n_rows"] > 1000
+    assert document["over_refusal"]["refused"] <= 0.1 * document["over_refusal"]["n"]
+    loaded = fp.AnomalousInput.load(tmp_path / "det.json")
+    assert loaded.fitted and loaded.reference_size == figures["reference_cases"] + figures["reference_variants"]
