@@ -235,7 +235,8 @@ def measure_detectors(
     from failpath.check.plan import plan_items
     from failpath.guard.text import canonical_text
 
-    checks = list(plan.policy.table.input_checks)
+    # A policy-like object of your own (``wrap`` and ``handled_states`` only) has no compiled table: nothing to measure.
+    checks = list(getattr(getattr(plan.policy, "table", None), "input_checks", ()))
     if not checks:
         return ()
     right = _raw_right(store, run_id)
