@@ -137,9 +137,7 @@ def check(
             )
             verdict = _decide(summary, plan.budgets)
             inputs = _Inputs(
-                detectors=fitting.measure_detectors(
-                    plan, store_obj, record.run_id, reference=reference, shifted=shifted_inputs, saved=saved
-                ),
+                detectors=fitting.measure_detectors(plan, stored.tally, reference=reference, shifted=shifted_inputs, saved=saved),
                 counts=fitting.perturbation_counts(stored.tally, plan),
             )
             worst = explain_worst(

@@ -214,24 +214,26 @@ def _flags(detector: Any) -> Any:
     return flags
 
 
-def _raw_right(store: Any, run_id: str) -> dict[str, bool]:
-    """``key -> raw_correct`` of the run's stored realistic and clean rows on the evaluation half."""
-    out: dict[str, bool] = {}
-    after = 0
-    while True:
-        rows, after = store.results_after(run_id, after)
-        if not rows:
-            return out
-        for key, row in rows:
-            if row.get("split") == "evaluation" and row.get("family") in ("realistic", "clean"):
-                out[key] = bool(row.get("raw_correct"))
+def _raw_right(tally: Any) -> set[tuple[str, str, str, int]]:
+    """``(suite, perturbation, case id, variant)`` of the evaluation rows the raw system answered right."""
+    c = tally.columns
+    rows = np.flatnonzero(c["evaluation"] & c["raw_correct"])
+    leaves, cases, variants = c["leaf"][rows].tolist(), c["case"][rows].tolist(), c["variant"][rows].tolist()
+    return {
+        (tally.leaves[leaf].suite, tally.leaves[leaf].perturbation, tally.case_ids[case], int(variant))
+        for leaf, case, variant in zip(leaves, cases, variants)
+    }
 
 
 def measure_detectors(
-    plan: Any, store: Any, run_id: str, *, reference: ReferenceInfo | None, shifted: Mapping[str, Sequence[Any]],
+    plan: Any, tally: Any, *, reference: ReferenceInfo | None, shifted: Mapping[str, Sequence[Any]],
     saved: Sequence[Path] = (),
 ) -> tuple[DetectorFigures, ...]:
-    """Every input-side detector of the policy on the evaluation half (see the module's docstring)."""
+    """Every input-side detector of the policy on the evaluation half (see the module's docstring).
+
+    Which requests the raw system answered right comes from the run's ``tally``; their inputs are made
+    again from the plan (a variant depends only on its case, suite and the seed).
+    """
     from failpath.check.plan import plan_items
     from failpath.guard.text import canonical_text
 
@@ -239,13 +241,13 @@ def measure_detectors(
     checks = list(getattr(getattr(plan.policy, "table", None), "input_checks", ()))
     if not checks:
         return ()
-    right = _raw_right(store, run_id)
+    right = _raw_right(tally)
     evaluation = [case for case in plan.cases if plan.split[case.id] == "evaluation"]
     suites = [s for s in plan.suites if s.family == "realistic"]
     # (suite, perturbation) -> [inputs answered right]; the clean inputs last, under ("clean", None)
     groups: dict[tuple[str, str | None], list[Any]] = {}
     for item in plan_items(evaluation, suites, plan.seed, plan.split):
-        if right.get(item.key):
+        if (item.suite, item.perturbation, item.case_id, item.variant) in right:
             where = (item.suite, item.perturbation) if item.family == "realistic" else ("clean", None)
             groups.setdefault(where, []).append(item.input)
     texts = {where: [canonical_text(v) for v in values] for where, values in groups.items()}
