@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from failpath.check import fitting
 from failpath.check.datasets import MAX_INPUT_BYTES
 from failpath.check.execute import Execution, Stored, execute
 from failpath.check.explain import worst_cases as explain_worst
@@ -75,6 +76,8 @@ def check(
     console: Any = None,
     reports: bool = False,
     max_input_bytes: int | None = MAX_INPUT_BYTES,
+    shifted: Any = None,
+    save_detector: str | Path | None = None,
 ) -> CheckResult:
     """Check a system under its policy before shipping it; returns the frozen :class:`CheckResult`.
 
@@ -116,6 +119,13 @@ def check(
     A case whose input or expected answer is longer than ``max_input_bytes`` as JSON text (default 1 MiB,
     ``None``: no limit) is refused up front, naming the case.
 
+    Detectors: an ``AnomalousInput(fit="check")`` of the policy is fitted on the calibration half (its clean
+    inputs plus the realistic variants the raw system answered right) before any guarded call;
+    ``save_detector`` (a path) saves it for production (``AnomalousInput.load``). ``shifted`` is a
+    sample of inputs from another domain (a list, ``{source: inputs}``, or a ``.txt``/``.jsonl`` path):
+    the result's ``detectors`` give each input detector's flag rate on it, beside its false alarms on
+    the realistic variants the raw system answered right.
+
     Raises ``DatasetError`` or ``ConfigError`` (naming what is wrong) before any model call. Ctrl-C
     during the run raises :class:`CheckInterrupted` (a ``KeyboardInterrupt``) naming the run to resume;
     the rows made so far are kept.
@@ -128,6 +138,12 @@ def check(
         false_alarm_budget=false_alarm_budget, max_input_bytes=max_input_bytes, waive=waive,
         severe_silent_failure_budget=severe_silent_failure_budget, severity=severity,
     )
+    shifted_inputs = fitting.shifted_sources(shifted)
+    if save_detector is not None and not fitting.check_fitted(plan.policy):
+        raise ConfigError(
+            f"save_detector={str(save_detector)!r}: the policy has no detector the check fits; build it with "
+            "fp.AnomalousInput(fit='check', ...) to have the check fit and save it"
+        )
     store_obj, owned = _open(store)
     recorded: str | None = None  # the run's id once its record exists
     try:
@@ -138,6 +154,8 @@ def check(
         recorded = record.run_id
         if record.summary is not None:
             return CheckResult.from_dict(record.summary)
+        reference = fitting.fit_detectors(plan)  # before any guarded call: the guard needs them fitted
+        saved = fitting.save_fitted(plan.policy, save_detector) if save_detector is not None else []
         with _scratch(store_obj) as scratch:
             run = Execution(
                 store=store_obj, run_id=record.run_id, done=record.done, scratch=scratch, executor=executor,
@@ -150,12 +168,16 @@ def check(
             )
             severity_figures = severity_report(stored.tally, plan.budgets)
             verdict = _decide(summary, plan.budgets, severity_figures, _families_run(stored.tally, plan.budgets))
+            inputs = _Inputs(
+                detectors=fitting.measure_detectors(plan, stored.tally, reference=reference, shifted=shifted_inputs, saved=saved),
+                counts=fitting.perturbation_counts(stored.tally, plan),
+            )
             worst = explain_worst(
                 stored.tally.silent, k=worst_cases, seconds=worst_case_seconds, policy=plan.policy, system=plan.system,
                 judge=plan.judge, cases={c.id: c for c in plan.cases}, seed=plan.seed, scratch=scratch,
                 suites={s.name: s for s in plan.suites},
             )
-        result = _result(plan, record, stored, summary, verdict, worst, name=name, started=started)
+        result = _result(plan, record, stored, summary, verdict, worst, inputs, name=name, started=started)
         result = dataclasses.replace(result, severity=severity_figures)
         store_obj.finish_run(record.run_id, result.to_dict())
         return result
@@ -335,6 +357,14 @@ def _decide(summary: Summary, budgets: Mapping[str, Any], severity: SeverityRepo
     )
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """What the check measured about inputs: the input detectors' figures and each perturbation's counts."""
+
+    detectors: tuple[Any, ...]
+    counts: tuple[Any, ...]
+
+
 def _result(
     plan: Plan,
     record: _Record,
@@ -342,6 +372,7 @@ def _result(
     summary: Summary,
     verdict: Verdict,
     worst: list[WorstCase],
+    inputs: _Inputs,
     *,
     name: str | None,
     started: float,
@@ -387,6 +418,8 @@ def _result(
         notes=tuple(notes),
         silent_failure_families=summary.families,
         over_refusal=summary.over_refusal,
+        detectors=inputs.detectors,
+        perturbation_counts=inputs.counts,
     )
 
 

@@ -44,6 +44,10 @@ A complete example::
     inconsistent = "A deterministic parser: sampling it twice always agrees."
     # fault = "The system is a local function: it makes no call that can time out or fail."
 
+    [detector]                            # for a policy with AnomalousInput(fit="check")
+    save = "detector.json"                # the detector the check fitted, for production
+    shifted = "data/other-domain.jsonl"   # inputs from another domain: each input detector's flag rate
+
 ``[budgets.accepted]`` is the older spelling of ``[waive]`` for failure states; both are read.
 """
 
@@ -66,6 +70,7 @@ __all__ = [
     "DatasetConfig",
     "JudgeConfig",
     "BudgetsConfig",
+    "DetectorConfig",
     "CheckConfig",
     "LoadedConfig",
     "load_config",
@@ -214,6 +219,20 @@ class BudgetsConfig(_Strict):
         return value
 
 
+class DetectorConfig(_Strict):
+    """``[detector]``: the anomaly detector the check fits, and the shifted-domain sample it is measured on.
+
+    ``save``: where to write the detector fitted by the check (a policy with ``AnomalousInput(fit="check")``),
+    for ``AnomalousInput.load`` in production. ``shifted``: one file or a list of files of inputs from another
+    domain (``.txt``: one input a line; ``.jsonl``: a JSON string a line, or an object holding the dataset's
+    input column, or ``shifted_input`` when given); the report gives each input detector's flag rate on them.
+    """
+
+    save: Path | None = None
+    shifted: Path | tuple[Path, ...] | None = None
+    shifted_input: str | None = None
+
+
 class CheckConfig(_Strict):
     """The whole ``failpath.toml`` of a check."""
 
@@ -226,6 +245,7 @@ class CheckConfig(_Strict):
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     waive: dict[Waivable, Reason] = Field(default_factory=dict)
     severity: str | dict[str, str | float] | None = None
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
     seed: int = 0
     concurrency: int = Field(default=16, ge=1, le=4096)
     executor: Literal["auto", "thread", "process"] = "auto"
@@ -559,6 +579,31 @@ def check_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
         kwargs["costs"] = dict(c.costs)
     if c.store is not None:
         kwargs["store"] = loaded.resolve(c.store)
+    kwargs.update(_detector_kwargs(loaded))
+    return kwargs
+
+
+def _detector_kwargs(loaded: LoadedConfig) -> dict[str, Any]:
+    """``save_detector`` and ``shifted`` from ``[detector]``; the shifted files are read now (``ConfigError`` names the key)."""
+    from failpath.check.fitting import read_inputs
+
+    d = loaded.config.detector
+    kwargs: dict[str, Any] = {}
+    if d.save is not None:
+        kwargs["save_detector"] = loaded.resolve(d.save)
+    if d.shifted is not None:
+        files = (d.shifted,) if isinstance(d.shifted, Path) else d.shifted
+        key = d.shifted_input or loaded.config.dataset.input
+        sources: dict[str, tuple[Any, ...]] = {}
+        for file in files:
+            try:
+                inputs = read_inputs(loaded.resolve(file), key)
+            except ConfigError as exc:
+                raise loaded.error(("detector", "shifted"), str(file), str(exc)) from None
+            if not inputs:
+                raise loaded.error(("detector", "shifted"), str(file), "the file holds no input")
+            sources[file.stem] = inputs
+        kwargs["shifted"] = sources
     return kwargs
 
 

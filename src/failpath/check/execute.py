@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from failpath.check.fitting import check_fitted
 from failpath.check.plan import Plan, WorkItem, key_digest, key_digests, plan_items
 from failpath.check.processes import ChunkRunner, WorkerSetup, chunk_cases, process_count, run_processes, start_method
 from failpath.check.runner import Evaluator, RowSink, guard_factory, run_items
@@ -244,7 +245,7 @@ def _setup(plan: Plan, run: Execution, n: int, method: str) -> WorkerSetup:
     return WorkerSetup(
         system=system, policy=policy, judge=plan.judge, suites=travelling, split=dict(plan.split), done=run.done,
         seed=plan.seed, store=str(run.store.path), run_id=run.run_id, scratch=str(run.scratch.path),
-        concurrency=max(1, run.concurrency // n), parent=os.getpid(),
+        concurrency=max(1, run.concurrency // n), parent=os.getpid(), fitted=tuple(check_fitted(plan.policy)),
     )
 
 

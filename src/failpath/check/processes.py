@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from failpath.check.fitting import install_fitted
 from failpath.check.plan import WorkItem, bare_policy, key_digests, plan_items
 from failpath.check.runner import Evaluator, Pace, RowSink, _error_text, guard_factory, run_items
 from failpath.core import FailpathError
@@ -37,7 +38,9 @@ class WorkerSetup:
 
     ``system`` and ``policy`` are objects (sent by pickling) or ``"module:attr"`` names (imported by the
     worker). Rows go to the store at ``store`` under ``run_id``; the guard's traces and tickets to
-    ``scratch``. ``done`` holds the keys already stored (a resumed run skips them).
+    ``scratch``. ``done`` holds the keys already stored (a resumed run skips them). ``fitted`` holds the
+    policy's detectors the check fitted (``AnomalousInput(fit="check")``), for a policy imported again
+    by a worker.
     """
 
     system: Any
@@ -52,6 +55,7 @@ class WorkerSetup:
     scratch: str
     concurrency: int
     parent: int
+    fitted: tuple[Any, ...] = ()
 
 
 def process_count(concurrency: int, n_cases: int) -> int:
@@ -187,6 +191,8 @@ def _worker_main(index: int, setup: WorkerSetup, tasks: Any, messages: Any) -> N
 
         system = _resolve(setup.system, "system")
         policy = _resolve(setup.policy, "policy") if setup.policy is not None else bare_policy()
+        if setup.fitted:
+            install_fitted(policy, setup.fitted)
         store = open_store(setup.store)
         opened.append(store)
         scratch = open_store(setup.scratch, queue_tickets=True)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from failpath.check.inputs import DetectorFigures, DetectorRate, PerturbationCount, SuiteCounts
+
 __all__ = [
     "SCHEMA",
     "Criterion",
@@ -369,7 +371,10 @@ class CheckResult:
     perturbations); ``clean`` the clean pass; ``chaos`` every chaos variant pooled. Every figure is
     measured on the evaluation half of the cases; thresholds are chosen on the calibration half.
     ``resumed`` is True for a run continued with ``resume``; ``reused`` counts the results it found
-    stored already (and did not run again).
+    stored already (and did not run again). ``detectors`` measures each input-side detector of the
+    policy (false alarms on realistic variants the raw system answered right, flag rate on a
+    shifted-domain sample); ``perturbation_counts`` says what each perturbation of each suite made,
+    naming those that made nothing (:mod:`failpath.check.inputs`).
     """
 
     run_id: str
@@ -404,6 +409,8 @@ class CheckResult:
     silent_failure_families: tuple[FamilyBound, ...] = ()
     over_refusal: OverRefusal | None = None
     severity: SeverityReport | None = None
+    detectors: tuple[DetectorFigures, ...] = ()
+    perturbation_counts: tuple[SuiteCounts, ...] = ()
     schema: str = SCHEMA
 
     @property
@@ -462,7 +469,7 @@ def _plain(value: Any) -> Any:
 _SCALARS = (str, int, float, bool, type(None))
 _RESULT_TYPES = (
     Criterion, Verdict, ConfidenceQuality, PolicyFigures, GroupFigures, StateCoverage, ThresholdReport,
-    Reproduction, WorstCase, CheckResult,
+    Reproduction, WorstCase, CheckResult, DetectorFigures, DetectorRate, PerturbationCount, SuiteCounts,
 )
 
 

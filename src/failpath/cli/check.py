@@ -119,6 +119,11 @@ def check(  # long: 40 of its lines are the options with their help; the body is
         None, "--baseline-store", metavar="PATH", help="The store holding the --baseline run, when it is another file."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    save_detector: Optional[Path] = typer.Option(
+        None, "--save-detector", metavar="PATH",
+        help="Save the anomaly detector the check fitted (AnomalousInput(fit='check')) to PATH as JSON, for "
+        "production: AnomalousInput.load(PATH). Overrides [detector] save.",
+    ),
 ) -> None:
     """Run the guarded system over the dataset, hostile and realistic suites first, clean last; print the verdict.
 
@@ -148,6 +153,8 @@ def check(  # long: 40 of its lines are the options with their help; the body is
             raise agent_check.run(agent, seed=seed, concurrency=concurrency, store=store, json_path=json_path,
                                   html_path=None if no_html else html_path, quiet=quiet, refused=refused)
         kwargs = _run_kwargs(config, example, seed, concurrency, executor, store, resume)
+        if save_detector is not None:
+            kwargs["save_detector"] = save_detector
         if baseline is not None:
             from failpath.cli.report import load_check_document
             from failpath.store import DEFAULT_STORE_PATH

@@ -35,6 +35,9 @@ def make_guarded(policy: GuardPolicy, system: Callable[[Any], Any], *, name: str
     if not callable(system):
         raise PolicyError(f"policy {policy.name!r}: cannot guard {system!r}; give a callable input -> output")
     _check_feedback(policy, system, name)
+    for detector, _ in policy.table.input_checks:
+        if getattr(detector, "fitted", True) is False:  # AnomalousInput(fit="check") before a check fitted it
+            raise PolicyError(f"policy {policy.name!r}: {detector.not_fitted()}")
     if _is_async(system):
         return AsyncGuardedSystem(policy, system, name=name, store=store)
     for fallback in policy.table.fallbacks():

@@ -191,6 +191,13 @@ class AnomalousInput(FailureState):
 
     An input longer than ``max_chars`` (the attribute; default 50,000 characters, None: any length) is
     anomalous without being scored: scoring a megabyte takes about a second, which no deadline bounds.
+
+    Or let the check build that reference: ``AnomalousInput(fit="check", scorer=fp.NgramScorer())`` has
+    no reference of its own; ``fp.check`` fits it on the clean inputs of its calibration half plus the
+    realistic variants of those cases the raw system answered right, and judges on the evaluation half,
+    so no judged input was in the reference. ``fp.check(..., save_detector=path)`` (``failpath check
+    --save-detector PATH``) saves the fitted detector for production. Until it is fitted, guarding a
+    system with it raises ``PolicyError``.
     """
 
     name = "anomalous_input"
@@ -199,14 +206,54 @@ class AnomalousInput(FailureState):
 
     def __init__(
         self,
-        reference: Sequence[Any],
+        reference: Sequence[Any] | None = None,
         *,
         alpha: float = 0.01,
         scorer: InputScorer | None = None,
         folds: int = 5,
         groups: Sequence[Any] | None = None,
+        fit: str | None = None,
     ):
         alpha = fraction("AnomalousInput", "alpha", alpha, open_low=True)
+        if fit not in (None, "check"):
+            raise parameter_error(f"AnomalousInput(fit={fit!r})", "fit must be 'check' (the check fits it on its calibration half) or left out")
+        if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+            raise parameter_error(f"AnomalousInput(folds={folds!r})", "folds must be an integer of at least 2")
+        if scorer is not None and not callable(getattr(scorer, "score", None)):
+            raise parameter_error(f"AnomalousInput(scorer={scorer!r})", "scorer must have a score(input) -> float method")
+        self.fit = fit
+        self.scorer = scorer if scorer is not None else ProfileScorer()
+        self.alpha = alpha
+        self.folds = folds
+        if fit == "check":
+            if reference is not None or groups is not None:
+                raise parameter_error(
+                    "AnomalousInput(reference=..., fit='check')",
+                    "give a reference or fit='check' (the check builds the reference from its calibration half), not both",
+                )
+            self.reference_size = 0
+            self.groups = None
+            self._reference: list[Any] = []
+            self._conformal: ConformalScore | None = None
+            return
+        if reference is None:
+            raise parameter_error(
+                "AnomalousInput()", "give the reference inputs the system is known to handle, or fit='check' to let fp.check fit it"
+            )
+        self.fit_reference(reference, groups=groups)
+
+    @property
+    def fitted(self) -> bool:
+        """True once the detector has a reference (given, fitted by a check, or loaded)."""
+        return self._conformal is not None
+
+    def fit_reference(self, reference: Sequence[Any], *, groups: Sequence[Any] | None = None) -> "AnomalousInput":
+        """Fit this detector, in place, on ``reference`` (with ``groups``, one per input); returns it.
+
+        What ``fp.check`` calls on a detector built with ``fit="check"``, with the clean inputs of its
+        calibration half and the realistic variants of those cases the raw system answered right.
+        """
+        alpha, folds = self.alpha, self.folds
         if isinstance(reference, (str, bytes)) or not hasattr(reference, "__len__"):
             raise parameter_error("AnomalousInput(reference=...)", f"reference must be a list of known inputs, got {type(reference).__name__}")
         reference = list(reference)
@@ -217,18 +264,23 @@ class AnomalousInput(FailureState):
                 f"needs at least {needed} reference inputs to ever flag an input at alpha={alpha:g}; "
                 f"give more inputs or raise alpha to {1.0 / (len(reference) + 1) + 1e-3:.3f}",
             )
-        if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= len(reference):
+        if folds > len(reference):
             raise parameter_error(f"AnomalousInput(folds={folds!r})", f"folds must be an integer from 2 to the number of reference inputs ({len(reference)})")
-        if scorer is not None and not callable(getattr(scorer, "score", None)):
-            raise parameter_error(f"AnomalousInput(scorer={scorer!r})", "scorer must have a score(input) -> float method")
         if groups is not None and (isinstance(groups, (str, bytes)) or len(groups) != len(reference)):
             raise parameter_error("AnomalousInput(groups=...)", f"groups must give one group per reference input ({len(reference)})")
         if groups is not None and len(set(groups)) < folds:
             raise parameter_error(
                 "AnomalousInput(groups=...)", f"{len(set(groups))} groups cannot fill {folds} cross-fitting folds; give more cases or fewer folds"
             )
-        self.scorer = scorer if scorer is not None else ProfileScorer()
         self._setup(reference, groups, alpha, folds, ConformalScore.fit(self.scorer, reference, folds=folds, groups=groups))
+        return self
+
+    def adopt(self, other: "AnomalousInput") -> None:
+        """Take the fitted state of ``other`` (the same detector, fitted in another process)."""
+        if not isinstance(other, AnomalousInput) or not other.fitted:
+            raise parameter_error("AnomalousInput.adopt(...)", "give a fitted AnomalousInput")
+        self.scorer = other.scorer
+        self._setup(other._reference, other.groups, other.alpha, other.folds, other._conformal)
 
     def _setup(self, reference: list[Any], groups: Sequence[Any] | None, alpha: float, folds: int, conformal: ConformalScore) -> None:
         self.alpha = alpha
@@ -247,6 +299,7 @@ class AnomalousInput(FailureState):
         """A detector from saved parts: a scorer fitted on ``reference`` and its calibration scores."""
         detector = cls.__new__(cls)
         detector.scorer = scorer
+        detector.fit = None
         detector._setup(reference, groups, alpha, folds, ConformalScore(scorer, calibration))
         return detector
 
@@ -258,6 +311,9 @@ class AnomalousInput(FailureState):
     def save(self, path: Any) -> Any:
         """Write this fitted detector to ``path`` as JSON; see :func:`failpath.guard.anomaly.save_detector`."""
         from failpath.guard.anomaly import save_detector
+
+        if self._conformal is None:
+            raise self.not_fitted()
 
         return save_detector(self, path)
 
@@ -273,6 +329,8 @@ class AnomalousInput(FailureState):
 
     def check_input(self, value: Any, text: str) -> dict[str, Any] | None:
         """The explanation (score, p-value, what was unusual) when the input is anomalous, else None."""
+        if self._conformal is None:
+            raise self.not_fitted()
         if self.max_chars is not None and len(text) > self.max_chars:
             return {"score": None, "p_value": 0.0, "why": (
                 f"the input is {len(text):,} characters long, more than the {self.max_chars:,} this detector scores "
@@ -285,12 +343,26 @@ class AnomalousInput(FailureState):
 
     def score(self, value: Any) -> dict[str, Any]:
         """Score, p-value and explanation for one input, whether or not it is flagged."""
+        if self._conformal is None:
+            raise self.not_fitted()
         return self._conformal.test(value, canonical_text(value))
 
     def subsumes(self, other: FailureState) -> bool:
         return self is other
 
+    def not_fitted(self) -> Any:
+        """The error for using a detector built with ``fit="check"`` before a check (or ``load``) fitted it."""
+        from failpath.core import PolicyError
+
+        return PolicyError(
+            "AnomalousInput(fit='check') is not fitted yet: fp.check fits it on its calibration half "
+            "(failpath check --save-detector PATH saves the fitted one); in production build the policy "
+            "with AnomalousInput.load(PATH) instead"
+        )
+
     def _params(self) -> dict[str, Any]:
+        if self.fit == "check" and not self.fitted:
+            return {"fit": "check", "alpha": self.alpha, "scorer": type(self.scorer).__name__}
         return {"reference": f"<{self.reference_size} inputs>", "alpha": self.alpha, "scorer": type(self.scorer).__name__}
 
     def __eq__(self, other: object) -> bool:
@@ -300,4 +372,6 @@ class AnomalousInput(FailureState):
         return id(self)
 
     def __repr__(self) -> str:
+        if self.fit == "check" and not self.fitted:
+            return f"AnomalousInput(fit='check', alpha={self.alpha:g})"
         return f"AnomalousInput(reference=<{self.reference_size} inputs>, alpha={self.alpha:g})"

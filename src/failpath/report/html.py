@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from failpath.report.json_report import build_report
-from failpath.report import wording
+from failpath.report import inputs, wording
 
 __all__ = ["render", "write", "CONTENT_SECURITY_POLICY"]
 
@@ -64,6 +64,8 @@ def _environment() -> Any:
     environment.globals.update(token_table=token_table, catch_sentence=_sentence(wording.catch_sentence),
                                cost_rule=_sentence(wording.cost_rule), worst_groups=worst.groups,
                                shown_input=worst.shown_input, shown=worst.shown, edit_text=worst.edit_text)
+    environment.globals.update(inputs_detector_rows=inputs.detector_rows, inputs_detector_label=inputs.detector_label,
+                               inputs_fitted_sentence=inputs.fitted_sentence)
     return environment
 
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from failpath.report import inputs
 from failpath.report.json_report import check_document
 
 __all__ = ["render", "cell", "WORST_CASES_SHOWN"]
@@ -149,6 +150,7 @@ def render(result: Any, *, worst_cases: int = WORST_CASES_SHOWN, comparison: str
         lines += ["", f"> **{cell(thresholds.get('message') or 'NOTHING CERTIFIED', 400)}**"]
     lines += _worst_thing(doc)
     lines += ["", "### Suites", "", *_suites(doc)]
+    lines += inputs.markdown_lines(doc, cell)  # input detectors, variants per perturbation
     lines += _worst(doc, worst_cases)
     if comparison:
         lines += ["", comparison.strip()]

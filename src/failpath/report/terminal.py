@@ -23,7 +23,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from failpath.report import wording
+from failpath.report import inputs, wording
 from failpath.report.bidi import isolate
 
 __all__ = ["render", "build", "visible", "difference"]
@@ -372,7 +372,9 @@ def build(result: Any) -> Group:
     if doc.get("schema") == "failpath.report/1":  # a JSON report document wraps the check
         doc = dict(doc.get("check") or {})
     parts: list[Any] = [_banner(doc), _gap_table(doc), _mix_table(doc), _catch_line(doc), Text(""),
-                        _states_table(doc), _worst_thing(doc), _worst(doc), _thresholds(doc), _confidence(doc)]
+                        _states_table(doc), _worst_thing(doc)]
+    parts += inputs.terminal_sections(doc, visible)  # input detectors, variants per perturbation
+    parts += [_worst(doc), _thresholds(doc), _confidence(doc)]
     notes = [n for n in doc.get("notes") or () if "NOTHING CERTIFIED" not in n]
     for note in notes:
         parts.append(Text("note: " + visible(note, 300), style="yellow"))

@@ -15,7 +15,10 @@ from typing import Any
 
 from failpath.core import Case, DatasetError
 
-__all__ = ["generate_addresses", "load_parserator_xml", "case_from_pairs", "coarse_labels", "CoarseTokenLabels"]
+__all__ = [
+    "generate_addresses", "load_parserator_xml", "case_from_pairs", "coarse_labels", "CoarseTokenLabels", "SHIFTED_LOCALES",
+    "shifted_inputs",
+]
 
 _PRE_DIRECTIONS = ("N", "S", "E", "W", "North", "South", "East", "West")
 _UNIT_TYPES = ("Apt", "Apt.", "Suite", "Unit")
@@ -71,6 +74,30 @@ def generate_addresses(n: int = 1000, seed: int = 0) -> list[Case]:
 def _add_comma(pairs: list[tuple[str, str]]) -> None:
     token, label = pairs[-1]
     pairs[-1] = (token + ",", label)
+
+
+#: The Faker locales whose addresses make the example's shifted-domain sample (other countries' formats).
+SHIFTED_LOCALES = ("en_AU", "en_GB", "de_DE", "fr_FR")
+
+
+def shifted_inputs(per_source: int = 100, seed: int = 100) -> dict[str, list[str]]:
+    """Inputs from other domains, for measuring what the anomaly detector flags: ``{source: inputs}``.
+
+    ``per_source`` addresses of each of :data:`SHIFTED_LOCALES` (Faker's line break written ``", "``, so
+    the format differs, not the line break) and twice as many ``en_US`` person names, none of which a
+    US-address parser should answer. The same arguments give the same inputs.
+    """
+    from faker import Faker
+
+    out: dict[str, list[str]] = {}
+    for i, locale in enumerate(SHIFTED_LOCALES):
+        fake = Faker(locale)
+        fake.seed_instance(seed + i)
+        out[f"address {locale}"] = [fake.address().replace("\n", ", ") for _ in range(per_source)]
+    fake = Faker("en_US")
+    fake.seed_instance(seed + 100)
+    out["person name"] = [fake.name() for _ in range(2 * per_source)]
+    return out
 
 
 def load_parserator_xml(path: str | Path) -> list[Case]:
