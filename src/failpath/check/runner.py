@@ -147,6 +147,8 @@ class Evaluator:
         }
         if raw_judge_error:
             row["judge_error"] = raw_judge_error
+        if item.tags:
+            row["tags"] = list(item.tags)
         if outcome is None:
             row.update(
                 outcome="escaped", escape=escape, state=None, states=[], actions=[], value=None,

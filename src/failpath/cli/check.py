@@ -248,9 +248,11 @@ def _write_reports(
         failed += _write_outputs(result, outputs, store, out, render_markdown(comparison) if comparison else None)
     if html_path is not None:
         from failpath.report import html
+        from failpath.report.rows import read_request_rows
+        from failpath.store import DEFAULT_STORE_PATH
 
         try:
-            written = html.write(result, html_path)
+            written = html.write(result, html_path, read_request_rows(store or DEFAULT_STORE_PATH, result.run_id))
         except OSError as exc:
             failed.append(
                 f"the HTML report could not be written: {exc}; choose another --html path, or rebuild it with: "

@@ -10,7 +10,7 @@ extension              what is written
 ``.jsonl``, .ndjson    the same rows as JSON Lines, values as stored
 ``.md``, .markdown     the Markdown summary: verdict, criteria, suites, worst cases
 ``.json``              the JSON report (``failpath.report/1``: the check's result and its figures)
-``.html``, .htm        the HTML report (one self-contained file)
+``.html``, .htm        the HTML report (one self-contained file) with every failing case
 ``.txt``               the terminal report as plain text
 =====================  ===================================================================
 
@@ -49,7 +49,7 @@ OUTPUT_FORMATS: tuple[OutputFormat, ...] = (
     OutputFormat("jsonl", (".jsonl", ".ndjson"), True, "JSONL rows"),
     OutputFormat("markdown", (".md", ".markdown"), False, "Markdown summary"),
     OutputFormat("json", (".json",), False, "JSON report"),
-    OutputFormat("html", (".html", ".htm"), False, "HTML report"),
+    OutputFormat("html", (".html", ".htm"), True, "HTML report"),
     OutputFormat("text", (".txt",), False, "text report"),
 )
 
@@ -103,7 +103,7 @@ def render_output(
     if fmt.name == "html":
         from failpath.report import html
 
-        return html.render(document)
+        return html.render(document, rows)
     if fmt.name == "text":
         import io
 
@@ -135,7 +135,7 @@ def write_outputs(
     if any(fmt.needs_rows for _, fmt in formats):
         loaded = rows() if callable(rows) else rows
         if loaded is None:
-            raise ValueError("request rows are needed for JUnit, CSV and JSONL outputs")
+            raise ValueError("request rows are needed for JUnit, CSV, JSONL and HTML outputs")
     written: list[tuple[Path, OutputFormat, OSError | None]] = []
     for path, fmt in formats:
         try:

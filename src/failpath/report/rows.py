@@ -2,7 +2,7 @@
 
 A check stores every request it made (``Store.results``). :func:`request_rows` turns those stored rows
 into flat records with the columns :data:`REQUEST_COLUMNS`: where the request came from (case, suite,
-perturbation, split), what was asked and expected, what the raw system answered and whether that
+perturbation, how the variant's expected answer relates to the case's, split, the case's tags), what was asked and expected, what the raw system answered and whether that
 was right (*without* the policy), and what the guarded call ended in and whether it was right
 (*with* the policy). Nothing is recomputed: the figures are the ones the check stored.
 
@@ -38,7 +38,9 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "family",
     "perturbation",
     "variant",
+    "contract",
     "split",
+    "tags",
     "input_preview",
     "expected",
     "raw_output",
@@ -87,7 +89,9 @@ def request_row(key: str, data: Mapping[str, Any]) -> dict[str, Any]:
         "family": data.get("family"),
         "perturbation": data.get("perturbation"),
         "variant": data.get("variant"),
+        "contract": data.get("contract"),
         "split": data.get("split"),
+        "tags": list(data.get("tags") or ()),
         "input_preview": visible(data.get("input"), INPUT_PREVIEW_CHARS),
         "expected": data.get("expected"),
         "raw_output": data.get("raw_output"),

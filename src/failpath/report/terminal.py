@@ -288,6 +288,18 @@ def _worst(doc: Mapping[str, Any]) -> Any:
     return table
 
 
+def _where_cases(doc: Mapping[str, Any]) -> Text:
+    """Where every failing case is listed: the HTML report and the rows (the table above shows a few)."""
+    silent = sum(int(((doc.get(g) or {}).get("with_policy") or {}).get("silent_failures") or 0) for g in ("chaos", "clean"))
+    shown = len(doc.get("worst_cases") or ())
+    run = visible(doc.get("run_id"), 80)
+    text = Text(f"Every failing case ({silent:,} silent failures on the evaluation half, {shown} shown above; "
+                "changed hostile answers, refusals and escapes too), searchable and filtered by suite, perturbation, "
+                f"state and tag: the HTML report (failpath check writes it; again: failpath report {run} --output report.html); "
+                f"one row per request: failpath report {run} --output rows.csv", style="dim")
+    return text
+
+
 def _thresholds(doc: Mapping[str, Any]) -> Any:
     t = doc.get("thresholds") or {}
     if not t:
@@ -333,7 +345,7 @@ def build(result: Any) -> Group:
     if doc.get("schema") == "failpath.report/1":  # a JSON report document wraps the check
         doc = dict(doc.get("check") or {})
     parts: list[Any] = [_banner(doc), _gap_table(doc), _mix_table(doc), _catch_line(doc), Text(""),
-                        _states_table(doc), _worst(doc), _thresholds(doc), _confidence(doc)]
+                        _states_table(doc), _worst(doc), _where_cases(doc), _thresholds(doc), _confidence(doc)]
     notes = [n for n in doc.get("notes") or () if "NOTHING CERTIFIED" not in n]
     for note in notes:
         parts.append(Text("note: " + visible(note, 300), style="yellow"))

@@ -373,8 +373,13 @@ class _Pages:
             return self._render(request, "missing.html", status=404,
                                 what=f"run {run['run_id']} has not finished: its report exists once the check ends")
         from failpath.report import html
+        from failpath.report.rows import request_rows
 
-        return HTMLResponse(html.render(dict(run["summary"])), headers=security_headers(REPORT_POLICY))
+        # With the run's rows the report lists every failing case through its one script, allowed by hash.
+        stored = self.store.results(run["run_id"])
+        rows = request_rows(stored) if stored else None
+        policy = REPORT_POLICY if rows is None else html.content_security_policy(True) + "; frame-ancestors 'none'"
+        return HTMLResponse(html.render(dict(run["summary"]), rows), headers=security_headers(policy))
 
 
 def _run_row(run: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,144 @@
+"""Every failing case in the HTML report: which requests are listed, how they are embedded, the page's policy."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html as htmllib
+import json
+import re
+
+import pytest
+from report_sample import TAG_PAYLOAD, tagged_check, without_own_scripts
+
+from failpath.report import case_list, outputs
+from failpath.report import html as report_html
+from failpath.report.rows import read_request_rows
+
+
+@pytest.fixture(scope="module")
+def tagged(tmp_path_factory):
+    result, store = tagged_check(tmp_path_factory)
+    return result, store, read_request_rows(store, result.run_id)
+
+
+@pytest.fixture(scope="module")
+def data(tagged):
+    return case_list.build_case_list(lambda: tagged[2])
+
+
+def _field(data, row, name):
+    return row[data["fields"].index(name)]
+
+
+def test_every_silent_failure_and_refusal_is_listed(tagged, data):
+    _, _, rows = tagged
+    listed = data["rows"][: data["listed"]]
+    assert data["counts"]["silent"] == sum(bool(r["silent_failure"]) for r in rows) > 0
+    assert data["counts"]["refused"] == sum(
+        r["outcome"] in ("clarify", "escalated", "abstained", "defaulted") and r["right_without_policy"] for r in rows
+    ) > 0
+    assert data["counts"]["caught"] > 0
+    assert all(_field(data, row, "kinds") for row in listed)
+    assert not any(_field(data, row, "kinds") for row in data["rows"][data["listed"]:])
+    # Silent failures come first, most confident first.
+    silent = [r for r in listed if _field(data, r, "kinds") & 1]
+    assert listed[: len(silent)] == silent
+    confidences = [_field(data, r, "confidence") or -1.0 for r in silent]
+    assert confidences == sorted(confidences, reverse=True)
+
+
+def test_changed_hostile_answers_are_the_ones_the_verdict_counts(tagged, data):
+    result, _, _ = tagged
+    criterion = next(c for c in result.verdict.reasons if c.name == "hostile_answers_stable")
+    counted = int(criterion.figure.split()[0])  # "N changed answers in M answered hostile inputs" (exact judge)
+    assert counted > 0 and data["evaluation_counts"]["changed"] == counted
+
+
+def test_a_listed_case_carries_every_one_of_its_variants_and_its_tags(tagged, data):
+    _, _, rows = tagged
+    for index, (case_id, tags) in enumerate(data["cases"]):
+        mine = [r for r in data["rows"] if _field(data, r, "case") == index]
+        stored = [r for r in rows if r["case_id"] == case_id]
+        assert len(mine) == len(stored)
+        assert tags == stored[0]["tags"]
+    assert any(TAG_PAYLOAD in tags for _, tags in data["cases"])
+
+
+def test_embedded_json_cannot_close_its_element_and_reads_back_the_same():
+    hostile = {"a": "</script><script>alert(1)</script><!-- & \u2028\u2029 -->"}
+    text = case_list.embed(hostile)
+    for forbidden in ("<", ">", "&", "\u2028", "\u2029"):
+        assert forbidden not in text
+    assert json.loads(text) == hostile
+
+
+def test_row_kinds_of_one_request():
+    clean = {"c": (True, "ANSWER", True)}
+    base = {"case_id": "c", "family": "hostile", "outcome": "answered", "contract": "unchanged", "output": "ANSWER"}
+    assert case_list.row_kinds(base, clean) == 0
+    assert case_list.row_kinds({**base, "output": "OTHER", "silent_failure": True}, clean) == 1 | 2
+    assert case_list.row_kinds({**base, "contract": "transformed", "output": "X", "right_with_policy": False}, clean) == 2
+    assert case_list.row_kinds({**base, "contract": "transformed", "output": "X", "right_with_policy": True}, clean) == 0
+    assert case_list.row_kinds({**base, "outcome": "abstained", "right_without_policy": True}, clean) == 4
+    assert case_list.row_kinds({**base, "outcome": "escalated", "right_without_policy": False}, clean) == 8
+    assert case_list.row_kinds({**base, "outcome": "escaped"}, clean) == 16
+    assert case_list.row_kinds({**base, "output": "OTHER"}, None) == 0  # no clean answers: nothing "changed"
+
+
+@pytest.fixture(scope="module")
+def page(tagged):
+    result, _, rows = tagged
+    return report_html.render(result, rows)
+
+
+def test_the_page_allows_exactly_its_own_script_by_hash(page):
+    policy = htmllib.unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page).group(1))
+    digest = base64.b64encode(hashlib.sha256(report_html.case_script().encode("utf-8")).digest()).decode()
+    assert f"script-src 'sha256-{digest}';" in policy
+    assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
+    assert "default-src 'none'" in policy and "connect-src 'none'" in policy
+    rest = without_own_scripts(page)  # asserts the data and the script are there, once each
+    assert "<script" not in rest.lower() and "<iframe" not in rest.lower()
+    assert not re.search(r"<[a-z][^>]*\son[a-z]+\s*=", rest, flags=re.IGNORECASE)
+
+
+def test_the_script_builds_the_page_with_text_only():
+    script = report_html.case_script()
+    for unsafe in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "Function(", "setAttribute(\"on"):
+        assert unsafe not in script
+    assert "</script" not in script.lower() and "<!--" not in script
+
+
+def test_the_embedded_data_is_the_case_list(tagged, page):
+    result, _, rows = tagged
+    match = re.search(r'<script type="application/json" id="fp-case-data">([^<]*)</script>', page)
+    embedded = json.loads(match.group(1))
+    assert embedded == json.loads(json.dumps(case_list.build_case_list(lambda: rows)))
+    assert f"{embedded['listed']:,} requests" in page
+
+
+def test_without_rows_the_page_has_no_script_and_says_where_the_list_is(tagged):
+    result, _, _ = tagged
+    page = report_html.render(result)
+    assert "<script" not in page.lower()
+    assert "script-src &#39;none&#39;" in page
+    assert f"failpath report {result.run_id} --output report.html" in page
+
+
+def test_an_html_output_lists_every_failing_case(tagged, tmp_path):
+    result, _, rows = tagged
+    assert outputs.output_format("x.html").needs_rows
+    path = tmp_path / "report.html"
+    [(written, fmt, error)] = outputs.write_outputs(result.to_dict(), [path], lambda: rows)
+    assert error is None and 'id="fp-case-data"' in written.read_text(encoding="utf-8")
+
+
+def test_rows_carry_the_case_tags_and_the_contract(tagged, tmp_path):
+    result, _, rows = tagged
+    assert {tuple(r["tags"]) for r in rows} == {("plain", "even"), ("plain", "odd"), ("payload", TAG_PAYLOAD)}
+    assert {r["contract"] for r in rows} >= {"unchanged"}
+    from failpath.report.rows import render_csv
+
+    header, first = render_csv(rows[:1]).splitlines()[:2]
+    assert "tags" in header.split(",") and "contract" in header.split(",")
