@@ -66,6 +66,7 @@ def render(result: Any, rows: Rows | None = None) -> str:
     from markupsafe import Markup
 
     from failpath.report import case_list
+    from failpath.report.tag_table import tag_table
 
     document = build_report(result)
     view = _view(document)
@@ -80,6 +81,7 @@ def render(result: Any, rows: Rows | None = None) -> str:
         # embed() leaves no <, > or & in the text: it cannot close the element or open markup.
         view.update(case_data=Markup(case_list.embed(cases)), case_script=Markup(case_script()))
     view.update(cases=cases, kinds=case_list.KINDS, csp=content_security_policy(cases is not None))
+    view.update(tag_figures=tag_table(document["check"]))
     template = _environment().get_template("report.html.j2")
     return template.render(**view)
 
