@@ -57,12 +57,37 @@ def test_changed_hostile_answers_are_the_ones_the_verdict_counts(tagged, data):
 
 def test_a_listed_case_carries_every_one_of_its_variants_and_its_tags(tagged, data):
     _, _, rows = tagged
-    for index, (case_id, tags) in enumerate(data["cases"]):
+    for index, (case_id, tags, _) in enumerate(data["cases"]):
         mine = [r for r in data["rows"] if _field(data, r, "case") == index]
         stored = [r for r in rows if r["case_id"] == case_id]
         assert len(mine) == len(stored)
         assert tags == stored[0]["tags"]
-    assert any(TAG_PAYLOAD in tags for _, tags in data["cases"])
+    assert any(TAG_PAYLOAD in tags for _, tags, _ in data["cases"])
+
+
+def test_left_out_values_are_the_ones_they_equal(tagged, data):
+    """A null expected is the case's, a null raw output the row's expected, a null output the raw output."""
+    from failpath.report.terminal import visible
+
+    _, _, rows = tagged
+    by_key = {(r["case_id"], r["suite"], r["perturbation"], r["variant"]): r for r in rows}
+    left_out = 0
+    for row in data["rows"]:
+        case_id, _, case_expected = data["cases"][_field(data, row, "case")]
+        stored = by_key[(case_id, data["suites"][_field(data, row, "suite")],
+                         data["perturbations"][_field(data, row, "perturbation")], _field(data, row, "variant"))]
+        limit = case_list.LISTED_CHARS if _field(data, row, "kinds") else case_list.CONTEXT_CHARS
+        expected = _field(data, row, "expected")
+        expected = case_expected if expected is None else expected
+        raw = _field(data, row, "raw_output")
+        raw = expected if raw is None else raw
+        output = _field(data, row, "output")
+        left_out += output is None
+        output = raw if output is None else output
+        assert expected == visible(stored["expected"], case_list.LISTED_CHARS if _field(data, row, "expected") is None else limit)
+        assert raw in (visible(stored["raw_output"], limit), visible(stored["raw_output"], case_list.LISTED_CHARS))
+        assert output in (visible(stored["output"], limit), visible(stored["output"], case_list.LISTED_CHARS))
+    assert left_out > 0
 
 
 def test_embedded_json_cannot_close_its_element_and_reads_back_the_same():

@@ -65,9 +65,9 @@ ROW_FIELDS: tuple[str, ...] = (
     "raw_right",  # the raw answer (without the policy) was right
     "degraded",
     "input",
-    "expected",
-    "raw_output",
-    "output",
+    "expected",  # null: the case's expected answer (the third item of its entry in "cases")
+    "raw_output",  # null: the same as this row's expected answer
+    "output",  # null: the same as this row's raw output
     "raw_error",
 )
 
@@ -134,17 +134,21 @@ def build_case_list(rows: Callable[[], Iterable[Mapping[str, Any]]]) -> dict[str
 
     Returns ``{"schema", "fields", "kinds", "suites", "perturbations", "cases", "rows", "counts",
     "listed", "shown_cases"}``: ``rows`` holds the listed rows first (silent failures, most confident first,
-    then the other kinds), then the other rows of their cases; ``cases`` holds ``[case id, [tags]]``;
+    then the other kinds), then the other rows of their cases; ``cases`` holds ``[case id, [tags], its
+    expected answer]`` (the clean row's; None when the run has no clean row of the case);
     ``counts`` the listed rows of each kind and, per kind, how many of them are on the evaluation half.
     """
     from failpath.report.terminal import visible
 
     clean: dict[str, tuple[bool, str, bool]] = {}
+    expected_of: dict[str, tuple[str, Any]] = {}  # case id -> its clean expected answer (canonical, value)
     for row in rows():
         if row.get("suite") == "clean":
-            clean[str(row.get("case_id"))] = (
+            case_id = str(row.get("case_id"))
+            clean[case_id] = (
                 row.get("outcome") == "answered", _canonical(row.get("output")), bool(row.get("right_with_policy")),
             )
+            expected_of[case_id] = (_canonical(row.get("expected")), row.get("expected"))
     listed_cases: set[str] = set()
     for row in rows():
         if row_kinds(row, clean):
@@ -163,12 +167,16 @@ def build_case_list(rows: Callable[[], Iterable[Mapping[str, Any]]]) -> dict[str
         limit = LISTED_CHARS if bits else CONTEXT_CHARS
         case = cases(case_id)
         case_tags.setdefault(case, [str(t) for t in row.get("tags") or ()])
+        expected, raw_output, output = (_canonical(row.get(k)) for k in ("expected", "raw_output", "output"))
+        # A value equal to the one it is most often equal to is left out (null), so a large run stays small.
         encoded = [
             case, suites(str(row.get("suite"))), perturbations(str(row.get("perturbation"))), row.get("variant"),
             row.get("split"), bits, row.get("outcome"), row.get("state"), _confidence(row.get("confidence")),
             _confidence(row.get("raw_confidence")), bool(row.get("right_without_policy")), bool(row.get("degraded")),
-            visible(row.get("input_preview"), limit), visible(row.get("expected"), limit),
-            visible(row.get("raw_output"), limit), visible(row.get("output"), limit),
+            visible(row.get("input_preview"), limit),
+            None if expected == expected_of.get(case_id, (None,))[0] else visible(row.get("expected"), limit),
+            None if raw_output == expected and row.get("raw_error") is None else visible(row.get("raw_output"), limit),
+            None if output == raw_output else visible(row.get("output"), limit),
             None if row.get("raw_error") is None else visible(row.get("raw_error"), limit),
         ]
         if not bits:
@@ -188,7 +196,10 @@ def build_case_list(rows: Callable[[], Iterable[Mapping[str, Any]]]) -> dict[str
         "kinds": [[name, bit, label] for name, bit, label in KINDS],
         "suites": suites.names,
         "perturbations": perturbations.names,
-        "cases": [[name, case_tags.get(i, [])] for i, name in enumerate(cases.names)],
+        "cases": [
+            [name, case_tags.get(i, []), visible(expected_of[name][1], LISTED_CHARS) if name in expected_of else None]
+            for i, name in enumerate(cases.names)
+        ],
         "rows": [encoded for _, encoded in listed] + context,
         "listed": len(listed),
         "counts": counts,

@@ -34,6 +34,13 @@
     return names.join(", ");
   }
 
+  // Values left out of a row (null) are the ones they equal: see ROW_FIELDS in case_list.py.
+  function expectedOf(row) { return row[F.expected] === null ? data.cases[row[F.case]][2] : row[F.expected]; }
+
+  function rawOf(row) { return row[F.raw_output] === null ? expectedOf(row) : row[F.raw_output]; }
+
+  function outputOf(row) { return row[F.output] === null ? rawOf(row) : row[F.output]; }
+
   function stateName(row) { return row[F.state] === null ? "none" : row[F.state]; }
 
   function tagsOf(row) { return data.cases[row[F.case]][1]; }
@@ -63,8 +70,8 @@
 
   function haystack(row) {
     return [data.cases[row[F.case]][0], tagsOf(row).join(" "), data.suites[row[F.suite]],
-      data.perturbations[row[F.perturbation]], stateName(row), row[F.outcome], row[F.input], row[F.expected],
-      row[F.raw_output], row[F.output], row[F.raw_error] || ""].join("\n").toLowerCase();
+      data.perturbations[row[F.perturbation]], stateName(row), row[F.outcome], row[F.input], expectedOf(row),
+      rawOf(row), outputOf(row), row[F.raw_error] || ""].join("\n").toLowerCase();
   }
 
   function apply() {
@@ -108,8 +115,8 @@
       cell(tr, data.suites[row[F.suite]] + " / " + data.perturbations[row[F.perturbation]]);
       cell(tr, kindNames(row[F.kinds]), row[F.kinds] & 1 ? "bad" : "");
       cell(tr, short(row[F.input]), "mono");
-      cell(tr, short(row[F.expected]), "mono");
-      cell(tr, short(row[F.output]), "mono");
+      cell(tr, short(expectedOf(row)), "mono");
+      cell(tr, short(outputOf(row)), "mono");
       cell(tr, row[F.outcome] + (row[F.state] === null ? "" : " (" + row[F.state] + ")"));
       cell(tr, conf(row[F.confidence]), "n");
       cell(tr, tagsOf(row).join(", "));
@@ -136,10 +143,10 @@
       cell(tr, data.suites[row[F.suite]] + " / " + data.perturbations[row[F.perturbation]] + " #" + row[F.variant] +
         " (" + row[F.split] + ")");
       cell(tr, row[F.input], "mono");
-      cell(tr, row[F.expected], "mono");
-      cell(tr, (row[F.raw_error] !== null ? "raised: " + row[F.raw_error] : row[F.raw_output]) +
+      cell(tr, expectedOf(row), "mono");
+      cell(tr, (row[F.raw_error] !== null ? "raised: " + row[F.raw_error] : rawOf(row)) +
         (row[F.raw_right] ? "  ✓ right" : "  ✗ wrong") + ", confidence " + conf(row[F.raw_confidence]), "mono");
-      cell(tr, row[F.output], "mono");
+      cell(tr, outputOf(row), "mono");
       cell(tr, row[F.outcome] + (row[F.degraded] ? ", degraded" : ""));
       cell(tr, stateName(row));
       cell(tr, conf(row[F.confidence]), "n");
