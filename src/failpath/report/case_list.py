@@ -6,7 +6,7 @@ needs. A request is *listed* when it is one of :data:`KINDS`:
 
 - ``silent``: a silent failure (the guarded call answered, wrongly);
 - ``changed``: a hostile variant answered differently from its clean case while both were answered
-  (the exact answer compared, as text; for a variant whose expected answer changed: the clean answer
+  (the answers compared exactly; for a variant whose expected answer changed: the clean answer
   was right and this one is wrong), the rows the verdict's ``hostile_changed_answers`` criterion counts
   (it compares with the check's judge, so a lenient judge counts fewer);
 - ``refused``: the raw system answered right and the policy refused it (clarify, escalate, abstain,
@@ -78,16 +78,15 @@ CONTEXT_CHARS = 120
 _HANDLED = frozenset({"clarify", "escalated", "abstained", "defaulted"})
 
 
-def _canonical(value: Any) -> str:
-    """One text per answer, equal for equal answers (what "changed" compares)."""
-    if type(value) is str:
-        return value
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+def _same(a: Any, b: Any) -> bool:
+    """Whether two stored values (JSON values) are the same answer: equal, and of the same type (so
+    ``1`` is not ``true``)."""
+    return type(a) is type(b) and a == b
 
 
-def row_kinds(row: Mapping[str, Any], clean: Mapping[str, tuple[bool, str, bool]] | None = None) -> int:
+def row_kinds(row: Mapping[str, Any], clean: Mapping[str, tuple[bool, Any, bool]] | None = None) -> int:
     """The :data:`KINDS` bits of one request record; ``clean`` maps a case id to its clean row's
-    ``(answered, canonical answer, right)`` (without it, no row is ``changed``)."""
+    ``(answered, answer, right)`` (without it, no row is ``changed``)."""
     outcome = row.get("outcome")
     bits = 0
     if outcome == "escaped":
@@ -100,7 +99,7 @@ def row_kinds(row: Mapping[str, Any], clean: Mapping[str, tuple[bool, str, bool]
         base = clean.get(str(row.get("case_id")))
         if base is not None and base[0]:
             if (row.get("contract") or "unchanged") == "unchanged":
-                if _canonical(row.get("output")) != base[1]:
+                if not _same(row.get("output"), base[1]):
                     bits |= _BIT["changed"]
             elif base[2] and not row.get("right_with_policy"):
                 bits |= _BIT["changed"]
@@ -140,15 +139,13 @@ def build_case_list(rows: Callable[[], Iterable[Mapping[str, Any]]]) -> dict[str
     """
     from failpath.report.terminal import visible
 
-    clean: dict[str, tuple[bool, str, bool]] = {}
-    expected_of: dict[str, tuple[str, Any]] = {}  # case id -> its clean expected answer (canonical, value)
+    clean: dict[str, tuple[bool, Any, bool]] = {}
+    expected_of: dict[str, Any] = {}  # case id -> its clean expected answer
     for row in rows():
         if row.get("suite") == "clean":
             case_id = str(row.get("case_id"))
-            clean[case_id] = (
-                row.get("outcome") == "answered", _canonical(row.get("output")), bool(row.get("right_with_policy")),
-            )
-            expected_of[case_id] = (_canonical(row.get("expected")), row.get("expected"))
+            clean[case_id] = (row.get("outcome") == "answered", row.get("output"), bool(row.get("right_with_policy")))
+            expected_of[case_id] = row.get("expected")
     listed_cases: set[str] = set()
     for row in rows():
         if row_kinds(row, clean):
@@ -167,16 +164,16 @@ def build_case_list(rows: Callable[[], Iterable[Mapping[str, Any]]]) -> dict[str
         limit = LISTED_CHARS if bits else CONTEXT_CHARS
         case = cases(case_id)
         case_tags.setdefault(case, [str(t) for t in row.get("tags") or ()])
-        expected, raw_output, output = (_canonical(row.get(k)) for k in ("expected", "raw_output", "output"))
+        expected, raw_output, output = row.get("expected"), row.get("raw_output"), row.get("output")
         # A value equal to the one it is most often equal to is left out (null), so a large run stays small.
         encoded = [
             case, suites(str(row.get("suite"))), perturbations(str(row.get("perturbation"))), row.get("variant"),
             row.get("split"), bits, row.get("outcome"), row.get("state"), _confidence(row.get("confidence")),
             _confidence(row.get("raw_confidence")), bool(row.get("right_without_policy")), bool(row.get("degraded")),
             visible(row.get("input_preview"), limit),
-            None if expected == expected_of.get(case_id, (None,))[0] else visible(row.get("expected"), limit),
-            None if raw_output == expected and row.get("raw_error") is None else visible(row.get("raw_output"), limit),
-            None if output == raw_output else visible(row.get("output"), limit),
+            None if case_id in expected_of and _same(expected, expected_of[case_id]) else visible(expected, limit),
+            None if _same(raw_output, expected) and row.get("raw_error") is None else visible(raw_output, limit),
+            None if _same(output, raw_output) else visible(output, limit),
             None if row.get("raw_error") is None else visible(row.get("raw_error"), limit),
         ]
         if not bits:
@@ -197,7 +194,7 @@ def build_case_list(rows: Callable[[], Iterable[Mapping[str, Any]]]) -> dict[str
         "suites": suites.names,
         "perturbations": perturbations.names,
         "cases": [
-            [name, case_tags.get(i, []), visible(expected_of[name][1], LISTED_CHARS) if name in expected_of else None]
+            [name, case_tags.get(i, []), visible(expected_of[name], LISTED_CHARS) if name in expected_of else None]
             for i, name in enumerate(cases.names)
         ],
         "rows": [encoded for _, encoded in listed] + context,
@@ -216,10 +213,13 @@ def _first_kind(bits: int) -> int:
     return len(KINDS)
 
 
-_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+_UNSAFE = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
 
 def embed(data: Any) -> str:
     """``data`` as JSON text safe inside ``<script type="application/json">``: no ``<``, ``>`` or ``&``
     (so no ``</script>`` and no ``<!--``), no U+2028/U+2029; ``JSON.parse`` reads back the same values."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).translate(_UNSAFE)
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for unsafe, escaped in _UNSAFE:  # one C pass each, faster than str.translate on a large text
+        text = text.replace(unsafe, escaped)
+    return text
