@@ -159,6 +159,17 @@ def test_an_html_output_lists_every_failing_case(tagged, tmp_path):
     assert error is None and 'id="fp-case-data"' in written.read_text(encoding="utf-8")
 
 
+def test_the_rows_streamed_a_batch_at_a_time_are_the_rows_and_make_the_same_page(tagged, page):
+    from failpath.report.rows import stream_request_rows
+
+    result, store, rows = tagged
+    stream = stream_request_rows(store, result.run_id, batch=7)
+    assert list(stream()) == rows and list(stream()) == rows  # each call reads the run again
+    assert report_html.render(result, stream) == page
+    path = outputs.write_outputs(result.to_dict(), [store.parent / "streamed.html"], None, stream=stream)[0][0]
+    assert path.read_text(encoding="utf-8") == page
+
+
 def test_rows_carry_the_case_tags_and_the_contract(tagged, tmp_path):
     result, _, rows = tagged
     assert {tuple(r["tags"]) for r in rows} == {("plain", "even"), ("plain", "odd"), ("payload", TAG_PAYLOAD)}

@@ -109,9 +109,9 @@ def report(
                 typer.echo(f"wrote the JSON report to {json_report.write(document, output)}")
         else:
             from failpath.report import html
-            from failpath.report.rows import read_request_rows
+            from failpath.report.rows import stream_request_rows
 
-            rows = read_request_rows(_store_path(store), document["run_id"])
+            rows = stream_request_rows(_store_path(store), document["run_id"])
             path = html.write(document, output if output is not None else Path(DEFAULT_HTML_NAME), rows)
             typer.echo(f"wrote the HTML report to {path}")
     except FailpathError as exc:
@@ -162,13 +162,14 @@ def register(app: typer.Typer) -> None:
 
 def _by_extension(document: dict[str, Any], outputs: list[Path], store: Path | None) -> None:
     from failpath.report.outputs import output_format, write_outputs
-    from failpath.report.rows import read_request_rows
+    from failpath.report.rows import read_request_rows, stream_request_rows
 
     for path in outputs:
         output_format(path)
     rows = lambda: read_request_rows(_store_path(store), document["run_id"])  # noqa: E731 (read only when needed)
+    stream = stream_request_rows(_store_path(store), document["run_id"])
     failed = []
-    for path, fmt, error in write_outputs(document, outputs, rows):
+    for path, fmt, error in write_outputs(document, outputs, rows, stream=stream):
         if error is None:
             typer.echo(f"wrote the {fmt.label} to {path}")
         else:

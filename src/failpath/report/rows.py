@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "request_row",
     "request_rows",
     "read_request_rows",
+    "stream_request_rows",
     "render_csv",
     "render_jsonl",
 ]
@@ -127,6 +128,38 @@ def read_request_rows(store: Any, run_id: str) -> list[dict[str, Any]]:
         return request_rows(store.results(run_id))
     with open_store(store) as opened:
         return request_rows(opened.results(run_id))
+
+
+#: How many stored rows :func:`stream_request_rows` reads from the store at a time.
+STREAM_BATCH = 2000
+
+
+def stream_request_rows(store: Any, run_id: str, *, batch: int = STREAM_BATCH) -> Callable[[], Iterator[dict[str, Any]]]:
+    """A function that, each time it is called, reads the records of run ``run_id`` from ``store`` (a
+    ``Store``, a path or a URL) again, ``batch`` stored rows at a time, in the order written.
+
+    For a report that goes over a large run more than once (the HTML report's case list): only one
+    batch of rows is in memory at a time, where :func:`read_request_rows` holds them all.
+    """
+    from failpath.store import Store, open_store
+
+    def records(opened: Any) -> Iterator[dict[str, Any]]:
+        position = 0
+        while True:
+            stored, position = opened.results_after(run_id, position, limit=batch)
+            if not stored:
+                return
+            for key, data in stored:
+                yield request_row(str(key), data or {})
+
+    def read() -> Iterator[dict[str, Any]]:
+        if isinstance(store, Store):
+            yield from records(store)
+            return
+        with open_store(store) as opened:
+            yield from records(opened)
+
+    return read
 
 
 def _csv_cell(value: Any) -> Any:

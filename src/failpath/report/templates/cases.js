@@ -41,6 +41,11 @@
 
   function outputOf(row) { return row[F.output] === null ? rawOf(row) : row[F.output]; }
 
+  // Only an answer or a default gives a value; the other outcomes show a dash, not "null".
+  function givenOf(row) {
+    return row[F.outcome] === "answered" || row[F.outcome] === "defaulted" ? outputOf(row) : "—";
+  }
+
   function stateName(row) { return row[F.state] === null ? "none" : row[F.state]; }
 
   function tagsOf(row) { return data.cases[row[F.case]][1]; }
@@ -116,7 +121,7 @@
       cell(tr, kindNames(row[F.kinds]), row[F.kinds] & 1 ? "bad" : "");
       cell(tr, short(row[F.input]), "mono");
       cell(tr, short(expectedOf(row)), "mono");
-      cell(tr, short(outputOf(row)), "mono");
+      cell(tr, short(givenOf(row)), "mono");
       cell(tr, row[F.outcome] + (row[F.state] === null ? "" : " (" + row[F.state] + ")"));
       cell(tr, conf(row[F.confidence]), "n");
       cell(tr, tagsOf(row).join(", "));
@@ -146,7 +151,7 @@
       cell(tr, expectedOf(row), "mono");
       cell(tr, (row[F.raw_error] !== null ? "raised: " + row[F.raw_error] : rawOf(row)) +
         (row[F.raw_right] ? "  ✓ right" : "  ✗ wrong") + ", confidence " + conf(row[F.raw_confidence]), "mono");
-      cell(tr, outputOf(row), "mono");
+      cell(tr, givenOf(row), "mono");
       cell(tr, row[F.outcome] + (row[F.degraded] ? ", degraded" : ""));
       cell(tr, stateName(row));
       cell(tr, conf(row[F.confidence]), "n");
