@@ -1,8 +1,8 @@
 """Every failing case of a check, as the data the HTML report lists, filters, pages and drills into.
 
-:func:`build_case_list` reads a run's request records (:func:`failpath.report.rows.request_row`) twice:
-once to learn each case's clean answer and which requests are listed, once to keep the rows the page
-needs. A request is *listed* when it is one of :data:`KINDS`:
+:func:`build_case_list` reads a run's request records (:func:`failpath.report.rows.request_row`) three
+times: to learn each case's clean answer, to find the cases with a listed request, and to keep the rows
+the page needs (so the records can be streamed from the store, never all held at once). A request is *listed* when it is one of :data:`KINDS`:
 
 - ``silent``: a silent failure (the guarded call answered, wrongly);
 - ``changed``: a hostile variant answered differently from its clean case while both were answered
@@ -129,7 +129,7 @@ def _confidence(value: Any) -> float | None:
 
 
 def build_case_list(rows: Callable[[], Iterable[Mapping[str, Any]]]) -> dict[str, Any]:
-    """The case list of a run. ``rows`` returns the run's request records; it is called twice.
+    """The case list of a run. ``rows`` returns the run's request records afresh; it is called three times.
 
     Returns ``{"schema", "fields", "kinds", "suites", "perturbations", "cases", "rows", "counts",
     "listed", "shown_cases"}``: ``rows`` holds the listed rows first (silent failures, most confident first,

@@ -15,11 +15,11 @@ and no other; without rows the page has no script and its policy is ``script-src
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
+import hashlib
 import json
 import unicodedata
-import base64
-import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -52,6 +52,8 @@ def content_security_policy(with_cases: bool) -> str:
         return CONTENT_SECURITY_POLICY
     digest = base64.b64encode(hashlib.sha256(case_script().encode("utf-8")).digest()).decode("ascii")
     return CONTENT_SECURITY_POLICY.replace("script-src 'none'", f"script-src 'sha256-{digest}'")
+
+
 _MAX_SHOWN_CHARS = 1200
 _MAX_ACCURACY_BARS = 40
 
@@ -60,7 +62,8 @@ def render(result: Any, rows: Rows | None = None) -> str:
     """The HTML page for ``result``: a ``CheckResult``, its ``failpath.check/2`` dict or a ``failpath.report/1`` document.
 
     ``rows``: the run's request records (:func:`failpath.report.rows.read_request_rows`), or a function
-    returning them (called twice, e.g. to stream them from the store); with them the page lists every
+    returning them afresh at each call (called three times; e.g. :func:`failpath.report.rows.stream_request_rows`,
+    which reads them from the store a batch at a time); with them the page lists every
     failing case. Without them it shows the worst cases only and says how to get the full list.
     """
     from markupsafe import Markup
@@ -76,7 +79,7 @@ def render(result: Any, rows: Rows | None = None) -> str:
             source = rows
         else:
             kept = rows if isinstance(rows, Sequence) else list(rows)
-            source = lambda: kept  # noqa: E731 (the rows are read twice)
+            source = lambda: kept  # noqa: E731 (the rows are read three times)
         cases = case_list.build_case_list(source)
         # embed() leaves no <, > or & in the text: it cannot close the element or open markup.
         view.update(case_data=Markup(case_list.embed(cases)), case_script=Markup(case_script()))
