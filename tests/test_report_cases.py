@@ -90,6 +90,28 @@ def test_left_out_values_are_the_ones_they_equal(tagged, data):
     assert left_out > 0
 
 
+def _record(case_id, suite, family, output, *, right, contract="unchanged", expected="B"):
+    return {"case_id": case_id, "suite": suite, "family": family, "perturbation": "p" if suite != "clean" else "none",
+            "variant": 0, "contract": contract, "split": "evaluation", "tags": [], "input_preview": "x",
+            "expected": expected, "raw_output": output, "raw_confidence": 0.9, "raw_error": None,
+            "right_without_policy": right, "outcome": "answered", "state": None, "output": output, "confidence": 0.9,
+            "degraded": False, "right_with_policy": right, "silent_failure": not right, "key": f"{suite}/{case_id}"}
+
+
+def test_a_case_listed_only_by_a_changed_answer_seen_before_its_clean_row():
+    """With a lenient judge a hostile answer can be right and still differ from the clean one: listed as changed."""
+    rows = [
+        _record("changed", "hostile", "hostile", "B", right=True),
+        _record("steady", "hostile", "hostile", "B", right=True),
+        _record("changed", "clean", "clean", "b", right=True),  # the judge took "b" for "B"
+        _record("steady", "clean", "clean", "B", right=True),
+    ]
+    data = case_list.build_case_list(lambda: rows)
+    assert [case[0] for case in data["cases"]] == ["changed"]
+    assert [_field(data, r, "kinds") for r in data["rows"][: data["listed"]]] == [2]
+    assert data["counts"]["changed"] == 1 and len(data["rows"]) == 2  # its clean row is in the drill-down
+
+
 def test_embedded_json_cannot_close_its_element_and_reads_back_the_same():
     hostile = {"a": "</script><script>alert(1)</script><!-- & \u2028\u2029 -->"}
     text = case_list.embed(hostile)

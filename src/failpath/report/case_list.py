@@ -1,7 +1,7 @@
 """Every failing case of a check, as the data the HTML report lists, filters, pages and drills into.
 
-:func:`build_case_list` reads a run's request records (:func:`failpath.report.rows.request_row`) three
-times: to learn each case's clean answer, to find the cases with a listed request, and to keep the rows
+:func:`build_case_list` reads a run's request records (:func:`failpath.report.rows.request_row`)
+twice: to learn each case's clean answer and which cases have a listed request, then to keep the rows
 the page needs (so the records can be streamed from the store, never all held at once). A request is *listed* when it is one of :data:`KINDS`:
 
 - ``silent``: a silent failure (the guarded call answered, wrongly);
@@ -129,7 +129,7 @@ def _confidence(value: Any) -> float | None:
 
 
 def build_case_list(rows: Callable[[], Iterable[Mapping[str, Any]]]) -> dict[str, Any]:
-    """The case list of a run. ``rows`` returns the run's request records afresh; it is called three times.
+    """The case list of a run. ``rows`` returns the run's request records afresh; it is called twice.
 
     Returns ``{"schema", "fields", "kinds", "suites", "perturbations", "cases", "rows", "counts",
     "listed", "shown_cases"}``: ``rows`` holds the listed rows first (silent failures, most confident first,
@@ -141,15 +141,24 @@ def build_case_list(rows: Callable[[], Iterable[Mapping[str, Any]]]) -> dict[str
 
     clean: dict[str, tuple[bool, Any, bool]] = {}
     expected_of: dict[str, Any] = {}  # case id -> its clean expected answer
+    listed_cases: set[str] = set()
+    # A case's clean row may come after its hostile ones: their answers wait here, one of each.
+    hostile: dict[str, dict[str, Any]] = {}  # case id -> {repr: answer} of its right answered variants
     for row in rows():
+        case_id = str(row.get("case_id"))
         if row.get("suite") == "clean":
-            case_id = str(row.get("case_id"))
             clean[case_id] = (row.get("outcome") == "answered", row.get("output"), bool(row.get("right_with_policy")))
             expected_of[case_id] = row.get("expected")
-    listed_cases: set[str] = set()
-    for row in rows():
-        if row_kinds(row, clean):
-            listed_cases.add(str(row.get("case_id")))
+        if row_kinds(row):  # every kind but "changed", which needs the clean answer
+            listed_cases.add(case_id)
+        elif row.get("family") == "hostile" and row.get("outcome") == "answered":
+            # Answered and not a silent failure, so right: "changed" only if its answer differs from the
+            # clean one (a wrong answer whose expected answer changed is a silent failure, listed already).
+            hostile.setdefault(case_id, {}).setdefault(repr(row.get("output")), row.get("output"))
+    for case_id, answers in hostile.items():
+        base = clean.get(case_id)
+        if base is not None and base[0] and any(not _same(answer, base[1]) for answer in answers.values()):
+            listed_cases.add(case_id)
     cases, suites, perturbations = _Index(), _Index(), _Index()
     case_tags: dict[int, list[str]] = {}
     listed: list[tuple[tuple[Any, ...], list[Any]]] = []

@@ -62,7 +62,7 @@ def render(result: Any, rows: Rows | None = None) -> str:
     """The HTML page for ``result``: a ``CheckResult``, its ``failpath.check/2`` dict or a ``failpath.report/1`` document.
 
     ``rows``: the run's request records (:func:`failpath.report.rows.read_request_rows`), or a function
-    returning them afresh at each call (called three times; e.g. :func:`failpath.report.rows.stream_request_rows`,
+    returning them afresh at each call (called twice; e.g. :func:`failpath.report.rows.stream_request_rows`,
     which reads them from the store a batch at a time); with them the page lists every
     failing case. Without them it shows the worst cases only and says how to get the full list.
     """
@@ -79,7 +79,7 @@ def render(result: Any, rows: Rows | None = None) -> str:
             source = rows
         else:
             kept = rows if isinstance(rows, Sequence) else list(rows)
-            source = lambda: kept  # noqa: E731 (the rows are read three times)
+            source = lambda: kept  # noqa: E731 (the rows are read twice)
         cases = case_list.build_case_list(source)
         # embed() leaves no <, > or & in the text: it cannot close the element or open markup.
         view.update(case_data=Markup(case_list.embed(cases)), case_script=Markup(case_script()))
