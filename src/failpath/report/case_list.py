@@ -139,26 +139,7 @@ def build_case_list(rows: Callable[[], Iterable[Mapping[str, Any]]]) -> dict[str
     """
     from failpath.report.terminal import visible
 
-    clean: dict[str, tuple[bool, Any, bool]] = {}
-    expected_of: dict[str, Any] = {}  # case id -> its clean expected answer
-    listed_cases: set[str] = set()
-    # A case's clean row may come after its hostile ones: their answers wait here, one of each.
-    hostile: dict[str, dict[str, Any]] = {}  # case id -> {repr: answer} of its right answered variants
-    for row in rows():
-        case_id = str(row.get("case_id"))
-        if row.get("suite") == "clean":
-            clean[case_id] = (row.get("outcome") == "answered", row.get("output"), bool(row.get("right_with_policy")))
-            expected_of[case_id] = row.get("expected")
-        if row_kinds(row):  # every kind but "changed", which needs the clean answer
-            listed_cases.add(case_id)
-        elif row.get("family") == "hostile" and row.get("outcome") == "answered":
-            # Answered and not a silent failure, so right: "changed" only if its answer differs from the
-            # clean one (a wrong answer whose expected answer changed is a silent failure, listed already).
-            hostile.setdefault(case_id, {}).setdefault(repr(row.get("output")), row.get("output"))
-    for case_id, answers in hostile.items():
-        base = clean.get(case_id)
-        if base is not None and base[0] and any(not _same(answer, base[1]) for answer in answers.values()):
-            listed_cases.add(case_id)
+    clean, expected_of, listed_cases = _first_pass(rows())
     cases, suites, perturbations = _Index(), _Index(), _Index()
     case_tags: dict[int, list[str]] = {}
     listed: list[tuple[tuple[Any, ...], list[Any]]] = []
@@ -212,6 +193,31 @@ def build_case_list(rows: Callable[[], Iterable[Mapping[str, Any]]]) -> dict[str
         "evaluation_counts": evaluation,
         "shown_cases": len(cases.names),
     }
+
+
+def _first_pass(rows: Iterable[Mapping[str, Any]]) -> tuple[dict[str, tuple[bool, Any, bool]], dict[str, Any], set[str]]:
+    """Each case's clean row (``(answered, answer, right)``) and expected answer, and the cases with a listed request."""
+    clean: dict[str, tuple[bool, Any, bool]] = {}
+    expected_of: dict[str, Any] = {}  # case id -> its clean expected answer
+    listed_cases: set[str] = set()
+    # A case's clean row may come after its hostile ones: their answers wait here, one of each.
+    hostile: dict[str, dict[str, Any]] = {}  # case id -> {repr: answer} of its right answered variants
+    for row in rows:
+        case_id = str(row.get("case_id"))
+        if row.get("suite") == "clean":
+            clean[case_id] = (row.get("outcome") == "answered", row.get("output"), bool(row.get("right_with_policy")))
+            expected_of[case_id] = row.get("expected")
+        if row_kinds(row):  # every kind but "changed", which needs the clean answer
+            listed_cases.add(case_id)
+        elif row.get("family") == "hostile" and row.get("outcome") == "answered":
+            # Answered and not a silent failure, so right: "changed" only if its answer differs from the
+            # clean one (a wrong answer whose expected answer changed is a silent failure, listed already).
+            hostile.setdefault(case_id, {}).setdefault(repr(row.get("output")), row.get("output"))
+    for case_id, answers in hostile.items():
+        base = clean.get(case_id)
+        if base is not None and base[0] and any(not _same(answer, base[1]) for answer in answers.values()):
+            listed_cases.add(case_id)
+    return clean, expected_of, listed_cases
 
 
 def _first_kind(bits: int) -> int:
