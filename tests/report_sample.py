@@ -49,3 +49,55 @@ def stored_check(tmp_path_factory: Any) -> tuple[Any, Path]:
         _CACHE["result"] = run_check(store)
         _CACHE["store"] = store
     return _CACHE["result"], _CACHE["store"]
+
+
+def without_own_scripts(page: str) -> str:
+    """``page`` without the report's own two script elements (the case list's inert JSON data and its
+    script, allowed by the policy's hash), each asserted present exactly once and in that form."""
+    import re
+
+    from failpath.report.html import case_script
+
+    data = re.findall(r'<script type="application/json" id="fp-case-data">[^<]*</script>', page)
+    code = f"<script>{case_script()}</script>"
+    assert len(data) == 1 and page.count(code) == 1, "the case list's data and script are each on the page once"
+    return page.replace(data[0], "").replace(code, "")
+
+
+#: A tag that would run script if the case list ever rendered it as markup.
+TAG_PAYLOAD = "<img src=x onerror=\"document.title='PWNED-tag'\">"
+
+
+def capitals(text: str) -> fp.Prediction:
+    """A toy system that is right on clean input (the expected answer is the input in capitals) and is
+    thrown by hostile variants; unsure (0.42) on inputs of even length."""
+    return fp.Prediction(text.strip().upper() or "?", confidence=0.97 if len(text) % 2 else 0.42)
+
+
+def tagged_cases() -> list[Case]:
+    """Cases with tags: plain words (``plain`` and a parity tag), the payloads (``payload`` and a hostile tag)."""
+    plain = [
+        Case(id=f"word-{i}", input=f"word number {i}", expected=f"WORD NUMBER {i}", tags=("plain", "even" if i % 2 == 0 else "odd"))
+        for i in range(24)
+    ]
+    hostile = [
+        Case(id=f"payload-{i}", input=payload, expected=payload.upper(), tags=("payload", TAG_PAYLOAD))
+        for i, payload in enumerate(PAYLOADS)
+    ]
+    return plain + hostile
+
+
+def tagged_check(tmp_path_factory: Any) -> tuple[Any, Path]:
+    """A check of :func:`capitals` over :func:`tagged_cases` under a policy that abstains when unsure, once per session."""
+    if "tagged" not in _CACHE:
+        store = tmp_path_factory.mktemp("report-tagged") / "failpath.db"
+        policy = fp.Policy("unsure-abstains", rules=[
+            fp.on(fp.LowConfidence(below=0.5)).do(fp.Abstain("unsure")),
+            fp.on(fp.Unexpected()).do(fp.Abstain("unexpected")),
+        ])
+        _CACHE["tagged"] = fp.check(
+            capitals, tagged_cases(), policy=policy, judge="exact", suites=["hostile", "realistic"], store=store,
+            quiet=True, worst_cases=3, worst_case_seconds=0.2, name="capitals", calibration_share=0.25,
+        )
+        _CACHE["tagged_store"] = store
+    return _CACHE["tagged"], _CACHE["tagged_store"]

@@ -365,7 +365,7 @@ def test_html_and_json_reports_go_through_the_atomic_writer(tmp_path, monkeypatc
 
     written = []
     monkeypatch.setattr(report_files, "write_atomic", lambda path, text: written.append(path) or path)
-    monkeypatch.setattr(html, "render", lambda result: "<html></html>")
+    monkeypatch.setattr(html, "render", lambda result, rows=None: "<html></html>")
     monkeypatch.setattr(json_report, "render", lambda result: "{}")
     html.write(object(), tmp_path / "r.html")
     json_report.write(object(), tmp_path / "r.json")

@@ -317,6 +317,20 @@ def test_check_runs_are_listed_with_their_verdicts_and_reports(store, tmp_path_f
     assert client.get("/runs/unfinished-1/report").status_code == 404
 
 
+def test_a_runs_report_lists_every_failing_case_under_a_policy_allowing_only_its_script(tmp_path, tmp_path_factory):
+    from report_sample import stored_check, without_own_scripts
+
+    from failpath.report import html
+
+    result, source = stored_check(tmp_path_factory)
+    with open_store(str(source)) as opened:
+        report = signed_in(opened).get(f"/runs/{result.run_id}/report")
+    assert report.status_code == 200 and 'id="fp-case-data"' in report.text
+    policy = report.headers["content-security-policy"]
+    assert policy == html.content_security_policy(True) + "; frame-ancestors 'none'"
+    assert "<script" not in without_own_scripts(report.text).lower()
+
+
 # --------------------------------------------------------------------------- the command
 
 

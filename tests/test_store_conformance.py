@@ -531,6 +531,23 @@ def test_results_after_reads_a_run_piece_by_piece_while_others_write_it(location
         assert reader.results_after("nobody") == ([], 0)
 
 
+def test_results_after_with_a_limit_reads_a_run_a_batch_at_a_time(store):
+    store.create_run("other", kind="check", config={})
+    store.create_run("r", kind="check", config={})
+    store.add_results("other", [("x", {"n": -1})])
+    store.add_results("r", [(f"k{i}", {"n": i}) for i in range(7)])
+    store.add_results("other", [("y", {"n": -2})])
+    batches, position = [], 0
+    while True:
+        rows, position = store.results_after("r", position, limit=3)
+        if not rows:
+            break
+        batches.append(rows)
+    assert [len(b) for b in batches] == [3, 3, 1]
+    assert [row for batch in batches for row in batch] == store.results_after("r")[0]
+    assert store.results_after("r", 0, limit=100)[0] == store.results_after("r")[0]
+
+
 # --------------------------------------------------------------------------- resuming an interrupted check
 
 _INTERRUPTED_RUN = """

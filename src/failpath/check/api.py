@@ -9,7 +9,7 @@ A check is a pipeline of stages, each in its own module:
    the store, and read them back from the store a batch at a time into a tally
    (:mod:`~failpath.check.tally`), so a resumed run and an uninterrupted one are summarised alike;
 3. **summarise** (:mod:`~failpath.check.summarise`): the figures on the evaluation half, the
-   thresholds on the calibration half;
+   thresholds on the calibration half, and the figures of each case tag (:mod:`~failpath.check.tags`);
 4. **decide** (:mod:`~failpath.check.verdict`): the verdict and its reasons;
 5. **explain** (:mod:`~failpath.check.explain`): the worst silent failures, shrunk to minimal reproductions;
 6. **record**: the :class:`CheckResult`, stored with the run.
@@ -32,9 +32,10 @@ from failpath.check.execute import Execution, Stored, execute
 from failpath.check.explain import worst_cases as explain_worst
 from failpath.check.gate import families_run_criterion, severe_criterion
 from failpath.check.plan import DEFAULT_COSTS, DEFAULT_SUITES, Plan, judge_name, make_plan, name_of
-from failpath.check.result import CheckResult, Criterion, SeverityReport, Verdict, WorstCase
+from failpath.check.result import CheckResult, Criterion, SeverityReport, TagFigures, Verdict, WorstCase
 from failpath.check.severe import severity_report
 from failpath.check.summarise import Summary, summarise
+from failpath.check.tags import tag_figures
 from failpath.check.verdict import decide
 from failpath.core import ConfigError
 
@@ -172,12 +173,13 @@ def check(
                 detectors=fitting.measure_detectors(plan, stored.tally, reference=reference, shifted=shifted_inputs, saved=saved),
                 counts=fitting.perturbation_counts(stored.tally, plan),
             )
+            tags = tag_figures(stored.tally, {c.id: c.tags for c in plan.cases}, plan.budgets)
             worst = explain_worst(
                 stored.tally.silent, k=worst_cases, seconds=worst_case_seconds, policy=plan.policy, system=plan.system,
                 judge=plan.judge, cases={c.id: c for c in plan.cases}, seed=plan.seed, scratch=scratch,
                 suites={s.name: s for s in plan.suites},
             )
-        result = _result(plan, record, stored, summary, verdict, worst, inputs, name=name, started=started)
+        result = _result(plan, record, stored, summary, verdict, worst, inputs, name=name, started=started, tags=tags)
         result = dataclasses.replace(result, severity=severity_figures)
         store_obj.finish_run(record.run_id, result.to_dict())
         return result
@@ -376,6 +378,7 @@ def _result(
     *,
     name: str | None,
     started: float,
+    tags: tuple[TagFigures, ...] = (),
 ) -> CheckResult:
     """The result document of a run from what each stage produced."""
     notes = []
@@ -420,6 +423,7 @@ def _result(
         over_refusal=summary.over_refusal,
         detectors=inputs.detectors,
         perturbation_counts=inputs.counts,
+        tags=tags,
     )
 
 

@@ -64,7 +64,8 @@ class WorkItem:
     """One request of a check: a variant (or the clean input) of one case in one suite.
 
     ``key`` is stable across runs: ``suite/perturbation/case id/variant index``. ``fault`` is the chaos
-    fault the system is wrapped with for this request (fault suites), or None.
+    fault the system is wrapped with for this request (fault suites), or None; ``tags`` are the case's
+    tags, stored with the request's row so every report can group by them.
     """
 
     key: str
@@ -79,6 +80,7 @@ class WorkItem:
     contract: str = "unchanged"
     edits: tuple[Any, ...] = ()
     fault: Any = None
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -442,6 +444,7 @@ def plan_items(cases: Sequence[Any], suites: Sequence[Any], seed: int, split: Ma
                     contract=str(contract),
                     edits=tuple(e.to_dict() for e in variant.edits),
                     fault=variant.fault,
+                    tags=tuple(case.tags),
                 )
     for case in cases:
         yield WorkItem(
@@ -454,6 +457,7 @@ def plan_items(cases: Sequence[Any], suites: Sequence[Any], seed: int, split: Ma
             split=split[case.id],
             input=case.input,
             expected=case.expected,
+            tags=tuple(case.tags),
         )
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "FamilyBound",
     "RefusalFigures",
     "OverRefusal",
+    "TagFigures",
     "StateCoverage",
     "ThresholdReport",
     "Reproduction",
@@ -218,6 +219,27 @@ class OverRefusal:
 
 
 @dataclass(frozen=True)
+class TagFigures:
+    """The figures of the cases carrying one tag (``Case.tags``), on the evaluation half.
+
+    ``n_cases`` cases with the tag made ``n`` requests, ``silent_failures`` of them answered wrongly.
+    ``families`` gives, per family present, the silent-failure rate as the silent-failure criterion
+    measures it (the mean over the tag's cases of each case's share, its Hoeffding–Bentkus upper bound,
+    and ``passed`` when that bound is within the family's budget); ``over_refusal`` the over-refusal of
+    the tag's cases, measured as the criterion measures it (None without raw-right realistic requests).
+    Each bound holds at its ``confidence`` on its own; the figures inform, they are not criteria of the
+    verdict (a tag of a few cases has a wide bound).
+    """
+
+    tag: str
+    n_cases: int
+    n: int
+    silent_failures: int
+    families: tuple[FamilyBound, ...] = ()
+    over_refusal: OverRefusal | None = None
+
+
+@dataclass(frozen=True)
 class StateCoverage:
     """One failure state: the actions that handle it, or the reason it was accepted, and how the run exercised it.
 
@@ -370,6 +392,7 @@ class CheckResult:
     ``groups`` holds the chaos figures, suites in the order they ran (each suite's row first, then its
     perturbations); ``clean`` the clean pass; ``chaos`` every chaos variant pooled. Every figure is
     measured on the evaluation half of the cases; thresholds are chosen on the calibration half.
+    ``tags`` holds the figures of each case tag (:class:`TagFigures`), tags in name order.
     ``resumed`` is True for a run continued with ``resume``; ``reused`` counts the results it found
     stored already (and did not run again). ``detectors`` measures each input-side detector of the
     policy (false alarms on realistic variants the raw system answered right, flag rate on a
@@ -411,6 +434,7 @@ class CheckResult:
     severity: SeverityReport | None = None
     detectors: tuple[DetectorFigures, ...] = ()
     perturbation_counts: tuple[SuiteCounts, ...] = ()
+    tags: tuple[TagFigures, ...] = ()
     schema: str = SCHEMA
 
     @property

@@ -164,6 +164,8 @@ class Evaluator:
             row["judge_error"] = raw_judge_error
         if raw_error is None and not raw_correct:
             self._grade(row, item, raw_output, "raw_severity")
+        if item.tags:
+            row["tags"] = list(item.tags)
         if outcome is None:
             row.update(
                 outcome="escaped", escape=escape, state=None, states=[], actions=[], value=None,

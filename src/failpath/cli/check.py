@@ -67,13 +67,14 @@ def _write_outputs(result: Any, outputs: list[Path], store: Any, out: Any, compa
     """Write the ``--output`` reports of a finished run, each named on ``out`` (a console) once written;
     the sentences of those that could not be written."""
     from failpath.report.outputs import write_outputs
-    from failpath.report.rows import read_request_rows
+    from failpath.report.rows import read_request_rows, stream_request_rows
     from failpath.store import DEFAULT_STORE_PATH
 
     document = result.to_dict()
     failed = []
     rows = lambda: read_request_rows(store or DEFAULT_STORE_PATH, result.run_id)  # noqa: E731 (read only when needed)
-    for path, fmt, error in write_outputs(document, outputs, rows, comparison=comparison):
+    stream = stream_request_rows(store or DEFAULT_STORE_PATH, result.run_id)
+    for path, fmt, error in write_outputs(document, outputs, rows, comparison=comparison, stream=stream):
         if error is None:
             out.print(f"{fmt.label}: {path.resolve()}", markup=False, highlight=False)
         else:
@@ -275,9 +276,11 @@ def _write_reports(
         failed += _write_outputs(result, outputs, store, out, render_markdown(comparison) if comparison else None)
     if html_path is not None:
         from failpath.report import html
+        from failpath.report.rows import stream_request_rows
+        from failpath.store import DEFAULT_STORE_PATH
 
         try:
-            written = html.write(result, html_path)
+            written = html.write(result, html_path, stream_request_rows(store or DEFAULT_STORE_PATH, result.run_id))
         except OSError as exc:
             failed.append(
                 f"the HTML report could not be written: {exc}; choose another --html path, or rebuild it with: "

@@ -1,7 +1,7 @@
 """``failpath report [RUN_ID]`` and ``failpath runs``: rebuild any report from the store, list the runs.
 
 Nothing is re-run: a check stores its result document (``failpath.check/2``) with the run, and every
-report is rendered from it; the JUnit, CSV and JSONL files also read the run's stored request rows. Exit code 2 for an unknown run, a missing store or a run that did not finish.
+report is rendered from it; the JUnit, CSV, JSONL and HTML files also read the run's stored request rows. Exit code 2 for an unknown run, a missing store or a run that did not finish.
 """
 
 from __future__ import annotations
@@ -115,8 +115,10 @@ def report(
                 typer.echo(f"wrote the JSON report to {json_report.write(document, output)}")
         else:
             from failpath.report import html
+            from failpath.report.rows import stream_request_rows
 
-            path = html.write(document, output if output is not None else Path(DEFAULT_HTML_NAME))
+            rows = stream_request_rows(_store_path(store), document["run_id"])
+            path = html.write(document, output if output is not None else Path(DEFAULT_HTML_NAME), rows)
             typer.echo(f"wrote the HTML report to {path}")
     except FailpathError as exc:
         raise _fail(str(exc)) from None
@@ -166,13 +168,14 @@ def register(app: typer.Typer) -> None:
 
 def _by_extension(document: dict[str, Any], outputs: list[Path], store: Path | None) -> None:
     from failpath.report.outputs import output_format, write_outputs
-    from failpath.report.rows import read_request_rows
+    from failpath.report.rows import read_request_rows, stream_request_rows
 
     for path in outputs:
         output_format(path)
     rows = lambda: read_request_rows(_store_path(store), document["run_id"])  # noqa: E731 (read only when needed)
+    stream = stream_request_rows(_store_path(store), document["run_id"])
     failed = []
-    for path, fmt, error in write_outputs(document, outputs, rows):
+    for path, fmt, error in write_outputs(document, outputs, rows, stream=stream):
         if error is None:
             typer.echo(f"wrote the {fmt.label} to {path}")
         else:

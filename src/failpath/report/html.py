@@ -1,47 +1,99 @@
 """The HTML report: one self-contained file, charts inline as SVG, every shown value escaped.
 
 ``render(result)`` returns the page for a ``CheckResult``, its ``failpath.check/2`` dict or a
-``failpath.report/1`` document; ``write(result, path)`` saves it. The page loads nothing: no script,
-no external font, style or image, and a Content-Security-Policy that forbids them. Inputs and outputs
+``failpath.report/1`` document; ``write(result, path)`` saves it. The page loads nothing: no external
+script, font, style or image, and a Content-Security-Policy that forbids them. Inputs and outputs
 are shown as text (chaos inputs carry markup and script by design), with invisible and control
 characters made visible.
+
+Given the run's request rows (``render(result, rows=...)``), the page also lists every failing case
+(:mod:`failpath.report.case_list`): the rows are embedded as inert JSON, and one script of the
+project's own (``templates/cases.js``), written into the page, lists, filters, pages and drills into
+them, showing every value through ``textContent``. The policy allows that script by its SHA-256 hash
+and no other; without rows the page has no script and its policy is ``script-src 'none'``.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
+import hashlib
 import json
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from failpath.report.json_report import build_report
 from failpath.report import inputs, wording
 
-__all__ = ["render", "write", "CONTENT_SECURITY_POLICY"]
+__all__ = ["render", "write", "CONTENT_SECURITY_POLICY", "content_security_policy", "case_script"]
 
 #: The page's policy: nothing may be fetched or run; inline styles (the page's and the SVG charts') only.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src 'none'; "
     "script-src 'none'; connect-src 'none'; base-uri 'none'; form-action 'none'"
 )
+
+Rows = Iterable[Mapping[str, Any]] | Callable[[], Iterable[Mapping[str, Any]]]
+
+
+@lru_cache(maxsize=1)
+def case_script() -> str:
+    """The text of the case list's script (``templates/cases.js``), as written into the page."""
+    return (Path(__file__).parent / "templates" / "cases.js").read_text(encoding="utf-8")
+
+
+def content_security_policy(with_cases: bool) -> str:
+    """The page's policy: :data:`CONTENT_SECURITY_POLICY`, or, for a page with the case list, the same
+    allowing one script: the case list's, by its SHA-256 hash (no other inline or fetched script runs)."""
+    if not with_cases:
+        return CONTENT_SECURITY_POLICY
+    digest = base64.b64encode(hashlib.sha256(case_script().encode("utf-8")).digest()).decode("ascii")
+    return CONTENT_SECURITY_POLICY.replace("script-src 'none'", f"script-src 'sha256-{digest}'")
+
+
 _MAX_SHOWN_CHARS = 1200
 _MAX_ACCURACY_BARS = 40
 
 
-def render(result: Any) -> str:
-    """The HTML page for ``result``: a ``CheckResult``, its ``failpath.check/2`` dict or a ``failpath.report/1`` document."""
+def render(result: Any, rows: Rows | None = None) -> str:
+    """The HTML page for ``result``: a ``CheckResult``, its ``failpath.check/2`` dict or a ``failpath.report/1`` document.
+
+    ``rows``: the run's request records (:func:`failpath.report.rows.read_request_rows`), or a function
+    returning them afresh at each call (called twice; e.g. :func:`failpath.report.rows.stream_request_rows`,
+    which reads them from the store a batch at a time); with them the page lists every
+    failing case. Without them it shows the worst cases only and says how to get the full list.
+    """
+    from markupsafe import Markup
+
+    from failpath.report import case_list
+    from failpath.report.tag_table import tag_table
+
     document = build_report(result)
+    view = _view(document)
+    cases = None
+    if rows is not None:
+        if callable(rows):
+            source = rows
+        else:
+            kept = rows if isinstance(rows, Sequence) else list(rows)
+            source = lambda: kept  # noqa: E731 (the rows are read twice)
+        cases = case_list.build_case_list(source)
+        # embed() leaves no <, > or & in the text: it cannot close the element or open markup.
+        view.update(case_data=Markup(case_list.embed(cases)), case_script=Markup(case_script()))
+    view.update(cases=cases, kinds=case_list.KINDS, csp=content_security_policy(cases is not None))
+    view.update(tag_figures=tag_table(document["check"]))
     template = _environment().get_template("report.html.j2")
-    return template.render(**_view(document))
+    return template.render(**view)
 
 
-def write(result: Any, path: str | Path) -> Path:
-    """Write the HTML report to ``path`` (parent folders created) and return the path."""
+def write(result: Any, path: str | Path, rows: Rows | None = None) -> Path:
+    """Write the HTML report to ``path`` (parent folders created) and return the path; ``rows`` as for :func:`render`."""
     from failpath.report.files import write_atomic
 
-    return write_atomic(path, render(result))
+    return write_atomic(path, render(result, rows))
 
 
 # --------------------------------------------------------------------------- jinja

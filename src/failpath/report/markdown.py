@@ -1,4 +1,5 @@
-"""The Markdown summary of a check: the verdict, the criteria table, the suites and the worst cases.
+"""The Markdown summary of a check: the verdict, the criteria table, the suites, the figures per case tag
+and the worst cases.
 
 Sized for a CI step summary (``$GITHUB_STEP_SUMMARY``) or a pull-request comment: a few tables, the
 worst cases cut to one line each, far below the 65,536 characters a GitHub comment may hold.
@@ -73,6 +74,25 @@ def _suites(doc: Mapping[str, Any]) -> list[str]:
             f"| {_pct(with_policy.get('silent_failure_rate'), 2)} (≤ {_pct(with_policy.get('silent_failure_upper'), 2)}) "
             f"| {_pct(without.get('silent_failure_rate'), 2)} |"
         )
+    return lines
+
+
+def _tags(doc: Mapping[str, Any]) -> list[str]:
+    """Figures per case tag: silent failures per family and over-refusal, rate ≤ bound over the tag's cases."""
+    from failpath.report.tag_table import tag_table
+
+    table = tag_table(doc)
+    if table is None:
+        return []
+    families = " | ".join(table.families)
+    lines = ["", "### Per tag", "",
+             f"Silent failures per family and over-refusal, rate ≤ bound at {table.level} over the tag's cases "
+             "(evaluation half; ❌ over the run's budget; not criteria of the verdict).", "",
+             f"| tag | cases | requests | silent failures | {families} | over-refusal |",
+             "|---|---:|---:|---:|" + "---:|" * len(table.families) + "---:|"]
+    for row in table.rows:
+        cells = " | ".join(("❌ " if c.over else "") + c.text for c in (*row.families, row.over_refusal))
+        lines.append(f"| {cell(row.tag, 60)} | {row.n_cases:,} | {row.n:,} | {row.silent_failures:,} | {cells} |")
     return lines
 
 
@@ -151,6 +171,7 @@ def render(result: Any, *, worst_cases: int = WORST_CASES_SHOWN, comparison: str
     lines += _worst_thing(doc)
     lines += ["", "### Suites", "", *_suites(doc)]
     lines += inputs.markdown_lines(doc, cell)  # input detectors, variants per perturbation
+    lines += _tags(doc)
     lines += _worst(doc, worst_cases)
     if comparison:
         lines += ["", comparison.strip()]

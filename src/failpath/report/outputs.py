@@ -10,7 +10,7 @@ extension              what is written
 ``.jsonl``, .ndjson    the same rows as JSON Lines, values as stored
 ``.md``, .markdown     the Markdown summary: verdict, criteria, suites, worst cases
 ``.json``              the JSON report (``failpath.report/1``: the check's result and its figures)
-``.html``, .htm        the HTML report (one self-contained file)
+``.html``, .htm        the HTML report (one self-contained file) with every failing case
 ``.txt``               the terminal report as plain text
 =====================  ===================================================================
 
@@ -20,7 +20,7 @@ reader (a CI step, a browser) never sees half a report.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ OUTPUT_FORMATS: tuple[OutputFormat, ...] = (
     OutputFormat("jsonl", (".jsonl", ".ndjson"), True, "JSONL rows"),
     OutputFormat("markdown", (".md", ".markdown"), False, "Markdown summary"),
     OutputFormat("json", (".json",), False, "JSON report"),
-    OutputFormat("html", (".html", ".htm"), False, "HTML report"),
+    OutputFormat("html", (".html", ".htm"), True, "HTML report"),
     OutputFormat("text", (".txt",), False, "text report"),
 )
 
@@ -103,7 +103,7 @@ def render_output(
     if fmt.name == "html":
         from failpath.report import html
 
-        return html.render(document)
+        return html.render(document, rows)
     if fmt.name == "text":
         import io
 
@@ -123,23 +123,32 @@ def write_outputs(
     rows: Callable[[], Sequence[Mapping[str, Any]]] | Sequence[Mapping[str, Any]] | None = None,
     *,
     comparison: str | None = None,
+    stream: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
 ) -> list[tuple[Path, OutputFormat, OSError | None]]:
     """Write ``document`` to each of ``paths`` in the format its extension chooses.
 
     ``rows``: the run's request rows, or a function returning them (called once, only when a format
-    needs them); ``comparison``: Markdown appended to a Markdown summary. Returns ``(path, format,
-    error)`` per path: an ``OSError`` that stopped one file does not stop the others.
+    needs them); ``stream``: a function reading the rows afresh at each call
+    (:func:`failpath.report.rows.stream_request_rows`), which the HTML report uses instead, so that it
+    never holds every row; ``comparison``: Markdown appended to a Markdown summary. Returns ``(path,
+    format, error)`` per path: an ``OSError`` that stopped one file does not stop the others.
     """
     formats = [(Path(p), output_format(p)) for p in paths]
     loaded: Sequence[Mapping[str, Any]] | None = None
-    if any(fmt.needs_rows for _, fmt in formats):
+    if any(fmt.needs_rows and (fmt.name != "html" or stream is None) for _, fmt in formats):
         loaded = rows() if callable(rows) else rows
         if loaded is None:
-            raise ValueError("request rows are needed for JUnit, CSV and JSONL outputs")
+            raise ValueError("request rows are needed for JUnit, CSV, JSONL and HTML outputs")
     written: list[tuple[Path, OutputFormat, OSError | None]] = []
     for path, fmt in formats:
         try:
-            write_atomic(path, render_output(fmt, document, loaded, comparison=comparison))
+            if fmt.name == "html" and stream is not None:
+                from failpath.report import html
+
+                text = html.render(document, stream)
+            else:
+                text = render_output(fmt, document, loaded, comparison=comparison)
+            write_atomic(path, text)
         except OSError as exc:
             written.append((path, fmt, exc))
         else:

@@ -2,7 +2,7 @@
 
 A check stores every request it made (``Store.results``). :func:`request_rows` turns those stored rows
 into flat records with the columns :data:`REQUEST_COLUMNS`: where the request came from (case, suite,
-perturbation, split), what was asked and expected, what the raw system answered and whether that
+perturbation, how the variant's expected answer relates to the case's, split, the case's tags), what was asked and expected, what the raw system answered and whether that
 was right (*without* the policy), and what the guarded call ended in and whether it was right
 (*with* the policy). Nothing is recomputed: the figures are the ones the check stored.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "request_row",
     "request_rows",
     "read_request_rows",
+    "stream_request_rows",
     "render_csv",
     "render_jsonl",
 ]
@@ -38,7 +39,9 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "family",
     "perturbation",
     "variant",
+    "contract",
     "split",
+    "tags",
     "input_preview",
     "expected",
     "raw_output",
@@ -91,7 +94,9 @@ def request_row(key: str, data: Mapping[str, Any]) -> dict[str, Any]:
         "family": data.get("family"),
         "perturbation": data.get("perturbation"),
         "variant": data.get("variant"),
+        "contract": data.get("contract"),
         "split": data.get("split"),
+        "tags": list(data.get("tags") or ()),
         "input_preview": visible(data.get("input"), INPUT_PREVIEW_CHARS),
         "expected": data.get("expected"),
         "raw_output": data.get("raw_output"),
@@ -127,6 +132,38 @@ def read_request_rows(store: Any, run_id: str) -> list[dict[str, Any]]:
         return request_rows(store.results(run_id))
     with open_store(store) as opened:
         return request_rows(opened.results(run_id))
+
+
+#: How many stored rows :func:`stream_request_rows` reads from the store at a time.
+STREAM_BATCH = 2000
+
+
+def stream_request_rows(store: Any, run_id: str, *, batch: int = STREAM_BATCH) -> Callable[[], Iterator[dict[str, Any]]]:
+    """A function that, each time it is called, reads the records of run ``run_id`` from ``store`` (a
+    ``Store``, a path or a URL) again, ``batch`` stored rows at a time, in the order written.
+
+    For a report that goes over a large run more than once (the HTML report's case list): only one
+    batch of rows is in memory at a time, where :func:`read_request_rows` holds them all.
+    """
+    from failpath.store import Store, open_store
+
+    def records(opened: Any) -> Iterator[dict[str, Any]]:
+        position = 0
+        while True:
+            stored, position = opened.results_after(run_id, position, limit=batch)
+            if not stored:
+                return
+            for key, data in stored:
+                yield request_row(str(key), data or {})
+
+    def read() -> Iterator[dict[str, Any]]:
+        if isinstance(store, Store):
+            yield from records(store)
+            return
+        with open_store(store) as opened:
+            yield from records(opened)
+
+    return read
 
 
 def _csv_cell(value: Any) -> Any:

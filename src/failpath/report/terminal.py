@@ -2,8 +2,8 @@
 
 Sections, in order: the verdict banner with every criterion; the gap table (clean → chaos accuracy
 with its interval, flip rate), chaos suites before the clean pass; the outcome mix with and without
-the policy; the failure-state coverage; the worst cases with their minimal reproductions; the
-recommended thresholds with their guarantee; the confidence quality.
+the policy; the failure-state coverage; the figures per case tag; the worst cases with their minimal
+reproductions and where every failing case is listed; the recommended thresholds with their guarantee; the confidence quality.
 
 Every string that comes from an input or an output is shown as plain text: never parsed as rich
 markup, control and invisible characters made visible, long values cut. Readable at 100 columns; at
@@ -327,6 +327,40 @@ def _worst_thing(doc: Mapping[str, Any]) -> Any:
     return Panel(body, title=TITLE, title_align="left", border_style="green" if section.passed else "red")
 
 
+def _tags(doc: Mapping[str, Any]) -> Any:
+    """Figures per case tag: silent failures per family and over-refusal, each with its bound over the tag's cases."""
+    from failpath.report.tag_table import tag_table
+
+    table = tag_table(doc)
+    if table is None:
+        return Text("")
+    out = Table(title=f"Per tag (evaluation half): silent failures per family and over-refusal, rate ≤ bound at {table.level} "
+                "over the tag's cases (red: over the run's budget)", box=box.SIMPLE_HEAD, title_justify="left")
+    out.add_column("tag", overflow="fold", max_width=28)
+    out.add_column("cases", justify="right")
+    out.add_column("requests", justify="right")
+    out.add_column("silent", justify="right")
+    for family in table.families:
+        out.add_column(family, justify="right", overflow="fold")
+    out.add_column("over-refusal", justify="right", overflow="fold")
+    for row in table.rows:
+        cells = [Text(c.text, style="red" if c.over else "") for c in (*row.families, row.over_refusal)]
+        out.add_row(Text(visible(row.tag, 80)), f"{row.n_cases:,}", f"{row.n:,}", f"{row.silent_failures:,}", *cells)
+    return out
+
+
+def _where_cases(doc: Mapping[str, Any]) -> Text:
+    """Where every failing case is listed: the HTML report and the rows (the table above shows a few)."""
+    silent = sum(int(((doc.get(g) or {}).get("with_policy") or {}).get("silent_failures") or 0) for g in ("chaos", "clean"))
+    shown = len(doc.get("worst_cases") or ())
+    run = visible(doc.get("run_id"), 80)
+    text = Text(f"Every failing case ({silent:,} silent failures on the evaluation half, {shown} shown above; "
+                "changed hostile answers, refusals and escapes too), searchable and filtered by suite, perturbation, "
+                f"state and tag: the HTML report (failpath check writes it; again: failpath report {run} --output report.html); "
+                f"one row per request: failpath report {run} --output rows.csv", style="dim")
+    return text
+
+
 def _thresholds(doc: Mapping[str, Any]) -> Any:
     t = doc.get("thresholds") or {}
     if not t:
@@ -374,7 +408,7 @@ def build(result: Any) -> Group:
     parts: list[Any] = [_banner(doc), _gap_table(doc), _mix_table(doc), _catch_line(doc), Text(""),
                         _states_table(doc), _worst_thing(doc)]
     parts += inputs.terminal_sections(doc, visible)  # input detectors, variants per perturbation
-    parts += [_worst(doc), _thresholds(doc), _confidence(doc)]
+    parts += [_tags(doc), _worst(doc), _where_cases(doc), _thresholds(doc), _confidence(doc)]
     notes = [n for n in doc.get("notes") or () if "NOTHING CERTIFIED" not in n]
     for note in notes:
         parts.append(Text("note: " + visible(note, 300), style="yellow"))

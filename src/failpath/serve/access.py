@@ -32,7 +32,9 @@ PAGE_POLICY = (
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
-#: A stored run's HTML report: the report's own policy (inline styles and SVG, nothing run or fetched).
+#: A stored run's HTML report without its rows: the report's own policy (inline styles and SVG, nothing
+#: run or fetched). With the rows, the report lists every failing case and the app sends the report's
+#: policy allowing that one script by hash (``failpath.report.html.content_security_policy``).
 REPORT_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src 'none'; script-src 'none'; "
     "connect-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"

@@ -384,8 +384,13 @@ class _Pages:
             return self._render(request, "missing.html", status=404,
                                 what=f"run {run['run_id']} has not finished: its report exists once the check ends")
         from failpath.report import html
+        from failpath.report.rows import stream_request_rows
 
-        return HTMLResponse(html.render(dict(run["summary"])), headers=security_headers(REPORT_POLICY))
+        # With the run's rows the report lists every failing case through its one script, allowed by hash.
+        has_rows = bool(self.store.results_after(run["run_id"], 0, limit=1)[0])
+        rows = stream_request_rows(self.store, run["run_id"]) if has_rows else None
+        policy = REPORT_POLICY if rows is None else html.content_security_policy(True) + "; frame-ancestors 'none'"
+        return HTMLResponse(html.render(dict(run["summary"]), rows), headers=security_headers(policy))
 
 
 def _run_row(run: dict[str, Any]) -> dict[str, Any]:

@@ -157,9 +157,10 @@ class Store(abc.ABC):
         """The run's result rows, in the order they were written."""
 
     @abc.abstractmethod
-    def results_after(self, run_id: str, after: int = 0) -> tuple[list[tuple[str, Any]], int]:
+    def results_after(self, run_id: str, after: int = 0, limit: int | None = None) -> tuple[list[tuple[str, Any]], int]:
         """The run's result rows stored after position ``after`` as ``(key, data)``, in the order written,
-        and the position to pass next time (0 reads from the start): for reading a run while it is written."""
+        and the position to pass next time (0 reads from the start): for reading a run while it is written,
+        or, with ``limit`` (at most that many rows a call), for reading a large run a batch at a time."""
 
     @abc.abstractmethod
     def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:

@@ -108,16 +108,18 @@ class RunQueries:
         except DECODE_ERRORS as exc:
             raise damaged(f"the results of run {run_id!r}", exc) from None
 
-    def results_after(self, run_id: str, after: int = 0) -> tuple[list[tuple[str, Any]], int]:
+    def results_after(self, run_id: str, after: int = 0, limit: int | None = None) -> tuple[list[tuple[str, Any]], int]:
         """The run's result rows stored after position ``after`` as ``(key, data)``, in the order written,
         and the position to pass next time (0 reads from the start): for reading a run while it is written.
 
         Positions are the rows' ids, which grow in commit order (see :meth:`add_results`), so rows
-        committed by other processes meanwhile are read by a later call, never skipped.
+        committed by other processes meanwhile are read by a later call, never skipped. With ``limit``, at
+        most that many rows are read.
         """
         with self.read_connection(flush=False) as connection:
             fetched = connection.execute(
-                "SELECT id, key, data FROM results WHERE run_id = %s AND id > %s ORDER BY id", (run_id, int(after))
+                "SELECT id, key, data FROM results WHERE run_id = %s AND id > %s ORDER BY id LIMIT %s",
+                (run_id, int(after), None if limit is None else int(limit)),  # LIMIT NULL: no limit
             ).fetchall()
         if not fetched:
             return [], after

@@ -106,13 +106,14 @@ class RunQueries:
         except DECODE_ERRORS as exc:
             raise damaged(f"the results of run {run_id!r}", exc) from None
 
-    def results_after(self, run_id: str, after: int = 0) -> tuple[list[tuple[str, Any]], int]:
+    def results_after(self, run_id: str, after: int = 0, limit: int | None = None) -> tuple[list[tuple[str, Any]], int]:
         """The run's result rows stored after position ``after`` as ``(key, data)``, in the order written,
         and the position to pass next time (0 reads from the start): for reading a run while it is written.
 
         Positions are the rows' ids, which only grow, so rows committed by other processes meanwhile
         are read by a later call, never skipped. The rows are read along the ids (``+run_id`` keeps
         SQLite from going through the (run_id, key) index and sorting), from the run's first row on.
+        With ``limit``, at most that many rows are read.
         """
         with self.read_connection(flush=False) as connection:
             if after <= 0:
@@ -121,7 +122,8 @@ class RunQueries:
                     return [], after
                 after = first - 1
             fetched = connection.execute(
-                "SELECT id, key, data FROM results WHERE id > ? AND +run_id = ? ORDER BY id", (after, run_id)
+                "SELECT id, key, data FROM results WHERE id > ? AND +run_id = ? ORDER BY id LIMIT ?",
+                (after, run_id, -1 if limit is None else int(limit)),  # LIMIT -1: no limit
             ).fetchall()
         if not fetched:
             return [], after
