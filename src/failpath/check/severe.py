@@ -17,58 +17,13 @@ import numpy as np
 from failpath.check.plan import BUDGET_FAMILIES, DEFAULT_SEVERE_SILENT_FAILURE
 from failpath.check.result import FamilyBound, SevereCase, SeverityReport
 from failpath.check.severity import SEVERE_CUT
-from failpath.check.summarise import _case_bound
+from failpath.check.summarise import family_bounds
 from failpath.check.tally import ANSWERED, OUTCOMES, Tallied
 
 __all__ = ["family_bounds", "severity_report"]
 
 #: The outcome codes of a handled request: the policy answered with something other than the model's answer.
 _HANDLED = np.asarray([OUTCOMES.index(k) for k in ("clarify", "escalated", "abstained", "defaulted")], dtype=np.int8)
-
-
-def family_bounds(
-    counts: Mapping[str, tuple[np.ndarray, np.ndarray]],
-    budgets: Mapping[str, float],
-    mix: Mapping[str, float],
-    delta: float,
-) -> tuple[FamilyBound, ...]:
-    """One bound per family with requests (``counts[family]`` = per-case requests and failures), and the mix.
-
-    The same rule as :func:`failpath.check.summarise.silent_failure_families`: each family alone at
-    1 − delta, except the families of a declared ``mix``, judged together on the weighted rate with each
-    bound at 1 − delta / k (Bonferroni); a mix family without requests fails, as nothing bounds it.
-    """
-    result = []
-    for family in BUDGET_FAMILIES:
-        requests, failures = counts[family]
-        if family in mix or requests.sum() == 0:
-            continue
-        rate, upper = _case_bound(requests, failures, 1.0 - delta)
-        result.append(FamilyBound(
-            family=family, n=int(requests.sum()), n_cases=int(np.count_nonzero(requests)),
-            silent_failures=int(failures.sum()), rate=rate, upper=upper, confidence=1.0 - delta,
-            budget=budgets[family], passed=upper is not None and upper <= budgets[family],
-        ))
-    if mix:
-        level = 1.0 - delta / len(mix)
-        rate_sum = upper_sum = 0.0
-        missing = False
-        for family, weight in mix.items():
-            rate, upper = _case_bound(*counts[family], level)
-            if rate is None or upper is None:
-                missing = True
-                continue
-            rate_sum += weight * rate
-            upper_sum += weight * upper
-        budget = sum(weight * budgets[family] for family, weight in mix.items())
-        result.append(FamilyBound(
-            family="mix", n=sum(int(counts[f][0].sum()) for f in mix),
-            n_cases=int(np.count_nonzero(sum(counts[f][0] for f in mix))),
-            silent_failures=sum(int(counts[f][1].sum()) for f in mix),
-            rate=None if missing else rate_sum, upper=None if missing else min(1.0, upper_sum), confidence=level,
-            budget=budget, passed=not missing and upper_sum <= budget, weights=dict(mix),
-        ))
-    return tuple(result)
 
 
 def severity_report(t: Tallied, budgets: Mapping[str, Any]) -> SeverityReport:

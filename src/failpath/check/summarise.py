@@ -38,7 +38,7 @@ from failpath.check.tally import ANSWERED, ESCAPED, OUTCOMES, Tallied
 from failpath.check.verdict import coverage_from_counts
 from failpath.core import OUTCOME_KINDS, STATES
 
-__all__ = ["Summary", "summarise", "silent_failure_families", "over_refusal", "thresholds", "baseline", "curves"]
+__all__ = ["Summary", "summarise", "case_bound", "family_bounds", "silent_failure_families", "over_refusal", "thresholds", "baseline", "curves"]
 
 _HANDLED_CODES = np.asarray([OUTCOMES.index(k) for k in HANDLED_KINDS], dtype=np.int8)
 
@@ -240,7 +240,7 @@ def _with_reasons(states: Sequence[StateCoverage], t: Tallied) -> tuple[StateCov
     return tuple(result)
 
 
-def _case_bound(requests: np.ndarray, failures: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
+def case_bound(requests: np.ndarray, failures: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
     """(mean over cases of each case's failure share, its Hoeffding–Bentkus upper bound), over cases with requests."""
     made = requests > 0
     if not made.any():
@@ -264,39 +264,49 @@ def silent_failure_families(t: Tallied, budgets: Mapping[str, Any]) -> tuple[Fam
     weighted sum bounds the weighted rate). A family of the mix with no evaluated request fails the
     criterion, as nothing bounds it. Requests are never pooled across families.
     """
-    delta = float(budgets["delta"])
     per_family = budgets.get("silent_failure_families") or {f: float(budgets["silent_failure"]) for f in BUDGET_FAMILIES}
-    mix = budgets.get("mix") or {}
     counts = {f: t.case_counts(f) for f in BUDGET_FAMILIES}
-    present = [f for f in BUDGET_FAMILIES if counts[f][0].sum() > 0]
+    return family_bounds(counts, per_family, budgets.get("mix") or {}, float(budgets["delta"]))
+
+
+def family_bounds(
+    counts: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    budgets: Mapping[str, float],
+    mix: Mapping[str, float],
+    delta: float,
+) -> tuple[FamilyBound, ...]:
+    """One bound per family with requests (``counts[family]`` = per-case requests and failures), and the mix.
+
+    Each family alone at 1 − delta, except the families of a declared ``mix``, judged together on the weighted rate with each
+    bound at 1 − delta / k (Bonferroni); a mix family without requests fails, as nothing bounds it.
+    """
     result = []
-    for family in present:
-        if family in mix:
+    for family in BUDGET_FAMILIES:
+        requests, failures = counts[family]
+        if family in mix or requests.sum() == 0:
             continue
-        requests, silent = counts[family]
-        rate, upper = _case_bound(requests, silent, 1.0 - delta)
+        rate, upper = case_bound(requests, failures, 1.0 - delta)
         result.append(FamilyBound(
             family=family, n=int(requests.sum()), n_cases=int(np.count_nonzero(requests)),
-            silent_failures=int(silent.sum()), rate=rate, upper=upper, confidence=1.0 - delta,
-            budget=per_family[family], passed=upper is not None and upper <= per_family[family],
+            silent_failures=int(failures.sum()), rate=rate, upper=upper, confidence=1.0 - delta,
+            budget=budgets[family], passed=upper is not None and upper <= budgets[family],
         ))
     if mix:
         level = 1.0 - delta / len(mix)
         rate_sum = upper_sum = 0.0
         missing = False
         for family, weight in mix.items():
-            requests, silent = counts[family]
-            rate, upper = _case_bound(requests, silent, level)
-            if upper is None:
+            rate, upper = case_bound(*counts[family], level)
+            if rate is None or upper is None:
                 missing = True
                 continue
             rate_sum += weight * rate
             upper_sum += weight * upper
-        budget = sum(weight * per_family[family] for family, weight in mix.items())
-        n = sum(int(counts[f][0].sum()) for f in mix)
-        n_cases = int(np.count_nonzero(sum(counts[f][0] for f in mix)))
+        budget = sum(weight * budgets[family] for family, weight in mix.items())
         result.append(FamilyBound(
-            family="mix", n=n, n_cases=n_cases, silent_failures=sum(int(counts[f][1].sum()) for f in mix),
+            family="mix", n=sum(int(counts[f][0].sum()) for f in mix),
+            n_cases=int(np.count_nonzero(sum(counts[f][0] for f in mix))),
+            silent_failures=sum(int(counts[f][1].sum()) for f in mix),
             rate=None if missing else rate_sum, upper=None if missing else min(1.0, upper_sum), confidence=level,
             budget=budget, passed=not missing and upper_sum <= budget, weights=dict(mix),
         ))
@@ -325,7 +335,7 @@ def over_refusal(t: Tallied, budgets: Mapping[str, Any]) -> OverRefusal | None:
     n_cases = len(t.case_ids)
     requests = np.bincount(c["case"][right], minlength=n_cases)
     refusals = np.bincount(c["case"][refused], minlength=n_cases)
-    rate, upper = _case_bound(requests, refusals, 1.0 - delta)
+    rate, upper = case_bound(requests, refusals, 1.0 - delta)
     groups = []
     for suite in dict.fromkeys(t.leaves[int(i)].suite for i in np.unique(c["leaf"][right])):
         leaves = [i for i, leaf in enumerate(t.leaves) if leaf.suite == suite]

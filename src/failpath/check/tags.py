@@ -16,23 +16,13 @@ import numpy as np
 
 from failpath.check.metrics import HANDLED_KINDS
 from failpath.check.plan import BUDGET_FAMILIES
-from failpath.check.result import FamilyBound, OverRefusal, TagFigures
+from failpath.check.result import OverRefusal, TagFigures
+from failpath.check.summarise import case_bound, family_bounds
 from failpath.check.tally import OUTCOMES, Tallied
 
 __all__ = ["tag_figures"]
 
 _HANDLED_CODES = np.asarray([OUTCOMES.index(k) for k in sorted(HANDLED_KINDS)], dtype=np.int8)
-
-
-def _bound(requests: np.ndarray, failures: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
-    """(mean over the cases with requests of each case's failure share, its upper bound at ``confidence``)."""
-    made = requests > 0
-    if not made.any():
-        return None, None
-    from failpath import stats
-
-    bound = stats.case_rate_upper_bound(requests[made], failures[made], confidence)
-    return bound.estimate, bound.bound
 
 
 def tag_figures(t: Tallied, case_tags: Mapping[str, Sequence[str]], budgets: Mapping[str, Any]) -> tuple[TagFigures, ...]:
@@ -44,7 +34,8 @@ def tag_figures(t: Tallied, case_tags: Mapping[str, Sequence[str]], budgets: Map
     if not members:
         return ()
     delta = float(budgets["delta"])
-    per_family = budgets.get("silent_failure_families") or {f: float(budgets["silent_failure"]) for f in BUDGET_FAMILIES}
+    given = budgets.get("silent_failure_families") or {}
+    per_family = {f: float(given.get(f, budgets["silent_failure"])) for f in BUDGET_FAMILIES}
     counts = {f: t.case_counts(f) for f in BUDGET_FAMILIES}
     refusal = _refusal_counts(t)
     n_cases = len(t.case_ids)
@@ -52,23 +43,11 @@ def tag_figures(t: Tallied, case_tags: Mapping[str, Sequence[str]], budgets: Map
     for tag in sorted(members):
         member = np.zeros(n_cases, dtype=bool)
         member[members[tag]] = True
-        families = []
-        n = silent_total = 0
-        evaluated = np.zeros(n_cases, dtype=bool)
-        for family in BUDGET_FAMILIES:
-            requests, silent = counts[family][0] * member, counts[family][1] * member
-            if not requests.any():
-                continue
-            rate, upper = _bound(requests, silent, 1.0 - delta)
-            budget = float(per_family.get(family, budgets["silent_failure"]))
-            families.append(FamilyBound(
-                family=family, n=int(requests.sum()), n_cases=int(np.count_nonzero(requests)),
-                silent_failures=int(silent.sum()), rate=rate, upper=upper, confidence=1.0 - delta,
-                budget=budget, passed=upper is not None and upper <= budget,
-            ))
-            n += int(requests.sum())
-            silent_total += int(silent.sum())
-            evaluated |= requests > 0
+        mine = {f: (counts[f][0] * member, counts[f][1] * member) for f in BUDGET_FAMILIES}
+        families = family_bounds(mine, per_family, {}, delta)  # each family alone, as the verdict bounds it
+        n = sum(int(requests.sum()) for requests, _ in mine.values())
+        silent_total = sum(int(silent.sum()) for _, silent in mine.values())
+        evaluated = np.logical_or.reduce([requests > 0 for requests, _ in mine.values()])
         result.append(TagFigures(
             tag=tag, n_cases=int(np.count_nonzero(evaluated)), n=n, silent_failures=silent_total,
             families=tuple(families), over_refusal=_over_refusal(refusal, member, budgets, delta),
@@ -99,7 +78,7 @@ def _over_refusal(
     from failpath.check.plan import DEFAULT_FALSE_ALARM
 
     budget = float(budgets.get("false_alarm", DEFAULT_FALSE_ALARM))
-    rate, upper = _bound(requests, refusals, 1.0 - delta)
+    rate, upper = case_bound(requests, refusals, 1.0 - delta)
     return OverRefusal(
         n=int(requests.sum()), n_cases=int(np.count_nonzero(requests)), refused=int(refusals.sum()), rate=rate,
         upper=upper, confidence=1.0 - delta, budget=budget, passed=upper is not None and upper <= budget,
