@@ -271,7 +271,7 @@ class CheckConfig(_Strict):
             from failpath.check.severity import severity_weights
 
             try:
-                severity_weights(value, "severity")
+                severity_weights(value, "the")
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
         return value
