@@ -238,3 +238,51 @@ def test_an_agent_check_and_a_real_check_of_single_calls_are_not_compared(single
         assert "a check of single calls" in " ".join(refused.output.split())
     as_baseline = cli("report", agent.run_id, "--store", str(tmp_path / "agent.db"), "--format", "json")
     assert as_baseline.exit_code == 0 and json.loads(as_baseline.output)["run_id"] == agent.run_id
+
+
+def test_runs_show_names_an_agent_check_for_what_it_is(tmp_path, monkeypatch):
+    first = checked_project(tmp_path, monkeypatch)
+    shown = runner.invoke(app, ["runs", "show", first["run_id"]])
+    assert shown.exit_code == 2, shown.output
+    assert "is an agent check, not an agent run" in " ".join(shown.output.split()) and f"failpath report {first['run_id']}" in shown.output
+
+
+INTERRUPTING = '''
+
+import _thread
+import threading
+from pathlib import Path as _Path
+
+_made, _lock = [0], threading.Lock()
+
+
+def stopping_environment(trial):
+    """Presses Ctrl-C once, at the 12th environment made, while the file ``stop-at-12`` exists."""
+    with _lock:
+        _made[0] += 1
+        if _made[0] == 12 and _Path("stop-at-12").exists():
+            _Path("stop-at-12").unlink()
+            _thread.interrupt_main()
+    return Ledger(trial)
+'''
+
+
+def test_ctrl_c_in_failpath_check_says_how_to_resume_and_the_command_finishes_the_run(tmp_path, monkeypatch):
+    config = project(tmp_path)
+    # a module of its own name: ledger_checks is imported (and cached) by the other tests
+    (tmp_path / "ledger_stopping.py").write_text((tmp_path / "ledger_checks.py").read_text(encoding="utf-8") + INTERRUPTING, encoding="utf-8")
+    config.write_text(config.read_text(encoding="utf-8").replace("ledger_checks:environment", "ledger_stopping:stopping_environment")
+                      .replace("ledger_checks:build_agent", "ledger_stopping:build_agent"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "stop-at-12").write_text("")
+    stopped = runner.invoke(app, ["check", "--quiet", "--no-html"])
+    assert stopped.exit_code == 130, stopped.output
+    said = " ".join(stopped.output.split())
+    assert "interrupted: agent check agent-check-" in said and "trials are kept in" in said
+    command = said.split("continue it with: ")[1].split()
+    assert command[:2] == ["failpath", "check"] and command[-2] == "--resume"
+    resumed = runner.invoke(app, [*command[1:], "--quiet", "--no-html", "--json", "done.json"])
+    assert resumed.exit_code == 1, resumed.output
+    document = json.loads((tmp_path / "done.json").read_text(encoding="utf-8"))
+    assert document["run_id"] == command[-1] and len(document["trials"]) == 4 * 4 + 4 * 2
+    assert json.loads(cli("runs", "--json").output)[0]["status"] == "finished"
