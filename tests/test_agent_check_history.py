@@ -286,3 +286,22 @@ def test_ctrl_c_in_failpath_check_says_how_to_resume_and_the_command_finishes_th
     document = json.loads((tmp_path / "done.json").read_text(encoding="utf-8"))
     assert document["run_id"] == command[-1] and len(document["trials"]) == 4 * 4 + 4 * 2
     assert json.loads(cli("runs", "--json").output)[0]["status"] == "finished"
+
+
+def test_an_agent_check_kept_without_its_trials_rebuilds_what_it_can_and_says_what_it_cannot(tmp_path, monkeypatch):
+    first = checked_project(tmp_path, monkeypatch)
+    summary = {k: v for k, v in first.items() if k != "trials"}
+    with open_store(tmp_path / ".failpath" / "failpath.db") as store:  # as an agent check was kept before its trials were
+        for run_id in ("agent-check-old-a", "agent-check-old-b"):
+            store.create_run(run_id, kind=RUN_KIND, config=first["config"])
+            store.finish_run(run_id, {**summary, "run_id": run_id})
+    summary_only = cli("report", "agent-check-old-a", "-o", "old.md", "-o", "old.json")
+    assert summary_only.exit_code == 0, summary_only.output
+    assert "trials" not in json.loads((tmp_path / "old.json").read_text(encoding="utf-8"))
+    per_trial = cli("report", "agent-check-old-a", "-o", "old.csv", "-o", "again.md")
+    assert per_trial.exit_code == 2 and "kept without its trials" in " ".join(per_trial.output.split())
+    assert not (tmp_path / "old.csv").exists() and not (tmp_path / "again.md").exists()
+    compared = cli("compare", "agent-check-old-a", "agent-check-old-b", "-o", "c.json")
+    assert compared.exit_code == 0 and "with no interval" in " ".join(compared.output.split())
+    figures = json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))["figures"]
+    assert all(f["low"] is None and not f["regressed"] for f in figures)
