@@ -14,7 +14,10 @@ floor for 800 runs 64 at a time is about 13 waves of 100 ms. Variants:
 - ``check_agent``: ``fp.check_agent`` over the same tasks, ``trials=8``, ``concurrency=64``, no chaos: a
   fresh environment per trial, the run under its policy with a checkpoint per step in the check's
   SQLite store, the trace, the final-state judge, then the figures and the verdict;
-- ``check_agent/nostore``: the same with the policy's ``store=False`` (no checkpoints, no traces).
+- ``check_agent/nostore``: the same with the policy's ``store=False`` (no checkpoints, no traces);
+- ``check_agent/kept``: ``check_agent`` with ``keep=`` a SQLite file, as ``failpath check`` runs it: the
+  run registered when it starts, each of the 800 trials written as a result row (a batch at a time),
+  the result at the end (what ``failpath report``, ``compare`` and ``--resume`` read).
 
 Rounds alternate the variants; printed: the median wall time of each and its ratio to ``bare``.
 """
@@ -97,7 +100,7 @@ async def bare(count: int, trials: int, concurrency: int) -> int:
     return sum(results)
 
 
-def checked(count: int, trials: int, concurrency: int, store: bool) -> int:
+def checked(count: int, trials: int, concurrency: int, store: bool, keep: Path | None = None) -> int:
     policies: dict[int, fp.Policy] = {}  # one policy for every trial (a policy is built once, as in a service)
 
     def agent(env: Env) -> fp.Agent:
@@ -107,8 +110,20 @@ def checked(count: int, trials: int, concurrency: int, store: bool) -> int:
         return fp.Agent(policies[key], model=model_turn, tools=tools(env), name="bench")
 
     result = fp.check_agent(agent, Env, tasks(count), trials=trials, concurrency=concurrency, tool_faults=(), model_faults=(),
-                            suites=(), chaos_trials=0)
+                            suites=(), chaos_trials=0, keep=keep)
     return result.figures["status"]["clean"]["succeeded"]
+
+
+def kept(count: int, trials: int, concurrency: int) -> int:
+    """``check_agent`` keeping its run and every trial in a fresh SQLite file (removed after)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="failpath-bench-kept-"))
+    try:
+        return checked(count, trials, concurrency, True, keep=folder / "kept.db")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:
@@ -123,6 +138,7 @@ def main() -> None:
         "bare": lambda: asyncio.run(bare(count, trials, concurrency)),
         "check_agent": lambda: checked(count, trials, concurrency, True),
         "check_agent/nostore": lambda: checked(count, trials, concurrency, False),
+        "check_agent/kept": lambda: kept(count, trials, concurrency),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):

@@ -376,3 +376,22 @@ def test_a_page_says_only_its_own_words_after_a_change_never_a_link_s(store):
     assert "Your token expired" not in client.get("/queue", params={"message": "Your token expired", "done": "Your token expired"}).text
     assert _post(client, f"/tickets/{ticket_id}/answer", ticket_id, answer='"x"').headers["location"].endswith("?done=answered")
     assert "the waiting caller receives it" in client.get(f"/tickets/{ticket_id}", params={"done": "answered"}).text
+
+
+def test_agent_checks_are_listed_and_their_report_shown_without_script(store, tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import failpath as fp
+    from agent_check_helpers import Ledger, make_agent, pay_tasks
+
+    result = fp.check_agent(make_agent(), Ledger, pay_tasks(2), keep=store, trials=2, tool_faults=[], model_faults=[], suites=[])
+    store.create_run("agent-run-1", kind="agent", config={})
+    client = signed_in(store)
+    page = client.get("/runs").text
+    assert "agent check · ledger" in page and result.verdict.label in page
+    report = client.get(f"/runs/{result.run_id}/report")
+    assert report.status_code == 200 and result.verdict.label in report.text and "pass^k" in report.text
+    assert "script-src 'none'" in report.headers["content-security-policy"] and "<script" not in report.text.lower()
+    assert client.get("/runs/agent-run-1/report").status_code == 404

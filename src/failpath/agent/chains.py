@@ -13,8 +13,9 @@ from typing import Any
 
 from failpath.agent.record import RunRecord
 from failpath.agent.segment import Ended, Segment
-from failpath.core import Abstained, Clarify, Defaulted, Escalated, Ticket
-from failpath.guard.actions import Abstain, ClarifyAction, Default, Escalate, Raise
+from failpath.core import Abstained, Escalated, Ticket
+from failpath.guard.actions import Escalate, Raise
+from failpath.guard.resolve import plain_outcome
 from failpath.guard.text import canonical_text, jsonable, preview
 from failpath.guard.trace_ids import next_trace_id
 
@@ -43,7 +44,7 @@ def decide(agent: Any, record: RunRecord, seg: Segment, state: str, why: Any, *,
 def end_with(agent: Any, record: RunRecord, store: Any, seg: Segment, action: Any, state: str, why: Any) -> None:
     """Run a terminal action: raises ``Ended`` when it resolves the run, returns when it could not."""
     trace_id = record.trace_id
-    outcome = plain_outcome(action, record.value, state, trace_id, seg.actions, seg.notes)
+    outcome = plain_outcome(action, record.value, state, trace_id, act=seg.actions.append, note=seg.notes.append)
     if outcome is not None:
         raise Ended(outcome)
     if isinstance(action, Escalate):
@@ -56,24 +57,6 @@ def end_with(agent: Any, record: RunRecord, store: Any, seg: Segment, action: An
         seg.actions.append("raise")
         message = f"{agent.policy.name}: {state}" + (f": {why}" if isinstance(why, str) else "")
         raise Ended(None, exception=action.make(message))
-
-
-def plain_outcome(action: Any, value: Any, state: str, trace_id: str, actions: list[str], notes: list[str]) -> Any:
-    """The outcome of an action that needs no store (``Default``, ``Abstain``, ``fp.Clarify``), its name
-    added to ``actions``; None for any other action, or when the question function raised (noted)."""
-    if isinstance(action, Default):
-        actions.append("default")
-        return Defaulted(value=action.value, reason=action.reason, state=state, trace_id=trace_id)
-    if isinstance(action, Abstain):
-        actions.append("abstain")
-        return Abstained(reason=action.reason, state=state, trace_id=trace_id)
-    if isinstance(action, ClarifyAction):
-        actions.append("clarify")
-        try:
-            return Clarify(question=action.ask(value), state=state, trace_id=trace_id)
-        except Exception as exc:
-            notes.append(f"clarify: the question function raised {type(exc).__name__}: {exc}")
-    return None
 
 
 def last_resort(record: RunRecord, seg: Segment, state: str) -> None:

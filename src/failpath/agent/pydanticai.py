@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from failpath.agent.actions import Block, FeedBack, RequireApproval, Withhold
-from failpath.agent.chains import plain_outcome
 from failpath.agent.record import RunRecord
 from failpath.agent.segment import TERMINAL as _TERMINAL, Segment as _Segment, agent_rules as _agent_rules
 from failpath.agent.tracing import build_run_trace, step_entry
@@ -41,6 +40,7 @@ from failpath.core import (
     is_transient_status,
 )
 from failpath.guard.actions import Escalate, Raise, Retry
+from failpath.guard.resolve import plain_outcome
 from failpath.guard.rules import Budget
 from failpath.guard.text import canonical_text, jsonable, preview
 from failpath.guard.trace_ids import next_trace_id
@@ -151,7 +151,7 @@ class GuardedPydanticAgent:
     def _terminal(self, record: RunRecord, action: Any, state: str, why: Any) -> None:
         """Raise ``_Stop`` with the outcome of an action that ends the run; return when it cannot."""
         trace_id = record.trace_id
-        outcome = plain_outcome(action, record.value, state, trace_id, record.actions, record.notes)
+        outcome = plain_outcome(action, record.value, state, trace_id, act=record.actions.append, note=record.notes.append)
         if outcome is not None:
             raise _Stop(outcome)
         if isinstance(action, (Escalate, RequireApproval)):

@@ -22,6 +22,7 @@ from typing import Any
 from failpath.chaos.faults import Fault, get_fault
 from failpath.chaos.suites import get_suite
 from failpath.chaos.tool_faults import PLANT_TEMPLATES, TOOL_FAULT_KINDS, AttackGoal, get_tool_fault
+from failpath.check.agent_store import RUN_KIND, TrialWriter, find_unfinished, stored_trials, verify_same_config
 from failpath.check.agent_summary import summarise_trials, worst_runs
 from failpath.check.agent_tasks import AgentTask, Trial, load_tasks
 from failpath.check.agent_trials import TrialResult, plan_trials, run_trials
@@ -103,15 +104,35 @@ def check_agent(
     ``budgets`` (an ``fp.AgentBudgets`` or its fields as a dict), ``confidence`` (0.95), ``store``
     (a path or a ``Store`` for the trials' traces, tickets and checkpoints; default a scratch store removed
     at the end), ``keep`` (a path or a ``Store`` where the result is kept as a run of kind ``agent_check``;
-    default the trials' store when one is given), ``progress(done, total)``.
+    default the trials' store when one is given): the configuration when the check starts, each trial as it
+    finishes (a batch at a time), the result at the end; ``resume`` (a run id, or ``True`` for the latest
+    unfinished agent check in that store): continue a check that was stopped, with the same configuration,
+    making only the trials it had not kept; ``progress(done, total)``.
+
+    Stopped by Ctrl-C once its run is kept, it raises ``fp.CheckInterrupted`` naming the run to resume.
 
     Raises ``ConfigError`` or ``DatasetError`` naming what is wrong before any run.
     """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(acheck_agent(agent, environment, tasks, **options))
-    raise ConfigError("check_agent() was called inside a running event loop; there, use `await fp.acheck_agent(...)`")
+        pass
+    else:
+        raise ConfigError("check_agent() was called inside a running event loop; there, use `await fp.acheck_agent(...)`")
+    try:
+        return asyncio.run(_checked(agent, environment, tasks, options))
+    except _Stopped as stop:  # raised here, outside the event loop, so no task is left holding the interruption
+        from failpath.check.api import CheckInterrupted
+
+        raise CheckInterrupted(*stop.args) from None
+
+
+class _Stopped(Exception):
+    """The check was interrupted after its run was kept: ``(run_id, trials kept, store)``."""
+
+
+async def _checked(agent: Callable[[Any], Any], environment: Callable[..., Any], tasks: Any, options: dict[str, Any]) -> AgentCheckResult:
+    return await acheck_agent(agent, environment, tasks, **options, _interrupted=_Stopped)
 
 
 async def acheck_agent(  # long: the options are checked one by one before any run, then the run is a few lines
@@ -135,7 +156,9 @@ async def acheck_agent(  # long: the options are checked one by one before any r
     confidence: float = 0.95,
     store: Any = None,
     keep: Any = None,
+    resume: bool | str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    _interrupted: type[BaseException] | None = None,
 ) -> AgentCheckResult:
     """:func:`check_agent` from a running event loop."""
     if not callable(agent) or not callable(environment):
@@ -155,10 +178,16 @@ async def acheck_agent(  # long: the options are checked one by one before any r
         if name not in PLANT_TEMPLATES:
             raise ConfigError(f"check_agent(templates=...): no planting template {name!r}; the templates are: {', '.join(PLANT_TEMPLATES)}")
     suite_list = [get_suite(s) for s in suites]
+    if resume and keep is None and store is None:
+        raise ConfigError("check_agent(resume=...): give the store the check was kept in (keep= or store=)")
     opened, scratch = _open_store(store)
+    kept, kept_owned = None, False
     started = time.perf_counter()
     run_id = f"agent-check-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     try:
+        kept, kept_owned = (opened, False) if keep is None or keep is store or _same_path(keep, store) else _open_kept(keep)
+        if keep is None and scratch is not None:
+            kept = None  # nothing to keep the result in: the trials' scratch store goes at the end
         tool_names, agent_name, handled = _probe(agent, environment, task_list[0], seed, opened)
         for tool_name in plant_into or ():
             if tool_name not in tool_names:
@@ -171,16 +200,6 @@ async def acheck_agent(  # long: the options are checked one by one before any r
             attacks=goals, templates=template_list, plant_into=plant_into, suites=suite_list, chaos_trials=chaos_trials,
             variants_per_task=variants_per_task, store=opened,
         ))
-        done = [0]
-
-        def tick(_: TrialResult) -> None:
-            done[0] += 1
-            if progress is not None:
-                progress(done[0], len(plans))
-
-        results = await run_trials(plans, environment=environment, agent=agent, attacks=goals, concurrency=concurrency, progress=tick)
-        figures = summarise_trials(results, confidence=confidence, k=budget.pass_k[0])
-        verdict = decide_agent(figures, budget, handled)
         config = {
             "trials": trials, "seed": seed, "concurrency": concurrency, "fault_rate": fault_rate, "chaos_trials": chaos_trials,
             "tool_faults": [f.name for f in tool_list], "model_faults": [f.name for f in model_list],
@@ -190,20 +209,81 @@ async def acheck_agent(  # long: the options are checked one by one before any r
                         "attack_success": budget.attack_success, "accept": dict(budget.accept)},
             "confidence": confidence, "tasks": len(task_list),
         }
+        run_id, previous = _start_run(kept, run_id, config, plans, resume)
+        order = {(p.trial.task_id, p.trial.variant, p.trial.index): n for n, p in enumerate(plans)}
+        writer = TrialWriter(kept, run_id, order) if kept is not None and hasattr(kept, "add_results") else None
+        done = [len(previous)]
+
+        def tick(trial: TrialResult) -> None:
+            done[0] += 1
+            if writer is not None:
+                writer.add(trial)
+            if progress is not None:
+                progress(done[0], len(plans))
+
+        made = {(t.task_id, t.variant, t.index) for t in previous}
+        remaining = [p for p in plans if (p.trial.task_id, p.trial.variant, p.trial.index) not in made]
+        try:
+            fresh = await run_trials(remaining, environment=environment, agent=agent, attacks=goals, concurrency=concurrency, progress=tick)
+        except (KeyboardInterrupt, asyncio.CancelledError) as stop:
+            if writer is None:
+                raise
+            writer.flush()
+            if isinstance(stop, asyncio.CancelledError) and _interrupted is None:
+                raise  # a task cancelled by its caller stays cancelled; the trials it made are kept
+            from failpath.check.api import CheckInterrupted
+
+            raise (_interrupted or CheckInterrupted)(run_id, len(previous) + writer.written, str(kept.path)) from None
+        if writer is not None:
+            writer.flush()
+        results = sorted([*previous, *fresh], key=lambda r: order[(r.task_id, r.variant, r.index)])
+        figures = summarise_trials(results, confidence=confidence, k=budget.pass_k[0])
+        verdict = decide_agent(figures, budget, handled)
         result = AgentCheckResult(run_id, agent_name, verdict, figures, tuple(worst_runs(results)), tuple(results),
                                   config, handled, time.perf_counter() - started)
-        if keep is not None:
-            kept, _ = _open_store(keep)
-            try:
-                _record(kept, result)
-            finally:
-                if kept is not keep:
-                    kept.close()
-        elif scratch is None:
-            _record(opened, result)
+        if kept is not None and hasattr(kept, "finish_run"):
+            kept.finish_run(run_id, result.to_dict(trials=False))
         return result
     finally:
+        if kept_owned:
+            kept.close()
         _close_store(opened, scratch)
+
+
+def _open_kept(keep: Any) -> tuple[Any, bool]:
+    """The store the result is kept in, and whether the check opened it (and so closes it)."""
+    kept, _ = _open_store(keep)
+    return kept, kept is not keep
+
+
+def _same_path(keep: Any, store: Any) -> bool:
+    """Whether ``keep`` and ``store`` name the same store file or URL (then one opened store serves both)."""
+    if not isinstance(keep, (str, Path)) or not isinstance(store, (str, Path)):
+        return False
+    if str(keep).startswith(("postgresql://", "postgres://")) or str(store).startswith(("postgresql://", "postgres://")):
+        return str(keep) == str(store)
+    return Path(keep).resolve() == Path(store).resolve()
+
+
+def _start_run(kept: Any, run_id: str, config: Mapping[str, Any], plans: Sequence[Any], resume: bool | str | None) -> tuple[str, list[TrialResult]]:
+    """Register the run in the store it is kept in, or find the run ``resume`` names: its id and the trials it kept."""
+    if kept is None or not hasattr(kept, "create_run"):
+        return run_id, []
+    if not resume:
+        kept.create_run(run_id, kind=RUN_KIND, config=config)
+        return run_id, []
+    run = find_unfinished(kept, resume)
+    verify_same_config(run, config)
+    previous = stored_trials(kept, run["run_id"])
+    planned = {(p.trial.task_id, p.trial.variant, p.trial.index) for p in plans}
+    strangers = [t for t in previous if (t.task_id, t.variant, t.index) not in planned]
+    if strangers:
+        first = strangers[0]
+        raise ConfigError(
+            f"cannot resume agent check {run['run_id']}: it kept a trial of task {first.task_id!r} ({first.variant}) that "
+            "this configuration does not make; resume with the same tasks, or start a new check"
+        )
+    return run["run_id"], previous
 
 
 def _budgets(budgets: AgentBudgets | Mapping[str, Any] | None) -> AgentBudgets:
@@ -267,11 +347,3 @@ def _probe(agent: Callable[[Any], Any], environment: Callable[..., Any], task: A
         close = getattr(env, "close", None)
         if callable(close):
             close()
-
-
-def _record(store: Any, result: AgentCheckResult) -> None:
-    """Keep the result (without its per-trial rows) in the store as a finished run of kind ``agent_check``."""
-    if not hasattr(store, "create_run"):
-        return
-    store.create_run(result.run_id, kind="agent_check", config=result.config)
-    store.finish_run(result.run_id, result.to_dict(trials=False))

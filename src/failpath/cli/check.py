@@ -150,9 +150,11 @@ def check(  # long: 40 of its lines are the options with their help; the body is
 
         agent = agent_check.agent_kwargs(config, example)  # a config with an [agent] table, or an agent example
         if agent is not None:
-            refused = {"--resume": resume, "--executor": executor, "--baseline": baseline, "--output": outputs}
+            refused = {"--executor": executor, "--baseline": baseline}
             raise agent_check.run(agent, seed=seed, concurrency=concurrency, store=store, json_path=json_path,
-                                  html_path=None if no_html else html_path, quiet=quiet, refused=refused)
+                                  html_path=None if no_html else html_path, quiet=quiet, refused=refused, outputs=outputs,
+                                  resume=None if resume is None else (True if resume == LATEST else resume),
+                                  again=_again(config, example, store))
         kwargs = _run_kwargs(config, example, seed, concurrency, executor, store, resume)
         if save_detector is not None:
             kwargs["save_detector"] = save_detector
@@ -240,11 +242,16 @@ def _run_kwargs(
     return kwargs
 
 
-def _interrupted(stop: Any, config: Path | None, example: str | None, store: Path | None) -> typer.Exit:
-    """Say where an interrupted run's results are kept and the command that continues it; exit 130."""
+def _again(config: Path | None, example: str | None, store: Path | None) -> list[str]:
+    """The command that runs this check again (``--resume RUN`` goes after it)."""
     again = ["failpath", "check"]
     again += ["--example", example] if example else ([str(config)] if config is not None else [])
-    again += ["--resume", stop.run_id] + (["--store", str(store)] if store is not None else [])
+    return again + (["--store", str(store)] if store is not None else [])
+
+
+def _interrupted(stop: Any, config: Path | None, example: str | None, store: Path | None) -> typer.Exit:
+    """Say where an interrupted run's results are kept and the command that continues it; exit 130."""
+    again = _again(config, example, store) + ["--resume", stop.run_id]
     kept = "its results so far are" if stop.stored is None else f"{stop.stored:,} results are"
     typer.secho(
         f"interrupted: run {stop.run_id} stopped and {kept} kept in {stop.store}; continue it with: {shlex.join(again)}",

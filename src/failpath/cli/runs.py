@@ -55,6 +55,10 @@ def register_run_commands(runs: typer.Typer) -> None:
         with user_errors(), existing_store(store) as opened:
             checkpoints = opened.checkpoints(run_id)
             if not checkpoints:
+                run = opened.get_run(run_id)
+                if run is not None and run.get("kind") in ("check", "agent_check"):
+                    what = "an agent check" if run["kind"] == "agent_check" else "a check"
+                    raise ConfigError(f"run {run['run_id']} is {what}, not an agent run: `failpath report {run['run_id']}` shows it")
                 raise ConfigError(f"no agent run {run_id!r} in the store; `failpath runs` lists the runs")
             out.print(f"run {run_id}: {_status(checkpoints)}")
             for seq, kind, data in checkpoints:

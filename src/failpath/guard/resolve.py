@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from failpath.core import Abstained, Answered, Clarify, Defaulted, Escalated, Ticket
@@ -19,7 +20,7 @@ from failpath.guard.text import describe_error, preview, private
 from failpath.guard.trace_ids import next_trace_id
 from failpath.guard.tracing import build_trace
 
-__all__ = ["answered", "resolve", "last_resort", "internal_error"]
+__all__ = ["answered", "resolve", "plain_outcome", "last_resort", "internal_error"]
 
 log = logging.getLogger("failpath.guard")
 
@@ -29,26 +30,44 @@ def answered(run: Run) -> Resolution:
     return Resolution(Answered(run.answer, run.answer_confidence, run.degraded, state=run.decided, trace_id=run.trace_id))
 
 
+def plain_outcome(
+    action: Any, value: Any, state: str, trace_id: str | None, *,
+    act: Callable[[str], None], note: Callable[[str], None], detail: Callable[[str, Any], None] | None = None,
+) -> Defaulted | Abstained | Clarify | None:
+    """The outcome of an action that needs no store (``Default``, ``Abstain``, ``fp.Clarify``) for a single
+    call or an agent run; None for any other action, or when the question function raised.
+
+    ``act(name)`` records the action taken, ``note(text)`` what went wrong that did not change the outcome,
+    ``detail(key, value)`` (when given) the reason or the question, for the trace."""
+    if isinstance(action, Default):
+        act("default")
+        if detail is not None:
+            detail("reason", action.reason)
+        return Defaulted(value=action.value, reason=action.reason, state=state, trace_id=trace_id)
+    if isinstance(action, Abstain):
+        act("abstain")
+        if detail is not None:
+            detail("reason", action.reason)
+        return Abstained(reason=action.reason, state=state, trace_id=trace_id)
+    if isinstance(action, ClarifyAction):
+        act("clarify")
+        try:
+            question = action.ask(value)
+        except Exception as exc:
+            note(f"clarify: the question function raised {describe_error(exc)}")
+            return None
+        if detail is not None:
+            detail("question", question)
+        return Clarify(question=question, state=state, trace_id=trace_id)
+    return None
+
+
 def resolve(run: Run, action: Any, state: str) -> Resolution | None:
     """End the call with a terminal action; None when the action could not resolve it."""
     trace_id = run.trace_id
-    if isinstance(action, Default):
-        run.actions.append("default")
-        run.set_detail("reason", action.reason)
-        return Resolution(Defaulted(value=action.value, reason=action.reason, state=state, trace_id=trace_id))
-    if isinstance(action, Abstain):
-        run.actions.append("abstain")
-        run.set_detail("reason", action.reason)
-        return Resolution(Abstained(reason=action.reason, state=state, trace_id=trace_id))
-    if isinstance(action, ClarifyAction):
-        run.actions.append("clarify")
-        try:
-            question = action.ask(run.value)
-        except Exception as exc:
-            run.note(f"clarify: the question function raised {describe_error(exc)}")
-            return None
-        run.set_detail("question", question)
-        return Resolution(Clarify(question=question, state=state, trace_id=trace_id))
+    if isinstance(action, (Default, Abstain, ClarifyAction)):
+        outcome = plain_outcome(action, run.value, state, trace_id, act=run.actions.append, note=run.note, detail=run.set_detail)
+        return None if outcome is None else Resolution(outcome)
     if isinstance(action, Escalate):
         run.actions.append("escalate")
         return _escalate(run, action, state, trace_id)

@@ -367,7 +367,9 @@ class _Pages:
     def runs(self, request: Request) -> Response:
         if self._reviewer(request) is None:
             return self._refused(request)
-        rows = [_run_row(run) for run in self.store.list_runs(kind="check", limit=QUEUE_PAGE_SIZE)]
+        found = [run for kind in ("check", "agent_check") for run in self.store.list_runs(kind=kind, limit=QUEUE_PAGE_SIZE)]
+        found.sort(key=lambda run: run.get("created") or 0, reverse=True)  # checks and agent checks, newest first
+        rows = [_run_row(run) for run in found[:QUEUE_PAGE_SIZE]]
         return self._render(request, "runs.html", runs=rows)
 
     def report(self, request: Request) -> Response:
@@ -378,11 +380,15 @@ class _Pages:
             run = self.store.get_run(run_id)
         except StoreError as exc:
             return self._render(request, "missing.html", status=404, what=str(exc))
-        if run is None:
+        if run is None or run.get("kind") not in ("check", "agent_check"):
             return self._render(request, "missing.html", status=404, what=f"no check run has the id {run_id!r}")
         if not run.get("summary"):
             return self._render(request, "missing.html", status=404,
                                 what=f"run {run['run_id']} has not finished: its report exists once the check ends")
+        if run.get("kind") == "agent_check":  # its page runs no script
+            from failpath.report import agent_html
+
+            return HTMLResponse(agent_html.render(dict(run["summary"])), headers=security_headers(REPORT_POLICY))
         from failpath.report import html
         from failpath.report.rows import stream_request_rows
 
@@ -397,6 +403,8 @@ def _run_row(run: dict[str, Any]) -> dict[str, Any]:
     """One check run as the runs page shows it: identity, verdict and reasons, headline figures."""
     summary = run.get("summary") or {}
     verdict = summary.get("verdict") or {}
+    if run.get("kind") == "agent_check":
+        return _agent_check_row(run, summary, verdict)
     chaos = (summary.get("chaos") or {}).get("with_policy") or {}
     return {
         "run_id": run["run_id"],
@@ -410,3 +418,20 @@ def _run_row(run: dict[str, Any]) -> dict[str, Any]:
         "silent_failure_rate": chaos.get("silent_failure_rate"),
     }
 
+
+def _agent_check_row(run: dict[str, Any], summary: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
+    """An agent check as the runs page shows it: its tasks as the cases, silent failures over every family's trials."""
+    figures = summary.get("figures") or {}
+    families = (figures.get("silent_failures") or {}).values()
+    trials = sum(row.get("trials", 0) for row in families)
+    return {
+        "run_id": run["run_id"],
+        "created": run.get("created"),
+        "finished": run.get("finished"),
+        "name": f"agent check · {summary['agent']}" if summary.get("agent") else "agent check",
+        "policy": "",
+        "verdict": ("READY TO SHIP" if verdict.get("ship") else "READY TO DEMO") if verdict else None,
+        "reasons": [f"{r.get('name')}: {r.get('figure')}" for r in (verdict.get("reasons") or []) if not r.get("passed")][:3],
+        "n_cases": figures.get("tasks"),
+        "silent_failure_rate": sum(row.get("silent", 0) for row in families) / trials if trials else None,
+    }
