@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,27 +81,63 @@ class GuardedPydanticAgent:
         self.name = name or policy.name
         self._rules = _agent_rules(policy)
 
-    def run_sync(self, prompt: Any, **kwargs: Any) -> Outcome:
-        """Run the pydantic-ai agent on ``prompt`` to one of the five outcomes (``kwargs`` go to ``agent.run_sync``)."""
+    def run_sync(self, prompt: Any, *, capabilities: Sequence[Any] = (), observe: Callable[[Any], None] | None = None, **kwargs: Any) -> Outcome:
+        """Run the pydantic-ai agent on ``prompt`` to one of the five outcomes (``kwargs`` go to ``agent.run_sync``).
+
+        ``capabilities`` are more pydantic-ai capabilities for this run, inside failpath's (they see a
+        tool call only once the policy let it run, and their errors and outputs are checked by it).
+        ``observe`` is called with the run's ``Trace`` when it ends, whether or not the policy has a store.
+        """
         pydantic_ai = _import_pydantic_ai()
+        record, capability = self._begin(prompt)
+        try:
+            result = self.agent.run_sync(prompt, capabilities=[capability, *capabilities], **kwargs)
+        except BaseException as exc:
+            return self._end(pydantic_ai, record, None, exc, observe)
+        return self._end(pydantic_ai, record, result, None, observe)
+
+    async def run(self, prompt: Any, *, capabilities: Sequence[Any] = (), observe: Callable[[Any], None] | None = None, **kwargs: Any) -> Outcome:
+        """:meth:`run_sync` from a running event loop (``kwargs`` go to ``agent.run``)."""
+        pydantic_ai = _import_pydantic_ai()
+        record, capability = self._begin(prompt)
+        try:
+            result = await self.agent.run(prompt, capabilities=[capability, *capabilities], **kwargs)
+        except BaseException as exc:
+            return self._end(pydantic_ai, record, None, exc, observe)
+        return self._end(pydantic_ai, record, result, None, observe)
+
+    def tool_names(self) -> tuple[str, ...]:
+        """The names of the agent's tools that its toolsets list up front (an MCP server's are known only when a run starts)."""
+        names: list[str] = []
+        for toolset in getattr(self.agent, "toolsets", ()):
+            tools = getattr(toolset, "tools", None)
+            if isinstance(tools, Mapping):
+                names.extend(str(name) for name in tools)
+        return tuple(names)
+
+    def is_risky(self, tool: str, arguments: Mapping[str, Any]) -> bool:
+        """True when a ``RiskyToolCall`` rule of the policy flags a call of ``tool`` with ``arguments``."""
+        return any(detector.check_call(tool, dict(arguments)) for detector, _ in self._rules.get("risky_tool_call", ()))
+
+    def _begin(self, prompt: Any) -> tuple[RunRecord, Any]:
         trace_id = next_trace_id()
         record = RunRecord(trace_id, trace_id, prompt, time.time())
-        capability = _capability_class()(self, record)
-        seg = _Segment()
-        try:
-            result = self.agent.run_sync(prompt, capabilities=[capability], **kwargs)
-            output = result.output
-            outcome: Outcome = Answered(output, None, False, state=None, trace_id=trace_id)
-            exception = None
-        except _Stop as stop:
-            outcome, exception = stop.outcome, stop.exception  # type: ignore[assignment]
-        except pydantic_ai.UsageLimitExceeded as exc:
-            outcome, exception = self._ended(record, "budget_exceeded", str(exc)), None
-        except Exception as exc:  # the model's provider failed, or pydantic-ai gave up
-            outcome, exception = self._model_failure(record, exc), None
-        except BaseException:
-            raise
-        trace = build_run_trace(self, record, seg, outcome, exception)
+        return record, _capability_class()(self, record)
+
+    def _end(self, pydantic_ai: Any, record: RunRecord, result: Any, error: BaseException | None, observe: Callable[[Any], None] | None) -> Outcome:
+        """The outcome of a finished pydantic-ai run (``result``) or of the exception that ended it; writes its trace."""
+        exception: BaseException | None = None
+        if error is None:
+            outcome: Outcome = Answered(result.output, None, False, state=None, trace_id=record.trace_id)
+        elif isinstance(error, _Stop):
+            outcome, exception = error.outcome, error.exception  # type: ignore[assignment]
+        elif isinstance(error, pydantic_ai.UsageLimitExceeded):
+            outcome = self._ended(record, "budget_exceeded", str(error))
+        elif isinstance(error, Exception):  # the model's provider failed, or pydantic-ai gave up
+            outcome = self._model_failure(record, error)
+        else:
+            raise error
+        trace = build_run_trace(self, record, _Segment(), outcome, exception)
         store = self.policy.trace_store.get()
         if store is not None:
             try:
@@ -112,6 +149,8 @@ class GuardedPydanticAgent:
                 exporter.export(trace)
             except Exception:
                 pass
+        if observe is not None:
+            observe(trace)
         if exception is not None:
             raise exception
         return outcome

@@ -22,6 +22,7 @@ from typing import Any
 from failpath.chaos.faults import Fault, get_fault
 from failpath.chaos.suites import get_suite
 from failpath.chaos.tool_faults import PLANT_TEMPLATES, TOOL_FAULT_KINDS, AttackGoal, get_tool_fault
+from failpath.check.agent_pydanticai import NOT_APPLICABLE, UNREACHABLE_STATES, is_pydantic_agent
 from failpath.check.agent_summary import summarise_trials, worst_runs
 from failpath.check.agent_tasks import AgentTask, Trial, load_tasks
 from failpath.check.agent_trials import TrialResult, plan_trials, run_trials
@@ -87,7 +88,9 @@ def check_agent(
 
     - ``agent``: ``agent(environment) -> fp.Agent``, the agent built over one environment (its tools
       act on it). Give its policy ``store=trial.store`` (the environment factory receives the trial) so
-      the check can answer the approvals it asks for; any store of the policy works.
+      the check can answer the approvals it asks for; any store of the policy works. A pydantic-ai
+      agent under ``fp.agent.guard_pydantic_ai(agent, policy)`` is checked the same way (see
+      :mod:`failpath.check.agent_pydanticai` for what differs: its approvals are not answered).
     - ``environment``: ``environment(trial)`` or ``environment()``: a fresh environment per trial (a
       copy of the database...). It may have ``snapshot()`` (read by a task's ``expected_state``) and
       ``close()`` (called after the trial).
@@ -159,7 +162,7 @@ async def acheck_agent(  # long: the options are checked one by one before any r
     started = time.perf_counter()
     run_id = f"agent-check-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     try:
-        tool_names, agent_name, handled = _probe(agent, environment, task_list[0], seed, opened)
+        tool_names, agent_name, handled, framework = _probe(agent, environment, task_list[0], seed, opened)
         for tool_name in plant_into or ():
             if tool_name not in tool_names:
                 raise ConfigError(f"check_agent(plant_into=...): the agent has no tool {tool_name!r}; its tools are {', '.join(tool_names)}")
@@ -180,6 +183,8 @@ async def acheck_agent(  # long: the options are checked one by one before any r
 
         results = await run_trials(plans, environment=environment, agent=agent, attacks=goals, concurrency=concurrency, progress=tick)
         figures = summarise_trials(results, confidence=confidence, k=budget.pass_k[0])
+        if framework == "pydantic-ai":
+            figures["approvals"]["not_applicable"] = NOT_APPLICABLE["approvals"]
         verdict = decide_agent(figures, budget, handled)
         config = {
             "trials": trials, "seed": seed, "concurrency": concurrency, "fault_rate": fault_rate, "chaos_trials": chaos_trials,
@@ -188,7 +193,7 @@ async def acheck_agent(  # long: the options are checked one by one before any r
             "budgets": {"pass_k": {"k": budget.pass_k[0], "floor": budget.pass_k[1]},
                         "silent_failures": dict(budget.silent_failures) if isinstance(budget.silent_failures, Mapping) else budget.silent_failures,
                         "attack_success": budget.attack_success, "accept": dict(budget.accept)},
-            "confidence": confidence, "tasks": len(task_list),
+            "confidence": confidence, "tasks": len(task_list), "framework": framework,
         }
         result = AgentCheckResult(run_id, agent_name, verdict, figures, tuple(worst_runs(results)), tuple(results),
                                   config, handled, time.perf_counter() - started)
@@ -250,8 +255,8 @@ def _close_store(store: Any, scratch: Path | None) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _probe(agent: Callable[[Any], Any], environment: Callable[..., Any], task: AgentTask, seed: int, store: Any) -> tuple[tuple[str, ...], str, dict[str, tuple[str, ...]]]:
-    """Build the agent once before the trials: its tools, and the states its policy handles."""
+def _probe(agent: Callable[[Any], Any], environment: Callable[..., Any], task: AgentTask, seed: int, store: Any) -> tuple[tuple[str, ...], str, dict[str, tuple[str, ...]], str]:
+    """Build the agent once before the trials: its tools, its name, the states its policy handles, its framework (``failpath`` or ``pydantic-ai``)."""
     from failpath.agent.runner import Agent
     from failpath.check.agent_trials import _takes_argument
 
@@ -259,10 +264,17 @@ def _probe(agent: Callable[[Any], Any], environment: Callable[..., Any], task: A
     env = environment(trial) if _takes_argument(environment) else environment()
     try:
         built = agent(env)
+        if is_pydantic_agent(built):
+            unreachable = (*_NOT_AGENT_STATES, *UNREACHABLE_STATES)
+            handled = {s: a for s, a in built.policy.handled_states().items() if s not in unreachable}
+            return built.tool_names(), built.name, handled, "pydantic-ai"
         if not isinstance(built, Agent):
-            raise ConfigError(f"the agent factory returned {type(built).__name__}, not an fp.Agent")
+            raise ConfigError(
+                f"the agent factory returned {type(built).__name__}, not an fp.Agent or a pydantic-ai agent under "
+                "fp.agent.guard_pydantic_ai(agent, policy)"
+            )
         handled = {s: a for s, a in built.policy.handled_states().items() if s not in _NOT_AGENT_STATES}
-        return tuple(built.tools), built.name, handled
+        return tuple(built.tools), built.name, handled, "failpath"
     finally:
         close = getattr(env, "close", None)
         if callable(close):
