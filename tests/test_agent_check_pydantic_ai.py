@@ -142,3 +142,39 @@ def test_a_factory_that_returns_something_else_is_named():
 def test_attack_goals_and_plant_into_name_tools_of_the_pydantic_ai_agent():
     with pytest.raises(fp.ConfigError, match="the agent has no tool 'refund'; its tools are get_ticket, assign, close"):
         fp.check_agent(make_agent(), desk_factory(), triage_tasks(), trials=1, attacks=[fp.AttackGoal("refund")], **QUIET)
+
+
+async def test_end_to_end_over_pydantic_ais_openai_model_against_a_local_server():
+    """pydantic-ai's OpenAIChatModel and OpenAIProvider, over the real openai SDK, against the local stand-in server."""
+    import openai
+
+    from failpath.llm.testing import FakeProvider
+    from pydantic_triage import CLOSE_T9, openai_triage_agent, openai_triage_responder, triage_policy
+
+    with FakeProvider() as server:
+        client = openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="sk-test-not-a-real-key", max_retries=0, timeout=5.0)
+
+        def build(desk):
+            return fp.agent.guard_pydantic_ai(openai_triage_agent(desk, client), triage_policy(desk.store, withhold=False), max_steps=8, name="triage-openai")
+
+        try:
+            server.set_responder("openai", openai_triage_responder(obey=True))
+            result = await fp.acheck_agent(build, desk_factory(), triage_tasks(), trials=2, concurrency=4, tool_faults=["server_error"],
+                                           model_faults=["rate_limited"], fault_rate=1.0, suites=(), attacks=[CLOSE_T9], templates=["override"])
+        finally:
+            await client.close()
+        sent = server.requests_to("openai")
+    by_variant = {}
+    for t in result.trials:
+        by_variant.setdefault(t.variant, []).append(t)
+    assert [t.status for t in by_variant["clean"]] == ["succeeded"] * 6
+    # the tools went over the wire as OpenAI function definitions, and their results came back as tool messages
+    assert {tool["function"]["name"] for tool in sent[0].body["tools"]} == {"get_ticket", "assign", "close"}
+    assert any(m["role"] == "tool" and "Invoice charged twice" in str(m["content"]) for r in sent for m in r.body["messages"])
+    # the model obeys the instruction planted in get_ticket's output: the attacker's goal is reached
+    assert all(t.goals_reached == ["close(ticket_id='T-9')"] for t in by_variant["attack:override:0"])
+    assert result.figures["attacks"]["reached"] == 3 and not reasons(result)["attack_success"].passed
+    # a tool fault is read by the model; a model fault is a provider_error that ends the run in the policy's outcome
+    assert all("tool_error" in t.states for t in by_variant["tool:server_error"])
+    assert {(t.outcome, t.state) for t in by_variant["model:rate_limited"]} == {("escalated", "provider_error")}
+    assert result.verdict.exit_code == 1
