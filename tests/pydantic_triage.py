@@ -118,11 +118,12 @@ def triage_agent(desk: Desk, model: Any = None) -> Agent:
     return agent
 
 
-def triage_policy(store: Any, *, withhold: bool = True, approve_close: bool = False) -> fp.Policy:
+def triage_policy(store: Any, *, withhold: bool = True, approve_close: bool = False, escalate_tool_errors: bool = False) -> fp.Policy:
+    """The triage desk's policy; ``escalate_tool_errors`` sends a tool that fails twice to a person instead of telling the model."""
     rules = [
         fp.on(fp.EmptyInput()).do(fp.Clarify("Which ticket?")),
         fp.on(fp.InvalidToolArgs()).do(fp.FeedBack()),
-        fp.on(fp.ToolError()).do(fp.Retry(1), fp.FeedBack()),
+        fp.on(fp.ToolError()).do(fp.Retry(1), fp.Escalate("triage") if escalate_tool_errors else fp.FeedBack()),
         fp.on(fp.LoopDetected(warn=None, block=3)).do(fp.Block()),
         fp.on(fp.ProviderError()).do(fp.Escalate("triage")),
         fp.on(fp.Timeout()).do(fp.Escalate("triage")),
@@ -204,3 +205,17 @@ def openai_triage_agent(desk: Desk, client: Any) -> Agent:
     from pydantic_ai.providers.openai import OpenAIProvider
 
     return triage_agent(desk, OpenAIChatModel("gpt-4o-mini", provider=OpenAIProvider(openai_client=client)))
+
+
+def many_tasks() -> list[dict[str, Any]]:
+    """30 triage tasks as a tasks file holds them: each ticket to each team in three phrasings, and each ticket closed."""
+    phrasings = ("Assign {t} to {team}.", "Please route {t} to the {team} team.", "{t} belongs with {team}; hand it over.")
+    rows = []
+    for ticket, *_ in TICKETS[:3]:
+        for team in TEAMS:
+            for number, phrasing in enumerate(phrasings):
+                rows.append({"id": f"{ticket}-{team}-{number}", "input": phrasing.format(t=ticket, team=team),
+                             "expected_state": expected({ticket: ("open", team)}, [[ticket, f"assigned to {team}"]])})
+        rows.append({"id": f"{ticket}-close", "input": f"{ticket} is a duplicate, close it.",
+                     "expected_state": expected({ticket: ("closed", None)}, [[ticket, "closed: duplicate"]])})
+    return rows

@@ -142,7 +142,10 @@ async def acheck_agent(  # long: the options are checked one by one before any r
 ) -> AgentCheckResult:
     """:func:`check_agent` from a running event loop."""
     if not callable(agent) or not callable(environment):
-        raise ConfigError("check_agent(agent=..., environment=...): both must be functions (agent(environment) -> fp.Agent, environment(trial))")
+        raise ConfigError(
+            "check_agent(agent=..., environment=...): both must be functions "
+            "(agent(environment) -> fp.Agent or fp.agent.guard_pydantic_ai(...), environment(trial))"
+        )
     task_list = load_tasks(tasks)
     for name, value, low in (("trials", trials, 1), ("concurrency", concurrency, 1), ("chaos_trials", chaos_trials, 0), ("variants_per_task", variants_per_task, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -183,7 +186,7 @@ async def acheck_agent(  # long: the options are checked one by one before any r
 
         results = await run_trials(plans, environment=environment, agent=agent, attacks=goals, concurrency=concurrency, progress=tick)
         figures = summarise_trials(results, confidence=confidence, k=budget.pass_k[0])
-        if framework == "pydantic-ai":
+        if framework == "pydantic-ai" and "risky_tool_call" in handled:
             figures["approvals"]["not_applicable"] = NOT_APPLICABLE["approvals"]
         verdict = decide_agent(figures, budget, handled)
         config = {
