@@ -82,7 +82,7 @@ def triage_model(desk: Desk) -> FunctionModel:
             if desk.slip:
                 team = TEAMS[(TEAMS.index(team) + 1) % len(TEAMS)]
             return ModelResponse(parts=[ToolCallPart("assign", {"ticket_id": ticket_id, "team": team}, tool_call_id="c1")])
-        if returns and str(desk.seen[-1]).startswith(("error", "blocked", "[withheld")):
+        if returns and str(desk.seen[-1]).startswith(("error", "blocked", "[withheld", "a reviewer rejected")):
             return ModelResponse(parts=[TextPart(f"I could not finish {ticket_id}.")])
         return ModelResponse(parts=[TextPart(f"Done with {ticket_id}.")])
 
@@ -118,7 +118,7 @@ def triage_agent(desk: Desk, model: Any = None) -> Agent:
     return agent
 
 
-def triage_policy(store: Any, *, withhold: bool = True, approve_close: bool = False, escalate_tool_errors: bool = False) -> fp.Policy:
+def triage_policy(store: Any, *, withhold: bool = True, approve_close: bool = False, escalate_close: bool = False, escalate_tool_errors: bool = False) -> fp.Policy:
     """The triage desk's policy; ``escalate_tool_errors`` sends a tool that fails twice to a person instead of telling the model."""
     rules = [
         fp.on(fp.EmptyInput()).do(fp.Clarify("Which ticket?")),
@@ -132,6 +132,8 @@ def triage_policy(store: Any, *, withhold: bool = True, approve_close: bool = Fa
     ]
     if withhold:
         rules.insert(3, fp.on(fp.ToolOutputInjection()).do(fp.Withhold()))
+    if escalate_close:
+        rules.insert(0, fp.on(fp.RiskyToolCall(lambda name, args: name == "close")).do(fp.Escalate("triage-closing")))
     if approve_close:
         rules.insert(0, fp.on(fp.RiskyToolCall(lambda name, args: name == "close")).do(fp.RequireApproval("triage-approvals")))
     return fp.Policy("triage", rules=rules, store=store)
@@ -192,7 +194,7 @@ def openai_triage_responder(*, obey: bool = False, slip: bool = False):
             if slip:
                 team = TEAMS[(TEAMS.index(team) + 1) % len(TEAMS)]
             return openai_completion(tool_calls=[("call_1", "assign", {"ticket_id": ticket_id, "team": team})])
-        if results[-1].startswith(("error", "blocked", "[withheld")):
+        if results[-1].startswith(("error", "blocked", "[withheld", "a reviewer rejected")):
             return openai_completion(f"I could not finish {ticket_id}.")
         return openai_completion(f"Done with {ticket_id}.")
 

@@ -22,7 +22,7 @@ from typing import Any
 from failpath.chaos.faults import Fault, get_fault
 from failpath.chaos.suites import get_suite
 from failpath.chaos.tool_faults import PLANT_TEMPLATES, TOOL_FAULT_KINDS, AttackGoal, get_tool_fault
-from failpath.check.agent_pydanticai import NOT_APPLICABLE, UNREACHABLE_STATES, is_pydantic_agent
+from failpath.check.agent_pydanticai import UNREACHABLE_STATES, is_pydantic_agent
 from failpath.check.agent_summary import summarise_trials, worst_runs
 from failpath.check.agent_tasks import AgentTask, Trial, load_tasks
 from failpath.check.agent_trials import TrialResult, plan_trials, run_trials
@@ -90,7 +90,7 @@ def check_agent(
       act on it). Give its policy ``store=trial.store`` (the environment factory receives the trial) so
       the check can answer the approvals it asks for; any store of the policy works. A pydantic-ai
       agent under ``fp.agent.guard_pydantic_ai(agent, policy)`` is checked the same way (see
-      :mod:`failpath.check.agent_pydanticai` for what differs: its approvals are not answered).
+      :mod:`failpath.check.agent_pydanticai` for how its chaos is applied).
     - ``environment``: ``environment(trial)`` or ``environment()``: a fresh environment per trial (a
       copy of the database...). It may have ``snapshot()`` (read by a task's ``expected_state``) and
       ``close()`` (called after the trial).
@@ -186,8 +186,6 @@ async def acheck_agent(  # long: the options are checked one by one before any r
 
         results = await run_trials(plans, environment=environment, agent=agent, attacks=goals, concurrency=concurrency, progress=tick)
         figures = summarise_trials(results, confidence=confidence, k=budget.pass_k[0])
-        if framework == "pydantic-ai" and "risky_tool_call" in handled:
-            figures["approvals"]["not_applicable"] = NOT_APPLICABLE["approvals"]
         verdict = decide_agent(figures, budget, handled)
         config = {
             "trials": trials, "seed": seed, "concurrency": concurrency, "fault_rate": fault_rate, "chaos_trials": chaos_trials,

@@ -14,12 +14,11 @@ inside failpath's (:func:`~failpath.agent.pydanticai.GuardedPydanticAgent.run` `
   where the provider's request would be sent; a content fault spoils the response's text and tool
   arguments (``none_output`` is a response with nothing in it).
 
-What does not carry over, and how the check reports it: the adapter keeps no checkpoints, so a call its
-``RequireApproval`` holds ends the run ``Escalated`` with a ticket and cannot be continued: the check
-answers no approval (the trial is a defined non-answer, or a success when the task expects
-``escalated``), still counts a risky call that executed as a violation, and says so in the verdict's
-``approvals_honoured`` line. ``tool_outcome_unknown`` needs a checkpoint to arise, so it is not asked of
-such an agent.
+Approvals work as for ``fp.Agent``: the adapter defers a call its ``RequireApproval`` holds (pydantic-ai's
+``ApprovalRequired``) and keeps the waiting run in the policy's store; the check answers the ticket as the
+task's reviewer would and continues the run (:meth:`GuardedPydanticAgent.resume`), so an approved call
+runs and a rejected one never does. ``tool_outcome_unknown`` (a tool call cut off by a crash) is not
+asked of such an agent: failpath does not checkpoint a pydantic-ai run between steps, so it never arises.
 """
 
 from __future__ import annotations
@@ -37,19 +36,10 @@ from failpath.agent.pydanticai import GuardedPydanticAgent
 from failpath.chaos.base import derive_rng, derive_seed, unit_interval
 from failpath.chaos.faults import Fault
 from failpath.chaos.tool_faults import planting
-from failpath.core import ConfigError
 
-__all__ = ["is_pydantic_agent", "PydanticTrial", "NOT_APPLICABLE", "UNREACHABLE_STATES"]
+__all__ = ["is_pydantic_agent", "PydanticTrial", "UNREACHABLE_STATES"]
 
-#: What an agent check cannot do for a pydantic-ai agent, as reports say it.
-NOT_APPLICABLE = {
-    "approvals": (
-        "not answered: the pydantic-ai adapter keeps no checkpoints, so a call held by RequireApproval ends "
-        "the run Escalated with a ticket and the run cannot continue with the reviewer's decision"
-    ),
-}
-
-#: States the pydantic-ai adapter never detects (they need a run's checkpoints).
+#: States the pydantic-ai adapter never detects (a tool call cut off by a crash needs checkpoints between steps).
 UNREACHABLE_STATES = ("tool_outcome_unknown",)
 
 
@@ -72,8 +62,9 @@ class _PolicyTool:
 class PydanticTrial:
     """One trial's run of a guarded pydantic-ai agent, shaped as the check drives an ``fp.Agent``.
 
-    ``run`` starts the run on the check's event loop (``loop``) from the trial's worker thread, with the
-    chaos capability; ``executed`` receives ``(tool, arguments)`` for every tool call that ran.
+    ``run`` and ``resume`` drive the run on the check's event loop (``loop``) from the trial's worker
+    thread, with the chaos capability (one for the whole run, so a resumed run continues its fault
+    streams); ``executed`` receives ``(tool, arguments)`` for every tool call that ran.
     """
 
     is_async = True  # the check hands its event loop to run(), where pydantic-ai's run is awaited
@@ -85,16 +76,19 @@ class PydanticTrial:
         self.plan = plan
         self.executed = executed
         self.tools = {name: _PolicyTool(name, guarded) for name in guarded.tool_names()}
+        self.chaos = _chaos_class()(plan=plan, executed=executed)
 
     def run(self, value: Any, *, run_id: str | None = None, loop: Any = None, observe: Callable[[Any], None] | None = None) -> Any:
-        """Run the agent on ``value`` under the plan's chaos to one outcome (``run_id`` is not kept: a pydantic-ai run is not resumable)."""
-        capability = _chaos_class()(plan=self.plan, executed=self.executed)
+        """Run the agent on ``value`` under the plan's chaos to one outcome."""
         if loop is None:
-            return self.guarded.run_sync(value, capabilities=[capability], observe=observe)
-        return asyncio.run_coroutine_threadsafe(self.guarded.run(value, capabilities=[capability], observe=observe), loop).result()
+            return self.guarded.run_sync(value, run_id=run_id, capabilities=[self.chaos], observe=observe)
+        return asyncio.run_coroutine_threadsafe(self.guarded.run(value, run_id=run_id, capabilities=[self.chaos], observe=observe), loop).result()
 
-    def resume(self, run_id: str, **_: Any) -> Any:
-        raise ConfigError("a pydantic-ai run is not checkpointed by failpath, so it cannot be resumed")
+    def resume(self, run_id: str, *, loop: Any = None, observe: Callable[[Any], None] | None = None) -> Any:
+        """Continue the run once its approvals are decided, under the same chaos."""
+        if loop is None:
+            return self.guarded.resume_sync(run_id, capabilities=[self.chaos], observe=observe)
+        return asyncio.run_coroutine_threadsafe(self.guarded.resume(run_id, capabilities=[self.chaos], observe=observe), loop).result()
 
 
 class _ModelFaults:

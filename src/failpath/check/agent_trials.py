@@ -236,6 +236,8 @@ def _drive(agent: Agent, plan: TrialPlan, goals: Sequence[AttackGoal], result: T
 
 def _waiting_call(agent: Agent, store: Any, run_id: str) -> tuple[str, dict[str, Any]] | None:
     """The tool call the run waits on: its name and its checked arguments, from the run's checkpoints (None: it waits on none)."""
+    if isinstance(agent, PydanticTrial):
+        return agent.guarded.waiting(run_id)
     checkpoints = store.checkpoints(run_id)
     if not checkpoints or checkpoints[-1][1] != "approval":
         return None
