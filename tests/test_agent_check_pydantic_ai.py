@@ -199,3 +199,19 @@ async def test_end_to_end_over_pydantic_ais_openai_model_against_a_local_server(
     assert all("tool_error" in t.states for t in by_variant["tool:server_error"])
     assert {(t.outcome, t.state) for t in by_variant["model:rate_limited"]} == {("escalated", "provider_error")}
     assert result.verdict.exit_code == 1
+
+
+def test_the_readme_example_runs_as_written(capsys):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- section:agent-check -->", 1)[1].split("<!-- /section:agent-check -->", 1)[0]
+    (code,) = [block for block in re.findall(r"```python\n(.*?)```", section, re.DOTALL) if "guard_pydantic_ai" in block]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    result = namespace["result"]
+    assert result.config["framework"] == "pydantic-ai" and result.figures["pass_at_1"] == 1.0
+    assert result.figures["attacks"]["reached"] == 0 and result.verdict.exit_code == 1  # one task cannot certify pass^4
+    assert {"tool_error", "provider_error"} <= set(result.figures["states_fired"])
+    assert capsys.readouterr().out.startswith("READY TO DEMO 1.0")

@@ -2,6 +2,7 @@
 
     guarded = fp.agent.guard_pydantic_ai(pydantic_agent, policy, max_steps=20)
     outcome = guarded.run_sync("Refund order A17")       # one of the five outcomes, one trace
+    outcome = guarded.resume_sync(outcome.trace_id)      # after an approval's ticket is decided
 
 pydantic-ai keeps driving its own loop; a capability (``FailpathCapability``) sees each model response
 and each tool call and applies the policy's rules: ``invalid_tool_args`` (a validation error of the
@@ -12,9 +13,13 @@ pydantic-ai's own retry (``ModelRetry``) or as the tool's result, ``Withhold`` r
 ``Retry`` runs the tool again, and the actions that end a run (``Abstain``, ``Default``, ``fp.Clarify``,
 ``Escalate``, ``RequireApproval``, ``Raise``) stop pydantic-ai's run and become the outcome.
 
-Unlike ``fp.Agent``, a pydantic-ai run is not checkpointed by failpath, so it cannot be resumed:
-``RequireApproval`` opens the review ticket and ends the run ``Escalated`` (start a new run once the
-ticket is resolved). pydantic-ai is an optional extra: ``pip install "failpath[pydantic-ai]"``.
+``RequireApproval`` defers the call with pydantic-ai's own ``ApprovalRequired`` and keeps the waiting
+run in the policy's store (:mod:`failpath.agent.pydanticai_approvals`): the run ends ``Escalated``, and
+``resume`` / ``resume_sync`` continue it once the ticket is decided (an approved call runs, a rejected
+one never does). Unlike ``fp.Agent``'s, a pydantic-ai run is not checkpointed between steps, so a run
+killed half way is not resumed; with a store that keeps no checkpoints, ``RequireApproval`` opens the
+ticket and ends the run for good. ``await guarded.run(prompt)`` is the async twin of ``run_sync``.
+pydantic-ai is an optional extra: ``pip install "failpath[pydantic-ai]"``.
 """
 
 from __future__ import annotations
