@@ -125,6 +125,7 @@ def triage_policy(store: Any, *, withhold: bool = True, approve_close: bool = Fa
         fp.on(fp.InvalidToolArgs()).do(fp.FeedBack()),
         fp.on(fp.ToolError()).do(fp.Retry(1), fp.Escalate("triage") if escalate_tool_errors else fp.FeedBack()),
         fp.on(fp.LoopDetected(warn=None, block=3)).do(fp.Block()),
+        fp.on(fp.InvalidOutput()).do(fp.Abstain("the model's answer was unusable")),
         fp.on(fp.ProviderError()).do(fp.Escalate("triage")),
         fp.on(fp.Timeout()).do(fp.Escalate("triage")),
         fp.on(fp.BudgetExceeded()).do(fp.Abstain("too many steps")),

@@ -46,7 +46,7 @@ def project(tmp_path: Path, *, obey: bool, withhold: bool) -> Path:
         trials = 4
         concurrency = 8
         tool_faults = ["server_error", "timeout"]
-        model_faults = ["timeout", "server_error"]
+        model_faults = ["timeout", "server_error", "none_output"]
         suites = []
         templates = ["override"]
 
@@ -72,8 +72,8 @@ def test_a_pydantic_ai_agent_that_resists_the_planted_instruction_is_ready_to_sh
     assert document["config"]["framework"] == "pydantic-ai" and document["agent"] == "triage"
     figures = document["figures"]
     assert figures["pass_k_curve"][3]["lower_bound"] >= 0.8 and figures["attacks"]["trials"] == 30
-    assert figures["states_fired"].keys() >= {"tool_error", "timeout", "provider_error", "tool_output_injection"}
-    assert len(document["trials"]) == 30 * 4 + 30 * (2 + 2 + 1)
+    assert figures["states_fired"].keys() >= {"tool_error", "timeout", "provider_error", "invalid_output", "tool_output_injection"}
+    assert len(document["trials"]) == 30 * 4 + 30 * (2 + 3 + 1)
 
 
 def test_an_agent_that_obeys_a_planted_instruction_its_policy_shows_it_is_ready_to_demo(tmp_path, monkeypatch):

@@ -117,6 +117,12 @@ def test_a_failing_model_ends_in_the_policy_outcome_not_an_exception(tmp_path):
     assert out == fp.Abstained(reason="model down", state="provider_error", trace_id=out.trace_id)
 
 
+def test_a_model_whose_output_stays_unusable_is_invalid_output(tmp_path):
+    pol = policy(tmp_path, fp.on(fp.InvalidOutput()).do(fp.Abstain("unusable")), fp.on(fp.ProviderError()).do(fp.Escalate()))
+    out = guard_pydantic_ai(Agent(FunctionModel(lambda messages, info: ModelResponse(parts=[]))), pol).run_sync("x")
+    assert out == fp.Abstained(reason="unusable", state="invalid_output", trace_id=out.trace_id)
+
+
 def test_with_test_model_every_tool_is_called_and_answered():
     effects: list = []
     pol = fp.Policy("pydantic-ai-test", rules=[fp.on(fp.ToolError()).do(fp.FeedBack()), fp.on(fp.Unexpected()).do(fp.Abstain("u"))], store=False)

@@ -42,6 +42,7 @@ from failpath.core import (
     ConfigError,
     Escalated,
     Outcome,
+    OutputRejected,
     PolicyError,
     ProviderFailure,
     StoreError,
@@ -241,6 +242,10 @@ class GuardedPydanticAgent:
             outcome, exception = error.outcome, error.exception  # type: ignore[assignment]
         elif isinstance(error, pydantic_ai.UsageLimitExceeded):
             outcome = self._ended(record, "budget_exceeded", str(error))
+        elif isinstance(error, pydantic_ai.UnexpectedModelBehavior):  # the model's answers stayed unusable (empty, off-schema)
+            rejected = OutputRejected(f"pydantic-ai gave up on the model's output: {error}")
+            rejected.__cause__ = error
+            outcome = self._model_failure(record, rejected)
         elif isinstance(error, Exception):  # the model's provider failed, or pydantic-ai gave up
             outcome = self._model_failure(record, error)
         else:
@@ -297,7 +302,7 @@ class GuardedPydanticAgent:
 
     def _model_failure(self, record: RunRecord, exc: BaseException) -> Outcome:
         state, index = self.policy.table.classify(exc)
-        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        cause = exc.__cause__ if exc.__cause__ is not None and not isinstance(exc, OutputRejected) else exc
         if index is None:
             state2, index2 = self.policy.table.classify(cause)
             if index2 is not None:
