@@ -101,12 +101,15 @@ def test_a_content_fault_spoils_what_the_model_reads():
 
 def test_model_faults_end_the_run_in_the_policy_outcome():
     result = fp.check_agent(make_agent(), desk_factory(), triage_tasks()[:1], trials=1, tool_faults=(),
-                            model_faults=["server_error", "timeout", "none_output"], suites=(), fault_rate=1.0)
+                            model_faults=["server_error", "timeout", "none_output", "truncated_json"], suites=(), fault_rate=1.0)
     by_variant = {t.variant: t for t in result.trials}
     assert by_variant["model:server_error"].outcome == "escalated" and by_variant["model:server_error"].state == "provider_error"
     assert by_variant["model:timeout"].state == "timeout" and by_variant["model:timeout"].status == "handled"
     # an empty response: pydantic-ai gives up on the output, which is invalid_output as for fp.Agent
     assert (by_variant["model:none_output"].status, by_variant["model:none_output"].state) == ("handled", "invalid_output")
+    # a content fault spoils the model's tool-call arguments: the policy sees invalid_tool_args and feeds it back
+    truncated = by_variant["model:truncated_json"]
+    assert "invalid_tool_args" in truncated.states and truncated.steps[1]["state"] == "invalid_tool_args"
     assert result.figures["states_fired"]["provider_error"] >= 1 and result.figures["states_fired"]["timeout"] == 1
 
 

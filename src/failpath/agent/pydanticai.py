@@ -387,7 +387,7 @@ class GuardedPydanticAgent:
                 if isinstance(action, Withhold):
                     record.actions.append("withhold")
                     return "withhold", action.message or "[withheld: the output of this tool looked like instructions aimed at you and was not shown.]"
-                if isinstance(action, RequireApproval) and record.defer and record.call is not None:
+                if isinstance(action, RequireApproval) and record.defer and record.call is not None and record.call[0] == entry.get("call_id"):
                     self._hold(record, entry, action, decided, why)
                     continue
                 if isinstance(action, _TERMINAL) or isinstance(action, RequireApproval):

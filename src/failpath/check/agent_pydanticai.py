@@ -130,7 +130,11 @@ def _spoiled(fault: Fault, response: Any) -> Any:
         if isinstance(part, TextPart):
             part = dataclasses.replace(part, content=_as_text(fault.after_call(part.content)))
         elif isinstance(part, ToolCallPart):
-            spoilt = fault.after_call(part.args_as_dict())
+            try:
+                arguments = part.args_as_dict()
+            except ValueError:  # the model's arguments are not JSON already: the fault spoils them as text
+                arguments = part.args
+            spoilt = fault.after_call(arguments)
             part = dataclasses.replace(part, args=spoilt if isinstance(spoilt, (str, dict)) else _as_text(spoilt))
         parts.append(part)
     return dataclasses.replace(response, parts=parts)
