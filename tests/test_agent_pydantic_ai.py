@@ -186,3 +186,19 @@ def test_a_run_is_continued_exactly_once(tmp_path):
     assert effects == []
     with pytest.raises(fp.StoreError, match="no pydantic-ai run 'nope' waiting"):
         guarded.resume_sync("nope")
+
+
+def test_failpath_runs_show_prints_a_waiting_pydantic_ai_run_and_its_end(tmp_path):
+    from typer.testing import CliRunner
+
+    from failpath.cli import app
+
+    guarded, pol, out, effects, _ = held_refund(tmp_path)
+    shown = CliRunner().invoke(app, ["runs", "show", out.trace_id, "--store", str(tmp_path / "s.db")], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    assert f"run {out.trace_id}: waiting for approval" in shown.output and f"'ticket_id': '{out.ticket_id}'" in shown.output
+    assert "refund(" in shown.output and "risky_tool_call" in shown.output
+    pol.trace_store.get().resolve_ticket(out.ticket_id, "approve", reviewer="ana")
+    guarded.resume_sync(out.trace_id)
+    shown = CliRunner().invoke(app, ["runs", "show", out.trace_id, "--store", str(tmp_path / "s.db")], catch_exceptions=False)
+    assert f"run {out.trace_id}: answered" in shown.output

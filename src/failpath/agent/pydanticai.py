@@ -165,7 +165,7 @@ class GuardedPydanticAgent:
         if not held_calls.keeps_checkpoints(store) or not store.checkpoints(run_id):
             return None  # the run was never kept: it ended, or an Escalate ended it on a ticket nothing waits on
         _, kind, data = held_calls.load(store, run_id)
-        if kind != "waiting":
+        if kind != "approval":
             return None
         for held in data["waiting"]:
             if store.get_ticket(held["ticket_id"]).status is TicketStatus.OPEN:
@@ -211,7 +211,7 @@ class GuardedPydanticAgent:
         seq, kind, data = held_calls.load(store, run_id)
         if kind == "end":
             return held_calls.ended_outcome(data) or Abstained(reason="the run raised", state="unexpected")
-        if kind != "waiting":
+        if kind != "approval":
             raise StoreError(f"run {run_id}: a continuation of it started already (a continuation that stopped half way cannot be repeated)")
         decisions = held_calls.decide(store, data["waiting"], data["trace_id"])
         if isinstance(decisions, Escalated):

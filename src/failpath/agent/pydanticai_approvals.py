@@ -11,9 +11,11 @@ ticket is decided. A checkpoint claims each continuation, so a run continues exa
 
 Checkpoints of a pydantic-ai run (the store's run of kind ``pydantic_ai``):
 
-- ``waiting``: the run's messages (pydantic-ai's JSON form), the held calls with their tickets, and the
-  run's record so far (steps, states, actions, counters), so the continued run's trace holds every step;
-- ``continued``: a continuation started (the claim);
+- ``approval``: the run's messages (pydantic-ai's JSON form), the held calls with their tickets (the
+  first one's ``ticket_id``, ``call_id`` and ``tool`` also at the top, as ``failpath runs show`` prints
+  them), and the run's record so far (steps, states, actions, counters), so the continued run's trace
+  holds every step;
+- ``decision``: a continuation started with these decisions (the claim);
 - ``end``: the outcome the run ended in.
 """
 
@@ -43,7 +45,7 @@ def keeps_checkpoints(store: Any) -> bool:
 
 
 def save_waiting(store: Any, record: RunRecord, messages: Any, agent_name: str, seq: int) -> None:
-    """Write the ``waiting`` checkpoint of a run that deferred its held calls (and register the run first)."""
+    """Write the ``approval`` checkpoint of a run that deferred its held calls (and register the run first)."""
     from pydantic_ai.messages import ModelMessagesTypeAdapter
 
     if seq == 0 and store.get_run(record.run_id) is None:
@@ -53,11 +55,12 @@ def save_waiting(store: Any, record: RunRecord, messages: Any, agent_name: str, 
         "trace_id": record.trace_id,
         "messages": ModelMessagesTypeAdapter.dump_python(messages, mode="json"),
         "waiting": list(record.held),
+        **{key: record.held[0][key] for key in ("ticket_id", "call_id", "tool")},
         "steps": record.steps, "states": record.states, "actions": record.actions, "notes": record.notes,
         "explanations": record.explanations, "fingerprints": dict(record.fingerprints),
         **{name: getattr(record, name) for name in _COUNTERS},
     }
-    if not store.add_checkpoint(record.run_id, seq, "waiting", data):
+    if not store.add_checkpoint(record.run_id, seq, "approval", data):
         raise StoreError(f"run {record.run_id}: another process continued it first")
 
 
@@ -73,7 +76,7 @@ def load(store: Any, run_id: str) -> tuple[int, str, Mapping[str, Any]]:
     if not keeps_checkpoints(store):
         raise StoreError(f"resume({run_id!r}): the policy's store keeps no run checkpoints, so a pydantic-ai run cannot be continued")
     checkpoints = store.checkpoints(run_id)
-    if not checkpoints or checkpoints[0][1] != "waiting":
+    if not checkpoints or checkpoints[0][1] != "approval":
         raise StoreError(f"no pydantic-ai run {run_id!r} waiting in {getattr(store, 'path', 'the store')}; a run is kept only once it waits for an approval")
     return checkpoints[-1]
 
@@ -99,7 +102,7 @@ def decide(store: Any, waiting: list[Mapping[str, Any]], trace_id: str) -> dict[
 
 def claim(store: Any, run_id: str, seq: int, decisions: Mapping[str, str]) -> None:
     """Claim the continuation of the run (checkpoint ``seq``); ``StoreError`` when another process claimed it first."""
-    if not store.add_checkpoint(run_id, seq, "continued", {"decisions": dict(decisions)}):
+    if not store.add_checkpoint(run_id, seq, "decision", {"decision": dict(decisions)}):
         raise StoreError(f"run {run_id}: another process is continuing it")
 
 
