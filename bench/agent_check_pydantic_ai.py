@@ -18,7 +18,9 @@ is two model turns, 100 ms of waiting, and the floor for 800 runs 64 at a time i
   check's SQLite store, the final-state judge, then the figures and the verdict;
 - ``check_agent/nostore``: the same with the policy's ``store=False``.
 
-Rounds alternate the variants; printed: the median wall time of each and its ratio to ``bare``.
+Rounds alternate the variants; printed: the median wall time of each and its ratio to ``bare``, and the
+median CPU time of the process (``time.process_time``), which a machine shared with other jobs stretches
+less than wall time: the work each variant adds, whatever the load.
 """
 
 from __future__ import annotations
@@ -131,24 +133,29 @@ def main() -> None:
         "check_agent/nostore": lambda: checked(count, trials, concurrency, False),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):
         for name, run in variants.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             succeeded = run()
             times[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
             assert succeeded == count * trials, (name, succeeded)
     medians = {name: statistics.median(values) for name, values in times.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     figures = {
         "runs": count * trials, "concurrency": concurrency, "turn_seconds": TURN, "rounds": rounds,
         "seconds": medians, "ratio": {name: medians[name] / medians["bare"] for name in medians},
         "all_seconds": times,
+        "cpu_seconds": cpu_medians, "cpu_ratio": {name: cpu_medians[name] / cpu_medians["bare"] for name in cpu_medians},
     }
     if args.json:
         print(json.dumps(figures, indent=2))
         return
     print(f"{count} tasks x {trials} trials = {count * trials} pydantic-ai runs, {concurrency} at once, model turn {TURN * 1000:.0f} ms, {rounds} round(s)")
     for name in variants:
-        print(f"  {name:<22} {medians[name]:7.2f} s   {figures['ratio'][name]:.2f}x the floor   (runs: {', '.join(f'{t:.2f}' for t in times[name])})")
+        print(f"  {name:<22} {medians[name]:7.2f} s   {figures['ratio'][name]:.2f}x the floor   (runs: {', '.join(f'{t:.2f}' for t in times[name])})"
+              f"   CPU {cpu_medians[name]:.2f} s, {figures['cpu_ratio'][name]:.2f}x")
 
 
 if __name__ == "__main__":
