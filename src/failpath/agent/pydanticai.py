@@ -2,6 +2,7 @@
 
     guarded = fp.agent.guard_pydantic_ai(pydantic_agent, policy, max_steps=20)
     outcome = guarded.run_sync("Refund order A17")       # one of the five outcomes, one trace
+    outcome = guarded.resume_sync(outcome.trace_id)      # after an approval's ticket is decided
 
 pydantic-ai keeps driving its own loop; a capability (``FailpathCapability``) sees each model response
 and each tool call and applies the policy's rules: ``invalid_tool_args`` (a validation error of the
@@ -12,18 +13,24 @@ pydantic-ai's own retry (``ModelRetry``) or as the tool's result, ``Withhold`` r
 ``Retry`` runs the tool again, and the actions that end a run (``Abstain``, ``Default``, ``fp.Clarify``,
 ``Escalate``, ``RequireApproval``, ``Raise``) stop pydantic-ai's run and become the outcome.
 
-Unlike ``fp.Agent``, a pydantic-ai run is not checkpointed by failpath, so it cannot be resumed:
-``RequireApproval`` opens the review ticket and ends the run ``Escalated`` (start a new run once the
-ticket is resolved). pydantic-ai is an optional extra: ``pip install "failpath[pydantic-ai]"``.
+``RequireApproval`` defers the call with pydantic-ai's own ``ApprovalRequired`` and keeps the waiting
+run in the policy's store (:mod:`failpath.agent.pydanticai_approvals`): the run ends ``Escalated``, and
+``resume`` / ``resume_sync`` continue it once the ticket is decided (an approved call runs, a rejected
+one never does). Unlike ``fp.Agent``'s, a pydantic-ai run is not checkpointed between steps, so a run
+killed half way is not resumed; with a store that keeps no checkpoints, ``RequireApproval`` opens the
+ticket and ends the run for good. ``await guarded.run(prompt)`` is the async twin of ``run_sync``.
+pydantic-ai is an optional extra: ``pip install "failpath[pydantic-ai]"``.
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from failpath.agent import pydanticai_approvals as held_calls
 from failpath.agent.actions import Block, FeedBack, RequireApproval, Withhold
 from failpath.agent.record import RunRecord
 from failpath.agent.segment import TERMINAL as _TERMINAL, Segment as _Segment, agent_rules as _agent_rules
@@ -34,9 +41,12 @@ from failpath.core import (
     ConfigError,
     Escalated,
     Outcome,
+    OutputRejected,
     PolicyError,
     ProviderFailure,
+    StoreError,
     Ticket,
+    TicketStatus,
     is_transient_status,
 )
 from failpath.guard.actions import Escalate, Raise, Retry
@@ -59,6 +69,17 @@ class _Stop(Exception):
         self.exception = exception
 
 
+class _Record(RunRecord):
+    """A pydantic-ai run's record: the calls it holds for approval besides what every run records."""
+
+    def __init__(self, run_id: str, trace_id: str, value: Any, started: float, *, defer: bool):
+        super().__init__(run_id, trace_id, value, started)
+        self.defer = defer  # RequireApproval defers the call (the store keeps the run) rather than ending the run
+        self.held: list[dict[str, Any]] = []  # the calls deferred for approval, with their tickets
+        self.call: tuple[str, str, dict[str, Any]] | None = None  # the risky call being decided: (id, tool, arguments)
+        self.continued = False  # this part continues a run that waited
+
+
 def _import_pydantic_ai() -> Any:
     try:
         import pydantic_ai
@@ -79,29 +100,163 @@ class GuardedPydanticAgent:
         self.budget = budget
         self.name = name or policy.name
         self._rules = _agent_rules(policy)
+        self._holds_calls = any(isinstance(a, RequireApproval) for _, i in self._rules.get("risky_tool_call", ()) for a in policy.rules[i].actions)
 
-    def run_sync(self, prompt: Any, **kwargs: Any) -> Outcome:
-        """Run the pydantic-ai agent on ``prompt`` to one of the five outcomes (``kwargs`` go to ``agent.run_sync``)."""
+    def run_sync(self, prompt: Any, *, run_id: str | None = None, capabilities: Sequence[Any] = (), observe: Callable[[Any], None] | None = None, **kwargs: Any) -> Outcome:
+        """Run the pydantic-ai agent on ``prompt`` to one of the five outcomes (``kwargs`` go to ``agent.run_sync``).
+
+        ``Escalated`` with state ``risky_tool_call`` means the run waits for an approval: continue it with
+        :meth:`resume_sync` once the ticket is decided (``run_id`` names the run; default: the outcome's
+        ``trace_id``). ``capabilities`` are more pydantic-ai capabilities for this run, inside failpath's
+        (they see a tool call only once the policy let it run, and their errors and outputs are checked
+        by it). ``observe`` is called with the run's ``Trace`` when it ends or waits, whether or not the
+        policy has a store.
+        """
         pydantic_ai = _import_pydantic_ai()
-        trace_id = next_trace_id()
-        record = RunRecord(trace_id, trace_id, prompt, time.time())
-        capability = _capability_class()(self, record)
-        seg = _Segment()
+        record, capability, kwargs = self._begin(prompt, run_id, kwargs)
         try:
-            result = self.agent.run_sync(prompt, capabilities=[capability], **kwargs)
-            output = result.output
-            outcome: Outcome = Answered(output, None, False, state=None, trace_id=trace_id)
-            exception = None
-        except _Stop as stop:
-            outcome, exception = stop.outcome, stop.exception  # type: ignore[assignment]
-        except pydantic_ai.UsageLimitExceeded as exc:
-            outcome, exception = self._ended(record, "budget_exceeded", str(exc)), None
-        except Exception as exc:  # the model's provider failed, or pydantic-ai gave up
-            outcome, exception = self._model_failure(record, exc), None
-        except BaseException:
-            raise
-        trace = build_run_trace(self, record, seg, outcome, exception)
+            result = self.agent.run_sync(prompt, capabilities=[capability, *capabilities], **kwargs)
+        except BaseException as exc:
+            return self._end(pydantic_ai, record, None, exc, observe)
+        return self._end(pydantic_ai, record, result, None, observe)
+
+    async def run(self, prompt: Any, *, run_id: str | None = None, capabilities: Sequence[Any] = (), observe: Callable[[Any], None] | None = None, **kwargs: Any) -> Outcome:
+        """:meth:`run_sync` from a running event loop (``kwargs`` go to ``agent.run``)."""
+        pydantic_ai = _import_pydantic_ai()
+        record, capability, kwargs = self._begin(prompt, run_id, kwargs)
+        try:
+            result = await self.agent.run(prompt, capabilities=[capability, *capabilities], **kwargs)
+        except BaseException as exc:
+            return self._end(pydantic_ai, record, None, exc, observe)
+        return self._end(pydantic_ai, record, result, None, observe)
+
+    def resume_sync(self, run_id: str, *, capabilities: Sequence[Any] = (), observe: Callable[[Any], None] | None = None, **kwargs: Any) -> Outcome:
+        """Continue a run that waits for approvals, once their tickets are decided: the approved calls run,
+        the rejected (or expired) ones do not and the model is told so. Exactly once: a run another process
+        continues already is a ``StoreError``; a run whose tickets are still open returns ``Escalated`` again;
+        a finished run returns its outcome again."""
+        pydantic_ai = _import_pydantic_ai()
+        ready = self._continue(run_id, kwargs)
+        if not isinstance(ready, tuple):
+            return ready
+        record, capability, kwargs = ready
+        try:
+            result = self.agent.run_sync(None, capabilities=[capability, *capabilities], **kwargs)
+        except BaseException as exc:
+            return self._end(pydantic_ai, record, None, exc, observe)
+        return self._end(pydantic_ai, record, result, None, observe)
+
+    async def resume(self, run_id: str, *, capabilities: Sequence[Any] = (), observe: Callable[[Any], None] | None = None, **kwargs: Any) -> Outcome:
+        """:meth:`resume_sync` from a running event loop."""
+        pydantic_ai = _import_pydantic_ai()
+        ready = self._continue(run_id, kwargs)
+        if not isinstance(ready, tuple):
+            return ready
+        record, capability, kwargs = ready
+        try:
+            result = await self.agent.run(None, capabilities=[capability, *capabilities], **kwargs)
+        except BaseException as exc:
+            return self._end(pydantic_ai, record, None, exc, observe)
+        return self._end(pydantic_ai, record, result, None, observe)
+
+    def waiting(self, run_id: str) -> tuple[str, dict[str, Any]] | None:
+        """The held call whose ticket the run waits on first: ``(tool, arguments)``; None when it waits on none."""
         store = self.policy.trace_store.get()
+        if not held_calls.keeps_checkpoints(store) or not store.checkpoints(run_id):
+            return None  # the run was never kept: it ended, or an Escalate ended it on a ticket nothing waits on
+        _, kind, data = held_calls.load(store, run_id)
+        if kind != "approval":
+            return None
+        for held in data["waiting"]:
+            if store.get_ticket(held["ticket_id"]).status is TicketStatus.OPEN:
+                return held["tool"], dict(held["arguments"])
+        return None
+
+    def tool_names(self) -> tuple[str, ...]:
+        """The names of the agent's tools that its toolsets list up front (an MCP server's are known only when a run starts)."""
+        names: list[str] = []
+        for toolset in getattr(self.agent, "toolsets", ()):
+            tools = getattr(toolset, "tools", None)
+            if isinstance(tools, Mapping):
+                names.extend(str(name) for name in tools)
+        return tuple(names)
+
+    def is_risky(self, tool: str, arguments: Mapping[str, Any]) -> bool:
+        """True when a ``RiskyToolCall`` rule of the policy flags a call of ``tool`` with ``arguments``."""
+        return any(detector.check_call(tool, dict(arguments)) for detector, _ in self._rules.get("risky_tool_call", ()))
+
+    def _begin(self, prompt: Any, run_id: str | None, kwargs: dict[str, Any]) -> tuple[_Record, Any, dict[str, Any]]:
+        trace_id = next_trace_id()
+        defer = self._holds_calls and held_calls.keeps_checkpoints(self.policy.trace_store.get())
+        record = _Record(run_id or trace_id, trace_id, prompt, time.time(), defer=defer)
+        return record, _capability_class()(self, record), self._deferrable(kwargs) if defer else kwargs
+
+    def _deferrable(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``kwargs`` whose ``output_type`` lets the run end with pydantic-ai's ``DeferredToolRequests``."""
+        from pydantic_ai import DeferredToolRequests
+
+        base = kwargs.get("output_type", getattr(self.agent, "output_type", str))
+        types = list(base) if isinstance(base, (list, tuple)) else [base]
+        if DeferredToolRequests not in types:
+            types.append(DeferredToolRequests)
+        return {**kwargs, "output_type": types}
+
+    def _continue(self, run_id: str, kwargs: dict[str, Any]) -> Outcome | tuple[_Record, Any, dict[str, Any]]:
+        """What continuing ``run_id`` needs (its record, failpath's capability, the run's arguments), or the outcome
+        to return as it is (a finished run's, or ``Escalated`` while a ticket is open)."""
+        from pydantic_ai import DeferredToolResults, ToolDenied
+        from pydantic_ai.messages import ModelMessagesTypeAdapter
+
+        store = self.policy.trace_store.get()
+        seq, kind, data = held_calls.load(store, run_id)
+        if kind == "end":
+            return held_calls.ended_outcome(data) or Abstained(reason="the run raised", state="unexpected")
+        if kind != "approval":
+            raise StoreError(f"run {run_id}: a continuation of it started already (a continuation that stopped half way cannot be repeated)")
+        decisions = held_calls.decide(store, data["waiting"], data["trace_id"])
+        if isinstance(decisions, Escalated):
+            return decisions
+        held_calls.claim(store, run_id, seq + 1, decisions)
+        record = _Record(run_id, next_trace_id(), data["prompt"], time.time(), defer=True)
+        record.seq = seq + 2
+        record.continued = True
+        held_calls.restore(record, data)
+        approvals: dict[str, Any] = {}
+        for held in data["waiting"]:
+            decision = decisions[held["call_id"]]
+            record.notes.append(f"approval {held['ticket_id']} of {held['tool']}: {decision}")
+            approvals[held["call_id"]] = True if decision == "approve" else ToolDenied(f"a reviewer rejected {held['tool']}; the call did not run")
+        kwargs = {**kwargs, "message_history": ModelMessagesTypeAdapter.validate_python(data["messages"]),
+                  "deferred_tool_results": DeferredToolResults(approvals=approvals)}
+        return record, _capability_class()(self, record), self._deferrable(kwargs)
+
+    def _end(self, pydantic_ai: Any, record: RunRecord, result: Any, error: BaseException | None, observe: Callable[[Any], None] | None) -> Outcome:
+        """The outcome of a finished pydantic-ai run (``result``) or of the exception that ended it; writes its trace."""
+        exception: BaseException | None = None
+        suspended = False
+        if error is None and type(result.output).__name__ == "DeferredToolRequests":
+            outcome, suspended = self._suspend(record, result), bool(record.held)
+        elif error is None:
+            outcome: Outcome = Answered(result.output, None, False, state=None, trace_id=record.trace_id)
+        elif isinstance(error, _Stop):
+            outcome, exception = error.outcome, error.exception  # type: ignore[assignment]
+        elif isinstance(error, pydantic_ai.UsageLimitExceeded):
+            outcome = self._ended(record, "budget_exceeded", str(error))
+        elif isinstance(error, pydantic_ai.UnexpectedModelBehavior):  # the model's answers stayed unusable (empty, off-schema)
+            rejected = OutputRejected(f"pydantic-ai gave up on the model's output: {error}")
+            rejected.__cause__ = error
+            outcome = self._model_failure(record, rejected)
+        elif isinstance(error, Exception):  # the model's provider failed, or pydantic-ai gave up
+            outcome = self._model_failure(record, error)
+        else:
+            raise error
+        trace = build_run_trace(self, record, _Segment(), outcome, exception)
+        store = self.policy.trace_store.get()
+        if record.continued and not suspended:
+            try:
+                held_calls.save_end(store, record.run_id, record.seq, outcome, None if exception is None else f"{type(exception).__name__}: {exception}")
+            except Exception as exc:
+                trace.detail.setdefault("notes", []).append(f"the end of the run could not be kept ({type(exc).__name__}: {exc})")
         if store is not None:
             try:
                 store.write_trace(trace)
@@ -112,14 +267,42 @@ class GuardedPydanticAgent:
                 exporter.export(trace)
             except Exception:
                 pass
+        if observe is not None:
+            observe(trace)
         if exception is not None:
             raise exception
         return outcome
 
     # ------------------------------------------------------------------ decisions
+    def _suspend(self, record: _Record, result: Any) -> Outcome:
+        """The run ended deferring the calls it holds: keep what continuing it needs; ``Escalated`` on the first ticket."""
+        if not record.held:  # a deferral of the agent's own (its tools' ApprovalRequired), which failpath did not open a ticket for
+            return self._ended(record, "unexpected", "the run ended waiting on tool calls that failpath holds no ticket for")
+        try:
+            held_calls.save_waiting(self.policy.trace_store.get(), record, result.all_messages(), self.name, record.seq)
+        except Exception as exc:
+            record.notes.append(f"the waiting run could not be kept, so it cannot be continued ({type(exc).__name__}: {exc})")
+        first = record.held[0]
+        return Escalated(ticket_id=first["ticket_id"], queue=first["queue"], state="risky_tool_call", trace_id=record.trace_id)
+
+    def _hold(self, record: _Record, entry: dict[str, Any], action: RequireApproval, state: str, why: str) -> None:
+        """Open the approval's ticket and defer the call (pydantic-ai's ``ApprovalRequired``); return when no ticket could be opened."""
+        from pydantic_ai.exceptions import ApprovalRequired
+
+        call_id, tool, arguments = record.call  # type: ignore[misc]
+        record.actions.append(action.name)
+        shown = {"tool": tool, "arguments": preview(canonical_text(arguments)), "why": why}
+        ticket_id = self._ticket(record, action.queue, state, action.deadline, action.default.name, shown)
+        if ticket_id is None:
+            return
+        record.held.append({"call_id": call_id, "tool": tool, "arguments": jsonable(arguments), "ticket_id": ticket_id,
+                            "queue": action.queue, "default": action.default.name})
+        entry["ticket_id"] = ticket_id
+        raise ApprovalRequired()
+
     def _model_failure(self, record: RunRecord, exc: BaseException) -> Outcome:
         state, index = self.policy.table.classify(exc)
-        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        cause = exc.__cause__ if exc.__cause__ is not None and not isinstance(exc, OutputRejected) else exc
         if index is None:
             state2, index2 = self.policy.table.classify(cause)
             if index2 is not None:
@@ -204,6 +387,9 @@ class GuardedPydanticAgent:
                 if isinstance(action, Withhold):
                     record.actions.append("withhold")
                     return "withhold", action.message or "[withheld: the output of this tool looked like instructions aimed at you and was not shown.]"
+                if isinstance(action, RequireApproval) and record.defer and record.call is not None and record.call[0] == entry.get("call_id"):
+                    self._hold(record, entry, action, decided, why)
+                    continue
                 if isinstance(action, _TERMINAL) or isinstance(action, RequireApproval):
                     self._terminal(record, action, decided, why)
         record.actions.append("abstain")
@@ -259,7 +445,7 @@ def _capability_class() -> type:
                 raise pydantic_ai.ModelRetry(message) from None
 
         async def wrap_tool_execute(self, ctx: Any, *, call: Any, tool_def: Any, args: Any, handler: Any) -> Any:
-            return await _execute_tool(pydantic_ai, self.guard, self.record, call, args, handler)
+            return await _execute_tool(pydantic_ai, self.guard, self.record, call, args, handler, approved=bool(getattr(ctx, "tool_call_approved", False)))
 
     return FailpathCapability
 
@@ -279,7 +465,7 @@ def _record_response(record: Any, response: Any, started: float) -> None:
     record.steps.append(entry)
 
 
-async def _execute_tool(pydantic_ai: Any, guard: Any, record: Any, call: Any, args: Any, handler: Any) -> Any:
+async def _execute_tool(pydantic_ai: Any, guard: Any, record: Any, call: Any, args: Any, handler: Any, *, approved: bool = False) -> Any:
     """A tool call of a pydantic-ai run under the policy: its result, or the message the model reads in its place."""
     entry = step_entry("tool", call.tool_name, call_id=call.tool_call_id, arguments=args)
     record.steps.append(entry)
@@ -296,9 +482,12 @@ async def _execute_tool(pydantic_ai: Any, guard: Any, record: Any, call: Any, ar
             _, message = guard._settle(record, entry, "loop_detected", f"{fingerprint} would be call {seen} with the same arguments in this run (block={detector.block})")
             entry["result"] = preview(message)
             return message
-    for detector, _ in guard._rules.get("risky_tool_call", ()):
+    if approved:  # a reviewer approved this held call: the run was continued with that decision
+        entry["approval"] = "approved"
+    for detector, _ in () if approved else guard._rules.get("risky_tool_call", ()):
         risky = detector.check_call(call.tool_name, dict(args) if isinstance(args, dict) else {})
         if risky:
+            record.call = (call.tool_call_id, call.tool_name, dict(args) if isinstance(args, dict) else {})
             _, message = guard._settle(record, entry, "risky_tool_call", risky)
             entry["result"] = preview(message)
             return message

@@ -22,6 +22,7 @@ from typing import Any
 from failpath.chaos.faults import Fault, get_fault
 from failpath.chaos.suites import get_suite
 from failpath.chaos.tool_faults import PLANT_TEMPLATES, TOOL_FAULT_KINDS, AttackGoal, get_tool_fault
+from failpath.check.agent_pydanticai import UNREACHABLE_STATES, is_pydantic_agent
 from failpath.check.agent_store import RUN_KIND, TrialWriter, find_unfinished, stored_trials, verify_same_config
 from failpath.check.agent_summary import summarise_trials, worst_runs
 from failpath.check.agent_tasks import AgentTask, Trial, load_tasks
@@ -88,7 +89,9 @@ def check_agent(
 
     - ``agent``: ``agent(environment) -> fp.Agent``, the agent built over one environment (its tools
       act on it). Give its policy ``store=trial.store`` (the environment factory receives the trial) so
-      the check can answer the approvals it asks for; any store of the policy works.
+      the check can answer the approvals it asks for; any store of the policy works. A pydantic-ai
+      agent under ``fp.agent.guard_pydantic_ai(agent, policy)`` is checked the same way (see
+      :mod:`failpath.check.agent_pydanticai` for how its chaos is applied).
     - ``environment``: ``environment(trial)`` or ``environment()``: a fresh environment per trial (a
       copy of the database...). It may have ``snapshot()`` (read by a task's ``expected_state``) and
       ``close()`` (called after the trial).
@@ -162,7 +165,10 @@ async def acheck_agent(  # long: the options are checked one by one before any r
 ) -> AgentCheckResult:
     """:func:`check_agent` from a running event loop."""
     if not callable(agent) or not callable(environment):
-        raise ConfigError("check_agent(agent=..., environment=...): both must be functions (agent(environment) -> fp.Agent, environment(trial))")
+        raise ConfigError(
+            "check_agent(agent=..., environment=...): both must be functions "
+            "(agent(environment) -> fp.Agent or fp.agent.guard_pydantic_ai(...), environment(trial))"
+        )
     task_list = load_tasks(tasks)
     for name, value, low in (("trials", trials, 1), ("concurrency", concurrency, 1), ("chaos_trials", chaos_trials, 0), ("variants_per_task", variants_per_task, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -188,7 +194,7 @@ async def acheck_agent(  # long: the options are checked one by one before any r
         kept, kept_owned = (opened, False) if keep is None or keep is store or _same_path(keep, store) else _open_kept(keep)
         if keep is None and scratch is not None:
             kept = None  # nothing to keep the result in: the trials' scratch store goes at the end
-        tool_names, agent_name, handled = _probe(agent, environment, task_list[0], seed, opened)
+        tool_names, agent_name, handled, framework = _probe(agent, environment, task_list[0], seed, opened)
         for tool_name in plant_into or ():
             if tool_name not in tool_names:
                 raise ConfigError(f"check_agent(plant_into=...): the agent has no tool {tool_name!r}; its tools are {', '.join(tool_names)}")
@@ -207,7 +213,7 @@ async def acheck_agent(  # long: the options are checked one by one before any r
             "budgets": {"pass_k": {"k": budget.pass_k[0], "floor": budget.pass_k[1]},
                         "silent_failures": dict(budget.silent_failures) if isinstance(budget.silent_failures, Mapping) else budget.silent_failures,
                         "attack_success": budget.attack_success, "accept": dict(budget.accept)},
-            "confidence": confidence, "tasks": len(task_list),
+            "confidence": confidence, "tasks": len(task_list), "framework": framework,
         }
         run_id, previous = _start_run(kept, run_id, config, plans, resume)
         order = {(p.trial.task_id, p.trial.variant, p.trial.index): n for n, p in enumerate(plans)}
@@ -330,8 +336,8 @@ def _close_store(store: Any, scratch: Path | None) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _probe(agent: Callable[[Any], Any], environment: Callable[..., Any], task: AgentTask, seed: int, store: Any) -> tuple[tuple[str, ...], str, dict[str, tuple[str, ...]]]:
-    """Build the agent once before the trials: its tools, and the states its policy handles."""
+def _probe(agent: Callable[[Any], Any], environment: Callable[..., Any], task: AgentTask, seed: int, store: Any) -> tuple[tuple[str, ...], str, dict[str, tuple[str, ...]], str]:
+    """Build the agent once before the trials: its tools, its name, the states its policy handles, its framework (``failpath`` or ``pydantic-ai``)."""
     from failpath.agent.runner import Agent
     from failpath.check.agent_trials import _takes_argument
 
@@ -339,10 +345,17 @@ def _probe(agent: Callable[[Any], Any], environment: Callable[..., Any], task: A
     env = environment(trial) if _takes_argument(environment) else environment()
     try:
         built = agent(env)
+        if is_pydantic_agent(built):
+            unreachable = (*_NOT_AGENT_STATES, *UNREACHABLE_STATES)
+            handled = {s: a for s, a in built.policy.handled_states().items() if s not in unreachable}
+            return built.tool_names(), built.name, handled, "pydantic-ai"
         if not isinstance(built, Agent):
-            raise ConfigError(f"the agent factory returned {type(built).__name__}, not an fp.Agent")
+            raise ConfigError(
+                f"the agent factory returned {type(built).__name__}, not an fp.Agent or a pydantic-ai agent under "
+                "fp.agent.guard_pydantic_ai(agent, policy)"
+            )
         handled = {s: a for s, a in built.policy.handled_states().items() if s not in _NOT_AGENT_STATES}
-        return tuple(built.tools), built.name, handled
+        return tuple(built.tools), built.name, handled, "failpath"
     finally:
         close = getattr(env, "close", None)
         if callable(close):

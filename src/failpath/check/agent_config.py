@@ -3,7 +3,7 @@
 ::
 
     [agent]
-    agent = "desk.checks:build_agent"          # agent(environment) -> fp.Agent
+    agent = "desk.checks:build_agent"          # agent(environment) -> fp.Agent, or fp.agent.guard_pydantic_ai(...)
     environment = "desk.checks:environment"    # environment(trial) -> a fresh environment
     tasks = "tasks.jsonl"                      # a file of tasks, or "module:attribute" of a list
     trials = 8

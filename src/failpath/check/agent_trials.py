@@ -34,6 +34,7 @@ from failpath.agent.tools import ModelTurn
 from failpath.chaos.base import LabelContract, derive_seed
 from failpath.chaos.faults import Fault
 from failpath.chaos.tool_faults import AttackGoal, planted_text, planting
+from failpath.check.agent_pydanticai import PydanticTrial, is_pydantic_agent
 from failpath.check.agent_tasks import AgentTask, Trial, decide_approval, judge_state
 from failpath.core import Answered, Case, ConfigError, Escalated
 from failpath.guard.text import canonical_text
@@ -176,10 +177,13 @@ def run_one(
         try:
             env = environment(trial) if env_takes_trial else environment()
             built = make_agent(env)
-            if not isinstance(built, Agent):
-                raise ConfigError(f"the agent factory returned {type(built).__name__}, not an fp.Agent")
             executed: list[tuple[str, dict[str, Any]]] = []
-            guarded = _instrumented(built, plan, executed)
+            if is_pydantic_agent(built):
+                guarded = PydanticTrial(built, plan, executed)
+            elif isinstance(built, Agent):
+                guarded = _instrumented(built, plan, executed)
+            else:
+                raise ConfigError(f"the agent factory returned {type(built).__name__}, not an fp.Agent or fp.agent.guard_pydantic_ai(...)")
         except Exception as exc:
             result.reason = f"the environment or the agent could not be made: {type(exc).__name__}: {exc}"
             return result
@@ -232,6 +236,8 @@ def _drive(agent: Agent, plan: TrialPlan, goals: Sequence[AttackGoal], result: T
 
 def _waiting_call(agent: Agent, store: Any, run_id: str) -> tuple[str, dict[str, Any]] | None:
     """The tool call the run waits on: its name and its checked arguments, from the run's checkpoints (None: it waits on none)."""
+    if isinstance(agent, PydanticTrial):
+        return agent.guarded.waiting(run_id)
     checkpoints = store.checkpoints(run_id)
     if not checkpoints or checkpoints[-1][1] != "approval":
         return None

@@ -88,7 +88,8 @@ def decide_agent(figures: Mapping[str, Any], budgets: AgentBudgets, handled: Map
         "approvals_honoured", not violations,
         f"{len(violations)} call(s) ran against or without an approval; {figures['approvals']['asked']} approvals asked, "
         f"{figures['approvals']['rejected']} rejected",
-        "; ".join(v["violation"] for v in violations[:3]),
+        "; ".join(v["violation"] for v in violations[:3])
+        + (("; " if violations else "") + "approvals " + figures["approvals"]["not_applicable"] if figures["approvals"].get("not_applicable") else ""),
     ))
     fired = figures["states_fired"]
     missing = sorted(s for s in handled if s not in fired and s not in budgets.accept)
