@@ -27,7 +27,8 @@ from failpath.check.agent_tasks import AgentTask, Trial, load_tasks
 from failpath.check.agent_trials import TrialResult, plan_trials, run_trials
 from failpath.check.agent_verdict import AgentBudgets, decide_agent
 from failpath.check.result import Verdict
-from failpath.core import ConfigError
+from failpath.check.agent_gate import check_waive
+from failpath.core import STATES, ConfigError
 
 __all__ = ["check_agent", "acheck_agent", "AgentCheckResult", "MODEL_FAULT_KINDS"]
 
@@ -100,7 +101,9 @@ def check_agent(
     (planting templates, all by default), ``plant_into`` (tools whose output carries the planted
     text; default every tool but the goal's), ``suites`` (``("realistic", "hostile")`` on the
     request text), ``chaos_trials`` (1 per task and variant), ``variants_per_task`` (2 per suite),
-    ``budgets`` (an ``fp.AgentBudgets`` or its fields as a dict), ``confidence`` (0.95), ``store``
+    ``budgets`` (an ``fp.AgentBudgets`` or its fields as a dict), ``waive`` (``{family or state: reason}``:
+    a chaos family of ``failpath.check.agent_gate.REQUIRED_FAMILIES`` left out, or a failure state left
+    unexercised, on purpose, as ``[waive]`` in ``failpath.toml``), ``confidence`` (0.95), ``store``
     (a path or a ``Store`` for the trials' traces, tickets and checkpoints; default a scratch store removed
     at the end), ``keep`` (a path or a ``Store`` where the result is kept as a run of kind ``agent_check``;
     default the trials' store when one is given), ``progress(done, total)``.
@@ -132,6 +135,7 @@ async def acheck_agent(  # long: the options are checked one by one before any r
     chaos_trials: int = 1,
     variants_per_task: int = 2,
     budgets: AgentBudgets | Mapping[str, Any] | None = None,
+    waive: Mapping[str, str] | None = None,
     confidence: float = 0.95,
     store: Any = None,
     keep: Any = None,
@@ -159,7 +163,8 @@ async def acheck_agent(  # long: the options are checked one by one before any r
     started = time.perf_counter()
     run_id = f"agent-check-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     try:
-        tool_names, agent_name, handled = _probe(agent, environment, task_list[0], seed, opened)
+        tool_names, agent_name, handled = _probe(agent, environment, task_list, seed, opened)
+        waived = check_waive(waive, STATES + tuple(handled))
         for tool_name in plant_into or ():
             if tool_name not in tool_names:
                 raise ConfigError(f"check_agent(plant_into=...): the agent has no tool {tool_name!r}; its tools are {', '.join(tool_names)}")
@@ -179,15 +184,17 @@ async def acheck_agent(  # long: the options are checked one by one before any r
                 progress(done[0], len(plans))
 
         results = await run_trials(plans, environment=environment, agent=agent, attacks=goals, concurrency=concurrency, progress=tick)
-        figures = summarise_trials(results, confidence=confidence, k=budget.pass_k[0])
-        verdict = decide_agent(figures, budget, handled)
+        figures = summarise_trials(results, confidence=confidence, k=budget.pass_k[0], tasks=task_list)
+        verdict = decide_agent(figures, budget, handled, waived)
         config = {
             "trials": trials, "seed": seed, "concurrency": concurrency, "fault_rate": fault_rate, "chaos_trials": chaos_trials,
             "tool_faults": [f.name for f in tool_list], "model_faults": [f.name for f in model_list],
             "attacks": [g.label for g in goals], "templates": template_list, "suites": [s.name for s in suite_list],
             "budgets": {"pass_k": {"k": budget.pass_k[0], "floor": budget.pass_k[1]},
                         "silent_failures": dict(budget.silent_failures) if isinstance(budget.silent_failures, Mapping) else budget.silent_failures,
-                        "attack_success": budget.attack_success, "accept": dict(budget.accept)},
+                        "attack_success": budget.attack_success, "attack_rate": budget.attack_rate,
+                        "infrastructure_errors": budget.infrastructure_errors, "accept": dict(budget.accept)},
+            "waive": waived,
             "confidence": confidence, "tasks": len(task_list),
         }
         result = AgentCheckResult(run_id, agent_name, verdict, figures, tuple(worst_runs(results)), tuple(results),
@@ -223,7 +230,8 @@ def _budgets(budgets: AgentBudgets | Mapping[str, Any] | None) -> AgentBudgets:
     try:
         return AgentBudgets(**fields)
     except TypeError as exc:
-        raise ConfigError(f"budgets: {exc}; the budgets are pass_k, silent_failures, attack_success, accept") from None
+        raise ConfigError(f"budgets: {exc}; the budgets are pass_k, silent_failures, attack_success, attack_rate, "
+                          "infrastructure_errors, accept") from None
 
 
 def _model_fault(name: str) -> Fault:
@@ -250,23 +258,45 @@ def _close_store(store: Any, scratch: Path | None) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _probe(agent: Callable[[Any], Any], environment: Callable[..., Any], task: AgentTask, seed: int, store: Any) -> tuple[tuple[str, ...], str, dict[str, tuple[str, ...]]]:
-    """Build the agent once before the trials: its tools, and the states its policy handles."""
+def _probe(agent: Callable[[Any], Any], environment: Callable[..., Any], tasks: Sequence[AgentTask], seed: int, store: Any) -> tuple[tuple[str, ...], str, dict[str, tuple[str, ...]]]:
+    """Build the agent once before the trials: its tools, and the states its policy handles; and check that
+    the untouched environment's snapshot has every key a task expects (a judge that cannot read a state
+    is a mistake in the check, named now, not a failure of the agent)."""
     from failpath.agent.runner import Agent
     from failpath.check.agent_trials import _takes_argument
 
-    trial = Trial(task.id, -1, "probe", "probe", seed, store)
+    trial = Trial(tasks[0].id, -1, "probe", "probe", seed, store)
     env = environment(trial) if _takes_argument(environment) else environment()
     try:
         built = agent(env)
         if not isinstance(built, Agent):
             raise ConfigError(f"the agent factory returned {type(built).__name__}, not an fp.Agent")
         handled = {s: a for s, a in built.policy.handled_states().items() if s not in _NOT_AGENT_STATES}
+        _probe_snapshot(env, tasks)
         return tuple(built.tools), built.name, handled
     finally:
         close = getattr(env, "close", None)
         if callable(close):
             close()
+
+
+def _probe_snapshot(env: Any, tasks: Sequence[AgentTask]) -> None:
+    expecting = [task for task in tasks if task.expected_state is not None]
+    if not expecting:
+        return
+    snapshot = getattr(env, "snapshot", None)
+    if not callable(snapshot):
+        raise ConfigError(f"task {expecting[0].id!r} gives expected_state, but the environment ({type(env).__name__}) has no snapshot() method")
+    try:
+        state = snapshot()
+    except Exception as exc:
+        raise ConfigError(f"the environment's snapshot() failed on a fresh environment, before any run: {type(exc).__name__}: {exc}") from None
+    if not isinstance(state, Mapping):
+        raise ConfigError(f"the environment's snapshot() must return a mapping of key to value, got {type(state).__name__}")
+    for task in expecting:
+        for key in task.expected_state or {}:
+            if key not in state:
+                raise ConfigError(f"task {task.id!r} expects {key!r}, but the environment's snapshot has only {', '.join(map(str, state)) or 'nothing'}")
 
 
 def _record(store: Any, result: AgentCheckResult) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from failpath.check.agent_breakdown import breakdown
+from failpath.check.agent_tasks import AgentTask
 from failpath.check.agent_trials import TrialResult
 from failpath.stats.intervals import clopper_pearson
 from failpath.stats.passk import paired_share_gap, pass_k_curve, upper_bounds_of_means
@@ -46,8 +48,9 @@ def _group(t: TrialResult) -> str:
     return ":".join(parts[:2])
 
 
-def summarise_trials(trials: Sequence[TrialResult], *, confidence: float, k: int) -> dict[str, Any]:  # long: one figure after another, each a few lines
-    """Every figure of the check as JSON-safe data (what the reports and the verdict read)."""
+def summarise_trials(trials: Sequence[TrialResult], *, confidence: float, k: int, tasks: Sequence[AgentTask] = ()) -> dict[str, Any]:  # long: one figure after another, each a few lines
+    """Every figure of the check as JSON-safe data (what the reports and the verdict read); ``tasks`` gives
+    each task's expected outcome and tags to the figures per outcome and per tag (:mod:`.agent_breakdown`)."""
     status = {family: {s: 0 for s in ("succeeded", "failed", "handled", "infrastructure_error")} for family in FAMILIES}
     for t in trials:
         status.setdefault(t.family, {s: 0 for s in ("succeeded", "failed", "handled", "infrastructure_error")})[t.status] += 1
@@ -89,6 +92,8 @@ def summarise_trials(trials: Sequence[TrialResult], *, confidence: float, k: int
     figures["compounding"] = compounding([t for t in trials if t.family == "clean"])
     figures["chaos_gaps"] = chaos_gaps(trials, confidence)
     figures["states_fired"] = _states_fired(trials)
+    figures.update(breakdown(trials, tasks, confidence=confidence, k=k))
+    figures["attacks"]["upper_bound"] = figures["attack_tasks"]["upper_bound"]
     return figures
 
 
@@ -132,8 +137,6 @@ def _attacks(trials: Sequence[TrialResult], confidence: float) -> dict[str, Any]
         "task_success_under_attack": sum(t.status == "succeeded" for t in attacked) / len(attacked) if attacked else None,
         "goals_reached_elsewhere": sum(1 for t in trials if t.goals_reached and not t.attacked),
     }
-    if attacked:
-        out["upper_bound"] = float(clopper_pearson(len(reached), len(attacked), 2 * (1.0 - confidence)).high)
     by_variant: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for t in attacked:
         template = t.variant.split(":")[1]

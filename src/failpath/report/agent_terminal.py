@@ -31,7 +31,9 @@ def render(document: Mapping[str, Any], console: Console) -> None:
 def build(document: Mapping[str, Any]) -> Group:
     """The report as one rich renderable."""
     figures = document["figures"]
-    parts: list[Any] = [_verdict(document), _status(figures), _curve(figures)]
+    from failpath.report.agent_breakdown import tables
+
+    parts: list[Any] = [_verdict(document), _status(figures), _curve(figures), *tables(figures)]
     for section in (_flaky(figures), _silent(figures), _attacks(figures), _compounding(figures), _gaps(figures)):
         if section is not None:
             parts.append(section)

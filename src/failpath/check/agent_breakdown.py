@@ -1,0 +1,155 @@
+"""Figures of an agent check that a pooled pass^k can hide: per expected outcome, per task, per tag, and
+the trials that said nothing about the agent.
+
+A suite's pass^k averages its tasks, so it can be moved by what the suite is made of rather than by the
+agent: tasks that only ask for an escalation reward an agent that escalates everything; many easy tasks
+dilute a few that fail every time; infrastructure errors, left out of every rate, shrink the evidence.
+These figures put each of those in view (and :mod:`failpath.check.agent_gate` judges them):
+
+- ``by_outcome``: pass^k and its lower bound over the tasks expecting each outcome kind, and how many of
+  their clean trials ended in a defined non-answer the task did not ask for (over-handling);
+- ``worst_tasks``: the tasks with the lowest share of successful clean trials, each with its interval,
+  and ``never_succeeded``, the tasks no clean trial got right;
+- ``by_tag``: the same per tag;
+- ``infrastructure``: per family, the share of trials that were infrastructure errors;
+- ``attack_tasks``: the attack success rate with the task as the unit, and its upper bound.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from failpath.check.agent_tasks import AgentTask
+from failpath.check.agent_trials import TrialResult
+from failpath.stats.intervals import clopper_pearson
+from failpath.stats.passk import pass_hat_k, upper_bounds_of_means
+
+__all__ = ["breakdown", "group_pass_k", "WORST_TASKS"]
+
+#: How many of the worst tasks the figures list.
+WORST_TASKS = 10
+
+
+def breakdown(trials: Sequence[TrialResult], tasks: Sequence[AgentTask], *, confidence: float, k: int) -> dict[str, Any]:
+    """The figures above, as JSON-safe data (merged into the check's figures)."""
+    expected = {task.id: task.outcome for task in tasks}
+    tags = {task.id: task.tags for task in tasks}
+    clean = _clean_counts(trials)
+    return {
+        "by_outcome": _by_outcome(clean, expected, confidence, k),
+        "worst_tasks": _worst_tasks(clean, expected, tags, confidence),
+        "never_succeeded": sorted(task for task, row in clean.items() if row["n"] > 0 and row["c"] == 0),
+        "by_tag": _by_tag(clean, tags, confidence, k),
+        "infrastructure": _infrastructure(trials),
+        "attack_tasks": _attack_tasks(trials, confidence),
+    }
+
+
+def _clean_counts(trials: Sequence[TrialResult]) -> dict[str, dict[str, Any]]:
+    """Per task, over its usable clean trials: successes ``c``, trials ``n``, handled ``h``, and the reasons it went wrong."""
+    counts: dict[str, dict[str, Any]] = {}
+    for t in trials:
+        if t.family != "clean":
+            continue
+        row = counts.setdefault(t.task_id, {"c": 0, "n": 0, "h": 0, "reasons": Counter()})
+        if t.status == "infrastructure_error":
+            continue
+        row["n"] += 1
+        row["c"] += t.status == "succeeded"
+        row["h"] += t.status == "handled"
+        if t.status != "succeeded":
+            row["reasons"][(t.reason or t.status)[:160]] += 1
+    return counts
+
+
+def group_pass_k(rows: Sequence[tuple[int, int]], k: int, confidence: float) -> dict[str, Any]:
+    """pass@1, pass^k and pass^k's lower bound (the task as the unit) over ``rows`` of ``(successes, trials)``.
+
+    ``estimate`` and ``lower_bound`` are None when a task has fewer than ``k`` usable trials.
+    """
+    usable = [(c, n) for c, n in rows if n > 0]
+    out: dict[str, Any] = {"tasks": len(usable), "pass_at_1": None, "estimate": None, "lower_bound": None}
+    if not usable:
+        return out
+    out["pass_at_1"] = float(np.mean([c / n for c, n in usable]))
+    if min(n for _, n in usable) < k:
+        return out
+    estimates = np.array([pass_hat_k(c, n, k) for c, n in usable])
+    out["estimate"] = float(estimates.mean())
+    out["lower_bound"] = max(0.0, 1.0 - upper_bounds_of_means([1.0 - estimates], confidence)[0])
+    return out
+
+
+def _by_outcome(clean: Mapping[str, Mapping[str, Any]], expected: Mapping[str, str], confidence: float, k: int) -> dict[str, Any]:
+    groups: dict[str, list[str]] = defaultdict(list)
+    for task in clean:
+        groups[expected.get(task, "answered")].append(task)
+    out = {}
+    for kind in sorted(groups, key=lambda name: (name != "answered", name)):
+        members = [clean[task] for task in groups[kind] if clean[task]["n"] > 0]
+        row = group_pass_k([(m["c"], m["n"]) for m in members], k, confidence)
+        handled = np.array([m["h"] / m["n"] for m in members]) if members else np.zeros(0)
+        row["handled"] = int(sum(m["h"] for m in members))
+        row["trials"] = int(sum(m["n"] for m in members))
+        row["handled_rate"] = float(handled.mean()) if members else None
+        row["handled_upper_bound"] = upper_bounds_of_means([handled], confidence)[0] if members else None
+        out[kind] = row
+    return out
+
+
+def _worst_tasks(clean: Mapping[str, Mapping[str, Any]], expected: Mapping[str, str], tags: Mapping[str, Sequence[str]],
+                 confidence: float) -> list[dict[str, Any]]:
+    rows = []
+    for task, row in clean.items():
+        if row["n"] == 0 or row["c"] == row["n"]:
+            continue
+        interval = clopper_pearson(row["c"], row["n"], 1.0 - confidence)
+        reason, times = row["reasons"].most_common(1)[0]
+        rows.append({
+            "task_id": task, "successes": row["c"], "trials": row["n"], "low": float(interval.low), "high": float(interval.high),
+            "expected": expected.get(task, "answered"), "tags": list(tags.get(task, ())), "reason": reason, "reason_trials": times,
+        })
+    rows.sort(key=lambda r: (r["successes"] / r["trials"], r["task_id"]))
+    return rows[:WORST_TASKS]
+
+
+def _by_tag(clean: Mapping[str, Mapping[str, Any]], tags: Mapping[str, Sequence[str]], confidence: float, k: int) -> dict[str, Any]:
+    members: dict[str, list[str]] = defaultdict(list)
+    for task in clean:
+        for tag in tags.get(task, ()):
+            members[tag].append(task)
+    out = {}
+    for tag in sorted(members):
+        rows = [(clean[t]["c"], clean[t]["n"]) for t in members[tag]]
+        figure = group_pass_k(rows, k, confidence)
+        figure["never_succeeded"] = sum(1 for c, n in rows if n > 0 and c == 0)
+        out[tag] = figure
+    return out
+
+
+def _infrastructure(trials: Sequence[TrialResult]) -> dict[str, dict[str, Any]]:
+    counts: dict[str, list[int]] = {}
+    for t in trials:
+        row = counts.setdefault(t.family, [0, 0])
+        row[0] += t.status == "infrastructure_error"
+        row[1] += 1
+    return {family: {"errors": e, "trials": n, "share": e / n if n else 0.0} for family, (e, n) in counts.items()}
+
+
+def _attack_tasks(trials: Sequence[TrialResult], confidence: float) -> dict[str, Any]:
+    """The attack success rate with the task as the unit: each task's share of attacked trials that reached a goal."""
+    shares: dict[str, list[int]] = {}
+    for t in trials:
+        if not t.attacked or t.status == "infrastructure_error":
+            continue
+        row = shares.setdefault(t.task_id, [0, 0])
+        row[0] += bool(t.goals_reached)
+        row[1] += 1
+    if not shares:
+        return {"tasks": 0, "rate": None, "upper_bound": None}
+    per = np.array([r / n for r, n in shares.values()])
+    return {"tasks": len(shares), "rate": float(per.mean()), "upper_bound": upper_bounds_of_means([per], confidence)[0]}
