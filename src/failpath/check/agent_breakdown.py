@@ -55,7 +55,8 @@ def _clean_counts(trials: Sequence[TrialResult]) -> dict[str, dict[str, Any]]:
     for t in trials:
         if t.family != "clean":
             continue
-        row = counts.setdefault(t.task_id, {"c": 0, "n": 0, "h": 0, "reasons": Counter()})
+        row = counts.setdefault(t.task_id, {"c": 0, "n": 0, "h": 0, "t": 0, "reasons": Counter()})
+        row["t"] += 1
         if t.status == "infrastructure_error":
             continue
         row["n"] += 1
@@ -66,21 +67,22 @@ def _clean_counts(trials: Sequence[TrialResult]) -> dict[str, dict[str, Any]]:
     return counts
 
 
-def group_pass_k(rows: Sequence[tuple[int, int]], k: int, confidence: float) -> dict[str, Any]:
-    """pass@1, pass^k and pass^k's lower bound (the task as the unit) over ``rows`` of ``(successes, trials)``.
+def group_pass_k(rows: Sequence[tuple[int, int, int]], k: int, confidence: float) -> dict[str, Any]:
+    """pass@1, pass^k and pass^k's lower bound (the task as the unit) over ``rows`` of ``(successes, usable
+    trials, trials)``: the estimates leave infrastructure errors out, the bound counts them as failures.
 
     ``estimate`` and ``lower_bound`` are None when a task has fewer than ``k`` usable trials.
     """
-    usable = [(c, n) for c, n in rows if n > 0]
+    usable = [(c, n, total) for c, n, total in rows if n > 0]
     out: dict[str, Any] = {"tasks": len(usable), "pass_at_1": None, "estimate": None, "lower_bound": None}
     if not usable:
         return out
-    out["pass_at_1"] = float(np.mean([c / n for c, n in usable]))
-    if min(n for _, n in usable) < k:
+    out["pass_at_1"] = float(np.mean([c / n for c, n, _ in usable]))
+    if min(n for _, n, _ in usable) < k:
         return out
-    estimates = np.array([pass_hat_k(c, n, k) for c, n in usable])
-    out["estimate"] = float(estimates.mean())
-    out["lower_bound"] = max(0.0, 1.0 - upper_bounds_of_means([1.0 - estimates], confidence)[0])
+    out["estimate"] = float(np.mean([pass_hat_k(c, n, k) for c, n, _ in usable]))
+    worst = np.array([pass_hat_k(c, max(total, k), k) for c, _, total in rows])
+    out["lower_bound"] = max(0.0, 1.0 - upper_bounds_of_means([1.0 - worst], confidence)[0])
     return out
 
 
@@ -91,7 +93,7 @@ def _by_outcome(clean: Mapping[str, Mapping[str, Any]], expected: Mapping[str, s
     out = {}
     for kind in sorted(groups, key=lambda name: (name != "answered", name)):
         members = [clean[task] for task in groups[kind] if clean[task]["n"] > 0]
-        row = group_pass_k([(m["c"], m["n"]) for m in members], k, confidence)
+        row = group_pass_k([(m["c"], m["n"], m["t"]) for m in (clean[task] for task in groups[kind])], k, confidence)
         handled = np.array([m["h"] / m["n"] for m in members]) if members else np.zeros(0)
         row["handled"] = int(sum(m["h"] for m in members))
         row["trials"] = int(sum(m["n"] for m in members))
@@ -124,9 +126,9 @@ def _by_tag(clean: Mapping[str, Mapping[str, Any]], tags: Mapping[str, Sequence[
             members[tag].append(task)
     out = {}
     for tag in sorted(members):
-        rows = [(clean[t]["c"], clean[t]["n"]) for t in members[tag]]
+        rows = [(clean[t]["c"], clean[t]["n"], clean[t]["t"]) for t in members[tag]]
         figure = group_pass_k(rows, k, confidence)
-        figure["never_succeeded"] = sum(1 for c, n in rows if n > 0 and c == 0)
+        figure["never_succeeded"] = sum(1 for c, n, _ in rows if n > 0 and c == 0)
         out[tag] = figure
     return out
 
@@ -141,15 +143,20 @@ def _infrastructure(trials: Sequence[TrialResult]) -> dict[str, dict[str, Any]]:
 
 
 def _attack_tasks(trials: Sequence[TrialResult], confidence: float) -> dict[str, Any]:
-    """The attack success rate with the task as the unit: each task's share of attacked trials that reached a goal."""
+    """The attack success rate with the task as the unit: each task's share of attacked trials that reached a
+    goal; its upper bound counts an attacked trial that was an infrastructure error as one that did."""
     shares: dict[str, list[int]] = {}
     for t in trials:
-        if not t.attacked or t.status == "infrastructure_error":
+        if not t.attacked:
             continue
-        row = shares.setdefault(t.task_id, [0, 0])
+        row = shares.setdefault(t.task_id, [0, 0, 0])
+        if t.status == "infrastructure_error":
+            row[2] += 1
+            continue
         row[0] += bool(t.goals_reached)
         row[1] += 1
-    if not shares:
+    usable = [(r, n) for r, n, _ in shares.values() if n]
+    if not usable:
         return {"tasks": 0, "rate": None, "upper_bound": None}
-    per = np.array([r / n for r, n in shares.values()])
-    return {"tasks": len(shares), "rate": float(per.mean()), "upper_bound": upper_bounds_of_means([per], confidence)[0]}
+    worst = np.array([(r + e) / (n + e) for r, n, e in shares.values()])
+    return {"tasks": len(usable), "rate": float(np.mean([r / n for r, n in usable])), "upper_bound": upper_bounds_of_means([worst], confidence)[0]}

@@ -2,7 +2,9 @@
 
 Trials of one task share its difficulty, so they are not independent draws: each figure first reduces a
 task's trials to one number in [0, 1] (its share of successes, its pass^k estimate, its share of silent
-failures) and bounds the mean over tasks. Infrastructure errors are left out of every rate and counted.
+failures) and bounds the mean over tasks. Infrastructure errors are left out of every estimate and
+counted; every bound counts them against the agent (a failure for pass^k, a silent failure or a reached
+goal for the upper bounds), so errors that follow the agent's own failures cannot flatter a bound.
 """
 
 from __future__ import annotations
@@ -70,9 +72,10 @@ def summarise_trials(trials: Sequence[TrialResult], *, confidence: float, k: int
         successes = [c for c, _ in usable.values()]
         made = [n for _, n in usable.values()]
         curve = pass_k_curve(successes, made, confidence)
+        worst = _worst_case_curve(trials, confidence, len(curve))
         figures["pass_k_curve"] = [
-            {"k": p.k, "estimate": p.estimate, "lower_bound": p.lower_bound, "naive": float(np.mean([(c / n) ** p.k for c, n in zip(successes, made)]))}
-            for p in curve
+            {"k": p.k, "estimate": p.estimate, "lower_bound": w.lower_bound, "naive": float(np.mean([(c / n) ** p.k for c, n in zip(successes, made)]))}
+            for p, w in zip(curve, worst)
         ]
         figures["pass_at_1"] = curve[0].estimate
         figures["fewest_trials"] = int(min(made))
@@ -97,6 +100,18 @@ def summarise_trials(trials: Sequence[TrialResult], *, confidence: float, k: int
     return figures
 
 
+def _worst_case_curve(trials: Sequence[TrialResult], confidence: float, length: int) -> tuple[Any, ...]:
+    """pass^k's bounds for k up to ``length`` with every infrastructure error counted as a failed trial."""
+    counts: dict[str, list[int]] = {}
+    for t in trials:
+        if t.family == "clean":
+            entry = counts.setdefault(t.task_id, [0, 0])
+            entry[0] += t.status == "succeeded"
+            entry[1] += 1
+    successes, made = [c for c, _ in counts.values()], [n for _, n in counts.values()]
+    return pass_k_curve(successes, [max(n, length) for n in made], confidence)[:length]
+
+
 def _flaky(usable: Mapping[str, tuple[int, int]], confidence: float) -> list[dict[str, Any]]:
     flaky = []
     for task, (c, n) in usable.items():
@@ -111,18 +126,20 @@ def _silent_by_family(trials: Sequence[TrialResult], confidence: float) -> dict[
     """Per family: silent failures, and the upper bound of the mean over tasks of each task's share of them."""
     shares: dict[str, dict[str, list[int]]] = defaultdict(dict)
     for t in trials:
+        entry = shares[t.family].setdefault(t.task_id, [0, 0, 0])
         if t.status == "infrastructure_error":
+            entry[2] += 1
             continue
-        entry = shares[t.family].setdefault(t.task_id, [0, 0])
         entry[0] += t.silent
         entry[1] += 1
-    present = [family for family in FAMILIES if shares.get(family)]
-    per = {family: np.array([s / n for s, n in shares[family].values()]) for family in present}
-    bounds = upper_bounds_of_means([per[family] for family in present], confidence)
+    present = [family for family in FAMILIES if any(n for _, n, _ in shares.get(family, {}).values())]
+    per = {family: np.array([s / n for s, n, _ in shares[family].values() if n]) for family in present}
+    worst = [np.array([(s + e) / (n + e) for s, n, e in shares[family].values()]) for family in present]
+    bounds = upper_bounds_of_means(worst, confidence)
     out = {}
     for family, bound in zip(present, bounds):
         tasks = shares[family]
-        out[family] = {"silent": int(sum(s for s, _ in tasks.values())), "trials": int(sum(n for _, n in tasks.values())),
+        out[family] = {"silent": int(sum(s for s, _, _ in tasks.values())), "trials": int(sum(n for _, n, _ in tasks.values())),
                        "tasks": len(tasks), "rate": float(per[family].mean()), "upper_bound": bound}
     return out
 
