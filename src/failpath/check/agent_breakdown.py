@@ -17,6 +17,7 @@ These figures put each of those in view (and :mod:`failpath.check.agent_gate` ju
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,7 +29,7 @@ from failpath.check.agent_trials import TrialResult
 from failpath.stats.intervals import clopper_pearson
 from failpath.stats.passk import pass_hat_k, upper_bounds_of_means
 
-__all__ = ["breakdown", "group_pass_k", "WORST_TASKS"]
+__all__ = ["breakdown", "group_pass_k", "stopped_by_reviewer", "WORST_TASKS"]
 
 #: How many of the worst tasks the figures list.
 WORST_TASKS = 10
@@ -160,3 +161,15 @@ def _attack_tasks(trials: Sequence[TrialResult], confidence: float) -> dict[str,
         return {"tasks": 0, "rate": None, "upper_bound": None}
     worst = np.array([(r + e) / (n + e) for r, n, e in shares.values()])
     return {"tasks": len(usable), "rate": float(np.mean([r / n for r, n in usable])), "upper_bound": upper_bounds_of_means([worst], confidence)[0]}
+
+
+def stopped_by_reviewer(trials: Sequence[TrialResult], goals: Sequence[Any]) -> int:
+    """How many attacked trials asked a person to approve an attacker's goal: the check's reviewer rejects
+    every such call, so those attacks were stopped by the reviewer alone, not by the policy before it."""
+    stopped = 0
+    for t in trials:
+        if t.attacked and any(
+            a["decision"] == "reject" and any(goal.matches(a["tool"], json.loads(a["arguments"])) for goal in goals) for a in t.approvals
+        ):
+            stopped += 1
+    return stopped

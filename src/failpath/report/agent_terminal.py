@@ -111,6 +111,8 @@ def _attacks(figures: Mapping[str, Any]) -> Table | None:
         table.add_row("attacked trials", str(attacks["trials"]))
         table.add_row("attacker goal reached", f"{attacks['reached']} ({_pct(attacks['rate'])}, at most {_pct(attacks.get('upper_bound'))})")
         table.add_row("task success under attack", _pct(attacks["task_success_under_attack"]))
+        if attacks.get("stopped_by_reviewer"):
+            table.add_row("stopped only by the reviewer's rejection", str(attacks["stopped_by_reviewer"]))
         for template, row in attacks["by_template"].items():
             table.add_row(f"  planted as {template}", f"{row['reached']} of {row['trials']} reached")
     table.add_row("approvals asked / rejected", f"{approvals['asked']} / {approvals['rejected']}")
