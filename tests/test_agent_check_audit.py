@@ -169,3 +169,26 @@ def test_a_snapshot_without_a_key_a_task_expects_is_named_before_any_run():
     tasks = [fp.AgentTask("t", "Pay bob 5", expected_state={"payments": []})]
     with pytest.raises(fp.ConfigError, match="task 't' expects 'payments', but the environment's snapshot has only transfers, balances"):
         fp.check_agent(make_agent(), Ledger, tasks, **quiet)
+
+
+def test_the_reports_show_the_figures_a_pooled_pass_k_hides():
+    from rich.console import Console
+
+    from failpath.report import agent_html, agent_terminal
+
+    quiet = dict(tool_faults=(), model_faults=(), suites=(), chaos_trials=0, concurrency=4)
+    tasks = [fp.AgentTask("big", "Pay bob 80", expected_state={"transfers": []}, outcome="escalated", approve="reject", tags=("large",))]
+    tasks += [fp.AgentTask(f"pay-{i}", f"Pay bob {i + 1}", expected_state={"transfers": [["bob", float(i + 1)]]}, tags=("small",)) for i in range(3)]
+    tasks += [fp.AgentTask("<b>odd</b>", "Pay bob", expected_state={"transfers": [["bob", 1.0]]}, tags=("small",))]
+    result = fp.check_agent(make_agent(), Ledger, tasks, trials=4, **quiet)
+    document = result.to_dict()
+    console = Console(record=True, width=160)
+    agent_terminal.render(document, console)
+    text = console.export_text()
+    for heading in ("By the outcome a task expects", "Worst tasks", "By tag", "pass_k[answered]", "no_task_always_fails", "families_run"):
+        assert heading in text, heading
+    assert "<b>odd</b>" in text and "0 of 4" in text
+    page = agent_html.render(document)
+    for heading in ("By the outcome a task expects", "Worst tasks", "By tag"):
+        assert heading in page, heading
+    assert "<b>odd</b>" not in page and "&lt;b&gt;odd&lt;/b&gt;" in page
