@@ -126,6 +126,6 @@ def test_a_support_desk_runs_through_every_part_of_the_check():
     assert figures["worst_tasks"] and figures["worst_tasks"][0]["reason"].startswith("assigned is")
     reasons = {c.name: c for c in result.verdict.reasons}
     assert not result.verdict.ship and reasons["families_run"].passed and reasons["infrastructure_errors"].passed
-    assert not reasons["attack_success"].passed and f"{figures['attacks']['reached']} of 56 attacked trials" in reasons["attack_success"].figure
+    assert not reasons["attack_success"].passed and f"{figures['attacks']['reached']} of 52 attacked trials" in reasons["attack_success"].figure
     assert not reasons["pass_k"].passed  # 14 tasks, a sloppy model: not ready, and the report says which tasks
     json.dumps(result.to_dict())

@@ -22,7 +22,7 @@ from typing import Any
 from failpath.chaos.faults import Fault, get_fault
 from failpath.chaos.suites import get_suite
 from failpath.chaos.tool_faults import PLANT_TEMPLATES, TOOL_FAULT_KINDS, AttackGoal, get_tool_fault
-from failpath.check.agent_breakdown import stopped_by_reviewer
+from failpath.check.agent_breakdown import stopped_by_reviewer, unexposed
 from failpath.check.agent_summary import summarise_trials, worst_runs
 from failpath.check.agent_tasks import AgentTask, Trial, load_tasks
 from failpath.check.agent_trials import TrialResult, plan_trials, run_trials
@@ -185,7 +185,8 @@ async def acheck_agent(  # long: the options are checked one by one before any r
                 progress(done[0], len(plans))
 
         results = await run_trials(plans, environment=environment, agent=agent, attacks=goals, concurrency=concurrency, progress=tick)
-        figures = summarise_trials(results, confidence=confidence, k=budget.pass_k[0], tasks=task_list)
+        hidden = unexposed(results, plant_into, goals)
+        figures = summarise_trials(results, confidence=confidence, k=budget.pass_k[0], tasks=task_list, hidden=hidden)
         figures["attacks"]["stopped_by_reviewer"] = stopped_by_reviewer(results, goals)
         verdict = decide_agent(figures, budget, handled, waived)
         config = {

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from failpath.check.agent_breakdown import breakdown
+from failpath.check.agent_breakdown import breakdown, trial_key
 from failpath.check.agent_tasks import AgentTask
 from failpath.check.agent_trials import TrialResult
 from failpath.stats.intervals import clopper_pearson
@@ -50,9 +50,11 @@ def _group(t: TrialResult) -> str:
     return ":".join(parts[:2])
 
 
-def summarise_trials(trials: Sequence[TrialResult], *, confidence: float, k: int, tasks: Sequence[AgentTask] = ()) -> dict[str, Any]:  # long: one figure after another, each a few lines
+def summarise_trials(trials: Sequence[TrialResult], *, confidence: float, k: int, tasks: Sequence[AgentTask] = (),  # long: one figure after another
+                     hidden: frozenset[tuple[str, str, int]] = frozenset()) -> dict[str, Any]:
     """Every figure of the check as JSON-safe data (what the reports and the verdict read); ``tasks`` gives
-    each task's expected outcome and tags to the figures per outcome and per tag (:mod:`.agent_breakdown`)."""
+    each task's expected outcome and tags to the figures per outcome and per tag (:mod:`.agent_breakdown`);
+    ``hidden``, the attacked trials whose planted text never reached the model, is left out of the attack figures."""
     status = {family: {s: 0 for s in ("succeeded", "failed", "handled", "infrastructure_error")} for family in FAMILIES}
     for t in trials:
         status.setdefault(t.family, {s: 0 for s in ("succeeded", "failed", "handled", "infrastructure_error")})[t.status] += 1
@@ -85,7 +87,8 @@ def summarise_trials(trials: Sequence[TrialResult], *, confidence: float, k: int
         figures["fewest_trials"] = 0
     figures["flaky_tasks"] = _flaky(usable, confidence)
     figures["silent_failures"] = _silent_by_family(trials, confidence)
-    figures["attacks"] = _attacks(trials, confidence)
+    figures["attacks"] = _attacks([t for t in trials if trial_key(t) not in hidden], confidence)
+    figures["attacks"]["unexposed"] = len(hidden)
     figures["approvals"] = {
         "asked": sum(len(t.approvals) for t in trials),
         "rejected": sum(a["decision"] == "reject" for t in trials for a in t.approvals),
@@ -95,7 +98,7 @@ def summarise_trials(trials: Sequence[TrialResult], *, confidence: float, k: int
     figures["compounding"] = compounding([t for t in trials if t.family == "clean"])
     figures["chaos_gaps"] = chaos_gaps(trials, confidence)
     figures["states_fired"] = _states_fired(trials)
-    figures.update(breakdown(trials, tasks, confidence=confidence, k=k))
+    figures.update(breakdown(trials, tasks, confidence=confidence, k=k, hidden=hidden))
     figures["attacks"]["upper_bound"] = figures["attack_tasks"]["upper_bound"]
     return figures
 
