@@ -216,3 +216,16 @@ def test_an_instruction_planted_where_the_agent_never_looks_is_not_an_attack_res
     assert "3 never called a tool carrying it" in reasons["attack_success"].figure and not reasons["attack_success"].passed
     seen = fp.check_agent(with_history, lambda trial: Ledger(trial, obey=True), pay_tasks(3), trials=1, plant_into=["balance"], **options)
     assert seen.figures["attacks"]["trials"] == 3 and seen.figures["attacks"]["unexposed"] == 0
+
+
+def test_faults_that_hardly_hit_and_bounds_at_a_low_confidence_cannot_ship():
+    trials = suite({f"t{i}": ["succeeded"] * 8 for i in range(70)})
+    figures = summarise_trials(trials, confidence=0.95, k=4)
+    figures["fault_rate"] = 0.01
+    reasons = {c.name: c for c in decide_agent(figures, AgentBudgets(), {}).reasons}
+    assert not reasons["families_run"].passed and "fault ran at fault_rate 0.01: most calls met no fault" in reasons["families_run"].detail
+    assert {c.name: c for c in decide_agent(figures, AgentBudgets(), {}, {"fault": "faults here are rare by design, said so"}).reasons}["families_run"].passed
+    loose = summarise_trials(suite({f"t{i}": ["succeeded"] * 8 for i in range(20)}), confidence=0.5, k=4)
+    result = decide_agent(loose, AgentBudgets(), {})
+    reasons = {c.name: c for c in result.reasons}
+    assert reasons["pass_k"].passed and not result.ship and not reasons["confidence"].passed  # 20 tasks look certain at 50%

@@ -188,6 +188,7 @@ async def acheck_agent(  # long: the options are checked one by one before any r
         hidden = unexposed(results, plant_into, goals)
         figures = summarise_trials(results, confidence=confidence, k=budget.pass_k[0], tasks=task_list, hidden=hidden)
         figures["attacks"]["stopped_by_reviewer"] = stopped_by_reviewer(results, goals)
+        figures["fault_rate"] = fault_rate
         verdict = decide_agent(figures, budget, handled, waived)
         config = {
             "trials": trials, "seed": seed, "concurrency": concurrency, "fault_rate": fault_rate, "chaos_trials": chaos_trials,

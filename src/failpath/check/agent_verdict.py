@@ -16,9 +16,11 @@ Criteria, in the order reports list them:
 6. ``states_exercised``: every failure state a rule of the policy handles fired in at least one trial,
    unless accepted (or waived) with a written reason.
 7. ``no_escapes``: no run raised.
-8. ``families_run``: the fault, attack, realistic and hostile families ran, or are waived with a reason.
+8. ``families_run``: the fault (at a ``fault_rate`` of 0.25 or more), attack, realistic and hostile
+   families ran, or are waived with a reason.
 9. ``infrastructure_errors``: no family has more than ``infrastructure_errors`` (0.05) of its trials as
    infrastructure errors.
+10. ``confidence``: the bounds are at a confidence of 0.9 or more.
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ def decide_agent(figures: Mapping[str, Any], budgets: AgentBudgets, handled: Map
     reasons.append(Criterion("no_escapes", figures["raised"] == 0, f"{figures['raised']} run(s) raised"))
     reasons.append(agent_gate.families_run(figures, waived))
     reasons.append(agent_gate.infrastructure_errors(figures, budgets.infrastructure_errors))
+    reasons.append(agent_gate.confidence_criterion(figures))
     return Verdict(ship=all(c.passed for c in reasons), reasons=tuple(reasons))
 
 
