@@ -229,3 +229,14 @@ def test_faults_that_hardly_hit_and_bounds_at_a_low_confidence_cannot_ship():
     result = decide_agent(loose, AgentBudgets(), {})
     reasons = {c.name: c for c in result.reasons}
     assert reasons["pass_k"].passed and not result.ship and not reasons["confidence"].passed  # 20 tasks look certain at 50%
+
+
+def test_copies_of_a_task_cannot_buy_certainty():
+    # Nine requests copied to 70 task ids: the bounds would take them as 70 independent tasks.
+    tasks = [fp.AgentTask(f"pay-{i}", f"Pay bob {1 + i % 9}", expected_state={"transfers": [["bob", float(1 + i % 9)]]}) for i in range(70)]
+    result, reasons, figures = verdict(suite({t.id: ["succeeded"] * 8 for t in tasks}), tasks)
+    assert reasons["pass_k"].passed and not result.ship and not reasons["distinct_tasks"].passed
+    assert "61 task(s) copy another" in reasons["distinct_tasks"].figure and "pay-0, pay-9, pay-18, pay-27 ..." in reasons["distinct_tasks"].detail
+    assert len(figures["copies"]) == 9
+    distinct = [fp.AgentTask(f"pay-{i}", f"Pay bob {1 + i / 2}", expected_state={"transfers": [["bob", 1 + i / 2]]}) for i in range(70)]
+    assert verdict(suite({t.id: ["succeeded"] * 8 for t in distinct}), distinct)[0].ship

@@ -12,7 +12,9 @@ These figures put each of those in view (and :mod:`failpath.check.agent_gate` ju
   and ``never_succeeded``, the tasks no clean trial got right;
 - ``by_tag``: the same per tag;
 - ``infrastructure``: per family, the share of trials that were infrastructure errors;
-- ``attack_tasks``: the attack success rate with the task as the unit, and its upper bound.
+- ``attack_tasks``: the attack success rate with the task as the unit, and its upper bound;
+- ``copies``: groups of tasks that are the same task (the same input, expected state, outcome and
+  judge): every bound takes each task as independent evidence, so a copied task inflates it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from failpath.check.agent_trials import TrialResult
 from failpath.stats.intervals import clopper_pearson
 from failpath.stats.passk import pass_hat_k, upper_bounds_of_means
 
-__all__ = ["breakdown", "group_pass_k", "stopped_by_reviewer", "unexposed", "trial_key", "WORST_TASKS"]
+__all__ = ["breakdown", "copies", "group_pass_k", "stopped_by_reviewer", "unexposed", "trial_key", "WORST_TASKS"]
 
 #: How many of the worst tasks the figures list.
 WORST_TASKS = 10
@@ -49,7 +51,17 @@ def breakdown(trials: Sequence[TrialResult], tasks: Sequence[AgentTask], *, conf
         "by_tag": _by_tag(clean, tags, confidence, k),
         "infrastructure": _infrastructure(trials),
         "attack_tasks": _attack_tasks([t for t in trials if trial_key(t) not in hidden], confidence),
+        "copies": copies(tasks),
     }
+
+
+def copies(tasks: Sequence[AgentTask]) -> list[list[str]]:
+    """The ids of tasks that are copies of one another, one group per task copied (at most 20 groups)."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for task in tasks:
+        key = json.dumps([task.input, task.expected_state, task.outcome], sort_keys=True, default=repr)
+        groups[f"{key}|{id(task.judge) if task.judge is not None else ''}"].append(task.id)
+    return [ids for ids in groups.values() if len(ids) > 1][:20]
 
 
 def _clean_counts(trials: Sequence[TrialResult]) -> dict[str, dict[str, Any]]:
