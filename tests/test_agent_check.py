@@ -209,9 +209,9 @@ def test_tasks_need_a_judge_of_the_final_state_and_unique_ids():
     with pytest.raises(fp.DatasetError, match="give expected_state .* or judge"):
         fp.AgentTask("t", "Pay bob 5")
     with pytest.raises(fp.DatasetError, match="outcome='done' is not an outcome kind"):
-        fp.AgentTask("t", "Pay bob 5", expected_state={}, outcome="done")
+        fp.AgentTask("t", "Pay bob 5", expected_state={"transfers": []}, outcome="done")
     with pytest.raises(fp.DatasetError, match="two tasks have the id 't'"):
-        fp.check_agent(make_agent(), Ledger, [{"id": "t", "input": "x", "expected_state": {}}] * 2, **QUIET)
+        fp.check_agent(make_agent(), Ledger, [{"id": "t", "input": "x", "expected_state": {"transfers": []}}] * 2, **QUIET)
 
 
 def test_a_judge_of_your_own_reads_the_environment_and_says_what_is_wrong(tmp_path):

@@ -59,11 +59,11 @@ def test_many_easy_tasks_cannot_carry_a_few_that_fail_every_time():
 
 
 def test_tasks_that_expect_an_escalation_cannot_pass_an_agent_that_escalates_everything():
-    tasks = [fp.AgentTask(f"esc-{i}", "Refund 900 on order 1", expected_state={}, outcome="escalated") for i in range(190)]
-    tasks += [fp.AgentTask(f"do-{i}", "Refund 9 on order 2", expected_state={}, tags=("refund",)) for i in range(10)]
+    tasks = [fp.AgentTask(f"esc-{i}", f"Refund 900 on order {i}", expected_state={"refunds": []}, outcome="escalated") for i in range(190)]
+    tasks += [fp.AgentTask(f"do-{i}", f"Refund 9 on order {i}", expected_state={"refunds": [[i, 9]]}, tags=("refund",)) for i in range(10)]
     statuses = {t.id: ["succeeded" if t.outcome == "escalated" else "handled"] * 8 for t in tasks}  # it escalates every request
     result, reasons, figures = verdict(suite(statuses), tasks)
-    assert reasons["pass_k"].passed  # 190 of 200 tasks pass: pooled, it looks ready
+    assert reasons["pass_k"].passed and reasons["distinct_tasks"].passed  # 190 of 200 tasks pass: pooled, it looks ready
     criterion = reasons["pass_k[answered]"]
     assert not result.ship and not criterion.passed
     assert "over the 10 tasks expecting an answer, 100.0% of their trials ended in a non-answer" in criterion.figure
@@ -240,3 +240,9 @@ def test_copies_of_a_task_cannot_buy_certainty():
     assert len(figures["copies"]) == 9
     distinct = [fp.AgentTask(f"pay-{i}", f"Pay bob {1 + i / 2}", expected_state={"transfers": [["bob", 1 + i / 2]]}) for i in range(70)]
     assert verdict(suite({t.id: ["succeeded"] * 8 for t in distinct}), distinct)[0].ship
+
+
+def test_a_task_whose_expected_state_is_empty_judges_nothing_and_is_refused():
+    with pytest.raises(fp.DatasetError, match="task 'vacuous': expected_state is empty, so it checks nothing"):
+        fp.AgentTask("vacuous", "Pay bob 5", expected_state={})
+    fp.AgentTask("judged", "Pay bob 5", expected_state={}, judge=lambda env, outcome: True)  # a judge of its own does the checking
