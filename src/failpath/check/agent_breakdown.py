@@ -44,11 +44,14 @@ def breakdown(trials: Sequence[TrialResult], tasks: Sequence[AgentTask], *, conf
     expected = {task.id: task.outcome for task in tasks}
     tags = {task.id: task.tags for task in tasks}
     clean = _clean_counts(trials)
+    pending: list[tuple[dict[str, Any], str, np.ndarray]] = []
+    by_outcome, by_tag = _by_outcome(clean, expected, k, pending), _by_tag(clean, tags, k, pending)
+    _fill_bounds(pending, confidence)
     return {
-        "by_outcome": _by_outcome(clean, expected, confidence, k),
+        "by_outcome": by_outcome,
         "worst_tasks": _worst_tasks(clean, expected, tags, confidence),
         "never_succeeded": sorted(task for task, row in clean.items() if row["n"] > 0 and row["c"] == 0),
-        "by_tag": _by_tag(clean, tags, confidence, k),
+        "by_tag": by_tag,
         "infrastructure": _infrastructure(trials),
         "attack_tasks": _attack_tasks([t for t in trials if trial_key(t) not in hidden], confidence),
         "copies": copies(tasks),
@@ -88,6 +91,14 @@ def group_pass_k(rows: Sequence[tuple[int, int, int]], k: int, confidence: float
 
     ``estimate`` and ``lower_bound`` are None when a task has fewer than ``k`` usable trials.
     """
+    pending: list[tuple[dict[str, Any], str, np.ndarray]] = []
+    out = _group_pass_k(rows, k, pending)
+    _fill_bounds(pending, confidence)
+    return out
+
+
+def _group_pass_k(rows: Sequence[tuple[int, int, int]], k: int, pending: list[tuple[dict[str, Any], str, np.ndarray]]) -> dict[str, Any]:
+    """:func:`group_pass_k` with its bound left in ``pending`` for :func:`_fill_bounds` (one bisection for every group)."""
     usable = [(c, n, total) for c, n, total in rows if n > 0]
     out: dict[str, Any] = {"tasks": len(usable), "pass_at_1": None, "estimate": None, "lower_bound": None}
     if not usable:
@@ -97,23 +108,31 @@ def group_pass_k(rows: Sequence[tuple[int, int, int]], k: int, confidence: float
         return out
     out["estimate"] = float(np.mean([pass_hat_k(c, n, k) for c, n, _ in usable]))
     worst = np.array([pass_hat_k(c, max(total, k), k) for c, _, total in rows])
-    out["lower_bound"] = max(0.0, 1.0 - upper_bounds_of_means([1.0 - worst], confidence)[0])
+    pending.append((out, "lower_bound", 1.0 - worst))
     return out
 
 
-def _by_outcome(clean: Mapping[str, Mapping[str, Any]], expected: Mapping[str, str], confidence: float, k: int) -> dict[str, Any]:
+def _fill_bounds(pending: Sequence[tuple[dict[str, Any], str, np.ndarray]], confidence: float) -> None:
+    """Set each pending bound: the upper bound of the mean of its losses, or for a ``lower_bound`` one minus it."""
+    for (row, key, _), bound in zip(pending, upper_bounds_of_means([losses for _, _, losses in pending], confidence)):
+        row[key] = max(0.0, 1.0 - bound) if key == "lower_bound" else bound
+
+
+def _by_outcome(clean: Mapping[str, Mapping[str, Any]], expected: Mapping[str, str], k: int,
+                pending: list[tuple[dict[str, Any], str, np.ndarray]]) -> dict[str, Any]:
     groups: dict[str, list[str]] = defaultdict(list)
     for task in clean:
         groups[expected.get(task, "answered")].append(task)
     out = {}
     for kind in sorted(groups, key=lambda name: (name != "answered", name)):
         members = [clean[task] for task in groups[kind] if clean[task]["n"] > 0]
-        row = group_pass_k([(m["c"], m["n"], m["t"]) for m in (clean[task] for task in groups[kind])], k, confidence)
-        handled = np.array([m["h"] / m["n"] for m in members]) if members else np.zeros(0)
+        row = _group_pass_k([(m["c"], m["n"], m["t"]) for m in (clean[task] for task in groups[kind])], k, pending)
         row["handled"] = int(sum(m["h"] for m in members))
         row["trials"] = int(sum(m["n"] for m in members))
-        row["handled_rate"] = float(handled.mean()) if members else None
-        row["handled_upper_bound"] = upper_bounds_of_means([handled], confidence)[0] if members else None
+        row["handled_rate"] = float(np.mean([m["h"] / m["n"] for m in members])) if members else None
+        row["handled_upper_bound"] = None
+        if members:
+            pending.append((row, "handled_upper_bound", np.array([m["h"] / m["n"] for m in members])))
         out[kind] = row
     return out
 
@@ -134,7 +153,8 @@ def _worst_tasks(clean: Mapping[str, Mapping[str, Any]], expected: Mapping[str, 
     return rows[:WORST_TASKS]
 
 
-def _by_tag(clean: Mapping[str, Mapping[str, Any]], tags: Mapping[str, Sequence[str]], confidence: float, k: int) -> dict[str, Any]:
+def _by_tag(clean: Mapping[str, Mapping[str, Any]], tags: Mapping[str, Sequence[str]], k: int,
+            pending: list[tuple[dict[str, Any], str, np.ndarray]]) -> dict[str, Any]:
     members: dict[str, list[str]] = defaultdict(list)
     for task in clean:
         for tag in tags.get(task, ()):
@@ -142,7 +162,7 @@ def _by_tag(clean: Mapping[str, Mapping[str, Any]], tags: Mapping[str, Sequence[
     out = {}
     for tag in sorted(members):
         rows = [(clean[t]["c"], clean[t]["n"], clean[t]["t"]) for t in members[tag]]
-        figure = group_pass_k(rows, k, confidence)
+        figure = _group_pass_k(rows, k, pending)
         figure["never_succeeded"] = sum(1 for c, n, _ in rows if n > 0 and c == 0)
         out[tag] = figure
     return out
