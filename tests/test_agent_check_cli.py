@@ -186,3 +186,15 @@ def test_a_crash_inside_an_agent_check_exits_2_with_a_message_never_0(tmp_path, 
     assert done.returncode == 2, (done.stdout, done.stderr)
     expected = "user code called sys.exit(0)" if where == "tool_exits" else "your code raised RuntimeError: this error cannot be printed"
     assert expected in done.stderr
+
+
+def test_a_lone_surrogate_in_a_request_is_reported_not_crashed_on(tmp_path, monkeypatch):
+    config = project(tmp_path)
+    (tmp_path / "tasks.jsonl").write_text(
+        '{"id": "odd", "input": "Pay bob 5 \\ud800", "expected_state": {"transfers": [["bob", 5.0]]}}\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["check", str(config), "--quiet", "--json", "out.json", "--html", "out.html"], catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    assert (tmp_path / "out.html").is_file() and json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["kind"] == "agent_check"
+    again = runner.invoke(app, ["report", json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["run_id"]], catch_exceptions=False)
+    assert again.exit_code == 0 and "READY TO DEMO" in again.output
