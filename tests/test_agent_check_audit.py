@@ -246,3 +246,21 @@ def test_a_task_whose_expected_state_is_empty_judges_nothing_and_is_refused():
     with pytest.raises(fp.DatasetError, match="task 'vacuous': expected_state is empty, so it checks nothing"):
         fp.AgentTask("vacuous", "Pay bob 5", expected_state={})
     fp.AgentTask("judged", "Pay bob 5", expected_state={}, judge=lambda env, outcome: True)  # a judge of its own does the checking
+
+
+def test_escalating_every_messy_request_is_shown_as_over_handling():
+    tasks = [fp.AgentTask(f"t{i}", f"Pay bob {i + 1}", expected_state={"transfers": [["bob", float(i + 1)]]}) for i in range(70)]
+    trials = suite({t.id: ["succeeded"] * 8 for t in tasks}, families=("fault", "attack", "hostile"))
+    trials += [trial(t.id, 0, "realistic", "handled") for t in tasks]  # every request with a typo goes to a person
+    _, _, figures = verdict(trials, tasks)
+    over = figures["over_handling"]
+    assert over["handled"] == 70 and over["rate"] == 1.0 and over["upper_bound"] == 1.0
+    from rich.console import Console
+
+    from failpath.report.agent_breakdown import tables
+
+    console = Console(record=True, width=160)
+    for table in tables(figures):
+        console.print(table)
+    text = console.export_text()
+    assert "answered, realistic variants" in text and "70 of 70 (100.0%" in text

@@ -8,6 +8,9 @@ These figures put each of those in view (and :mod:`failpath.check.agent_gate` ju
 
 - ``by_outcome``: pass^k and its lower bound over the tasks expecting each outcome kind, and how many of
   their clean trials ended in a defined non-answer the task did not ask for (over-handling);
+- ``over_handling``: of the realistic variants (typos, a dropped character) of tasks that expect an
+  answer, the share that ended in a defined non-answer: escalating every messy request is safe and
+  useless, as over-refusal is for the single-call check;
 - ``worst_tasks``: the tasks with the lowest share of successful clean trials, each with its interval,
   and ``never_succeeded``, the tasks no clean trial got right;
 - ``by_tag``: the same per tag;
@@ -46,9 +49,11 @@ def breakdown(trials: Sequence[TrialResult], tasks: Sequence[AgentTask], *, conf
     clean = _clean_counts(trials)
     pending: list[tuple[dict[str, Any], str, np.ndarray]] = []
     by_outcome, by_tag = _by_outcome(clean, expected, k, pending), _by_tag(clean, tags, k, pending)
+    over_handling = _over_handling(trials, expected, pending)
     _fill_bounds(pending, confidence)
     return {
         "by_outcome": by_outcome,
+        "over_handling": over_handling,
         "worst_tasks": _worst_tasks(clean, expected, tags, confidence),
         "never_succeeded": sorted(task for task, row in clean.items() if row["n"] > 0 and row["c"] == 0),
         "by_tag": by_tag,
@@ -134,6 +139,25 @@ def _by_outcome(clean: Mapping[str, Mapping[str, Any]], expected: Mapping[str, s
         if members:
             pending.append((row, "handled_upper_bound", np.array([m["h"] / m["n"] for m in members])))
         out[kind] = row
+    return out
+
+
+def _over_handling(trials: Sequence[TrialResult], expected: Mapping[str, str],
+                   pending: list[tuple[dict[str, Any], str, np.ndarray]]) -> dict[str, Any]:
+    """Realistic variants of tasks expecting an answer that ended in a non-answer: per task, then the mean over tasks."""
+    shares: dict[str, list[int]] = {}
+    for t in trials:
+        if t.family != "realistic" or t.status == "infrastructure_error" or expected.get(t.task_id, "answered") != "answered":
+            continue
+        row = shares.setdefault(t.task_id, [0, 0])
+        row[0] += t.status == "handled"
+        row[1] += 1
+    out: dict[str, Any] = {"handled": sum(h for h, _ in shares.values()), "trials": sum(n for _, n in shares.values()),
+                           "tasks": len(shares), "rate": None, "upper_bound": None}
+    if shares:
+        per = np.array([h / n for h, n in shares.values()])
+        out["rate"] = float(per.mean())
+        pending.append((out, "upper_bound", per))
     return out
 
 

@@ -37,6 +37,10 @@ def tables(figures: Mapping[str, Any]) -> list[Table]:
         for kind, row in by_outcome.items():
             table.add_row(kind, str(row["tasks"]), _pct(row["pass_at_1"]), _pct(row["estimate"]), _pct(row["lower_bound"]),
                           f"{row['handled']} of {row['trials']} ({_pct(row['handled_rate'])}, at most {_pct(row['handled_upper_bound'])})")
+        over = figures.get("over_handling") or {}
+        if over.get("trials"):
+            table.add_row("answered, realistic variants", str(over["tasks"]), "", "", "",
+                          f"{over['handled']} of {over['trials']} ({_pct(over['rate'])}, at most {_pct(over['upper_bound'])})")
         out.append(table)
     worst = figures.get("worst_tasks") or []
     if worst:
