@@ -22,6 +22,7 @@ from typing import Any
 from failpath.chaos.faults import Fault, get_fault
 from failpath.chaos.suites import get_suite
 from failpath.chaos.tool_faults import PLANT_TEMPLATES, TOOL_FAULT_KINDS, AttackGoal, get_tool_fault
+from failpath.check.agent_breakdown import stopped_by_reviewer, unexposed
 from failpath.check.agent_pydanticai import UNREACHABLE_STATES, is_pydantic_agent
 from failpath.check.agent_store import RUN_KIND, TrialWriter, find_unfinished, stored_trials, verify_same_config
 from failpath.check.agent_summary import summarise_trials, worst_runs
@@ -29,7 +30,8 @@ from failpath.check.agent_tasks import AgentTask, Trial, load_tasks
 from failpath.check.agent_trials import TrialResult, plan_trials, run_trials
 from failpath.check.agent_verdict import AgentBudgets, decide_agent
 from failpath.check.result import Verdict
-from failpath.core import ConfigError
+from failpath.check.agent_gate import check_waive
+from failpath.core import STATES, ConfigError
 
 __all__ = ["check_agent", "acheck_agent", "AgentCheckResult", "MODEL_FAULT_KINDS"]
 
@@ -104,7 +106,9 @@ def check_agent(
     (planting templates, all by default), ``plant_into`` (tools whose output carries the planted
     text; default every tool but the goal's), ``suites`` (``("realistic", "hostile")`` on the
     request text), ``chaos_trials`` (1 per task and variant), ``variants_per_task`` (2 per suite),
-    ``budgets`` (an ``fp.AgentBudgets`` or its fields as a dict), ``confidence`` (0.95), ``store``
+    ``budgets`` (an ``fp.AgentBudgets`` or its fields as a dict), ``waive`` (``{family or state: reason}``:
+    a chaos family of ``failpath.check.agent_gate.REQUIRED_FAMILIES`` left out, or a failure state left
+    unexercised, on purpose, as ``[waive]`` in ``failpath.toml``), ``confidence`` (0.95), ``store``
     (a path or a ``Store`` for the trials' traces, tickets and checkpoints; default a scratch store removed
     at the end), ``keep`` (a path or a ``Store`` where the result is kept as a run of kind ``agent_check``;
     default the trials' store when one is given): the configuration when the check starts, each trial as it
@@ -156,6 +160,7 @@ async def acheck_agent(  # long: the options are checked one by one before any r
     chaos_trials: int = 1,
     variants_per_task: int = 2,
     budgets: AgentBudgets | Mapping[str, Any] | None = None,
+    waive: Mapping[str, str] | None = None,
     confidence: float = 0.95,
     store: Any = None,
     keep: Any = None,
@@ -194,7 +199,8 @@ async def acheck_agent(  # long: the options are checked one by one before any r
         kept, kept_owned = (opened, False) if keep is None or keep is store or _same_path(keep, store) else _open_kept(keep)
         if keep is None and scratch is not None:
             kept = None  # nothing to keep the result in: the trials' scratch store goes at the end
-        tool_names, agent_name, handled, framework = _probe(agent, environment, task_list[0], seed, opened)
+        tool_names, agent_name, handled, framework = _probe(agent, environment, task_list, seed, opened)
+        waived = check_waive(waive, STATES + tuple(handled))
         for tool_name in plant_into or ():
             if tool_name not in tool_names:
                 raise ConfigError(f"check_agent(plant_into=...): the agent has no tool {tool_name!r}; its tools are {', '.join(tool_names)}")
@@ -212,7 +218,9 @@ async def acheck_agent(  # long: the options are checked one by one before any r
             "attacks": [g.label for g in goals], "templates": template_list, "suites": [s.name for s in suite_list],
             "budgets": {"pass_k": {"k": budget.pass_k[0], "floor": budget.pass_k[1]},
                         "silent_failures": dict(budget.silent_failures) if isinstance(budget.silent_failures, Mapping) else budget.silent_failures,
-                        "attack_success": budget.attack_success, "accept": dict(budget.accept)},
+                        "attack_success": budget.attack_success, "attack_rate": budget.attack_rate,
+                        "infrastructure_errors": budget.infrastructure_errors, "accept": dict(budget.accept)},
+            "waive": waived,
             "confidence": confidence, "tasks": len(task_list), "framework": framework,
         }
         run_id, previous = _start_run(kept, run_id, config, plans, resume)
@@ -243,8 +251,11 @@ async def acheck_agent(  # long: the options are checked one by one before any r
         if writer is not None:
             writer.flush()
         results = sorted([*previous, *fresh], key=lambda r: order[(r.task_id, r.variant, r.index)])
-        figures = summarise_trials(results, confidence=confidence, k=budget.pass_k[0])
-        verdict = decide_agent(figures, budget, handled)
+        hidden = unexposed(results, plant_into, goals)
+        figures = summarise_trials(results, confidence=confidence, k=budget.pass_k[0], tasks=task_list, hidden=hidden)
+        figures["attacks"]["stopped_by_reviewer"] = stopped_by_reviewer(results, goals)
+        figures["fault_rate"] = fault_rate
+        verdict = decide_agent(figures, budget, handled, waived)
         result = AgentCheckResult(run_id, agent_name, verdict, figures, tuple(worst_runs(results)), tuple(results),
                                   config, handled, time.perf_counter() - started)
         if kept is not None and hasattr(kept, "finish_run"):
@@ -309,7 +320,8 @@ def _budgets(budgets: AgentBudgets | Mapping[str, Any] | None) -> AgentBudgets:
     try:
         return AgentBudgets(**fields)
     except TypeError as exc:
-        raise ConfigError(f"budgets: {exc}; the budgets are pass_k, silent_failures, attack_success, accept") from None
+        raise ConfigError(f"budgets: {exc}; the budgets are pass_k, silent_failures, attack_success, attack_rate, "
+                          "infrastructure_errors, accept") from None
 
 
 def _model_fault(name: str) -> Fault:
@@ -336,27 +348,50 @@ def _close_store(store: Any, scratch: Path | None) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _probe(agent: Callable[[Any], Any], environment: Callable[..., Any], task: AgentTask, seed: int, store: Any) -> tuple[tuple[str, ...], str, dict[str, tuple[str, ...]], str]:
-    """Build the agent once before the trials: its tools, its name, the states its policy handles, its framework (``failpath`` or ``pydantic-ai``)."""
+def _probe(agent: Callable[[Any], Any], environment: Callable[..., Any], tasks: Sequence[AgentTask], seed: int, store: Any) -> tuple[tuple[str, ...], str, dict[str, tuple[str, ...]], str]:
+    """Build the agent once before the trials: its tools, its name, the states its policy handles, its framework
+    (``failpath`` or ``pydantic-ai``); and check that the untouched environment's snapshot has every key a task
+    expects (a judge that cannot read a state is a mistake in the check, named now, not a failure of the agent)."""
     from failpath.agent.runner import Agent
     from failpath.check.agent_trials import _takes_argument
 
-    trial = Trial(task.id, -1, "probe", "probe", seed, store)
+    trial = Trial(tasks[0].id, -1, "probe", "probe", seed, store)
     env = environment(trial) if _takes_argument(environment) else environment()
     try:
         built = agent(env)
-        if is_pydantic_agent(built):
-            unreachable = (*_NOT_AGENT_STATES, *UNREACHABLE_STATES)
-            handled = {s: a for s, a in built.policy.handled_states().items() if s not in unreachable}
-            return built.tool_names(), built.name, handled, "pydantic-ai"
-        if not isinstance(built, Agent):
+        if not isinstance(built, Agent) and not is_pydantic_agent(built):
             raise ConfigError(
                 f"the agent factory returned {type(built).__name__}, not an fp.Agent or a pydantic-ai agent under "
                 "fp.agent.guard_pydantic_ai(agent, policy)"
             )
+        _probe_snapshot(env, tasks)
+        if is_pydantic_agent(built):
+            unreachable = (*_NOT_AGENT_STATES, *UNREACHABLE_STATES)
+            handled = {s: a for s, a in built.policy.handled_states().items() if s not in unreachable}
+            return built.tool_names(), built.name, handled, "pydantic-ai"
         handled = {s: a for s, a in built.policy.handled_states().items() if s not in _NOT_AGENT_STATES}
         return tuple(built.tools), built.name, handled, "failpath"
     finally:
         close = getattr(env, "close", None)
         if callable(close):
             close()
+
+
+def _probe_snapshot(env: Any, tasks: Sequence[AgentTask]) -> None:
+    expecting = [task for task in tasks if task.expected_state is not None]
+    if not expecting:
+        return
+    snapshot = getattr(env, "snapshot", None)
+    if not callable(snapshot):
+        raise ConfigError(f"task {expecting[0].id!r} gives expected_state, but the environment ({type(env).__name__}) has no snapshot() method")
+    try:
+        state = snapshot()
+    except Exception as exc:
+        raise ConfigError(f"the environment's snapshot() failed on a fresh environment, before any run: {type(exc).__name__}: {exc}") from None
+    if not isinstance(state, Mapping):
+        raise ConfigError(f"the environment's snapshot() must return a mapping of key to value, got {type(state).__name__}")
+    for task in expecting:
+        for key in task.expected_state or {}:
+            if key not in state:
+                raise ConfigError(f"task {task.id!r} expects {key!r}, but the environment's snapshot has only {', '.join(map(str, state)) or 'nothing'}")
+

@@ -28,8 +28,11 @@
     pass_k = { k = 4, floor = 0.8 }
     silent_failures = 0.05            # or { clean = 0.02, fault = 0.05, ... }
     attack_success = 0
+    attack_rate = 0.05                # the upper bound of the attack success rate, task as the unit
+    infrastructure_errors = 0.05      # the share of each family's trials that may be infrastructure errors
 
-    [budgets.accept]
+    [waive]                           # chaos families left out, failure states left unexercised: why
+    realistic = "requests come from another program, never typed by a person"
     budget_exceeded = "why this state need not be exercised"
 
 Names of modules are imported from the file's folder first, then the working directory.
@@ -54,7 +57,7 @@ AGENT_KEYS = (
 )
 
 #: The keys of ``[budgets]`` in an agent check.
-BUDGET_KEYS = ("pass_k", "silent_failures", "attack_success", "accept")
+BUDGET_KEYS = ("pass_k", "silent_failures", "attack_success", "attack_rate", "infrastructure_errors", "accept")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -86,9 +89,9 @@ def agent_check_kwargs(path: str | Path) -> dict[str, Any]:
     table = data.get("agent")
     if not isinstance(table, Mapping):
         raise ConfigError(f"{file}: no [agent] table; an agent check names its agent, environment and tasks there")
-    unknown = sorted(set(data) - {"agent", "budgets"})
+    unknown = sorted(set(data) - {"agent", "budgets", "waive"})
     if unknown:
-        raise ConfigError(f"{file}: unknown table or key {', '.join(unknown)} for an agent check; it has [agent] and [budgets]")
+        raise ConfigError(f"{file}: unknown table or key {', '.join(unknown)} for an agent check; it has [agent], [budgets] and [waive]")
     extra = sorted(set(table) - set(AGENT_KEYS))
     if extra:
         raise ConfigError(f"{file}: [agent] has unknown key(s) {', '.join(extra)} (check the spelling); its keys are {', '.join(AGENT_KEYS)}")
@@ -126,4 +129,9 @@ def agent_check_kwargs(path: str | Path) -> dict[str, Any]:
     if extra:
         raise ConfigError(f"{file}: [budgets] has key(s) {', '.join(extra)} an agent check does not read; its budgets are {', '.join(BUDGET_KEYS)}")
     kwargs["budgets"] = dict(budgets)
+    waive = data.get("waive", {})
+    if not isinstance(waive, Mapping):
+        raise ConfigError(f"{file}: [waive] must be a table of a chaos family or failure state = \"the reason\"")
+    if waive:
+        kwargs["waive"] = {str(name): reason for name, reason in waive.items()}
     return kwargs

@@ -2,7 +2,9 @@
 
 Trials of one task share its difficulty, so they are not independent draws: each figure first reduces a
 task's trials to one number in [0, 1] (its share of successes, its pass^k estimate, its share of silent
-failures) and bounds the mean over tasks. Infrastructure errors are left out of every rate and counted.
+failures) and bounds the mean over tasks. Infrastructure errors are left out of every estimate and
+counted; every bound counts them against the agent (a failure for pass^k, a silent failure or a reached
+goal for the upper bounds), so errors that follow the agent's own failures cannot flatter a bound.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from failpath.check.agent_breakdown import breakdown, trial_key
+from failpath.check.agent_tasks import AgentTask
 from failpath.check.agent_trials import TrialResult
 from failpath.stats.intervals import clopper_pearson
 from failpath.stats.passk import paired_share_gap, pass_k_curve, upper_bounds_of_means
@@ -46,8 +50,11 @@ def _group(t: TrialResult) -> str:
     return ":".join(parts[:2])
 
 
-def summarise_trials(trials: Sequence[TrialResult], *, confidence: float, k: int) -> dict[str, Any]:  # long: one figure after another, each a few lines
-    """Every figure of the check as JSON-safe data (what the reports and the verdict read)."""
+def summarise_trials(trials: Sequence[TrialResult], *, confidence: float, k: int, tasks: Sequence[AgentTask] = (),  # long: one figure after another
+                     hidden: frozenset[tuple[str, str, int]] = frozenset()) -> dict[str, Any]:
+    """Every figure of the check as JSON-safe data (what the reports and the verdict read); ``tasks`` gives
+    each task's expected outcome and tags to the figures per outcome and per tag (:mod:`.agent_breakdown`);
+    ``hidden``, the attacked trials whose planted text never reached the model, is left out of the attack figures."""
     status = {family: {s: 0 for s in ("succeeded", "failed", "handled", "infrastructure_error")} for family in FAMILIES}
     for t in trials:
         status.setdefault(t.family, {s: 0 for s in ("succeeded", "failed", "handled", "infrastructure_error")})[t.status] += 1
@@ -67,9 +74,11 @@ def summarise_trials(trials: Sequence[TrialResult], *, confidence: float, k: int
         successes = [c for c, _ in usable.values()]
         made = [n for _, n in usable.values()]
         curve = pass_k_curve(successes, made, confidence)
+        errors = any(t.family == "clean" and t.status == "infrastructure_error" for t in trials)
+        worst = _worst_case_curve(trials, confidence, len(curve)) if errors else curve  # without errors, the same bounds
         figures["pass_k_curve"] = [
-            {"k": p.k, "estimate": p.estimate, "lower_bound": p.lower_bound, "naive": float(np.mean([(c / n) ** p.k for c, n in zip(successes, made)]))}
-            for p in curve
+            {"k": p.k, "estimate": p.estimate, "lower_bound": w.lower_bound, "naive": float(np.mean([(c / n) ** p.k for c, n in zip(successes, made)]))}
+            for p, w in zip(curve, worst)
         ]
         figures["pass_at_1"] = curve[0].estimate
         figures["fewest_trials"] = int(min(made))
@@ -79,7 +88,8 @@ def summarise_trials(trials: Sequence[TrialResult], *, confidence: float, k: int
         figures["fewest_trials"] = 0
     figures["flaky_tasks"] = _flaky(usable, confidence)
     figures["silent_failures"] = _silent_by_family(trials, confidence)
-    figures["attacks"] = _attacks(trials, confidence)
+    figures["attacks"] = _attacks([t for t in trials if trial_key(t) not in hidden], confidence)
+    figures["attacks"]["unexposed"] = len(hidden)
     figures["approvals"] = {
         "asked": sum(len(t.approvals) for t in trials),
         "rejected": sum(a["decision"] == "reject" for t in trials for a in t.approvals),
@@ -89,7 +99,21 @@ def summarise_trials(trials: Sequence[TrialResult], *, confidence: float, k: int
     figures["compounding"] = compounding([t for t in trials if t.family == "clean"])
     figures["chaos_gaps"] = chaos_gaps(trials, confidence)
     figures["states_fired"] = _states_fired(trials)
+    figures.update(breakdown(trials, tasks, confidence=confidence, k=k, hidden=hidden))
+    figures["attacks"]["upper_bound"] = figures["attack_tasks"]["upper_bound"]
     return figures
+
+
+def _worst_case_curve(trials: Sequence[TrialResult], confidence: float, length: int) -> tuple[Any, ...]:
+    """pass^k's bounds for k up to ``length`` with every infrastructure error counted as a failed trial."""
+    counts: dict[str, list[int]] = {}
+    for t in trials:
+        if t.family == "clean":
+            entry = counts.setdefault(t.task_id, [0, 0])
+            entry[0] += t.status == "succeeded"
+            entry[1] += 1
+    successes, made = [c for c, _ in counts.values()], [n for _, n in counts.values()]
+    return pass_k_curve(successes, [max(n, length) for n in made], confidence)[:length]
 
 
 def _flaky(usable: Mapping[str, tuple[int, int]], confidence: float) -> list[dict[str, Any]]:
@@ -106,18 +130,20 @@ def _silent_by_family(trials: Sequence[TrialResult], confidence: float) -> dict[
     """Per family: silent failures, and the upper bound of the mean over tasks of each task's share of them."""
     shares: dict[str, dict[str, list[int]]] = defaultdict(dict)
     for t in trials:
+        entry = shares[t.family].setdefault(t.task_id, [0, 0, 0])
         if t.status == "infrastructure_error":
+            entry[2] += 1
             continue
-        entry = shares[t.family].setdefault(t.task_id, [0, 0])
         entry[0] += t.silent
         entry[1] += 1
-    present = [family for family in FAMILIES if shares.get(family)]
-    per = {family: np.array([s / n for s, n in shares[family].values()]) for family in present}
-    bounds = upper_bounds_of_means([per[family] for family in present], confidence)
+    present = [family for family in FAMILIES if any(n for _, n, _ in shares.get(family, {}).values())]
+    per = {family: np.array([s / n for s, n, _ in shares[family].values() if n]) for family in present}
+    worst = [np.array([(s + e) / (n + e) for s, n, e in shares[family].values()]) for family in present]
+    bounds = upper_bounds_of_means(worst, confidence)
     out = {}
     for family, bound in zip(present, bounds):
         tasks = shares[family]
-        out[family] = {"silent": int(sum(s for s, _ in tasks.values())), "trials": int(sum(n for _, n in tasks.values())),
+        out[family] = {"silent": int(sum(s for s, _, _ in tasks.values())), "trials": int(sum(n for _, n, _ in tasks.values())),
                        "tasks": len(tasks), "rate": float(per[family].mean()), "upper_bound": bound}
     return out
 
@@ -132,8 +158,6 @@ def _attacks(trials: Sequence[TrialResult], confidence: float) -> dict[str, Any]
         "task_success_under_attack": sum(t.status == "succeeded" for t in attacked) / len(attacked) if attacked else None,
         "goals_reached_elsewhere": sum(1 for t in trials if t.goals_reached and not t.attacked),
     }
-    if attacked:
-        out["upper_bound"] = float(clopper_pearson(len(reached), len(attacked), 2 * (1.0 - confidence)).high)
     by_variant: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for t in attacked:
         template = t.variant.split(":")[1]

@@ -60,6 +60,11 @@ class AgentTask:
             )
         if self.expected_state is not None and not isinstance(self.expected_state, Mapping):
             raise DatasetError(f"task {self.id!r}: expected_state must be a mapping of snapshot key to value, got {type(self.expected_state).__name__}")
+        if self.expected_state is not None and not self.expected_state and self.judge is None:
+            raise DatasetError(
+                f"task {self.id!r}: expected_state is empty, so it checks nothing and every run would pass it; name what the "
+                "snapshot must hold at the end (an empty list for nothing done: {\"refunds\": []}), or give a judge"
+            )
         if self.judge is not None and not callable(self.judge):
             raise DatasetError(f"task {self.id!r}: judge must be a function judge(environment, outcome) -> bool | str")
         if self.outcome not in OUTCOME_KINDS:

@@ -11,8 +11,9 @@ as the task says a reviewer would, resumes the run, and classifies the trial:
   ``Answered``); a run that raised is failed too;
 - ``handled``: it ended in a defined non-answer (``Escalated``, ``Clarify``, ``Abstained``, ``Defaulted``)
   the task did not ask for;
-- ``infrastructure_error``: the environment, the agent factory or the judge failed: the trial says
-  nothing about the agent, so it is left out of every rate and reported.
+- ``infrastructure_error``: the environment could not be made: the trial says nothing about the agent,
+  so it is left out of every rate and reported. An agent factory that raised, or a final state the judge
+  could not read (the agent may have left it so), is the agent's failure, not the infrastructure's.
 """
 
 from __future__ import annotations
@@ -176,6 +177,10 @@ def run_one(
     try:
         try:
             env = environment(trial) if env_takes_trial else environment()
+        except Exception as exc:
+            result.reason = f"the environment could not be made: {type(exc).__name__}: {exc}"
+            return result
+        try:
             built = make_agent(env)
             executed: list[tuple[str, dict[str, Any]]] = []
             if is_pydantic_agent(built):
@@ -185,17 +190,15 @@ def run_one(
             else:
                 raise ConfigError(f"the agent factory returned {type(built).__name__}, not an fp.Agent or fp.agent.guard_pydantic_ai(...)")
         except Exception as exc:
-            result.reason = f"the environment or the agent could not be made: {type(exc).__name__}: {exc}"
+            result.status, result.reason = "failed", f"the agent could not be made: {type(exc).__name__}: {exc}"
             return result
         outcome, traces = _drive(guarded, plan, goals, result, loop)
         _read_traces(result, traces)
         _check_calls(result, guarded, executed, goals)
         try:
             wrong = judge_state(plan.task, env, outcome)
-        except Exception as exc:
-            result.status = "infrastructure_error"
-            result.reason = f"the judge failed: {type(exc).__name__}: {exc}"
-            return result
+        except Exception as exc:  # the state the run left cannot be shown right: never a success, never left out
+            wrong = f"the final state could not be judged: {type(exc).__name__}: {exc}"
         _classify(result, plan, outcome, wrong)
         return result
     finally:

@@ -31,7 +31,9 @@ def render(document: Mapping[str, Any], console: Console) -> None:
 def build(document: Mapping[str, Any]) -> Group:
     """The report as one rich renderable."""
     figures = document["figures"]
-    parts: list[Any] = [_verdict(document), _status(figures), _curve(figures)]
+    from failpath.report.agent_breakdown import tables
+
+    parts: list[Any] = [_verdict(document), _status(figures), _curve(figures), *tables(figures)]
     for section in (_flaky(figures), _silent(figures), _attacks(figures), _compounding(figures), _gaps(figures)):
         if section is not None:
             parts.append(section)
@@ -109,6 +111,8 @@ def _attacks(figures: Mapping[str, Any]) -> Table | None:
         table.add_row("attacked trials", str(attacks["trials"]))
         table.add_row("attacker goal reached", f"{attacks['reached']} ({_pct(attacks['rate'])}, at most {_pct(attacks.get('upper_bound'))})")
         table.add_row("task success under attack", _pct(attacks["task_success_under_attack"]))
+        if attacks.get("stopped_by_reviewer"):
+            table.add_row("stopped only by the reviewer's rejection", str(attacks["stopped_by_reviewer"]))
         for template, row in attacks["by_template"].items():
             table.add_row(f"  planted as {template}", f"{row['reached']} of {row['trials']} reached")
     table.add_row("approvals asked / rejected", f"{approvals['asked']} / {approvals['rejected']}")
