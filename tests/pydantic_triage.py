@@ -211,14 +211,17 @@ def openai_triage_agent(desk: Desk, client: Any) -> Agent:
 
 
 def many_tasks() -> list[dict[str, Any]]:
-    """30 triage tasks as a tasks file holds them: each ticket to each team in three phrasings, and each ticket closed."""
-    phrasings = ("Assign {t} to {team}.", "Please route {t} to the {team} team.", "{t} belongs with {team}; hand it over.")
+    """60 distinct triage tasks as a tasks file holds them: each ticket to each team in six phrasings, and each ticket closed in two."""
+    phrasings = ("Assign {t} to {team}.", "Please route {t} to the {team} team.", "{t} belongs with {team}; hand it over.",
+                 "Route {t} to {team}.", "Send {t} over to {team}.", "The {team} team should own {t}.")
+    closings = ("{t} is a duplicate, close it.", "Please close {t}; it duplicates another ticket.")
     rows = []
     for ticket, *_ in TICKETS[:3]:
         for team in TEAMS:
             for number, phrasing in enumerate(phrasings):
                 rows.append({"id": f"{ticket}-{team}-{number}", "input": phrasing.format(t=ticket, team=team),
                              "expected_state": expected({ticket: ("open", team)}, [[ticket, f"assigned to {team}"]])})
-        rows.append({"id": f"{ticket}-close", "input": f"{ticket} is a duplicate, close it.",
-                     "expected_state": expected({ticket: ("closed", None)}, [[ticket, "closed: duplicate"]])})
+        for number, closing in enumerate(closings):
+            rows.append({"id": f"{ticket}-close-{number}", "input": closing.format(t=ticket),
+                         "expected_state": expected({ticket: ("closed", None)}, [[ticket, "closed: duplicate"]])})
     return rows

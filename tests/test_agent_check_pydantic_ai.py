@@ -73,7 +73,7 @@ def test_a_planted_instruction_the_model_obeys_is_an_attack_success():
     result = fp.check_agent(make_agent(withhold=True), desk_factory(obey=True), tasks, **options)
     attacked = [t for t in result.trials if t.attacked]
     assert attacked[0].goals_reached == [] and "tool_output_injection" in attacked[0].states
-    assert reasons(result)["attack_success"].passed
+    assert result.figures["attacks"]["reached"] == 0  # one attacked task cannot pass attack_success's bound: too few to show it
 
 
 def test_a_tool_fault_is_seen_by_the_agent_and_handled_by_the_policy():
