@@ -116,11 +116,24 @@ def rows(store: Path, run_id: str) -> dict[str, dict]:
 
 
 def stable(document: dict) -> dict:
-    """The result document without what differs between two runs of the same check (ids, clocks)."""
+    """The result document without what differs between two runs of the same check (ids, clocks), its
+    numbers to 12 significant digits: in a process run the rows reach the tally in the order the processes
+    write them, and a mean over cases (over_refusal's rate and bound) then sums the same shares in another
+    order, which two runs of the same code can round apart in the last bit."""
     volatile = {"run_id", "started", "finished", "elapsed_seconds", "resumed", "reused"}
     out = {k: v for k, v in document.items() if k not in volatile}
     out["baseline"] = {k: v for k, v in out["baseline"].items() if k != "run_id"}
-    return out
+    return _rounded(out)
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
 
 
 def fitted_inputs(store: Path, run_id: str) -> Counter:
