@@ -33,6 +33,7 @@ from failpath.check.explain import worst_cases as explain_worst
 from failpath.check.gate import families_run_criterion, severe_criterion
 from failpath.check.plan import DEFAULT_COSTS, DEFAULT_SUITES, Plan, judge_name, make_plan, name_of
 from failpath.check.result import CheckResult, Criterion, SeverityReport, TagFigures, Verdict, WorstCase
+from failpath.check.reuse import reuses_answers
 from failpath.check.severe import severity_report
 from failpath.check.summarise import Summary, summarise
 from failpath.check.tags import tag_figures
@@ -155,12 +156,13 @@ def check(
         recorded = record.run_id
         if record.summary is not None:
             return CheckResult.from_dict(record.summary)
-        reference = fitting.fit_detectors(plan)  # before any guarded call: the guard needs them fitted
+        answers: dict[str, Any] | None = {} if reuses_answers(plan.policy) else None
+        reference = fitting.fit_detectors(plan, answers=answers)  # before any guarded call: the guard needs them fitted
         saved = fitting.save_fitted(plan.policy, save_detector) if save_detector is not None else []
         with _scratch(store_obj) as scratch:
             run = Execution(
                 store=store_obj, run_id=record.run_id, done=record.done, scratch=scratch, executor=executor,
-                concurrency=concurrency, quiet=quiet, console=console,
+                concurrency=concurrency, quiet=quiet, console=console, answers=answers,
             )
             stored = execute(plan, run, worst=worst_cases)
             summary = summarise(

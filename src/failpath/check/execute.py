@@ -25,6 +25,7 @@ import numpy as np
 from failpath.check.fitting import check_fitted
 from failpath.check.plan import Plan, WorkItem, key_digest, key_digests, plan_items
 from failpath.check.processes import ChunkRunner, WorkerSetup, chunk_cases, process_count, run_processes, start_method
+from failpath.check.reuse import RecordedAnswer, replays_time
 from failpath.check.runner import Evaluator, RowSink, guard_factory, run_items
 from failpath.check.tally import RowTally, Tallied
 from failpath.core import ConfigError
@@ -40,7 +41,8 @@ class Execution:
     """Where a run's requests go: the store and run, what is stored already, how to run them.
 
     ``done`` holds the keys a resumed run has stored already (skipped); ``scratch`` is the store of the
-    guard's own traces and tickets.
+    guard's own traces and tickets; ``answers`` the raw answers the check's fit got, by request key, which
+    those requests' first calls reuse (:mod:`failpath.check.reuse`; taken from the mapping as used), or None.
     """
 
     store: Any
@@ -51,6 +53,7 @@ class Execution:
     concurrency: int
     quiet: bool = False
     console: Any = None
+    answers: dict[str, RecordedAnswer] | None = None
 
 
 @dataclass(frozen=True)
@@ -208,7 +211,7 @@ def _in_this_process(plan: Plan, run: Execution, reader: RowReader) -> np.ndarra
         if produced[0] + len(run.done) - reader.read >= READ_BATCH:
             reader.step()
 
-    evaluator = Evaluator(plan.system, guard_factory(plan.policy, run.scratch), plan.judge, seed=plan.seed)
+    evaluator = _evaluator(plan, run)
     sink = RowSink(run.store, run.run_id, on_rows=counted)
     try:
         with progress:
@@ -221,6 +224,14 @@ def _in_this_process(plan: Plan, run: Execution, reader: RowReader) -> np.ndarra
     return np.frombuffer(planned, dtype=np.uint64) if len(planned) else np.zeros(0, dtype=np.uint64)
 
 
+def _evaluator(plan: Plan, run: Execution) -> Evaluator:
+    """The evaluator of this process, reusing the fit's answers when the run has them."""
+    return Evaluator(
+        plan.system, guard_factory(plan.policy, run.scratch), plan.judge, seed=plan.seed,
+        answers=run.answers, replay_time=replays_time(plan.policy),
+    )
+
+
 def _setup(plan: Plan, run: Execution, n: int, method: str) -> WorkerSetup:
     """What the worker processes receive; ``ConfigError`` when something they need cannot be pickled."""
     import pickle
@@ -228,11 +239,16 @@ def _setup(plan: Plan, run: Execution, n: int, method: str) -> WorkerSetup:
     system = plan.system_spec or plan.system
     policy = plan.policy_spec or plan.policy
     travelling = tuple(plan.suites)
+    answers = run.answers or None
     if method == "spawn":  # workers receive everything pickled
         try:
             pickle.dumps(list(plan.suites))
         except Exception:  # a perturbation made of a lambda: this process plans the requests and sends them
             travelling = ()
+        try:
+            pickle.dumps(answers)
+        except Exception:  # an answer that cannot travel: the workers ask the system again
+            answers = None
         for label, value in (("system", system), ("policy", policy), ("judge", plan.judge), ("cases", plan.cases[:1])):
             try:
                 pickle.dumps(value)
@@ -246,6 +262,7 @@ def _setup(plan: Plan, run: Execution, n: int, method: str) -> WorkerSetup:
         system=system, policy=policy, judge=plan.judge, suites=travelling, split=dict(plan.split), done=run.done,
         seed=plan.seed, store=str(run.store.path), run_id=run.run_id, scratch=str(run.scratch.path),
         concurrency=max(1, run.concurrency // n), parent=os.getpid(), fitted=tuple(check_fitted(plan.policy)),
+        answers=answers,
     )
 
 
@@ -264,7 +281,7 @@ def _in_processes(plan: Plan, run: Execution, reader: RowReader) -> np.ndarray:
     setup = _setup(plan, run, n, method)
     progress, task = _progress(None, len(run.done), run.quiet, run.console)
     on_rows, finish = _counter(progress, task, len(run.done))
-    evaluator = Evaluator(plan.system, guard_factory(plan.policy, run.scratch), plan.judge, seed=plan.seed)
+    evaluator = _evaluator(plan, run)
     produced = [0]
 
     def counted(n_rows: int) -> None:

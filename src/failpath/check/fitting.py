@@ -4,7 +4,8 @@
   call, on the clean inputs of the calibration half plus the realistic variants of those cases the raw
   system answered right (:func:`failpath.guard.anomaly.tolerated_reference`, with the check's realistic
   suites and seed). The figures and the verdict come from the evaluation half, so no judged input was
-  ever part of a reference.
+  ever part of a reference. The raw answers it gets are kept for the execute stage, which would ask the
+  system the same inputs again (:mod:`failpath.check.reuse`).
 - :func:`measure_detectors`: every input-side detector of the policy (the fitted ones, your own input
   states, the built-in ones) on the evaluation half: the share of the realistic variants the raw system
   answered right that it flags, per perturbation, and of the clean inputs; and the share of each source
@@ -76,18 +77,24 @@ class ReferenceInfo:
     seconds: float
 
 
-def fit_detectors(plan: Any) -> ReferenceInfo | None:
+def fit_detectors(plan: Any, *, answers: dict[str, Any] | None = None) -> ReferenceInfo | None:
     """Fit every ``AnomalousInput(fit="check")`` of the plan's policy on the calibration half (None when there is none).
 
     The reference is the clean inputs of the calibration cases plus the variants of the check's realistic
     suites (the built-in ``realistic`` suite when the check runs none) that the raw system answered right,
     grouped by case so a case's variants stay in one cross-fitting fold. ``ConfigError`` when the
     calibration half is too small for a detector's ``alpha``.
+
+    ``answers``, when given, receives every answer the raw system returned for a request the check
+    makes (a variant of a suite it runs), as a :class:`~failpath.check.reuse.RecordedAnswer` under the
+    request's key, for the execute stage to reuse. The built-in suite of a check that runs none records nothing.
     """
     detectors = check_fitted(plan.policy)
     if not detectors:
         return None
     from failpath.chaos import get_suite
+    from failpath.check.plan import request_key
+    from failpath.check.reuse import RecordedAnswer
     from failpath.guard.anomaly import tolerated_reference
 
     started = time.perf_counter()
@@ -97,7 +104,16 @@ def fit_detectors(plan: Any) -> ReferenceInfo | None:
     groups: list[str] = []
     n_variants = n_tried = 0
     for i, suite in enumerate(suites):
-        reference = tolerated_reference(plan.system, calibration, plan.judge, suite=suite, seed=plan.seed)
+        record = None
+        if answers is not None and any(suite is s for s in plan.suites):
+
+            def record(case: Any, variant: Any, output: Any, seconds: float, suite: Any = suite) -> None:
+                key = request_key(suite.name, variant.perturbation, case.id, variant.index)
+                answers[key] = RecordedAnswer(variant.input, output, seconds)
+
+        reference = tolerated_reference(
+            plan.system, calibration, plan.judge, suite=suite, seed=plan.seed, on_answer=record,
+        )
         skip = 0 if i == 0 else reference.n_cases  # the clean inputs once
         inputs.extend(reference.inputs[skip:])
         groups.extend(reference.groups[skip:])

@@ -20,7 +20,8 @@ from failpath.check.metrics import derive_int_seed
 from failpath.core import STATES, Case, ConfigError, reason_problem
 
 __all__ = [
-    "CLEAN", "DEFAULT_COSTS", "DEFAULT_SUITES", "Plan", "WorkItem", "make_plan", "plan_items", "split_cases", "key_digest",
+    "CLEAN", "DEFAULT_COSTS", "DEFAULT_SUITES", "Plan", "WorkItem", "make_plan", "plan_items", "split_cases", "request_key",
+    "key_digest",
     "key_digests", "judge_name", "name_of", "bare_policy", "BUDGET_FAMILIES", "DEFAULT_SILENT_FAILURE",
     "DEFAULT_FALSE_ALARM", "silent_failure_budgets", "traffic_mix", "REQUIRED_FAMILIES", "DEFAULT_SEVERE_SILENT_FAILURE",
     "waivers",
@@ -432,7 +433,7 @@ def plan_items(cases: Sequence[Any], suites: Sequence[Any], seed: int, split: Ma
             for variant in suite.variants(case, seed):
                 contract = getattr(variant.contract, "value", variant.contract)
                 yield WorkItem(
-                    key=f"{suite.name}/{variant.perturbation}/{case.id}/{variant.index}",
+                    key=request_key(suite.name, variant.perturbation, case.id, variant.index),
                     suite=suite.name,
                     family=variant.family,
                     perturbation=variant.perturbation,
@@ -448,7 +449,7 @@ def plan_items(cases: Sequence[Any], suites: Sequence[Any], seed: int, split: Ma
                 )
     for case in cases:
         yield WorkItem(
-            key=f"{CLEAN}/none/{case.id}/0",
+            key=request_key(CLEAN, "none", case.id, 0),
             suite=CLEAN,
             family=CLEAN,
             perturbation="none",
@@ -459,6 +460,11 @@ def plan_items(cases: Sequence[Any], suites: Sequence[Any], seed: int, split: Ma
             expected=case.expected,
             tags=tuple(case.tags),
         )
+
+
+def request_key(suite: str, perturbation: str, case_id: str, variant: int) -> str:
+    """The key of a request, stable across runs: ``suite/perturbation/case id/variant index``."""
+    return f"{suite}/{perturbation}/{case_id}/{variant}"
 
 
 def key_digest(key: str) -> int:

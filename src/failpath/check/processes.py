@@ -23,6 +23,7 @@ from typing import Any
 
 from failpath.check.fitting import install_fitted
 from failpath.check.plan import WorkItem, bare_policy, key_digests, plan_items
+from failpath.check.reuse import replays_time
 from failpath.check.runner import Evaluator, Pace, RowSink, _error_text, guard_factory, run_items
 from failpath.core import FailpathError
 
@@ -40,7 +41,8 @@ class WorkerSetup:
     worker). Rows go to the store at ``store`` under ``run_id``; the guard's traces and tickets to
     ``scratch``. ``done`` holds the keys already stored (a resumed run skips them). ``fitted`` holds the
     policy's detectors the check fitted (``AnomalousInput(fit="check")``), for a policy imported again
-    by a worker.
+    by a worker. ``answers`` holds the raw answers the check's fit got, by request key, to reuse
+    (:mod:`failpath.check.reuse`), or None.
     """
 
     system: Any
@@ -56,6 +58,7 @@ class WorkerSetup:
     concurrency: int
     parent: int
     fitted: tuple[Any, ...] = ()
+    answers: Mapping[str, Any] | None = None
 
 
 def process_count(concurrency: int, n_cases: int) -> int:
@@ -198,7 +201,11 @@ def _worker_main(index: int, setup: WorkerSetup, tasks: Any, messages: Any) -> N
         scratch = open_store(setup.scratch, queue_tickets=True)
         opened.append(scratch)
         reporter = _Reporter(messages, index, setup.parent)
-        runner = ChunkRunner(setup, Evaluator(system, guard_factory(policy, scratch), setup.judge, seed=setup.seed), store, reporter.rows)
+        evaluator = Evaluator(
+            system, guard_factory(policy, scratch), setup.judge, seed=setup.seed,
+            answers=dict(setup.answers) if setup.answers else None, replay_time=replays_time(policy),
+        )
+        runner = ChunkRunner(setup, evaluator, store, reporter.rows)
         while True:
             task = _next_task(tasks, setup.parent)
             if task is None:

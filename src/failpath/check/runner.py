@@ -26,6 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from failpath.check.plan import WorkItem, bare_policy
+from failpath.check.reuse import RecordedAnswer, answered_once
 from failpath.check.severity import grade
 from failpath.core import Answered, Case, Defaulted, Prediction
 
@@ -76,21 +77,36 @@ class Evaluator:
     ``guard_factory(system)`` wraps a system with the policy (``policy.wrap``). A fault item is sent to
     the system wrapped by its fault for that variant alone (``fault.wrap_variant(system, seed, case id,
     variant)``), so which of its calls misbehave depends on the item, never on the order the items run in.
+
+    ``answers`` maps request keys to what the raw system answered that request's input while the check
+    fitted its detectors (:mod:`failpath.check.reuse`): the request's first call gets that answer instead
+    of asking the system again (each answer serves its one request, and is dropped once taken).
+    ``replay_time``: it comes back after as long as the call took (a policy with a time limit); else at
+    once, and the row's latency counts the call's recorded time.
     """
 
-    def __init__(self, system: Any, guard_factory: Callable[[Any], Any], judge: Any, *, seed: int):
+    def __init__(
+        self, system: Any, guard_factory: Callable[[Any], Any], judge: Any, *, seed: int,
+        answers: dict[str, RecordedAnswer] | None = None, replay_time: bool = False,
+    ):
         self.system = system
         self.guard_factory = guard_factory
         self.judge = judge
         self.seed = seed
+        self.answers = answers
+        self.replay_time = replay_time
         self.is_async = is_async_system(system)
         self._plain: tuple[Any, Any] | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ systems
-    def systems(self, item: WorkItem) -> tuple[Any, Any]:
-        """``(guarded, raw)`` for ``item``: the plain system (built once), or one wrapped by the item's fault."""
+    def systems(self, item: WorkItem, recorded: RecordedAnswer | None = None) -> tuple[Any, Any]:
+        """``(guarded, raw)`` for ``item``: the plain system (built once), one wrapped by the item's fault, or
+        one whose first call returns ``recorded`` (an answer the check's fit got for this very request)."""
         fault = item.fault
+        if recorded is not None and fault is None:
+            raw = answered_once(self.system, recorded, in_time=self.replay_time)
+            return self.guard_factory(raw), raw
         if fault is not None:
             wrap_variant = getattr(fault, "wrap_variant", None)
             if wrap_variant is None:  # a fault of another kind: only the seed picks its calls
@@ -105,6 +121,19 @@ class Evaluator:
                     self._plain = (self.guard_factory(self.system), self.system)
                 found = self._plain
         return found
+
+    def _recorded(self, item: WorkItem) -> RecordedAnswer | None:
+        """The fit's answer to ``item``'s input, taken (None when there is none)."""
+        if not self.answers or item.fault is not None:
+            return None
+        return self.answers.pop(item.key, None)
+
+    def _latency(self, started: float, trace: Any, recorded: RecordedAnswer | None) -> float:
+        """Milliseconds of the guarded call; a first call answered at once from the fit counts the time the call took then."""
+        latency = (time.perf_counter() - started) * 1000.0
+        if recorded is not None and not self.replay_time and _first_call(trace) is not None:
+            latency += recorded.seconds * 1000.0
+        return latency
 
     # ------------------------------------------------------------------ judging
     def _judge(self, output: Any, expected: Any) -> tuple[bool, float | None, str | None]:
@@ -205,7 +234,8 @@ class Evaluator:
     # ------------------------------------------------------------------ sync
     def evaluate(self, item: WorkItem) -> tuple[str, dict[str, Any]]:
         """Run one item through the guarded system (sync); never raises."""
-        guarded, raw_system = self.systems(item)
+        recorded = self._recorded(item)
+        guarded, raw_system = self.systems(item, recorded)
         start = time.perf_counter()
         outcome = trace = escape = None
         try:
@@ -214,7 +244,7 @@ class Evaluator:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             escape = _error_text(exc)
-        latency = (time.perf_counter() - start) * 1000.0
+        latency = self._latency(start, trace, recorded)
         first = _first_call(trace)
         if first is not None:
             raw = (first.output, first.confidence, first.error, "trace")
@@ -233,7 +263,8 @@ class Evaluator:
     # ------------------------------------------------------------------ async
     async def aevaluate(self, item: WorkItem) -> tuple[str, dict[str, Any]]:
         """Run one item through the guarded async system; never raises."""
-        guarded, raw_system = self.systems(item)
+        recorded = self._recorded(item)
+        guarded, raw_system = self.systems(item, recorded)
         start = time.perf_counter()
         outcome = trace = escape = None
         try:
@@ -244,7 +275,7 @@ class Evaluator:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             escape = _error_text(exc)
-        latency = (time.perf_counter() - start) * 1000.0
+        latency = self._latency(start, trace, recorded)
         first = _first_call(trace)
         if first is not None:
             raw = (first.output, first.confidence, first.error, "trace")

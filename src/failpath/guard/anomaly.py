@@ -19,6 +19,7 @@ import copy
 import inspect
 import json
 import math
+import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -324,6 +325,7 @@ def tolerated_reference(
     *,
     suite: Any = "realistic",
     seed: int = 0,
+    on_answer: Callable[[Any, Any, Any, float], None] | None = None,
 ) -> ToleratedReference:
     """The clean inputs of ``cases`` plus the variants of ``suite`` that ``system`` answered right.
 
@@ -332,6 +334,8 @@ def tolerated_reference(
     :class:`~failpath.core.Prediction` or a value; async systems are run to completion); a call that
     raises counts as wrong. ``judge(output, expected)`` says right or wrong (``fp.TokenLabels()``,
     ``fp.Fields()``, a function). Variants with no expected answer (``NOT_PRESERVED``) are left out.
+    ``on_answer(case, variant, output, seconds)``, when given, is told every call that returned (what
+    the system returned, before judging, and how long the call took), so the caller can keep the answers.
     """
     from failpath.chaos.base import LabelContract
     from failpath.chaos.suites import get_suite
@@ -355,11 +359,14 @@ def tolerated_reference(
                 continue
             tried += 1
             try:
+                started = time.perf_counter()
                 raw = system(variant.input)
                 if inspect.isawaitable(raw):
                     import asyncio
 
                     raw = asyncio.run(_await(raw))
+                if on_answer is not None:
+                    on_answer(case, variant, raw, time.perf_counter() - started)
                 value = raw.value if isinstance(raw, Prediction) else raw
                 ok = bool(judge(value, variant.expected))
             except Exception:  # noqa: BLE001 - a call that fails is not a call the system handles
