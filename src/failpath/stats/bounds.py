@@ -125,12 +125,13 @@ def mean_upper_bound(
     level = as_probability(confidence, "confidence")
     values = _as_losses(losses)
     method = _checked_method(method)
+    total = math.fsum(values.tolist())  # exactly rounded: the same figure whatever order the losses come in
     if method == "hoeffding_bentkus":
-        bound = float(_hb_upper_bound(np.asarray(values.sum()), np.asarray(values.size), 1.0 - level))
+        bound = float(_hb_upper_bound(np.asarray(total), np.asarray(values.size), 1.0 - level))
     else:
         bound = _betting_upper_bound(values, 1.0 - level)
     return MeanBound(
-        estimate=float(values.mean()), bound=bound, confidence=level, n=int(values.size), method=method
+        estimate=total / values.size, bound=bound, confidence=level, n=int(values.size), method=method
     )
 
 

@@ -135,7 +135,7 @@ def upper_bounds_of_means(groups: Sequence[Any], confidence: float = 0.95) -> li
     losses = [_as_losses(group) for group in groups]
     if not losses:
         return []
-    totals = np.array([values.sum() for values in losses])
+    totals = np.array([math.fsum(values.tolist()) for values in losses])  # exactly rounded, as mean_upper_bound
     sizes = np.array([values.size for values in losses])
     return [float(b) for b in _hb_upper_bound(totals, sizes, 1.0 - level)]
 
