@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from failpath.report.agent_breakdown import _pct, _table, tables
 from failpath.report.terminal import visible
 
 __all__ = ["render", "build"]
@@ -31,7 +31,6 @@ def render(document: Mapping[str, Any], console: Console) -> None:
 def build(document: Mapping[str, Any]) -> Group:
     """The report as one rich renderable."""
     figures = document["figures"]
-    from failpath.report.agent_breakdown import tables
 
     parts: list[Any] = [_verdict(document), _status(figures), _curve(figures), *tables(figures)]
     for section in (_flaky(figures), _silent(figures), _attacks(figures), _compounding(figures), _gaps(figures)):
@@ -39,17 +38,6 @@ def build(document: Mapping[str, Any]) -> Group:
             parts.append(section)
     parts.extend(_timeline(run, number) for number, run in enumerate(document.get("worst_runs", ()), start=1))
     return Group(*parts)
-
-
-def _table(title: str, *columns: str) -> Table:
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for number, column in enumerate(columns):
-        table.add_column(column, justify="left" if number == 0 else "right", overflow="fold")
-    return table
-
-
-def _pct(value: Any) -> str:
-    return "-" if value is None else f"{100 * float(value):.1f}%"
 
 
 def _verdict(document: Mapping[str, Any]) -> Panel:
