@@ -178,7 +178,8 @@ async def acheck_agent(  # long: the options are checked one by one before any r
             if progress is not None:
                 progress(done[0], len(plans))
 
-        results = await run_trials(plans, environment=environment, agent=agent, attacks=goals, concurrency=concurrency, progress=tick)
+        results = await run_trials(plans, environment=environment, agent=agent, attacks=goals, concurrency=concurrency,
+                                   progress=tick if progress is not None else None)
         figures = summarise_trials(results, confidence=confidence, k=budget.pass_k[0])
         verdict = decide_agent(figures, budget, handled)
         config = {
