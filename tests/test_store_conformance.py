@@ -985,6 +985,31 @@ def test_end_run_writes_the_last_checkpoint_and_marks_the_run_finished_together(
     assert store.get_run("run-b")["finished"] is None and len(store.checkpoints("run-b")) == 2
 
 
+def test_an_agent_run_is_begun_checkpointed_ended_and_resumed_through_the_store(store):
+    import failpath as fp
+
+    @fp.tool(idempotent=True)
+    def lookup(order_id: str) -> dict:
+        """Look up an order."""
+        return {"order_id": order_id, "total": 40.0}
+
+    def model(messages):
+        if not any(m["role"] == "tool" for m in messages):
+            return fp.ModelTurn(tool_calls=(fp.ToolCall("c0", "lookup", {"order_id": "7"}),))
+        return "order 7: 40.0"
+
+    policy = fp.Policy("conformance-agent", rules=[fp.on(fp.Unexpected()).do(fp.Abstain("unexpected"))], store=store)
+    agent = fp.Agent(policy, model=model, tools=[lookup])
+    assert agent.run("look up order 7", run_id="agent-1").kind == "answered"
+    assert [kind for _, kind, _ in store.checkpoints("agent-1")] == ["start", "model", "started", "tool", "end"]
+    run = store.get_run("agent-1")
+    assert run["kind"] == "agent" and run["finished"] is not None and run["summary"]["outcome"]["kind"] == "answered"
+    with pytest.raises(StoreError, match="exists already"):
+        agent.run("look up order 7", run_id="agent-1")
+    assert agent.resume("agent-1").kind == "answered"  # a finished run returns its outcome again
+    assert len(store.checkpoints("agent-1")) == 5
+
+
 # --------------------------------------------------------------------------- reviewers of the review page
 
 
