@@ -184,3 +184,16 @@ def test_begin_and_end_of_a_run_are_group_committed_with_the_checkpoints(tmp_pat
         holder.close()
     finally:
         store.close()
+
+
+def test_the_batches_are_written_on_one_connection_whichever_thread_leads(tmp_path):
+    store = SQLiteStore(tmp_path / "store.db")
+    try:
+        results, threads = _in_threads(16, lambda i: [store.add_checkpoint(f"run-{i}", seq, "model", {}) for seq in range(10)])
+        for thread in threads:
+            thread.join(60)
+        assert results == [[True] * 10] * 16
+        # one connection for every batch (its page cache stays warm), not a write connection per thread
+        assert len(store._connector.connections) == 1
+    finally:
+        store.close()
