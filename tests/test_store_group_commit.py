@@ -197,3 +197,33 @@ def test_the_batches_are_written_on_one_connection_whichever_thread_leads(tmp_pa
         assert len(store._connector.connections) == 1
     finally:
         store.close()
+
+
+def test_a_caller_interrupted_while_it_waits_drops_its_write_and_the_others_go_on(tmp_path):
+    import signal
+
+    store = SQLiteStore(tmp_path / "store.db")
+    try:
+        holder = _hold_write_lock(tmp_path / "store.db")
+        first, first_threads = _in_threads(1, lambda i: store.add_checkpoint("leader", 0, "start", {}))
+        _wait_for(lambda: store._group._leading and _queued(store) == 0, "the leader waiting for the lock")
+        others, other_threads = _in_threads(2, lambda i: store.add_checkpoint(f"other-{i}", 0, "start", {}))
+        _wait_for(lambda: _queued(store) == 2, "two writes queued")
+        main = threading.main_thread().ident
+
+        def interrupt() -> None:
+            _wait_for(lambda: _queued(store) == 3, "this thread's write queued")
+            signal.pthread_kill(main, signal.SIGINT)
+
+        threading.Thread(target=interrupt).start()
+        with pytest.raises(KeyboardInterrupt):
+            store.add_checkpoint("interrupted", 0, "start", {})
+        holder.execute("COMMIT")
+        for thread in first_threads + other_threads:
+            thread.join(30)
+        assert first == [True] and others == [True, True]
+        assert store.checkpoints("interrupted") == []
+        assert store.add_checkpoint("after", 0, "start", {}) is True  # the group still commits
+        holder.close()
+    finally:
+        store.close()

@@ -60,9 +60,10 @@ class GroupCommit:
     def write(self, transaction: Callable[[], AbstractContextManager[Any]], work: Callable[[Any], Any]) -> Any:
         """Run ``work(connection)`` in a write transaction; return its result once that transaction is committed.
 
-        ``transaction()`` is the store's write transaction: a context manager that begins a transaction on
-        the calling thread's connection, yields the connection, commits on a clean exit and rolls back on
-        an error. Whoever leads the batch uses its own.
+        ``transaction()`` is the store's write transaction: a context manager that begins a transaction,
+        yields the connection, commits on a clean exit and rolls back on an error; the caller that leads
+        a batch calls the one it was given. A caller interrupted while it waits (``KeyboardInterrupt``)
+        raises at once, and its write is dropped unless a leader took it already.
         """
         mine = _Write(work)
         with self._mutex:
@@ -70,12 +71,31 @@ class GroupCommit:
             lead = not self._leading
             self._leading = True
         if not lead:
-            mine.wake.acquire()  # until a leader committed this write, or handed the lead to it
+            try:
+                mine.wake.acquire()  # until a leader committed this write, or handed the lead to it
+            except BaseException:  # interrupted (KeyboardInterrupt): never leave the lead with nobody
+                self._abandon(mine)
+                raise
         if mine.state == _LEAD or lead:
             self._lead(mine, transaction)
         if mine.error is not None:
             raise mine.error
         return mine.result
+
+    def _abandon(self, mine: _Write) -> None:
+        """A caller stopped waiting: drop its write if no leader took it yet, and pass the lead on if it had it."""
+        successor = None
+        with self._mutex:
+            if mine in self._queue:
+                self._queue.remove(mine)
+                if mine.state == _LEAD:
+                    if self._queue:
+                        successor = self._queue[0]
+                        successor.state = _LEAD
+                    else:
+                        self._leading = False
+        if successor is not None:
+            successor.wake.release()
 
     def _lead(self, mine: _Write, transaction: Callable[[], AbstractContextManager[Any]]) -> None:
         """Commit everything queued, wake its callers, and hand the lead on (or give it up when nothing waits)."""
