@@ -263,7 +263,7 @@ def _drive(agent: Agent, plan: TrialPlan, goals: Sequence[AttackGoal], result: T
     """Run the agent, answering its approvals as the task's reviewer would; (the final outcome, the traces)."""
     traces: list[Any] = []
     run_loop = loop if agent.is_async else None
-    run_id = f"trial-{plan.trial.seed:016x}-{time.time_ns():x}-{threading.get_ident():x}"
+    run_id = f"trial-{time.time_ns():016x}-{plan.trial.seed:016x}-{threading.get_ident():x}"  # time first: ids in the order runs begin
     try:
         outcome = agent.run(plan.input, run_id=run_id, loop=run_loop, observe=traces.append)
         for _ in range(MAX_APPROVALS):
