@@ -19,7 +19,9 @@ floor for 800 runs 64 at a time is about 13 waves of 100 ms. Variants:
   run registered when it starts, each of the 800 trials written as a result row (a batch at a time),
   the result at the end (what ``failpath report``, ``compare`` and ``--resume`` read).
 
-Rounds alternate the variants; printed: the median wall time of each and its ratio to ``bare``.
+Rounds alternate the variants; printed: the median wall time of each and its ratio to ``bare``, and the
+median CPU time of the process during each (user + system, every thread): on a shared machine the wall
+times move with the load, the CPU time much less.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -141,24 +144,29 @@ def main() -> None:
         "check_agent/kept": lambda: kept(count, trials, concurrency),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):
         for name, run in variants.items():
+            before = os.times()
             start = time.perf_counter()
             succeeded = run()
             times[name].append(time.perf_counter() - start)
+            after = os.times()
+            cpu[name].append(after.user - before.user + after.system - before.system)
             assert succeeded == count * trials, (name, succeeded)
     medians = {name: statistics.median(values) for name, values in times.items()}
     figures = {
         "runs": count * trials, "concurrency": concurrency, "turn_seconds": TURN, "rounds": rounds,
         "seconds": medians, "ratio": {name: medians[name] / medians["bare"] for name in medians},
-        "all_seconds": times,
+        "all_seconds": times, "cpu_seconds": {name: statistics.median(values) for name, values in cpu.items()},
     }
     if args.json:
         print(json.dumps(figures, indent=2))
         return
     print(f"{count} tasks x {trials} trials = {count * trials} runs, {concurrency} at once, model turn {TURN * 1000:.0f} ms, {rounds} round(s)")
     for name in variants:
-        print(f"  {name:<22} {medians[name]:7.2f} s   {figures['ratio'][name]:.2f}x the floor   (runs: {', '.join(f'{t:.2f}' for t in times[name])})")
+        print(f"  {name:<22} {medians[name]:7.2f} s   {figures['ratio'][name]:.2f}x the floor   cpu {figures['cpu_seconds'][name]:5.2f} s"
+              f"   (runs: {', '.join(f'{t:.2f}' for t in times[name])})")
 
 
 if __name__ == "__main__":

@@ -254,3 +254,21 @@ def test_the_writer_thread_starts_with_the_first_queued_trace(tmp_path):
     finally:
         store.close()
     assert not thread.is_alive()
+
+
+def test_a_trace_queued_while_another_thread_starts_the_writer_does_not_wait_for_the_start(tmp_path):
+    """Many threads' first traces arrive together (an agent check's first runs ending): one starts the
+    writer thread, the others queue their trace and go on; the writer writes them all."""
+    store = SQLiteStore(tmp_path / "starting.db")
+    writer = store._writer
+    try:
+        with writer._starting:  # another thread is starting the writer
+            queued = threading.Thread(target=store.write_trace, args=(make_trace("t-1", 1),))
+            queued.start()
+            queued.join(10)
+            assert not queued.is_alive() and writer._thread is None
+        store.write_trace(make_trace("t-2", 2))  # the starter's own trace: it starts the thread
+        store.flush()
+        assert store.count_traces() == 2
+    finally:
+        store.close()

@@ -952,6 +952,64 @@ def test_threads_racing_for_one_checkpoint_number_exactly_one_gets_it(store):
     assert store.checkpoints("run-race") == [(0, "tool", {"writer": wins[0]})]
 
 
+def test_begin_run_registers_a_run_with_its_first_checkpoint_once(store):
+    config = {"agent": "refunds", "policy": "desk", "ref": None}
+    assert store.begin_run("run-a", kind="agent", config=config, first_checkpoint=("start", {"input": "refund order 7"})) is True
+    assert store.get_run("run-a")["config"] == config and store.get_run("run-a")["kind"] == "agent"
+    assert store.checkpoints("run-a") == [(0, "start", {"input": "refund order 7"})]
+    # The id is taken: nothing is written, whether by an agent run, a check run, or checkpoints without a run.
+    assert store.begin_run("run-a", kind="agent", config={}, first_checkpoint=("start", {"input": "other"})) is False
+    assert store.checkpoints("run-a") == [(0, "start", {"input": "refund order 7"})]
+    store.create_run("check-1", kind="check", config={})
+    assert store.begin_run("check-1", kind="agent", config={}, first_checkpoint=("start", {})) is False
+    assert store.checkpoints("check-1") == [] and store.get_run("check-1")["kind"] == "check"
+    assert store.add_checkpoint("orphan", 0, "start", {"old": True}) is True
+    assert store.begin_run("orphan", kind="agent", config={}, first_checkpoint=("start", {})) is False
+    assert store.get_run("orphan") is None and store.checkpoints("orphan") == [(0, "start", {"old": True})]
+    # A run id that is the prefix of another run's is a run id of its own.
+    assert store.begin_run("run", kind="agent", config={}, first_checkpoint=("start", {})) is True
+    with pytest.raises(StoreError):
+        store.begin_run("", kind="agent", config={}, first_checkpoint=("start", {}))
+
+
+def test_end_run_writes_the_last_checkpoint_and_marks_the_run_finished_together(store):
+    assert store.begin_run("run-a", kind="agent", config={}, first_checkpoint=("start", {})) is True
+    assert store.end_run("run-a", last_checkpoint=(1, "end", {"outcome": {"kind": "answered"}}), summary={"trace_id": "t1"}) is True
+    run = store.get_run("run-a")
+    assert run["finished"] is not None and run["summary"] == {"trace_id": "t1"}
+    assert [kind for _, kind, _ in store.checkpoints("run-a")] == ["start", "end"]
+    # The number is taken (another process ended the run first): nothing is written.
+    assert store.begin_run("run-b", kind="agent", config={}, first_checkpoint=("start", {})) is True
+    assert store.add_checkpoint("run-b", 1, "model", {}) is True
+    assert store.end_run("run-b", last_checkpoint=(1, "end", {}), summary={"trace_id": "t2"}) is False
+    assert store.get_run("run-b")["finished"] is None and len(store.checkpoints("run-b")) == 2
+
+
+def test_an_agent_run_is_begun_checkpointed_ended_and_resumed_through_the_store(store):
+    import failpath as fp
+
+    @fp.tool(idempotent=True)
+    def lookup(order_id: str) -> dict:
+        """Look up an order."""
+        return {"order_id": order_id, "total": 40.0}
+
+    def model(messages):
+        if not any(m["role"] == "tool" for m in messages):
+            return fp.ModelTurn(tool_calls=(fp.ToolCall("c0", "lookup", {"order_id": "7"}),))
+        return "order 7: 40.0"
+
+    policy = fp.Policy("conformance-agent", rules=[fp.on(fp.Unexpected()).do(fp.Abstain("unexpected"))], store=store)
+    agent = fp.Agent(policy, model=model, tools=[lookup])
+    assert agent.run("look up order 7", run_id="agent-1").kind == "answered"
+    assert [kind for _, kind, _ in store.checkpoints("agent-1")] == ["start", "model", "started", "tool", "end"]
+    run = store.get_run("agent-1")
+    assert run["kind"] == "agent" and run["finished"] is not None and run["summary"]["outcome"]["kind"] == "answered"
+    with pytest.raises(StoreError, match="exists already"):
+        agent.run("look up order 7", run_id="agent-1")
+    assert agent.resume("agent-1").kind == "answered"  # a finished run returns its outcome again
+    assert len(store.checkpoints("agent-1")) == 5
+
+
 # --------------------------------------------------------------------------- reviewers of the review page
 
 

@@ -21,7 +21,7 @@ from failpath.agent.actions import Block, FeedBack, RequireApproval, Withhold
 from failpath.agent.approvals import await_decision
 from failpath.agent.modelstep import check_input, model_step
 from failpath.agent.record import RunRecord, outcome_to_dict
-from failpath.agent.segment import TERMINAL, Ended, RunBusy, Segment, agent_rules, commit, is_async, perf
+from failpath.agent.segment import TERMINAL, Ended, RunBusy, Segment, agent_rules, begin, commit, is_async, perf
 from failpath.agent.tools import Tool, tool_table
 from failpath.agent.toolstep import tool_step
 from failpath.agent.tracing import build_run_trace
@@ -139,19 +139,21 @@ class Agent:
         if store is not None and type(store).add_checkpoint is Store.add_checkpoint:
             log.warning("failpath: %s keeps no run checkpoints; run %s cannot be resumed", type(store).__name__, run_id)
             record.checkpointed = False
-        elif store is not None:
-            try:
-                exists = store.get_run(run_id) is not None
-                if not exists:
-                    store.create_run(run_id, kind="agent", config={"agent": self.name, "policy": self.policy.name, "ref": self.ref})
-            except Exception as exc:  # a store that fails here still gets the trace; the run keeps no checkpoints
-                log.error("failpath: cannot register run %s in the store (%s: %s); it runs without checkpoints", run_id, type(exc).__name__, exc)
-                record.checkpointed = False
-            else:
-                if exists:
-                    raise StoreError(f"a run {run_id!r} exists already in the store: resume it with agent.resume({run_id!r}), or choose another run id")
         start = {"input": jsonable(value), "trace_id": record.trace_id, "time": record.time, "agent": self.name, "ref": self.ref}
-        return self._drive(record, store, first=("start", start))
+        if store is None or not record.checkpointed:
+            commit(record, None, Segment(), "start", start)
+            return self._drive(record, store, fresh=True)
+        config = {"agent": self.name, "policy": self.policy.name, "ref": self.ref}
+        try:  # the run registered and its start checkpoint written in one transaction
+            created = begin(record, store, config, start)
+        except Exception as exc:  # a store that fails here still gets the trace; the run keeps no checkpoints
+            log.error("failpath: cannot register run %s in the store (%s: %s); it runs without checkpoints", run_id, type(exc).__name__, exc)
+            record.checkpointed = False
+            commit(record, None, Segment(), "start", start)
+        else:
+            if not created:
+                raise StoreError(f"a run {run_id!r} exists already in the store: resume it with agent.resume({run_id!r}), or choose another run id")
+        return self._drive(record, store, fresh=True)
 
     __call__ = run
 
@@ -204,7 +206,7 @@ class Agent:
             return record.outcome
         if any(kind == "approval" for _, kind, _ in checkpoints):
             record.trace_id = next_trace_id()  # the suspended part has its trace already; this part gets its own
-        return self._drive(record, store, first=None)
+        return self._drive(record, store, fresh=False)
 
     def lint(self) -> LintResult:
         """The policy's lint, plus the agent states no rule handles.
@@ -274,12 +276,11 @@ class Agent:
                     )
 
     # ------------------------------------------------------------------ the loop
-    def _drive(self, record: RunRecord, store: Any, *, first: tuple[str, dict[str, Any]] | None) -> Outcome:
-        seg = Segment()
+    def _drive(self, record: RunRecord, store: Any, *, fresh: bool) -> Outcome:
+        """Run the loop from the record's last checkpoint; ``fresh``: the run has only its start checkpoint, check its input first."""
         try:
             try:
-                if first is not None:
-                    commit(record, store, seg, *first)
+                if fresh:
                     record.current = Segment()
                     check_input(self, record, store)
                 while True:
@@ -320,13 +321,17 @@ class Agent:
         if not (isinstance(outcome, Escalated) and outcome.state == "risky_tool_call" and record.waiting is not None):
             ended_with = outcome_to_dict(outcome) if outcome is not None else None
             raised = None if ended.exception is None else f"{type(ended.exception).__name__}: {ended.exception}"
-            commit(record, store, seg, "end", {"outcome": ended_with, "raised": raised})
+            summary = {"outcome": ended_with, "raised": raised, "trace_id": record.trace_id}
+            if store is not None and record.checkpointed:  # the end checkpoint and the run marked finished, in one write
+                commit(record, store, seg, "end", {"outcome": ended_with, "raised": raised}, summary=summary)
+            else:
+                commit(record, store, seg, "end", {"outcome": ended_with, "raised": raised})
+                if store is not None:
+                    try:
+                        store.finish_run(record.run_id, summary)
+                    except Exception as exc:
+                        log.warning("failpath: could not mark run %s finished (%s: %s)", record.run_id, type(exc).__name__, exc)
             seg = Segment()
-            if store is not None:
-                try:
-                    store.finish_run(record.run_id, {"outcome": ended_with, "raised": raised, "trace_id": record.trace_id})
-                except Exception as exc:
-                    log.warning("failpath: could not mark run %s finished (%s: %s)", record.run_id, type(exc).__name__, exc)
         trace = build_run_trace(self, record, seg, outcome, ended.exception)
         self._write_trace(store, trace)
         if record.observer is not None:

@@ -26,7 +26,7 @@ from failpath.core import FailpathError, Outcome
 from failpath.guard.actions import Abstain, ClarifyAction, Default, Escalate, Raise
 from failpath.guard.states import BudgetExceeded, Unexpected
 
-__all__ = ["RunBusy", "Ended", "Segment", "TERMINAL", "commit", "awaited", "is_async", "agent_rules"]
+__all__ = ["RunBusy", "Ended", "Segment", "TERMINAL", "begin", "commit", "awaited", "is_async", "agent_rules"]
 
 perf = time.perf_counter
 
@@ -74,12 +74,33 @@ class Segment:
         return out
 
 
-def commit(record: RunRecord, store: Any, seg: Segment, kind: str, data: dict[str, Any]) -> None:
-    """Write the next checkpoint (claiming its number) and fold it into the record."""
+def begin(record: RunRecord, store: Any, config: dict[str, Any], start: dict[str, Any]) -> bool:
+    """Register a new run in the store and write its ``start`` checkpoint, in one store call; fold it into the record.
+
+    False, writing nothing, when the store has a run with that id already.
+    """
+    now = perf()
+    payload = {**start, "active": now - record.segment_start}
+    if not store.begin_run(record.run_id, kind="agent", config=config, first_checkpoint=("start", payload)):
+        return False
+    record.apply(0, "start", payload)
+    record.segment_start = now
+    return True
+
+
+def commit(record: RunRecord, store: Any, seg: Segment, kind: str, data: dict[str, Any], *, summary: dict[str, Any] | None = None) -> None:
+    """Write the next checkpoint (claiming its number) and fold it into the record.
+
+    With ``summary`` (the ``end`` checkpoint), the store marks the run finished in the same write.
+    """
     now = perf()
     payload = {**data, **seg.data(), "active": now - record.segment_start}
     if store is not None and record.checkpointed:
-        if not store.add_checkpoint(record.run_id, record.seq, kind, payload):
+        if summary is None:
+            written = store.add_checkpoint(record.run_id, record.seq, kind, payload)
+        else:
+            written = store.end_run(record.run_id, last_checkpoint=(record.seq, kind, payload), summary=summary)
+        if not written:
             raise RunBusy(f"run {record.run_id}: another process continued it (checkpoint {record.seq} exists); this one stopped")
     record.apply(record.seq, kind, payload)
     record.segment_start = now

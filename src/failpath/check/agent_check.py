@@ -238,7 +238,8 @@ async def acheck_agent(  # long: the options are checked one by one before any r
         made = {(t.task_id, t.variant, t.index) for t in previous}
         remaining = [p for p in plans if (p.trial.task_id, p.trial.variant, p.trial.index) not in made]
         try:
-            fresh = await run_trials(remaining, environment=environment, agent=agent, attacks=goals, concurrency=concurrency, progress=tick)
+            fresh = await run_trials(remaining, environment=environment, agent=agent, attacks=goals, concurrency=concurrency,
+                                     progress=tick if writer is not None or progress is not None else None)
         except (KeyboardInterrupt, asyncio.CancelledError) as stop:
             if writer is None:
                 raise

@@ -76,13 +76,7 @@ def pass_k_lower_bound(
     the mean of ``1 - pass_hat_k`` (:func:`~failpath.stats.mean_upper_bound`, valid for i.i.d.
     cases whatever their trials' count).
     """
-    made = np.asarray(trials)
-    passed = np.asarray(successes)
-    if made.ndim != 1 or passed.ndim != 1 or made.size == 0 or made.size != passed.size:
-        raise StatsInputError(
-            f"successes and trials must be one-dimensional lists of the same non-zero length, got "
-            f"{passed.size} and {made.size} values"
-        )
+    passed, made = _counts(successes, trials)
     estimates = np.array([pass_hat_k(c, n, k) for c, n in zip(passed.tolist(), made.tolist())])
     complement = mean_upper_bound(1.0 - estimates, confidence, method=method)
     return PassK(
@@ -113,16 +107,28 @@ def pass_k_curve(
     fewest = int(made.min())
     if method != "hoeffding_bentkus" or fewest < 1:
         return tuple(pass_k_lower_bound(successes, trials, k, confidence, method=method) for k in range(1, fewest + 1))
-    # Hoeffding-Bentkus depends on the losses only through their sum: one vectorised bisection for every k.
-    first = pass_k_lower_bound(successes, trials, 1, confidence)  # checks the inputs
-    passed = np.asarray(successes).tolist()
+    # Hoeffding-Bentkus depends on the losses only through their sum: one vectorised bisection for every k
+    # (pass_hat_k checks each count, upper_bounds_of_means the confidence).
+    passed, made = _counts(successes, trials)
     counts = made.tolist()
-    estimates = np.array([[pass_hat_k(c, n, k) for c, n in zip(passed, counts)] for k in range(1, fewest + 1)])
+    estimates = np.array([[pass_hat_k(c, n, k) for c, n in zip(passed.tolist(), counts)] for k in range(1, fewest + 1)])
     complements = upper_bounds_of_means([1.0 - row for row in estimates], confidence)
     return tuple(
-        PassK(float(row.mean()), max(0.0, 1.0 - bound), first.confidence, k, int(row.size), first.method)
+        PassK(float(row.mean()), max(0.0, 1.0 - bound), float(confidence), k, int(row.size), "hoeffding_bentkus")
         for k, (row, bound) in enumerate(zip(estimates, complements), start=1)
     )
+
+
+def _counts(successes: Any, trials: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``successes`` and ``trials`` as arrays, refused unless both are one-dimensional, non-empty and alike in length."""
+    made = np.asarray(trials)
+    passed = np.asarray(successes)
+    if made.ndim != 1 or passed.ndim != 1 or made.size == 0 or made.size != passed.size:
+        raise StatsInputError(
+            f"successes and trials must be one-dimensional lists of the same non-zero length, got "
+            f"{passed.size} and {made.size} values"
+        )
+    return passed, made
 
 
 def upper_bounds_of_means(groups: Sequence[Any], confidence: float = 0.95) -> list[float]:

@@ -20,8 +20,10 @@ class Store(abc.ABC):
     """One place where traces, review tickets and check runs are kept.
 
     Traces are written through a background batching writer (``write_trace`` never waits on disk);
-    everything else is written synchronously. A store is safe to share between threads, and several
-    processes may open the same store at once.
+    everything else is written synchronously: on disk when the call returns. (The SQLite store commits
+    the agent run checkpoints that several threads write at the same moment in one shared transaction,
+    each call still returning once its own write is committed.) A store is safe to share between
+    threads, and several processes may open the same store at once.
     """
 
     #: Where the store is: its file, or for a server its URL without the password (what messages name).
@@ -172,6 +174,28 @@ class Store(abc.ABC):
         """Write checkpoint ``seq`` of an agent run (on disk when this returns); False, writing nothing,
         when the run has checkpoint ``seq`` already (another process continued the run first)."""
         raise StoreError(f"{type(self).__name__} does not keep agent run checkpoints; use a store opened by open_store (a SQLite file or a postgresql:// URL)")
+
+    def begin_run(self, run_id: str, *, kind: str, config: Mapping[str, Any], first_checkpoint: tuple[str, Mapping[str, Any]]) -> bool:
+        """Register an agent run (as :meth:`create_run`) and write its checkpoint 0, ``first_checkpoint = (kind,
+        data)`` (on disk when this returns); False, writing nothing, when a run with that id exists already.
+
+        failpath's stores do both in one transaction; this default makes the three calls it replaces."""
+        if self.get_run(run_id) is not None:
+            return False
+        self.create_run(run_id, kind=kind, config=config)
+        return self.add_checkpoint(run_id, 0, first_checkpoint[0], first_checkpoint[1])
+
+    def end_run(self, run_id: str, *, last_checkpoint: tuple[int, str, Mapping[str, Any]], summary: Mapping[str, Any]) -> bool:
+        """Write checkpoint ``last_checkpoint = (seq, kind, data)`` of an agent run registered by :meth:`begin_run`
+        and mark the run finished with ``summary`` (as :meth:`finish_run`), on disk when this returns; False,
+        writing nothing, when the run has checkpoint ``seq`` already.
+
+        failpath's stores do both in one transaction; this default makes the two calls it replaces."""
+        seq, kind, data = last_checkpoint
+        if not self.add_checkpoint(run_id, seq, kind, data):
+            return False
+        self.finish_run(run_id, summary)
+        return True
 
     def checkpoints(self, run_id: str) -> list[tuple[int, str, Any]]:
         """The run's checkpoints as ``(seq, kind, data)``, in order (empty for a run with none)."""

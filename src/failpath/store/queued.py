@@ -91,7 +91,7 @@ class QueuedStore(Store):
         if len(writer.pending) > writer.max_pending:
             writer.wait_for_room()
         writer.pending.append(item)
-        if writer._thread is None:
+        if writer._thread is None and not writer._starting.locked():  # another caller starting it: it will see this item
             writer.start()
 
     def flush(self, timeout: float | None = None) -> None:

@@ -2,7 +2,9 @@
 
 The same contract as the SQLite store's (:mod:`failpath.store.sqlite.checkpoints`): ``(run_id, seq)`` is
 the key, so writing a checkpoint claims its number and, when two processes on any machines try to
-continue the same run, exactly one of them gets each step.
+continue the same run, exactly one of them gets each step. Each write is its own transaction (no group
+commit here: the server runs the pool's transactions side by side and shares its log flushes between
+concurrent commits itself).
 """
 
 from __future__ import annotations
@@ -52,6 +54,43 @@ class CheckpointQueries:
                 (run_id, seq, kind, dumps(data), time.time()),
             ).rowcount
         return bool(inserted)
+
+    def begin_run(self, run_id: str, *, kind: str, config: Mapping[str, Any], first_checkpoint: tuple[str, Mapping[str, Any]]) -> bool:
+        """Register a run and write its checkpoint 0, ``first_checkpoint = (kind, data)``, in one transaction
+        (committed when this returns). Returns False, writing nothing, when a run with that id exists already
+        (or has checkpoints)."""
+        check_checkpoint(run_id, 0)
+        now = time.time()
+        with self._transaction() as connection:
+            if not connection.execute(
+                "INSERT INTO runs (run_id, kind, config, created) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (run_id, kind, dumps(config), now),
+            ).rowcount:
+                return False
+            if connection.execute(
+                "INSERT INTO run_checkpoints (run_id, seq, kind, data, written) VALUES (%s, 0, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (run_id, first_checkpoint[0], dumps(first_checkpoint[1]), now),
+            ).rowcount:
+                return True
+            connection.execute("DELETE FROM runs WHERE run_id = %s", (run_id,))  # checkpoints without a run: leave them be
+            return False
+
+    def end_run(self, run_id: str, *, last_checkpoint: tuple[int, str, Mapping[str, Any]], summary: Mapping[str, Any]) -> bool:
+        """Write checkpoint ``last_checkpoint = (seq, kind, data)`` and mark the run finished with ``summary``
+        (as :meth:`finish_run`), in one transaction (committed when this returns). Returns False, writing
+        nothing, when the run has checkpoint ``seq`` already; a run that was never registered gets the
+        checkpoint only."""
+        seq, kind, data = last_checkpoint
+        check_checkpoint(run_id, seq)
+        now = time.time()
+        with self._transaction() as connection:
+            if not connection.execute(
+                "INSERT INTO run_checkpoints (run_id, seq, kind, data, written) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (run_id, seq, kind, dumps(data), now),
+            ).rowcount:
+                return False
+            connection.execute("UPDATE runs SET finished = %s, summary = %s WHERE run_id = %s", (now, dumps(summary), run_id))
+            return True
 
     def checkpoints(self, run_id: str) -> list[tuple[int, str, Any]]:
         """The run's checkpoints as ``(seq, kind, data)``, in order (empty for a run with none)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from failpath.core import StoreError
+from failpath.store.group_commit import GroupCommit
 from failpath.store.queued import QueuedStore
 from failpath.store.sqlite.checkpoints import CheckpointQueries
 from failpath.store.sqlite.reviewers import ReviewerQueries
@@ -55,9 +56,12 @@ class SQLiteStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, Re
     process; after an OS crash or power loss the last commits may be rolled back (the file stays
     consistent).
 
-    Tickets, runs and results are written synchronously and are on disk when the call returns
-    (``queue_tickets=True`` sends tickets through the trace writer's queue instead, for a store whose
-    tickets nobody answers live, such as the scratch store of a check's own guarded calls).
+    Tickets, runs, results and agent run checkpoints are written synchronously and are on disk when the
+    call returns (``queue_tickets=True`` sends tickets through the trace writer's queue instead, for a
+    store whose tickets nobody answers live, such as the scratch store of a check's own guarded calls).
+    Checkpoints, :meth:`begin_run` and :meth:`finish_run` are group-committed: the ones that threads of
+    this process write at the same moment share one transaction, and each call still returns only once
+    the transaction holding its write is committed (:mod:`failpath.store.group_commit`).
     Ticket resolution is atomic across processes. Within a process, the store's write transactions
     (the writer thread's and the synchronous ones) take turns on one lock, so a ticket written while
     a batch of traces commits waits for that commit, not for SQLite's busy handler to wake up. Each thread gets its own connections (one for
@@ -123,6 +127,8 @@ class SQLiteStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, Re
             is_transient=is_transient,
             **self._options,
         )
+        self._group = GroupCommit()
+        self._group_connection: sqlite3.Connection | None = None  # opened by the first batch's leader
         self._finalize_with(self._connector.close_all)
 
     def _inherited(self) -> tuple[Any, ...]:
@@ -146,13 +152,27 @@ class SQLiteStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, Re
             setattr(self._local, kind, connection)
         return connection
 
+    def _shared_connection(self) -> sqlite3.Connection:
+        """The write connection of the group commit, used by one batch's leader at a time (whichever thread
+        leads): its page cache stays warm from one batch to the next, where each thread's own connection
+        would read the pages again after every other connection's commit."""
+        if self._closed:
+            raise StoreError(f"the store {self.path} is closed; open it again with open_store()")
+        if self._group_connection is None:  # only a leader gets here, and there is one at a time
+            try:
+                self._group_connection = self._connector.connect()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the store {self.path}: {exc}") from None
+        return self._group_connection
+
     @contextlib.contextmanager
-    def _transaction(self, timeout: float | None = None) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, timeout: float | None = None, *, shared: bool = False) -> Iterator[sqlite3.Connection]:
         """A write transaction on this thread's connection (``BEGIN IMMEDIATE``: takes the write lock now).
 
         ``timeout`` (seconds) bounds the wait for the lock, this process's writers' and other processes',
-        in place of ``busy_timeout``: ``StoreError`` when it runs out."""
-        connection = self._thread_connection("write")
+        in place of ``busy_timeout``: ``StoreError`` when it runs out. ``shared``: on the group commit's
+        connection instead (for its leader only)."""
+        connection = self._shared_connection() if shared else self._thread_connection("write")
         with contextlib.ExitStack() as turn:
             try:
                 turn.enter_context(self._connector.write_lock.urgent(timeout))
@@ -177,6 +197,16 @@ class SQLiteStore(TraceQueries, TicketQueries, RunQueries, CheckpointQueries, Re
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"cannot write to the store {self.path}: {exc}") from None
                 raise
+
+    def _grouped(self, work: Any) -> Any:
+        """``work(connection)`` in a write transaction shared with the other threads writing now (group commit).
+
+        Returns ``work``'s result once the transaction holding it is committed (see
+        :mod:`failpath.store.group_commit`)."""
+        return self._group.write(self._group_transaction, work)
+
+    def _group_transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self._transaction(shared=True)
 
     @contextlib.contextmanager
     def read_connection(self, *, flush: bool = True) -> Iterator[sqlite3.Connection]:

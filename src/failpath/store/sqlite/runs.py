@@ -1,4 +1,7 @@
-"""The SQLite store's check runs and their result rows (written synchronously: on disk when the call returns)."""
+"""The SQLite store's check runs and their result rows (written synchronously: on disk when the call returns).
+
+:meth:`RunQueries.finish_run` goes through the store's group commit, like checkpoints: an agent run ends with both.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ class RunQueries:
     path: Path
     read_connection: Callable[..., AbstractContextManager[sqlite3.Connection]]
     _transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    _grouped: Callable[[Callable[[sqlite3.Connection], Any]], Any]
 
     def create_run(self, run_id: str, *, kind: str, config: Mapping[str, Any]) -> None:
         """Register a run (``kind`` is e.g. ``"check"``) with its configuration (rendered JSON-safe).
@@ -135,9 +139,7 @@ class RunQueries:
 
     def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
         """Mark the run finished and keep its summary (rendered JSON-safe). ``StoreError`` if no such run."""
-        with self._transaction() as connection:
-            changed = connection.execute(
-                "UPDATE runs SET finished = ?, summary = ? WHERE run_id = ?", (time.time(), dumps(summary), run_id)
-            ).rowcount
+        row = (time.time(), dumps(summary), run_id)
+        changed = self._grouped(lambda connection: connection.execute("UPDATE runs SET finished = ?, summary = ? WHERE run_id = ?", row).rowcount)
         if not changed:
             raise StoreError(f"no run {run_id!r} in {self.path}: call create_run first")
