@@ -10,6 +10,7 @@ a file with an ``[agent]`` table is an agent check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 import time
@@ -249,6 +250,11 @@ async def acheck_agent(  # long: the options are checked one by one before any r
             from failpath.check.api import CheckInterrupted
 
             raise (_interrupted or CheckInterrupted)(run_id, len(previous) + writer.written, str(kept.path)) from None
+        except Exception:
+            if writer is not None:  # keep the trials made so far for a resume; the check's own error is the one to raise
+                with contextlib.suppress(Exception):
+                    writer.flush()
+            raise
         if writer is not None:
             writer.flush()
         results = sorted([*previous, *fresh], key=lambda r: order[(r.task_id, r.variant, r.index)])

@@ -10,6 +10,7 @@ that was stopped, without redoing the trials it had kept.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import time
 from collections.abc import Mapping
@@ -44,34 +45,52 @@ def trial_key(task_id: str, variant: str, index: int) -> str:
 
 
 class TrialWriter:
-    """Writes an agent check's finished trials to its run's result rows, a batch at a time.
+    """Writes an agent check's finished trials to its run's result rows, a batch at a time, in a thread of its own.
 
     ``order``: each trial's place in the check's plan (by task, variant and index), kept with it.
-    ``add`` keeps a trial and writes the kept ones when ``batch`` of them wait or ``seconds`` have
-    passed since the last write; ``flush`` writes what waits. Trials a stopped process had not written
-    are run again on resume: nothing is lost, at most the last batch is redone.
+    ``add`` keeps a trial and hands the kept ones to the writing thread when ``batch`` of them wait or
+    ``seconds`` have passed since the last hand-off, so the event loop that runs the trials never waits on
+    the disk; ``flush`` hands over what waits and returns once every batch is written (on disk), raising
+    the first write that failed. Trials a stopped process had not written are run again on resume: nothing
+    is lost, at most the batches not yet written are redone.
     """
 
     def __init__(self, store: Any, run_id: str, order: Mapping[tuple[str, str, int], int], *, batch: int = 64, seconds: float = 1.0) -> None:
         self.store, self.run_id, self.order, self.batch, self.seconds = store, run_id, order, batch, seconds
         self._waiting: list[tuple[str, dict[str, Any]]] = []
+        self._sent: list[concurrent.futures.Future[int]] = []
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._last = time.monotonic()
         self.written = 0
 
     def add(self, trial: TrialResult) -> None:
-        """Keep ``trial``; write the waiting trials when the batch is full or old enough."""
+        """Keep ``trial``; hand the waiting trials to the writing thread when the batch is full or old enough."""
         identity = (trial.task_id, trial.variant, trial.index)
         # the trial's place in the check's plan, so the trials read back come in the order the check lists them
         self._waiting.append((trial_key(*identity), {**trial.to_dict(), _POSITION: self.order.get(identity)}))
         if len(self._waiting) >= self.batch or time.monotonic() - self._last >= self.seconds:
-            self.flush()
+            self._send()
 
     def flush(self) -> None:
-        """Write every waiting trial (on disk when this returns)."""
+        """Write every waiting trial: on disk when this returns. Raises the first write that failed."""
+        self._send()
+        pool, sent, self._pool, self._sent = self._pool, self._sent, None, []
+        try:
+            for future in sent:
+                self.written += future.result()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+
+    def _send(self) -> None:
         if self._waiting:
             rows, self._waiting = self._waiting, []
-            self.written += self.store.add_results(self.run_id, rows)
+            if self._pool is None:  # one thread: the batches are written in the order they were handed over
+                self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="failpath-trial-writer")
+            self._sent.append(self._pool.submit(self.store.add_results, self.run_id, rows))
         self._last = time.monotonic()
+        while self._sent and self._sent[0].done():  # count what is written; a failed write stops the check now
+            self.written += self._sent.pop(0).result()
 
 
 def stored_trials(store: Any, run_id: str) -> list[TrialResult]:
