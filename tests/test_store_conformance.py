@@ -1042,3 +1042,19 @@ def test_a_reviewer_added_in_one_store_signs_in_through_another_on_the_same_loca
         first.add_reviewer("ana", digest)
     with open_store(location) as second:
         assert second.reviewer_for_token(digest) == "ana"
+
+
+def test_checkpoints_written_with_earlier_ones_go_all_together_or_not_at_all(store):
+    assert store.writes_earlier_checkpoints is True
+    assert store.begin_run("run-h", kind="agent", config={}, first_checkpoint=("start", {})) is True
+    assert store.add_checkpoint("run-h", 3, "started", {"c": 3}, earlier=[(1, "model", {"m": 1}), (2, "tool", {"t": 2})]) is True
+    assert [(seq, kind) for seq, kind, _ in store.checkpoints("run-h")] == [(0, "start"), (1, "model"), (2, "tool"), (3, "started")]
+    # One of them taken (another process continued the run): none of them is written.
+    assert store.add_checkpoint("run-h", 5, "tool", {}, earlier=[(4, "model", {}), (3, "model", {})]) is False
+    assert [seq for seq, _, _ in store.checkpoints("run-h")] == [0, 1, 2, 3]
+    assert store.end_run("run-h", last_checkpoint=(6, "end", {}), summary={"trace_id": "t"}, earlier=[(4, "model", {}), (5, "tool", {})]) is True
+    assert [seq for seq, _, _ in store.checkpoints("run-h")] == [0, 1, 2, 3, 4, 5, 6] and store.get_run("run-h")["finished"] is not None
+    assert store.begin_run("run-i", kind="agent", config={}, first_checkpoint=("start", {})) is True
+    assert store.add_checkpoint("run-i", 1, "model", {}) is True
+    assert store.end_run("run-i", last_checkpoint=(3, "end", {}), summary={}, earlier=[(1, "model", {}), (2, "tool", {})]) is False
+    assert [seq for seq, _, _ in store.checkpoints("run-i")] == [0, 1] and store.get_run("run-i")["finished"] is None

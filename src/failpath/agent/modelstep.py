@@ -80,12 +80,12 @@ def model_step(agent: Any, record: RunRecord, store: Any) -> None:
             usage = count_usage(agent, record, seg, turn.usage)
             seg.steps.append(step_entry("model", system_name, latency_ms=latency, usage=usage, text=turn.text, calls=turn.tool_calls))
             if turn.tool_calls:
-                commit(record, store, seg, "model", {"turn": turn.to_dict()})
+                commit(record, store, seg, "model", {"turn": turn.to_dict()}, hold=True)
                 return
             feedback = check_answer(agent, record, store, seg, turn)
             if feedback is None:
                 raise Ended(Answered(turn.text, None, system is not agent.model, state=None, trace_id=record.trace_id))
-            commit(record, store, seg, "model", {"turn": turn.to_dict(), "feedback": feedback})
+            commit(record, store, seg, "model", {"turn": turn.to_dict(), "feedback": feedback}, hold=True)
             return
         usage = count_usage(agent, record, seg, getattr(error, "usage", None))
         described = f"{type(error).__name__}: {error}"

@@ -53,6 +53,7 @@ class RunRecord:
         self.outcome: Outcome | None = None
         self.segment_start = time.perf_counter()
         self.checkpointed = True  # False when the store keeps no checkpoints (the run cannot be resumed)
+        self.held: list[tuple[int, str, dict[str, Any]]] = []  # checkpoints made, not written yet (segment.commit)
         self.current: Any = None  # the driver's work since the last checkpoint
         self.loop: Any = None  # the event loop async steps are awaited on (arun), else None
         self.observer: Any = None  # called with the run's trace when it ends or suspends (run(observe=...))

@@ -21,7 +21,7 @@ from failpath.agent.actions import Block, FeedBack, RequireApproval, Withhold
 from failpath.agent.approvals import await_decision
 from failpath.agent.modelstep import check_input, model_step
 from failpath.agent.record import RunRecord, outcome_to_dict
-from failpath.agent.segment import TERMINAL, Ended, RunBusy, Segment, agent_rules, begin, commit, is_async, perf
+from failpath.agent.segment import TERMINAL, Ended, RunBusy, Segment, agent_rules, begin, commit, is_async, perf, write_held
 from failpath.agent.tools import Tool, tool_table
 from failpath.agent.toolstep import tool_step
 from failpath.agent.tracing import build_run_trace
@@ -316,6 +316,8 @@ class Agent:
     def _finish(self, record: RunRecord, store: Any, seg: Segment, ended: Ended) -> Outcome | BaseException:
         """Checkpoint the end (unless the run waits for an approval), write the trace; the outcome, or the exception to raise."""
         outcome = ended.outcome
+        if store is not None and record.checkpointed and (ended.quiet or (isinstance(outcome, Escalated) and outcome.state == "risky_tool_call" and record.waiting is not None)):
+            write_held(record, store)  # no end checkpoint to carry them: what the run held back goes now
         if ended.quiet:
             return outcome  # type: ignore[return-value]
         if not (isinstance(outcome, Escalated) and outcome.state == "risky_tool_call" and record.waiting is not None):

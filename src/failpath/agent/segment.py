@@ -26,7 +26,7 @@ from failpath.core import FailpathError, Outcome
 from failpath.guard.actions import Abstain, ClarifyAction, Default, Escalate, Raise
 from failpath.guard.states import BudgetExceeded, Unexpected
 
-__all__ = ["RunBusy", "Ended", "Segment", "TERMINAL", "begin", "commit", "awaited", "is_async", "agent_rules"]
+__all__ = ["RunBusy", "Ended", "Segment", "TERMINAL", "begin", "commit", "write_held", "awaited", "is_async", "agent_rules"]
 
 perf = time.perf_counter
 
@@ -88,24 +88,53 @@ def begin(record: RunRecord, store: Any, config: dict[str, Any], start: dict[str
     return True
 
 
-def commit(record: RunRecord, store: Any, seg: Segment, kind: str, data: dict[str, Any], *, summary: dict[str, Any] | None = None) -> None:
+def commit(record: RunRecord, store: Any, seg: Segment, kind: str, data: dict[str, Any], *, summary: dict[str, Any] | None = None,
+           hold: bool = False) -> None:
     """Write the next checkpoint (claiming its number) and fold it into the record.
 
     With ``summary`` (the ``end`` checkpoint), the store marks the run finished in the same write.
+
+    ``hold``: nothing outside the run depends on this checkpoint until the next one is written (a model
+    turn; the claim and the result of an idempotent tool, which may safely run again), so, with a store
+    that writes several checkpoints at once (``writes_earlier_checkpoints``), it is held in the record and
+    written in the same transaction as the next checkpoint that is not held, or by :func:`write_held` when
+    the run returns. What is on disk is always the run's first checkpoints, in order: what a crash a moment
+    earlier would have left. So a tool that is not idempotent is claimed on disk before it runs, the run's
+    end and an approval it waits for are on disk before the run returns, and a crash repeats at most
+    model turns and idempotent tool calls.
     """
     now = perf()
     payload = {**data, **seg.data(), "active": now - record.segment_start}
     if store is not None and record.checkpointed:
-        if summary is None:
-            written = store.add_checkpoint(record.run_id, record.seq, kind, payload)
+        batched = getattr(store, "writes_earlier_checkpoints", False)
+        if hold and batched and summary is None:
+            record.held.append((record.seq, kind, payload))
         else:
-            written = store.end_run(record.run_id, last_checkpoint=(record.seq, kind, payload), summary=summary)
-        if not written:
-            raise RunBusy(f"run {record.run_id}: another process continued it (checkpoint {record.seq} exists); this one stopped")
+            extra = {"earlier": list(record.held)} if record.held else {}
+            if summary is None:
+                written = store.add_checkpoint(record.run_id, record.seq, kind, payload, **extra)
+            else:
+                written = store.end_run(record.run_id, last_checkpoint=(record.seq, kind, payload), summary=summary, **extra)
+            record.held = []  # written with it (a write that raised keeps them held: no gap in the numbers)
+            if not written:
+                raise RunBusy(f"run {record.run_id}: another process continued it (a checkpoint up to {record.seq} exists); this one stopped")
     record.apply(record.seq, kind, payload)
     record.segment_start = now
     if seg is record.current:
         record.current = Segment()
+
+
+def write_held(record: RunRecord, store: Any) -> None:
+    """Write the checkpoints :func:`commit` held back (when a run returns or stops without a checkpoint of its own)."""
+    if not record.held or store is None:
+        return
+    held = record.held
+    seq, kind, payload = held[-1]
+    extra = {"earlier": held[:-1]} if len(held) > 1 else {}
+    written = store.add_checkpoint(record.run_id, seq, kind, payload, **extra)
+    record.held = []
+    if not written:
+        raise RunBusy(f"run {record.run_id}: another process continued it (a checkpoint up to {seq} exists); this one stopped")
 
 
 def is_async(fn: Any) -> bool:

@@ -36,7 +36,9 @@ def tool_step(agent: Any, record: RunRecord, store: Any, call: ToolCall) -> None
 
     def settle(message: str, *, fingerprint: str | None = None, result_digest: str | None = None) -> None:
         entry["result"] = preview(message)
-        commit(record, store, record.current, "tool", {"call_id": call.id, "name": call.name, "message": message, "fingerprint": fingerprint, "result_digest": result_digest})
+        # an idempotent tool's result may be held back with the next step's checkpoint: it may safely run again
+        commit(record, store, record.current, "tool", {"call_id": call.id, "name": call.name, "message": message, "fingerprint": fingerprint, "result_digest": result_digest},
+               hold=tool is not None and tool.idempotent)
 
     tool = agent.tools.get(call.name)
     try:
@@ -52,7 +54,7 @@ def tool_step(agent: Any, record: RunRecord, store: Any, call: ToolCall) -> None
         return settle(refused)
     # claim the call first, so no other process runs it too; its step goes in the "tool" checkpoint
     seg.steps.remove(entry)
-    commit(record, store, seg, "started", {"call_id": call.id, "tool": call.name})
+    commit(record, store, seg, "started", {"call_id": call.id, "tool": call.name}, hold=tool.idempotent)  # on disk first unless it may run twice
     seg = record.current = Segment()
     seg.steps.append(entry)
     result, failed = _run_tool(agent, record, store, seg, entry, tool, arguments)

@@ -170,6 +170,11 @@ class Store(abc.ABC):
 
     # ------------------------------------------------------------------ agent run checkpoints
     # Not abstract: a backend that does not keep checkpoints still stores traces, tickets and runs.
+    #: True when :meth:`add_checkpoint` and :meth:`end_run` take ``earlier=`` (checkpoints written first, in
+    #: the same transaction, all or none): an agent run then holds a step's checkpoint back until the next one
+    #: that must be on disk, and writes them together (see :func:`failpath.agent.segment.commit`).
+    writes_earlier_checkpoints = False
+
     def add_checkpoint(self, run_id: str, seq: int, kind: str, data: Mapping[str, Any]) -> bool:
         """Write checkpoint ``seq`` of an agent run (on disk when this returns); False, writing nothing,
         when the run has checkpoint ``seq`` already (another process continued the run first)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -34,26 +34,51 @@ CHECKPOINT_TABLES: tuple[str, ...] = (
 )
 
 
+class _Taken(Exception):
+    """A checkpoint of the write exists already: the transaction is rolled back (its caller returns False)."""
+
+
+def _rows(run_id: str, checkpoints: Sequence[tuple[int, str, Mapping[str, Any]]]) -> list[tuple[Any, ...]]:
+    now = time.time()
+    rows = []
+    for seq, kind, data in checkpoints:
+        check_checkpoint(run_id, seq)
+        rows.append((run_id, seq, kind, dumps(data), now))
+    return rows
+
+
+def _insert_all(connection: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert every row or none: a row whose checkpoint exists raises ``_Taken``, which rolls the transaction back."""
+    for row in rows:
+        if not connection.execute(
+            "INSERT INTO run_checkpoints (run_id, seq, kind, data, written) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", row
+        ).rowcount:
+            raise _Taken()
+
+
 class CheckpointQueries:
     """The checkpoint methods of :class:`~failpath.store.postgres.PostgresStore`, which supplies the names declared here."""
 
     read_connection: Callable[..., AbstractContextManager[Any]]
     _transaction: Callable[[], AbstractContextManager[Any]]
 
-    def add_checkpoint(self, run_id: str, seq: int, kind: str, data: Mapping[str, Any]) -> bool:
-        """Write checkpoint ``seq`` of the run (committed when this returns).
+    #: ``add_checkpoint`` and ``end_run`` take ``earlier=``: checkpoints written first, in the same transaction.
+    writes_earlier_checkpoints = True
 
-        Returns False, writing nothing, when the run has a checkpoint ``seq`` already: another process
+    def add_checkpoint(self, run_id: str, seq: int, kind: str, data: Mapping[str, Any], *, earlier: Sequence[tuple[int, str, Mapping[str, Any]]] = ()) -> bool:
+        """Write checkpoint ``seq`` of the run, after the checkpoints ``earlier`` (``(seq, kind, data)`` each)
+        in the same transaction (committed when this returns).
+
+        Returns False, writing nothing, when the run has one of those checkpoints already: another process
         continued the run first.
         """
-        check_checkpoint(run_id, seq)
-        with self._transaction() as connection:
-            inserted = connection.execute(
-                "INSERT INTO run_checkpoints (run_id, seq, kind, data, written) VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT DO NOTHING",
-                (run_id, seq, kind, dumps(data), time.time()),
-            ).rowcount
-        return bool(inserted)
+        rows = _rows(run_id, [*earlier, (seq, kind, data)])
+        try:
+            with self._transaction() as connection:
+                _insert_all(connection, rows)
+        except _Taken:
+            return False
+        return True
 
     def begin_run(self, run_id: str, *, kind: str, config: Mapping[str, Any], first_checkpoint: tuple[str, Mapping[str, Any]]) -> bool:
         """Register a run and write its checkpoint 0, ``first_checkpoint = (kind, data)``, in one transaction
@@ -75,22 +100,20 @@ class CheckpointQueries:
             connection.execute("DELETE FROM runs WHERE run_id = %s", (run_id,))  # checkpoints without a run: leave them be
             return False
 
-    def end_run(self, run_id: str, *, last_checkpoint: tuple[int, str, Mapping[str, Any]], summary: Mapping[str, Any]) -> bool:
-        """Write checkpoint ``last_checkpoint = (seq, kind, data)`` and mark the run finished with ``summary``
-        (as :meth:`finish_run`), in one transaction (committed when this returns). Returns False, writing
-        nothing, when the run has checkpoint ``seq`` already; a run that was never registered gets the
-        checkpoint only."""
-        seq, kind, data = last_checkpoint
-        check_checkpoint(run_id, seq)
-        now = time.time()
-        with self._transaction() as connection:
-            if not connection.execute(
-                "INSERT INTO run_checkpoints (run_id, seq, kind, data, written) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (run_id, seq, kind, dumps(data), now),
-            ).rowcount:
-                return False
-            connection.execute("UPDATE runs SET finished = %s, summary = %s WHERE run_id = %s", (now, dumps(summary), run_id))
-            return True
+    def end_run(self, run_id: str, *, last_checkpoint: tuple[int, str, Mapping[str, Any]], summary: Mapping[str, Any],
+                earlier: Sequence[tuple[int, str, Mapping[str, Any]]] = ()) -> bool:
+        """Write checkpoint ``last_checkpoint = (seq, kind, data)`` (after the checkpoints ``earlier``) and mark
+        the run finished with ``summary`` (as :meth:`finish_run`), in one transaction (committed when this
+        returns). Returns False, writing nothing, when the run has one of those checkpoints already; a run
+        that was never registered gets the checkpoints only."""
+        rows = _rows(run_id, [*earlier, last_checkpoint])
+        try:
+            with self._transaction() as connection:
+                _insert_all(connection, rows)
+                connection.execute("UPDATE runs SET finished = %s, summary = %s WHERE run_id = %s", (rows[-1][4], dumps(summary), run_id))
+        except _Taken:
+            return False
+        return True
 
     def checkpoints(self, run_id: str) -> list[tuple[int, str, Any]]:
         """The run's checkpoints as ``(seq, kind, data)``, in order (empty for a run with none)."""

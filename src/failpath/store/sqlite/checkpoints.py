@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from failpath.core import StoreError
 from failpath.store.common import check_checkpoint
 from failpath.store.jsonsafe import dumps
 from failpath.store.records import DECODE_ERRORS, damaged
@@ -36,6 +37,32 @@ CHECKPOINT_TABLES: tuple[str, ...] = (
 )
 
 
+class _Taken(Exception):
+    """A checkpoint of the write exists already: the write is rolled back (its caller returns False)."""
+
+
+def _was_taken(exc: BaseException) -> bool:
+    """Whether a grouped write failed because a checkpoint existed (another caller of its batch gets a copy)."""
+    return isinstance(exc, _Taken) or isinstance(exc.__cause__, _Taken)
+
+
+def _rows(run_id: str, checkpoints: Sequence[tuple[int, str, Mapping[str, Any]]]) -> list[tuple[Any, ...]]:
+    now = time.time()
+    rows = []
+    for seq, kind, data in checkpoints:
+        check_checkpoint(run_id, seq)
+        rows.append((run_id, seq, kind, dumps(data), now))
+    return rows
+
+
+def _insert_all(connection: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> bool:
+    """Insert every row or none: a row whose checkpoint exists raises ``_Taken``, which rolls the write back."""
+    for row in rows:
+        if not connection.execute(INSERT_CHECKPOINT, row).rowcount:
+            raise _Taken()
+    return True
+
+
 class CheckpointQueries:
     """The checkpoint methods of :class:`~failpath.store.sqlite.SQLiteStore`, which supplies the names declared here."""
 
@@ -43,15 +70,25 @@ class CheckpointQueries:
     read_connection: Callable[..., AbstractContextManager[sqlite3.Connection]]
     _grouped: Callable[[Callable[[sqlite3.Connection], Any]], Any]
 
-    def add_checkpoint(self, run_id: str, seq: int, kind: str, data: Mapping[str, Any]) -> bool:
-        """Write checkpoint ``seq`` of the run (committed when this returns).
+    #: ``add_checkpoint`` and ``end_run`` take ``earlier=``: checkpoints written first, in the same transaction.
+    writes_earlier_checkpoints = True
 
-        Returns False, writing nothing, when the run has a checkpoint ``seq`` already: another process
+    def add_checkpoint(self, run_id: str, seq: int, kind: str, data: Mapping[str, Any], *, earlier: Sequence[tuple[int, str, Mapping[str, Any]]] = ()) -> bool:
+        """Write checkpoint ``seq`` of the run, after the checkpoints ``earlier`` (``(seq, kind, data)`` each)
+        in the same transaction (committed when this returns).
+
+        Returns False, writing nothing, when the run has one of those checkpoints already: another process
         continued the run first.
         """
-        check_checkpoint(run_id, seq)
-        row = (run_id, seq, kind, dumps(data), time.time())
-        return bool(self._grouped(lambda connection: connection.execute(INSERT_CHECKPOINT, row).rowcount))
+        rows = _rows(run_id, [*earlier, (seq, kind, data)])
+        if len(rows) == 1:
+            return bool(self._grouped(lambda connection: connection.execute(INSERT_CHECKPOINT, rows[0]).rowcount))
+        try:
+            return bool(self._grouped(lambda connection: _insert_all(connection, rows)))
+        except (_Taken, StoreError) as exc:
+            if _was_taken(exc):
+                return False
+            raise
 
     def begin_run(self, run_id: str, *, kind: str, config: Mapping[str, Any], first_checkpoint: tuple[str, Mapping[str, Any]]) -> bool:
         """Register a run and write its checkpoint 0, ``first_checkpoint = (kind, data)``, in one transaction
@@ -72,24 +109,26 @@ class CheckpointQueries:
 
         return bool(self._grouped(begin))
 
-    def end_run(self, run_id: str, *, last_checkpoint: tuple[int, str, Mapping[str, Any]], summary: Mapping[str, Any]) -> bool:
-        """Write checkpoint ``last_checkpoint = (seq, kind, data)`` and mark the run finished with ``summary``
-        (as :meth:`finish_run`), in one transaction (committed when this returns). Returns False, writing
-        nothing, when the run has checkpoint ``seq`` already; a run that was never registered gets the
-        checkpoint only."""
-        seq, kind, data = last_checkpoint
-        check_checkpoint(run_id, seq)
-        now = time.time()
-        checkpoint_row = (run_id, seq, kind, dumps(data), now)
-        finish_row = (now, dumps(summary), run_id)
+    def end_run(self, run_id: str, *, last_checkpoint: tuple[int, str, Mapping[str, Any]], summary: Mapping[str, Any],
+                earlier: Sequence[tuple[int, str, Mapping[str, Any]]] = ()) -> bool:
+        """Write checkpoint ``last_checkpoint = (seq, kind, data)`` (after the checkpoints ``earlier``) and mark
+        the run finished with ``summary`` (as :meth:`finish_run`), in one transaction (committed when this
+        returns). Returns False, writing nothing, when the run has one of those checkpoints already; a run
+        that was never registered gets the checkpoints only."""
+        rows = _rows(run_id, [*earlier, last_checkpoint])
+        finish_row = (rows[-1][4], dumps(summary), run_id)
 
         def end(connection: sqlite3.Connection) -> bool:
-            if not connection.execute(INSERT_CHECKPOINT, checkpoint_row).rowcount:
-                return False
+            _insert_all(connection, rows)
             connection.execute("UPDATE runs SET finished = ?, summary = ? WHERE run_id = ?", finish_row)
             return True
 
-        return bool(self._grouped(end))
+        try:
+            return bool(self._grouped(end))
+        except (_Taken, StoreError) as exc:
+            if _was_taken(exc):
+                return False
+            raise
 
     def checkpoints(self, run_id: str) -> list[tuple[int, str, Any]]:
         """The run's checkpoints as ``(seq, kind, data)``, in order (empty for a run with none)."""
