@@ -22,6 +22,8 @@ __all__ = [
     "ticket_order",
     "result_rows",
     "check_checkpoint",
+    "CheckpointTaken",
+    "checkpoint_rows",
     "check_reviewer",
 ]
 
@@ -103,6 +105,20 @@ def check_checkpoint(run_id: str, seq: int) -> None:
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
         raise StoreError(f"checkpoint number {seq!r} must be an integer of at least 0")
 
+
+class CheckpointTaken(Exception):
+    """A checkpoint of a write exists already (another process continued the run): raised inside the
+    write's transaction to roll it back; the store method that wrote returns False."""
+
+
+def checkpoint_rows(run_id: str, checkpoints: Sequence[tuple[int, str, Mapping[str, Any]]]) -> list[tuple[Any, ...]]:
+    """The rows ``(run_id, seq, kind, data, written)`` of checkpoints ``(seq, kind, data)``, each checked, written now."""
+    now = time.time()
+    rows = []
+    for seq, kind, data in checkpoints:
+        check_checkpoint(run_id, seq)
+        rows.append((run_id, seq, kind, dumps(data), now))
+    return rows
 
 def check_reviewer(name: str, token_hash: str) -> None:
     """Refuse a reviewer no page can sign in: a blank or untrimmed name, or a token digest that is not hex SHA-256."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from failpath.store.common import check_checkpoint
+from failpath.store.common import CheckpointTaken, check_checkpoint, checkpoint_rows
 from failpath.store.jsonsafe import dumps
 from failpath.store.records import DECODE_ERRORS, damaged
 
@@ -34,26 +34,13 @@ CHECKPOINT_TABLES: tuple[str, ...] = (
 )
 
 
-class _Taken(Exception):
-    """A checkpoint of the write exists already: the transaction is rolled back (its caller returns False)."""
-
-
-def _rows(run_id: str, checkpoints: Sequence[tuple[int, str, Mapping[str, Any]]]) -> list[tuple[Any, ...]]:
-    now = time.time()
-    rows = []
-    for seq, kind, data in checkpoints:
-        check_checkpoint(run_id, seq)
-        rows.append((run_id, seq, kind, dumps(data), now))
-    return rows
-
-
 def _insert_all(connection: Any, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert every row or none: a row whose checkpoint exists raises ``_Taken``, which rolls the transaction back."""
+    """Insert every row or none: a row whose checkpoint exists raises ``CheckpointTaken``, which rolls the transaction back."""
     for row in rows:
         if not connection.execute(
             "INSERT INTO run_checkpoints (run_id, seq, kind, data, written) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", row
         ).rowcount:
-            raise _Taken()
+            raise CheckpointTaken()
 
 
 class CheckpointQueries:
@@ -72,11 +59,11 @@ class CheckpointQueries:
         Returns False, writing nothing, when the run has one of those checkpoints already: another process
         continued the run first.
         """
-        rows = _rows(run_id, [*earlier, (seq, kind, data)])
+        rows = checkpoint_rows(run_id, [*earlier, (seq, kind, data)])
         try:
             with self._transaction() as connection:
                 _insert_all(connection, rows)
-        except _Taken:
+        except CheckpointTaken:
             return False
         return True
 
@@ -106,12 +93,12 @@ class CheckpointQueries:
         the run finished with ``summary`` (as :meth:`finish_run`), in one transaction (committed when this
         returns). Returns False, writing nothing, when the run has one of those checkpoints already; a run
         that was never registered gets the checkpoints only."""
-        rows = _rows(run_id, [*earlier, last_checkpoint])
+        rows = checkpoint_rows(run_id, [*earlier, last_checkpoint])
         try:
             with self._transaction() as connection:
                 _insert_all(connection, rows)
                 connection.execute("UPDATE runs SET finished = %s, summary = %s WHERE run_id = %s", (rows[-1][4], dumps(summary), run_id))
-        except _Taken:
+        except CheckpointTaken:
             return False
         return True
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from failpath.core import StoreError
-from failpath.store.common import check_checkpoint
+from failpath.store.common import CheckpointTaken, check_checkpoint, checkpoint_rows
 from failpath.store.jsonsafe import dumps
 from failpath.store.records import DECODE_ERRORS, damaged
 
@@ -37,29 +37,16 @@ CHECKPOINT_TABLES: tuple[str, ...] = (
 )
 
 
-class _Taken(Exception):
-    """A checkpoint of the write exists already: the write is rolled back (its caller returns False)."""
-
-
 def _was_taken(exc: BaseException) -> bool:
     """Whether a grouped write failed because a checkpoint existed (another caller of its batch gets a copy)."""
-    return isinstance(exc, _Taken) or isinstance(exc.__cause__, _Taken)
-
-
-def _rows(run_id: str, checkpoints: Sequence[tuple[int, str, Mapping[str, Any]]]) -> list[tuple[Any, ...]]:
-    now = time.time()
-    rows = []
-    for seq, kind, data in checkpoints:
-        check_checkpoint(run_id, seq)
-        rows.append((run_id, seq, kind, dumps(data), now))
-    return rows
+    return isinstance(exc, CheckpointTaken) or isinstance(exc.__cause__, CheckpointTaken)
 
 
 def _insert_all(connection: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> bool:
-    """Insert every row or none: a row whose checkpoint exists raises ``_Taken``, which rolls the write back."""
+    """Insert every row or none: a row whose checkpoint exists raises ``CheckpointTaken``, which rolls the write back."""
     for row in rows:
         if not connection.execute(INSERT_CHECKPOINT, row).rowcount:
-            raise _Taken()
+            raise CheckpointTaken()
     return True
 
 
@@ -80,12 +67,12 @@ class CheckpointQueries:
         Returns False, writing nothing, when the run has one of those checkpoints already: another process
         continued the run first.
         """
-        rows = _rows(run_id, [*earlier, (seq, kind, data)])
+        rows = checkpoint_rows(run_id, [*earlier, (seq, kind, data)])
         if len(rows) == 1:
             return bool(self._grouped(lambda connection: connection.execute(INSERT_CHECKPOINT, rows[0]).rowcount))
         try:
             return bool(self._grouped(lambda connection: _insert_all(connection, rows)))
-        except (_Taken, StoreError) as exc:
+        except (CheckpointTaken, StoreError) as exc:
             if _was_taken(exc):
                 return False
             raise
@@ -115,7 +102,7 @@ class CheckpointQueries:
         the run finished with ``summary`` (as :meth:`finish_run`), in one transaction (committed when this
         returns). Returns False, writing nothing, when the run has one of those checkpoints already; a run
         that was never registered gets the checkpoints only."""
-        rows = _rows(run_id, [*earlier, last_checkpoint])
+        rows = checkpoint_rows(run_id, [*earlier, last_checkpoint])
         finish_row = (rows[-1][4], dumps(summary), run_id)
 
         def end(connection: sqlite3.Connection) -> bool:
@@ -125,7 +112,7 @@ class CheckpointQueries:
 
         try:
             return bool(self._grouped(end))
-        except (_Taken, StoreError) as exc:
+        except (CheckpointTaken, StoreError) as exc:
             if _was_taken(exc):
                 return False
             raise
