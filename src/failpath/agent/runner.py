@@ -316,11 +316,12 @@ class Agent:
     def _finish(self, record: RunRecord, store: Any, seg: Segment, ended: Ended) -> Outcome | BaseException:
         """Checkpoint the end (unless the run waits for an approval), write the trace; the outcome, or the exception to raise."""
         outcome = ended.outcome
-        if store is not None and record.checkpointed and (ended.quiet or (isinstance(outcome, Escalated) and outcome.state == "risky_tool_call" and record.waiting is not None)):
+        waits = isinstance(outcome, Escalated) and outcome.state == "risky_tool_call" and record.waiting is not None
+        if store is not None and record.checkpointed and (ended.quiet or waits):
             write_held(record, store)  # no end checkpoint to carry them: what the run held back goes now
         if ended.quiet:
             return outcome  # type: ignore[return-value]
-        if not (isinstance(outcome, Escalated) and outcome.state == "risky_tool_call" and record.waiting is not None):
+        if not waits:
             ended_with = outcome_to_dict(outcome) if outcome is not None else None
             raised = None if ended.exception is None else f"{type(ended.exception).__name__}: {ended.exception}"
             summary = {"outcome": ended_with, "raised": raised, "trace_id": record.trace_id}

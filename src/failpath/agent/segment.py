@@ -110,14 +110,7 @@ def commit(record: RunRecord, store: Any, seg: Segment, kind: str, data: dict[st
         if hold and batched and summary is None:
             record.held.append((record.seq, kind, payload))
         else:
-            extra = {"earlier": list(record.held)} if record.held else {}
-            if summary is None:
-                written = store.add_checkpoint(record.run_id, record.seq, kind, payload, **extra)
-            else:
-                written = store.end_run(record.run_id, last_checkpoint=(record.seq, kind, payload), summary=summary, **extra)
-            record.held = []  # written with it (a write that raised keeps them held: no gap in the numbers)
-            if not written:
-                raise RunBusy(f"run {record.run_id}: another process continued it (a checkpoint up to {record.seq} exists); this one stopped")
+            _write(record, store, [*record.held, (record.seq, kind, payload)], summary)
     record.apply(record.seq, kind, payload)
     record.segment_start = now
     if seg is record.current:
@@ -126,15 +119,24 @@ def commit(record: RunRecord, store: Any, seg: Segment, kind: str, data: dict[st
 
 def write_held(record: RunRecord, store: Any) -> None:
     """Write the checkpoints :func:`commit` held back (when a run returns or stops without a checkpoint of its own)."""
-    if not record.held or store is None:
-        return
-    held = record.held
-    seq, kind, payload = held[-1]
-    extra = {"earlier": held[:-1]} if len(held) > 1 else {}
-    written = store.add_checkpoint(record.run_id, seq, kind, payload, **extra)
+    if record.held and store is not None:
+        _write(record, store, list(record.held))
+
+
+def _write(record: RunRecord, store: Any, checkpoints: list[tuple[int, str, dict[str, Any]]], summary: dict[str, Any] | None = None) -> None:
+    """Write ``checkpoints`` (the held ones, then the last) in one store call; with ``summary``, the last ends the run.
+
+    The held checkpoints are let go only once written: a write that raised keeps them, so no number is skipped.
+    """
+    last, earlier = checkpoints[-1], checkpoints[:-1]
+    extra = {"earlier": earlier} if earlier else {}
+    if summary is None:
+        written = store.add_checkpoint(record.run_id, *last, **extra)
+    else:
+        written = store.end_run(record.run_id, last_checkpoint=last, summary=summary, **extra)
     record.held = []
     if not written:
-        raise RunBusy(f"run {record.run_id}: another process continued it (a checkpoint up to {seq} exists); this one stopped")
+        raise RunBusy(f"run {record.run_id}: another process continued it (a checkpoint up to {last[0]} exists); this one stopped")
 
 
 def is_async(fn: Any) -> bool:
