@@ -8,7 +8,6 @@ the action taken, the latency and the tokens. The same steps are the trace's ``a
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from failpath.core import Attempt, Outcome, Trace

@@ -150,7 +150,6 @@ class _TableEdit(TextPerturbation):
         n = len(matches) if self.intensity is None else min(self.intensity, len(matches))
         chosen = sorted(rng.sample(matches, n), key=lambda mt: mt[0].start, reverse=True)
         for match, target in chosen:  # right to left, so token indexes stay those of the input
-            original = " ".join(doc.tokens[match.start : match.end])
             trailing = split_punctuation(doc.tokens[match.end - 1])[1]
             if self.name == "expand":
                 trailing = trailing.replace(".", "")

@@ -24,7 +24,7 @@ confidence quality), whose denominators are the judged requests (:func:`is_judge
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from failpath.check.result import ConfidenceQuality, GroupFigures, PolicyFigures

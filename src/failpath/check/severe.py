@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from failpath.check.plan import BUDGET_FAMILIES, DEFAULT_SEVERE_SILENT_FAILURE
-from failpath.check.result import FamilyBound, SevereCase, SeverityReport
+from failpath.check.result import SevereCase, SeverityReport
 from failpath.check.severity import SEVERE_CUT
 from failpath.check.summarise import family_bounds
 from failpath.check.tally import ANSWERED, OUTCOMES, Tallied

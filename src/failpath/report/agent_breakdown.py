@@ -32,7 +32,7 @@ def tables(figures: Mapping[str, Any]) -> list[Table]:
     k = figures.get("k", 4)
     by_outcome = figures.get("by_outcome") or {}
     if by_outcome:
-        table = _table(f"By the outcome a task expects (clean trials): an agent that escalates everything passes only the non-answers",
+        table = _table("By the outcome a task expects (clean trials): an agent that escalates everything passes only the non-answers",
                        "expects", "tasks", "pass@1", f"pass^{k}", "lower bound", "ended in a non-answer")
         for kind, row in by_outcome.items():
             table.add_row(kind, str(row["tasks"]), _pct(row["pass_at_1"]), _pct(row["estimate"]), _pct(row["lower_bound"]),
