@@ -42,18 +42,8 @@ from pydantic_ai import Agent  # noqa: E402
 from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart  # noqa: E402
 from pydantic_ai.models.function import FunctionModel  # noqa: E402
 
-TURN = 0.05
-
-
-class Env:
-    """A trial's environment: the orders the agent looked up."""
-
-    def __init__(self, trial: Any = None):
-        self.store = getattr(trial, "store", None)
-        self.looked_up: list[str] = []
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"looked_up": list(self.looked_up)}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from agent_check import TURN, Env, tasks  # noqa: E402  (the same environment, tasks and model turn as the fp.Agent bench)
 
 
 async def model_turn(messages: list[Any], info: Any) -> ModelResponse:
@@ -75,9 +65,6 @@ def build(env: Env) -> Agent:
 
     return agent
 
-
-def tasks(count: int) -> list[Any]:
-    return [fp.AgentTask(f"t{i}", f"look up order {i}", expected_state={"looked_up": [str(i)]}) for i in range(count)]
 
 
 def policy(store: Any) -> fp.Policy:
